@@ -1,0 +1,112 @@
+"""``python -m mockserver`` / ``nanobanana-mock``: serve the mock from the command line.
+
+Every flag is generated from :class:`~mockserver.config.MockConfig`, and every flag has a
+``MOCK_*`` environment variable (flags win).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from .app import base_urls, create_app
+from .config import ConfigError, MockConfig, config_from_env, env_name, parse_value
+
+__all__ = ["build_parser", "main", "parse_config"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nanobanana-mock",
+        description="Contract-testing mock of the Nano Banana APIs of Segmind, SeaArt and Pixazo.",
+    )
+    defaults = MockConfig()
+    for f in dataclasses.fields(MockConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        shown = ",".join(sorted(default)) if isinstance(default, frozenset) else default
+        help_text = f"{f.metadata['help']} [env {env_name(f.name)}; default {shown or 'none'}]"
+        if f.type == "bool":
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            parser.add_argument(
+                flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text
+            )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None) -> tuple[MockConfig, argparse.Namespace]:
+    args = build_parser().parse_args(argv)
+    overrides = {}
+    for f in dataclasses.fields(MockConfig):
+        value = getattr(args, f.name)
+        if value is not None:
+            overrides[f.name] = value if isinstance(value, bool) else parse_value(f, value)
+    return config_from_env(os.environ, **overrides), args
+
+
+def banner(config: MockConfig, port: int) -> str:
+    base = f"http://{config.host}:{port}"
+    urls = base_urls(base)
+    lines = [
+        f"nanobanana-mock serving on {base} (seed {config.seed}, time scale {config.time_scale}x)",
+        f"  Segmind  base URL {urls['segmind']}",
+        f"           (SDK: SegmindClient(base_url=\"{urls['segmind']}\"))",
+        f"  SeaArt   base URL {urls['seaart']}",
+        f"  Pixazo   origin   {urls['pixazo']}",
+        "  keys: "
+        + ("any non-empty key" if not config.api_keys else f"{len(config.api_keys)} configured"),
+        "Try:",
+        f"  curl -s -X POST {base}/v2/nano-banana -H 'x-api-key: test' "
+        "-H 'Content-Type: application/json' -d '{\"prompt\": \"Dancing Banana\"}'",
+    ]
+    return "\n".join(lines)
+
+
+async def serve(config: MockConfig) -> None:
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs')
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else config.port
+    print(banner(config, port), flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config, args = parse_config(argv)
+    except ConfigError as exc:
+        print(f"nanobanana-mock: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        runner(serve(config))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(
+            f"nanobanana-mock: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr
+        )
+        return 1
+    return 0

@@ -1,0 +1,182 @@
+"""Every setting of the mock, in one frozen object.
+
+Each field declares its command-line flag, its environment variable and its help text, so
+the CLI and the environment are generated from this one place. Precedence: explicit flag,
+then environment variable, then the default here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["ConfigError", "MockConfig", "config_from_env"]
+
+ENV_PREFIX = "MOCK_"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the mock cannot use."""
+
+
+def _opt(help_text: str, parse: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    return {"help": help_text, "parse": parse}
+
+
+def parse_keys(text: str) -> frozenset[str]:
+    """``"k1,k2"`` -> the set of accepted API keys (blank entries dropped)."""
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_float_map(text: str) -> Mapping[str, float]:
+    """``"seaart=600,pixazo=900"`` -> ``{"seaart": 600.0, "pixazo": 900.0}``."""
+    result: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"expected NAME=SECONDS, got {part!r}")
+        try:
+            result[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"{part!r}: {value!r} is not a number") from None
+    return MappingProxyType(result)
+
+
+@dataclass(frozen=True, slots=True)
+class MockConfig:
+    """The mock's settings. Build with keyword arguments, :func:`config_from_env` or the CLI."""
+
+    host: str = field(
+        default="127.0.0.1", metadata=_opt("interface to bind (loopback only by default)")
+    )
+    port: int = field(default=8080, metadata=_opt("TCP port; 0 picks a free one"))
+    seed: int = field(default=0, metadata=_opt("seed of every random choice (ids, delays, images)"))
+    time_scale: float = field(
+        default=1.0,
+        metadata=_opt("virtual seconds per wall second; 0 freezes the clock (tests advance it)"),
+    )
+    workers: int = field(default=4, metadata=_opt("simulated GPU workers per provider"))
+    queue_seconds: float = field(
+        default=1.0, metadata=_opt("dispatch delay before an idle worker takes a job")
+    )
+    processing_seconds: Mapping[str, float] = field(
+        default_factory=dict,
+        metadata=_opt(
+            "generation time per model, e.g. 'segmind/nano-banana=5,seaart/*=10' "
+            "(default: the documented typical time of each model)",
+            parse_float_map,
+        ),
+    )
+    processing_jitter: float = field(
+        default=0.1, metadata=_opt("lognormal sigma of the generation time (0: exact)")
+    )
+    retention_seconds: Mapping[str, float] = field(
+        default_factory=dict,
+        metadata=_opt(
+            "how long jobs and images live after submission, per provider, e.g. 'seaart=600' "
+            "(default: each lifecycle.json; Segmind's 3600 s is documented)",
+            parse_float_map,
+        ),
+    )
+    api_keys: frozenset[str] = field(
+        default_factory=frozenset,
+        metadata=_opt(
+            "comma-separated accepted API keys; empty accepts any non-empty key", parse_keys
+        ),
+    )
+    max_body_bytes: int = field(default=256 * 1024, metadata=_opt("largest request body accepted"))
+    max_jobs: int = field(
+        default=100_000, metadata=_opt("jobs kept in memory; the oldest go first")
+    )
+    image_cache_bytes: int = field(
+        default=256 * 1024 * 1024, metadata=_opt("memory for rendered images (LRU)")
+    )
+    notional_credits: float = field(
+        default=1000.0,
+        metadata=_opt("balance reported in Segmind's x-remaining-credits (reported, not enforced)"),
+    )
+    self_check: bool = field(
+        default=False,
+        metadata=_opt("validate every response against its schema; a violation answers 500"),
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("processing_seconds", "retention_seconds"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "api_keys", frozenset(self.api_keys))
+        self._check()
+
+    def _check(self) -> None:
+        problems = []
+        if not 0 <= self.port <= 65535:
+            problems.append(f"port {self.port} is not in 0..65535")
+        if self.time_scale < 0:
+            problems.append("time_scale must be >= 0")
+        if self.workers < 1:
+            problems.append("workers must be >= 1")
+        for name in ("queue_seconds", "processing_jitter"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
+        for name in ("max_body_bytes", "max_jobs", "image_cache_bytes"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        for name in ("processing_seconds", "retention_seconds"):
+            for key, value in getattr(self, name).items():
+                if not value >= 0:
+                    problems.append(f"{name}[{key}] must be >= 0")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def processing_for(self, provider: str, model: str, typical: float) -> float:
+        """The mean generation time of a model: an override, a provider wildcard, or typical."""
+        table = self.processing_seconds
+        for key in (f"{provider}/{model}", f"{provider}/*", "*"):
+            if key in table:
+                return table[key]
+        return typical
+
+    def retention_for(self, provider: str, documented: float) -> float:
+        """How long a provider keeps jobs: an override, or the lifecycle's documented value."""
+        return self.retention_seconds.get(provider, self.retention_seconds.get("*", documented))
+
+
+_SCALARS: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def parse_value(f: dataclasses.Field[Any], text: str) -> Any:
+    """Parse one setting from its textual form (flag or environment variable)."""
+    parser = f.metadata.get("parse")
+    if parser is not None:
+        return parser(text)
+    kind = _SCALARS[str(f.type)]
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{f.name}: {text!r} is not a boolean")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{f.name}: {text!r} is not a valid {kind.__name__}") from None
+
+
+def config_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> MockConfig:
+    """Build a config from ``MOCK_*`` environment variables, then keyword overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(MockConfig):
+        name = env_name(f.name)
+        if name in environ:
+            values[f.name] = parse_value(f, environ[name])
+    values.update(overrides)
+    return MockConfig(**values)

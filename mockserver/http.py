@@ -1,0 +1,187 @@
+"""HTTP plumbing shared by the provider modules: errors, JSON replies, origins, body reading.
+
+Two error families never mix (see ARCHITECTURE.md): :class:`ApiError` is an emulated provider
+error that a client should see, already in that provider's envelope; ContractViolation
+(schemas) is the mock breaking its own contract, which must fail loudly in tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+__all__ = [
+    "ApiError",
+    "Problem",
+    "fingerprint",
+    "json_response",
+    "origin",
+    "problems_of",
+    "read_body",
+]
+
+JSON_TYPES = ("application/json",)
+
+
+class ApiError(Exception):
+    """A provider-shaped error response, raised anywhere in a handler."""
+
+    def __init__(
+        self,
+        status: int,
+        body: Any,
+        *,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        super().__init__(status, body)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+        self.content_type = content_type
+
+    def response(self) -> web.Response:
+        if self.content_type == "application/json":
+            return json_response(self.status, self.body, self.headers)
+        return web.Response(
+            status=self.status,
+            text=str(self.body),
+            content_type=self.content_type,
+            headers=self.headers,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a request body broke its schema: where, which rule, and what was wrong."""
+
+    loc: tuple[str | int, ...]
+    rule: str
+    message: str
+
+    @property
+    def where(self) -> str:
+        return ".".join(str(part) for part in self.loc) or "body"
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return web.Response(status=status, text=text, content_type="application/json", headers=headers)
+
+
+def fingerprint(api_key: str) -> str:
+    """A stable, non-reversible stand-in for an API key (keys are never stored in clear)."""
+    return hashlib.blake2b(api_key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def origin(request: web.Request) -> str:
+    """The scheme and authority the client used, so returned URLs lead back to this mock."""
+    try:
+        found = str(request.url.origin())
+    except (ValueError, TypeError):
+        found = ""
+    if found.startswith(("http://", "https://")) and "\\" not in found:
+        return found
+    host, port = (
+        request.transport.get_extra_info("sockname")[:2]
+        if request.transport
+        else (
+            "127.0.0.1",
+            80,
+        )
+    )
+    return f"http://{host}:{port}"
+
+
+class BodyError(Exception):
+    """Why a body could not be read as a JSON object; ``kind`` picks the provider's answer."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # "content_type" | "too_large" | "json"
+        self.message = message
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_body(request: web.Request, max_bytes: int) -> Any:
+    """The request body as parsed JSON; raises :class:`BodyError` with a clear reason."""
+    if request.content_type not in JSON_TYPES and not request.content_type.endswith("+json"):
+        shown = request.headers.get("Content-Type") or "none"
+        raise BodyError("content_type", f"Content-Type must be application/json, got {shown}")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise BodyError("too_large", f"request body exceeds {max_bytes} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BodyError("too_large", f"request body exceeds {max_bytes} bytes") from None
+    if len(raw) > max_bytes:
+        raise BodyError("too_large", f"request body exceeds {max_bytes} bytes")
+    if not raw.strip():
+        raise BodyError("json", "request body is empty; a JSON object is required")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError("json", f"request body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise BodyError(
+            "json", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except ValueError as exc:
+        raise BodyError("json", f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise BodyError("json", "JSON nesting is too deep") from None
+
+
+def problems_of(validator: Any, instance: Any) -> list[Problem]:
+    """Every schema violation of ``instance``, as :class:`Problem` s sorted by location."""
+    problems: list[Problem] = []
+    for error in validator.iter_errors(instance):
+        loc = tuple(error.absolute_path)
+        if error.validator == "required" and isinstance(error.instance, dict):
+            for name in error.validator_value:
+                if name not in error.instance:
+                    problems.append(Problem((*loc, name), "required", "field required"))
+            continue
+        problems.append(Problem(loc, str(error.validator), _message(error)))
+    return sorted(problems, key=lambda p: (tuple(map(str, p.loc)), p.rule))
+
+
+def _message(error: Any) -> str:
+    rule = error.validator
+    value = error.validator_value
+    if rule == "enum":
+        return f"{_short(error.instance)} is not one of {', '.join(map(str, value))}"
+    if rule == "maxItems":
+        return f"at most {value} items allowed, got {len(error.instance)}"
+    if rule == "minItems":
+        return f"at least {value} items required, got {len(error.instance)}"
+    if rule == "maxLength":
+        return f"at most {value} characters allowed, got {len(error.instance)}"
+    if rule == "minLength":
+        return f"at least {value} characters required, got {len(error.instance)}"
+    if rule == "type":
+        return f"must be of type {value}, got {type(error.instance).__name__}"
+    if rule in ("minimum", "maximum"):
+        return (
+            f"must be {'>=' if rule == 'minimum' else '<='} {value}, got {_short(error.instance)}"
+        )
+    if rule == "pattern":
+        return f"{_short(error.instance)} is not a valid value (must match {value})"
+    return error.message if len(error.message) < 300 else error.message[:297] + "..."
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

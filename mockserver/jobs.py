@@ -1,0 +1,291 @@
+"""Provider-neutral jobs: scheduling on simulated workers and a lifecycle read off the clock.
+
+A job is scheduled once, at submission: it gets the time a worker picks it up (``start_at``)
+and the time it finishes (``end_at``). Its state is then a pure function of the virtual
+time at which it is read, so there is no timer or task per job. Workers are a FIFO pool per
+provider, so jobs really queue and queue positions and remaining times are true. Cancelling
+frees the worker and re-plans the jobs still waiting. No HTTP here.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["TERMINAL", "Failure", "Job", "JobStore", "Output", "State", "Surface"]
+
+
+class State(StrEnum):
+    """Provider-neutral states; each provider's lifecycle.json maps them to wire strings."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
+
+
+class Surface(StrEnum):
+    """The point of the lifecycle at which a decided failure becomes visible."""
+
+    SUBMIT = "submit"  # failed at once, never takes a worker
+    START = "start"  # fails when a worker picks it up
+    END = "end"  # fails when generation would have finished
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failure decided at submission (by a fault rule or a test)."""
+
+    error: str
+    error_type: str = "INFERENCE_FAILURE"
+    surface: Surface = Surface.END
+    after_polls: int | None = None  # also fail on this many status reads, if sooner
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What a successful job produces: ``count`` images of one size and format."""
+
+    width: int
+    height: int
+    fmt: str
+    count: int = 1
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """One generation request and its schedule. Times are virtual seconds."""
+
+    id: str
+    provider: str
+    model: str
+    owner: str  # fingerprint of the API key: ids are only visible to their owner
+    request: dict[str, Any]  # the validated body, kept whole
+    output: Output
+    image_seed: int
+    cost: float
+    submitted_at: float
+    ready_at: float  # earliest time a worker may take it (dispatch delay)
+    duration: float  # generation time once running
+    expires_at: float
+    failure: Failure | None = None
+    seq: int = 0
+    start_at: float = 0.0
+    end_at: float = 0.0
+    cancelled_at: float | None = None
+    polls: int = 0
+
+    @property
+    def fail_at(self) -> float:
+        """When the decided failure surfaces by time (inf when the job succeeds)."""
+        failure = self.failure
+        if failure is None:
+            return math.inf
+        if failure.surface is Surface.SUBMIT:
+            return self.submitted_at
+        return self.start_at if failure.surface is Surface.START else self.end_at
+
+    @property
+    def busy_until(self) -> float:
+        """When the job stops holding its worker."""
+        if self.cancelled_at is not None:
+            return min(self.cancelled_at, self.end_at)
+        return min(self.end_at, self.fail_at)
+
+    def state(self, now: float) -> State:
+        """The job's state at virtual time ``now`` (never moves back as ``now`` grows)."""
+        if self.cancelled_at is not None:
+            return State.CANCELLED
+        failure = self.failure
+        if failure is not None and (
+            now >= self.fail_at
+            or (failure.after_polls is not None and self.polls >= failure.after_polls)
+        ):
+            return State.FAILED
+        if now >= self.end_at:
+            return State.SUCCEEDED
+        return State.RUNNING if now >= self.start_at else State.QUEUED
+
+    def finished_at(self, now: float) -> float | None:
+        """When the job reached its terminal state, or None while it is still live."""
+        state = self.state(now)
+        if state is State.CANCELLED:
+            return self.cancelled_at
+        if state is State.FAILED:
+            return min(now, self.fail_at)
+        return self.end_at if state is State.SUCCEEDED else None
+
+
+class WorkerPool:
+    """FIFO workers of one provider; every job is planned onto the first free worker."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._free = [0.0] * workers  # heap of the times each worker becomes free
+        self._inflight: OrderedDict[str, Job] = OrderedDict()  # planned, not yet done
+
+    def plan(self, job: Job, now: float) -> None:
+        if job.failure is not None and job.failure.surface is Surface.SUBMIT:
+            job.start_at = job.end_at = job.submitted_at
+            return
+        self._assign(job, self._free)
+        self._inflight[job.id] = job
+        self._prune(now)
+
+    def release(self, job: Job, now: float) -> None:
+        """Cancel ``job`` at ``now``: free its worker and re-plan the jobs still waiting."""
+        job.cancelled_at = now
+        self._inflight.pop(job.id, None)
+        live = [j for j in self._inflight.values() if j.busy_until > now]
+        running = [j for j in live if j.start_at <= now]
+        waiting = [j for j in live if j.start_at > now]
+        free = [j.busy_until for j in running] + [now] * (self.workers - len(running))
+        heapq.heapify(free)
+        for waiting_job in waiting:
+            self._assign(waiting_job, free)
+        self._free = free
+        self._inflight = OrderedDict((j.id, j) for j in live)
+
+    def queue_position(self, job: Job, now: float) -> int:
+        """How many jobs a worker will take before this one (0 once it is running)."""
+        if job.start_at <= now:
+            return 0
+        self._prune(now)
+        ahead = 0
+        for other in self._inflight.values():
+            if other.seq >= job.seq:
+                break
+            if other.start_at > now:
+                ahead += 1
+        return ahead
+
+    def forget(self, job: Job) -> None:
+        self._inflight.pop(job.id, None)
+
+    @staticmethod
+    def _assign(job: Job, free: list[float]) -> None:
+        worker_free = heapq.heappop(free)
+        job.start_at = max(job.ready_at, worker_free)
+        job.end_at = job.start_at + job.duration
+        heapq.heappush(free, job.busy_until)
+
+    def _prune(self, now: float) -> None:
+        while self._inflight:
+            first = next(iter(self._inflight.values()))
+            if first.busy_until > now:
+                break
+            self._inflight.popitem(last=False)
+
+
+@dataclass(slots=True)
+class _Owner:
+    spent: float = 0.0
+
+
+class JobStore:
+    """Every job of every provider, bounded by count and by retention."""
+
+    def __init__(self, workers: int, max_jobs: int, max_owners: int = 10_000) -> None:
+        self._workers = workers
+        self._max_jobs = max_jobs
+        self._max_owners = max_owners
+        self._jobs: OrderedDict[str, Job] = OrderedDict()  # submission order
+        self._expiry: list[tuple[float, int, str]] = []  # heap of (expires_at, seq, id)
+        self._pools: dict[str, WorkerPool] = {}
+        self._owners: OrderedDict[str, _Owner] = OrderedDict()
+        self._seq = 0
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def pool(self, provider: str) -> WorkerPool:
+        if provider not in self._pools:
+            self._pools[provider] = WorkerPool(self._workers)
+        return self._pools[provider]
+
+    def add(self, job: Job, now: float) -> Job:
+        """Plan ``job`` onto its provider's workers and keep it until it expires."""
+        self.evict(now)
+        self._seq += 1
+        job.seq = self._seq
+        self.pool(job.provider).plan(job, now)
+        self._jobs[job.id] = job
+        heapq.heappush(self._expiry, (job.expires_at, job.seq, job.id))
+        while len(self._jobs) > self._max_jobs:
+            _, oldest = self._jobs.popitem(last=False)
+            self._drop(oldest)
+        if len(self._expiry) > 2 * self._max_jobs:  # entries of count-evicted jobs pile up
+            self._expiry = [(j.expires_at, j.seq, j.id) for j in self._jobs.values()]
+            heapq.heapify(self._expiry)
+        return job
+
+    def get(self, job_id: str, now: float) -> Job | None:
+        """The job with this id, or None when unknown or expired."""
+        job = self._jobs.get(job_id)
+        if job is None or now >= job.expires_at:
+            return None
+        return job
+
+    def find(self, provider: str, job_id: str, owner: str, now: float) -> Job | None:
+        """A job as its owner sees it: another provider's or another key's job is not found."""
+        job = self.get(job_id, now)
+        if job is None or job.provider != provider or job.owner != owner:
+            return None
+        return job
+
+    def cancel(self, job: Job, now: float) -> bool:
+        """Cancel a live job; False when it is already terminal."""
+        if job.state(now) in TERMINAL:
+            return False
+        self.pool(job.provider).release(job, now)
+        return True
+
+    def fail(self, job: Job, failure: Failure, now: float) -> bool:
+        """Decide that a live job ends FAILED (fault rules and tests); False when terminal."""
+        if job.state(now) in TERMINAL:
+            return False
+        job.failure = failure
+        return True
+
+    def queue_position(self, job: Job, now: float) -> int:
+        return self.pool(job.provider).queue_position(job, now)
+
+    def charge(self, owner: str, cost: float) -> float:
+        """Record what an owner spent; returns their total so far."""
+        account = self._owners.pop(owner, None) or _Owner()
+        account.spent += cost
+        self._owners[owner] = account
+        while len(self._owners) > self._max_owners:
+            self._owners.popitem(last=False)
+        return account.spent
+
+    def spent(self, owner: str) -> float:
+        account = self._owners.get(owner)
+        return account.spent if account else 0.0
+
+    def evict(self, now: float) -> int:
+        """Forget every expired job; returns how many went."""
+        gone = 0
+        while self._expiry and self._expiry[0][0] <= now:
+            _, _, job_id = heapq.heappop(self._expiry)
+            job = self._jobs.pop(job_id, None)
+            if job is not None:
+                self._drop(job)
+                gone += 1
+        return gone
+
+    def _drop(self, job: Job) -> None:
+        self.pool(job.provider).forget(job)
+        self.evicted += 1
+
+    def jobs(self) -> list[Job]:
+        return list(self._jobs.values())

@@ -1,0 +1,179 @@
+"""What the three providers share: authentication, body reading, jobs, replies.
+
+A provider module subclasses :class:`Provider` and supplies only what differs: its routes,
+how it finds the API key, and its error envelopes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+import schemas
+
+from .. import images
+from ..contracts import Contract, Model, contract
+from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_of, read_body
+from ..jobs import Failure, Job
+from ..state import MockState
+
+__all__ = ["Provider"]
+
+WARNING_HEADER = "X-Mock-Warning"
+
+
+class Provider:
+    """One simulated provider. Subclasses set ``name`` and ``prefixes`` and the hooks below."""
+
+    name: ClassVar[str]
+    prefixes: ClassVar[tuple[str, ...]]  # path prefixes whose stray requests this provider answers
+
+    def __init__(self, state: MockState) -> None:
+        self.state = state
+        self.contract: Contract = contract(self.name)
+
+    # -- what each provider supplies -------------------------------------------------------
+    def routes(self) -> list[web.RouteDef]:
+        raise NotImplementedError
+
+    def error(self, status: int, message: str) -> ApiError:
+        """The provider's plain error envelope."""
+        raise NotImplementedError
+
+    def auth_error(self, missing: bool) -> ApiError:
+        raise NotImplementedError
+
+    def invalid(self, problems: list[Problem]) -> ApiError:
+        """A body that broke its request schema."""
+        raise NotImplementedError
+
+    def unknown_job(self, request_id: str) -> ApiError:
+        raise NotImplementedError
+
+    def new_id(self) -> str:
+        return str(uuid.UUID(int=self.state.rng(self.name).getrandbits(128), version=4))
+
+    def precheck(self, body: Any) -> None:
+        """Provider rules answered before schema validation (raise an ApiError)."""
+
+    def body_error(self, err: BodyError) -> ApiError:
+        status = {"content_type": 415, "too_large": 413}.get(err.kind, 400)
+        return self.error(status, err.message)
+
+    def unknown_route(self, request: web.Request) -> ApiError:
+        return self.error(404, "Not Found")
+
+    def bad_method(self, request: web.Request) -> ApiError:
+        return self.error(405, f"Method {request.method} not allowed on {request.path}")
+
+    # -- the shared pipeline ---------------------------------------------------------------
+    def now(self) -> float:
+        return self.state.clock.now()
+
+    def api_key(self, request: web.Request) -> str | None:
+        """The key the request carries in this provider's header and scheme, if any."""
+        auth = self.contract.auth
+        value = request.headers.get(auth["header"], "").strip()
+        schemes = auth.get("schemes") or []
+        if not schemes:
+            return value or None
+        scheme, _, key = value.partition(" ")
+        if scheme.lower() in {s.lower() for s in schemes} and key.strip():
+            return key.strip()
+        return None
+
+    def authenticate(self, request: web.Request) -> str:
+        """The owner fingerprint of a request's key, or the provider's 401."""
+        key = self.api_key(request)
+        if key is None:
+            raise self.auth_error(missing=True)
+        accepted = self.state.config.api_keys
+        if accepted and key not in accepted:
+            raise self.auth_error(missing=False)
+        return fingerprint(key)
+
+    def model(self, name: str) -> Model | None:
+        return self.contract.models.get(name)
+
+    async def body(self, request: web.Request, schema_name: str) -> dict[str, Any]:
+        """The JSON body, checked against ``schema_name``; provider errors otherwise."""
+        try:
+            body = await read_body(request, self.state.config.max_body_bytes)
+        except BodyError as err:
+            raise self.body_error(err) from None
+        self.precheck(body)
+        problems = problems_of(schemas.validator(self.name, schema_name), body)
+        if problems:
+            raise self.invalid(problems)
+        return body
+
+    def unknown_fields(self, schema_name: str, body: dict[str, Any]) -> list[str]:
+        known = schemas.load(self.name, schema_name).get("properties", {})
+        return sorted(name for name in body if name not in known)
+
+    def warn_unknown(self, schema_name: str, body: dict[str, Any]) -> dict[str, str]:
+        """A warning header naming fields the real API would silently ignore."""
+        unknown = self.unknown_fields(schema_name, body)
+        if not unknown:
+            return {}
+        names = ", ".join(name.encode("ascii", "backslashreplace").decode() for name in unknown)
+        return {WARNING_HEADER: f"unknown fields ignored: {names}"[:512]}
+
+    def new_job(
+        self, model: Model, body: dict[str, Any], owner: str, failure: Failure | None = None
+    ) -> Job:
+        """Create, plan and store a job for a validated body."""
+        config = self.state.config
+        rng = self.state.rng(self.name)
+        job_id = self.new_id()
+        plan = model.plan(body)
+        mean = config.processing_for(self.name, model.name, model.typical_seconds)
+        jitter = (
+            rng.lognormvariate(0.0, config.processing_jitter) if config.processing_jitter else 1.0
+        )
+        now = self.now()
+        job = Job(
+            id=job_id,
+            provider=self.name,
+            model=model.name,
+            owner=owner,
+            request=body,
+            output=plan.output,
+            image_seed=model.image_seed(config.seed, body),
+            cost=plan.price * plan.output.count,
+            submitted_at=now,
+            ready_at=now + config.queue_seconds,
+            duration=mean * jitter,
+            expires_at=now + config.retention_for(self.name, self.contract.retention_seconds),
+            failure=failure,
+        )
+        self.state.store.add(job, now)
+        self.state.store.charge(owner, job.cost)
+        return job
+
+    def find(self, request_id: str, owner: str) -> Job:
+        job = self.state.store.find(self.name, request_id, owner, self.now())
+        if job is None:
+            raise self.unknown_job(request_id)
+        return job
+
+    def image_urls(self, request: web.Request, job: Job) -> list[str]:
+        base = origin(request)
+        ext = images.extension(job.output.fmt)
+        return [f"{base}/_mock/files/{job.id}/{i}.{ext}" for i in range(job.output.count)]
+
+    def image_spec(self, job: Job, index: int) -> images.ImageSpec:
+        prompt = str(job.request.get("prompt", ""))
+        label = f"{self.name} {job.model} #{index + 1}: {prompt[:60]}"
+        return images.ImageSpec(
+            width=job.output.width,
+            height=job.output.height,
+            fmt=job.output.fmt,
+            seed=job.image_seed + index,
+            label=label,
+        )
+
+    async def image_bytes(self, job: Job, index: int = 0) -> bytes:
+        return await self.state.images.get(self.image_spec(job, index))

@@ -1,0 +1,99 @@
+"""Pixazo (gateway.pixazo.ai, an Azure APIM gateway): ``Ocp-Apim-Subscription-Key``.
+
+The seed documents one model, Nano Banana Pro, on the ``nano-banana-pro-770`` path: a
+submit, and a result route that is a POST with ``{"request_id"}`` in the body and answers
+``IN_QUEUE`` / ``IN_PROGRESS`` / ``COMPLETED`` / ``FAILED``. Errors are ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .. import images
+from ..http import ApiError, Problem, json_response
+from ..jobs import Job, State
+from .base import Provider
+
+__all__ = ["Pixazo"]
+
+BASE = "/nano-banana-pro-770/v1"
+MODEL = "nano-banana-pro"
+
+
+class Pixazo(Provider):
+    name = "pixazo"
+    prefixes = ("/nano-banana-pro-770/",)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(BASE + "/nano-banana-pro-request", self.submit, name="pixazo.submit"),
+            web.post(BASE + "/nano-banana-pro-request-result", self.result, name="pixazo.result"),
+        ]
+
+    # -- envelopes -------------------------------------------------------------------------
+    def error(self, status: int, message: str) -> ApiError:
+        return ApiError(status, {"error": message})
+
+    def auth_error(self, missing: bool) -> ApiError:
+        return self.error(401, "Invalid or missing authentication")
+
+    def invalid(self, problems: list[Problem]) -> ApiError:
+        return self.error(400, "Invalid request parameters: " + "; ".join(map(str, problems)))
+
+    def unknown_job(self, request_id: str) -> ApiError:
+        return self.error(404, f"Request {request_id} not found")
+
+    def unknown_route(self, request: web.Request) -> ApiError:
+        return self.error(404, "Endpoint not found")
+
+    def bad_method(self, request: web.Request) -> ApiError:
+        return self.error(404, "Endpoint not found")  # APIM matches on method and path
+
+    # -- handlers --------------------------------------------------------------------------
+    async def submit(self, request: web.Request) -> web.Response:
+        owner = self.authenticate(request)
+        model = self.contract.models[MODEL]
+        body = await self.body(request, model.request_schema)
+        job = self.new_job(model, body, owner)
+        return json_response(
+            200,
+            {"status": "IN_QUEUE", "request_id": job.id},
+            self.warn_unknown(model.request_schema, body),
+        )
+
+    async def result(self, request: web.Request) -> web.Response:
+        owner = self.authenticate(request)
+        body = await self.body(request, "result_request")
+        job = self.find(str(body["request_id"]), owner)
+        job.polls += 1
+        state = job.state(self.now())
+        return json_response(
+            self.contract.http_status("result", state), self._state_body(request, job, state)
+        )
+
+    def _state_body(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:
+        now = self.now()
+        body: dict[str, Any] = {"status": self.contract.wire(state), "request_id": job.id}
+        if state in (State.QUEUED, State.RUNNING):
+            body["queue_position"] = self.state.store.queue_position(job, now)
+            body["estimated_remaining_seconds"] = round(max(0.0, job.end_at - now), 1)
+        elif state is State.SUCCEEDED:
+            body["images"] = [
+                {
+                    "url": url,
+                    "width": job.output.width,
+                    "height": job.output.height,
+                    "content_type": images.content_type(job.output.fmt),
+                }
+                for url in self.image_urls(request, job)
+            ]
+            body["metadata"] = {
+                "processing_time_seconds": round(job.end_at - job.start_at, 1),
+                "input_image_count": len(job.request.get("image_urls", [])),
+            }
+        else:
+            assert job.failure is not None
+            body["error"] = job.failure.error
+        return body

@@ -1,0 +1,185 @@
+"""Segmind (api.segmind.com): ``x-api-key``; ``{"error": "..."}`` envelope; FAILED is 422.
+
+Routes: ``POST /v1/{slug}`` (blocking; answers image bytes when the simulated generation
+ends), ``POST /v2/{slug}`` (queue), ``GET /v2/requests/{id}/status``, ``GET /v2/requests/{id}``
+(result) and ``GET /v1/requests/{id}`` (the v1 ``poll_url``, answered like status).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .. import images
+from ..http import ApiError, BodyError, Problem, json_response, origin
+from ..jobs import Job, State
+from .base import Provider
+
+__all__ = ["Segmind"]
+
+METHOD_NOT_ALLOWED_HTML = (
+    "<!DOCTYPE html><html><head><title>405 Method Not Allowed</title></head>"
+    "<body><h1>405 Method Not Allowed</h1></body></html>"
+)
+
+
+class Segmind(Provider):
+    name = "segmind"
+    prefixes = ("/v1/", "/v2/")
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/v1/{slug}", self.sync_generate, name="segmind.sync_generate"),
+            web.get("/v1/requests/{request_id}", self.poll, name="segmind.poll"),
+            web.post("/v2/{slug}", self.submit, name="segmind.submit"),
+            web.get("/v2/requests/{request_id}/status", self.status, name="segmind.status"),
+            web.get("/v2/requests/{request_id}", self.result, name="segmind.result"),
+        ]
+
+    # -- envelopes -------------------------------------------------------------------------
+    def error(self, status: int, message: str) -> ApiError:
+        return ApiError(status, {"error": message})
+
+    def auth_error(self, missing: bool) -> ApiError:
+        if missing:
+            return self.error(401, "Missing Authorization or x-api-key in header")
+        return self.error(401, "Unauthorized. API key is invalid or may have expired...")
+
+    def invalid(self, problems: list[Problem]) -> ApiError:
+        return self.error(400, "Invalid parameters: " + "; ".join(map(str, problems)))
+
+    def body_error(self, err: BodyError) -> ApiError:
+        if err.kind == "content_type":  # Segmind answers a missing or wrong type with 406
+            return self.error(406, f"Invalid content type: {err.message}")
+        return super().body_error(err)
+
+    def unknown_job(self, request_id: str) -> ApiError:
+        return self.error(404, f"Request {request_id} not found")
+
+    def bad_method(self, request: web.Request) -> ApiError:
+        return ApiError(405, METHOD_NOT_ALLOWED_HTML, content_type="text/html")
+
+    # -- handlers --------------------------------------------------------------------------
+    async def _accept(self, request: web.Request) -> tuple[Job, dict[str, str]]:
+        owner = self.authenticate(request)
+        slug = request.match_info["slug"]
+        model = self.model(slug)
+        if model is None:
+            raise self.error(404, f"Model not found: {slug}")
+        body = await self.body(request, model.request_schema)
+        return self.new_job(model, body, owner), self.warn_unknown(model.request_schema, body)
+
+    async def submit(self, request: web.Request) -> web.Response:
+        job, headers = await self._accept(request)
+        base = origin(request)
+        return json_response(
+            200,
+            {
+                "request_id": job.id,
+                "status": "QUEUED",
+                "poll_url": f"{base}/v1/requests/{job.id}",
+                "status_url": f"{base}/v2/requests/{job.id}/status",
+                "response_url": f"{base}/v2/requests/{job.id}",
+            },
+            headers,
+        )
+
+    async def sync_generate(self, request: web.Request) -> web.Response:
+        job, headers = await self._accept(request)
+        await self.state.clock.sleep_until(job.busy_until)
+        if job.state(self.now()) is State.FAILED:
+            assert job.failure is not None
+            raise self.error(500, job.failure.error)
+        data = await self.image_bytes(job)
+        remaining = self.state.config.notional_credits - self.state.store.spent(job.owner)
+        headers.update(
+            {
+                "x-cost": f"{job.cost:.4f}",
+                "x-remaining-credits": f"{remaining:.4f}",
+                "x-generation-time": f"{job.end_at - job.start_at:.3f}",
+                "x-seed-value": str(self._seed(job)),
+                "x-request-id": job.id,
+            }
+        )
+        return web.Response(
+            body=data, content_type=images.content_type(job.output.fmt), headers=headers
+        )
+
+    async def status(self, request: web.Request) -> web.Response:
+        return self._status_reply(request, "status")
+
+    async def poll(self, request: web.Request) -> web.Response:
+        return self._status_reply(request, "poll")
+
+    def _status_reply(self, request: web.Request, route: str) -> web.Response:
+        job = self.find(request.match_info["request_id"], self.authenticate(request))
+        job.polls += 1
+        state = job.state(self.now())
+        return json_response(
+            self.contract.http_status(route, state), self._status_body(request, job, state)
+        )
+
+    async def result(self, request: web.Request) -> web.Response:
+        job = self.find(request.match_info["request_id"], self.authenticate(request))
+        state = job.state(self.now())
+        code = self.contract.http_status("result", state)
+        if state is not State.SUCCEEDED:
+            return json_response(code, self._status_body(request, job, state))
+        data = await self.image_bytes(job)
+        url = self.image_urls(request, job)[0]
+        ext = images.extension(job.output.fmt)
+        spent = self.state.store.spent(job.owner)
+        return json_response(
+            code,
+            {
+                "status": "COMPLETED",
+                "request_id": job.id,
+                "error": None,
+                "output": url,
+                "images": [
+                    {
+                        "url": url,
+                        "content_type": images.content_type(job.output.fmt),
+                        "file_name": f"{job.id}.{ext}",
+                        "file_size": len(data),
+                    }
+                ],
+                "seed": self._seed(job),
+                "prompt": job.request.get("prompt", ""),
+                "metrics": {
+                    "cost": job.cost,
+                    "remaining_credits": round(self.state.config.notional_credits - spent, 6),
+                    **_timings(job, job.end_at),
+                },
+            },
+        )
+
+    def _status_body(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": self.contract.wire(state), "request_id": job.id}
+        if state is State.SUCCEEDED:
+            body["metrics"] = {"inference_time": round(job.end_at - job.start_at, 3)}
+        elif state is State.FAILED:
+            assert job.failure is not None
+            body["error"] = job.failure.error
+            body["metrics"] = _timings(job, job.finished_at(self.now()) or self.now())
+        else:
+            base = origin(request)
+            body["status_url"] = f"{base}/v2/requests/{job.id}/status"
+            body["response_url"] = f"{base}/v2/requests/{job.id}"
+            body["metrics"] = {}
+        return body
+
+    @staticmethod
+    def _seed(job: Job) -> int:
+        seed = job.request.get("seed")
+        return seed if isinstance(seed, int) else job.image_seed % 2**31
+
+
+def _timings(job: Job, finished: float) -> dict[str, float]:
+    started = min(job.start_at, finished)
+    return {
+        "inference_time": round(finished - started, 3),
+        "queue_time": round(started - job.submitted_at, 3),
+        "total_time": round(finished - job.submitted_at, 3),
+    }

@@ -1,0 +1,45 @@
+"""What one mock server holds: settings, clock, jobs, images. Lives on the app, never global."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .clock import VirtualClock
+from .config import MockConfig
+from .images import ImageCache
+from .jobs import JobStore
+
+__all__ = ["STATE", "MockState"]
+
+
+@dataclass(slots=True)
+class MockState:
+    """Everything a request may read or change; one per app, so two apps share nothing."""
+
+    config: MockConfig
+    clock: VirtualClock
+    store: JobStore
+    images: ImageCache
+    violations: list[str] = field(default_factory=list)  # self-check failures, for tests
+    _rngs: dict[str, random.Random] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, config: MockConfig, clock: VirtualClock | None = None) -> MockState:
+        return cls(
+            config=config,
+            clock=clock or VirtualClock(speed=config.time_scale),
+            store=JobStore(workers=config.workers, max_jobs=config.max_jobs),
+            images=ImageCache(max_bytes=config.image_cache_bytes),
+        )
+
+    def rng(self, stream: str) -> random.Random:
+        """The random stream of one provider, derived from the one seed."""
+        if stream not in self._rngs:
+            self._rngs[stream] = random.Random(f"{self.config.seed}/{stream}")
+        return self._rngs[stream]
+
+
+STATE = web.AppKey("mock_state", MockState)

@@ -1,0 +1,64 @@
+"""The provider contracts: JSON Schema (draft 2020-12) files plus a tiny loader.
+
+Files live in ``schemas/<provider>/<name>.json``; top-level files (``common``,
+``lifecycle.schema``, ``api.schema``, ``example.schema``) use provider ``""``.
+Every file with a ``$id`` is registered under it, so relative ``$ref``s resolve.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+__all__ = ["PROVIDERS", "load", "validator"]
+
+PROVIDERS: tuple[str, ...] = ("segmind", "seaart", "pixazo")
+
+_ROOT = Path(__file__).resolve().parent
+
+
+def _path(provider: str, name: str) -> Path:
+    if provider and provider not in PROVIDERS:
+        raise KeyError(f"unknown provider {provider!r}")
+    path = (_ROOT / provider / f"{name}.json") if provider else _ROOT / f"{name}.json"
+    if not path.is_file():
+        raise KeyError(f"no schema file {provider or '.'}/{name}.json")
+    return path
+
+
+@functools.cache
+def load(provider: str, name: str) -> dict[str, Any]:
+    """Return the parsed ``schemas/<provider>/<name>.json`` (cached: do not mutate it)."""
+    with _path(provider, name).open(encoding="utf-8") as fh:
+        data: dict[str, Any] = json.load(fh)
+    return data
+
+
+@functools.cache
+def _registry() -> Registry:
+    """Every schema file (any JSON file with a ``$id``), keyed by its ``$id``."""
+    resources = []
+    for path in sorted(_ROOT.rglob("*.json")):
+        if "examples" in path.relative_to(_ROOT).parts:
+            continue
+        parts = path.relative_to(_ROOT).with_suffix("").parts
+        doc = load(*parts) if len(parts) == 2 else load("", parts[0])
+        if "$id" in doc:
+            Draft202012Validator.check_schema(doc)
+            resources.append((doc["$id"], Resource.from_contents(doc, DRAFT202012)))
+    return Registry().with_resources(resources).crawl()
+
+
+@functools.cache
+def validator(provider: str, name: str) -> Draft202012Validator:
+    """Return a cached validator for ``schemas/<provider>/<name>.json``; every $ref resolves."""
+    schema = load(provider, name)
+    if "$id" not in schema:
+        raise KeyError(f"{provider or '.'}/{name}.json is data, not a schema")
+    return Draft202012Validator(schema, registry=_registry())

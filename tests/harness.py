@@ -1,0 +1,85 @@
+"""Test helpers: talk to a mock over HTTP and check every answer against the contracts."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient
+from PIL import Image
+
+import schemas
+from mockserver.state import MockState
+
+KEYS = {
+    "segmind": {"x-api-key": "SG_0123456789abcdef"},
+    "seaart": {"Authorization": "Key sk-test"},
+    "pixazo": {"Ocp-Apim-Subscription-Key": "pz-test"},
+}
+
+
+def schema_for(provider: str, operation: str, status: int) -> str:
+    """The schema api.json names for this operation's answer, failing if none is listed."""
+    responses = schemas.load(provider, "api")["operations"][operation]["responses"]
+    assert str(status) in responses, f"{provider}.{operation} may not answer {status}"
+    spec = responses[str(status)]
+    assert "schema" in spec, f"{provider}.{operation} {status} is not a JSON answer"
+    return str(spec["schema"])
+
+
+def validate(provider: str, schema: str, body: Any) -> None:
+    errors = sorted(schemas.validator(provider, schema).iter_errors(body), key=str)
+    assert not errors, f"{provider}/{schema}.json: " + "; ".join(e.message for e in errors)
+
+
+class Mock:
+    """One running mock: its client, its state (for the clock) and contract checks."""
+
+    def __init__(self, client: TestClient, state: MockState) -> None:
+        self.client = client
+        self.state = state
+
+    @property
+    def base(self) -> str:
+        return str(self.client.make_url("")).rstrip("/")
+
+    def advance(self, seconds: float) -> float:
+        return self.state.clock.advance(seconds)
+
+    async def call(
+        self,
+        provider: str,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        expect: int | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        **kwargs: Any,
+    ) -> tuple[ClientResponse, Any]:
+        """Send a request and check the answer against the contract; returns (resp, body)."""
+        sent = {**(KEYS[provider] if auth else {}), **(headers or {})}
+        resp = await self.client.request(method, path, headers=sent, **kwargs)
+        raw = await resp.read()
+        if expect is not None:
+            assert resp.status == expect, f"{method} {path}: {resp.status} {raw[:300]!r}"
+        body: Any = raw
+        if resp.content_type == "application/json":
+            body = json.loads(raw)
+            validate(provider, schema_for(provider, operation, resp.status), body)
+        return resp, body
+
+    async def image(self, url: str) -> Image.Image:
+        """Download an output image from the URL the mock gave and decode it."""
+        assert url.startswith(self.base), f"{url} does not point back at the mock"
+        resp = await self.client.get(url[len(self.base) :])
+        assert resp.status == 200, await resp.text()
+        data = await resp.read()
+        assert int(resp.headers["Content-Length"]) == len(data)
+        picture = Image.open(io.BytesIO(data))
+        picture.load()
+        assert Image.MIME[picture.format] == resp.content_type
+        return picture
