@@ -61,7 +61,7 @@ def banner(config: MockConfig, port: int) -> str:
     lines = [
         f"nanobanana-mock serving on {base} (seed {config.seed}, time scale {config.time_scale}x)",
         f"  Segmind  base URL {urls['segmind']}",
-        f"           (SDK: SegmindClient(base_url=\"{urls['segmind']}\"))",
+        f'           (SDK: SegmindClient(base_url="{urls["segmind"]}"))',
         f"  SeaArt   base URL {urls['seaart']}",
         f"  Pixazo   origin   {urls['pixazo']}",
         "  keys: "

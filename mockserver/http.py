@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +73,8 @@ class Problem:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    # ASCII escapes keep any string a client sent (even a lone surrogate) valid on the wire.
+    text = json.dumps(body, separators=(",", ":"))
     return web.Response(status=status, text=text, content_type="application/json", headers=headers)
 
 
@@ -113,6 +115,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 async def read_body(request: web.Request, max_bytes: int) -> Any:
     """The request body as parsed JSON; raises :class:`BodyError` with a clear reason."""
     if request.content_type not in JSON_TYPES and not request.content_type.endswith("+json"):
@@ -133,7 +142,7 @@ async def read_body(request: web.Request, max_bytes: int) -> Any:
     except UnicodeDecodeError as exc:
         raise BodyError("json", f"request body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise BodyError(
             "json", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"

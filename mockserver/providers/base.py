@@ -167,6 +167,7 @@ class Provider:
     def image_spec(self, job: Job, index: int) -> images.ImageSpec:
         prompt = str(job.request.get("prompt", ""))
         label = f"{self.name} {job.model} #{index + 1}: {prompt[:60]}"
+        label = label.encode("utf-8", "replace").decode("utf-8")  # lone surrogates cannot be drawn
         return images.ImageSpec(
             width=job.output.width,
             height=job.output.height,

@@ -328,3 +328,36 @@ def test_lifecycle_declares_failed_as_422() -> None:
     lifecycle = schemas.load(P, "lifecycle")
     assert lifecycle["http_status"]["status"]["FAILED"] == 422
     assert lifecycle["http_status"]["result"]["FAILED"] == 422
+
+
+async def test_a_lone_surrogate_in_the_prompt_survives_the_round_trip(mock: Mock) -> None:
+    raw = b'{"prompt": "banana \\ud800 split"}'
+    _, data = await mock.call(
+        P,
+        "submit",
+        "POST",
+        "/v2/nano-banana",
+        data=raw,
+        headers={"Content-Type": "application/json"},
+        expect=200,
+    )
+    mock.advance(60)
+    _, result = await mock.call(
+        P, "result", "GET", f"/v2/requests/{data['request_id']}", expect=200
+    )
+    assert result["prompt"] == "banana \ud800 split"
+    assert (await mock.image(result["output"])).size == (1024, 1024)
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"1" * 5000])
+async def test_out_of_range_numbers_are_400(mock: Mock, number: bytes) -> None:
+    _, data = await mock.call(
+        P,
+        "submit",
+        "POST",
+        "/v2/nano-banana",
+        data=b'{"prompt": "x", "n": ' + number + b"}",
+        headers={"Content-Type": "application/json"},
+        expect=400,
+    )
+    assert "malformed JSON" in data["error"]

@@ -1,0 +1,75 @@
+"""The virtual clock, with a fake wall clock: no test here waits on real time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mockserver.clock import VirtualClock
+
+
+class FakeWall:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_frozen_clock_moves_only_when_advanced() -> None:
+    wall = FakeWall()
+    clock = VirtualClock(speed=0, wall=wall)
+    wall.t += 50
+    assert clock.now() == 0.0
+    assert clock.advance(2.5) == 2.5
+    assert clock.now() == 2.5
+
+
+def test_speed_scales_wall_time_and_changes_without_a_jump() -> None:
+    wall = FakeWall()
+    clock = VirtualClock(speed=10, wall=wall)
+    wall.t += 1.5
+    assert clock.now() == pytest.approx(15.0)
+    clock.set_speed(2)
+    assert clock.now() == pytest.approx(15.0)
+    wall.t += 1
+    assert clock.now() == pytest.approx(17.0)
+    clock.advance(3)
+    assert clock.now() == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan")])
+def test_time_only_moves_forward(bad: float) -> None:
+    clock = VirtualClock()
+    with pytest.raises(ValueError):
+        clock.advance(bad)
+    with pytest.raises(ValueError):
+        clock.set_speed(bad)
+
+
+async def test_sleepers_wake_when_the_clock_reaches_their_deadline() -> None:
+    clock = VirtualClock(speed=0)
+    woke: list[float] = []
+
+    async def sleeper(deadline: float) -> None:
+        await clock.sleep_until(deadline)
+        woke.append(deadline)
+
+    tasks = [asyncio.ensure_future(sleeper(d)) for d in (5, 10)]
+    await clock.wait_for_sleepers(2)
+    clock.advance(4)
+    await asyncio.sleep(0)
+    assert woke == [] and clock.sleepers == 2
+    clock.advance(1)
+    await asyncio.wait_for(tasks[0], 5)
+    assert woke == [5] and clock.sleepers == 1
+    clock.advance(100)
+    await asyncio.wait_for(tasks[1], 5)
+    assert woke == [5, 10] and clock.sleepers == 0
+
+
+async def test_a_running_clock_wakes_sleepers_by_itself() -> None:
+    clock = VirtualClock(speed=1000)  # 1 virtual second is 1 ms of wall time
+    await asyncio.wait_for(clock.sleep_until(clock.now() + 2), 5)
+    assert clock.now() >= 2

@@ -1,0 +1,106 @@
+"""Settings: one frozen object, reachable from flags and MOCK_* variables, checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from mockserver.cli import build_parser, parse_config
+from mockserver.config import ConfigError, MockConfig, config_from_env
+
+
+def test_defaults_bind_loopback_and_are_frozen() -> None:
+    config = MockConfig()
+    assert (config.host, config.port) == ("127.0.0.1", 8080)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.port = 1  # type: ignore[misc]
+
+
+def test_environment_then_overrides() -> None:
+    env = {
+        "MOCK_SEED": "42",
+        "MOCK_TIME_SCALE": "0",
+        "MOCK_API_KEYS": "a, b,,",
+        "MOCK_RETENTION_SECONDS": "seaart=600,pixazo=900",
+        "MOCK_SELF_CHECK": "yes",
+    }
+    config = config_from_env(env, seed=7)
+    assert config.seed == 7 and config.time_scale == 0.0 and config.self_check is True
+    assert config.api_keys == frozenset({"a", "b"})
+    assert config.retention_for("seaart", 3600) == 600
+    assert config.retention_for("segmind", 3600) == 3600
+
+
+def test_flags_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOCK_PORT", "9000")
+    monkeypatch.setenv("MOCK_WORKERS", "3")
+    config, _ = parse_config(
+        ["--port", "9100", "--processing-seconds", "segmind/*=5,*=1", "--self-check"]
+    )
+    assert (config.port, config.workers, config.self_check) == (9100, 3, True)
+    assert config.processing_for("segmind", "nano-banana", 14.28) == 5
+    assert config.processing_for("pixazo", "nano-banana-pro", 59.09) == 1
+
+
+def test_every_setting_has_a_flag() -> None:
+    flags = {a.dest for a in build_parser()._actions}
+    assert {f.name for f in dataclasses.fields(MockConfig)} <= flags
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"MOCK_PORT": "eighty"}, "port: 'eighty' is not a valid int"),
+        ({"MOCK_PORT": "70000"}, "port 70000"),
+        ({"MOCK_WORKERS": "0"}, "workers must be >= 1"),
+        ({"MOCK_TIME_SCALE": "-2"}, "time_scale must be >= 0"),
+        ({"MOCK_RETENTION_SECONDS": "seaart"}, "expected NAME=SECONDS"),
+        ({"MOCK_RETENTION_SECONDS": "seaart=soon"}, "is not a number"),
+        ({"MOCK_SELF_CHECK": "maybe"}, "not a boolean"),
+    ],
+)
+def test_bad_settings_are_named(env: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        config_from_env(env)
+
+
+def test_cli_reports_bad_settings_without_a_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mockserver", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "nanobanana-mock: workers must be >= 1"
+
+
+def test_serves_on_a_free_loopback_port_and_prints_base_urls() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "--port", "0", "--time-scale", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = [proc.stdout.readline() for _ in range(4)]
+        assert banner[0].startswith("nanobanana-mock serving on http://127.0.0.1:")
+        base = banner[0].split()[3]
+        assert f"Segmind  base URL {base}/v1" in banner[1]
+        with urllib.request.urlopen(base + "/", timeout=10) as resp:
+            assert json.load(resp)["base_urls"] == {
+                "segmind": f"{base}/v1",
+                "seaart": f"{base}/model",
+                "pixazo": base,
+            }
+        with urllib.request.urlopen(base + "/_mock/health", timeout=10) as resp:
+            assert json.load(resp)["ok"] is True
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
