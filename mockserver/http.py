@@ -17,6 +17,7 @@ from aiohttp import web
 
 __all__ = [
     "ApiError",
+    "BodyError",
     "Problem",
     "fingerprint",
     "json_response",

@@ -1,0 +1,23 @@
+"""The public surface of each package is pinned: changing it must be a deliberate act."""
+
+import mockserver
+import schemas
+
+
+def test_mockserver_public_api() -> None:
+    assert sorted(mockserver.__all__) == [
+        "Failure",
+        "MockConfig",
+        "MockState",
+        "STATE",
+        "State",
+        "Surface",
+        "VirtualClock",
+        "create_app",
+    ]
+    for name in mockserver.__all__:
+        assert getattr(mockserver, name) is not None
+
+
+def test_schemas_public_api() -> None:
+    assert schemas.__all__ == ["PROVIDERS", "load", "validator"]
