@@ -13,11 +13,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
 from .app import base_urls, create_app
 from .config import ConfigError, MockConfig, config_from_env, env_name, parse_value
+from .scenario import ScenarioError, load_scenario
 
 __all__ = ["build_parser", "main", "parse_config"]
 
@@ -73,8 +75,8 @@ def banner(config: MockConfig, port: int) -> str:
     return "\n".join(lines)
 
 
-async def serve(config: MockConfig) -> None:
-    app = create_app(config)
+async def serve(config: MockConfig, scenario: dict[str, Any] | None = None) -> None:
+    app = create_app(config, scenario=scenario)
     runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs')
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
@@ -90,8 +92,12 @@ async def serve(config: MockConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         config, args = parse_config(argv)
+        scenario = load_scenario(config.scenario) if config.scenario else None
     except ConfigError as exc:
         print(f"nanobanana-mock: {exc}", file=sys.stderr)
+        return 2
+    except ScenarioError as exc:
+        print(f"nanobanana-mock: invalid scenario\n{exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
@@ -101,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         runner = asyncio.run
     try:
-        runner(serve(config))
+        runner(serve(config, scenario))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

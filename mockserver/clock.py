@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 __all__ = ["VirtualClock"]
 
@@ -28,6 +29,11 @@ class VirtualClock:
         self._changed: asyncio.Event | None = None
         self._sleepers = 0
         self._sleepers_changed: asyncio.Event | None = None
+        self.epoch = time.time()  # the wall-clock UTC instant that virtual time 0 stands for
+
+    def utc(self, t: float) -> str:
+        """Virtual time ``t`` as an ISO 8601 UTC timestamp (for headers such as reset-at)."""
+        return datetime.fromtimestamp(self.epoch + t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     @property
     def speed(self) -> float:

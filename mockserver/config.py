@@ -27,6 +27,10 @@ def _opt(help_text: str, parse: Callable[[str], Any] | None = None) -> dict[str,
     return {"help": help_text, "parse": parse}
 
 
+def _optional(text: str) -> str | None:
+    return text.strip() or None
+
+
 def parse_keys(text: str) -> frozenset[str]:
     """``"k1,k2"`` -> the set of accepted API keys (blank entries dropped)."""
     return frozenset(part.strip() for part in text.split(",") if part.strip())
@@ -99,6 +103,15 @@ class MockConfig:
         default=1000.0,
         metadata=_opt("balance reported in Segmind's x-remaining-credits (reported, not enforced)"),
     )
+    journal_size: int = field(default=10_000, metadata=_opt("requests kept in the journal"))
+    control_token: str | None = field(
+        default=None,
+        metadata=_opt("require this token in X-Mock-Token on the control plane", _optional),
+    )
+    scenario: str | None = field(
+        default=None,
+        metadata=_opt("a YAML or JSON scenario file loaded at start-up", _optional),
+    )
     self_check: bool = field(
         default=False,
         metadata=_opt("validate every response against its schema; a violation answers 500"),
@@ -121,7 +134,7 @@ class MockConfig:
         for name in ("queue_seconds", "processing_jitter"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
-        for name in ("max_body_bytes", "max_jobs", "image_cache_bytes"):
+        for name in ("max_body_bytes", "max_jobs", "image_cache_bytes", "journal_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")
         for name in ("processing_seconds", "retention_seconds"):
@@ -130,6 +143,20 @@ class MockConfig:
                     problems.append(f"{name}[{key}] must be >= 0")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def public(self) -> dict[str, Any]:
+        """The settings as JSON, with secrets left out (keys are counted, not shown)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "api_keys":
+                value = len(value)
+            elif f.name == "control_token":
+                value = value is not None
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        return out
 
     def processing_for(self, provider: str, model: str, typical: float) -> float:
         """The mean generation time of a model: an override, a provider wildcard, or typical."""

@@ -48,6 +48,7 @@ class Failure:
     error_type: str = "INFERENCE_FAILURE"
     surface: Surface = Surface.END
     after_polls: int | None = None  # also fail on this many status reads, if sooner
+    at: float | None = None  # an absolute virtual time instead of a surface (forced by hand)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,8 @@ class Job:
         failure = self.failure
         if failure is None:
             return math.inf
+        if failure.at is not None:
+            return failure.at
         if failure.surface is Surface.SUBMIT:
             return self.submitted_at
         return self.start_at if failure.surface is Surface.START else self.end_at
@@ -143,7 +146,10 @@ class WorkerPool:
     def release(self, job: Job, now: float) -> None:
         """Cancel ``job`` at ``now``: free its worker and re-plan the jobs still waiting."""
         job.cancelled_at = now
-        self._inflight.pop(job.id, None)
+        self.replan(now)
+
+    def replan(self, now: float) -> None:
+        """Re-plan the waiting jobs after a job stopped early (cancelled, failed, finished)."""
         live = [j for j in self._inflight.values() if j.busy_until > now]
         running = [j for j in live if j.start_at <= now]
         waiting = [j for j in live if j.start_at > now]
@@ -254,6 +260,17 @@ class JobStore:
         if job.state(now) in TERMINAL:
             return False
         job.failure = failure
+        self.pool(job.provider).replan(now)
+        return True
+
+    def finish(self, job: Job, now: float) -> bool:
+        """Make a live job succeed now; False when it is already terminal."""
+        if job.state(now) in TERMINAL:
+            return False
+        job.start_at = min(job.start_at, now)
+        job.end_at = now
+        job.failure = None
+        self.pool(job.provider).replan(now)
         return True
 
     def queue_position(self, job: Job, now: float) -> int:

@@ -9,8 +9,11 @@ from aiohttp import web
 
 from .clock import VirtualClock
 from .config import MockConfig
+from .faults import FaultEngine
 from .images import ImageCache
 from .jobs import JobStore
+from .journal import Journal
+from .quotas import Ledger, RateLimiter
 
 __all__ = ["STATE", "MockState"]
 
@@ -23,6 +26,10 @@ class MockState:
     clock: VirtualClock
     store: JobStore
     images: ImageCache
+    journal: Journal
+    faults: FaultEngine
+    ledger: Ledger
+    limiter: RateLimiter
     violations: list[str] = field(default_factory=list)  # self-check failures, for tests
     _rngs: dict[str, random.Random] = field(default_factory=dict)
 
@@ -33,7 +40,23 @@ class MockState:
             clock=clock or VirtualClock(speed=config.time_scale),
             store=JobStore(workers=config.workers, max_jobs=config.max_jobs),
             images=ImageCache(max_bytes=config.image_cache_bytes),
+            journal=Journal(config.journal_size),
+            faults=FaultEngine(seed=config.seed),
+            ledger=Ledger(),
+            limiter=RateLimiter(),
         )
+
+    def reset(self, config: MockConfig) -> None:
+        """Back to a fresh start under ``config``: no jobs, rules, quotas or journal; time 0."""
+        self.config = config
+        self.clock = VirtualClock(speed=config.time_scale)
+        self.store = JobStore(workers=config.workers, max_jobs=config.max_jobs)
+        self.images.clear()
+        self.journal = Journal(config.journal_size)
+        self.faults = FaultEngine(seed=config.seed)
+        self.ledger = Ledger()
+        self.limiter = RateLimiter()
+        self._rngs.clear()
 
     def rng(self, stream: str) -> random.Random:
         """The random stream of one provider, derived from the one seed."""

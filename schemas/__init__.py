@@ -1,6 +1,7 @@
 """The provider contracts: JSON Schema (draft 2020-12) files plus a tiny loader.
 
-Files live in ``schemas/<provider>/<name>.json``; top-level files (``common``,
+Files live in ``schemas/<provider>/<name>.json`` (``mock`` holds the mock's own
+contracts: fault rules and scenario files); top-level files (``common``,
 ``lifecycle.schema``, ``api.schema``, ``example.schema``) use provider ``""``.
 Every file with a ``$id`` is registered under it, so relative ``$ref``s resolve.
 """
@@ -19,12 +20,13 @@ from referencing.jsonschema import DRAFT202012
 __all__ = ["PROVIDERS", "load", "validator"]
 
 PROVIDERS: tuple[str, ...] = ("segmind", "seaart", "pixazo")
+_FOLDERS = (*PROVIDERS, "mock")  # mock/: the mock's own contracts (fault rules, scenarios)
 
 _ROOT = Path(__file__).resolve().parent
 
 
 def _path(provider: str, name: str) -> Path:
-    if provider and provider not in PROVIDERS:
+    if provider and provider not in _FOLDERS:
         raise KeyError(f"unknown provider {provider!r}")
     path = (_ROOT / provider / f"{name}.json") if provider else _ROOT / f"{name}.json"
     if not path.is_file():

@@ -82,3 +82,59 @@ async def test_sdk_errors_carry_the_mock_message(mock) -> None:
         assert exc.detail == "Missing Authorization or x-api-key in header"
     else:
         raise AssertionError("submitting without a key must fail")
+
+
+async def test_a_failed_job_raises_inference_failed_with_the_mock_error(mock) -> None:
+    from segmind import InferenceFailed
+
+    await mock.client.post(
+        "/_mock/faults",
+        json={
+            "match": {"provider": "segmind"},
+            "effect": {
+                "job_failure": {"error": "Content blocked by safety filter", "surface": "start"}
+            },
+        },
+    )
+    client = client_for(mock)
+    job = await asyncio.to_thread(client.submit_async, "nano-banana", prompt="x")
+    mock.advance(5)
+    try:
+        await asyncio.to_thread(job.wait, 10, 0.0)
+    except InferenceFailed as exc:
+        assert exc.detail == "Content blocked by safety filter"
+        assert exc.status_body["status"] == "FAILED"
+    else:
+        raise AssertionError("a failed job must raise InferenceFailed")
+
+
+async def test_run_raises_inference_failed_from_a_prompt_marker(mock_factory) -> None:
+    from segmind import InferenceFailed
+
+    mock = await mock_factory(queue_seconds=0, processing_seconds={"*": 0})
+    client = client_for(mock)
+    try:
+        await asyncio.to_thread(client.run, "nano-banana-2", prompt="a sign [mock:fail]")
+    except InferenceFailed as exc:
+        assert exc.detail == "Task execution failed"
+    else:
+        raise AssertionError("the marker must fail the job")
+
+
+async def test_no_credits_and_rate_limits_raise_segmind_error(mock) -> None:
+    from segmind.exceptions import SegmindError
+
+    client = client_for(mock)
+    await mock.client.post("/_mock/rate-limits", json={"rpm": 1})
+    await asyncio.to_thread(client.submit_async, "nano-banana", prompt="x")
+    for expected, setup in ((429, None), (406, {"key": KEY, "balance": 0.01})):
+        if setup:
+            mock.advance(60)  # the bucket refills; now the balance is too low
+            await mock.client.post("/_mock/credits", json=setup)
+        try:
+            await asyncio.to_thread(client.submit_async, "nano-banana", prompt="x")
+        except SegmindError as exc:
+            assert exc.status == expected, exc
+            assert exc.detail
+        else:
+            raise AssertionError(f"expected SegmindError {expected}")

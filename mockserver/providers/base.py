@@ -15,13 +15,22 @@ import schemas
 
 from .. import images
 from ..contracts import Contract, Model, contract
+from ..faults import JobEffects
 from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_of, read_body
-from ..jobs import Failure, Job
+from ..jobs import Job
+from ..journal import redact
 from ..state import MockState
 
 __all__ = ["Provider"]
 
 WARNING_HEADER = "X-Mock-Warning"
+JOB_EFFECTS = web.RequestKey("mock_job_effects", JobEffects)  # decided by the fault engine
+NOTE = web.RequestKey("mock_note", dict)  # what the handler learnt, for the journal
+
+
+def note(request: web.Request, **fields: Any) -> None:
+    """Tell the journal what the handler learnt (request id, model, validation)."""
+    request.setdefault(NOTE, {}).update(fields)
 
 
 class Provider:
@@ -29,6 +38,7 @@ class Provider:
 
     name: ClassVar[str]
     prefixes: ClassVar[tuple[str, ...]]  # path prefixes whose stray requests this provider answers
+    credits_status: ClassVar[int] = 402  # the code this provider uses for insufficient credits
 
     def __init__(self, state: MockState) -> None:
         self.state = state
@@ -51,6 +61,28 @@ class Provider:
 
     def unknown_job(self, request_id: str) -> ApiError:
         raise NotImplementedError
+
+    def fault_error(
+        self, status: int, message: str | None = None, retry_after: float = 60.0
+    ) -> ApiError:
+        """An injected HTTP error in this provider's documented body and headers."""
+        raise NotImplementedError
+
+    def insufficient_credits(self, balance: float, cost: float) -> ApiError:
+        return self.fault_error(self.credits_status)
+
+    def declared_errors(self, operation: str | None) -> frozenset[int]:
+        """The error codes an operation's contract allows (those answered with an error
+        envelope); an injected error outside them would break the contract, so it is not
+        applied there."""
+        if operation not in self.contract.api["operations"]:
+            return frozenset()
+        responses = self.contract.api["operations"][operation]["responses"]
+        return frozenset(
+            int(code)
+            for code, spec in responses.items()
+            if int(code) >= 400 and spec.get("schema") not in (None, "status", "result")
+        )
 
     def new_id(self) -> str:
         return str(uuid.UUID(int=self.state.rng(self.name).getrandbits(128), version=4))
@@ -102,9 +134,11 @@ class Provider:
         try:
             body = await read_body(request, self.state.config.max_body_bytes)
         except BodyError as err:
+            note(request, validation="invalid", problems=[err.message])
             raise self.body_error(err) from None
         self.precheck(body)
         problems = problems_of(schemas.validator(self.name, schema_name), body)
+        note(request, validation="invalid" if problems else "ok", problems=list(map(str, problems)))
         if problems:
             raise self.invalid(problems)
         return body
@@ -121,14 +155,18 @@ class Provider:
         names = ", ".join(name.encode("ascii", "backslashreplace").decode() for name in unknown)
         return {WARNING_HEADER: f"unknown fields ignored: {names}"[:512]}
 
-    def new_job(
-        self, model: Model, body: dict[str, Any], owner: str, failure: Failure | None = None
-    ) -> Job:
-        """Create, plan and store a job for a validated body."""
+    def new_job(self, request: web.Request, model: Model, body: dict[str, Any], owner: str) -> Job:
+        """Charge, create, plan and store a job for a validated body, applying the job
+        effects (failure, extra queue or processing time) that fault rules decided."""
         config = self.state.config
+        plan = model.plan(body)
+        cost = plan.price * plan.output.count
+        ledger = self.state.ledger
+        if not ledger.charge(owner, redact(self.api_key(request)), cost):
+            raise self.insufficient_credits(ledger.balance(owner) or 0.0, cost)
+        effects: JobEffects = request.get(JOB_EFFECTS) or JobEffects()
         rng = self.state.rng(self.name)
         job_id = self.new_id()
-        plan = model.plan(body)
         mean = config.processing_for(self.name, model.name, model.typical_seconds)
         jitter = (
             rng.lognormvariate(0.0, config.processing_jitter) if config.processing_jitter else 1.0
@@ -142,16 +180,25 @@ class Provider:
             request=body,
             output=plan.output,
             image_seed=model.image_seed(config.seed, body),
-            cost=plan.price * plan.output.count,
+            cost=cost,
             submitted_at=now,
-            ready_at=now + config.queue_seconds,
-            duration=mean * jitter,
+            ready_at=now + config.queue_seconds + effects.extra_queue,
+            duration=mean * jitter + effects.extra_processing,
             expires_at=now + config.retention_for(self.name, self.contract.retention_seconds),
-            failure=failure,
+            failure=effects.failure,
         )
         self.state.store.add(job, now)
         self.state.store.charge(owner, job.cost)
+        note(request, request_id=job.id, model=model.name)
         return job
+
+    def remaining_credits(self, owner: str) -> float:
+        """What Segmind-style accounting reports: the ledger balance when it covers the key,
+        else the notional balance minus what the key spent."""
+        balance = self.state.ledger.balance(owner)
+        if balance is not None:
+            return balance
+        return self.state.config.notional_credits - self.state.store.spent(owner)
 
     def find(self, request_id: str, owner: str) -> Job:
         job = self.state.store.find(self.name, request_id, owner, self.now())

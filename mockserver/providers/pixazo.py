@@ -18,6 +18,20 @@ from .base import Provider
 
 __all__ = ["Pixazo"]
 
+FAULT_MESSAGES = {  # seed 004's table, and [SDK]/[3P] for 402
+    413: "Request entity too large",
+    415: "Unsupported Media Type",
+    400: "Invalid request parameters",
+    401: "Invalid or missing authentication",
+    402: "Insufficient Balance",
+    403: "Access denied for this operation",
+    404: "Endpoint not found",
+    410: "Gone",
+    500: "An unexpected error occurred, please try again later",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 BASE = "/nano-banana-pro-770/v1"
 MODEL = "nano-banana-pro"
 
@@ -45,6 +59,21 @@ class Pixazo(Provider):
     def unknown_job(self, request_id: str) -> ApiError:
         return self.error(404, f"Request {request_id} not found")
 
+    def fault_error(
+        self, status: int, message: str | None = None, retry_after: float = 60.0
+    ) -> ApiError:
+        status = 402 if status == 406 else status
+        seconds = str(max(1, round(retry_after)))
+        if status == 429:  # the Azure APIM gateway's own rate-limit answer
+            text = message or f"Rate limit is exceeded. Try again in {seconds} seconds."
+            return ApiError(
+                429, {"statusCode": 429, "message": text}, headers={"Retry-After": seconds}
+            )
+        error = self.error(status, message or FAULT_MESSAGES.get(status, "Error"))
+        if status == 503:
+            error.headers["Retry-After"] = seconds
+        return error
+
     def unknown_route(self, request: web.Request) -> ApiError:
         return self.error(404, "Endpoint not found")
 
@@ -56,7 +85,7 @@ class Pixazo(Provider):
         owner = self.authenticate(request)
         model = self.contract.models[MODEL]
         body = await self.body(request, model.request_schema)
-        job = self.new_job(model, body, owner)
+        job = self.new_job(request, model, body, owner)
         return json_response(
             200,
             {"status": "IN_QUEUE", "request_id": job.id},

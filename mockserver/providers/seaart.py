@@ -22,6 +22,19 @@ __all__ = ["SeaArt"]
 
 BASE = "/model/v1/queue"
 CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+FAULT_DETAILS = {
+    413: "Request entity too large",
+    415: "Unsupported Media Type",
+    400: "Bad Request",
+    403: "Model not allowed for this user",
+    404: "Request not found",
+    410: "Gone",
+    422: "Unprocessable Entity",
+    500: "Runtime execution failed",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 CANCELED = Failure(error="Request was canceled by the user", error_type="CANCELED")
 
 
@@ -75,6 +88,31 @@ class SeaArt(Provider):
     def unknown_job(self, request_id: str) -> ApiError:
         return self.error(404, "Request not found")
 
+    def fault_error(
+        self, status: int, message: str | None = None, retry_after: float = 60.0
+    ) -> ApiError:
+        status = 402 if status == 406 else status
+        if status == 401:
+            return self.gateway_error(401, "UNAUTHORIZED", message or "Invalid API key")
+        if status == 429:
+            return self.gateway_error(
+                429, "RATE_LIMIT_EXCEEDED", message or "Rate limit exceeded, please try again later"
+            )
+        if status == 402:  # the CLI's test mock [SDK]; not in the public docs
+            body = {
+                "status": {
+                    "code": 402,
+                    "message": message or "Insufficient credits",
+                    "error_code": 40201,
+                },
+                "data": None,
+            }
+            return ApiError(402, body)
+        error = self.error(status, message or FAULT_DETAILS.get(status, "Error"))
+        if status == 503:
+            error.headers["Retry-After"] = str(max(1, round(retry_after)))
+        return error
+
     def bad_method(self, request: web.Request) -> ApiError:
         return self.error(405, "Method Not Allowed")
 
@@ -87,7 +125,7 @@ class SeaArt(Provider):
         if model is None:
             raise self.error(404, f"App not found: {endpoint}")
         body = await self.body(request, model.request_schema)
-        job = self.new_job(model, body, owner)
+        job = self.new_job(request, model, body, owner)
         urls = self._urls(request, job)
         return json_response(
             200,

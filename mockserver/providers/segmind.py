@@ -18,6 +18,21 @@ from .base import Provider
 
 __all__ = ["Segmind"]
 
+FAULT_MESSAGES = {
+    413: "Request entity too large",
+    415: "Unsupported Media Type",
+    400: "Invalid parameters or request format",
+    401: "Unauthorized. API key is invalid or may have expired...",
+    403: "Forbidden: your team is not permitted to use this model",
+    404: "Not Found",
+    406: "Insufficient credits",
+    410: "This model has been retired",
+    429: "rate_limit_exceeded",
+    500: "Internal server error",
+    502: "Bad Gateway",
+    503: "Service temporarily unavailable",
+    504: "Gateway Timeout",
+}
 METHOD_NOT_ALLOWED_HTML = (
     "<!DOCTYPE html><html><head><title>405 Method Not Allowed</title></head>"
     "<body><h1>405 Method Not Allowed</h1></body></html>"
@@ -27,6 +42,7 @@ METHOD_NOT_ALLOWED_HTML = (
 class Segmind(Provider):
     name = "segmind"
     prefixes = ("/v1/", "/v2/")
+    credits_status = 406
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -57,6 +73,23 @@ class Segmind(Provider):
     def unknown_job(self, request_id: str) -> ApiError:
         return self.error(404, f"Request {request_id} not found")
 
+    def fault_error(
+        self, status: int, message: str | None = None, retry_after: float = 60.0
+    ) -> ApiError:
+        status = 406 if status == 402 else status
+        error = self.error(status, message or FAULT_MESSAGES.get(status, "Error"))
+        if status == 429:  # Segmind sends only this header on 429, no Retry-After [3P]
+            reset_at = self.state.clock.utc(self.now() + retry_after)
+            error.headers["x-rate-limit-reset-at-utc"] = reset_at
+        elif status == 503:
+            error.headers["Retry-After"] = str(max(1, round(retry_after)))
+        return error
+
+    def insufficient_credits(self, balance: float, cost: float) -> ApiError:
+        return self.error(
+            406, f"Insufficient credits: balance ${balance:.4f} is below the cost ${cost:.4f}"
+        )
+
     def bad_method(self, request: web.Request) -> ApiError:
         return ApiError(405, METHOD_NOT_ALLOWED_HTML, content_type="text/html")
 
@@ -68,7 +101,9 @@ class Segmind(Provider):
         if model is None:
             raise self.error(404, f"Model not found: {slug}")
         body = await self.body(request, model.request_schema)
-        return self.new_job(model, body, owner), self.warn_unknown(model.request_schema, body)
+        return self.new_job(request, model, body, owner), self.warn_unknown(
+            model.request_schema, body
+        )
 
     async def submit(self, request: web.Request) -> web.Response:
         job, headers = await self._accept(request)
@@ -92,7 +127,7 @@ class Segmind(Provider):
             assert job.failure is not None
             raise self.error(500, job.failure.error)
         data = await self.image_bytes(job)
-        remaining = self.state.config.notional_credits - self.state.store.spent(job.owner)
+        remaining = self.remaining_credits(job.owner)
         headers.update(
             {
                 "x-cost": f"{job.cost:.4f}",
@@ -129,7 +164,6 @@ class Segmind(Provider):
         data = await self.image_bytes(job)
         url = self.image_urls(request, job)[0]
         ext = images.extension(job.output.fmt)
-        spent = self.state.store.spent(job.owner)
         return json_response(
             code,
             {
@@ -149,7 +183,7 @@ class Segmind(Provider):
                 "prompt": job.request.get("prompt", ""),
                 "metrics": {
                     "cost": job.cost,
-                    "remaining_credits": round(self.state.config.notional_credits - spent, 6),
+                    "remaining_credits": round(self.remaining_credits(job.owner), 6),
                     **_timings(job, job.end_at),
                 },
             },

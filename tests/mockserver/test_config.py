@@ -104,3 +104,17 @@ def test_serves_on_a_free_loopback_port_and_prints_base_urls() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_bad_scenario_file_is_reported_with_its_line(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("faults:\n  - effect:\n      http_error: {status: 418}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mockserver", "--scenario", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "bad.yaml:3:" in proc.stderr and "418" in proc.stderr
+    assert "Traceback" not in proc.stderr

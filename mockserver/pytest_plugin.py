@@ -1,0 +1,240 @@
+"""pytest plugin: one mock for the session, reset before every test.
+
+Installed with the package (entry point ``pytest11``), so its fixtures are there in any project
+that has ``nanobanana-mock`` installed::
+
+    def test_my_client(nanobanana_mock):
+        nanobanana_mock.faults.http_error(429, provider="segmind", operation="submit", first=1)
+        client = SegmindClient(api_key="k", base_url=nanobanana_mock.segmind_url)
+        ...
+        nanobanana_mock.clock.advance(60)
+        assert nanobanana_mock.journal.count(provider="segmind", operation="submit") == 2
+
+Per-test settings come from the marker (settings as ``MockConfig`` names, plus a scenario,
+fault rules and credits)::
+
+    @pytest.mark.nanobanana_mock(workers=1, faults=[{"effect": {"http_error": {"status": 503}}}])
+    def test_outage(nanobanana_mock): ...
+
+Session-wide settings come from overriding the ``nanobanana_mock_config`` fixture in a
+``conftest.py``. The server runs in a daemon thread with its own event loop, so sync tests,
+async tests and threads of the code under test can all talk to it; its clock is frozen
+(``time_scale=0``) and moves only when a test advances it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from .app import create_app
+from .config import MockConfig
+from .control_client import (
+    ClockControl,
+    CreditControl,
+    FaultControl,
+    JobControl,
+    JournalControl,
+    MockControl,
+    RateLimitControl,
+)
+
+__all__ = [
+    "MARKER",
+    "MockHandle",
+    "MockServer",
+    "nanobanana_mock",
+    "nanobanana_mock_config",
+    "nanobanana_mock_server",
+]
+
+MARKER = "nanobanana_mock"
+MARKER_HELP = (
+    f"{MARKER}(**settings, scenario=None, faults=None, credits=None): settings of the "
+    "nanobanana mock for this test (MockConfig names), a scenario object, a list of fault "
+    'rules and credits ({"default": n, "keys": {key: n}}).'
+)
+START_TIMEOUT = 30.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+
+
+class MockServer:
+    """A mock serving from a daemon thread with its own event loop; a context manager."""
+
+    def __init__(self, config: MockConfig) -> None:
+        self.config = config
+        self.base_url = ""
+        self.control: MockControl | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._serve, name="nanobanana-mock", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> MockServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> MockServer:
+        """Start serving; returns once the server listens (or raises why it could not)."""
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT):
+            raise RuntimeError(f"the mock did not start within {START_TIMEOUT} s")
+        if self._error is not None:
+            self._thread.join()
+            raise RuntimeError(f"the mock did not start: {self._error!r}") from self._error
+        self.control = MockControl(self.base_url, token=self.config.control_token)
+        return self
+
+    def stop(self) -> None:
+        """Clean up the app on its own loop, stop the loop and join the thread."""
+        loop = self._loop
+        if loop is None or not self._thread.is_alive():
+            return
+        try:
+            if self._runner is not None:
+                cleanup = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
+                cleanup.result(START_TIMEOUT)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(START_TIMEOUT)
+
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._listen())
+        except BaseException as exc:  # reported to start(), in the test's thread
+            self._error = exc
+            if self._runner is not None:
+                loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+            self._ready.set()
+            return
+        self._loop = loop
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _listen(self) -> None:
+        self._runner = web.AppRunner(create_app(self.config), handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.base_url = f"http://{_url_host(host)}:{port}"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class MockHandle:
+    """What a test gets: the provider URLs and every part of the control plane."""
+
+    def __init__(self, server: MockServer, control: MockControl) -> None:
+        self.server = server
+        self.control = control
+        self.base_url = server.base_url
+        self.settings: dict[str, Any] = {}
+        self.clock: ClockControl = control.clock
+        self.faults: FaultControl = control.faults
+        self.journal: JournalControl = control.journal
+        self.credits: CreditControl = control.credits
+        self.rate_limits: RateLimitControl = control.rate_limits
+        self.jobs: JobControl = control.jobs
+
+    def __repr__(self) -> str:
+        return f"MockHandle({self.base_url!r})"
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Base URL per provider: ``{"segmind": ..., "seaart": ..., "pixazo": ...}``."""
+        return self.control.urls
+
+    @property
+    def segmind_url(self) -> str:
+        """Segmind's base URL (``.../v1``), as the official SDK's ``base_url``."""
+        return self.urls["segmind"]
+
+    @property
+    def seaart_url(self) -> str:
+        """SeaArt's base URL (``.../model``)."""
+        return self.urls["seaart"]
+
+    @property
+    def pixazo_url(self) -> str:
+        """Pixazo's base URL (the origin)."""
+        return self.urls["pixazo"]
+
+    def reset(self, *, scenario: Mapping[str, Any] | None = None, **settings: Any) -> dict:
+        """Reset to the session's settings plus ``settings``; returns the effective settings."""
+        self.settings = self.control.reset(scenario=scenario, **settings)
+        return self.settings
+
+    def apply_marker(self, marker: Mapping[str, Any]) -> None:
+        """Reset with a marker's settings, then add its fault rules and credits."""
+        options = dict(marker)
+        faults = options.pop("faults", None)
+        credits = options.pop("credits", None)
+        self.reset(**options)
+        if faults:
+            self.faults.add_many(faults)
+        if credits:
+            _apply_credits(self.credits, credits)
+
+
+def _apply_credits(control: CreditControl, credits: Mapping[str, Any]) -> None:
+    unknown = set(credits) - {"default", "keys"}
+    if unknown:
+        raise TypeError(f"credits takes 'default' and 'keys', not {sorted(unknown)}")
+    if credits.get("default") is not None:
+        control.set_default(credits["default"])
+    for key, balance in (credits.get("keys") or {}).items():
+        control.set(key, balance)
+
+
+def marker_options(node: pytest.Item) -> dict[str, Any]:
+    """The keyword arguments of every ``nanobanana_mock`` marker on a test; the closest wins."""
+    options: dict[str, Any] = {}
+    for mark in reversed(list(node.iter_markers(MARKER))):
+        if mark.args:
+            raise TypeError(f"@pytest.mark.{MARKER} takes keyword arguments only")
+        options.update(mark.kwargs)
+    return options
+
+
+@pytest.fixture(scope="session")
+def nanobanana_mock_config() -> MockConfig:
+    """The session mock's settings; override this fixture to change them for a whole run."""
+    return MockConfig(port=0, time_scale=0.0, self_check=True, processing_jitter=0.0, seed=0)
+
+
+@pytest.fixture(scope="session")
+def nanobanana_mock_server(nanobanana_mock_config: MockConfig) -> Iterator[MockServer]:
+    """The running mock, shared by the session; stopped at its end."""
+    with MockServer(nanobanana_mock_config) as server:
+        yield server
+
+
+@pytest.fixture
+def nanobanana_mock(
+    nanobanana_mock_server: MockServer, request: pytest.FixtureRequest
+) -> MockHandle:
+    """The session mock, reset for this test with its marker's settings."""
+    assert nanobanana_mock_server.control is not None
+    handle = MockHandle(nanobanana_mock_server, nanobanana_mock_server.control)
+    handle.apply_marker(marker_options(request.node))
+    return handle

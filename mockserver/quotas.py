@@ -1,0 +1,143 @@
+"""Quotas per API key: a credit ledger and a token-bucket rate limiter on the virtual clock.
+
+Both are off until configured. Keys are held as fingerprints and shown redacted. Collections
+are bounded: at most ``MAX_KEYS`` accounts and buckets, the least recently used going first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from .http import fingerprint
+from .journal import redact
+
+__all__ = ["Ledger", "RateLimiter"]
+
+MAX_KEYS = 10_000
+
+
+@dataclass(slots=True)
+class Account:
+    shown: str | None
+    balance: float
+    spent: float = 0.0
+
+
+class Ledger:
+    """What each key may still spend. Off until a balance (or a default) is set."""
+
+    def __init__(self) -> None:
+        self.default: float | None = None
+        self._accounts: OrderedDict[str, Account] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.default is not None or bool(self._accounts)
+
+    def set(self, key: str, balance: float) -> None:
+        self._touch(fingerprint(key), Account(redact(key), float(balance)))
+
+    def set_default(self, balance: float) -> None:
+        self.default = float(balance)
+
+    def disable(self) -> None:
+        self.default = None
+        self._accounts.clear()
+
+    def balance(self, key_id: str) -> float | None:
+        """The balance of a key fingerprint; None when the ledger does not cover it."""
+        account = self._accounts.get(key_id)
+        if account is not None:
+            return account.balance
+        return self.default
+
+    def charge(self, key_id: str, shown: str | None, cost: float) -> bool:
+        """Take ``cost`` from the key's balance; False (nothing taken) when it is too low."""
+        balance = self.balance(key_id)
+        if balance is None:
+            return True
+        if balance + 1e-9 < cost:
+            return False
+        account = self._accounts.get(key_id) or Account(shown, balance)
+        account.balance = round(balance - cost, 9)
+        account.spent = round(account.spent + cost, 9)
+        self._touch(key_id, account)
+        return True
+
+    def public(self, key: str | None = None) -> dict[str, Any]:
+        accounts = self._accounts.items()
+        if key is not None:
+            wanted = fingerprint(key)
+            accounts = [(k, a) for k, a in accounts if k == wanted]  # type: ignore[assignment]
+        return {
+            "enabled": self.enabled,
+            "default": self.default,
+            "accounts": [
+                {"key": a.shown, "balance": a.balance, "spent": a.spent} for _, a in accounts
+            ],
+        }
+
+    def _touch(self, key_id: str, account: Account) -> None:
+        self._accounts.pop(key_id, None)
+        self._accounts[key_id] = account
+        while len(self._accounts) > MAX_KEYS:
+            self._accounts.popitem(last=False)
+
+
+@dataclass(slots=True)
+class Limit:
+    key_id: str | None  # None: every key, each with its own bucket
+    shown: str | None
+    rpm: float
+    scope: str  # "generate" | "all"
+
+
+class RateLimiter:
+    """Token buckets: ``rpm`` tokens, refilled at ``rpm`` per virtual minute."""
+
+    def __init__(self) -> None:
+        self.limits: list[Limit] = []
+        self._buckets: OrderedDict[tuple[int, str], tuple[float, float]] = OrderedDict()
+
+    def set(self, rpm: float, key: str | None = None, scope: str = "generate") -> None:
+        key_id = fingerprint(key) if key else None
+        self.limits = [limit for limit in self.limits if limit.key_id != key_id]
+        self.limits.append(Limit(key_id, redact(key), float(rpm), scope))
+        self._buckets.clear()
+
+    def clear(self) -> None:
+        self.limits.clear()
+        self._buckets.clear()
+
+    def take(self, key_id: str, generate: bool, now: float) -> float | None:
+        """Spend a token from every bucket that applies; None if allowed, else the seconds
+        until each has one again (nothing is spent then)."""
+        refilled: list[tuple[tuple[int, str], float]] = []
+        wait = 0.0
+        for index, limit in enumerate(self.limits):
+            if limit.key_id not in (None, key_id) or (limit.scope == "generate" and not generate):
+                continue
+            tokens, last = self._buckets.get((index, key_id), (limit.rpm, now))
+            tokens = min(limit.rpm, tokens + (now - last) * limit.rpm / 60.0)
+            refilled.append(((index, key_id), tokens))
+            if tokens < 1.0:
+                wait = max(wait, (1.0 - tokens) * 60.0 / limit.rpm)
+        spend = 0.0 if wait else 1.0
+        for slot, tokens in refilled:
+            self._remember(slot, (tokens - spend, now))
+        return wait or None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "limits": [
+                {"key": lim.shown, "rpm": lim.rpm, "scope": lim.scope} for lim in self.limits
+            ]
+        }
+
+    def _remember(self, slot: tuple[int, str], value: tuple[float, float]) -> None:
+        self._buckets.pop(slot, None)
+        self._buckets[slot] = value
+        while len(self._buckets) > MAX_KEYS:
+            self._buckets.popitem(last=False)
