@@ -244,8 +244,9 @@ async def force_job(request: web.Request) -> web.Response:
     wanted = body.get("state")
     now = state.clock.now()
     if wanted == "EXPIRED":
+        view = job_view(state, job)
         job.expires_at = now
-        return json_response(200, {"id": job.id, "state": "EXPIRED"})
+        return json_response(200, {**view, "state": "EXPIRED", "expires_at": now})
     if job.state(now) in TERMINAL:
         raise ControlError(409, f"job is already {job.state(now)}")
     if wanted == "FAILED":
