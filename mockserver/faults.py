@@ -30,6 +30,7 @@ from .jobs import Failure, Surface
 __all__ = ["FaultEngine", "Fired", "JobEffects", "RequestFacts", "RuleError", "prompt_rules"]
 
 TERMINAL_EFFECTS = ("http_error", "transport")
+MAX_RULES = 1000
 MARKER = re.compile(r"\[mock:([a-z-]+)(?:=([A-Za-z0-9_.]+))?\]")
 
 
@@ -102,6 +103,8 @@ class FaultEngine:
     _next: int = 0
 
     def add(self, spec: Any, now: float) -> Rule:
+        if len(self.rules) >= MAX_RULES:
+            raise RuleError([f"at most {MAX_RULES} rules; remove some first"])
         problems = problems_of(schemas.validator("mock", "fault_rule"), spec)
         if problems:
             raise RuleError([str(p) for p in problems])

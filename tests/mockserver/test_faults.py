@@ -466,3 +466,11 @@ async def test_invalid_rules_are_400_with_problems(mock: Mock, rule: dict, fragm
     body = await resp.json()
     assert resp.status == 400 and body["error"] == "invalid fault rule"
     assert any(fragment in problem for problem in body["problems"]), body
+
+
+async def test_the_rule_list_is_bounded(mock: Mock) -> None:
+    rules = [{"effect": {"latency": {"fixed": 0}}}] * 1000
+    resp = await mock.client.post("/_mock/faults", json={"faults": rules})
+    assert resp.status == 201
+    resp = await mock.client.post("/_mock/faults", json=rules[0])
+    assert resp.status == 400 and "at most 1000 rules" in (await resp.json())["problems"][0]
