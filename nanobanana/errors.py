@@ -1,0 +1,248 @@
+"""The client's errors: one small tree, mapped from HTTP answers and transport failures here
+and nowhere else.
+
+    NanoBananaError
+    ├── ConfigurationError        a missing key, an unknown provider or model, a bad base URL
+    ├── NotSupported              e.g. cancel on a provider without a cancel route
+    ├── ContractViolation         strict mode: an answer broke the contract (also an AssertionError)
+    └── ApiError                  the provider answered with an error, or could not be reached
+        ├── AuthenticationError   401, 403
+        ├── InsufficientCredits   402, Segmind's 406 "Insufficient credits"
+        ├── RateLimited           429; ``retry_after`` is the wait the provider asked for
+        ├── InvalidRequest        400, 406 (content type), 413, 415, 422
+        ├── NotFound              404, 410: an unknown or expired id, model or route
+        ├── ServerError           5xx
+        ├── TransportError        reset, refused, truncated or malformed answers
+        ├── JobFailed             the job ended FAILED; ``error``, ``error_type``
+        │   └── JobCancelled      the job was cancelled
+        ├── JobPending            a result was asked for before the job finished
+        └── Timeout               the caller's deadline passed; ``handle`` resumes the job
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import JobHandle, StatusReport
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ContractViolation",
+    "InsufficientCredits",
+    "InvalidRequest",
+    "JobCancelled",
+    "JobFailed",
+    "JobPending",
+    "NanoBananaError",
+    "NotFound",
+    "NotSupported",
+    "RateLimited",
+    "ServerError",
+    "Timeout",
+    "TransportError",
+    "error_from_response",
+    "message_of",
+    "retry_after_of",
+]
+
+
+class NanoBananaError(Exception):
+    """Every error this library raises."""
+
+
+class ConfigurationError(NanoBananaError):
+    """The client was set up wrongly (no key, unknown provider or model, bad URL)."""
+
+
+class NotSupported(NanoBananaError):
+    """The provider has no such operation (e.g. cancel on Segmind or Pixazo)."""
+
+
+class ContractViolation(NanoBananaError, AssertionError):
+    """Strict mode: an answer broke the provider's contract."""
+
+    def __init__(self, violations: list[Any]) -> None:
+        super().__init__("; ".join(map(str, violations)))
+        self.violations = violations
+
+
+class ApiError(NanoBananaError):
+    """The provider answered with an error, or the exchange failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{provider}: {message}" + (f" (HTTP {status})" if status else ""))
+        self.message = message
+        self.provider = provider
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+class AuthenticationError(ApiError):
+    """The key is missing, wrong, or not allowed to do this."""
+
+
+class InsufficientCredits(ApiError):
+    """The account cannot pay for this generation."""
+
+
+class RateLimited(ApiError):
+    """Too many requests; ``retry_after`` seconds is what the provider asked to wait."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class InvalidRequest(ApiError):
+    """The provider refused the request as invalid; ``message`` is its explanation."""
+
+
+class NotFound(ApiError):
+    """No such request id (unknown or expired), model or route."""
+
+
+class ServerError(ApiError):
+    """The provider failed (5xx); ``retry_after`` when it said when to come back."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class TransportError(ApiError):
+    """The exchange itself failed: refused, reset, cut short, or not the JSON promised.
+    ``sent`` tells whether the request may have reached the provider."""
+
+    def __init__(self, message: str, *, sent: bool = True, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.sent = sent
+
+
+class JobFailed(ApiError):
+    """The job reached a failed terminal state."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        handle: JobHandle,
+        error_type: str | None = None,
+        report: StatusReport | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.error = message
+        self.error_type = error_type
+        self.handle = handle
+        self.report = report
+
+
+class JobCancelled(JobFailed):
+    """The job was cancelled before it finished."""
+
+
+class JobPending(ApiError):
+    """The job has not finished yet; ``report`` is its current status."""
+
+    def __init__(self, message: str, *, report: StatusReport, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.report = report
+
+
+class Timeout(ApiError):
+    """The caller's deadline passed. The job may still finish: ``handle`` resumes it."""
+
+    def __init__(
+        self, message: str, *, handle: JobHandle | None, last: StatusReport | None = None, **kw: Any
+    ) -> None:
+        super().__init__(message, **kw)
+        self.handle = handle
+        self.last = last
+
+
+def message_of(body: Any) -> str | None:
+    """The human message in any of the three providers' error envelopes."""
+    if isinstance(body, str):
+        return body.strip()[:500] or None
+    if not isinstance(body, Mapping):
+        return None
+    error = body.get("error")
+    if isinstance(error, str):
+        return error
+    if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    detail = body.get("detail")
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, Mapping):
+                where = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+        return "; ".join(parts) or None
+    if isinstance(body.get("message"), str):  # Azure APIM
+        return str(body["message"])
+    status = body.get("status")
+    if isinstance(status, Mapping) and isinstance(status.get("message"), str):  # SeaArt 402
+        return str(status["message"])
+    return None
+
+
+def retry_after_of(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait, from ``Retry-After`` (seconds or an HTTP date) or Segmind's
+    ``x-rate-limit-reset-at-utc``; None when the answer does not say."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    now = time.time() if now is None else now
+    value = lowered.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - now)
+    reset = lowered.get("x-rate-limit-reset-at-utc")
+    if reset:
+        try:
+            return max(0.0, datetime.fromisoformat(reset.replace("Z", "+00:00")).timestamp() - now)
+        except ValueError:
+            return None
+    return None
+
+
+def error_from_response(
+    provider: str, status: int, body: Any, headers: Mapping[str, str]
+) -> ApiError:
+    """The one place an HTTP error answer becomes an exception of this tree."""
+    message = message_of(body) or f"HTTP {status}"
+    kw: dict[str, Any] = {"provider": provider, "status": status, "body": body, "headers": headers}
+    if status in (401, 403):
+        return AuthenticationError(message, **kw)
+    if status == 402 or (status == 406 and "credit" in message.lower()):
+        return InsufficientCredits(message, **kw)
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after_of(headers), **kw)
+    if status in (404, 410):
+        return NotFound(message, **kw)
+    if status >= 500:
+        return ServerError(message, retry_after=retry_after_of(headers), **kw)
+    if 400 <= status < 500:
+        return InvalidRequest(message, **kw)
+    return ApiError(f"unexpected answer: {message}", **kw)

@@ -1,0 +1,142 @@
+"""Typed values the client returns: frozen dataclasses, with the provider's raw body kept."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Image", "JobHandle", "JobStatus", "Metrics", "Result", "StatusReport"]
+
+
+class JobStatus(StrEnum):
+    """One status vocabulary for the three providers (their own string stays in
+    :attr:`StatusReport.raw_status`)."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class JobHandle:
+    """Everything needed to find a job again, from this process or another: save it, and a
+    client-side timeout never loses a paid result."""
+
+    provider: str
+    model: str
+    request_id: str
+    base_url: str
+    status_url: str | None = None
+    response_url: str | None = None
+    cancel_url: str | None = None
+    submitted_at: float | None = None  # wall-clock epoch seconds, for display
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobHandle:
+        fields = {f for f in cls.__dataclass_fields__}
+        missing = {"provider", "model", "request_id", "base_url"} - set(data)
+        if missing:
+            raise ValueError(f"a job handle needs {', '.join(sorted(missing))}")
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        target = Path(path)
+        target.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> JobHandle:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """One status read: the normalised status, the provider's own, and what else it said."""
+
+    request_id: str
+    status: JobStatus
+    raw_status: str
+    http_status: int
+    queue_position: int | None = None
+    eta_seconds: float | None = None
+    error: str | None = None
+    error_type: str | None = None
+    body: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """One output image; ``data`` is filled once downloaded."""
+
+    url: str
+    width: int | None = None
+    height: int | None = None
+    content_type: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+
+    def with_data(self, data: bytes, content_type: str | None = None) -> Image:
+        return replace(self, data=data, content_type=content_type or self.content_type)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        if self.data is None:
+            raise ValueError("download the image first (Client.download)")
+        target = Path(path)
+        target.write_bytes(self.data)
+        return target
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """What the provider reported about the run, where it did."""
+
+    inference_time: float | None = None
+    queue_time: float | None = None
+    total_time: float | None = None
+    cost: float | None = None
+    remaining_credits: float | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> Metrics:
+        if not isinstance(data, Mapping):
+            return cls()
+        return cls(
+            **{
+                name: float(data[name])
+                for name in (
+                    "inference_time",
+                    "queue_time",
+                    "total_time",
+                    "cost",
+                    "remaining_credits",
+                )
+                if isinstance(data.get(name), int | float) and not isinstance(data.get(name), bool)
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A finished job's output."""
+
+    handle: JobHandle
+    images: tuple[Image, ...]
+    metrics: Metrics = field(default_factory=Metrics)
+    body: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def image(self) -> Image:
+        return self.images[0]

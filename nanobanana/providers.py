@@ -1,0 +1,286 @@
+"""One adapter per provider, holding only what differs: request building and answer parsing.
+
+Paths, auth headers, model lists, request field names, the wire status strings and the HTTP
+code of each state come from the contracts in ``schemas/`` (api.json, lifecycle.json): the
+adapters restate none of them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import schemas
+
+from .errors import ConfigurationError, message_of
+from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport
+
+__all__ = ["ADAPTERS", "Adapter", "Call", "adapter"]
+
+NEUTRAL = {
+    "QUEUED": JobStatus.QUEUED,
+    "RUNNING": JobStatus.RUNNING,
+    "SUCCEEDED": JobStatus.SUCCEEDED,
+    "FAILED": JobStatus.FAILED,
+    "CANCELLED": JobStatus.CANCELLED,
+}
+SYNONYMS = {"jpg": "jpeg", "jpeg": "jpg", "0.5K": "512", "512": "0.5K", "512px": "0.5K"}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One HTTP request to make: which operation of the contract it is, and how."""
+
+    operation: str
+    method: str
+    url: str
+    json: Any = None
+
+
+class Adapter:
+    name: ClassVar[str]
+    key_env: ClassVar[tuple[str, ...]]
+    base_env: ClassVar[str]
+    default_base: ClassVar[str]  # the origin; api.json paths include the base path
+
+    def __init__(self) -> None:
+        self.api = schemas.load(self.name, "api")
+        self.lifecycle = schemas.load(self.name, "lifecycle")
+        self._wire: dict[str, list[JobStatus]] = {}
+        for state, info in self.lifecycle["states"].items():
+            self._wire.setdefault(info["wire"], []).append(NEUTRAL[state])
+
+    # -- configuration --------------------------------------------------------------------
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self.api["models"])
+
+    def key_from_env(self) -> str | None:
+        for name in self.key_env:
+            if os.environ.get(name):
+                return os.environ[name]
+        return None
+
+    def origin(self, base_url: str | None) -> str:
+        """The origin to talk to; the provider's usual base URLs are accepted too
+        (``…/v1`` for the Segmind SDK, ``…/model`` for SeaArt)."""
+        base = (base_url or os.environ.get(self.base_env) or self.default_base).rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"{self.name}: base URL must start with http(s)://, got {base!r}"
+            )
+        for suffix in (self.api.get("base_path", ""), "/v1", "/v2"):
+            if suffix and base.endswith(suffix):
+                return base[: -len(suffix)]
+        return base
+
+    def headers(self, key: str) -> dict[str, str]:
+        auth = self.api["auth"]
+        schemes = auth.get("schemes") or []
+        value = f"{schemes[0]} {key}" if schemes else key
+        return {auth["header"]: value, "Content-Type": "application/json"}
+
+    def check_model(self, model: str) -> None:
+        if model not in self.api["models"]:
+            raise ConfigurationError(
+                f"{self.name} has no model {model!r}; models: {', '.join(self.models)}"
+            )
+
+    def body(self, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A request body from generic names (aspect_ratio, resolution, output_format,
+        num_images, image_urls, prompt) and the provider's own field names."""
+        self.check_model(model)
+        info = self.api["models"][model]
+        properties = schemas.load(self.name, info["request"]).get("properties", {})
+        body: dict[str, Any] = {}
+        for name, value in params.items():
+            if value is None:
+                continue
+            fields = info["fields"].get(name)
+            if fields is None:
+                body[name] = value
+                continue
+            if not fields:
+                raise ConfigurationError(f"{self.name} {model} does not take {name}")
+            body[_pick_field(fields, value, properties)] = _spelling(fields, value, properties)
+        return body
+
+    # -- requests -------------------------------------------------------------------------
+    def path(self, operation: str, **values: str) -> str:
+        template: str = self.api["operations"][operation]["path"]
+        return template.format(**values)
+
+    def submit_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call:
+        return Call("submit", "POST", origin + self.path("submit", model=model), dict(body))
+
+    def status_call(self, handle: JobHandle) -> Call:
+        url = handle.status_url or handle.base_url + self.path(
+            "status", model=handle.model, request_id=handle.request_id
+        )
+        return Call("status", "GET", url)
+
+    def result_call(self, handle: JobHandle) -> Call:
+        url = handle.response_url or handle.base_url + self.path(
+            "result", model=handle.model, request_id=handle.request_id
+        )
+        return Call("result", "GET", url)
+
+    def cancel_call(self, handle: JobHandle) -> Call | None:
+        return None
+
+    def state_codes(self, route: str) -> frozenset[int]:
+        """The HTTP codes with which ``route`` answers a job's state (Segmind FAILED: 422)."""
+        codes = self.lifecycle["http_status"].get(route, {})
+        return frozenset(code for state, code in codes.items() if state != "EXPIRED")
+
+    # -- answers --------------------------------------------------------------------------
+    def handle(self, origin: str, model: str, body: Mapping[str, Any]) -> JobHandle:
+        return JobHandle(
+            provider=self.name,
+            model=model,
+            request_id=str(body["request_id"]),
+            base_url=origin,
+            status_url=body.get("status_url"),
+            response_url=body.get("response_url"),
+            cancel_url=body.get("cancel_url"),
+            submitted_at=time.time(),
+        )
+
+    def report(self, http_status: int, body: Any) -> StatusReport | None:
+        """A status report if ``body`` is a state body, else None."""
+        if not isinstance(body, Mapping) or body.get("status") not in self._wire:
+            return None
+        raw = str(body["status"])
+        error = body.get("error")
+        error_text = message_of({"error": error}) if error is not None else None
+        eta = body.get("estimated_remaining_seconds")
+        position = body.get("queue_position")
+        return StatusReport(
+            request_id=str(body.get("request_id", "")),
+            status=self._normalise(raw, body),
+            raw_status=raw,
+            http_status=http_status,
+            queue_position=position if isinstance(position, int) else None,
+            eta_seconds=float(eta) if isinstance(eta, int | float) else None,
+            error=error_text,
+            error_type=body.get("error_type"),
+            body=body,
+        )
+
+    def _normalise(self, raw: str, body: Mapping[str, Any]) -> JobStatus:
+        candidates = self._wire[raw]
+        if len(candidates) == 1:
+            return candidates[0]
+        if body.get("error") is None:  # SeaArt: COMPLETED means terminal; success has no error
+            return JobStatus.SUCCEEDED
+        if body.get("error_type") == "CANCELED" and JobStatus.CANCELLED in candidates:
+            return JobStatus.CANCELLED
+        return JobStatus.FAILED
+
+    def result(self, handle: JobHandle, body: Mapping[str, Any]) -> Result:
+        raise NotImplementedError
+
+
+def _pick_field(fields: list[str], value: Any, properties: Mapping[str, Any]) -> str:
+    """The first field whose enum accepts the value (or a known spelling of it)."""
+    for name in fields:
+        allowed = properties.get(name, {}).get("enum")
+        if allowed is None or value in allowed or SYNONYMS.get(str(value)) in allowed:
+            return name
+    return fields[0]
+
+
+def _spelling(fields: list[str], value: Any, properties: Mapping[str, Any]) -> Any:
+    allowed = properties.get(_pick_field(fields, value, properties), {}).get("enum")
+    if allowed is not None and value not in allowed and SYNONYMS.get(str(value)) in allowed:
+        return SYNONYMS[str(value)]
+    return value
+
+
+def _images(items: Any) -> tuple[Image, ...]:
+    images = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get("url"), str):
+            images.append(
+                Image(
+                    url=item["url"],
+                    width=item.get("width") if isinstance(item.get("width"), int) else None,
+                    height=item.get("height") if isinstance(item.get("height"), int) else None,
+                    content_type=item.get("content_type"),
+                )
+            )
+    return tuple(images)
+
+
+class Segmind(Adapter):
+    name = "segmind"
+    key_env = ("SEGMIND_API_KEY",)
+    base_env = "SEGMIND_BASE_URL"
+    default_base = "https://api.segmind.com"
+
+    def sync_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call:
+        return Call(
+            "sync_generate", "POST", origin + self.path("sync_generate", model=model), dict(body)
+        )
+
+    def result(self, handle: JobHandle, body: Mapping[str, Any]) -> Result:
+        images = _images(body.get("images"))
+        if not images and isinstance(body.get("output"), str):
+            images = (Image(url=body["output"]),)
+        return Result(handle, images, Metrics.from_mapping(body.get("metrics")), body)
+
+
+class SeaArt(Adapter):
+    name = "seaart"
+    key_env = ("SEAART_API_KEY", "SEACLOUD_API_KEY")
+    base_env = "SEAART_BASE_URL"
+    default_base = "https://cloud.seaart.ai"
+
+    def cancel_call(self, handle: JobHandle) -> Call | None:
+        url = handle.cancel_url or handle.base_url + self.path(
+            "cancel", model=handle.model, request_id=handle.request_id
+        )
+        return Call("cancel", "PUT", url)
+
+    def result(self, handle: JobHandle, body: Mapping[str, Any]) -> Result:
+        return Result(handle, _images(body.get("outputs")), Metrics(), body)
+
+
+class Pixazo(Adapter):
+    name = "pixazo"
+    key_env = ("PIXAZO_API_KEY",)
+    base_env = "PIXAZO_BASE_URL"
+    default_base = "https://gateway.pixazo.ai"
+
+    def submit_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call:
+        return Call("submit", "POST", origin + self.path("submit"), dict(body))
+
+    def status_call(self, handle: JobHandle) -> Call:
+        """Pixazo has one route for both: a POST with the id in the body."""
+        url = handle.base_url + self.path("result")
+        return Call("result", "POST", url, {"request_id": handle.request_id})
+
+    def result_call(self, handle: JobHandle) -> Call:
+        return self.status_call(handle)
+
+    def result(self, handle: JobHandle, body: Mapping[str, Any]) -> Result:
+        metadata = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
+        seconds = metadata.get("processing_time_seconds")
+        metrics = (
+            Metrics(inference_time=float(seconds))
+            if isinstance(seconds, int | float)
+            else Metrics()
+        )
+        return Result(handle, _images(body.get("images")), metrics, body)
+
+
+ADAPTERS: dict[str, type[Adapter]] = {cls.name: cls for cls in (Segmind, SeaArt, Pixazo)}
+
+
+def adapter(provider: str) -> Adapter:
+    if provider not in ADAPTERS:
+        raise ConfigurationError(f"unknown provider {provider!r}; one of {', '.join(ADAPTERS)}")
+    return ADAPTERS[provider]()

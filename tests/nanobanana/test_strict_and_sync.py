@@ -1,0 +1,55 @@
+"""Strict mode against a drifting fake provider, and the sync facade against the mock."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+
+from nanobanana import Client, ContractViolation, JobStatus, SyncClient
+
+
+async def drifting_segmind(request: web.Request) -> web.Response:
+    """A 'live' Segmind whose status answer drifted: a new field, a changed type."""
+    return web.json_response({"status": "QUEUED", "request_id": "r1", "metrics": "none", "eta": 5})
+
+
+@pytest.fixture
+async def drifting(aiohttp_server) -> str:
+    app = web.Application()
+    app.router.add_get("/v2/requests/{id}/status", drifting_segmind)
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/")
+
+
+async def test_strict_mode_reports_each_violation_with_its_pointer(drifting: str) -> None:
+    from nanobanana import JobHandle
+
+    handle = JobHandle("segmind", "nano-banana", "r1", drifting)
+    async with Client("segmind", api_key="k", base_url=drifting, strict=True) as client:
+        report = await client.status(handle)  # reported, not raised
+        assert report.status is JobStatus.QUEUED
+        pointers = {(v.pointer, v.operation, v.http_status) for v in client.violations}
+        assert ("/metrics", "status", 200) in pointers or ("", "status", 200) in pointers
+        assert any("eta" in v.message or "metrics" in v.message for v in client.violations)
+    async with Client("segmind", api_key="k", base_url=drifting, strict="raise") as client:
+        with pytest.raises(ContractViolation) as caught:
+            await client.status(handle)
+        assert caught.value.violations
+
+
+async def test_strict_mode_is_silent_on_the_mock(make_client) -> None:
+    client = make_client("seaart", strict="raise")
+    result = await client.generate("nano_banana_pro", prompt="x")
+    assert result.images and client.violations == []
+
+
+@pytest.mark.nanobanana_mock(queue_seconds=0, processing_seconds={"*": 0})
+def test_sync_client(nanobanana_mock) -> None:
+    with SyncClient("pixazo", api_key="pz", base_url=nanobanana_mock.base_url) as client:
+        result = client.generate(
+            "nano-banana-pro", prompt="x", image_urls=["https://a.io/b.png"], num_images=2
+        )
+        assert len(result.images) == 2 and all(i.data for i in result.images)
+        handle = client.submit("nano-banana-pro", prompt="y", image_urls=["https://a.io/b.png"])
+        assert client.status(handle).status is JobStatus.SUCCEEDED
+    assert nanobanana_mock.journal.count(provider="pixazo", operation="submit") == 2
