@@ -127,7 +127,7 @@ class Client:
 
     async def status(self, handle: JobHandle, *, deadline: float | None = None) -> StatusReport:
         """The job's current status (one read, retried on transient failures)."""
-        call = self.adapter.status_call(handle)
+        call = self.adapter.status_call(handle.rebased(self.base_url))
         answer = await self._send(
             call, ok=self.adapter.state_codes(call.operation), deadline=deadline
         )
@@ -143,7 +143,7 @@ class Client:
 
     async def result(self, handle: JobHandle, *, deadline: float | None = None) -> Result:
         """The finished job's output; JobFailed / JobCancelled / JobPending otherwise."""
-        call = self.adapter.result_call(handle)
+        call = self.adapter.result_call(handle.rebased(self.base_url))
         answer = await self._send(
             call, ok=self.adapter.state_codes(call.operation), deadline=deadline
         )
@@ -159,7 +159,7 @@ class Client:
 
     async def cancel(self, handle: JobHandle) -> bool:
         """Ask for cancellation: True if accepted, False if the job had already finished."""
-        call = self.adapter.cancel_call(handle)
+        call = self.adapter.cancel_call(handle.rebased(self.base_url))
         if call is None:
             raise NotSupported(f"{self.provider} has no cancel operation")
         answer = await self._send(call, ok=frozenset({400}))
@@ -204,11 +204,13 @@ class Client:
                 raise self._not_done(handle, last)
             return await self.result(handle, deadline=deadline)
         except Timeout as exc:
-            if exc.handle is None:
-                raise Timeout(
-                    exc.message, provider=self.provider, handle=handle, last=last
-                ) from exc
-            raise
+            seen = f"; last seen {last.raw_status}" if last is not None else ""
+            raise Timeout(
+                f"job {handle.request_id} did not finish within {timeout:g}s{seen}",
+                provider=self.provider,
+                handle=handle,
+                last=last,
+            ) from exc
 
     async def generate(
         self,

@@ -45,8 +45,29 @@ class JobHandle:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def rebased(self, origin: str) -> JobHandle:
+        """The same job reached through another origin (e.g. a proxy, or the mock): every URL
+        that started with the old base URL is moved to the new one."""
+        if origin == self.base_url:
+            return self
+
+        def move(url: str | None) -> str | None:
+            if url is not None and url.startswith(self.base_url):
+                return origin + url[len(self.base_url) :]
+            return url
+
+        return replace(
+            self,
+            base_url=origin,
+            status_url=move(self.status_url),
+            response_url=move(self.response_url),
+            cancel_url=move(self.cancel_url),
+        )
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobHandle:
+        if not isinstance(data, Mapping):
+            raise ValueError("a job handle is a JSON object")
         fields = {f for f in cls.__dataclass_fields__}
         missing = {"provider", "model", "request_id", "base_url"} - set(data)
         if missing:

@@ -72,9 +72,13 @@ class Adapter:
             raise ConfigurationError(
                 f"{self.name}: base URL must start with http(s)://, got {base!r}"
             )
-        for suffix in (self.api.get("base_path", ""), "/v1", "/v2"):
-            if suffix and base.endswith(suffix):
-                return base[: -len(suffix)]
+        suffixes = [s for s in (self.api.get("base_path", ""), "/v1", "/v2", "/queue") if s]
+        stripped = True
+        while stripped:
+            stripped = False
+            for suffix in suffixes:
+                if base.endswith(suffix):
+                    base, stripped = base[: -len(suffix)], True
         return base
 
     def headers(self, key: str) -> dict[str, str]:

@@ -8,7 +8,8 @@ Retries follow one rule: only what cannot create a second job is retried.
   refused, or the provider answered 429 (refused, nothing created). After a reset, a timeout
   or a 5xx the job may exist and be paid for, so the error goes to the caller.
 - No wait ever crosses the caller's deadline: the error that would need it is raised (as
-  :class:`~nanobanana.errors.Timeout` when a deadline was given).
+  :class:`~nanobanana.errors.Timeout` when a deadline was given). A provider asking for more
+  than ``RetryPolicy.max_wait`` seconds gets its error raised at once.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class RetryPolicy:
     attempts: int = 5  # tries in all, the first included
     base: float = 0.5
     cap: float = 30.0
+    max_wait: float = 120.0  # a provider asking to wait longer gets its error raised at once
     seed: int | None = None  # for reproducible jitter
     _rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
@@ -135,7 +137,10 @@ async def exchange(
         attempt += 1
         timeout = request_timeout
         if deadline is not None:
-            timeout = max(0.001, min(timeout, deadline - timer.now()))
+            remaining = deadline - timer.now()
+            if remaining <= 0:
+                raise Timeout("the deadline passed", provider=provider, handle=None)
+            timeout = min(timeout, remaining)
         try:
             answer = await _once(session, provider, call, headers, timeout)
         except TransportError as err:
@@ -151,6 +156,8 @@ async def exchange(
         if not retryable or attempt >= policy.attempts:
             raise error
         asked = getattr(error, "retry_after", None)
+        if asked is not None and asked > policy.max_wait:
+            raise error
         wait = policy.delay(attempt, asked)
         if deadline is not None and timer.now() + wait > deadline:
             raise Timeout(

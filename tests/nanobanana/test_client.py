@@ -270,7 +270,13 @@ async def test_a_rate_limited_submit_is_retried_because_nothing_was_created(
 
 
 async def test_rate_limits_that_persist_end_in_rate_limited(make_client, mock) -> None:
-    await rule(mock, {"match": {"operation": "submit"}, "effect": {"http_error": {"status": 429}}})
+    await rule(
+        mock,
+        {
+            "match": {"operation": "submit"},
+            "effect": {"http_error": {"status": 429, "retry_after": 5}},
+        },
+    )
     with pytest.raises(RateLimited) as caught:
         await make_client("segmind").submit("nano-banana", prompt="x")
     assert caught.value.retry_after is not None
@@ -388,3 +394,45 @@ async def test_invalid_requests_carry_the_provider_message(make_client) -> None:
     with pytest.raises(InvalidRequest) as caught:
         await make_client("seaart").submit("nano_banana_2", prompt="x", aspect_ratio="7:3")
     assert "aspect_ratio" in caught.value.message and caught.value.status == 422
+
+
+async def test_a_handle_follows_the_clients_base_url(make_client, mock) -> None:
+    client = make_client("seaart")
+    handle = await client.submit("nano_banana_pro", prompt="x")
+    elsewhere = JobHandle.from_dict(
+        {
+            **handle.to_dict(),
+            "base_url": "http://old.example",
+            "status_url": "http://old.example" + handle.status_url[len(mock.base) :],
+        }
+    )
+    assert (await client.status(elsewhere)).request_id == handle.request_id
+    with pytest.raises(ValueError):
+        JobHandle.from_dict([1])  # type: ignore[arg-type]
+
+
+async def test_a_wait_longer_than_max_wait_is_not_slept(make_client, mock) -> None:
+    from nanobanana import RetryPolicy
+
+    await rule(
+        mock,
+        {
+            "match": {"operation": "submit"},
+            "effect": {"http_error": {"status": 429, "retry_after": 600}},
+        },
+    )
+    client = make_client("pixazo", retry=RetryPolicy(max_wait=60, seed=1))
+    with pytest.raises(RateLimited) as caught:
+        await client.submit("nano-banana-pro", **PARAMS["pixazo"])
+    assert caught.value.retry_after == 600 and mock.state.clock.now() == 0
+
+
+def test_origins_accept_the_providers_usual_base_urls() -> None:
+    from nanobanana import Client
+
+    for given in (
+        "https://cloud.seaart.ai/model/v1/queue",
+        "https://cloud.seaart.ai/model/v1",
+        "https://cloud.seaart.ai/",
+    ):
+        assert Client("seaart", api_key="k", base_url=given).base_url == "https://cloud.seaart.ai"

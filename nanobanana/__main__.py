@@ -1,0 +1,7 @@
+"""``python -m nanobanana``: the command line (see :mod:`nanobanana.cli`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
