@@ -73,6 +73,7 @@ class JobEffects:
     failure: Failure | None = None
     extra_queue: float = 0.0
     extra_processing: float = 0.0
+    image_scale: float = 1.0
 
 
 @dataclass(slots=True)
@@ -223,6 +224,8 @@ def job_effects(fired: list[Fired]) -> JobEffects:
                 surface=Surface(p.get("surface", "end")),
                 after_polls=p.get("after_polls"),
             )
+        elif item.kind == "drift" and "image_scale" in item.params:
+            effects.image_scale *= float(item.params["image_scale"])
         elif item.kind == "latency" and item.params.get("target") in ("queue", "processing"):
             seconds = latency_seconds(item)
             if item.params["target"] == "queue":

@@ -28,6 +28,7 @@ from aiohttp import web
 
 import schemas
 
+from .drift import apply_drift
 from .faults import (
     TERMINAL_EFFECTS,
     Fired,
@@ -108,6 +109,10 @@ async def _serve(
             return await _break(request, None, last.params)
         _take_token(provider, facts, state)
         response = await handler(request)
+        drifts = [f.params for f in fired if f.kind == "drift"]
+        if drifts:
+            request[DRIFTED] = True
+            response = apply_drift(response, drifts)
         if last is not None:
             return await _break(request, response, last.params)
     except ApiError as err:
@@ -251,6 +256,7 @@ def _close_entry(request: web.Request, entry: Entry, response: web.StreamRespons
 # -- transport faults ------------------------------------------------------------------------
 
 BROKEN = web.RequestKey("mock_broken", bool)  # the connection broke: no status reached the client
+DRIFTED = web.RequestKey("mock_drifted", bool)  # a drift rule changed the answer on purpose
 
 
 async def _break(
@@ -351,7 +357,9 @@ def _self_check(
     request: web.Request, provider: Provider | None, response: web.StreamResponse
 ) -> None:
     """Validate a JSON response against the schema its operation names for its status."""
-    if provider is None or request.get(BROKEN) or not isinstance(response, web.Response):
+    if provider is None or request.get(BROKEN) or request.get(DRIFTED):
+        return  # a broken or deliberately drifted answer is not the mock's own mistake
+    if not isinstance(response, web.Response):
         return
     if response.content_type != "application/json" or response.text is None:
         return

@@ -6,6 +6,7 @@ how it finds the API key, and its error envelopes.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any, ClassVar
 
@@ -172,13 +173,20 @@ class Provider:
             rng.lognormvariate(0.0, config.processing_jitter) if config.processing_jitter else 1.0
         )
         now = self.now()
+        output = plan.output
+        if effects.image_scale != 1.0:  # a drift rule skews the size on purpose
+            output = dataclasses.replace(
+                output,
+                width=max(1, round(output.width * effects.image_scale)),
+                height=max(1, round(output.height * effects.image_scale)),
+            )
         job = Job(
             id=job_id,
             provider=self.name,
             model=model.name,
             owner=owner,
             request=body,
-            output=plan.output,
+            output=output,
             image_seed=model.image_seed(config.seed, body),
             cost=cost,
             submitted_at=now,

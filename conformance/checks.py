@@ -1,0 +1,326 @@
+"""Reusable contract checks. Each turns an observation into :class:`Finding` s.
+
+A finding names the provider, the operation, the request, a JSON pointer, what the contract
+expected and what was observed, and a severity:
+- **breaking**: a missing field, a changed type, a value the contract does not allow, an
+  unexpected HTTP status code, an illegal lifecycle transition, a wrong image;
+- **additive**: an unknown new field, a new enum value: a client reading the contract still
+  works, but the contract should learn about it.
+
+These are contract findings, never errors of the tool itself (STYLE rule 5): the suite turns
+breaking ones into failed tests (:class:`ContractViolation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from jsonschema.exceptions import ValidationError
+
+import schemas
+
+__all__ = [
+    "ADDITIVE",
+    "BREAKING",
+    "ContractViolation",
+    "Finding",
+    "http_status_findings",
+    "image_findings",
+    "response_findings",
+    "schema_findings",
+    "transition_findings",
+]
+
+BREAKING = "breaking"
+ADDITIVE = "additive"
+ADDITIVE_RULES = frozenset({"additionalProperties", "unevaluatedProperties", "enum", "const"})
+
+
+class ContractViolation(AssertionError):
+    """A target broke its contract: the findings say where and how."""
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        super().__init__("\n".join(map(str, findings)))
+        self.findings = list(findings)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    provider: str
+    operation: str
+    request: str  # e.g. "GET /v2/requests/{id}/status" or a short description
+    pointer: str  # JSON pointer into the observed body ("" = the whole body or the answer)
+    expected: str
+    observed: str
+    severity: str
+    check: str = "schema"  # schema | http_status | transition | image | auth | ...
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return (
+            f"[{self.severity}] {self.provider}.{self.operation} {self.pointer or '/'}: "
+            f"expected {self.expected}, observed {self.observed} ({self.request})"
+        )
+
+
+def _pointer(path: Iterable[Any]) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    import json
+
+    try:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _leaves(error: ValidationError) -> list[ValidationError]:
+    """The errors that explain a failure. For ``oneOf``/``anyOf`` (state bodies are told
+    apart by their ``status``), the branch that fits best: the one whose own ``status`` rule
+    holds and that has the fewest errors."""
+    if error.validator not in ("oneOf", "anyOf") or not error.context:
+        return [error]
+    branches: dict[Any, list[ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+
+    def rank(errors: list[ValidationError]) -> tuple[int, int]:
+        on_status = any(list(e.relative_path)[:1] == ["status"] for e in errors)
+        return (1 if on_status else 0, len(errors))
+
+    best = min(branches.values(), key=rank)
+    if rank(best)[0] == 1:  # no branch has this status: the status value itself is new
+        status = [e for e in best if list(e.relative_path)[:1] == ["status"]]
+        return status[:1] or best
+    return [leaf for sub in best for leaf in _leaves(sub)]
+
+
+def _classify(error: ValidationError) -> list[tuple[str, str, str, str]]:
+    """(pointer, expected, observed, severity) for one leaf error; one per unknown field."""
+    pointer = _pointer(error.absolute_path)
+    rule = error.validator
+    if rule in ("additionalProperties", "unevaluatedProperties"):
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return [
+            (
+                f"{pointer}/{name}",
+                "no such field",
+                f"new field {name!r} = {_short(error.instance[name])}",
+                ADDITIVE,
+            )
+            for name in extra
+        ]
+    if rule == "required":
+        missing = [n for n in error.validator_value if n not in error.instance]
+        return [(f"{pointer}/{n}", f"required field {n!r}", "missing", BREAKING) for n in missing]
+    if rule in ("enum", "const"):
+        allowed = error.validator_value if rule == "enum" else [error.validator_value]
+        observed = error.instance
+        # a new value of the same kind is additive; a value of another type is breaking
+        same_kind = all(type(a) is type(observed) for a in allowed) and observed is not None
+        severity = ADDITIVE if same_kind else BREAKING
+        return [(pointer, f"one of {_short(allowed)}", _short(observed), severity)]
+    if rule == "type":
+        observed = f"{type(error.instance).__name__} {_short(error.instance)}"
+        return [(pointer, f"type {error.validator_value}", observed, BREAKING)]
+    expected = f"{rule} {_short(error.validator_value)}"
+    return [(pointer, expected, _short(error.instance), BREAKING)]
+
+
+def schema_findings(
+    provider: str, schema: str, body: Any, *, operation: str, request: str, check: str = "schema"
+) -> list[Finding]:
+    """Every way ``body`` breaks ``schemas/<provider>/<schema>.json``."""
+    found: dict[tuple[str, str], Finding] = {}
+    statuses = sorted(_neutral(provider))
+    for error in schemas.validator(provider, schema).iter_errors(body):
+        for leaf in _leaves(error):
+            for pointer, expected, observed, severity in _classify(leaf):
+                if pointer == "/status" and leaf.validator in ("enum", "const"):
+                    expected = f"one of {_short(statuses)}"  # the lifecycle's wire statuses
+                finding = Finding(
+                    provider, operation, request, pointer, expected, observed, severity, check
+                )
+                found.setdefault((pointer, expected), finding)
+    return sorted(found.values(), key=lambda f: (f.severity != BREAKING, f.pointer))
+
+
+def http_status_findings(
+    provider: str,
+    operation: str,
+    status: int,
+    *,
+    request: str,
+    expected: Iterable[int] | None = None,
+) -> list[Finding]:
+    """An HTTP code the operation's contract does not list (or not the one expected)."""
+    declared = schemas.load(provider, "api")["operations"][operation]["responses"]
+    allowed = sorted(set(expected) if expected is not None else {int(code) for code in declared})
+    if status in allowed:
+        return []
+    return [
+        Finding(
+            provider,
+            operation,
+            request,
+            "",
+            f"HTTP {' or '.join(map(str, allowed))}",
+            f"HTTP {status}",
+            BREAKING,
+            "http_status",
+        )
+    ]
+
+
+def response_findings(
+    provider: str, operation: str, status: int, body: Any, *, request: str
+) -> list[Finding]:
+    """The code must be declared for the operation, and the body must match its schema."""
+    found = http_status_findings(provider, operation, status, request=request)
+    if found:
+        return found
+    spec = schemas.load(provider, "api")["operations"][operation]["responses"][str(status)]
+    if "schema" not in spec:
+        return []
+    return schema_findings(provider, spec["schema"], body, operation=operation, request=request)
+
+
+def _neutral(provider: str) -> dict[str, list[str]]:
+    lifecycle = schemas.load(provider, "lifecycle")
+    wire: dict[str, list[str]] = {}
+    for state, info in lifecycle["states"].items():
+        wire.setdefault(info["wire"], []).append(state)
+    return wire
+
+
+def transition_findings(provider: str, observed: Sequence[str], *, request: str) -> list[Finding]:
+    """Does a sequence of observed wire statuses follow the lifecycle? Polling may skip
+    states, so any state reachable from the previous one is allowed; a terminal state must
+    stay terminal, and a status may never go back."""
+    lifecycle = schemas.load(provider, "lifecycle")
+    transitions = lifecycle["transitions"]
+    wire = _neutral(provider)
+    found: list[Finding] = []
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in transitions.get(todo.pop(), []):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    previous: set[str] | None = None
+    previous_wire = None
+    for index, status in enumerate(observed):
+        if status not in wire:
+            found.append(
+                Finding(
+                    provider,
+                    "status",
+                    request,
+                    f"/{index}",
+                    f"one of {sorted(wire)}",
+                    _short(status),
+                    ADDITIVE,
+                    "transition",
+                )
+            )
+            continue
+        states = set(wire[status])
+        if previous is not None and status != previous_wire:
+            allowed = set().union(*(reachable(p) for p in previous))
+            if not states & allowed:
+                terminal = all(lifecycle["states"][p]["terminal"] for p in previous)
+                expected = "to stay terminal" if terminal else f"one of {sorted(allowed)}"
+                found.append(
+                    Finding(
+                        provider,
+                        "status",
+                        request,
+                        f"/{index}",
+                        f"after {previous_wire}: {expected}",
+                        status,
+                        BREAKING,
+                        "transition",
+                    )
+                )
+                continue
+        previous, previous_wire = states, status
+    return found
+
+
+def image_findings(
+    provider: str,
+    *,
+    request: str,
+    advertised: Mapping[str, Any],
+    content_type: str | None,
+    size: tuple[int, int] | None,
+    expected_size: tuple[int, int],
+) -> list[Finding]:
+    """A downloaded output against what the result advertised and the request implies."""
+    found = []
+    if advertised.get("content_type") and content_type != advertised["content_type"]:
+        found.append(
+            Finding(
+                provider,
+                "image",
+                request,
+                "/content_type",
+                str(advertised["content_type"]),
+                str(content_type),
+                BREAKING,
+                "image",
+            )
+        )
+    if size is None:
+        found.append(
+            Finding(
+                provider,
+                "image",
+                request,
+                "",
+                "a decodable image",
+                "not an image",
+                BREAKING,
+                "image",
+            )
+        )
+        return found
+    if size != expected_size:
+        found.append(
+            Finding(
+                provider,
+                "image",
+                request,
+                "",
+                "{}x{} pixels".format(*expected_size),
+                "{}x{} pixels".format(*size),
+                BREAKING,
+                "image",
+            )
+        )
+    for name, actual in (("width", size[0]), ("height", size[1])):
+        if isinstance(advertised.get(name), int) and advertised[name] != actual:
+            found.append(
+                Finding(
+                    provider,
+                    "image",
+                    request,
+                    f"/{name}",
+                    str(advertised[name]),
+                    str(actual),
+                    BREAKING,
+                    "image",
+                )
+            )
+    return found

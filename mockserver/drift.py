@@ -1,0 +1,98 @@
+"""Deliberate contract breaks applied to an answer (the ``drift`` fault effect).
+
+Edits use RFC 6901 JSON pointers. A pointer that does not resolve changes nothing: a drift
+rule written for one state's body leaves other bodies alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["apply_drift"]
+
+MISSING = object()
+
+
+def _parts(pointer: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+
+
+def _parent(doc: Any, pointer: str) -> tuple[Any, str | int] | None:
+    parts = _parts(pointer)
+    node = doc
+    for part in parts[:-1]:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    last = parts[-1]
+    if isinstance(node, list):
+        return (node, int(last)) if last.isdigit() and int(last) < len(node) else None
+    return (node, last) if isinstance(node, dict) else None
+
+
+def _pop(doc: Any, pointer: str) -> Any:
+    found = _parent(doc, pointer)
+    if found is None:
+        return MISSING
+    node, key = found
+    if isinstance(node, dict):
+        return node.pop(key, MISSING)
+    return node.pop(key)
+
+
+def _put(doc: Any, pointer: str, value: Any) -> None:
+    found = _parent(doc, pointer)
+    if found is not None:
+        node, key = found
+        node[key] = value
+    elif isinstance(doc, dict) and pointer.count("/") == 1:
+        doc[_parts(pointer)[0]] = value
+
+
+def _edit(body: Any, drift: Mapping[str, Any]) -> Any:
+    body = copy.deepcopy(body)
+    if "rename" in drift:
+        value = _pop(body, drift["rename"]["from"])
+        if value is not MISSING:
+            _put(body, drift["rename"]["to"], value)
+    if "add" in drift:
+        _put(body, drift["add"]["path"], drift["add"]["value"])
+    if "remove" in drift:
+        _pop(body, drift["remove"])
+    if "replace" in drift and _parent(body, drift["replace"]["path"]) is not None:
+        _put(body, drift["replace"]["path"], drift["replace"]["value"])
+    return body
+
+
+def apply_drift(
+    response: web.StreamResponse, drifts: list[Mapping[str, Any]]
+) -> web.StreamResponse:
+    """The answer with every drift applied (JSON bodies are edited; other bodies only get a
+    new status)."""
+    if not isinstance(response, web.Response):
+        return response
+    status = response.status
+    body: bytes | None = response.body if isinstance(response.body, bytes) else None
+    if response.content_type == "application/json" and body is not None:
+        data = json.loads(body)
+        for drift in drifts:
+            data = _edit(data, drift)
+        body = json.dumps(data, separators=(",", ":")).encode()
+    for drift in drifts:
+        status = drift.get("status", status)
+    headers = {
+        k: v
+        for k, v in response.headers.items()
+        if k.lower() not in ("content-length", "content-type")
+    }
+    return web.Response(
+        status=status, body=body, headers=headers, content_type=response.content_type
+    )
