@@ -19,6 +19,7 @@ from .control import BASE_CONFIG, BASE_SCENARIO, apply_scenario, control_routes
 from .http import ApiError, json_response, origin
 from .intercept import PROVIDERS, ContractViolation, pipeline
 from .jobs import State
+from .openapi import openapi_document
 from .providers import PROVIDER_CLASSES
 from .state import STATE, MockState
 
@@ -52,6 +53,7 @@ def create_app(
         app.router.add_routes(provider.routes())
     app.router.add_get("/_mock/files/{job_id}/{name}", _file, name="mock.file")
     app.router.add_get("/_mock/health", _health, name="mock.health")
+    app.router.add_get("/_mock/openapi/{provider}.json", _openapi, name="mock.openapi")
     app.router.add_routes(control_routes())
     app.router.add_get("/", _index, name="mock.index")
     apply_scenario(state, scenario)
@@ -90,6 +92,14 @@ async def _index(request: web.Request) -> web.Response:
             "files": f"{base}/_mock/files/",
         },
     )
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    """The provider's OpenAPI 3.1 document, built from its JSON Schemas."""
+    provider = request.match_info["provider"]
+    if provider not in request.app[PROVIDERS]:
+        return json_response(404, {"error": f"no provider {provider[:50]!r}"})
+    return json_response(200, openapi_document(provider))
 
 
 async def _health(request: web.Request) -> web.Response:

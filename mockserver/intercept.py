@@ -343,7 +343,10 @@ def _from_http_exception(
     if provider is not None and exc.status == 404:
         return provider.unknown_route(request).response()
     if provider is not None and exc.status == 405:
-        return provider.bad_method(request).response()
+        error = provider.bad_method(request)
+        if error.status == 405 and "Allow" in exc.headers:  # RFC 9110: say what is allowed
+            error.headers["Allow"] = exc.headers["Allow"]
+        return error.response()
     if provider is not None and exc.status == 413:
         return provider.error(413, "request body too large").response()
     if provider is not None and exc.status >= 400:

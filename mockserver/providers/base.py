@@ -153,7 +153,8 @@ class Provider:
         unknown = self.unknown_fields(schema_name, body)
         if not unknown:
             return {}
-        names = ", ".join(name.encode("ascii", "backslashreplace").decode() for name in unknown)
+        # names come from the client: escape everything but printable ASCII (header-safe)
+        names = ", ".join(name.encode("unicode_escape").decode("ascii") for name in unknown)
         return {WARNING_HEADER: f"unknown fields ignored: {names}"[:512]}
 
     def new_job(self, request: web.Request, model: Model, body: dict[str, Any], owner: str) -> Job:

@@ -265,3 +265,8 @@ async def test_bad_json_and_method(mock: Mock) -> None:
     assert data["detail"][0]["type"] == "json_invalid"
     resp = await mock.client.delete(f"{Q}/nano_banana_pro/requests/x/cancel")
     assert resp.status == 405 and await resp.json() == {"detail": "Method Not Allowed"}
+
+
+async def test_wrong_methods_say_what_is_allowed(mock: Mock) -> None:
+    resp = await mock.client.request("TRACE", f"{Q}/nano_banana_pro")
+    assert resp.status == 405 and resp.headers["Allow"] == "POST"

@@ -361,3 +361,11 @@ async def test_out_of_range_numbers_are_400(mock: Mock, number: bytes) -> None:
         expect=400,
     )
     assert "malformed JSON" in data["error"]
+
+
+async def test_unknown_field_names_cannot_break_or_inject_headers(mock: Mock) -> None:
+    body = {"prompt": "x", "a\r\nX-Evil: 1": 1, "\t\u00e9\ud83c\udf4c": 2}
+    resp, _ = await mock.call(P, "submit", "POST", "/v2/nano-banana", json=body, expect=200)
+    assert "X-Evil" not in resp.headers
+    warning = resp.headers["X-Mock-Warning"]
+    assert warning.isascii() and "\\r\\n" in warning and "\\t" in warning
