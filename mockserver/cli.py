@@ -89,6 +89,29 @@ async def serve(config: MockConfig, scenario: dict[str, Any] | None = None) -> N
         await runner.cleanup()
 
 
+class _OneLineProtocolErrors(logging.Filter):
+    """aiohttp logs a traceback for every request that is not valid HTTP; one line is enough
+    (the client got a 400 already)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            if type(exc).__name__ in (
+                "BadHttpMessage",
+                "BadHttpMethod",
+                "BadStatusLine",
+                "LineTooLong",
+                "InvalidHeader",
+                "TransferEncodingError",
+                "ContentLengthError",
+            ):
+                record.msg = f"refused a request that is not valid HTTP: {exc}"
+                record.args = ()
+                record.exc_info = None
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         config, args = parse_config(argv)
@@ -100,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nanobanana-mock: invalid scenario\n{exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("aiohttp.server").addFilter(_OneLineProtocolErrors())
     try:
         import uvloop
 
