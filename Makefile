@@ -8,7 +8,7 @@ PORT   ?= 8080
 SEED   ?= 0
 TIME_SCALE ?= 10
 
-.PHONY: venv serve test lint clean
+.PHONY: venv serve test lint conformance clean fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/run.py --max-examples $(or $(EXAMPLES),100) --seed $(SEED)
+
+# The conformance suite against a fresh in-process mock, all three providers.
+conformance: $(STAMP)
+	$(BIN)/nanobanana-conformance --target mock
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

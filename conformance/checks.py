@@ -14,7 +14,7 @@ breaking ones into failed tests (:class:`ContractViolation`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
@@ -29,6 +29,7 @@ __all__ = [
     "http_status_findings",
     "image_findings",
     "response_findings",
+    "route_status_findings",
     "schema_findings",
     "transition_findings",
 ]
@@ -143,6 +144,8 @@ def schema_findings(
     for error in schemas.validator(provider, schema).iter_errors(body):
         for leaf in _leaves(error):
             for pointer, expected, observed, severity in _classify(leaf):
+                if check == "request":  # the provider would refuse the request: never additive
+                    severity = BREAKING
                 if pointer == "/status" and leaf.validator in ("enum", "const"):
                     expected = f"one of {_short(statuses)}"  # the lifecycle's wire statuses
                 finding = Finding(
@@ -180,16 +183,38 @@ def http_status_findings(
 
 
 def response_findings(
-    provider: str, operation: str, status: int, body: Any, *, request: str
+    provider: str,
+    operation: str,
+    status: int,
+    body: Any,
+    *,
+    request: str,
+    expected: Iterable[int] | None = None,
 ) -> list[Finding]:
-    """The code must be declared for the operation, and the body must match its schema."""
-    found = http_status_findings(provider, operation, status, request=request)
+    """The code must be declared for the operation (or be one of ``expected``), and the body
+    must match the schema declared for that code."""
+    found = http_status_findings(provider, operation, status, request=request, expected=expected)
     if found:
         return found
-    spec = schemas.load(provider, "api")["operations"][operation]["responses"][str(status)]
-    if "schema" not in spec:
+    spec = schemas.load(provider, "api")["operations"][operation]["responses"].get(str(status))
+    if spec is None or "schema" not in spec:  # an expected code the contract has no body for
         return []
     return schema_findings(provider, spec["schema"], body, operation=operation, request=request)
+
+
+def route_status_findings(
+    provider: str, operation: str, status: int, wire: str | None, *, request: str
+) -> list[Finding]:
+    """The HTTP code ``lifecycle.json`` declares, on the operation's lifecycle route, for the
+    state a body reports by its wire status (None: any state; a SeaArt result has no status)."""
+    route = schemas.load(provider, "api")["operations"][operation].get("lifecycle_route")
+    codes = schemas.load(provider, "lifecycle")["http_status"].get(route, {})
+    states = _neutral(provider).get(wire, []) if wire is not None else list(codes)
+    expected = {codes[s] for s in states if s in codes and s != "EXPIRED"}
+    if not expected:  # not a lifecycle route, or a status the schema check reports
+        return []
+    found = http_status_findings(provider, operation, status, request=request, expected=expected)
+    return [replace(f, expected=f"{f.expected} for {wire or 'a job'}") for f in found]
 
 
 def _neutral(provider: str) -> dict[str, list[str]]:
@@ -203,7 +228,8 @@ def _neutral(provider: str) -> dict[str, list[str]]:
 def transition_findings(provider: str, observed: Sequence[str], *, request: str) -> list[Finding]:
     """Does a sequence of observed wire statuses follow the lifecycle? Polling may skip
     states, so any state reachable from the previous one is allowed; a terminal state must
-    stay terminal, and a status may never go back."""
+    stay terminal, and a status may never go back. A finding's pointer is the index of the
+    offending read in ``observed`` (``/3``: the fourth status read)."""
     lifecycle = schemas.load(provider, "lifecycle")
     transitions = lifecycle["transitions"]
     wire = _neutral(provider)

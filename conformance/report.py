@@ -42,14 +42,7 @@ class Report:
         added = []
         with self._lock:
             for finding in findings:
-                key = (
-                    finding.provider,
-                    finding.operation,
-                    finding.pointer,
-                    finding.expected,
-                    finding.observed,
-                    finding.check,
-                )
+                key = _key(finding)
                 self._seen[key] += 1
                 if key not in self._findings and len(self._findings) < self._max:
                     self._findings[key] = finding
@@ -89,9 +82,7 @@ class Report:
             "findings": [
                 {
                     **f.to_dict(),
-                    "times": self._seen[
-                        (f.provider, f.operation, f.pointer, f.expected, f.observed, f.check)
-                    ],
+                    "times": self._seen[_key(f)],
                 }
                 for f in self.findings
             ],
@@ -165,6 +156,19 @@ class Report:
         paths["markdown"].write_text(self.to_markdown() + "\n", encoding="utf-8")
         paths["html"].write_text(self.to_html(), encoding="utf-8")
         return paths
+
+
+def _key(finding: Finding) -> tuple[Any, ...]:
+    """One row per distinct break: the same break seen again (another job, another value of a
+    renamed field) is counted, not repeated; the first observation is the one shown."""
+    return (
+        finding.provider,
+        finding.operation,
+        finding.pointer,
+        finding.expected,
+        finding.severity,
+        finding.check,
+    )
 
 
 def _md(text: str) -> str:

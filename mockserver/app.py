@@ -17,10 +17,11 @@ from .clock import VirtualClock
 from .config import MockConfig
 from .control import BASE_CONFIG, BASE_SCENARIO, apply_scenario, control_routes
 from .http import ApiError, json_response, origin
-from .intercept import PROVIDERS, ContractViolation, pipeline
+from .intercept import DRIFT, PROVIDERS, SOURCES, ContractViolation, Source, pipeline
 from .jobs import State
 from .openapi import openapi_document
 from .providers import PROVIDER_CLASSES
+from .replay import Recorder, Replay
 from .state import STATE, MockState
 
 __all__ = ["PROVIDERS", "STATE", "ContractViolation", "create_app"]
@@ -57,8 +58,33 @@ def create_app(
     app.router.add_routes(control_routes())
     app.router.add_get("/", _index, name="mock.index")
     apply_scenario(state, scenario)
+    _add_sources(app, config)
     app.on_cleanup.append(_close)
     return app
+
+
+def _add_sources(app: web.Application, config: MockConfig) -> None:
+    """The validating proxy and the replay, for the providers the settings name."""
+    sources: list[Source] = []
+    if config.proxy:
+        from .proxy import Proxy, Report  # the conformance checks, only when proxying
+
+        recorder = Recorder(config.record_dir) if config.record_dir else None
+        report = app[DRIFT] = Report(target="proxy")
+        proxy = Proxy(config, report, recorder)
+        app.on_startup.append(proxy.start)
+        app.on_cleanup.append(proxy.close)
+        sources.append(proxy)  # a provider both proxied and replayed goes live
+        if config.record_dir:
+            record_dir = config.record_dir
+
+            async def write_drift(app: web.Application) -> None:
+                report.write(record_dir)
+
+            app.on_cleanup.append(write_drift)
+    if config.replay_dir:
+        sources.append(Replay(config.replay_dir, app[PROVIDERS]))
+    app[SOURCES] = sources
 
 
 def _with_settings(config: MockConfig, settings: dict[str, Any]) -> MockConfig:
@@ -104,7 +130,15 @@ async def _openapi(request: web.Request) -> web.Response:
 
 async def _health(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return json_response(200, {"ok": True, "clock": state.clock.now(), "jobs": len(state.store)})
+    return json_response(
+        200,
+        {
+            "ok": True,
+            "clock": state.clock.now(),
+            "jobs": len(state.store),
+            "violations": state.violations[-50:],  # answers that broke the contract (self_check)
+        },
+    )
 
 
 async def _file(request: web.Request) -> web.StreamResponse:

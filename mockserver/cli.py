@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from aiohttp import web
 
@@ -75,8 +74,7 @@ def banner(config: MockConfig, port: int) -> str:
     return "\n".join(lines)
 
 
-async def serve(config: MockConfig, scenario: dict[str, Any] | None = None) -> None:
-    app = create_app(config, scenario=scenario)
+async def serve(app: web.Application, config: MockConfig) -> None:
     runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs')
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
@@ -122,6 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"nanobanana-mock: invalid scenario\n{exc}", file=sys.stderr)
         return 2
+    try:
+        app = create_app(config, scenario=scenario)
+    except ConfigError as exc:
+        print(f"nanobanana-mock: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("aiohttp.server").addFilter(_OneLineProtocolErrors())
     try:
@@ -131,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         runner = asyncio.run
     try:
-        runner(serve(config, scenario))
+        runner(serve(app, config))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

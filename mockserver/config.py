@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -47,6 +48,17 @@ def parse_float_map(text: str) -> Mapping[str, float]:
             result[name.strip()] = float(value)
         except ValueError:
             raise ConfigError(f"{part!r}: {value!r} is not a number") from None
+    return MappingProxyType(result)
+
+
+def parse_url_map(text: str) -> Mapping[str, str]:
+    """``"segmind=https://api.segmind.com"`` -> ``{"segmind": "https://api.segmind.com"}``."""
+    result: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigError(f"expected PROVIDER=URL, got {part!r}")
+        result[name.strip()] = value.strip()
     return MappingProxyType(result)
 
 
@@ -116,9 +128,38 @@ class MockConfig:
         default=False,
         metadata=_opt("validate every response against its schema; a violation answers 500"),
     )
+    proxy: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=_opt(
+            "forward these providers to a live origin and validate the traffic, e.g. "
+            "'segmind=https://api.segmind.com' (the others are simulated)",
+            parse_url_map,
+        ),
+    )
+    proxy_timeout: float = field(
+        default=120.0, metadata=_opt("seconds a proxied request may take upstream")
+    )
+    proxy_max_response_bytes: int = field(
+        default=64 * 1024 * 1024,
+        metadata=_opt("largest upstream answer the proxy relays (larger ones answer 502)"),
+    )
+    record_dir: str | None = field(
+        default=None,
+        metadata=_opt(
+            "append each proxied exchange (keys redacted) to DIR/<provider>.jsonl and write "
+            "the drift report there on shutdown",
+            _optional,
+        ),
+    )
+    replay_dir: str | None = field(
+        default=None,
+        metadata=_opt(
+            "answer providers that have DIR/<provider>.jsonl from the recording", _optional
+        ),
+    )
 
     def __post_init__(self) -> None:
-        for name in ("processing_seconds", "retention_seconds"):
+        for name in ("processing_seconds", "retention_seconds", "proxy"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         object.__setattr__(self, "api_keys", frozenset(self.api_keys))
         self._check()
@@ -134,7 +175,18 @@ class MockConfig:
         for name in ("queue_seconds", "processing_jitter"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
-        for name in ("max_body_bytes", "max_jobs", "image_cache_bytes", "journal_size"):
+        if not self.proxy_timeout > 0:
+            problems.append("proxy_timeout must be > 0")
+        for provider, url in self.proxy.items():
+            if not _is_origin(url):
+                problems.append(f"proxy[{provider}] must be an http(s) origin only, not {url!r}")
+        for name in (
+            "max_body_bytes",
+            "max_jobs",
+            "image_cache_bytes",
+            "journal_size",
+            "proxy_max_response_bytes",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")
         for name in ("processing_seconds", "retention_seconds"):
@@ -169,6 +221,22 @@ class MockConfig:
     def retention_for(self, provider: str, documented: float) -> float:
         """How long a provider keeps jobs: an override, or the lifecycle's documented value."""
         return self.retention_seconds.get(provider, self.retention_seconds.get("*", documented))
+
+
+def _is_origin(url: str) -> bool:
+    """``scheme://host[:port]``, with http or https and nothing after it."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+    )
 
 
 _SCALARS: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}

@@ -1,9 +1,10 @@
 """The control plane: a JSON API under ``/_mock/`` that no provider uses.
 
 Reset; read, advance or speed up the virtual clock; list, read and force jobs; add, list and
-remove fault rules; set credits and rate limits; read the request journal. With a control
-token configured, every call needs ``X-Mock-Token``. API keys are accepted in request bodies
-(never in paths, which end up in access logs) and are only ever shown redacted.
+remove fault rules; set credits and rate limits; read the request journal and the validating
+proxy's drift report. With a control token configured, every call needs ``X-Mock-Token``. API
+keys are accepted in request bodies (never in paths, which end up in access logs) and are only
+ever shown redacted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .config import ConfigError, MockConfig
 from .contracts import contract
 from .faults import RuleError
 from .http import fingerprint, json_response, problems_of
+from .intercept import DRIFT, SOURCES
 from .jobs import TERMINAL, Failure, Job
 from .state import STATE, MockState
 
@@ -108,6 +110,8 @@ async def reset(request: web.Request) -> web.Response:
         raise ControlError(400, f"invalid settings: {err}") from None
     state = _state(request)
     state.reset(config)
+    for source in request.app.get(SOURCES, []):
+        source.reset()
     apply_scenario(state, request.app[BASE_SCENARIO])
     if scenario is not None:
         apply_scenario(state, scenario)
@@ -120,6 +124,11 @@ SETTABLE = frozenset(f.name for f in dataclasses.fields(MockConfig)) - {
     "control_token",
     "scenario",
     "self_check",
+    "proxy",
+    "proxy_timeout",
+    "proxy_max_response_bytes",
+    "record_dir",
+    "replay_dir",
 }
 
 
@@ -375,6 +384,26 @@ async def clear_journal(request: web.Request) -> web.Response:
     return json_response(200, {"entries": [], "count": 0})
 
 
+# -- drift report ------------------------------------------------------------------------------
+
+DRIFT_FORMATS = {"json", "markdown", "html"}
+
+
+async def get_drift(request: web.Request) -> web.Response:
+    """The validating proxy's findings so far: JSON, ``?format=markdown`` or ``?format=html``."""
+    report = request.app.get(DRIFT)
+    if report is None:
+        raise ControlError(404, "no drift report: the validating proxy is off (see --proxy)")
+    kind = request.query.get("format", "json")
+    if kind not in DRIFT_FORMATS:
+        raise ControlError(400, f"format must be one of {', '.join(sorted(DRIFT_FORMATS))}")
+    if kind == "markdown":
+        return web.Response(text=report.to_markdown(), content_type="text/markdown")
+    if kind == "html":
+        return web.Response(text=report.to_html(), content_type="text/html")
+    return json_response(200, report.to_json())
+
+
 def control_routes() -> list[web.RouteDef]:
     p = "/_mock"
     table: list[tuple[str, str, Handler]] = [
@@ -397,6 +426,7 @@ def control_routes() -> list[web.RouteDef]:
         ("DELETE", "/rate-limits", clear_limits),
         ("GET", "/journal", get_journal),
         ("DELETE", "/journal", clear_journal),
+        ("GET", "/drift", get_drift),
     ]
     return [
         web.route(method, p + path, guarded(handler), name=f"control.{handler.__name__}")

@@ -122,12 +122,14 @@ class JournalEntry:
     fault: str | None
     effect: str | None
     status: int | None
+    findings: tuple[Mapping[str, Any], ...] = ()  # contract findings (validating proxy)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalEntry:
         """Build from the server's JSON; unknown fields are ignored, missing ones are None."""
         values = {f.name: data.get(f.name) for f in fields(cls)}
         values["problems"] = tuple(data.get("problems") or ())
+        values["findings"] = tuple(data.get("findings") or ())
         return cls(**values)
 
 

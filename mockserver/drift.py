@@ -38,6 +38,14 @@ def _parent(doc: Any, pointer: str) -> tuple[Any, str | int] | None:
     return (node, last) if isinstance(node, dict) else None
 
 
+def _exists(doc: Any, pointer: str) -> bool:
+    found = _parent(doc, pointer)
+    if found is None:
+        return False
+    node, key = found
+    return key in node if isinstance(node, dict) else True
+
+
 def _pop(doc: Any, pointer: str) -> Any:
     found = _parent(doc, pointer)
     if found is None:
@@ -67,7 +75,7 @@ def _edit(body: Any, drift: Mapping[str, Any]) -> Any:
         _put(body, drift["add"]["path"], drift["add"]["value"])
     if "remove" in drift:
         _pop(body, drift["remove"])
-    if "replace" in drift and _parent(body, drift["replace"]["path"]) is not None:
+    if "replace" in drift and _exists(body, drift["replace"]["path"]):
         _put(body, drift["replace"]["path"], drift["replace"]["value"])
     return body
 

@@ -11,6 +11,9 @@ In order:
 7. turn any failure into the provider's envelope;
 8. with ``self_check``, validate the answer against its schema;
 9. close the journal entry.
+
+A provider served by a :class:`Source` (the validating proxy, a replay) gets the same steps,
+with the source's answer in place of the simulated handler in step 5.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -39,11 +42,22 @@ from .faults import (
     prompt_rules,
 )
 from .http import ApiError, fingerprint, json_response, problems_of
-from .journal import Entry, redact
+from .journal import MAX_ENTRY_FINDINGS, Entry, redact
 from .providers.base import JOB_EFFECTS, NOTE, Provider
 from .state import STATE, MockState
 
-__all__ = ["PROVIDERS", "ContractViolation", "pipeline"]
+if TYPE_CHECKING:
+    from conformance.report import Report
+
+__all__ = [
+    "DRIFT",
+    "FORWARDED",
+    "PROVIDERS",
+    "SOURCES",
+    "ContractViolation",
+    "Source",
+    "pipeline",
+]
 
 log = logging.getLogger("mockserver")
 
@@ -57,6 +71,26 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class ContractViolation(AssertionError):
     """The mock answered something its own contract does not allow."""
+
+
+class Source(Protocol):
+    """Answers a provider's requests in place of its simulation (the proxy, a replay)."""
+
+    def serves(self, provider: str) -> bool: ...
+
+    def owner(self, path: str) -> str | None:
+        """The provider behind a URL this source handed out (e.g. an output image)."""
+
+    async def answer(
+        self, request: web.Request, provider: Provider, facts: RequestFacts
+    ) -> web.StreamResponse: ...
+
+    def reset(self) -> None: ...
+
+
+SOURCES: web.AppKey[list[Source]] = web.AppKey("mock_sources", list)
+FORWARDED = web.RequestKey("mock_forwarded", bool)  # a source answered: not the mock's own body
+DRIFT: web.AppKey[Report] = web.AppKey("mock_drift")  # the proxy's findings, when it is on
 
 
 @web.middleware
@@ -93,6 +127,8 @@ async def _serve(
     entry: Entry,
     state: MockState,
 ) -> web.StreamResponse:
+    fired: list[Fired] = []
+    last: Fired | None = None
     try:
         fired = _fire(provider, facts, state)
         entry.fault = ",".join(dict.fromkeys(f.rule_id for f in fired)) or None
@@ -108,13 +144,7 @@ async def _serve(
         if last is not None and last.params.get("when", "after") == "before":
             return await _break(request, None, last.params)
         _take_token(provider, facts, state)
-        response = await handler(request)
-        drifts = [f.params for f in fired if f.kind == "drift"]
-        if drifts:
-            request[DRIFTED] = True
-            response = apply_drift(response, drifts)
-        if last is not None:
-            return await _break(request, response, last.params)
+        response = await _answer(request, handler, provider, facts)
     except ApiError as err:
         response = err.response()
     except web.HTTPException as exc:
@@ -124,9 +154,31 @@ async def _serve(
         message = "internal mock error; see the server log"
         error = provider.error(500, message) if provider else ApiError(500, {"error": message})
         response = error.response()
+    drifts = [
+        f.params
+        for f in fired
+        if f.kind == "drift" and _drifts_here(provider, facts.operation, response, f.params)
+    ]
+    if drifts:
+        request[DRIFTED] = True
+        response = apply_drift(response, drifts)
+    if last is not None and last.kind == "transport":
+        return await _break(request, response, last.params)
     if state.config.self_check:
         _self_check(request, provider, response)
     return response
+
+
+async def _answer(
+    request: web.Request, handler: Handler, provider: Provider | None, facts: RequestFacts
+) -> web.StreamResponse:
+    """The simulated handler, unless a source answers for this provider."""
+    if provider is not None:
+        for source in request.app.get(SOURCES, []):
+            if source.serves(provider.name):
+                request[FORWARDED] = True
+                return await source.answer(request, provider, facts)
+    return await handler(request)
 
 
 def _fire(provider: Provider | None, facts: RequestFacts, state: MockState) -> list[Fired]:
@@ -143,6 +195,23 @@ def _fire(provider: Provider | None, facts: RequestFacts, state: MockState) -> l
         ]
     terminal = [i for i, f in enumerate(fired) if f.kind in TERMINAL_EFFECTS]
     return fired[: terminal[0] + 1] if terminal else fired
+
+
+def _drifts_here(
+    provider: Provider | None,
+    operation: str | None,
+    response: web.StreamResponse,
+    params: dict[str, Any],
+) -> bool:
+    """A drift edits the contract's normal answers (or those ``when_status`` names), never an
+    error envelope."""
+    if "when_status" in params:
+        return response.status in params["when_status"]
+    operations = provider.contract.api["operations"] if provider is not None else {}
+    if operation not in operations:
+        return response.status < 400
+    spec = operations[operation]["responses"].get(str(response.status), {})
+    return ("schema" in spec and spec["schema"] != "error") or "content_type" in spec
 
 
 def _take_token(provider: Provider | None, facts: RequestFacts, state: MockState) -> None:
@@ -179,6 +248,8 @@ async def _facts(
             model = request.match_info.get("slug") or request.match_info.get("endpoint")
             if operation in provider.contract.api["operations"]:
                 model = model or provider.contract.api["operations"][operation].get("model")
+    if provider is None and (owner := _followed(request)) is not None:
+        provider, operation, declared = providers[owner], "image", IMAGE_ERRORS
     body = await _peek_json(request, state)
     if isinstance(body, dict) and isinstance(body.get("prompt"), str):
         prompt = body["prompt"]
@@ -239,6 +310,15 @@ def _owner(
     return None
 
 
+def _followed(request: web.Request) -> str | None:
+    """The provider of a URL a source handed out (an output image behind the proxy)."""
+    for source in request.app.get(SOURCES, []):
+        owner = source.owner(request.path)
+        if owner is not None:
+            return owner
+    return None
+
+
 def _request_id(request: web.Request, facts: RequestFacts) -> str | None:
     value = request.match_info.get("request_id") or request.match_info.get("job_id")
     return value[:200] if value else None
@@ -250,6 +330,7 @@ def _close_entry(request: web.Request, entry: Entry, response: web.StreamRespons
     entry.model = seen.get("model", entry.model)
     entry.validation = seen.get("validation")
     entry.problems = seen.get("problems", [])
+    entry.findings = seen.get("findings", [])[:MAX_ENTRY_FINDINGS]
     entry.status = None if response is None or request.get(BROKEN) else response.status
 
 
@@ -360,8 +441,8 @@ def _self_check(
     request: web.Request, provider: Provider | None, response: web.StreamResponse
 ) -> None:
     """Validate a JSON response against the schema its operation names for its status."""
-    if provider is None or request.get(BROKEN) or request.get(DRIFTED):
-        return  # a broken or deliberately drifted answer is not the mock's own mistake
+    if provider is None or request.get(BROKEN) or request.get(DRIFTED) or request.get(FORWARDED):
+        return  # a broken, drifted or forwarded answer is not the mock's own mistake
     if not isinstance(response, web.Response):
         return
     if response.content_type != "application/json" or response.text is None:

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Entry", "Journal", "redact"]
+__all__ = ["MAX_ENTRY_FINDINGS", "Entry", "Journal", "redact"]
 
+MAX_ENTRY_FINDINGS = 20  # contract findings kept per entry (the drift report keeps them all)
 FILTERS = ("provider", "operation", "method", "status", "request_id", "key_id", "fault", "model")
 
 
@@ -41,6 +42,7 @@ class Entry:
     fault: str | None = None
     effect: str | None = None
     status: int | None = None  # None: a transport fault sent no response
+    findings: list[dict[str, Any]] = field(default_factory=list)  # proxied answers only
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)

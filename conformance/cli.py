@@ -1,0 +1,87 @@
+"""``nanobanana-conformance``: run the conformance suite against the mock or a live provider.
+
+::
+
+    nanobanana-conformance --provider seaart --target mock|live --max-spend 0.50
+        [--accept-charges] [--base-url URL] [--report-dir DIR] [--scenario FILE] [--dry-run]
+        [-- extra pytest arguments]
+
+It runs pytest in this process on ``conformance/suite`` and returns its exit status:
+
+====  ============================================================================
+0     conformant: no breaking finding (additive ones are in the report)
+1     breaking drift found (see the report)
+2     interrupted
+3     tool error: the target gave no answer, or a check broke for another reason
+4     usage, or refused: a bad option, or a live run without --accept-charges,
+      --max-spend or a key, or whose estimated spend exceeds --max-spend
+5     no check selected
+====  ============================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from .options import DEFAULT_REPORT_DIR
+
+__all__ = ["SUITE", "USAGE", "build_parser", "main", "pytest_args"]
+
+SUITE = Path(__file__).resolve().parent / "suite"
+USAGE = 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nanobanana-conformance",
+        description="Check a target (the mock, or a live provider) against the contracts "
+        "and write a drift report.",
+        epilog="Exit status: 0 conformant, 1 breaking drift, 2 interrupted, 3 tool error, "
+        "4 usage or refused, 5 nothing selected. Arguments after -- go to pytest.",
+    )
+    add = parser.add_argument
+    add("--provider", action="append", help="segmind, seaart, pixazo (repeat or comma list)")
+    add("--target", choices=("mock", "live"), default="mock", help="default: mock")
+    add("--max-spend", type=float, metavar="USD", help="spending cap; required for live")
+    add("--accept-charges", action="store_true", help="opt in to a charged live run")
+    add("--base-url", help="live origin (else <PROVIDER>_BASE_URL, else the provider's)")
+    add("--report-dir", default=DEFAULT_REPORT_DIR, help=f"default: {DEFAULT_REPORT_DIR}")
+    add("--scenario", metavar="FILE", help="drift scenario or fault rules for the mock")
+    add("--dry-run", action="store_true", help="print the plan and estimate; send nothing")
+    return parser
+
+
+def pytest_args(options: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]:
+    """The pytest command line of a run."""
+    args = [str(SUITE), "-p", "no:cacheprovider", "--target", options.target]
+    for provider in options.provider or ():
+        args += ["--provider", provider]
+    for flag in ("max_spend", "base_url", "report_dir", "scenario"):
+        value = getattr(options, flag)
+        if value is not None:
+            args += ["--" + flag.replace("_", "-"), str(value)]
+    args += ["--accept-charges"] if options.accept_charges else []
+    args += ["--dry-run"] if options.dry_run else []
+    return [*args, *extra]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    try:
+        options = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help is 0; argparse's own usage errors are our 4
+        return 0 if exc.code in (0, None) else USAGE
+    return int(pytest.main(pytest_args(options, extra)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""The suite's options, shared by the pytest suite (``conformance/suite/conftest.py``) and
+the runner (``conformance/cli.py``), and the rules a live run must pass before it starts.
+
+A live run spends money, so it needs all of: ``--accept-charges``, ``--max-spend``, each
+provider's key in its environment variable, and an estimate within the cap
+(:func:`live_problems`). Errors::
+
+    UsageError   an option that cannot be used (unknown provider, unreadable scenario)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import schemas
+from nanobanana.providers import adapter
+
+__all__ = ["DEFAULT_REPORT_DIR", "RunOptions", "UsageError", "live_problems", "load_scenario"]
+
+DEFAULT_REPORT_DIR = "reports/conformance"
+
+
+class UsageError(Exception):
+    """An option the suite cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    providers: tuple[str, ...]
+    target: str = "mock"
+    max_spend: float | None = None
+    accept_charges: bool = False
+    base_url: str | None = None
+    report_dir: str = DEFAULT_REPORT_DIR
+    scenario: str | None = None
+    dry_run: bool = False
+
+    @classmethod
+    def build(cls, providers: Iterable[str] | None, **values: Any) -> RunOptions:
+        return cls(providers=parse_providers(providers), **values)
+
+
+def parse_providers(values: Iterable[str] | None) -> tuple[str, ...]:
+    """``--provider a,b --provider c`` -> ("a", "b", "c"), in the contracts' order; none
+    given means all three."""
+    names = {n.strip() for v in values or () for n in v.split(",") if n.strip()}
+    unknown = sorted(names - set(schemas.PROVIDERS))
+    if unknown:
+        raise UsageError(
+            f"unknown provider(s) {', '.join(unknown)}; one of {', '.join(schemas.PROVIDERS)}"
+        )
+    return tuple(p for p in schemas.PROVIDERS if not names or p in names)
+
+
+def load_scenario(path: str) -> dict[str, Any]:
+    """A drift scenario: a scenario object (``{"faults": [...]}``, schemas/mock/scenario.json),
+    one fault rule, or a list of rules; JSON or YAML."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"--scenario {path}: {exc}") from exc
+    if isinstance(data, list):
+        data = {"faults": data}
+    elif isinstance(data, Mapping) and "effect" in data:
+        data = {"faults": [data]}
+    if not isinstance(data, Mapping):
+        raise UsageError(f"--scenario {path}: expected a scenario object or fault rules")
+    errors = sorted(schemas.validator("mock", "scenario").iter_errors(data), key=str)
+    if errors:
+        where = "/".join(map(str, errors[0].absolute_path))
+        raise UsageError(f"--scenario {path}: {where or '/'}: {errors[0].message}")
+    return json.loads(json.dumps(data))
+
+
+def live_problems(options: RunOptions, estimate: float) -> list[str]:
+    """Why a live run may not start (empty: it may)."""
+    problems = []
+    if not options.accept_charges:
+        problems.append("--accept-charges is required: a live run is charged to your account")
+    if options.max_spend is None:
+        problems.append("--max-spend USD is required: the most this run may spend")
+    elif estimate > options.max_spend + 1e-9:
+        problems.append(
+            f"the estimated spend ${estimate:.3f} exceeds --max-spend ${options.max_spend:.2f}"
+        )
+    for provider in options.providers:
+        if adapter(provider).key_from_env() is None:
+            names = " or ".join(adapter(provider).key_env)
+            problems.append(f"{provider}: no API key; set {names}")
+    return problems

@@ -1,0 +1,262 @@
+"""The conformance suite's options, fixtures and run rules.
+
+- Options: ``--provider`` (repeatable or comma list), ``--target mock|live``, ``--max-spend``,
+  ``--accept-charges``, ``--base-url``, ``--report-dir``, ``--scenario``, ``--dry-run``.
+- Cases: a check taking ``case`` runs once per provider model (``@pytest.mark.cases("model")``,
+  its cheapest request), per documented request (``cases("example")``) or per provider
+  (``cases("provider")``, its cheapest request); ``needs=op`` keeps the providers that have
+  that operation.
+- Cost: free checks run first; each paid check costs its case's price. Before a live run (or
+  with ``--dry-run``) the plan is printed, and a live run without its opt-in, cap or keys, or
+  over its cap, is refused before any request.
+- Exit status: 0 conformant (additive findings allowed), 1 breaking drift, 2 interrupted,
+  3 tool error (no answer, or a check broke for another reason than a finding), 4 usage or
+  refused, 5 nothing selected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance import cost
+from conformance.checks import ContractViolation
+from conformance.exchange import Http
+from conformance.options import (
+    DEFAULT_REPORT_DIR,
+    RunOptions,
+    UsageError,
+    live_problems,
+    load_scenario,
+)
+from conformance.probe import Probe
+from conformance.report import Report
+from conformance.target import LiveTarget, MockTarget, Target
+
+OPTIONS = pytest.StashKey[RunOptions]()
+REPORT = pytest.StashKey[Report]()
+BUDGET = pytest.StashKey[cost.Budget]()
+SCENARIO = pytest.StashKey[dict | None]()
+TOOL_ERRORS = pytest.StashKey[list[str]]()
+STARTED = pytest.StashKey[bool]()
+
+TOOL_ERROR = 3
+USAGE = 4
+MARKERS = (
+    "free: a conformance check that costs nothing (runs first)",
+    "paid: a conformance check that is charged on a live target (its case's price)",
+    'cases(kind="model", needs=None): one run per provider model ("model"), per documented'
+    ' request ("example") or per provider ("provider"), of the providers with operation needs',
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "Nano Banana conformance suite")
+    group.addoption("--provider", action="append", help="provider(s); default: all three")
+    group.addoption("--target", choices=("mock", "live"), default="mock")
+    group.addoption("--max-spend", type=float, metavar="USD", help="cap of a live run")
+    group.addoption("--accept-charges", action="store_true", help="opt in to a paid live run")
+    group.addoption("--base-url", help="live origin (else <PROVIDER>_BASE_URL)")
+    group.addoption("--report-dir", default=DEFAULT_REPORT_DIR, help="where the report goes")
+    group.addoption("--scenario", help="drift scenario or fault rules for the mock target")
+    group.addoption("--dry-run", action="store_true", help="print the plan, send nothing")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    try:
+        options = RunOptions.build(
+            config.getoption("provider"),
+            target=config.getoption("target"),
+            max_spend=config.getoption("max_spend"),
+            accept_charges=config.getoption("accept_charges"),
+            base_url=config.getoption("base_url"),
+            report_dir=config.getoption("report_dir"),
+            scenario=config.getoption("scenario"),
+            dry_run=config.getoption("dry_run"),
+        )
+        if options.scenario and options.target != "mock":
+            raise UsageError("--scenario applies to the mock target only")
+        scenario = load_scenario(options.scenario) if options.scenario else None
+    except UsageError as exc:
+        pytest.exit(str(exc), returncode=USAGE)
+    config.stash[OPTIONS] = options
+    config.stash[SCENARIO] = scenario
+    config.stash[REPORT] = Report(target=options.target)
+    live = options.target == "live"
+    config.stash[BUDGET] = cost.Budget(options.max_spend if live else None)
+    config.stash[TOOL_ERRORS] = []
+    config.stash[STARTED] = False
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("cases")
+    kind = marker.args[0] if marker and marker.args else "model"
+    needs = marker.kwargs.get("needs") if marker else None
+    found = cost.cases(metafunc.config.stash[OPTIONS].providers, kind, needs)
+    metafunc.parametrize("case", found, ids=[c.id for c in found])
+
+
+def _case(item: pytest.Item) -> cost.Case | None:
+    callspec = getattr(item, "callspec", None)
+    value = callspec.params.get("case") if callspec is not None else None
+    return value if isinstance(value, cost.Case) else None
+
+
+def _price(item: pytest.Item) -> float:
+    case = _case(item)
+    return case.plan.price if case is not None and item.get_closest_marker("paid") else 0.0
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Free checks first; print the plan; refuse a live run that may not start."""
+    empty = [i for i in items if "case" in getattr(i, "fixturenames", ()) and not _case(i)]
+    if empty:  # e.g. a cancel check when no selected provider can cancel
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [i for i in items if i not in empty]
+    items.sort(key=lambda item: item.get_closest_marker("paid") is not None)
+    options = config.stash[OPTIONS]
+    rows = []
+    for provider in options.providers:
+        mine = [i for i in items if (c := _case(i)) is not None and c.provider == provider]
+        paid = [i for i in mine if i.get_closest_marker("paid")]
+        rows.append((provider, len(mine) - len(paid), len(paid), sum(map(_price, paid))))
+    estimate = sum(row[3] for row in rows)
+    if options.target == "live" or options.dry_run:
+        cap = options.max_spend if options.target == "live" else None
+        _write(config, cost.format_plan(options.target, rows, cap))
+    problems = live_problems(options, estimate) if options.target == "live" else []
+    if problems:
+        pytest.exit("refusing to run live: " + "; ".join(problems), returncode=USAGE)
+    if options.dry_run:
+        pytest.exit("dry run: no request was sent", returncode=0)
+    config.stash[STARTED] = not config.option.collectonly
+
+
+def _write(config: pytest.Config, lines: list[str]) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for line in lines:
+        if reporter is not None:
+            reporter.write_line(line)
+        else:
+            print(line)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    excinfo = call.excinfo
+    if report.failed and excinfo is not None and not excinfo.errisinstance(ContractViolation):
+        item.config.stash[TOOL_ERRORS].append(f"{item.nodeid}: {excinfo.typename}")
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the report; the exit status says what was found (see the module docstring)."""
+    config = session.config
+    if not config.stash.get(STARTED, False):
+        return
+    options = config.stash[OPTIONS]
+    report = config.stash[REPORT]
+    report.write(options.report_dir)
+    if exitstatus in (0, 1):
+        if config.stash[TOOL_ERRORS]:
+            session.exitstatus = TOOL_ERROR
+        else:
+            session.exitstatus = 1 if report.breaking else 0
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    config = terminalreporter.config
+    if not config.stash.get(STARTED, False):
+        return
+    options = config.stash[OPTIONS]
+    report = config.stash[REPORT]
+    budget = config.stash[BUDGET]
+    write = terminalreporter.write_line
+    terminalreporter.write_sep("=", f"conformance: {options.target}")
+    spent = "spent" if options.target == "live" else "live cost"
+    for provider, row in report.summary().items():
+        write(
+            f"{provider:8} {row['checks']:4} checks {row['breaking']:3} breaking "
+            f"{row['additive']:3} additive   {spent} ${budget.spent.get(provider, 0.0):.3f}"
+        )
+    for finding in report.breaking[:10]:
+        write(f"  {finding}")
+    if len(report.breaking) > 10:
+        write(f"  ... and {len(report.breaking) - 10} more breaking findings")
+    for error in config.stash[TOOL_ERRORS][:5]:
+        write(f"  tool error: {error}")
+    verdict = "BREAKING DRIFT" if report.breaking else "conformant"
+    write(f"verdict: {verdict}; report: {Path(options.report_dir) / 'drift.md'} (.json, .html)")
+
+
+# -- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def options(pytestconfig: pytest.Config) -> RunOptions:
+    return pytestconfig.stash[OPTIONS]
+
+
+@pytest.fixture(scope="session")
+def report(pytestconfig: pytest.Config) -> Report:
+    """The run's findings; written at the end of the session."""
+    return pytestconfig.stash[REPORT]
+
+
+@pytest.fixture(scope="session")
+def budget(pytestconfig: pytest.Config) -> cost.Budget:
+    return pytestconfig.stash[BUDGET]
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config, options: RunOptions) -> Iterator[Target]:
+    """A fresh mock with the scenario's rules, or the live origins (checked already)."""
+    if options.target == "mock":
+        made: Target = MockTarget(pytestconfig.stash[SCENARIO])
+    else:
+        made = LiveTarget.from_environment(options.providers, options.base_url)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[Http]:
+    client = Http()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def probe(
+    case: cost.Case,
+    target: Target,
+    http: Http,
+    report: Report,
+    budget: cost.Budget,
+    request: pytest.FixtureRequest,
+) -> Probe:
+    """This check's probe of ``case``'s provider model; the mock is reset first."""
+    target.prepare()
+    name = request.node.originalname.removeprefix("test_")
+    return Probe(
+        case.provider,
+        case.model,
+        target=target,
+        http=http,
+        report=report,
+        budget=budget,
+        check=name,
+    )

@@ -1,0 +1,61 @@
+"""Paid, once per provider that can cancel (SeaArt), with its cheapest request: cancelling
+a queued job is accepted (202), the job ends cancelled (COMPLETED with error_type CANCELED),
+and a second cancel is refused (400 ALREADY_COMPLETED). The codes come from the lifecycle,
+the bodies from the documented examples."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.cost import Case
+from conformance.exchange import Answer
+from conformance.facts import documented_body
+from conformance.probe import Probe
+from conformance.target import Target
+from nanobanana.models import JobStatus
+
+pytestmark = [pytest.mark.paid, pytest.mark.cases("provider", needs="cancel")]
+ACCEPTED = 200
+POLLS = 10
+INTERVAL = 2.0
+
+
+def test_cancelling_a_queued_job(probe: Probe, case: Case, target: Target) -> None:
+    probe.spend(case.plan)
+    submit = probe.send("submit", body=dict(case.body))
+    probe.check("submit", submit, expected={ACCEPTED})
+    handle = probe.handle(submit)
+    if handle is None:
+        probe.stop("the submit answer names no request_id; the job cannot be cancelled")
+    assert handle is not None
+    first = probe.send("cancel", request_id=handle.request_id, url=submit.json.get("cancel_url"))
+    _check_cancel(probe, first, terminal=False)
+    _check_cancelled(probe, target, handle.request_id)
+    second = probe.send("cancel", request_id=handle.request_id)
+    _check_cancel(probe, second, terminal=True)
+    probe.verdict()
+
+
+def _check_cancel(probe: Probe, answer: Answer, *, terminal: bool) -> None:
+    expected = probe.state_codes("cancel", terminal=terminal)
+    probe.check("cancel", answer, expected=expected)
+    documented = documented_body(probe.provider, "cancel", answer.status)
+    if answer.status in expected and documented is not None:
+        probe.expect("cancel", "/status", documented.get("status"), answer.json.get("status"))
+
+
+def _check_cancelled(probe: Probe, target: Target, request_id: str) -> None:
+    """The job's status turns terminal, and cancelled, without running to its end."""
+    for _ in range(POLLS):
+        answer = probe.send(probe.main_route, request_id=request_id)
+        probe.check(probe.main_route, answer)
+        probe.check_state_code(probe.main_route, answer, answer.json.get("status"))
+        outcome = probe.adapter.report(answer.status, answer.body)
+        if outcome is not None and outcome.status.terminal:
+            observed = str(outcome.status)
+            if outcome.status is not JobStatus.CANCELLED:
+                observed += f" ({outcome.raw_status}, error_type {outcome.error_type})"
+            probe.expect(probe.main_route, "/error_type", str(JobStatus.CANCELLED), observed)
+            return
+        target.wait(INTERVAL)
+    probe.stop("the cancelled job never reported a terminal status")

@@ -1,0 +1,338 @@
+"""The validating proxy: real traffic through the mock's pipeline, checked against the contracts.
+
+For a provider named in ``--proxy``, the pipeline runs as for a simulated one (facts, journal,
+fault rules, rate limits), then :meth:`Proxy.answer` forwards the request to the live origin
+in place of the simulated handler, and checks what went each way:
+- the request body against the operation's request schema;
+- the answer against ``response_findings`` (HTTP code and body);
+- the lifecycle of each request id across the answers seen so far.
+
+Findings go to the journal entry and to the app's drift report (``GET /_mock/drift``). URLs in
+JSON answers that point at the upstream are rewritten to point at the mock, so a client that
+follows them stays on it; the mock remembers them (bounded) to forward those requests too.
+
+Errors: a failure to reach or read the upstream (``aiohttp.ClientError``, a timeout, an answer
+larger than ``proxy_max_response_bytes``) becomes the provider's own 502, here and only here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+import schemas
+from conformance.checks import (
+    BREAKING,
+    Finding,
+    response_findings,
+    schema_findings,
+    transition_findings,
+)
+from conformance.report import Report
+
+from .config import ConfigError, MockConfig
+from .faults import RequestFacts
+from .http import origin, problems_of
+from .providers.base import Provider, note
+from .replay import Exchange, Recorder, map_strings, under, url_path
+
+__all__ = ["Proxy", "Report"]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "expect"}
+NOT_RELAYED = HOP_BY_HOP | {"content-length", "content-encoding"}  # aiohttp decodes the body
+LIFECYCLE_OPERATIONS = frozenset({"submit", "status", "result", "poll"})
+LIFECYCLE_SCHEMAS = frozenset({"submit", "status", "result"})  # bodies whose status is a state
+MAX_FOLLOWED = 10_000  # rewritten URL paths remembered
+MAX_TRACKED = 10_000  # request ids whose lifecycle is followed
+MAX_STATUSES = 32  # distinct statuses kept per request id
+
+
+class Proxy:
+    """Forwards the providers of ``config.proxy`` to their live origins; one per app."""
+
+    def __init__(self, config: MockConfig, report: Report, recorder: Recorder | None) -> None:
+        unknown = set(config.proxy) - set(schemas.PROVIDERS)
+        if unknown:
+            raise ConfigError(f"proxy: unknown provider(s) {', '.join(sorted(unknown))}")
+        self.upstreams = {name: str(URL(url).origin()) for name, url in config.proxy.items()}
+        self.timeout = aiohttp.ClientTimeout(total=config.proxy_timeout)
+        self.max_response = config.proxy_max_response_bytes
+        self.report = report
+        self.recorder = recorder
+        self.session: aiohttp.ClientSession | None = None
+        self._followed: OrderedDict[str, str] = OrderedDict()
+        self._lifecycles: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
+
+    async def start(self, app: web.Application) -> None:
+        self.session = aiohttp.ClientSession(timeout=self.timeout)
+
+    async def close(self, app: web.Application) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    # -- the Source protocol -------------------------------------------------------------------
+    def serves(self, provider: str) -> bool:
+        return provider in self.upstreams
+
+    def owner(self, path: str) -> str | None:
+        return self._followed.get(path)
+
+    def reset(self) -> None:
+        """Nothing to forget: the upstream's jobs outlive a reset of the mock."""
+
+    async def answer(
+        self, request: web.Request, provider: Provider, facts: RequestFacts
+    ) -> web.StreamResponse:
+        upstream = self.upstreams[provider.name]
+        sent = await request.read() if request.body_exists else b""
+        status, headers, data = await self._forward(request, provider, upstream, sent)
+        answer, is_json = _parse(headers.get("Content-Type", ""), data)
+        exchange = Exchange(
+            provider=provider.name,
+            operation=facts.operation,
+            method=request.method,
+            path=request.path,
+            query=request.query_string,
+            request_body=_json_or_none(sent),
+            status=status,
+            headers=headers,
+            body=data,
+            answer=answer,
+            is_json=is_json,
+            upstream=upstream,
+        )
+        self._check(request, provider, facts, exchange, sent)
+        if self.recorder is not None:
+            self.recorder.record(exchange, facts.key)
+        own = origin(request)
+
+        def rebase(text: str) -> str:
+            return self._rebase(provider.name, upstream, own, text)
+
+        if is_json and (rebased := map_strings(answer, rebase)) != answer:
+            data = json.dumps(rebased, separators=(",", ":")).encode()
+        if "Location" in headers:
+            headers["Location"] = rebase(headers["Location"])
+        return web.Response(status=status, body=data, headers=headers)
+
+    # -- forwarding ----------------------------------------------------------------------------
+    async def _forward(
+        self, request: web.Request, provider: Provider, upstream: str, body: bytes
+    ) -> tuple[int, CIMultiDict[str], bytes]:
+        """Send the request upstream; the answer's status, relayable headers and body."""
+        assert self.session is not None, "the proxy's session starts with the app"
+        url = URL(upstream + request.raw_path, encoded=True)
+        headers = _without(request.headers, NOT_FORWARDED)
+        try:
+            async with self.session.request(
+                request.method, url, headers=headers, data=body or None, allow_redirects=False
+            ) as resp:
+                data = await _read_limited(resp, self.max_response)
+                relayed = _without(resp.headers, NOT_RELAYED)
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = type(exc).__name__
+            raise provider.fault_error(502, f"upstream {upstream} failed: {reason}") from exc
+        if data is None:
+            raise provider.fault_error(502, f"upstream answer exceeds {self.max_response} bytes")
+        return status, relayed, data
+
+    def _rebase(self, provider: str, upstream: str, own: str, text: str) -> str:
+        """``text`` pointed at this mock if it is a URL under ``upstream`` (remembered)."""
+        if not under(text, upstream):
+            return text
+        rebased = own + text[len(upstream) :]
+        path = url_path(rebased)
+        self._followed.pop(path, None)
+        self._followed[path] = provider
+        if len(self._followed) > MAX_FOLLOWED:
+            self._followed.popitem(last=False)
+        return rebased
+
+    # -- validation ----------------------------------------------------------------------------
+    def _check(
+        self,
+        request: web.Request,
+        provider: Provider,
+        facts: RequestFacts,
+        exchange: Exchange,
+        sent: bytes,
+    ) -> None:
+        """Validate both ways; findings to the journal entry and the drift report."""
+        operation = facts.operation
+        operations = provider.contract.api["operations"]
+        if operation not in operations:
+            return  # an output image or a route the contract does not know
+        spec = operations[operation]
+        label = f"{spec['method']} {spec['path']}"
+        status, answer = exchange.status, exchange.answer
+        found = self._request_findings(request, provider, facts, exchange.request_body, sent, label)
+        found += self._response_findings(provider, operation, exchange, label)
+        request_id = _request_id(request, exchange.request_body, answer)
+        if request_id is not None:
+            note(request, request_id=request_id[:200])
+            found += self._lifecycle(provider, operation, status, answer, request_id, label)
+        self.report.checked(provider.name)
+        self.report.add(found)
+        note(request, findings=[f.to_dict() for f in found])
+
+    def _request_findings(
+        self,
+        request: web.Request,
+        provider: Provider,
+        facts: RequestFacts,
+        body: Any,
+        sent: bytes,
+        label: str,
+    ) -> list[Finding]:
+        schema = self._request_schema(provider, facts)
+        if schema is None:
+            return []
+        operation = str(facts.operation)
+        if body is None:
+            note(request, validation="invalid", problems=["the body is not JSON"])
+            observed = "an empty body" if not sent.strip() else "a body that is not JSON"
+            finding = Finding(
+                provider.name, operation, label, "", "a JSON body", observed, BREAKING, "request"
+            )
+            return [finding]
+        problems = problems_of(schemas.validator(provider.name, schema), body)
+        note(request, validation="invalid" if problems else "ok", problems=list(map(str, problems)))
+        return schema_findings(
+            provider.name, schema, body, operation=operation, request=label, check="request"
+        )
+
+    @staticmethod
+    def _request_schema(provider: Provider, facts: RequestFacts) -> str | None:
+        """The schema of the operation's request body: the model's, a named one, or none."""
+        kind = provider.contract.api["operations"][facts.operation].get("request")
+        if kind != "model":
+            return kind
+        model = provider.model(facts.model) if facts.model else None
+        return model.request_schema if model is not None else None  # the upstream says 404
+
+    @staticmethod
+    def _response_findings(
+        provider: Provider, operation: str, exchange: Exchange, label: str
+    ) -> list[Finding]:
+        status, answer = exchange.status, exchange.answer
+        schema = provider.contract.response_schema(operation, status)
+        if schema is not None and not exchange.is_json:
+            return [
+                Finding(
+                    provider.name,
+                    operation,
+                    label,
+                    "",
+                    f"a JSON body ({schema}.json)",
+                    "a body that is not JSON",
+                    BREAKING,
+                )
+            ]
+        return response_findings(provider.name, operation, status, answer, request=label)
+
+    def _lifecycle(
+        self,
+        provider: Provider,
+        operation: str,
+        status: int,
+        answer: Any,
+        request_id: str,
+        label: str,
+    ) -> list[Finding]:
+        """A transition finding if this answer's status may not follow the ones seen before
+        for the same request id."""
+        if (
+            operation not in LIFECYCLE_OPERATIONS
+            or provider.contract.response_schema(operation, status) not in LIFECYCLE_SCHEMAS
+            or not isinstance(answer, dict)
+            or not isinstance(answer.get("status"), str)
+        ):
+            return []
+        key = (provider.name, request_id)
+        seen = self._lifecycles.pop(key, [])
+        self._lifecycles[key] = seen
+        if len(self._lifecycles) > MAX_TRACKED:
+            self._lifecycles.popitem(last=False)
+        if (seen and seen[-1] == answer["status"]) or len(seen) >= MAX_STATUSES:
+            return []
+        seen.append(answer["status"])
+        last = f"/{len(seen) - 1}"
+        found = transition_findings(provider.name, seen, request=f"{label} ({request_id})")
+        return [f for f in found if f.pointer == last]
+
+
+def _without(headers: CIMultiDictProxy[str], dropped: frozenset[str]) -> CIMultiDict[str]:
+    """Headers minus ``dropped`` and minus those the Connection header names."""
+    named = {t.strip().lower() for t in headers.get("Connection", "").split(",") if t.strip()}
+    return CIMultiDict(
+        (name, value)
+        for name, value in headers.items()
+        if name.lower() not in dropped and name.lower() not in named
+    )
+
+
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None if it is larger than ``limit`` bytes."""
+    if resp.content_length is not None and resp.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(content_type: str, data: bytes) -> tuple[Any, bool]:
+    """(the JSON answer, True), or (None, False) for a body that is not JSON."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        return None, False
+    try:
+        return json.loads(data), True
+    except (ValueError, RecursionError):
+        return None, False
+
+
+def _json_or_none(data: bytes) -> Any:
+    if not data.strip():
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _request_id(request: web.Request, request_body: Any, answer: Any) -> str | None:
+    """The id the exchange is about: in the path, the body (Pixazo), or the submit answer."""
+    for found in (
+        request.match_info.get("request_id"),
+        request_body.get("request_id") if isinstance(request_body, dict) else None,
+        answer.get("request_id") if isinstance(answer, dict) else None,
+    ):
+        if isinstance(found, str) and found:
+            return found
+    return None

@@ -1,0 +1,65 @@
+"""The conformance modules' public surface is pinned (STYLE rule 8)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "conformance.checks": [
+        "ADDITIVE",
+        "BREAKING",
+        "ContractViolation",
+        "Finding",
+        "http_status_findings",
+        "image_findings",
+        "response_findings",
+        "route_status_findings",
+        "schema_findings",
+        "transition_findings",
+    ],
+    "conformance.cli": ["SUITE", "USAGE", "build_parser", "main", "pytest_args"],
+    "conformance.cost": [
+        "Budget",
+        "Case",
+        "Plan",
+        "SpendingRefused",
+        "cases",
+        "cheapest",
+        "format_plan",
+        "plan",
+    ],
+    "conformance.exchange": ["Answer", "Http", "TargetError"],
+    "conformance.facts": [
+        "INVALID_KINDS",
+        "documented_body",
+        "documented_requests",
+        "invalid_body",
+        "unknown_request_id",
+    ],
+    "conformance.options": [
+        "DEFAULT_REPORT_DIR",
+        "RunOptions",
+        "UsageError",
+        "live_problems",
+        "load_scenario",
+    ],
+    "conformance.probe": ["DEFAULT_KEY", "URL_FIELDS", "Probe"],
+    "conformance.target": [
+        "MOCK_KEY",
+        "MOCK_SEED",
+        "WRONG_KEY",
+        "LiveTarget",
+        "MockTarget",
+        "Target",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_public_api(name: str) -> None:
+    module = importlib.import_module(name)
+    assert sorted(module.__all__) == sorted(PUBLIC[name])
+    for attribute in module.__all__:
+        assert getattr(module, attribute) is not None

@@ -1,0 +1,83 @@
+"""The suite passes against the mock, and catches each drift scenario with the right finding."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conformance.checks import ADDITIVE, BREAKING
+
+from .conftest import SCENARIOS, Runner
+
+# scenario -> (exit code, findings that must be in the report: operation, pointer, severity,
+# check, a piece of the expected text)
+EXPECTED = {
+    "segmind-renamed-request-id": (
+        1,
+        [
+            ("submit", "/request_id", BREAKING, "schema", "required field"),
+            ("submit", "/requestId", ADDITIVE, "schema", "no such field"),
+        ],
+    ),
+    "seaart-extra-status-field": (0, [("status", "/eta", ADDITIVE, "schema", "no such field")]),
+    "pixazo-width-as-string": (
+        1,
+        [("result", "/images/0/width", BREAKING, "schema", "type integer")],
+    ),
+    "seaart-result-200-while-running": (
+        1,
+        [("result", "", BREAKING, "http_status", "HTTP 202 for IN_PROGRESS")],
+    ),
+    "segmind-failed-served-200": (
+        1,
+        [("status", "", BREAKING, "http_status", "HTTP 422 for FAILED")],
+    ),
+    "segmind-back-to-processing": (
+        1,
+        [("status", None, BREAKING, "transition", "after COMPLETED: to stay terminal")],
+    ),
+    "seaart-half-size-images": (1, [("image", "", BREAKING, "image", "176x1464 pixels")]),
+}
+
+
+def test_every_drift_scenario_has_an_expectation() -> None:
+    assert {path.stem for path in SCENARIOS.glob("*.json")} == set(EXPECTED)
+
+
+def test_the_suite_passes_against_the_mock_for_every_provider(run_suite: Runner) -> None:
+    run = run_suite()
+    assert run.code == 0, run.output
+    report = run.report
+    assert report["target"] == "mock"
+    assert report["breaking"] == 0
+    assert report["findings"] == []
+    assert set(report["summary"]) == {"segmind", "seaart", "pixazo"}
+    assert all(row["checks"] > 0 for row in report["summary"].values())
+    for name in ("drift.md", "drift.html"):
+        assert (run.report_dir / name).is_file()
+    assert "verdict: conformant" in run.output
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_a_drift_scenario_is_caught(run_suite: Runner, scenario: str) -> None:
+    code, wanted = EXPECTED[scenario]
+    path = SCENARIOS / f"{scenario}.json"
+    provider = scenario.split("-")[0]
+    run = run_suite("--provider", provider, "--scenario", str(path))
+    assert run.code == code, run.output
+    found = run.findings
+    assert {f["provider"] for f in found} == {provider}
+    for operation, pointer, severity, check, expected in wanted:
+        assert any(
+            f["operation"] == operation
+            and (pointer is None or f["pointer"] == pointer)
+            and f["severity"] == severity
+            and f["check"] == check
+            and expected in f["expected"]
+            for f in found
+        ), json.dumps(found, indent=1)
+    # precise: nothing but the drift is reported
+    kinds = {(f["check"], f["severity"]) for f in found}
+    assert kinds == {(check, severity) for _, _, severity, check, _ in wanted}
+    assert run.report["breaking"] == sum(f["severity"] == BREAKING for f in found)
