@@ -75,7 +75,7 @@ def banner(config: MockConfig, port: int) -> str:
 
 
 async def serve(app: web.Application, config: MockConfig) -> None:
-    runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs')
+    runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs', **config.server_limits())
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()

@@ -116,6 +116,13 @@ class MockConfig:
         metadata=_opt("balance reported in Segmind's x-remaining-credits (reported, not enforced)"),
     )
     journal_size: int = field(default=10_000, metadata=_opt("requests kept in the journal"))
+    max_header_bytes: int = field(
+        default=8190, metadata=_opt("longest request line and header field accepted")
+    )
+    control_open: bool = field(
+        default=False,
+        metadata=_opt("let non-loopback clients use the control plane (pair with a token)"),
+    )
     control_token: str | None = field(
         default=None,
         metadata=_opt("require this token in X-Mock-Token on the control plane", _optional),
@@ -195,6 +202,10 @@ class MockConfig:
                     problems.append(f"{name}[{key}] must be >= 0")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def server_limits(self) -> dict[str, int]:
+        """aiohttp's parser limits (AppRunner keyword arguments): header lines and fields."""
+        return {"max_line_size": self.max_header_bytes, "max_field_size": self.max_header_bytes}
 
     def public(self) -> dict[str, Any]:
         """The settings as JSON, with secrets left out (keys are counted, not shown)."""

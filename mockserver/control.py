@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -46,7 +47,12 @@ def guarded(handler: Handler) -> Handler:
     """Check the token, and answer every failure as ``{"error", "problems"}``."""
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        token = request.app[STATE].config.control_token
+        config = request.app[STATE].config
+        if not config.control_open and not _loopback(request.remote):
+            return json_response(
+                403, {"error": "the control plane answers loopback clients only (--control-open)"}
+            )
+        token = config.control_token
         given = request.headers.get("X-Mock-Token", "")
         if token is not None and not hmac.compare_digest(given.encode(), token.encode()):
             return json_response(
@@ -61,6 +67,13 @@ def guarded(handler: Handler) -> Handler:
             return json_response(err.status, body)
 
     return wrapper
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 async def _body(request: web.Request, required: bool = True) -> dict[str, Any]:

@@ -129,7 +129,9 @@ class MockServer:
             loop.close()
 
     async def _listen(self) -> None:
-        self._runner = web.AppRunner(create_app(self.config), handle_signals=False)
+        self._runner = web.AppRunner(
+            create_app(self.config), handle_signals=False, **self.config.server_limits()
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
