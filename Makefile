@@ -31,6 +31,14 @@ fuzz: $(STAMP)
 conformance: $(STAMP)
 	$(BIN)/nanobanana-conformance --target mock
 
+bench: $(STAMP)
+	@command -v wrk >/dev/null || { echo "installing wrk from Debian's packages"; \
+	  apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q wrk; }; }
+	$(BIN)/python bench/run.py
+
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --seconds $(or $(SECONDS),120)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

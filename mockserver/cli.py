@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import sys
@@ -125,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"nanobanana-mock: {exc}", file=sys.stderr)
         return 2
+    # A long-lived store of jobs makes the default young-generation collections rescan it too
+    # often (a p99 of 70 ms under load, BENCHMARKS.md). The standalone server collects less
+    # often; a library or a test process keeps Python's defaults.
+    gc.set_threshold(50_000, 20, 100)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("aiohttp.server").addFilter(_OneLineProtocolErrors())
     try:

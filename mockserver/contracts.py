@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import orjson
+
 import schemas
 
 from . import images
@@ -48,6 +50,24 @@ class Model:
     price_usd: Mapping[str, float]
 
     def plan(self, body: Mapping[str, Any]) -> Plan:
+        """What the request produces. Only the fields that set size, format and count
+        matter, so plans are cached by their values (validated: a handful of enums)."""
+        key = (
+            self.provider,
+            self.name,
+            tuple(body.get(name) for names in self.fields.values() for name in names),
+        )
+        try:
+            cached = _PLANS.get(key)
+        except TypeError:  # an unhashable value: plan it without the cache
+            return self._plan(body)
+        if cached is None:
+            cached = self._plan(body)
+            if len(_PLANS) < 4096:
+                _PLANS[key] = cached
+        return cached
+
+    def _plan(self, body: Mapping[str, Any]) -> Plan:
         aspect = str(self._pick("aspect_ratio", body))
         resolution = str(self._pick("resolution", body))
         fmt = str(self._pick("output_format", body)).lower()
@@ -66,10 +86,13 @@ class Model:
 
     def image_seed(self, seed: int, body: Mapping[str, Any]) -> int:
         """A seed for this request's images: same mock seed and body, same pictures."""
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        try:
+            canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # a lone surrogate, which orjson refuses
+            text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            canonical = text.encode("utf-8", "surrogatepass")
         digest = hashlib.blake2b(
-            f"{seed}|{self.provider}|{self.name}|{canonical}".encode("utf-8", "surrogatepass"),
-            digest_size=8,
+            f"{seed}|{self.provider}|{self.name}|".encode() + canonical, digest_size=8
         )
         return int.from_bytes(digest.digest(), "big")
 
@@ -85,6 +108,9 @@ class Model:
             if "default" in properties.get(name, {}):
                 return properties[name]["default"]
         return self.fallback[kind]
+
+
+_PLANS: dict[tuple[Any, ...], Plan] = {}  # bounded: plans of validated bodies
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ class RuleError(ValueError):
         self.problems = problems
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every request, and frozen init is slower
 class RequestFacts:
     """What a rule may match on, gathered once per request."""
 
@@ -52,7 +52,7 @@ class RequestFacts:
     key: str | None
     model: str | None
     prompt: str | None
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # case-insensitive (the request's own headers)
     declared: frozenset[int] = frozenset()  # error codes this operation's contract allows
 
 

@@ -11,8 +11,10 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 __all__ = [
@@ -74,11 +76,21 @@ class Problem:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    # ASCII escapes keep any string a client sent (even a lone surrogate) valid on the wire.
-    text = json.dumps(body, separators=(",", ":"))
-    return web.Response(status=status, text=text, content_type="application/json", headers=headers)
+    return web.Response(
+        status=status, body=dumps(body), content_type="application/json", headers=headers
+    )
 
 
+def dumps(body: Any) -> bytes:
+    """Compact JSON bytes: orjson, or (for a lone surrogate a client sent, which orjson
+    refuses) the standard library with ASCII escapes, which keeps it valid on the wire."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, separators=(",", ":")).encode("ascii")
+
+
+@lru_cache(maxsize=4096)
 def fingerprint(api_key: str) -> str:
     """A stable, non-reversible stand-in for an API key (keys are never stored in clear)."""
     return hashlib.blake2b(api_key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
@@ -86,20 +98,22 @@ def fingerprint(api_key: str) -> str:
 
 def origin(request: web.Request) -> str:
     """The scheme and authority the client used, so returned URLs lead back to this mock."""
-    try:
-        found = str(request.url.origin())
-    except (ValueError, TypeError):
-        found = ""
-    if found.startswith(("http://", "https://")) and "\\" not in found:
-        return found
-    host, port = (
-        request.transport.get_extra_info("sockname")[:2]
-        if request.transport
-        else (
-            "127.0.0.1",
-            80,
-        )
-    )
+    return _origin(request.scheme, request.host) or _fallback_origin(request)
+
+
+@lru_cache(maxsize=256)
+def _origin(scheme: str, host: str) -> str:
+    """``scheme://host`` when the Host header is a plain authority, else "" (the socket's
+    own address is used then)."""
+    if not host or any(c in host for c in "/\\?#@ \t\r\n") or not host.isascii():
+        return ""
+    return f"{scheme}://{host}"
+
+
+def _fallback_origin(request: web.Request) -> str:
+    """The address the client reached, when its Host header cannot be trusted in a URL."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    host, port = (sockname[0], sockname[1]) if sockname else ("127.0.0.1", 80)
     return f"http://{host}:{port}"
 
 

@@ -133,7 +133,8 @@ async def _serve(
         fired = _fire(provider, facts, state)
         entry.fault = ",".join(dict.fromkeys(f.rule_id for f in fired)) or None
         entry.effect = ",".join(dict.fromkeys(f.kind for f in fired)) or None
-        request[JOB_EFFECTS] = job_effects(fired)
+        if fired:
+            request[JOB_EFFECTS] = job_effects(fired)
         for item in fired:
             if item.kind == "latency" and item.params.get("target", "response") == "response":
                 await state.clock.sleep_until(state.clock.now() + latency_seconds(item))
@@ -250,19 +251,24 @@ async def _facts(
                 model = model or provider.contract.api["operations"][operation].get("model")
     if provider is None and (owner := _followed(request)) is not None:
         provider, operation, declared = providers[owner], "image", IMAGE_ERRORS
-    body = await _peek_json(request, state)
+    # What only rules and prompt markers need is read only when they can use it: the hot
+    # path of a mock without rules skips the body peek and the job lookup.
+    body = await _peek_json(request, state, bool(state.faults.rules))
     if isinstance(body, dict) and isinstance(body.get("prompt"), str):
         prompt = body["prompt"]
-    request_id = request.match_info.get("request_id")
-    if request_id is None and isinstance(body, dict) and isinstance(body.get("request_id"), str):
-        request_id = body["request_id"]
-    if request_id is not None and provider is not None:
-        job = state.store.get(request_id, state.clock.now())
+    if state.faults.rules and provider is not None:
+        request_id = request.match_info.get("request_id")
+        if (
+            request_id is None
+            and isinstance(body, dict)
+            and isinstance(body.get("request_id"), str)
+        ):
+            request_id = body["request_id"]
+        job = state.store.get(request_id, state.clock.now()) if request_id else None
         if job is not None and job.provider == provider.name:
             model = job.model
             prompt = str(job.request.get("prompt", ""))
     key = provider.api_key(request) if provider is not None and operation != "image" else None
-    headers = {name.lower(): value for name, value in request.headers.items()}
     return provider, RequestFacts(
         provider=provider.name if provider else None,
         operation=operation,
@@ -270,21 +276,14 @@ async def _facts(
         key=key,
         model=model,
         prompt=prompt,
-        headers=_HeaderView(headers),
+        headers=request.headers,
         declared=declared,
     )
 
 
-class _HeaderView(dict[str, str]):
-    """Request headers looked up case-insensitively (rules may name them in any case)."""
-
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
-        return super().get(name.lower(), default)
-
-
-async def _peek_json(request: web.Request, state: MockState) -> Any:
-    """The body as JSON if it is small, JSON and readable; None otherwise (the handler
-    reports what is wrong with it)."""
+async def _peek_json(request: web.Request, state: MockState, rules: bool) -> Any:
+    """The body as JSON, when rules may match on it or it may carry a prompt marker, and it
+    is small, JSON and readable; None otherwise (the handler reports what is wrong)."""
     if request.method not in ("POST", "PUT") or not request.can_read_body:
         return None
     length = request.content_length
@@ -292,7 +291,9 @@ async def _peek_json(request: web.Request, state: MockState) -> Any:
         return None
     try:
         raw = await request.read()
-        return json.loads(raw) if raw and len(raw) <= state.config.max_body_bytes else None
+        if not raw or len(raw) > state.config.max_body_bytes or not (rules or b"[mock:" in raw):
+            return None
+        return json.loads(raw)
     except (web.HTTPException, ValueError, RecursionError):
         return None
 
@@ -325,13 +326,16 @@ def _request_id(request: web.Request, facts: RequestFacts) -> str | None:
 
 
 def _close_entry(request: web.Request, entry: Entry, response: web.StreamResponse | None) -> None:
-    seen = request.get(NOTE, {})
+    try:
+        seen = request[NOTE]
+    except KeyError:
+        seen = {}
     entry.request_id = seen.get("request_id", entry.request_id)
     entry.model = seen.get("model", entry.model)
     entry.validation = seen.get("validation")
     entry.problems = seen.get("problems", [])
     entry.findings = seen.get("findings", [])[:MAX_ENTRY_FINDINGS]
-    entry.status = None if response is None or request.get(BROKEN) else response.status
+    entry.status = None if response is None or BROKEN in request else response.status
 
 
 # -- transport faults ------------------------------------------------------------------------

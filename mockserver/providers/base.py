@@ -7,7 +7,6 @@ how it finds the API key, and its error envelopes.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -21,17 +20,22 @@ from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_o
 from ..jobs import Job
 from ..journal import redact
 from ..state import MockState
+from ..validation import is_valid
 
 __all__ = ["Provider"]
 
 WARNING_HEADER = "X-Mock-Warning"
 JOB_EFFECTS = web.RequestKey("mock_job_effects", JobEffects)  # decided by the fault engine
 NOTE = web.RequestKey("mock_note", dict)  # what the handler learnt, for the journal
+NO_EFFECTS = JobEffects()  # read only
 
 
 def note(request: web.Request, **fields: Any) -> None:
     """Tell the journal what the handler learnt (request id, model, validation)."""
-    request.setdefault(NOTE, {}).update(fields)
+    try:
+        request[NOTE].update(fields)
+    except KeyError:
+        request[NOTE] = fields
 
 
 class Provider:
@@ -44,6 +48,14 @@ class Provider:
     def __init__(self, state: MockState) -> None:
         self.state = state
         self.contract: Contract = contract(self.name)
+        self._declared = {
+            operation: frozenset(
+                int(code)
+                for code, spec in op["responses"].items()
+                if int(code) >= 400 and spec.get("schema") == "error"
+            )
+            for operation, op in self.contract.api["operations"].items()
+        }
 
     # -- what each provider supplies -------------------------------------------------------
     def routes(self) -> list[web.RouteDef]:
@@ -76,17 +88,14 @@ class Provider:
         """The error codes an operation's contract allows (those answered with an error
         envelope); an injected error outside them would break the contract, so it is not
         applied there."""
-        if operation not in self.contract.api["operations"]:
-            return frozenset()
-        responses = self.contract.api["operations"][operation]["responses"]
-        return frozenset(
-            int(code)
-            for code, spec in responses.items()
-            if int(code) >= 400 and spec.get("schema") not in (None, "status", "result")
-        )
+        return self._declared.get(operation, frozenset())
 
     def new_id(self) -> str:
-        return str(uuid.UUID(int=self.state.rng(self.name).getrandbits(128), version=4))
+        """A UUID 4 from the provider's seeded stream (as ``uuid.UUID(version=4)`` makes it)."""
+        n = self.state.rng(self.name).getrandbits(128)
+        n = (n & ~(0xC000 << 48) | (0x8000 << 48)) & ~(0xF000 << 64) | (4 << 76)
+        h = f"{n:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def precheck(self, body: Any) -> None:
         """Provider rules answered before schema validation (raise an ApiError)."""
@@ -138,7 +147,11 @@ class Provider:
             note(request, validation="invalid", problems=[err.message])
             raise self.body_error(err) from None
         self.precheck(body)
-        problems = problems_of(schemas.validator(self.name, schema_name), body)
+        problems = (
+            []
+            if is_valid(self.name, schema_name, body)
+            else problems_of(schemas.validator(self.name, schema_name), body)
+        )
         note(request, validation="invalid" if problems else "ok", problems=list(map(str, problems)))
         if problems:
             raise self.invalid(problems)
@@ -164,9 +177,13 @@ class Provider:
         plan = model.plan(body)
         cost = plan.price * plan.output.count
         ledger = self.state.ledger
-        if not ledger.charge(owner, redact(self.api_key(request)), cost):
+        shown = redact(self.api_key(request)) if ledger.enabled else None
+        if not ledger.charge(owner, shown, cost):
             raise self.insufficient_credits(ledger.balance(owner) or 0.0, cost)
-        effects: JobEffects = request.get(JOB_EFFECTS) or JobEffects()
+        try:
+            effects = request[JOB_EFFECTS]
+        except KeyError:
+            effects = NO_EFFECTS
         rng = self.state.rng(self.name)
         job_id = self.new_id()
         mean = config.processing_for(self.name, model.name, model.typical_seconds)
@@ -209,10 +226,15 @@ class Provider:
             return balance
         return self.state.config.notional_credits - self.state.store.spent(owner)
 
-    def find(self, request_id: str, owner: str) -> Job:
+    def find(self, request_id: str, owner: str, request: web.Request | None = None) -> Job:
+        """The owner's job with this id, or the provider's 404; noted for the journal."""
+        if request is not None:
+            note(request, request_id=request_id[:200])
         job = self.state.store.find(self.name, request_id, owner, self.now())
         if job is None:
             raise self.unknown_job(request_id)
+        if request is not None:
+            note(request, model=job.model)
         return job
 
     def image_urls(self, request: web.Request, job: Job) -> list[str]:

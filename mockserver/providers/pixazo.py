@@ -95,7 +95,7 @@ class Pixazo(Provider):
     async def result(self, request: web.Request) -> web.Response:
         owner = self.authenticate(request)
         body = await self.body(request, "result_request")
-        job = self.find(str(body["request_id"]), owner)
+        job = self.find(str(body["request_id"]), owner, request)
         job.polls += 1
         state = job.state(self.now())
         return json_response(

@@ -193,7 +193,7 @@ class SeaArt(Provider):
     def _job(self, request: web.Request) -> Job:
         owner = self.authenticate(request)
         request_id = request.match_info["request_id"]
-        job = self.find(request_id, owner)
+        job = self.find(request_id, owner, request)
         if job.model != request.match_info["endpoint"]:  # ids are scoped to their endpoint
             raise self.unknown_job(request_id)
         return job

@@ -148,7 +148,7 @@ class Segmind(Provider):
         return self._status_reply(request, "poll")
 
     def _status_reply(self, request: web.Request, route: str) -> web.Response:
-        job = self.find(request.match_info["request_id"], self.authenticate(request))
+        job = self.find(request.match_info["request_id"], self.authenticate(request), request)
         job.polls += 1
         state = job.state(self.now())
         return json_response(
@@ -156,7 +156,7 @@ class Segmind(Provider):
         )
 
     async def result(self, request: web.Request) -> web.Response:
-        job = self.find(request.match_info["request_id"], self.authenticate(request))
+        job = self.find(request.match_info["request_id"], self.authenticate(request), request)
         state = job.state(self.now())
         code = self.contract.http_status("result", state)
         if state is not State.SUCCEEDED:

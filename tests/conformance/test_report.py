@@ -9,8 +9,15 @@ from conformance.report import Report
 
 
 def finding(observed: str) -> Finding:
-    return Finding("segmind", "status", "GET status", "/requestId", "no such field",
-                   f"new field 'requestId' = {observed!r}", "additive")
+    return Finding(
+        "segmind",
+        "status",
+        "GET status",
+        "/requestId",
+        "no such field",
+        f"new field 'requestId' = {observed!r}",
+        "additive",
+    )
 
 
 def test_the_same_break_on_many_jobs_is_one_counted_row(tmp_path) -> None:
@@ -25,9 +32,20 @@ def test_the_same_break_on_many_jobs_is_one_counted_row(tmp_path) -> None:
 
 
 def test_request_findings_are_always_breaking() -> None:
-    found = schema_findings("seaart", "request.nano_banana_2", {"prompt": "x", "aspect_ratio": "7:3"},
-                            operation="submit", request="POST submit", check="request")
+    found = schema_findings(
+        "seaart",
+        "request.nano_banana_2",
+        {"prompt": "x", "aspect_ratio": "7:3"},
+        operation="submit",
+        request="POST submit",
+        check="request",
+    )
     assert [(f.pointer, f.severity) for f in found] == [("/aspect_ratio", BREAKING)]
-    as_response = schema_findings("seaart", "request.nano_banana_2", {"prompt": "x", "aspect_ratio": "7:3"},
-                                  operation="submit", request="POST submit")
+    as_response = schema_findings(
+        "seaart",
+        "request.nano_banana_2",
+        {"prompt": "x", "aspect_ratio": "7:3"},
+        operation="submit",
+        request="POST submit",
+    )
     assert as_response[0].severity == "additive"  # in an answer, a new enum value is additive

@@ -121,6 +121,10 @@ def test_a_bad_scenario_file_is_reported_with_its_line(tmp_path) -> None:
 
 
 def test_a_bad_proxy_setting_is_reported_without_a_traceback() -> None:
-    proc = subprocess.run([sys.executable, "-m", "mockserver", "--proxy", "midjourney=https://x.example"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mockserver", "--proxy", "midjourney=https://x.example"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "midjourney" in proc.stderr and "Traceback" not in proc.stderr

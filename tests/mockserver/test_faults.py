@@ -477,11 +477,22 @@ async def test_the_rule_list_is_bounded(mock: Mock) -> None:
 
 
 async def test_drift_edits_normal_answers_only(mock: Mock) -> None:
-    await add_rule(mock, {"match": {"operation": "status"},
-                          "effect": {"drift": {"add": {"path": "/eta", "value": 5},
-                                               "replace": {"path": "/queue_position", "value": "soon"}}}})
+    await add_rule(
+        mock,
+        {
+            "match": {"operation": "status"},
+            "effect": {
+                "drift": {
+                    "add": {"path": "/eta", "value": 5},
+                    "replace": {"path": "/queue_position", "value": "soon"},
+                }
+            },
+        },
+    )
     _, sub = await submit(mock, "segmind")
-    resp = await mock.client.get(f"/v2/requests/{sub['request_id']}/status", headers=KEYS["segmind"])
+    resp = await mock.client.get(
+        f"/v2/requests/{sub['request_id']}/status", headers=KEYS["segmind"]
+    )
     body = await resp.json()
     assert body["eta"] == 5 and "queue_position" not in body  # replace never creates a field
     resp = await mock.client.get("/v2/requests/nope/status", headers=KEYS["segmind"])
@@ -489,7 +500,12 @@ async def test_drift_edits_normal_answers_only(mock: Mock) -> None:
 
 
 async def test_drift_when_status_targets_error_answers_on_purpose(mock: Mock) -> None:
-    await add_rule(mock, {"match": {"operation": "status"},
-                          "effect": {"drift": {"status": 200, "when_status": [404]}}})
+    await add_rule(
+        mock,
+        {
+            "match": {"operation": "status"},
+            "effect": {"drift": {"status": 200, "when_status": [404]}},
+        },
+    )
     resp = await mock.client.get("/v2/requests/nope/status", headers=KEYS["segmind"])
     assert resp.status == 200
