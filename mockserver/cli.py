@@ -68,11 +68,18 @@ def banner(config: MockConfig, port: int) -> str:
         f"  Pixazo   origin   {urls['pixazo']}",
         "  keys: "
         + ("any non-empty key" if not config.api_keys else f"{len(config.api_keys)} configured"),
+        f"  control  {base}/_mock/ ({_control_exposure(config)})",
         "Try:",
         f"  curl -s -X POST {base}/v2/nano-banana -H 'x-api-key: test' "
         "-H 'Content-Type: application/json' -d '{\"prompt\": \"Dancing Banana\"}'",
     ]
     return "\n".join(lines)
+
+
+def _control_exposure(config: MockConfig) -> str:
+    if not config.control_open:
+        return "loopback clients only"
+    return "open to every client, " + ("token required" if config.control_token else "NO token")
 
 
 async def serve(app: web.Application, config: MockConfig) -> None:
