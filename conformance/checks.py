@@ -36,7 +36,6 @@ __all__ = [
 
 BREAKING = "breaking"
 ADDITIVE = "additive"
-ADDITIVE_RULES = frozenset({"additionalProperties", "unevaluatedProperties", "enum", "const"})
 
 
 class ContractViolation(AssertionError):

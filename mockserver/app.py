@@ -91,11 +91,7 @@ def _with_settings(config: MockConfig, settings: dict[str, Any]) -> MockConfig:
     """A scenario's settings fill in what the caller left at its default: settings given
     explicitly (flags, MOCK_* variables, code) win over the file."""
     defaults = MockConfig()
-    values = {
-        name: frozenset(value) if name == "api_keys" else value
-        for name, value in settings.items()
-        if getattr(config, name) == getattr(defaults, name)
-    }
+    values = {k: v for k, v in settings.items() if getattr(config, k) == getattr(defaults, k)}
     return dataclasses.replace(config, **values)
 
 

@@ -23,8 +23,6 @@ from .jobs import Output, State
 
 __all__ = ["Contract", "Model", "Plan", "contract"]
 
-EXPIRED = "EXPIRED"
-
 
 @dataclass(frozen=True, slots=True)
 class Plan:

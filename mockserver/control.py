@@ -149,10 +149,7 @@ def _settings(settings: dict[str, Any]) -> dict[str, Any]:
     unknown = set(settings) - SETTABLE
     if unknown:
         raise ConfigError(f"cannot change {', '.join(sorted(unknown))} on reset")
-    out = dict(settings)
-    if "api_keys" in out:
-        out["api_keys"] = frozenset(out["api_keys"])
-    return out
+    return dict(settings)
 
 
 async def get_settings(request: web.Request) -> web.Response:

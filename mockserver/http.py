@@ -137,8 +137,26 @@ def _finite_float(text: str) -> float:
     return value
 
 
+BODY = web.RequestKey("mock_body", object)  # the outcome of read_body: a value or a BodyError
+
+
 async def read_body(request: web.Request, max_bytes: int) -> Any:
-    """The request body as parsed JSON; raises :class:`BodyError` with a clear reason."""
+    """The request body as parsed JSON; raises :class:`BodyError` with a clear reason.
+    Read and parsed once per request: later calls get the same value (or error)."""
+    try:
+        outcome = request[BODY]
+    except KeyError:
+        try:
+            outcome = await _read_body(request, max_bytes)
+        except BodyError as err:
+            outcome = err
+        request[BODY] = outcome
+    if isinstance(outcome, BodyError):
+        raise outcome
+    return outcome
+
+
+async def _read_body(request: web.Request, max_bytes: int) -> Any:
     if request.content_type not in JSON_TYPES and not request.content_type.endswith("+json"):
         shown = request.headers.get("Content-Type") or "none"
         raise BodyError("content_type", f"Content-Type must be application/json, got {shown}")

@@ -41,7 +41,7 @@ from .faults import (
     latency_seconds,
     prompt_rules,
 )
-from .http import ApiError, fingerprint, json_response, problems_of
+from .http import ApiError, BodyError, fingerprint, json_response, problems_of, read_body
 from .journal import MAX_ENTRY_FINDINGS, Entry, redact
 from .providers.base import JOB_EFFECTS, NOTE, Provider
 from .state import STATE, MockState
@@ -108,7 +108,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         path=request.path[:500],
         key=redact(facts.key),
         key_id=fingerprint(facts.key) if facts.key else None,
-        request_id=_request_id(request, facts),
+        request_id=_request_id(request),
         model=facts.model,
     )
     response: web.StreamResponse | None = None
@@ -291,10 +291,10 @@ async def _peek_json(request: web.Request, state: MockState, rules: bool) -> Any
         return None
     try:
         raw = await request.read()
-        if not raw or len(raw) > state.config.max_body_bytes or not (rules or b"[mock:" in raw):
+        if not (rules or b"[mock:" in raw):
             return None
-        return json.loads(raw)
-    except (web.HTTPException, ValueError, RecursionError):
+        return await read_body(request, state.config.max_body_bytes)  # the handler reuses it
+    except (web.HTTPException, BodyError):
         return None
 
 
@@ -320,7 +320,7 @@ def _followed(request: web.Request) -> str | None:
     return None
 
 
-def _request_id(request: web.Request, facts: RequestFacts) -> str | None:
+def _request_id(request: web.Request) -> str | None:
     value = request.match_info.get("request_id") or request.match_info.get("job_id")
     return value[:200] if value else None
 

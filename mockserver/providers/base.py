@@ -48,6 +48,8 @@ class Provider:
     def __init__(self, state: MockState) -> None:
         self.state = state
         self.contract: Contract = contract(self.name)
+        self._auth_header: str = self.contract.auth["header"]
+        self._auth_schemes = frozenset(s.lower() for s in self.contract.auth.get("schemes") or [])
         self._declared = {
             operation: frozenset(
                 int(code)
@@ -116,13 +118,11 @@ class Provider:
 
     def api_key(self, request: web.Request) -> str | None:
         """The key the request carries in this provider's header and scheme, if any."""
-        auth = self.contract.auth
-        value = request.headers.get(auth["header"], "").strip()
-        schemes = auth.get("schemes") or []
-        if not schemes:
+        value = request.headers.get(self._auth_header, "").strip()
+        if not self._auth_schemes:
             return value or None
         scheme, _, key = value.partition(" ")
-        if scheme.lower() in {s.lower() for s in schemes} and key.strip():
+        if scheme.lower() in self._auth_schemes and key.strip():
             return key.strip()
         return None
 
