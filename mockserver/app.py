@@ -1,8 +1,9 @@
 """``create_app(config)``: the only way to build a mock server.
 
 One application serves all three providers on their real paths, the output images, and the
-control plane under ``/_mock/``. Every provider request goes through the pipeline in
-``intercept.py`` (journal, faults, quotas, provider envelopes, self-check).
+control plane under ``/_mock/``. Every provider route, the output images and a catch-all for
+stray paths are wrapped in the pipeline of ``intercept.py`` (journal, faults, quotas, provider
+envelopes, self-check).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .clock import VirtualClock
 from .config import MockConfig
 from .control import BASE_CONFIG, BASE_SCENARIO, apply_scenario, control_routes
 from .http import ApiError, json_response, origin
-from .intercept import DRIFT, PROVIDERS, SOURCES, ContractViolation, Source, pipeline
+from .intercept import DRIFT, PROVIDERS, SOURCES, STRAY, ContractViolation, Pipeline, Source
 from .jobs import State
 from .openapi import openapi_document
 from .providers import PROVIDER_CLASSES
@@ -44,26 +45,28 @@ def create_app(
     if scenario.get("settings"):
         config = _with_settings(config, scenario["settings"])
     state = MockState.create(config, clock)
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[pipeline])
+    app = web.Application(client_max_size=config.max_body_bytes)
     app[STATE] = state
     app[BASE_CONFIG] = config
     app[BASE_SCENARIO] = scenario
     providers = {cls.name: cls(state) for cls in PROVIDER_CLASSES}
     app[PROVIDERS] = providers
+    pipeline = Pipeline(state, providers, _add_sources(app, config))
     for provider in providers.values():
-        app.router.add_routes(provider.routes())
-    app.router.add_get("/_mock/files/{job_id}/{name}", _file, name="mock.file")
+        app.router.add_routes(pipeline.wrap(provider, route) for route in provider.routes())
+    files = pipeline.file_handler(_file)
+    app.router.add_get("/_mock/files/{job_id}/{name}", files, name="mock.file")
     app.router.add_get("/_mock/health", _health, name="mock.health")
     app.router.add_get("/_mock/openapi/{provider}.json", _openapi, name="mock.openapi")
     app.router.add_routes(control_routes())
-    app.router.add_get("/", _index, name="mock.index")
+    app.router.add_get("/", pipeline.plain_handler(_index), name="mock.index")
+    app.router.add_route("*", r"/{path:[\s\S]*}", pipeline.stray_handler(), name=STRAY)
     apply_scenario(state, scenario)
-    _add_sources(app, config)
     app.on_cleanup.append(_close)
     return app
 
 
-def _add_sources(app: web.Application, config: MockConfig) -> None:
+def _add_sources(app: web.Application, config: MockConfig) -> list[Source]:
     """The validating proxy and the replay, for the providers the settings name."""
     sources: list[Source] = []
     if config.proxy:
@@ -85,6 +88,7 @@ def _add_sources(app: web.Application, config: MockConfig) -> None:
     if config.replay_dir:
         sources.append(Replay(config.replay_dir, app[PROVIDERS]))
     app[SOURCES] = sources
+    return sources
 
 
 def _with_settings(config: MockConfig, settings: dict[str, Any]) -> MockConfig:

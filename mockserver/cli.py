@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -89,8 +91,13 @@ async def serve(app: web.Application, config: MockConfig) -> None:
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else config.port
     print(banner(config, port), flush=True)
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):  # not on Windows: Ctrl-C still works there
+        # SIGTERM (docker stop, CI, a supervisor) shuts down as cleanly as Ctrl-C does: the
+        # image renderer processes go with the server instead of being orphaned
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
 

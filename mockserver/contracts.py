@@ -46,15 +46,12 @@ class Model:
     fields: Mapping[str, tuple[str, ...]]
     fallback: Mapping[str, Any]
     price_usd: Mapping[str, float]
+    plan_fields: tuple[str, ...] = ()  # every field named in ``fields``, in order
 
     def plan(self, body: Mapping[str, Any]) -> Plan:
         """What the request produces. Only the fields that set size, format and count
         matter, so plans are cached by their values (validated: a handful of enums)."""
-        key = (
-            self.provider,
-            self.name,
-            tuple(body.get(name) for names in self.fields.values() for name in names),
-        )
+        key = (self.provider, self.name, *map(body.get, self.plan_fields))
         try:
             cached = _PLANS.get(key)
         except TypeError:  # an unhashable value: plan it without the cache
@@ -153,6 +150,7 @@ def contract(provider: str) -> Contract:
             fields={kind: tuple(names) for kind, names in info["fields"].items()},
             fallback=dict(info["fallback"]),
             price_usd={key: float(value) for key, value in info["price_usd"].items()},
+            plan_fields=tuple(name for names in info["fields"].values() for name in names),
         )
         for name, info in api["models"].items()
     }

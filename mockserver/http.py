@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -21,11 +22,13 @@ __all__ = [
     "ApiError",
     "BodyError",
     "Problem",
+    "check_body_headers",
     "fingerprint",
     "json_response",
     "origin",
+    "parse_body",
+    "parse_json",
     "problems_of",
-    "read_body",
 ]
 
 JSON_TYPES = ("application/json",)
@@ -137,37 +140,44 @@ def _finite_float(text: str) -> float:
     return value
 
 
-BODY = web.RequestKey("mock_body", object)  # the outcome of read_body: a value or a BodyError
+LONG_NUMBER = re.compile(rb"\d{19}")  # an integer orjson would turn into a float
 
 
-async def read_body(request: web.Request, max_bytes: int) -> Any:
-    """The request body as parsed JSON; raises :class:`BodyError` with a clear reason.
-    Read and parsed once per request: later calls get the same value (or error)."""
-    try:
-        outcome = request[BODY]
-    except KeyError:
-        try:
-            outcome = await _read_body(request, max_bytes)
-        except BodyError as err:
-            outcome = err
-        request[BODY] = outcome
-    if isinstance(outcome, BodyError):
-        raise outcome
-    return outcome
-
-
-async def _read_body(request: web.Request, max_bytes: int) -> Any:
-    if request.content_type not in JSON_TYPES and not request.content_type.endswith("+json"):
-        shown = request.headers.get("Content-Type") or "none"
+def check_body_headers(request: web.Request, max_bytes: int) -> None:
+    """Refuse a body by its headers: not JSON, or announced larger than ``max_bytes``."""
+    given = request.headers.get("Content-Type")
+    if given != "application/json" and not _is_json(request.content_type):
+        shown = given or "none"
         raise BodyError("content_type", f"Content-Type must be application/json, got {shown}")
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise BodyError("too_large", f"request body exceeds {max_bytes} bytes")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise BodyError("too_large", f"request body exceeds {max_bytes} bytes") from None
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise too_large(max_bytes)
+
+
+def too_large(max_bytes: int) -> BodyError:
+    return BodyError("too_large", f"request body exceeds {max_bytes} bytes")
+
+
+def parse_body(raw: bytes, max_bytes: int) -> Any:
+    """A body read whole, as parsed JSON (see :func:`parse_json`)."""
     if len(raw) > max_bytes:
-        raise BodyError("too_large", f"request body exceeds {max_bytes} bytes")
+        raise too_large(max_bytes)
+    return parse_json(raw)
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type in JSON_TYPES or media_type.endswith("+json")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON (UTF-8, no NaN or Infinity, finite numbers): orjson when it reads the body
+    exactly as the standard library would, else the standard library, whose errors say
+    where the body went wrong."""
+    if not LONG_NUMBER.search(raw):  # orjson reads big integers as floats
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # the standard library accepts lone surrogates, and explains errors
     if not raw.strip():
         raise BodyError("json", "request body is empty; a JSON object is required")
     try:

@@ -1,8 +1,13 @@
 """The pipeline around every provider request: journal, fault rules, rate limits, envelopes.
 
+Each provider route's handler is wrapped in it when the app is built (:meth:`Pipeline.wrap`),
+and so is a catch-all route that answers stray paths and methods in the provider's envelope.
+There is no aiohttp middleware: a middleware costs every request two extra coroutine layers.
+
 In order:
-1. gather what rules match on;
-2. open a journal entry;
+1. open a journal entry;
+2. gather what rules match on, only when there are rules, rate limits or sources to use it,
+   or the body of a generation call carries a prompt marker;
 3. fire fault rules (response latency, HTTP errors, transport faults before the handler; job
    effects are handed to the handler);
 4. take a rate-limit token;
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
@@ -31,6 +37,7 @@ from aiohttp import web
 
 import schemas
 
+from .call import CALL, Call
 from .drift import apply_drift
 from .faults import (
     TERMINAL_EFFECTS,
@@ -41,31 +48,31 @@ from .faults import (
     latency_seconds,
     prompt_rules,
 )
-from .http import ApiError, BodyError, fingerprint, json_response, problems_of, read_body
-from .journal import MAX_ENTRY_FINDINGS, Entry, redact
-from .providers.base import JOB_EFFECTS, NOTE, Provider
-from .state import STATE, MockState
+from .http import ApiError, BodyError, fingerprint, json_response, problems_of
+from .journal import Entry
+from .providers.base import Provider
+from .state import MockState
 
 if TYPE_CHECKING:
     from conformance.report import Report
 
 __all__ = [
     "DRIFT",
-    "FORWARDED",
     "PROVIDERS",
     "SOURCES",
     "ContractViolation",
+    "Pipeline",
     "Source",
-    "pipeline",
 ]
 
 log = logging.getLogger("mockserver")
 
 PROVIDERS: web.AppKey[dict[str, Provider]] = web.AppKey("providers", dict)
 CONTROL_PREFIX = "/_mock/"
-FILE_ROUTE = "mock.file"
+STRAY = "mock.stray"  # the catch-all route's name
 GENERATE = frozenset({"submit", "sync_generate"})
 IMAGE_ERRORS = frozenset({403, 404, 429, 500, 502, 503, 504})  # what a CDN may answer
+MARKER = b"[mock:"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -89,104 +96,290 @@ class Source(Protocol):
 
 
 SOURCES: web.AppKey[list[Source]] = web.AppKey("mock_sources", list)
-FORWARDED = web.RequestKey("mock_forwarded", bool)  # a source answered: not the mock's own body
 DRIFT: web.AppKey[Report] = web.AppKey("mock_drift")  # the proxy's findings, when it is on
 
 
-@web.middleware
-async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
-    route_name = getattr(request.match_info.route, "name", None) or ""
-    if request.path.startswith(CONTROL_PREFIX) and route_name != FILE_ROUTE:
-        return await handler(request)  # the control plane guards itself
-    state = request.app[STATE]
-    provider, facts = await _facts(request, route_name, state)
-    entry = state.journal.open(
-        t=state.clock.now(),
-        provider=facts.provider,
-        operation=facts.operation,
-        method=request.method,
-        path=request.path[:500],
-        key=redact(facts.key),
-        key_id=fingerprint(facts.key) if facts.key else None,
-        request_id=_request_id(request),
-        model=facts.model,
-    )
-    response: web.StreamResponse | None = None
-    try:
-        response = await _serve(request, handler, provider, facts, entry, state)
+class Target:
+    """What a request is for: its provider, operation and the error codes its contract
+    declares. Fixed per route, except for images and stray paths (found per request)."""
+
+    __slots__ = ("declared", "operation", "provider", "schema")
+
+    def __init__(
+        self,
+        provider: Provider | None,
+        operation: str | None,
+        declared: frozenset[int],
+        schema: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.operation = operation
+        self.declared = declared
+        self.schema = schema  # the self-check's schema for every answer ("error"), if fixed
+
+
+NOWHERE = Target(None, None, frozenset())
+
+
+Locate = Callable[[web.Request], tuple[Target, "str | None", "str | None"]]
+
+
+class Pipeline:
+    """The steps above, for one app: its state, providers and sources."""
+
+    def __init__(
+        self, state: MockState, providers: dict[str, Provider], sources: list[Source]
+    ) -> None:
+        self.state = state
+        self.providers = providers
+        self.sources = sources
+
+    # -- the routes --------------------------------------------------------------------------
+    def wrap(self, provider: Provider, route: web.RouteDef) -> web.RouteDef:
+        """A provider route with its handler behind the pipeline."""
+        operation = str(route.kwargs["name"]).partition(".")[2]
+        target = Target(provider, operation, provider.declared_errors(operation))
+        spec = provider.contract.api["operations"].get(operation, {})
+        model_param = next((p for p in ("slug", "endpoint") if f"{{{p}}}" in route.path), None)
+        default_model = spec.get("model")
+        id_param = "request_id" if "{request_id}" in route.path else None
+
+        def fixed(request: web.Request) -> tuple[Target, str | None, str | None]:
+            match = request.match_info
+            model = (match[model_param] if model_param else None) or default_model
+            return target, model, match[id_param][:200] if id_param else None
+
+        handler = self.guard(route.handler, fixed)  # type: ignore[arg-type]
+        return web.RouteDef(route.method, route.path, handler, route.kwargs)
+
+    def file_handler(self, handler: Handler) -> Handler:
+        """The output-image route: its provider is the job's (none for an unknown job)."""
+
+        def image(request: web.Request) -> tuple[Target, str | None, str | None]:
+            job_id = request.match_info["job_id"]
+            job = self.state.store.get(job_id, self.state.clock.now())
+            if job is None:
+                return self._followed(request) or NOWHERE, None, job_id[:200]
+            target = Target(self.providers[job.provider], "image", IMAGE_ERRORS, "error")
+            return target, job.model, job_id[:200]
+
+        return self.guard(handler, image)
+
+    def plain_handler(self, handler: Handler) -> Handler:
+        """A route of no provider outside the control plane (the index): journaled only."""
+        return self.guard(handler, lambda request: (NOWHERE, None, None))
+
+    def stray_handler(self) -> Handler:
+        """The catch-all route: a path or method no route takes, answered in the envelope of
+        the provider whose prefix it is under (or whose source handed the URL out)."""
+
+        def stray(request: web.Request) -> tuple[Target, str | None, str | None]:
+            for provider in self.providers.values():
+                if request.path.startswith(provider.prefixes):
+                    return Target(provider, None, provider.declared_errors(None)), None, None
+            return self._followed(request) or NOWHERE, None, None
+
+        guarded = self.guard(_not_routed, stray)
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            if request.path.startswith(CONTROL_PREFIX):
+                return await _not_routed(request)  # the control plane answers as aiohttp does
+            return await guarded(request)
+
+        return handler
+
+    def _followed(self, request: web.Request) -> Target | None:
+        """An output image behind a URL a source handed out (the proxy rewrites them)."""
+        for source in self.sources:
+            owner = source.owner(request.path)
+            if owner is not None:
+                return Target(self.providers[owner], "image", IMAGE_ERRORS)
+        return None
+
+    def guard(self, handler: Handler, locate: Locate) -> Handler:
+        """``handler`` behind the pipeline; ``locate`` says what a request is for. (A partial
+        of a coroutine method is itself a coroutine function, with one frame fewer than a
+        closure that awaits.)"""
+        return functools.partial(self._serve, handler, locate)
+
+    # -- the steps ---------------------------------------------------------------------------
+    async def _serve(
+        self, handler: Handler, locate: Locate, request: web.Request
+    ) -> web.StreamResponse:
+        state = self.state
+        target, model, request_id = locate(request)
+        provider = target.provider
+        key = (
+            provider.api_key(request)
+            if provider is not None and target.operation != "image"
+            else None
+        )
+        entry = state.journal.open(
+            state.clock.now(),
+            provider.name if provider is not None else None,
+            target.operation,
+            request.method,
+            request.path[:500],
+            key,
+            request_id,
+            model,
+        )
+        call = request[CALL] = Call(entry, key)
+        response: web.StreamResponse | None = None
+        try:
+            try:
+                if provider is not None and (
+                    state.faults.rules
+                    or state.limiter.limits
+                    or self.sources
+                    or (target.operation in GENERATE and MARKER in await _raw(request))
+                ):
+                    response = await self._with_rules(request, handler, target, key, model, call)
+                else:
+                    response = await handler(request)
+            except Exception as exc:  # every failure gets an envelope
+                response = _envelope(provider, request, exc)
+            if state.config.self_check and entry.status != BROKEN:
+                _self_check(target, call, response)
+            return response
+        finally:
+            broken = response is None or entry.status == BROKEN
+            entry.status = None if broken else response.status
+
+    async def _with_rules(
+        self,
+        request: web.Request,
+        handler: Handler,
+        target: Target,
+        key: str | None,
+        model: str | None,
+        call: Call,
+    ) -> web.StreamResponse:
+        """Steps 2 to 7 when rules, rate limits, sources or a prompt marker may apply."""
+        state = self.state
+        provider = target.provider
+        assert provider is not None and call.entry is not None
+        entry = call.entry
+        fired: list[Fired] = []
+        last: Fired | None = None
+        try:
+            facts = await self._facts(request, target, key, model, call)
+            fired = _fire(provider, facts, state)
+            if fired:
+                entry.fault = ",".join(dict.fromkeys(f.rule_id for f in fired))
+                entry.effect = ",".join(dict.fromkeys(f.kind for f in fired))
+                call.effects = job_effects(fired)
+            for item in fired:
+                if item.kind == "latency" and item.params.get("target") in (None, "response"):
+                    await state.clock.sleep_until(state.clock.now() + latency_seconds(item))
+            last = fired[-1] if fired and fired[-1].kind in TERMINAL_EFFECTS else None
+            if last is not None and last.kind == "http_error":
+                p = last.params
+                raise provider.fault_error(
+                    p["status"], p.get("message"), p.get("retry_after", 60.0)
+                )
+            if last is not None and last.params.get("when", "after") == "before":
+                return await _break(request, None, last.params, entry)
+            _take_token(provider, facts, state)
+            response = await self._answer(request, handler, provider, facts, call)
+        except Exception as exc:  # every failure gets an envelope
+            response = _envelope(provider, request, exc)
+        drifts = [
+            f.params
+            for f in fired
+            if f.kind == "drift" and _drifts_here(provider, target.operation, response, f.params)
+        ]
+        if drifts:
+            call.drifted = True
+            response = apply_drift(response, drifts)
+        if last is not None and last.kind == "transport":
+            return await _break(request, response, last.params, entry)
         return response
-    finally:
-        _close_entry(request, entry, response)
 
-
-async def _serve(
-    request: web.Request,
-    handler: Handler,
-    provider: Provider | None,
-    facts: RequestFacts,
-    entry: Entry,
-    state: MockState,
-) -> web.StreamResponse:
-    fired: list[Fired] = []
-    last: Fired | None = None
-    try:
-        fired = _fire(provider, facts, state)
-        entry.fault = ",".join(dict.fromkeys(f.rule_id for f in fired)) or None
-        entry.effect = ",".join(dict.fromkeys(f.kind for f in fired)) or None
-        if fired:
-            request[JOB_EFFECTS] = job_effects(fired)
-        for item in fired:
-            if item.kind == "latency" and item.params.get("target", "response") == "response":
-                await state.clock.sleep_until(state.clock.now() + latency_seconds(item))
-        last = fired[-1] if fired and fired[-1].kind in TERMINAL_EFFECTS else None
-        if last is not None and last.kind == "http_error" and provider is not None:
-            p = last.params
-            raise provider.fault_error(p["status"], p.get("message"), p.get("retry_after", 60.0))
-        if last is not None and last.params.get("when", "after") == "before":
-            return await _break(request, None, last.params)
-        _take_token(provider, facts, state)
-        response = await _answer(request, handler, provider, facts)
-    except ApiError as err:
-        response = err.response()
-    except web.HTTPException as exc:
-        response = _from_http_exception(provider, request, exc)
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        message = "internal mock error; see the server log"
-        error = provider.error(500, message) if provider else ApiError(500, {"error": message})
-        response = error.response()
-    drifts = [
-        f.params
-        for f in fired
-        if f.kind == "drift" and _drifts_here(provider, facts.operation, response, f.params)
-    ]
-    if drifts:
-        request[DRIFTED] = True
-        response = apply_drift(response, drifts)
-    if last is not None and last.kind == "transport":
-        return await _break(request, response, last.params)
-    if state.config.self_check:
-        _self_check(request, provider, response)
-    return response
-
-
-async def _answer(
-    request: web.Request, handler: Handler, provider: Provider | None, facts: RequestFacts
-) -> web.StreamResponse:
-    """The simulated handler, unless a source answers for this provider."""
-    if provider is not None:
-        for source in request.app.get(SOURCES, []):
+    async def _answer(
+        self,
+        request: web.Request,
+        handler: Handler,
+        provider: Provider,
+        facts: RequestFacts,
+        call: Call,
+    ) -> web.StreamResponse:
+        """The simulated handler, unless a source answers for this provider."""
+        for source in self.sources:
             if source.serves(provider.name):
-                request[FORWARDED] = True
+                call.forwarded = True
                 return await source.answer(request, provider, facts)
-    return await handler(request)
+        return await handler(request)
+
+    async def _facts(
+        self,
+        request: web.Request,
+        target: Target,
+        key: str | None,
+        model: str | None,
+        call: Call,
+    ) -> RequestFacts:
+        """What rules and prompt markers match on, read once (the body is cached)."""
+        state = self.state
+        provider = target.provider
+        assert provider is not None
+        prompt: str | None = None
+        if target.operation == "image":
+            job = state.store.get(request.match_info.get("job_id", ""), state.clock.now())
+            prompt = str(job.request.get("prompt", "")) if job is not None else None
+        body = await _peek_json(request, state, call, bool(state.faults.rules))
+        if isinstance(body, dict) and isinstance(body.get("prompt"), str):
+            prompt = body["prompt"]
+        if state.faults.rules:
+            request_id = request.match_info.get("request_id")
+            if (
+                request_id is None
+                and isinstance(body, dict)
+                and isinstance(body.get("request_id"), str)
+            ):
+                request_id = body["request_id"]
+            job = state.store.get(request_id, state.clock.now()) if request_id else None
+            if job is not None and job.provider == provider.name:
+                model = job.model
+                prompt = str(job.request.get("prompt", ""))
+        return RequestFacts(
+            provider=provider.name,
+            operation=target.operation,
+            method=request.method,
+            key=key,
+            model=model,
+            prompt=prompt,
+            headers=request.headers,
+            declared=target.declared,
+        )
 
 
-def _fire(provider: Provider | None, facts: RequestFacts, state: MockState) -> list[Fired]:
-    if provider is None:
-        return []
-    fired = state.faults.evaluate(facts, state.clock.now())
-    if facts.operation in GENERATE:
+async def _not_routed(request: web.Request) -> web.StreamResponse:
+    """What aiohttp's router answers for a request no route takes: 405 with the methods the
+    path allows, else 404 (the pipeline turns either into the provider's envelope)."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.name != STRAY:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+async def _raw(request: web.Request) -> bytes:
+    """The body's bytes, to look for a prompt marker (aiohttp keeps them for the handler)."""
+    if not request.body_exists:
+        return b""
+    try:
+        return await request.read()
+    except web.HTTPException:
+        return b""  # too large: the handler says so
+
+
+def _fire(provider: Provider, facts: RequestFacts, state: MockState) -> list[Fired]:
+    fired = state.faults.evaluate(facts, state.clock.now()) if state.faults.rules else []
+    if facts.operation in GENERATE and facts.prompt and "[mock:" in facts.prompt:
         try:
             markers = prompt_rules(facts.prompt)
         except RuleError as err:
@@ -215,8 +408,8 @@ def _drifts_here(
     return ("schema" in spec and spec["schema"] != "error") or "content_type" in spec
 
 
-def _take_token(provider: Provider | None, facts: RequestFacts, state: MockState) -> None:
-    if provider is None or not facts.key or not state.limiter.limits or 429 not in facts.declared:
+def _take_token(provider: Provider, facts: RequestFacts, state: MockState) -> None:
+    if not facts.key or not state.limiter.limits or 429 not in facts.declared:
         return
     wait = state.limiter.take(
         fingerprint(facts.key), facts.operation in GENERATE, state.clock.now()
@@ -225,127 +418,33 @@ def _take_token(provider: Provider | None, facts: RequestFacts, state: MockState
         raise provider.fault_error(429, retry_after=wait)
 
 
-async def _facts(
-    request: web.Request, route_name: str, state: MockState
-) -> tuple[Provider | None, RequestFacts]:
-    """Who the request is for and what it asks about, read once (the body is cached)."""
-    providers = request.app[PROVIDERS]
-    provider: Provider | None = None
-    operation: str | None = None
-    model: str | None = None
-    prompt: str | None = None
-    declared: frozenset[int] = frozenset()
-    if route_name == FILE_ROUTE:
-        job = state.store.get(request.match_info["job_id"], state.clock.now())
-        if job is not None:
-            provider, operation, model = providers[job.provider], "image", job.model
-            prompt = str(job.request.get("prompt", ""))
-            declared = IMAGE_ERRORS
-    else:
-        provider = _owner(request, route_name, providers)
-        if provider is not None:
-            operation = route_name.partition(".")[2] or None
-            declared = provider.declared_errors(operation)
-            model = request.match_info.get("slug") or request.match_info.get("endpoint")
-            if operation in provider.contract.api["operations"]:
-                model = model or provider.contract.api["operations"][operation].get("model")
-    if provider is None and (owner := _followed(request)) is not None:
-        provider, operation, declared = providers[owner], "image", IMAGE_ERRORS
-    # What only rules and prompt markers need is read only when they can use it: the hot
-    # path of a mock without rules skips the body peek and the job lookup.
-    body = await _peek_json(request, state, bool(state.faults.rules))
-    if isinstance(body, dict) and isinstance(body.get("prompt"), str):
-        prompt = body["prompt"]
-    if state.faults.rules and provider is not None:
-        request_id = request.match_info.get("request_id")
-        if (
-            request_id is None
-            and isinstance(body, dict)
-            and isinstance(body.get("request_id"), str)
-        ):
-            request_id = body["request_id"]
-        job = state.store.get(request_id, state.clock.now()) if request_id else None
-        if job is not None and job.provider == provider.name:
-            model = job.model
-            prompt = str(job.request.get("prompt", ""))
-    key = provider.api_key(request) if provider is not None and operation != "image" else None
-    return provider, RequestFacts(
-        provider=provider.name if provider else None,
-        operation=operation,
-        method=request.method,
-        key=key,
-        model=model,
-        prompt=prompt,
-        headers=request.headers,
-        declared=declared,
-    )
-
-
-async def _peek_json(request: web.Request, state: MockState, rules: bool) -> Any:
+async def _peek_json(request: web.Request, state: MockState, call: Call, rules: bool) -> Any:
     """The body as JSON, when rules may match on it or it may carry a prompt marker, and it
     is small, JSON and readable; None otherwise (the handler reports what is wrong)."""
-    if request.method not in ("POST", "PUT") or not request.can_read_body:
+    if request.method not in ("POST", "PUT") or not request.body_exists:
         return None
     length = request.content_length
     if length is not None and length > state.config.max_body_bytes:
         return None
     try:
         raw = await request.read()
-        if not (rules or b"[mock:" in raw):
+        if not (rules or MARKER in raw):
             return None
-        return await read_body(request, state.config.max_body_bytes)  # the handler reuses it
+        return await call.body(request, state.config.max_body_bytes)  # the handler reuses it
     except (web.HTTPException, BodyError):
         return None
 
 
-def _owner(
-    request: web.Request, route_name: str, providers: dict[str, Provider]
-) -> Provider | None:
-    """The provider whose envelope this request gets: by route name, else by path prefix."""
-    name = route_name.split(".")[0]
-    if name in providers:
-        return providers[name]
-    for provider in providers.values():
-        if request.path.startswith(provider.prefixes):
-            return provider
-    return None
-
-
-def _followed(request: web.Request) -> str | None:
-    """The provider of a URL a source handed out (an output image behind the proxy)."""
-    for source in request.app.get(SOURCES, []):
-        owner = source.owner(request.path)
-        if owner is not None:
-            return owner
-    return None
-
-
-def _request_id(request: web.Request) -> str | None:
-    value = request.match_info.get("request_id") or request.match_info.get("job_id")
-    return value[:200] if value else None
-
-
-def _close_entry(request: web.Request, entry: Entry, response: web.StreamResponse | None) -> None:
-    try:
-        seen = request[NOTE]
-    except KeyError:
-        seen = {}
-    entry.request_id = seen.get("request_id", entry.request_id)
-    entry.model = seen.get("model", entry.model)
-    entry.validation = seen.get("validation")
-    entry.problems = seen.get("problems", [])
-    entry.findings = seen.get("findings", [])[:MAX_ENTRY_FINDINGS]
-    entry.status = None if response is None or BROKEN in request else response.status
-
-
 # -- transport faults ------------------------------------------------------------------------
 
-BROKEN = web.RequestKey("mock_broken", bool)  # the connection broke: no status reached the client
-DRIFTED = web.RequestKey("mock_drifted", bool)  # a drift rule changed the answer on purpose
+BROKEN = -1  # an entry's status while a transport fault breaks the connection: none is sent
 
 
 async def _break(
-    request: web.Request, response: web.StreamResponse | None, params: dict[str, Any]
+    request: web.Request,
+    response: web.StreamResponse | None,
+    params: dict[str, Any],
+    entry: Entry,
 ) -> web.StreamResponse:
     kind = params["kind"]
     seconds = float(params.get("seconds", 30.0))
@@ -372,7 +471,7 @@ async def _break(
     if kind == "hang":
         await _wait_for_client(request, seconds)
     _drop(request, reset=kind == "reset")
-    request[BROKEN] = True
+    entry.status = BROKEN
     return web.Response(status=499)  # never sent: the connection is gone
 
 
@@ -422,6 +521,20 @@ def _drop(request: web.Request, reset: bool) -> None:
 # -- envelopes and self-check ----------------------------------------------------------------
 
 
+def _envelope(
+    provider: Provider | None, request: web.Request, exc: Exception
+) -> web.StreamResponse:
+    """A failure as the answer a client gets: the provider's envelope, or a logged 500."""
+    if isinstance(exc, ApiError):
+        return exc.response()
+    if isinstance(exc, web.HTTPException):
+        return _from_http_exception(provider, request, exc)
+    log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
+    message = "internal mock error; see the server log"
+    error = provider.error(500, message) if provider else ApiError(500, {"error": message})
+    return error.response()
+
+
 def _from_http_exception(
     provider: Provider | None, request: web.Request, exc: web.HTTPException
 ) -> web.StreamResponse:
@@ -441,25 +554,23 @@ def _from_http_exception(
     raise exc
 
 
-def _self_check(
-    request: web.Request, provider: Provider | None, response: web.StreamResponse
-) -> None:
+def _self_check(target: Target, call: Call, response: web.StreamResponse) -> None:
     """Validate a JSON response against the schema its operation names for its status."""
-    if provider is None or request.get(BROKEN) or request.get(DRIFTED) or request.get(FORWARDED):
-        return  # a broken, drifted or forwarded answer is not the mock's own mistake
+    provider = target.provider
+    if provider is None or call.drifted or call.forwarded:
+        return  # a drifted or forwarded answer is not the mock's own mistake
     if not isinstance(response, web.Response):
         return
     if response.content_type != "application/json" or response.text is None:
         return
-    route_name = getattr(request.match_info.route, "name", None) or ""
-    operation = route_name.partition(".")[2]
-    if route_name == FILE_ROUTE:
-        schema: str | None = "error"
+    operation = target.operation
+    if target.schema is not None:
+        schema: str | None = target.schema
     elif operation in provider.contract.api["operations"]:
         schema = provider.contract.response_schema(operation, response.status)
     else:  # stray paths and methods answer with the provider's error envelope
         schema = "error"
-    state = request.app[STATE]
+    state = provider.state
     if schema is None:
         state.violations.append(f"{provider.name}.{operation} {response.status}")
         raise ContractViolation(

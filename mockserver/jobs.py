@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -71,7 +71,7 @@ class Job:
     owner: str  # fingerprint of the API key: ids are only visible to their owner
     request: dict[str, Any]  # the validated body, kept whole
     output: Output
-    image_seed: int
+    image_seed: int | None  # None until its images or seed are first asked for
     cost: float
     submitted_at: float
     ready_at: float  # earliest time a worker may take it (dispatch delay)
@@ -128,20 +128,25 @@ class Job:
 
 
 class WorkerPool:
-    """FIFO workers of one provider; every job is planned onto the first free worker."""
+    """FIFO workers of one provider; every job is planned onto the first free worker.
+
+    The jobs in flight are kept in submission order, a subset of the store's jobs of this
+    provider: so a job the store lets go of is the first in flight, or not in flight at all."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._free = [0.0] * workers  # heap of the times each worker becomes free
-        self._inflight: OrderedDict[str, Job] = OrderedDict()  # planned, not yet done
+        self._inflight: deque[Job] = deque()  # planned, not yet done, in submission order
+        self._pruned_at = -math.inf  # the oldest in-flight job was still busy then
 
     def plan(self, job: Job, now: float) -> None:
         if job.failure is not None and job.failure.surface is Surface.SUBMIT:
             job.start_at = job.end_at = job.submitted_at
             return
         self._assign(job, self._free)
-        self._inflight[job.id] = job
-        self._prune(now)
+        self._inflight.append(job)
+        if now > self._pruned_at:  # until time moves, the oldest job is still busy
+            self._prune(now)
 
     def release(self, job: Job, now: float) -> None:
         """Cancel ``job`` at ``now``: free its worker and re-plan the jobs still waiting."""
@@ -150,7 +155,7 @@ class WorkerPool:
 
     def replan(self, now: float) -> None:
         """Re-plan the waiting jobs after a job stopped early (cancelled, failed, finished)."""
-        live = [j for j in self._inflight.values() if j.busy_until > now]
+        live = [j for j in self._inflight if j.busy_until > now]
         running = [j for j in live if j.start_at <= now]
         waiting = [j for j in live if j.start_at > now]
         free = [j.busy_until for j in running] + [now] * (self.workers - len(running))
@@ -158,7 +163,7 @@ class WorkerPool:
         for waiting_job in waiting:
             self._assign(waiting_job, free)
         self._free = free
-        self._inflight = OrderedDict((j.id, j) for j in live)
+        self._inflight = deque(live)
 
     def queue_position(self, job: Job, now: float) -> int:
         """How many jobs a worker will take before this one (0 once it is running)."""
@@ -166,7 +171,7 @@ class WorkerPool:
             return 0
         self._prune(now)
         ahead = 0
-        for other in self._inflight.values():
+        for other in self._inflight:
             if other.seq >= job.seq:
                 break
             if other.start_at > now:
@@ -174,21 +179,22 @@ class WorkerPool:
         return ahead
 
     def forget(self, job: Job) -> None:
-        self._inflight.pop(job.id, None)
+        """The store let go of ``job`` (its oldest of this provider)."""
+        if self._inflight and self._inflight[0] is job:
+            self._inflight.popleft()
 
     @staticmethod
     def _assign(job: Job, free: list[float]) -> None:
-        worker_free = heapq.heappop(free)
-        job.start_at = max(job.ready_at, worker_free)
-        job.end_at = job.start_at + job.duration
-        heapq.heappush(free, job.busy_until)
+        """Give ``job`` the first free worker (``free`` is a heap of when each is free)."""
+        start = job.start_at = max(job.ready_at, free[0])
+        end = job.end_at = start + job.duration
+        heapq.heapreplace(free, end if job.failure is None else job.busy_until)
 
     def _prune(self, now: float) -> None:
-        while self._inflight:
-            first = next(iter(self._inflight.values()))
-            if first.busy_until > now:
-                break
-            self._inflight.popitem(last=False)
+        inflight = self._inflight
+        while inflight and inflight[0].busy_until <= now:
+            inflight.popleft()
+        self._pruned_at = now
 
 
 @dataclass(slots=True)
@@ -197,14 +203,19 @@ class _Owner:
 
 
 class JobStore:
-    """Every job of every provider, bounded by count and by retention."""
+    """Every job of every provider, bounded by count and by retention.
+
+    A provider's jobs expire in the order they were submitted (its retention is one setting
+    for the life of a store, and the clock only moves forward), so a queue per provider finds
+    the expired ones in constant time: no heap, and nothing to rebuild. A job whose expiry is
+    forced early (the control plane) is hidden at once and freed when its turn comes."""
 
     def __init__(self, workers: int, max_jobs: int, max_owners: int = 10_000) -> None:
         self._workers = workers
         self._max_jobs = max_jobs
         self._max_owners = max_owners
         self._jobs: OrderedDict[str, Job] = OrderedDict()  # submission order
-        self._expiry: list[tuple[float, int, str]] = []  # heap of (expires_at, seq, id)
+        self._queues: dict[str, deque[Job]] = {}  # each provider's jobs, submission order
         self._pools: dict[str, WorkerPool] = {}
         self._owners: OrderedDict[str, _Owner] = OrderedDict()
         self._seq = 0
@@ -214,24 +225,30 @@ class JobStore:
         return len(self._jobs)
 
     def pool(self, provider: str) -> WorkerPool:
-        if provider not in self._pools:
-            self._pools[provider] = WorkerPool(self._workers)
-        return self._pools[provider]
+        pool = self._pools.get(provider)
+        if pool is None:
+            pool = self._pools[provider] = WorkerPool(self._workers)
+        return pool
 
     def add(self, job: Job, now: float) -> Job:
         """Plan ``job`` onto its provider's workers and keep it until it expires."""
         self.evict(now)
         self._seq += 1
         job.seq = self._seq
+        queue = self._queues.get(job.provider)
+        if queue is None:
+            queue = self._queues[job.provider] = deque()
         self.pool(job.provider).plan(job, now)
         self._jobs[job.id] = job
-        heapq.heappush(self._expiry, (job.expires_at, job.seq, job.id))
-        while len(self._jobs) > self._max_jobs:
+        queue.append(job)
+        if len(self._jobs) > self._max_jobs:
             _, oldest = self._jobs.popitem(last=False)
+            oldest_queue = self._queues[oldest.provider]
+            if oldest_queue[0] is oldest:  # the oldest job is its provider's oldest too
+                oldest_queue.popleft()
+            else:
+                oldest_queue.remove(oldest)
             self._drop(oldest)
-        if len(self._expiry) > 2 * self._max_jobs:  # entries of count-evicted jobs pile up
-            self._expiry = [(j.expires_at, j.seq, j.id) for j in self._jobs.values()]
-            heapq.heapify(self._expiry)
         return job
 
     def get(self, job_id: str, now: float) -> Job | None:
@@ -278,11 +295,15 @@ class JobStore:
 
     def charge(self, owner: str, cost: float) -> float:
         """Record what an owner spent; returns their total so far."""
-        account = self._owners.pop(owner, None) or _Owner()
+        owners = self._owners
+        account = owners.get(owner)
+        if account is None:
+            account = owners[owner] = _Owner()
+            while len(owners) > self._max_owners:
+                owners.popitem(last=False)
+        else:
+            owners.move_to_end(owner)
         account.spent += cost
-        self._owners[owner] = account
-        while len(self._owners) > self._max_owners:
-            self._owners.popitem(last=False)
         return account.spent
 
     def spent(self, owner: str) -> float:
@@ -290,14 +311,15 @@ class JobStore:
         return account.spent if account else 0.0
 
     def evict(self, now: float) -> int:
-        """Forget every expired job; returns how many went."""
+        """Forget the expired jobs at the head of each provider's queue; returns how many."""
         gone = 0
-        while self._expiry and self._expiry[0][0] <= now:
-            _, _, job_id = heapq.heappop(self._expiry)
-            job = self._jobs.pop(job_id, None)
-            if job is not None:
-                self._drop(job)
-                gone += 1
+        for queue in self._queues.values():
+            while queue and queue[0].expires_at <= now:
+                job = queue.popleft()
+                if self._jobs.get(job.id) is job:
+                    del self._jobs[job.id]
+                    self._drop(job)
+                    gone += 1
         return gone
 
     def _drop(self, job: Job) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
+
+from .http import fingerprint
 
 __all__ = ["MAX_ENTRY_FINDINGS", "Entry", "Journal", "redact"]
 
@@ -25,29 +27,88 @@ def redact(key: str | None) -> str | None:
     return f"{key[:3]}…{key[-2:]}" if len(key) >= 10 else "…"
 
 
-@dataclass(slots=True)
+@lru_cache(maxsize=1024)
+def _key_columns(key: str) -> tuple[str | None, str]:
+    """What the journal keeps of a key: its redacted form and its fingerprint."""
+    return redact(key), fingerprint(key)
+
+
 class Entry:
-    seq: int
-    t: float
-    provider: str | None
-    operation: str | None
-    method: str
-    path: str
-    key: str | None  # redacted
-    key_id: str | None  # fingerprint, for filtering; not shown
-    request_id: str | None = None
-    model: str | None = None
-    validation: str | None = None  # "ok" | "invalid" | None (no body checked)
-    problems: list[str] = field(default_factory=list)
-    fault: str | None = None
-    effect: str | None = None
-    status: int | None = None  # None: a transport fault sent no response
-    findings: list[dict[str, Any]] = field(default_factory=list)  # proxied answers only
+    """One request: filled in at its start, completed by the handler and the pipeline.
+
+    A plain slotted class rather than a dataclass: one is made for every request, so its
+    construction is kept to a few attribute stores."""
+
+    __slots__ = (
+        "effect",
+        "fault",
+        "findings",
+        "key",
+        "key_id",
+        "method",
+        "model",
+        "operation",
+        "path",
+        "problems",
+        "provider",
+        "request_id",
+        "seq",
+        "status",
+        "t",
+        "validation",
+    )
+
+    def __init__(
+        self,
+        seq: int,
+        t: float,
+        provider: str | None,
+        operation: str | None,
+        method: str,
+        path: str,
+        key: str | None,
+        key_id: str | None,
+        request_id: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.seq = seq
+        self.t = t
+        self.provider = provider
+        self.operation = operation
+        self.method = method
+        self.path = path
+        self.key = key  # redacted
+        self.key_id = key_id  # fingerprint, for filtering; not shown
+        self.request_id = request_id
+        self.model = model
+        self.validation: str | None = None  # "ok" | "invalid" | None (no body checked)
+        self.problems: list[str] = NOTHING
+        self.fault: str | None = None
+        self.effect: str | None = None
+        self.status: int | None = None  # None: a transport fault sent no response
+        self.findings: list[dict[str, Any]] = NOTHING  # proxied answers only
 
     def public(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["key_id"]
-        return data
+        return {
+            "seq": self.seq,
+            "t": self.t,
+            "provider": self.provider,
+            "operation": self.operation,
+            "method": self.method,
+            "path": self.path,
+            "key": self.key,
+            "request_id": self.request_id,
+            "model": self.model,
+            "validation": self.validation,
+            "problems": list(self.problems),
+            "fault": self.fault,
+            "effect": self.effect,
+            "status": self.status,
+            "findings": list(self.findings),
+        }
+
+
+NOTHING: list[Any] = []  # shared by entries with no problems or findings; never mutated
 
 
 class Journal:
@@ -59,10 +120,24 @@ class Journal:
     def dropped(self) -> int:
         return self.total - len(self._entries)
 
-    def open(self, **fields: Any) -> Entry:
-        """Start an entry for a request; the middleware fills in the outcome."""
+    def open(
+        self,
+        t: float,
+        provider: str | None,
+        operation: str | None,
+        method: str,
+        path: str,
+        key: str | None,
+        request_id: str | None = None,
+        model: str | None = None,
+    ) -> Entry:
+        """Start an entry for a request; the pipeline fills in the outcome. ``key`` is in
+        clear here and is kept only redacted and as a fingerprint."""
         self.total += 1
-        entry = Entry(seq=self.total, **fields)
+        redacted, key_id = _key_columns(key) if key else (None, None)
+        entry = Entry(
+            self.total, t, provider, operation, method, path, redacted, key_id, request_id, model
+        )
         self._entries.append(entry)
         return entry
 

@@ -36,10 +36,11 @@ from conformance.checks import (
 )
 from conformance.report import Report
 
+from .call import note
 from .config import ConfigError, MockConfig
 from .faults import RequestFacts
 from .http import origin, problems_of
-from .providers.base import Provider, note
+from .providers.base import Provider
 from .replay import Exchange, Recorder, map_strings, under, url_path
 
 __all__ = ["Proxy", "Report"]

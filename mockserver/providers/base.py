@@ -14,9 +14,10 @@ from aiohttp import web
 import schemas
 
 from .. import images
+from ..call import UNKNOWN, call_of, note
+from ..config import MockConfig
 from ..contracts import Contract, Model, contract
-from ..faults import JobEffects
-from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_of, read_body
+from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_of
 from ..jobs import Job
 from ..journal import redact
 from ..state import MockState
@@ -25,17 +26,7 @@ from ..validation import is_valid
 __all__ = ["Provider"]
 
 WARNING_HEADER = "X-Mock-Warning"
-JOB_EFFECTS = web.RequestKey("mock_job_effects", JobEffects)  # decided by the fault engine
-NOTE = web.RequestKey("mock_note", dict)  # what the handler learnt, for the journal
-NO_EFFECTS = JobEffects()  # read only
-
-
-def note(request: web.Request, **fields: Any) -> None:
-    """Tell the journal what the handler learnt (request id, model, validation)."""
-    try:
-        request[NOTE].update(fields)
-    except KeyError:
-        request[NOTE] = fields
+UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 class Provider:
@@ -50,6 +41,8 @@ class Provider:
         self.contract: Contract = contract(self.name)
         self._auth_header: str = self.contract.auth["header"]
         self._auth_schemes = frozenset(s.lower() for s in self.contract.auth.get("schemes") or [])
+        self._known: dict[str, frozenset[str]] = {}  # each request schema's properties
+        self._timings: dict[str, tuple[MockConfig, float, float]] = {}
         self._declared = {
             operation: frozenset(
                 int(code)
@@ -94,10 +87,9 @@ class Provider:
 
     def new_id(self) -> str:
         """A UUID 4 from the provider's seeded stream (as ``uuid.UUID(version=4)`` makes it)."""
-        n = self.state.rng(self.name).getrandbits(128)
-        n = (n & ~(0xC000 << 48) | (0x8000 << 48)) & ~(0xF000 << 64) | (4 << 76)
-        h = f"{n:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        h = f"{self.state.rng(self.name).getrandbits(128):032x}"
+        # version 4 in the 13th digit, variant 10xx in the 17th
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
     def precheck(self, body: Any) -> None:
         """Provider rules answered before schema validation (raise an ApiError)."""
@@ -128,7 +120,9 @@ class Provider:
 
     def authenticate(self, request: web.Request) -> str:
         """The owner fingerprint of a request's key, or the provider's 401."""
-        key = self.api_key(request)
+        key = call_of(request).key
+        if key is UNKNOWN:
+            key = self.api_key(request)
         if key is None:
             raise self.auth_error(missing=True)
         accepted = self.state.config.api_keys
@@ -142,24 +136,27 @@ class Provider:
     async def body(self, request: web.Request, schema_name: str) -> dict[str, Any]:
         """The JSON body, checked against ``schema_name``; provider errors otherwise."""
         try:
-            body = await read_body(request, self.state.config.max_body_bytes)
+            body = await call_of(request).body(request, self.state.config.max_body_bytes)
         except BodyError as err:
             note(request, validation="invalid", problems=[err.message])
             raise self.body_error(err) from None
         self.precheck(body)
-        problems = (
-            []
-            if is_valid(self.name, schema_name, body)
-            else problems_of(schemas.validator(self.name, schema_name), body)
-        )
-        note(request, validation="invalid" if problems else "ok", problems=list(map(str, problems)))
-        if problems:
-            raise self.invalid(problems)
-        return body
+        if is_valid(self.name, schema_name, body):
+            entry = call_of(request).entry
+            if entry is not None:
+                entry.validation = "ok"
+            return body
+        problems = problems_of(schemas.validator(self.name, schema_name), body)
+        note(request, validation="invalid", problems=list(map(str, problems)))
+        raise self.invalid(problems)
 
     def unknown_fields(self, schema_name: str, body: dict[str, Any]) -> list[str]:
-        known = schemas.load(self.name, schema_name).get("properties", {})
-        return sorted(name for name in body if name not in known)
+        try:
+            known = self._known[schema_name]
+        except KeyError:
+            properties = schemas.load(self.name, schema_name).get("properties", {})
+            known = self._known[schema_name] = frozenset(properties)
+        return sorted(body.keys() - known) if not known.issuperset(body) else []
 
     def warn_unknown(self, schema_name: str, body: dict[str, Any]) -> dict[str, str]:
         """A warning header naming fields the real API would silently ignore."""
@@ -173,24 +170,23 @@ class Provider:
     def new_job(self, request: web.Request, model: Model, body: dict[str, Any], owner: str) -> Job:
         """Charge, create, plan and store a job for a validated body, applying the job
         effects (failure, extra queue or processing time) that fault rules decided."""
-        config = self.state.config
+        state = self.state
+        config = state.config
         plan = model.plan(body)
         cost = plan.price * plan.output.count
-        ledger = self.state.ledger
-        shown = redact(self.api_key(request)) if ledger.enabled else None
-        if not ledger.charge(owner, shown, cost):
+        ledger = state.ledger
+        if ledger.enabled and not ledger.charge(owner, redact(self.api_key(request)), cost):
             raise self.insufficient_credits(ledger.balance(owner) or 0.0, cost)
-        try:
-            effects = request[JOB_EFFECTS]
-        except KeyError:
-            effects = NO_EFFECTS
-        rng = self.state.rng(self.name)
+        call = call_of(request)
+        effects = call.effects
         job_id = self.new_id()
-        mean = config.processing_for(self.name, model.name, model.typical_seconds)
+        mean, retention = self._timing(model)
         jitter = (
-            rng.lognormvariate(0.0, config.processing_jitter) if config.processing_jitter else 1.0
+            state.rng(self.name).lognormvariate(0.0, config.processing_jitter)
+            if config.processing_jitter
+            else 1.0
         )
-        now = self.now()
+        now = state.clock.now()
         output = plan.output
         if effects.image_scale != 1.0:  # a drift rule skews the size on purpose
             output = dataclasses.replace(
@@ -199,24 +195,46 @@ class Provider:
                 height=max(1, round(output.height * effects.image_scale)),
             )
         job = Job(
-            id=job_id,
-            provider=self.name,
-            model=model.name,
-            owner=owner,
-            request=body,
-            output=output,
-            image_seed=model.image_seed(config.seed, body),
-            cost=cost,
-            submitted_at=now,
-            ready_at=now + config.queue_seconds + effects.extra_queue,
-            duration=mean * jitter + effects.extra_processing,
-            expires_at=now + config.retention_for(self.name, self.contract.retention_seconds),
-            failure=effects.failure,
+            job_id,
+            self.name,
+            model.name,
+            owner,
+            body,
+            output,
+            None,  # the image seed: worked out when first needed (see image_seed)
+            cost,
+            now,
+            now + config.queue_seconds + effects.extra_queue,  # ready
+            mean * jitter + effects.extra_processing,  # duration
+            now + retention,  # expires
+            effects.failure,
         )
-        self.state.store.add(job, now)
-        self.state.store.charge(owner, job.cost)
-        note(request, request_id=job.id, model=model.name)
+        state.store.add(job, now)
+        state.store.charge(owner, cost)
+        entry = call.entry
+        if entry is not None:
+            entry.request_id = job_id
+            entry.model = model.name
         return job
+
+    def _timing(self, model: Model) -> tuple[float, float]:
+        """A model's mean generation time and its jobs' retention under the current settings
+        (worked out once per settings)."""
+        config = self.state.config
+        cached = self._timings.get(model.name)
+        if cached is None or cached[0] is not config:
+            mean = config.processing_for(self.name, model.name, model.typical_seconds)
+            retention = config.retention_for(self.name, self.contract.retention_seconds)
+            cached = self._timings[model.name] = (config, mean, retention)
+        return cached[1], cached[2]
+
+    def image_seed(self, job: Job) -> int:
+        """The seed of a job's images: same mock seed and body, same pictures. Worked out
+        the first time it is needed, not at submission."""
+        if job.image_seed is None:
+            model = self.contract.models[job.model]
+            job.image_seed = model.image_seed(self.state.config.seed, job.request)
+        return job.image_seed
 
     def remaining_credits(self, owner: str) -> float:
         """What Segmind-style accounting reports: the ledger balance when it covers the key,
@@ -228,13 +246,14 @@ class Provider:
 
     def find(self, request_id: str, owner: str, request: web.Request | None = None) -> Job:
         """The owner's job with this id, or the provider's 404; noted for the journal."""
-        if request is not None:
-            note(request, request_id=request_id[:200])
-        job = self.state.store.find(self.name, request_id, owner, self.now())
+        entry = call_of(request).entry if request is not None else None
+        if entry is not None:
+            entry.request_id = request_id[:200]
+        job = self.state.store.find(self.name, request_id, owner, self.state.clock.now())
         if job is None:
             raise self.unknown_job(request_id)
-        if request is not None:
-            note(request, model=job.model)
+        if entry is not None:
+            entry.model = job.model
         return job
 
     def image_urls(self, request: web.Request, job: Job) -> list[str]:
@@ -250,7 +269,7 @@ class Provider:
             width=job.output.width,
             height=job.output.height,
             fmt=job.output.fmt,
-            seed=job.image_seed + index,
+            seed=self.image_seed(job) + index,
             label=label,
         )
 

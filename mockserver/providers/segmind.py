@@ -204,10 +204,9 @@ class Segmind(Provider):
             body["metrics"] = {}
         return body
 
-    @staticmethod
-    def _seed(job: Job) -> int:
+    def _seed(self, job: Job) -> int:
         seed = job.request.get("seed")
-        return seed if isinstance(seed, int) else job.image_seed % 2**31
+        return seed if isinstance(seed, int) else self.image_seed(job) % 2**31
 
 
 def _timings(job: Job, finished: float) -> dict[str, float]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -128,3 +132,49 @@ def test_a_bad_proxy_setting_is_reported_without_a_traceback() -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "midjourney" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sigterm_shuts_down_cleanly_with_its_renderer_processes() -> None:
+    """docker stop, CI and supervisors send SIGTERM: the server exits 0 and leaves no image
+    renderer process behind."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "--port", "0", "--time-scale", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own process group: whatever it starts is in it
+    )
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().split()[3]
+        headers = {"x-api-key": "k", "Content-Type": "application/json"}
+        submit = urllib.request.Request(
+            base + "/v2/nano-banana", json.dumps({"prompt": "x"}).encode(), headers
+        )
+        with urllib.request.urlopen(submit, timeout=10) as resp:
+            job = json.load(resp)
+        clock = urllib.request.Request(base + "/_mock/clock", b'{"advance": 100}', headers)
+        urllib.request.urlopen(clock, timeout=10).close()
+        result = urllib.request.Request(job["response_url"], headers=headers)
+        with urllib.request.urlopen(result, timeout=10) as resp:  # renders in a worker process
+            assert json.load(resp)["status"] == "COMPLETED"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        deadline = time.monotonic() + 10
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the renderers exit as their pipes close
+        assert not _group_alive(proc.pid), "a renderer process outlived the server"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,75 @@
+"""What the pipeline and a handler share about one request.
+
+One :class:`Call` per request, under one request key: its journal entry, the job effects the
+fault rules decided, the parsed body (read once), and whether the answer was forwarded from a
+source or drifted on purpose. One object rather than a key each, because a key that is absent
+costs aiohttp a raised ``KeyError`` on every lookup.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .faults import JobEffects
+from .http import BodyError, check_body_headers, parse_body, too_large
+from .journal import MAX_ENTRY_FINDINGS, Entry
+
+__all__ = ["CALL", "NO_EFFECTS", "UNKNOWN", "Call", "call_of", "note"]
+
+NO_EFFECTS = JobEffects()  # read only
+UNKNOWN: Any = object()  # a key the pipeline did not read
+_UNREAD = object()
+
+
+class Call:
+    __slots__ = ("_body", "drifted", "effects", "entry", "forwarded", "key")
+
+    def __init__(self, entry: Entry | None, key: str | None = UNKNOWN) -> None:
+        self.entry = entry  # None when a handler runs outside the pipeline
+        self.key = key  # the API key in the provider's header and scheme, if read
+        self.effects = NO_EFFECTS  # decided by the fault engine
+        self.forwarded = False  # a source answered: not the mock's own body
+        self.drifted = False  # a drift rule changed the answer on purpose
+        self._body: Any = _UNREAD
+
+    async def body(self, request: web.Request, max_bytes: int) -> Any:
+        """The request body as parsed JSON, read and parsed once; raises :class:`BodyError`
+        (the same one each time) with a clear reason."""
+        outcome = self._body
+        if outcome is _UNREAD:
+            try:
+                check_body_headers(request, max_bytes)
+                try:
+                    raw = await request.read()
+                except web.HTTPRequestEntityTooLarge:
+                    raise too_large(max_bytes) from None
+                outcome = parse_body(raw, max_bytes)
+            except BodyError as err:
+                outcome = err
+            self._body = outcome
+        if isinstance(outcome, BodyError):
+            raise outcome
+        return outcome
+
+
+CALL = web.RequestKey("mock_call", Call)
+
+
+def call_of(request: web.Request) -> Call:
+    """The request's call (a fresh one for a handler running outside the pipeline)."""
+    try:
+        return request[CALL]
+    except KeyError:
+        call = request[CALL] = Call(None)
+        return call
+
+
+def note(request: web.Request, **fields: Any) -> None:
+    """Tell the journal what the handler learnt (request id, model, validation, findings)."""
+    entry = call_of(request).entry
+    if entry is None:
+        return
+    for name, value in fields.items():
+        setattr(entry, name, value[:MAX_ENTRY_FINDINGS] if name == "findings" else value)
