@@ -107,9 +107,9 @@ def wrk(url: str, script: str, seconds: int, connections: int) -> dict[str, floa
 
 def bench_http(seconds: int, connections: int, rounds: int) -> dict[str, Any]:
     """Both servers up at once, each pinned to core 0; for each route, ``rounds`` rounds of
-    one wrk run against the mock then one against the reference. A round's ratio compares
-    two runs seconds apart, so a neighbour's burst of load on a shared machine moves both;
-    the report gives the median round and the spread."""
+    one wrk run against each server, the mock first in even rounds and the reference first in
+    odd ones. A round's ratio compares two runs seconds apart, so a neighbour's burst of load
+    on a shared machine moves both; the report gives the median round and the spread."""
     python = sys.executable
     port = free_port()
     mock = start(
@@ -155,13 +155,14 @@ def bench_http(seconds: int, connections: int, rounds: int) -> dict[str, Any]:
         }
         runs: dict[str, Any] = {}
         for name, (script, mock_url, ref_url) in routes.items():
-            runs[name] = [
-                (
-                    wrk(mock_url, script, seconds, connections),
-                    wrk(ref_url, script, seconds, connections),
-                )
-                for _ in range(rounds)
-            ]
+            runs[name] = []
+            for i in range(rounds):  # the mock first, then the reference first: a drift in
+                # the machine's load during a round favours neither side
+                mock_first = i % 2 == 0
+                first, second = (mock_url, ref_url) if mock_first else (ref_url, mock_url)
+                a = wrk(first, script, seconds, connections)
+                b = wrk(second, script, seconds, connections)
+                runs[name].append((a, b) if mock_first else (b, a))
             print(
                 f"{name}: " + ", ".join(f"{m['rps'] / r['rps']:.0%}" for m, r in runs[name]),
                 flush=True,
@@ -245,7 +246,8 @@ def report(http: dict, memory: float, render: dict, args: argparse.Namespace, co
         f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}.",
         f"Both servers pinned to core 0 (uvloop), wrk on core 1 with {args.connections} "
         f"connections. Each route is measured in {args.rounds} rounds; a round is {args.seconds} s "
-        "against the mock, then the same against the bare aiohttp reference (bench/reference.py). "
+        "against the mock and the same against the bare aiohttp reference (bench/reference.py), "
+        "the mock first in even rounds and the reference first in odd ones. "
         "A round's ratio compares two runs seconds apart, and the table gives the median round "
         "and the lowest and highest ratios: these machines are shared, so only ratios measured "
         "side by side are compared.",
@@ -283,8 +285,8 @@ def report(http: dict, memory: float, render: dict, args: argparse.Namespace, co
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=4, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per route (mock, reference)")
+    parser.add_argument("--seconds", type=int, default=3, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds per route (mock, reference)")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))

@@ -83,6 +83,7 @@ class Job:
     end_at: float = 0.0
     cancelled_at: float | None = None
     polls: int = 0
+    file_size: int | None = None  # bytes of its first image, once rendered
 
     @property
     def fail_at(self) -> float:

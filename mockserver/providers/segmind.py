@@ -161,7 +161,9 @@ class Segmind(Provider):
         code = self.contract.http_status("result", state)
         if state is not State.SUCCEEDED:
             return json_response(code, self._status_body(request, job, state))
-        data = await self.image_bytes(job)
+        size = job.file_size
+        if size is None:  # rendered once; an answer polled again does not touch the cache
+            size = job.file_size = len(await self.image_bytes(job))
         url = self.image_urls(request, job)[0]
         ext = images.extension(job.output.fmt)
         return json_response(
@@ -176,7 +178,7 @@ class Segmind(Provider):
                         "url": url,
                         "content_type": images.content_type(job.output.fmt),
                         "file_name": f"{job.id}.{ext}",
-                        "file_size": len(data),
+                        "file_size": size,
                     }
                 ],
                 "seed": self._seed(job),

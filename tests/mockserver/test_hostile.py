@@ -252,3 +252,13 @@ async def test_requests_to_expired_jobs(mock: Mock) -> None:
         status, body = await send(mock, provider, method, path, **kwargs)
         assert status == 404
         validate(provider, schema_for(provider, operation, status), body)
+
+
+@pytest.mark.parametrize("seed", [2**63 + 1, 10**30, -(10**25)])
+async def test_integers_beyond_64_bits_are_kept_exactly(mock: Mock, seed: int) -> None:
+    """The body parser must not turn a big integer into a float: the error names it whole."""
+    raw = f'{{"prompt": "x", "seed": {seed}}}'.encode()
+    _, body = await mock.call(
+        "segmind", "submit", "POST", SUBMIT["segmind"], expect=400, data=raw, headers=JSON
+    )
+    assert f"got {seed}" in body["error"], body
