@@ -203,21 +203,32 @@ class _Owner:
     spent: float = 0.0
 
 
+class _Lane:
+    """One provider's share of the store: its workers, and its jobs in submission order
+    (which is also the order they expire in)."""
+
+    __slots__ = ("pool", "queue")
+
+    def __init__(self, workers: int) -> None:
+        self.pool = WorkerPool(workers)
+        self.queue: deque[Job] = deque()
+
+
 class JobStore:
     """Every job of every provider, bounded by count and by retention.
 
     A provider's jobs expire in the order they were submitted (its retention is one setting
     for the life of a store, and the clock only moves forward), so a queue per provider finds
-    the expired ones in constant time: no heap, and nothing to rebuild. A job whose expiry is
-    forced early (the control plane) is hidden at once and freed when its turn comes."""
+    the expired ones in constant time, and the oldest job of all is at the head of one of
+    them: no heap, no ordered dict, nothing to rebuild. A job whose expiry is forced early
+    (the control plane) is hidden at once and freed when its turn comes."""
 
     def __init__(self, workers: int, max_jobs: int, max_owners: int = 10_000) -> None:
         self._workers = workers
         self._max_jobs = max_jobs
         self._max_owners = max_owners
-        self._jobs: OrderedDict[str, Job] = OrderedDict()  # submission order
-        self._queues: dict[str, deque[Job]] = {}  # each provider's jobs, submission order
-        self._pools: dict[str, WorkerPool] = {}
+        self._jobs: dict[str, Job] = {}  # by id, in submission order
+        self._lanes: dict[str, _Lane] = {}
         self._owners: OrderedDict[str, _Owner] = OrderedDict()
         self._seq = 0
         self.evicted = 0
@@ -226,31 +237,43 @@ class JobStore:
         return len(self._jobs)
 
     def pool(self, provider: str) -> WorkerPool:
-        pool = self._pools.get(provider)
-        if pool is None:
-            pool = self._pools[provider] = WorkerPool(self._workers)
-        return pool
+        return self._lane(provider).pool
+
+    def _lane(self, provider: str) -> _Lane:
+        lane = self._lanes.get(provider)
+        if lane is None:
+            lane = self._lanes[provider] = _Lane(self._workers)
+        return lane
 
     def add(self, job: Job, now: float) -> Job:
         """Plan ``job`` onto its provider's workers and keep it until it expires."""
         self.evict(now)
         self._seq += 1
         job.seq = self._seq
-        queue = self._queues.get(job.provider)
-        if queue is None:
-            queue = self._queues[job.provider] = deque()
-        self.pool(job.provider).plan(job, now)
+        lane = self._lanes.get(job.provider) or self._lane(job.provider)
+        lane.pool.plan(job, now)
         self._jobs[job.id] = job
-        queue.append(job)
-        if len(self._jobs) > self._max_jobs:
-            _, oldest = self._jobs.popitem(last=False)
-            oldest_queue = self._queues[oldest.provider]
-            if oldest_queue[0] is oldest:  # the oldest job is its provider's oldest too
-                oldest_queue.popleft()
-            else:
-                oldest_queue.remove(oldest)
-            self._drop(oldest)
+        lane.queue.append(job)
+        while len(self._jobs) > self._max_jobs:
+            self._drop(self._oldest_lane())
         return job
+
+    def _oldest_lane(self) -> _Lane:
+        """The lane whose first job is the oldest of all."""
+        oldest: _Lane | None = None
+        for lane in self._lanes.values():
+            if lane.queue and (oldest is None or lane.queue[0].seq < oldest.queue[0].seq):
+                oldest = lane
+        assert oldest is not None, "an empty store has nothing to drop"
+        return oldest
+
+    def _drop(self, lane: _Lane) -> None:
+        """Forget the lane's first job."""
+        job = lane.queue.popleft()
+        if self._jobs.get(job.id) is job:
+            del self._jobs[job.id]
+            self.evicted += 1
+        lane.pool.forget(job)
 
     def get(self, job_id: str, now: float) -> Job | None:
         """The job with this id, or None when unknown or expired."""
@@ -313,19 +336,12 @@ class JobStore:
 
     def evict(self, now: float) -> int:
         """Forget the expired jobs at the head of each provider's queue; returns how many."""
-        gone = 0
-        for queue in self._queues.values():
+        before = self.evicted
+        for lane in self._lanes.values():
+            queue = lane.queue
             while queue and queue[0].expires_at <= now:
-                job = queue.popleft()
-                if self._jobs.get(job.id) is job:
-                    del self._jobs[job.id]
-                    self._drop(job)
-                    gone += 1
-        return gone
-
-    def _drop(self, job: Job) -> None:
-        self.pool(job.provider).forget(job)
-        self.evicted += 1
+                self._drop(lane)
+        return self.evicted - before
 
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
