@@ -550,7 +550,8 @@ def _from_http_exception(
     if provider is not None and exc.status >= 400:
         return provider.error(exc.status, exc.reason).response()
     if exc.status >= 400:
-        return json_response(exc.status, {"error": exc.reason})
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return json_response(exc.status, {"error": exc.reason}, allow)
     raise exc
 
 

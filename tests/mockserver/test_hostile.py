@@ -262,3 +262,18 @@ async def test_integers_beyond_64_bits_are_kept_exactly(mock: Mock, seed: int) -
         "segmind", "submit", "POST", SUBMIT["segmind"], expect=400, data=raw, headers=JSON
     )
     assert f"got {seed}" in body["error"], body
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        (SUBMIT["segmind"], "POST"),
+        (SUBMIT["seaart"], "POST"),
+        ("/v2/requests/x/status", "GET"),
+        ("/", "GET"),  # no provider's path: the mock's own JSON error
+    ],
+)
+async def test_a_405_names_the_methods_the_path_allows(mock: Mock, path: str, allowed: str) -> None:
+    resp = await asyncio.wait_for(mock.client.request("DELETE", path), TIMEOUT)
+    assert resp.status == 405
+    assert allowed in resp.headers["Allow"].split(","), resp.headers.get("Allow")
