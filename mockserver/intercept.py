@@ -121,7 +121,7 @@ class Target:
 NOWHERE = Target(None, None, frozenset())
 
 
-Locate = Callable[[web.Request], tuple[Target, "str | None", "str | None"]]
+Locate = Callable[[web.Request], tuple[Target, str | None, str | None]]  # target, model, id
 
 
 class Pipeline:
