@@ -60,12 +60,12 @@ def start(command: list[str], probe: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def request(url: str, body: dict | None = None, method: str | None = None) -> dict:
+def request(url: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
         url,
         data=data,
-        method=method or ("POST" if data else "GET"),
+        method="POST" if data else "GET",
         headers={"x-api-key": KEY, "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=30) as resp:

@@ -29,21 +29,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import schemas  # noqa: E402
+from nanobanana.providers import adapter  # noqa: E402
 
 KEY = "soak-key-0123456789"
-AUTH = {
-    "segmind": {"x-api-key": KEY},
-    "seaart": {"Authorization": f"Key {KEY}"},
-    "pixazo": {"Ocp-Apim-Subscription-Key": KEY},
+MODELS = {"segmind": "nano-banana", "seaart": "nano_banana_pro", "pixazo": "nano-banana-pro"}
+AUTH = {  # the auth header alone: aiohttp sets Content-Type itself for JSON bodies
+    p: {k: v for k, v in adapter(p).headers(KEY).items() if k != "Content-Type"} for p in MODELS
 }
 SUBMIT = {
-    "segmind": ("/v2/nano-banana", {"prompt": "soak"}),
-    "seaart": ("/model/v1/queue/nano_banana_pro", {"prompt": "soak"}),
-    "pixazo": (
-        "/nano-banana-pro-770/v1/nano-banana-pro-request",
-        {"prompt": "soak", "image_urls": ["https://a.io/b.png"]},
-    ),
+    p: (
+        adapter(p).path("submit", model=model),
+        {"prompt": "soak", **({"image_urls": ["https://a.io/b.png"]} if p == "pixazo" else {})},
+    )
+    for p, model in MODELS.items()
 }
+PIXAZO_RESULT = adapter("pixazo").path("result")
 RULES = [
     {
         "match": {"operation": ["status", "result"]},
@@ -104,7 +104,7 @@ async def client(
             for _ in range(rng.randint(1, 4)):
                 if provider == "pixazo":
                     call = session.post(
-                        base + "/nano-banana-pro-770/v1/nano-banana-pro-request-result",
+                        base + PIXAZO_RESULT,
                         json={"request_id": data["request_id"]},
                         headers=AUTH[provider],
                     )
@@ -143,7 +143,7 @@ async def soak(seconds: float, clients: int, seed: int, max_jobs: int) -> dict[s
             "--retention-seconds",
             "*=300",
             "--max-jobs",
-            "5000",
+            str(max_jobs),
             "--journal-size",
             "2000",
             "--api-keys",

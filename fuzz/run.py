@@ -24,12 +24,12 @@ sys.path.insert(0, str(HERE.parent))
 
 from mockserver.config import MockConfig  # noqa: E402
 from mockserver.pytest_plugin import MockServer  # noqa: E402
+from nanobanana.providers import adapter  # noqa: E402
 
 KEY = "fuzz-key-0123456789"
-AUTH = {
-    "segmind": f"x-api-key: {KEY}",
-    "seaart": f"Authorization: Key {KEY}",
-    "pixazo": f"Ocp-Apim-Subscription-Key: {KEY}",
+AUTH = {  # the auth header alone, as `-H "name: value"`; schemathesis sets Content-Type
+    p: next(f"{k}: {v}" for k, v in adapter(p).headers(KEY).items() if k != "Content-Type")
+    for p in ("segmind", "seaart", "pixazo")
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -46,7 +46,11 @@ class Model:
     fields: Mapping[str, tuple[str, ...]]
     fallback: Mapping[str, Any]
     price_usd: Mapping[str, float]
-    plan_fields: tuple[str, ...] = ()  # every field named in ``fields``, in order
+    plan_fields: tuple[str, ...] = field(init=False)  # every field in ``fields``, in order
+
+    def __post_init__(self) -> None:
+        names = tuple(name for names in self.fields.values() for name in names)
+        object.__setattr__(self, "plan_fields", names)  # frozen: set once, here
 
     def plan(self, body: Mapping[str, Any]) -> Plan:
         """What the request produces. Only the fields that set size, format and count
@@ -150,7 +154,6 @@ def contract(provider: str) -> Contract:
             fields={kind: tuple(names) for kind, names in info["fields"].items()},
             fallback=dict(info["fallback"]),
             price_usd={key: float(value) for key, value in info["price_usd"].items()},
-            plan_fields=tuple(name for names in info["fields"].values() for name in names),
         )
         for name, info in api["models"].items()
     }

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import ipaddress
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ import schemas
 from .config import ConfigError, MockConfig
 from .contracts import contract
 from .faults import RuleError
-from .http import fingerprint, json_response, problems_of
+from .http import BodyError, fingerprint, json_response, parse_json, problems_of
 from .intercept import DRIFT, SOURCES
 from .jobs import TERMINAL, Failure, Job
 from .state import STATE, MockState
@@ -83,9 +82,9 @@ async def _body(request: web.Request, required: bool = True) -> dict[str, Any]:
             raise ControlError(400, "a JSON object body is required")
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ControlError(400, f"body is not valid JSON: {exc}") from None
+        body = parse_json(raw)  # strict, as for provider bodies: no NaN, no Infinity
+    except BodyError as err:
+        raise ControlError(400, f"body is not valid JSON: {err.message}") from None
     if not isinstance(body, dict):
         raise ControlError(400, "body must be a JSON object")
     return body
@@ -333,14 +332,17 @@ async def get_credits(request: web.Request) -> web.Response:
 async def set_credits(request: web.Request) -> web.Response:
     body = await _body(request)
     ledger = _state(request).ledger
-    if "default" in body:
-        ledger.set_default(_number(body, "default"))
-    if "key" in body:
-        if not isinstance(body["key"], str) or not body["key"]:
-            raise ControlError(400, "key must be a non-empty string")
-        ledger.set(body["key"], _number(body, "balance"))
     if "default" not in body and "key" not in body:
         raise ControlError(400, "give a key and a balance, or a default")
+    if "key" in body and (not isinstance(body["key"], str) or not body["key"]):
+        raise ControlError(400, "key must be a non-empty string")
+    # every value is checked before anything changes: a 400 leaves the ledger as it was
+    default = _number(body, "default") if "default" in body else None
+    balance = _number(body, "balance") if "key" in body else None
+    if default is not None:
+        ledger.set_default(default)
+    if balance is not None:
+        ledger.set(body["key"], balance)
     return json_response(200, ledger.public(body.get("key")))
 
 

@@ -60,13 +60,11 @@ def _put(doc: Any, pointer: str, value: Any) -> None:
     found = _parent(doc, pointer)
     if found is not None:
         node, key = found
-        node[key] = value
-    elif isinstance(doc, dict) and pointer.count("/") == 1:
-        doc[_parts(pointer)[0]] = value
+        node[key] = copy.deepcopy(value)  # a later drift may edit it: the rule's stays intact
 
 
 def _edit(body: Any, drift: Mapping[str, Any]) -> Any:
-    body = copy.deepcopy(body)
+    """``body`` (freshly parsed, edited in place) with one drift applied."""
     if "rename" in drift:
         value = _pop(body, drift["rename"]["from"])
         if value is not MISSING:

@@ -31,6 +31,7 @@ __all__ = ["FaultEngine", "Fired", "JobEffects", "RequestFacts", "RuleError", "p
 
 TERMINAL_EFFECTS = ("http_error", "transport")
 MAX_RULES = 1000
+MARKER_PREFIX = "[mock:"  # every prompt marker starts so
 MARKER = re.compile(r"\[mock:([a-z-]+)(?:=([A-Za-z0-9_.]+))?\]")
 
 
@@ -146,7 +147,7 @@ class FaultEngine:
     def evaluate(self, facts: RequestFacts, now: float) -> list[Fired]:
         """The rules that fire for this request, in order, up to the first terminal one."""
         fired: list[Fired] = []
-        for rule in list(self.rules):
+        for rule in self.rules:
             if not _matches(rule, facts):
                 continue
             rule.matched += 1
@@ -254,13 +255,13 @@ def _lognormal_quantile(u: float, sigma: float) -> float:
 
 def prompt_rules(prompt: str | None) -> list[Fired]:
     """Faults asked for by ``[mock:...]`` markers in a prompt."""
-    if not prompt or "[mock:" not in prompt:
+    if not prompt or MARKER_PREFIX not in prompt:
         return []
     failure: dict[str, Any] = {}
     fired: list[Fired] = []
     for name, value in MARKER.findall(prompt):
         if name == "fail":
-            failure.setdefault("error", "Task execution failed")
+            failure.setdefault("error", "Task execution failed")  # a bare [mock:fail] fails
             if value:
                 failure["error_type"] = value
         elif name == "fail-at" and value in ("submit", "start", "end"):

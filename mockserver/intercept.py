@@ -40,6 +40,7 @@ import schemas
 from .call import CALL, Call
 from .drift import apply_drift
 from .faults import (
+    MARKER_PREFIX,
     TERMINAL_EFFECTS,
     Fired,
     RequestFacts,
@@ -52,6 +53,7 @@ from .http import ApiError, BodyError, fingerprint, json_response, problems_of
 from .journal import Entry
 from .providers.base import Provider
 from .state import MockState
+from .validation import is_valid
 
 if TYPE_CHECKING:
     from conformance.report import Report
@@ -72,7 +74,7 @@ CONTROL_PREFIX = "/_mock/"
 STRAY = "mock.stray"  # the catch-all route's name
 GENERATE = frozenset({"submit", "sync_generate"})
 IMAGE_ERRORS = frozenset({403, 404, 429, 500, 502, 503, 504})  # what a CDN may answer
-MARKER = b"[mock:"
+MARKER = MARKER_PREFIX.encode()  # a body that may carry a prompt marker
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -101,21 +103,16 @@ DRIFT: web.AppKey[Report] = web.AppKey("mock_drift")  # the proxy's findings, wh
 
 class Target:
     """What a request is for: its provider, operation and the error codes its contract
-    declares. Fixed per route, except for images and stray paths (found per request)."""
+    declares. Fixed per route; for images and stray paths, one of a few made at start-up."""
 
-    __slots__ = ("declared", "operation", "provider", "schema")
+    __slots__ = ("declared", "operation", "provider")
 
     def __init__(
-        self,
-        provider: Provider | None,
-        operation: str | None,
-        declared: frozenset[int],
-        schema: str | None = None,
+        self, provider: Provider | None, operation: str | None, declared: frozenset[int]
     ) -> None:
         self.provider = provider
         self.operation = operation
         self.declared = declared
-        self.schema = schema  # the self-check's schema for every answer ("error"), if fixed
 
 
 NOWHERE = Target(None, None, frozenset())
@@ -133,6 +130,8 @@ class Pipeline:
         self.state = state
         self.providers = providers
         self.sources = sources
+        self._images = {name: Target(p, "image", IMAGE_ERRORS) for name, p in providers.items()}
+        self._strays = [(p.prefixes, Target(p, None, frozenset())) for p in providers.values()]
 
     # -- the routes --------------------------------------------------------------------------
     def wrap(self, provider: Provider, route: web.RouteDef) -> web.RouteDef:
@@ -160,8 +159,7 @@ class Pipeline:
             job = self.state.store.get(job_id, self.state.clock.now())
             if job is None:
                 return self._followed(request) or NOWHERE, None, job_id[:200]
-            target = Target(self.providers[job.provider], "image", IMAGE_ERRORS, "error")
-            return target, job.model, job_id[:200]
+            return self._images[job.provider], job.model, job_id[:200]
 
         return self.guard(handler, image)
 
@@ -174,9 +172,9 @@ class Pipeline:
         the provider whose prefix it is under (or whose source handed the URL out)."""
 
         def stray(request: web.Request) -> tuple[Target, str | None, str | None]:
-            for provider in self.providers.values():
-                if request.path.startswith(provider.prefixes):
-                    return Target(provider, None, provider.declared_errors(None)), None, None
+            for prefixes, target in self._strays:
+                if request.path.startswith(prefixes):
+                    return target, None, None
             return self._followed(request) or NOWHERE, None, None
 
         guarded = self.guard(_not_routed, stray)
@@ -193,7 +191,7 @@ class Pipeline:
         for source in self.sources:
             owner = source.owner(request.path)
             if owner is not None:
-                return Target(self.providers[owner], "image", IMAGE_ERRORS)
+                return self._images[owner]
         return None
 
     def guard(self, handler: Handler, locate: Locate) -> Handler:
@@ -234,7 +232,7 @@ class Pipeline:
                     or self.sources
                     or (target.operation in GENERATE and MARKER in await _raw(request))
                 ):
-                    response = await self._with_rules(request, handler, target, key, model, call)
+                    response = await self._with_rules(request, handler, target, model, call)
                 else:
                     response = await handler(request)
             except Exception as exc:  # every failure gets an envelope
@@ -251,7 +249,6 @@ class Pipeline:
         request: web.Request,
         handler: Handler,
         target: Target,
-        key: str | None,
         model: str | None,
         call: Call,
     ) -> web.StreamResponse:
@@ -263,7 +260,7 @@ class Pipeline:
         fired: list[Fired] = []
         last: Fired | None = None
         try:
-            facts = await self._facts(request, target, key, model, call)
+            facts = await self._facts(request, target, model, call)
             fired = _fire(provider, facts, state)
             if fired:
                 entry.fault = ",".join(dict.fromkeys(f.rule_id for f in fired))
@@ -315,7 +312,6 @@ class Pipeline:
         self,
         request: web.Request,
         target: Target,
-        key: str | None,
         model: str | None,
         call: Call,
     ) -> RequestFacts:
@@ -346,7 +342,7 @@ class Pipeline:
             provider=provider.name,
             operation=target.operation,
             method=request.method,
-            key=key,
+            key=call.key,
             model=model,
             prompt=prompt,
             headers=request.headers,
@@ -379,7 +375,7 @@ async def _raw(request: web.Request) -> bytes:
 
 def _fire(provider: Provider, facts: RequestFacts, state: MockState) -> list[Fired]:
     fired = state.faults.evaluate(facts, state.clock.now()) if state.faults.rules else []
-    if facts.operation in GENERATE and facts.prompt and "[mock:" in facts.prompt:
+    if facts.operation in GENERATE:
         try:
             markers = prompt_rules(facts.prompt)
         except RuleError as err:
@@ -392,7 +388,7 @@ def _fire(provider: Provider, facts: RequestFacts, state: MockState) -> list[Fir
 
 
 def _drifts_here(
-    provider: Provider | None,
+    provider: Provider,
     operation: str | None,
     response: web.StreamResponse,
     params: dict[str, Any],
@@ -401,7 +397,7 @@ def _drifts_here(
     error envelope."""
     if "when_status" in params:
         return response.status in params["when_status"]
-    operations = provider.contract.api["operations"] if provider is not None else {}
+    operations = provider.contract.api["operations"]
     if operation not in operations:
         return response.status < 400
     spec = operations[operation]["responses"].get(str(response.status), {})
@@ -421,17 +417,17 @@ def _take_token(provider: Provider, facts: RequestFacts, state: MockState) -> No
 async def _peek_json(request: web.Request, state: MockState, call: Call, rules: bool) -> Any:
     """The body as JSON, when rules may match on it or it may carry a prompt marker, and it
     is small, JSON and readable; None otherwise (the handler reports what is wrong)."""
-    if request.method not in ("POST", "PUT") or not request.body_exists:
+    if request.method not in ("POST", "PUT"):
         return None
     length = request.content_length
     if length is not None and length > state.config.max_body_bytes:
         return None
+    raw = await _raw(request)
+    if not raw or not (rules or MARKER in raw):
+        return None
     try:
-        raw = await request.read()
-        if not (rules or MARKER in raw):
-            return None
         return await call.body(request, state.config.max_body_bytes)  # the handler reuses it
-    except (web.HTTPException, BodyError):
+    except BodyError:
         return None
 
 
@@ -565,11 +561,9 @@ def _self_check(target: Target, call: Call, response: web.StreamResponse) -> Non
     if response.content_type != "application/json" or response.text is None:
         return
     operation = target.operation
-    if target.schema is not None:
-        schema: str | None = target.schema
-    elif operation in provider.contract.api["operations"]:
+    if operation in provider.contract.api["operations"]:
         schema = provider.contract.response_schema(operation, response.status)
-    else:  # stray paths and methods answer with the provider's error envelope
+    else:  # images, stray paths and methods answer with the provider's error envelope
         schema = "error"
     state = provider.state
     if schema is None:
@@ -582,6 +576,8 @@ def _self_check(target: Target, call: Call, response: web.StreamResponse) -> Non
         body = json.loads(response.text)
     except ValueError:
         return  # a malformed_json fault, on purpose
+    if is_valid(provider.name, schema, body):
+        return
     problems = problems_of(schemas.validator(provider.name, schema), body)
     if problems:
         state.violations.append(f"{provider.name}.{operation} {response.status}")

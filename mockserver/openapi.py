@@ -10,7 +10,6 @@ JSON Schemas and ``lifecycle.json``:
 
 from __future__ import annotations
 
-import copy
 from functools import cache
 from typing import Any
 from urllib.parse import urljoin
@@ -206,8 +205,7 @@ def openapi_document(provider: str) -> dict[str, Any]:
         "info": {
             "title": f"{TITLES[provider]} Nano Banana API (nanobanana-mock contract)",
             "version": "1",
-            "description": copy.deepcopy(api.get("description", ""))
-            or f"Built from schemas/{provider}.",
+            "description": api.get("description", "") or f"Built from schemas/{provider}.",
         },
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),

@@ -219,6 +219,8 @@ class Proxy:
             return [finding]
         problems = problems_of(schemas.validator(provider.name, schema), body)
         note(request, validation="invalid" if problems else "ok", problems=list(map(str, problems)))
+        if not problems:
+            return []  # no schema error, no finding: spare a second validation
         return schema_findings(
             provider.name, schema, body, operation=operation, request=label, check="request"
         )

@@ -67,15 +67,16 @@ class Ledger:
         return True
 
     def public(self, key: str | None = None) -> dict[str, Any]:
-        accounts = self._accounts.items()
-        if key is not None:
-            wanted = fingerprint(key)
-            accounts = [(k, a) for k, a in accounts if k == wanted]  # type: ignore[assignment]
+        if key is None:
+            accounts = list(self._accounts.values())
+        else:
+            account = self._accounts.get(fingerprint(key))
+            accounts = [account] if account is not None else []
         return {
             "enabled": self.enabled,
             "default": self.default,
             "accounts": [
-                {"key": a.shown, "balance": a.balance, "spent": a.spent} for _, a in accounts
+                {"key": a.shown, "balance": a.balance, "spent": a.spent} for a in accounts
             ],
         }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -38,24 +39,17 @@ class MockState:
         return cls(
             config=config,
             clock=clock or VirtualClock(speed=config.time_scale),
-            store=JobStore(workers=config.workers, max_jobs=config.max_jobs),
             images=ImageCache(max_bytes=config.image_cache_bytes),
-            journal=Journal(config.journal_size),
-            faults=FaultEngine(seed=config.seed),
-            ledger=Ledger(),
-            limiter=RateLimiter(),
+            **_fresh(config),
         )
 
     def reset(self, config: MockConfig) -> None:
         """Back to a fresh start under ``config``: no jobs, rules, quotas or journal; time 0."""
         self.config = config
         self.clock = VirtualClock(speed=config.time_scale)
-        self.store = JobStore(workers=config.workers, max_jobs=config.max_jobs)
         self.images.clear()
-        self.journal = Journal(config.journal_size)
-        self.faults = FaultEngine(seed=config.seed)
-        self.ledger = Ledger()
-        self.limiter = RateLimiter()
+        for name, value in _fresh(config).items():
+            setattr(self, name, value)
         self._rngs.clear()
 
     def rng(self, stream: str) -> random.Random:
@@ -63,6 +57,17 @@ class MockState:
         if stream not in self._rngs:
             self._rngs[stream] = random.Random(f"{self.config.seed}/{stream}")
         return self._rngs[stream]
+
+
+def _fresh(config: MockConfig) -> dict[str, Any]:
+    """What a start, and every reset, makes anew (the clock and image cache aside)."""
+    return {
+        "store": JobStore(workers=config.workers, max_jobs=config.max_jobs),
+        "journal": Journal(config.journal_size),
+        "faults": FaultEngine(seed=config.seed),
+        "ledger": Ledger(),
+        "limiter": RateLimiter(),
+    }
 
 
 STATE = web.AppKey("mock_state", MockState)

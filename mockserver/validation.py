@@ -9,9 +9,7 @@ errors name the field and the rule. The two agree on every stored example
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -20,19 +18,10 @@ import schemas
 
 __all__ = ["is_valid"]
 
-ROOT = Path(schemas.__file__).resolve().parent
-
 
 @cache
 def _registry() -> jsonschema_rs.Registry:
-    resources = []
-    for path in sorted(ROOT.rglob("*.json")):
-        if "examples" in path.parts:
-            continue
-        document = json.loads(path.read_text(encoding="utf-8"))
-        if "$id" in document:
-            resources.append((document["$id"], document))
-    return jsonschema_rs.Registry(resources)
+    return jsonschema_rs.Registry(list(schemas.documents()))
 
 
 @cache

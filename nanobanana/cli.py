@@ -331,7 +331,7 @@ async def _wait(run: Run) -> int:
     handle = _load_handle(run.args.handle_file)
     run.handle_file = Path(run.args.handle_file)
     async with _client(run.args, handle.provider, handle.base_url) as client:
-        return await _collect(run, client, handle.rebased(client.base_url))
+        return await _collect(run, client, handle)
 
 
 async def _collect(run: Run, client: Client, handle: JobHandle) -> int:
@@ -340,9 +340,7 @@ async def _collect(run: Run, client: Client, handle: JobHandle) -> int:
     progress = Progress(sys.stderr, handle.provider, quiet=args.quiet, started=run.started)
     try:
         try:
-            result = await client.wait(
-                handle, timeout=args.timeout, interval=args.interval, on_status=progress.update
-            )
+            result = await client.wait(handle, timeout=args.timeout, on_status=progress.update)
         finally:
             progress.finish()
         result = await client.download_all(result)
@@ -428,7 +426,7 @@ def _summary(images: Sequence[Image], paths: list[str], elapsed: float, cost: An
 async def _status(run: Run) -> int:
     handle = _load_handle(run.args.handle_file)
     async with _client(run.args, handle.provider, handle.base_url) as client:
-        report = await client.status(handle.rebased(client.base_url))
+        report = await client.status(handle)
     data = {
         "status": report.status.value,
         "raw_status": report.raw_status,
@@ -452,7 +450,7 @@ def _status_line(handle: JobHandle, report: StatusReport) -> str:
 async def _cancel(run: Run) -> int:
     handle = _load_handle(run.args.handle_file)
     async with _client(run.args, handle.provider, handle.base_url) as client:
-        accepted = await client.cancel(handle.rebased(client.base_url))
+        accepted = await client.cancel(handle)
     text = "cancellation requested" if accepted else "already finished"
     _emit(run.args, text, {"cancelled": accepted, "message": text, "request_id": handle.request_id})
     return 0

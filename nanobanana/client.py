@@ -162,7 +162,7 @@ class Client:
         call = self.adapter.cancel_call(handle.rebased(self.base_url))
         if call is None:
             raise NotSupported(f"{self.provider} has no cancel operation")
-        answer = await self._send(call, ok=frozenset({400}))
+        answer = await self._send(call, ok=self.adapter.state_codes(call.operation))
         return answer.status == 202 or (
             isinstance(answer.body, dict) and answer.body.get("status") == "CANCELLATION_REQUESTED"
         )

@@ -74,7 +74,8 @@ class ContractViolation(NanoBananaError, AssertionError):
 
 
 class ApiError(NanoBananaError):
-    """The provider answered with an error, or the exchange failed."""
+    """The provider answered with an error, or the exchange failed. ``retry_after`` is the
+    wait in seconds the provider asked for (set on RateLimited and ServerError), else None."""
 
     def __init__(
         self,
@@ -84,6 +85,7 @@ class ApiError(NanoBananaError):
         status: int | None = None,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{provider}: {message}" + (f" (HTTP {status})" if status else ""))
         self.message = message
@@ -91,6 +93,7 @@ class ApiError(NanoBananaError):
         self.status = status
         self.body = body
         self.headers = dict(headers or {})
+        self.retry_after = retry_after
 
 
 class AuthenticationError(ApiError):
@@ -104,10 +107,6 @@ class InsufficientCredits(ApiError):
 class RateLimited(ApiError):
     """Too many requests; ``retry_after`` seconds is what the provider asked to wait."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.retry_after = retry_after
-
 
 class InvalidRequest(ApiError):
     """The provider refused the request as invalid; ``message`` is its explanation."""
@@ -119,10 +118,6 @@ class NotFound(ApiError):
 
 class ServerError(ApiError):
     """The provider failed (5xx); ``retry_after`` when it said when to come back."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.retry_after = retry_after
 
 
 class TransportError(ApiError):

@@ -20,13 +20,6 @@ from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport
 
 __all__ = ["ADAPTERS", "Adapter", "Call", "adapter"]
 
-NEUTRAL = {
-    "QUEUED": JobStatus.QUEUED,
-    "RUNNING": JobStatus.RUNNING,
-    "SUCCEEDED": JobStatus.SUCCEEDED,
-    "FAILED": JobStatus.FAILED,
-    "CANCELLED": JobStatus.CANCELLED,
-}
 SYNONYMS = {"jpg": "jpeg", "jpeg": "jpg", "0.5K": "512", "512": "0.5K", "512px": "0.5K"}
 
 
@@ -51,7 +44,7 @@ class Adapter:
         self.lifecycle = schemas.load(self.name, "lifecycle")
         self._wire: dict[str, list[JobStatus]] = {}
         for state, info in self.lifecycle["states"].items():
-            self._wire.setdefault(info["wire"], []).append(NEUTRAL[state])
+            self._wire.setdefault(info["wire"], []).append(JobStatus(state))
 
     # -- configuration --------------------------------------------------------------------
     @property
@@ -109,7 +102,8 @@ class Adapter:
                 continue
             if not fields:
                 raise ConfigurationError(f"{self.name} {model} does not take {name}")
-            body[_pick_field(fields, value, properties)] = _spelling(fields, value, properties)
+            field, spelled = _field_and_spelling(fields, value, properties)
+            body[field] = spelled
         return body
 
     # -- requests -------------------------------------------------------------------------
@@ -188,20 +182,18 @@ class Adapter:
         raise NotImplementedError
 
 
-def _pick_field(fields: list[str], value: Any, properties: Mapping[str, Any]) -> str:
-    """The first field whose enum accepts the value (or a known spelling of it)."""
+def _field_and_spelling(
+    fields: list[str], value: Any, properties: Mapping[str, Any]
+) -> tuple[str, Any]:
+    """The first field whose enum accepts the value, or a known spelling of it (then that
+    spelling is sent); the first field, with the value as given, when none does."""
     for name in fields:
         allowed = properties.get(name, {}).get("enum")
-        if allowed is None or value in allowed or SYNONYMS.get(str(value)) in allowed:
-            return name
-    return fields[0]
-
-
-def _spelling(fields: list[str], value: Any, properties: Mapping[str, Any]) -> Any:
-    allowed = properties.get(_pick_field(fields, value, properties), {}).get("enum")
-    if allowed is not None and value not in allowed and SYNONYMS.get(str(value)) in allowed:
-        return SYNONYMS[str(value)]
-    return value
+        if allowed is None or value in allowed:
+            return name, value
+        if SYNONYMS.get(str(value)) in allowed:
+            return name, SYNONYMS[str(value)]
+    return fields[0], value
 
 
 def _images(items: Any) -> tuple[Image, ...]:

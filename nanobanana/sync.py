@@ -23,12 +23,14 @@ class SyncClient:
     """The same operations as :class:`Client`, blocking. Use ``with`` or call :meth:`close`."""
 
     def __init__(self, provider: str, **options: Any) -> None:
+        # Built first: Client needs no loop (its session is made lazily), and a bad
+        # configuration then raises before any thread or loop exists to leak.
+        self._client = Client(provider, **options)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, daemon=True, name="nanobanana"
         )
         self._thread.start()
-        self._client = self._run(_make(provider, options))
 
     def __enter__(self) -> SyncClient:
         return self
@@ -74,7 +76,3 @@ class SyncClient:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
-
-
-async def _make(provider: str, options: dict[str, Any]) -> Client:
-    return Client(provider, **options)

@@ -155,7 +155,7 @@ async def exchange(
             )
         if not retryable or attempt >= policy.attempts:
             raise error
-        asked = getattr(error, "retry_after", None)
+        asked = error.retry_after
         if asked is not None and asked > policy.max_wait:
             raise error
         wait = policy.delay(attempt, asked)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-__all__ = ["PROVIDERS", "load", "validator"]
+__all__ = ["PROVIDERS", "documents", "load", "validator"]
 
 PROVIDERS: tuple[str, ...] = ("segmind", "seaart", "pixazo")
 _FOLDERS = (*PROVIDERS, "mock")  # mock/: the mock's own contracts (fault rules, scenarios)
@@ -44,17 +45,25 @@ def load(provider: str, name: str) -> dict[str, Any]:
 
 @functools.cache
 def _registry() -> Registry:
-    """Every schema file (any JSON file with a ``$id``), keyed by its ``$id``."""
+    """Every schema file, keyed by its ``$id``."""
     resources = []
+    for schema_id, doc in documents():
+        Draft202012Validator.check_schema(doc)
+        resources.append((schema_id, Resource.from_contents(doc, DRAFT202012)))
+    return Registry().with_resources(resources).crawl()
+
+
+def documents() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema file (a JSON file with a ``$id``, outside ``examples/``): its ``$id`` and
+    its content, as :func:`load` caches it."""
     for path in sorted(_ROOT.rglob("*.json")):
-        if "examples" in path.relative_to(_ROOT).parts:
+        relative = path.relative_to(_ROOT)
+        if "examples" in relative.parts:
             continue
-        parts = path.relative_to(_ROOT).with_suffix("").parts
+        parts = relative.with_suffix("").parts
         doc = load(*parts) if len(parts) == 2 else load("", parts[0])
         if "$id" in doc:
-            Draft202012Validator.check_schema(doc)
-            resources.append((doc["$id"], Resource.from_contents(doc, DRAFT202012)))
-    return Registry().with_resources(resources).crawl()
+            yield doc["$id"], doc
 
 
 @functools.cache

@@ -35,6 +35,7 @@ class Provider:
     name: ClassVar[str]
     prefixes: ClassVar[tuple[str, ...]]  # path prefixes whose stray requests this provider answers
     credits_status: ClassVar[int] = 402  # the code this provider uses for insufficient credits
+    fault_messages: ClassVar[dict[int, str]] = {}  # its documented text for each error code
 
     def __init__(self, state: MockState) -> None:
         self.state = state
@@ -73,8 +74,20 @@ class Provider:
     def fault_error(
         self, status: int, message: str | None = None, retry_after: float = 60.0
     ) -> ApiError:
-        """An injected HTTP error in this provider's documented body and headers."""
-        raise NotImplementedError
+        """An injected HTTP error in this provider's documented body and headers: its own
+        answer where it has one (:meth:`special_fault`), else its plain envelope; a 503 says
+        when to come back."""
+        status = self.credits_status if status in (402, 406) else status
+        error = self.special_fault(status, message, retry_after) or self.error(
+            status, message or self.fault_messages.get(status, "Error")
+        )
+        if status == 503:
+            error.headers["Retry-After"] = str(max(1, round(retry_after)))
+        return error
+
+    def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
+        """This provider's own answer for some codes (a gateway's, a rate limiter's)."""
+        return None
 
     def insufficient_credits(self, balance: float, cost: float) -> ApiError:
         return self.fault_error(self.credits_status)
@@ -118,11 +131,14 @@ class Provider:
             return key.strip()
         return None
 
+    def request_key(self, request: web.Request) -> str | None:
+        """The request's key: as the pipeline read it, else from its header."""
+        key = call_of(request).key
+        return self.api_key(request) if key is UNKNOWN else key
+
     def authenticate(self, request: web.Request) -> str:
         """The owner fingerprint of a request's key, or the provider's 401."""
-        key = call_of(request).key
-        if key is UNKNOWN:
-            key = self.api_key(request)
+        key = self.request_key(request)
         if key is None:
             raise self.auth_error(missing=True)
         accepted = self.state.config.api_keys
@@ -175,7 +191,7 @@ class Provider:
         plan = model.plan(body)
         cost = plan.price * plan.output.count
         ledger = state.ledger
-        if ledger.enabled and not ledger.charge(owner, redact(self.api_key(request)), cost):
+        if ledger.enabled and not ledger.charge(owner, redact(self.request_key(request)), cost):
             raise self.insufficient_credits(ledger.balance(owner) or 0.0, cost)
         call = call_of(request)
         effects = call.effects

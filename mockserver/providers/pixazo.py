@@ -38,6 +38,7 @@ MODEL = "nano-banana-pro"
 
 class Pixazo(Provider):
     name = "pixazo"
+    fault_messages = FAULT_MESSAGES
     prefixes = ("/nano-banana-pro-770/",)
 
     def routes(self) -> list[web.RouteDef]:
@@ -59,20 +60,12 @@ class Pixazo(Provider):
     def unknown_job(self, request_id: str) -> ApiError:
         return self.error(404, f"Request {request_id} not found")
 
-    def fault_error(
-        self, status: int, message: str | None = None, retry_after: float = 60.0
-    ) -> ApiError:
-        status = 402 if status == 406 else status
-        seconds = str(max(1, round(retry_after)))
-        if status == 429:  # the Azure APIM gateway's own rate-limit answer
-            text = message or f"Rate limit is exceeded. Try again in {seconds} seconds."
-            return ApiError(
-                429, {"statusCode": 429, "message": text}, headers={"Retry-After": seconds}
-            )
-        error = self.error(status, message or FAULT_MESSAGES.get(status, "Error"))
-        if status == 503:
-            error.headers["Retry-After"] = seconds
-        return error
+    def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
+        if status != 429:
+            return None
+        seconds = str(max(1, round(retry)))  # the Azure APIM gateway's own answer
+        text = message or f"Rate limit is exceeded. Try again in {seconds} seconds."
+        return ApiError(429, {"statusCode": 429, "message": text}, headers={"Retry-After": seconds})
 
     def unknown_route(self, request: web.Request) -> ApiError:
         return self.error(404, "Endpoint not found")

@@ -40,6 +40,7 @@ CANCELED = Failure(error="Request was canceled by the user", error_type="CANCELE
 
 class SeaArt(Provider):
     name = "seaart"
+    fault_messages = FAULT_DETAILS
     prefixes = ("/model/",)
 
     def routes(self) -> list[web.RouteDef]:
@@ -88,10 +89,7 @@ class SeaArt(Provider):
     def unknown_job(self, request_id: str) -> ApiError:
         return self.error(404, "Request not found")
 
-    def fault_error(
-        self, status: int, message: str | None = None, retry_after: float = 60.0
-    ) -> ApiError:
-        status = 402 if status == 406 else status
+    def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
         if status == 401:
             return self.gateway_error(401, "UNAUTHORIZED", message or "Invalid API key")
         if status == 429:
@@ -108,10 +106,7 @@ class SeaArt(Provider):
                 "data": None,
             }
             return ApiError(402, body)
-        error = self.error(status, message or FAULT_DETAILS.get(status, "Error"))
-        if status == 503:
-            error.headers["Retry-After"] = str(max(1, round(retry_after)))
-        return error
+        return None
 
     def bad_method(self, request: web.Request) -> ApiError:
         return self.error(405, "Method Not Allowed")

@@ -41,6 +41,7 @@ METHOD_NOT_ALLOWED_HTML = (
 
 class Segmind(Provider):
     name = "segmind"
+    fault_messages = FAULT_MESSAGES
     prefixes = ("/v1/", "/v2/")
     credits_status = 406
 
@@ -73,16 +74,12 @@ class Segmind(Provider):
     def unknown_job(self, request_id: str) -> ApiError:
         return self.error(404, f"Request {request_id} not found")
 
-    def fault_error(
-        self, status: int, message: str | None = None, retry_after: float = 60.0
-    ) -> ApiError:
-        status = 406 if status == 402 else status
-        error = self.error(status, message or FAULT_MESSAGES.get(status, "Error"))
-        if status == 429:  # Segmind sends only this header on 429, no Retry-After [3P]
-            reset_at = self.state.clock.utc(self.now() + retry_after)
-            error.headers["x-rate-limit-reset-at-utc"] = reset_at
-        elif status == 503:
-            error.headers["Retry-After"] = str(max(1, round(retry_after)))
+    def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
+        if status != 429:
+            return None
+        error = self.error(429, message or FAULT_MESSAGES[429])
+        # Segmind sends only this header on 429, no Retry-After [3P]
+        error.headers["x-rate-limit-reset-at-utc"] = self.state.clock.utc(self.now() + retry)
         return error
 
     def insufficient_credits(self, balance: float, cost: float) -> ApiError:

@@ -172,3 +172,20 @@ async def test_control_token(mock_factory) -> None:
         await mock.client.get("/_mock/settings", headers={"X-Mock-Token": "s3cret"})
     ).json()
     assert settings["control_token"] is True and "s3cret" not in json.dumps(settings)
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"advance": Infinity}', b'{"advance": 1e400}', b'{"speed": NaN}']
+)
+async def test_the_clock_refuses_numbers_that_are_not_finite(mock: Mock, raw: bytes) -> None:
+    resp = await mock.client.post(
+        "/_mock/clock", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 400, await resp.text()
+    assert await get(mock, "clock") == {"now": 0.0, "speed": 0.0}
+
+
+async def test_a_refused_credits_request_changes_nothing(mock: Mock) -> None:
+    await post(mock, "credits", {"default": 3, "key": "k-123456789", "balance": -1}, expect=400)
+    await post(mock, "credits", {"default": 3, "key": ""}, expect=400)
+    assert (await get(mock, "credits"))["default"] is None

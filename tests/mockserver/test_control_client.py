@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -152,7 +153,10 @@ def test_clock_moves_only_when_told(nanobanana_mock) -> None:
     clock.set_speed(1000)
     assert clock.speed() == 1000.0 and clock.now() > 25.5
     clock.set_speed(0)
-    assert clock.now() == clock.now()
+    frozen = clock.now()
+    assert frozen > 25.5  # the time it ran at speed 1000 is kept: no jump back
+    time.sleep(0.01)  # 10 virtual seconds at the old speed; none at speed 0
+    assert clock.speed() == 0.0 and clock.now() == frozen
 
 
 def test_clock_advance_completes_a_job(nanobanana_mock) -> None:

@@ -257,10 +257,11 @@ def test_timeout_json_names_the_handle(nanobanana_mock, tmp_path, capsys) -> Non
     args = generate(nanobanana_mock, "pixazo", tmp_path, "--timeout", "0", "--json")
     assert main([*args, "--save-handle", str(handle_file)]) == 10
     data = json.loads(capsys.readouterr().out)
+    message = data.pop("message")
+    assert isinstance(message, str) and message.strip()
     assert data == {
         "status": "ERROR",
         "error": "Timeout",
-        "message": data["message"],
         "exit_code": 10,
         "handle": str(handle_file),
     }
@@ -438,10 +439,21 @@ def test_usage_errors_exit_2(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.delenv("SEACLOUD_API_KEY", raising=False)
     args = ["generate", "--provider", "seaart", "--model", "nano_banana_pro", "--prompt", "x"]
     assert main(args) == 2
-    assert capsys.readouterr().err.startswith("nanobanana: ConfigurationError: ")
+    assert capsys.readouterr().err.startswith("nanobanana: ConfigurationError: seaart: no API key")
+    # With a key, so that only the named fault can be what exits 2 (not the missing key).
     assert main([*args, "--model", "nope", "--api-key", "k"]) == 2
-    assert main([*args, "--json", "--param", "novalue"]) == 2
-    assert json.loads(capsys.readouterr().out)["exit_code"] == 2
+    assert capsys.readouterr().err.startswith(
+        "nanobanana: ConfigurationError: seaart has no model 'nope'; models: "
+    )
+    assert main([*args, "--json", "--param", "novalue", "--api-key", "k"]) == 2
+    assert json.loads(capsys.readouterr().out) == {
+        "status": "ERROR",
+        "error": "UsageError",
+        "message": "argument --param: expected KEY=VALUE, got 'novalue'"
+        " (see `nanobanana generate --help`)",
+        "exit_code": 2,
+        "handle": None,
+    }
 
 
 def test_help_documents_the_exit_codes(capsys) -> None:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from nanobanana import JobFailed, NotFound, RetryPolicy, ServerError
@@ -126,14 +129,31 @@ async def add(mock, spec: dict) -> None:
     assert resp.status == 201, await resp.text()
 
 
+async def release_waiting_answers(mock, step: float) -> None:
+    """Whenever an answer sleeps on the (frozen) mock clock, move the clock on by ``step``."""
+    clock = mock.state.clock
+    while True:
+        await clock.wait_for_sleepers(1)
+        mock.advance(step)
+        await asyncio.sleep(0)  # the woken answer leaves sleep_until before we look again
+
+
 @pytest.mark.parametrize("provider", ["segmind", "seaart", "pixazo"])
 @pytest.mark.parametrize(("name", "rule"), TRANSIENT, ids=[n for n, _ in TRANSIENT])
 async def test_transient_faults_do_not_stop_a_job(make_client, mock, provider, name, rule) -> None:
     await add(mock, rule(POLL_OP[provider]))
-    if name == "latency on the answer":  # the answer waits on the clock: let it run (3 s = 3 ms)
-        await mock.client.post("/_mock/clock", json={"speed": 1000})
     client = make_client(provider, request_timeout=0.5, retry=RetryPolicy(attempts=4, seed=2))
-    result = await client.generate(MODEL[provider], **PARAMS[provider])
+    pump = None
+    if name == "latency on the answer":  # each poll answer waits 3 s on the frozen mock clock,
+        # which the client's timer only moves while the client sleeps: release it by hand.
+        pump = asyncio.ensure_future(release_waiting_answers(mock, 3))
+    try:
+        result = await client.generate(MODEL[provider], **PARAMS[provider])
+    finally:
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
     assert result.image.data and result.image.width
     submits = await (await mock.client.get("/_mock/journal", params={"operation": "submit"})).json()
     assert submits["count"] == 1  # never a second (paid) job
