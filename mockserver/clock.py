@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-__all__ = ["VirtualClock"]
+__all__ = ["MAX_SPEED", "MAX_TIME", "VirtualClock"]
+
+# Virtual time never passes 1e10 s (about 317 years): far beyond any test, while every time
+# derived from it (expiry, reset-at, Retry-After) stays a finite float and a valid date.
+MAX_TIME = 1e10
+# The fastest the clock may run (virtual seconds per wall second): 28 hours of wall time to
+# reach MAX_TIME. settings.json bounds time_scale by the same number.
+MAX_SPEED = 1e5
 
 
 class VirtualClock:
     """Monotonic virtual time, advanced by hand or running at a fixed speed."""
 
     def __init__(self, speed: float = 0.0, wall: Callable[[], float] = time.monotonic) -> None:
-        if speed < 0:
-            raise ValueError("clock speed must be >= 0")
+        _check_speed(speed)
         self._wall = wall
         self._speed = speed
         self._base = 0.0
@@ -53,16 +60,21 @@ class VirtualClock:
 
     def advance(self, seconds: float) -> float:
         """Jump forward by ``seconds`` (>= 0) and wake every sleeper; returns the new time."""
+        seconds = _float(seconds)
         if not seconds >= 0:
             raise ValueError("the clock only moves forward: seconds must be >= 0")
+        if not self.now() + seconds <= MAX_TIME:  # NaN and infinity fail this too
+            raise ValueError(
+                f"virtual time may not pass {MAX_TIME:g} s (now {self.now():g}, "
+                f"asked to advance {seconds:g})"
+            )
         self._base += seconds
         self._wake()
         return self.now()
 
     def set_speed(self, speed: float) -> None:
         """Change the speed from now on, without a jump in virtual time."""
-        if not speed >= 0:
-            raise ValueError("clock speed must be >= 0")
+        _check_speed(speed)
         self._base = self.now()
         self._wall_base = self._wall()
         self._speed = speed
@@ -99,3 +111,17 @@ class VirtualClock:
         if self._sleepers_changed is not None:
             self._sleepers_changed.set()
             self._sleepers_changed = None
+
+
+def _float(value: float) -> float:
+    """``value`` as a float; an integer too large for one is infinity (refused by bounds)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _check_speed(speed: float) -> None:
+    speed = _float(speed)
+    if not 0 <= speed <= MAX_SPEED:  # NaN fails this too
+        raise ValueError(f"clock speed must be a number in 0..{MAX_SPEED:g}")

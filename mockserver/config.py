@@ -8,6 +8,7 @@ then environment variable, then the default here.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -43,11 +44,11 @@ def parse_float_map(text: str) -> Mapping[str, float]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition("=")
         if not sep or not name.strip():
-            raise ConfigError(f"expected NAME=SECONDS, got {part!r}")
+            raise ConfigError(f"expected NAME=SECONDS, got {_short(repr(part))}")
         try:
             result[name.strip()] = float(value)
         except ValueError:
-            raise ConfigError(f"{part!r}: {value!r} is not a number") from None
+            raise ConfigError(f"{_short(repr(part))}: the value is not a number") from None
     return MappingProxyType(result)
 
 
@@ -57,7 +58,7 @@ def parse_url_map(text: str) -> Mapping[str, str]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise ConfigError(f"expected PROVIDER=URL, got {part!r}")
+            raise ConfigError(f"expected PROVIDER=URL, got {_short(repr(part))}")
         result[name.strip()] = value.strip()
     return MappingProxyType(result)
 
@@ -127,6 +128,15 @@ class MockConfig:
         default=None,
         metadata=_opt("require this token in X-Mock-Token on the control plane", _optional),
     )
+    control_hosts: frozenset[str] = field(
+        default_factory=frozenset,
+        metadata=_opt(
+            "extra Host names the control plane answers (comma-separated; '*.domain' for its "
+            "subdomains, '*' for any) besides loopback names, IP literals and --host: a guard "
+            "against DNS rebinding",
+            parse_keys,
+        ),
+    )
     scenario: str | None = field(
         default=None,
         metadata=_opt("a YAML or JSON scenario file loaded at start-up", _optional),
@@ -166,42 +176,51 @@ class MockConfig:
     )
 
     def __post_init__(self) -> None:
+        self._check()  # on the values as given: "secret" is not a list of keys
         for name in ("processing_seconds", "retention_seconds", "proxy"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
-        object.__setattr__(self, "api_keys", frozenset(self.api_keys))
-        self._check()
+        for name in ("api_keys", "control_hosts"):
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
+        for f in dataclasses.fields(self):  # 4.0 is a valid integer in JSON: keep it an int
+            if f.type == "int" and isinstance(getattr(self, f.name), float):
+                object.__setattr__(self, f.name, int(getattr(self, f.name)))
 
     def _check(self) -> None:
-        problems = []
-        if not 0 <= self.port <= 65535:
-            problems.append(f"port {self.port} is not in 0..65535")
-        if self.time_scale < 0:
-            problems.append("time_scale must be >= 0")
-        if self.workers < 1:
-            problems.append("workers must be >= 1")
-        for name in ("queue_seconds", "processing_jitter"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be >= 0")
-        if not self.proxy_timeout > 0:
-            problems.append("proxy_timeout must be > 0")
-        for provider, url in self.proxy.items():
-            if not _is_origin(url):
-                problems.append(f"proxy[{provider}] must be an http(s) origin only, not {url!r}")
-        for name in (
-            "max_body_bytes",
-            "max_jobs",
-            "image_cache_bytes",
-            "journal_size",
-            "proxy_max_response_bytes",
-        ):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1")
-        for name in ("processing_seconds", "retention_seconds"):
-            for key, value in getattr(self, name).items():
-                if not value >= 0:
-                    problems.append(f"{name}[{key}] must be >= 0")
+        """Validate every setting against schemas/mock/settings.json (the one schema that
+        flags, environment, keyword arguments, scenarios and resets share), plus finiteness
+        and the checks a schema cannot express."""
+        import schemas  # data only; imported here so that config stays free of our imports
+
+        problems = [f"{name}: must be a finite number" for name in _not_finite(self)]
+        view = self._json_view()
+        for error in sorted(schemas.validator("mock", "settings").iter_errors(view), key=str):
+            where = ".".join(str(p) for p in error.absolute_path) or "settings"
+            if error.absolute_path and error.absolute_path[0] in SECRETS:  # never echo a key
+                message = f"breaks the rule {error.validator} {error.validator_value}"
+            else:
+                message = error.message
+            problems.append(f"{where}: {_short(message)}")
+        if isinstance(self.proxy, Mapping):
+            for provider, url in self.proxy.items():
+                if isinstance(url, str) and not _is_origin(url):
+                    problems.append(
+                        f"proxy[{provider}] must be an http(s) origin only, not {_short(repr(url))}"
+                    )
         if problems:
-            raise ConfigError("; ".join(problems))
+            raise ConfigError("; ".join(problems[:MAX_PROBLEMS]))
+
+    def _json_view(self) -> dict[str, Any]:
+        """The settings as the JSON the schema describes (sets as sorted lists, mappings as
+        objects); a value of the wrong kind is left as it is, for the schema to refuse."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, set | frozenset | list | tuple):
+                value = sorted(value, key=str)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        return out
 
     def server_limits(self) -> dict[str, int]:
         """aiohttp's parser limits (AppRunner keyword arguments): header lines and fields."""
@@ -216,6 +235,8 @@ class MockConfig:
                 value = len(value)
             elif f.name == "control_token":
                 value = value is not None
+            elif isinstance(value, frozenset):
+                value = sorted(value)
             elif isinstance(value, Mapping):
                 value = dict(value)
             out[f.name] = value
@@ -232,6 +253,28 @@ class MockConfig:
     def retention_for(self, provider: str, documented: float) -> float:
         """How long a provider keeps jobs: an override, or the lifecycle's documented value."""
         return self.retention_seconds.get(provider, self.retention_seconds.get("*", documented))
+
+
+SECRETS = frozenset({"api_keys", "control_token"})  # settings whose values no error repeats
+MAX_PROBLEMS = 5  # problems named in one ConfigError: one line, still readable
+
+
+def _not_finite(config: MockConfig) -> list[str]:
+    """The numeric settings (mapping values included) that are NaN or infinite."""
+    bad = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        items = value.items() if isinstance(value, Mapping) else [(None, value)]
+        for key, item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                bad.append(f.name if key is None else f"{f.name}.{key}")
+    return bad
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """A message cut to ``limit`` characters (a 10 MB value is not repeated in an error)."""
+    text = " ".join(text.split())  # one line
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _is_origin(url: str) -> bool:
@@ -269,11 +312,13 @@ def parse_value(f: dataclasses.Field[Any], text: str) -> Any:
             return True
         if lowered in ("0", "false", "no", "off", ""):
             return False
-        raise ConfigError(f"{f.name}: {text!r} is not a boolean")
+        raise ConfigError(f"{f.name}: {_short(repr(text))} is not a boolean")
     try:
         return kind(text)
     except ValueError:
-        raise ConfigError(f"{f.name}: {text!r} is not a valid {kind.__name__}") from None
+        raise ConfigError(
+            f"{f.name}: {_short(repr(text))} is not a valid {kind.__name__}"
+        ) from None
 
 
 def config_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> MockConfig:

@@ -60,9 +60,9 @@ def test_every_setting_has_a_flag() -> None:
     ("env", "fragment"),
     [
         ({"MOCK_PORT": "eighty"}, "port: 'eighty' is not a valid int"),
-        ({"MOCK_PORT": "70000"}, "port 70000"),
-        ({"MOCK_WORKERS": "0"}, "workers must be >= 1"),
-        ({"MOCK_TIME_SCALE": "-2"}, "time_scale must be >= 0"),
+        ({"MOCK_PORT": "70000"}, "port: 70000 is greater than the maximum of 65535"),
+        ({"MOCK_WORKERS": "0"}, "workers: 0 is less than the minimum of 1"),
+        ({"MOCK_TIME_SCALE": "-2"}, "time_scale: -2.0 is less than the minimum of 0"),
         ({"MOCK_RETENTION_SECONDS": "seaart"}, "expected NAME=SECONDS"),
         ({"MOCK_RETENTION_SECONDS": "seaart=soon"}, "is not a number"),
         ({"MOCK_SELF_CHECK": "maybe"}, "not a boolean"),
@@ -81,7 +81,7 @@ def test_cli_reports_bad_settings_without_a_traceback() -> None:
         timeout=60,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "nanobanana-mock: workers must be >= 1"
+    assert proc.stderr.strip() == "nanobanana-mock: workers: 0 is less than the minimum of 1"
 
 
 def test_serves_on_a_free_loopback_port_and_prints_base_urls() -> None:

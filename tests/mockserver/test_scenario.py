@@ -15,7 +15,7 @@ from mockserver.scenario import ScenarioError, load_scenario, parse_scenario
 RULE = schemas.load("mock", "fault_rule")["$defs"]
 STATUSES = ", ".join(str(s) for s in RULE["http_error"]["properties"]["status"]["enum"])
 KINDS = ", ".join(RULE["effect"]["properties"])
-SETTINGS = ", ".join(schemas.load("mock", "scenario")["properties"]["settings"]["properties"])
+SETTINGS = ", ".join(schemas.load("mock", "settings")["properties"])
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "scenarios").glob("*.yaml"))
 
 FLAKY_YAML = """\
