@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import ipaddress
+import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,19 +21,24 @@ from aiohttp import web
 
 import schemas
 
+from .clock import MAX_SPEED, MAX_TIME
 from .config import ConfigError, MockConfig
 from .contracts import contract
-from .faults import RuleError
+from .faults import FaultEngine, RuleError
 from .http import BodyError, fingerprint, json_response, parse_json, problems_of
-from .intercept import DRIFT, SOURCES
+from .intercept import DRIFT, SOURCES, STRAY
 from .jobs import TERMINAL, Failure, Job
+from .quotas import Ledger, RateLimiter
 from .state import STATE, MockState
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
 
+log = logging.getLogger("mockserver")
+
 BASE_CONFIG: web.AppKey[MockConfig] = web.AppKey("base_config", MockConfig)
 BASE_SCENARIO: web.AppKey[dict[str, Any]] = web.AppKey("base_scenario", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CONTROL_STRAY = "control.stray"  # the control plane's catch-all route
 
 
 class ControlError(Exception):
@@ -42,30 +49,135 @@ class ControlError(Exception):
         self.problems = problems or []
 
 
-def guarded(handler: Handler) -> Handler:
-    """Check the token, and answer every failure as ``{"error", "problems"}``."""
+# Bounds of the numbers the control plane takes, read from the scenario schema so that a
+# scenario file and a control-plane call accept the same values.
+_SCENARIO = schemas.load("mock", "scenario")
+MAX_CREDITS = float(_SCENARIO["$defs"]["credits"]["maximum"])
+MAX_RPM = float(_SCENARIO["$defs"]["rate_limit"]["properties"]["rpm"]["maximum"])
+MIN_RPM = 0.001  # one request per 1000 minutes: anything slower is a switched-off limit
+MAX_TEXT = 1000  # characters of a forced failure's error and error_type
+JSON_TYPE = "application/json"
+LOOPBACK_NAMES = ("localhost",)  # and every *.localhost name (RFC 6761)
+
+
+def guarded(handler: Handler, *, routed: bool = True) -> Handler:
+    """Who may call, then the handler; every failure is answered as ``{"error", "problems"}``.
+
+    The control plane belongs to the test author: loopback clients (unless --control-open),
+    a ``Host`` of the allow-list (against DNS rebinding), no foreign ``Origin`` (a web page
+    the developer has open), the token if one is set, and JSON on every write, which a
+    cross-site form cannot send without a CORS preflight that the mock never grants."""
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
         config = request.app[STATE].config
-        if not config.control_open and not _loopback(request.remote):
-            return json_response(
-                403, {"error": "the control plane answers loopback clients only (--control-open)"}
-            )
-        token = config.control_token
-        given = request.headers.get("X-Mock-Token", "")
-        if token is not None and not hmac.compare_digest(given.encode(), token.encode()):
-            return json_response(
-                401, {"error": "control plane token missing or wrong (X-Mock-Token)"}
-            )
         try:
+            refusal = _refusal(request, config) if routed else None
+            if refusal is not None:
+                return json_response(refusal[0], {"error": refusal[1]})
             return await handler(request)
         except ControlError as err:
             body: dict[str, Any] = {"error": err.message}
             if err.problems:
                 body["problems"] = err.problems
             return json_response(err.status, body)
+        except web.HTTPException as exc:  # e.g. a body over --max-body-bytes (413), a 405
+            if exc.status < 400:
+                raise
+            headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            return json_response(exc.status, {"error": exc.reason}, headers)
+        except Exception:
+            log.exception("control plane: unexpected error on %s %s", request.method, request.path)
+            return json_response(500, {"error": "internal error of the mock (logged)"})
 
     return wrapper
+
+
+def _refusal(request: web.Request, config: MockConfig) -> tuple[int, str] | None:
+    """Why a request may not use the control plane (status, message), or None."""
+    if not config.control_open and not _loopback(request.remote):
+        return 403, "the control plane answers loopback clients only (--control-open)"
+    host = request.headers.get("Host")
+    if host is not None and not allowed_host(_host_name(host), config):
+        return 403, (
+            "the control plane answers loopback names, IP addresses and --host only "
+            "(a guard against DNS rebinding; see --control-hosts)"
+        )
+    origin_header = request.headers.get("Origin")
+    if origin_header is not None and not _allowed_origin(origin_header, config):
+        return 403, "the control plane refuses requests from web pages of other origins"
+    token = config.control_token
+    if token is not None and not _token_matches(request.headers.get("X-Mock-Token", ""), token):
+        return 401, "control plane token missing or wrong (X-Mock-Token)"
+    if _needs_json(request) and request.content_type != JSON_TYPE:
+        return 415, f"the control plane takes {JSON_TYPE} (Content-Type) on every write"
+    return None
+
+
+def _needs_json(request: web.Request) -> bool:
+    """Every POST, and any other write that carries a body."""
+    return request.method == "POST" or (request.method != "GET" and request.body_exists)
+
+
+def _token_matches(given: str, token: str) -> bool:
+    # aiohttp decodes header bytes as UTF-8 with surrogateescape: encode them back the same way
+    try:
+        return hmac.compare_digest(
+            given.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape")
+        )
+    except UnicodeEncodeError:
+        return False
+
+
+def _host_name(authority: str) -> str:
+    """The host of a ``Host`` header or URL authority, lower case, without port or brackets."""
+    authority = authority.strip().lower()
+    if authority.startswith("["):
+        return authority[1:].partition("]")[0]
+    if authority.count(":") == 1:
+        authority = authority.partition(":")[0]
+    return authority.rstrip(".")
+
+
+def _is_ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name.split("%")[0])
+    except ValueError:
+        return None
+
+
+def _loopback_name(name: str) -> bool:
+    ip = _is_ip(name)
+    if ip is not None:
+        return ip.is_loopback
+    return name in LOOPBACK_NAMES or name.endswith(".localhost")
+
+
+def _listed(name: str, config: MockConfig) -> bool:
+    """The configured --host, or a --control-hosts entry (``name``, ``*.domain``, ``*``)."""
+    if name and name == config.host.lower().strip("[]"):
+        return True
+    for entry in config.control_hosts:
+        entry = entry.lower()
+        if entry == "*" or name == entry or (entry.startswith("*.") and name.endswith(entry[1:])):
+            return True
+    return False
+
+
+def allowed_host(name: str, config: MockConfig) -> bool:
+    """May a request whose ``Host`` names ``name`` use the control plane? Loopback names, any
+    IP address (DNS rebinding needs a name the attacker controls), --host and
+    --control-hosts. Provider routes take any ``Host``: they reach only the simulation, and
+    a client on the LAN may use the machine's name when the mock binds 0.0.0.0."""
+    return _is_ip(name) is not None or _loopback_name(name) or _listed(name, config)
+
+
+def _allowed_origin(value: str, config: MockConfig) -> bool:
+    """A page of a loopback origin, --host or --control-hosts (never ``null``)."""
+    scheme, sep, rest = value.strip().partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return False
+    name = _host_name(rest.partition("/")[0])
+    return _loopback_name(name) or _listed(name, config)
 
 
 def _loopback(remote: str | None) -> bool:
@@ -90,11 +202,20 @@ async def _body(request: web.Request, required: bool = True) -> dict[str, Any]:
     return body
 
 
-def _number(body: dict[str, Any], name: str, minimum: float = 0.0) -> float:
+def _number(
+    body: dict[str, Any], name: str, minimum: float = 0.0, maximum: float = math.inf
+) -> float:
+    """A finite number in ``minimum..maximum`` (an integer too large for a float is not)."""
     value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= minimum:
-        raise ControlError(400, f"{name} must be a number >= {minimum:g}")
-    return float(value)
+    if not isinstance(value, bool) and isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if math.isfinite(number) and minimum <= number <= maximum:
+            return number
+    bound = f"in {minimum:g}..{maximum:g}" if math.isfinite(maximum) else f">= {minimum:g}"
+    raise ControlError(400, f"{name} must be a finite number {bound}")
 
 
 def _state(request: web.Request) -> MockState:
@@ -105,6 +226,9 @@ def _state(request: web.Request) -> MockState:
 
 
 async def reset(request: web.Request) -> web.Response:
+    """Start afresh, atomically: every setting and the whole scenario are checked (and the
+    scenario tried on a scratch copy) before anything changes, so a refused reset leaves
+    jobs, rules, quotas, clock and settings as they were."""
     body = await _body(request, required=False)
     base = request.app[BASE_CONFIG]
     settings = body.get("settings", {})
@@ -114,25 +238,40 @@ async def reset(request: web.Request) -> web.Response:
     if scenario is not None:
         problems = problems_of(schemas.validator("mock", "scenario"), scenario)
         if problems:
-            raise ControlError(400, "invalid scenario", [str(p) for p in problems])
+            raise ControlError(400, "invalid scenario", [str(p) for p in problems[:20]])
         settings = {**scenario.get("settings", {}), **settings}
     try:
         config = dataclasses.replace(base, **_settings(settings))
     except (ConfigError, TypeError, ValueError) as err:
         raise ControlError(400, f"invalid settings: {err}") from None
+    scenarios = [request.app[BASE_SCENARIO], *([scenario] if scenario is not None else [])]
+    _try_scenarios(config, scenarios)
     state = _state(request)
     state.reset(config)
     for source in request.app.get(SOURCES, []):
         source.reset()
-    apply_scenario(state, request.app[BASE_SCENARIO])
-    if scenario is not None:
-        apply_scenario(state, scenario)
+    for each in scenarios:
+        apply_scenario(state, each)
     return json_response(200, {"ok": True, "settings": config.public()})
+
+
+def _try_scenarios(config: MockConfig, scenarios: list[dict[str, Any]]) -> None:
+    """Apply the scenarios to scratch rules and quotas: a 400 if any part is refused."""
+    faults, ledger, limiter = FaultEngine(seed=config.seed), Ledger(), RateLimiter()
+    try:
+        for scenario in scenarios:
+            _apply(faults, ledger, limiter, 0.0, scenario)
+    except RuleError as err:
+        raise ControlError(400, "invalid scenario", err.problems[:20]) from None
+    except (ValueError, TypeError, KeyError) as err:
+        raise ControlError(400, f"invalid scenario: {err}") from None
 
 
 SETTABLE = frozenset(f.name for f in dataclasses.fields(MockConfig)) - {
     "host",
     "port",
+    "control_open",  # who may use the control plane is decided at start-up only
+    "control_hosts",
     "control_token",
     "scenario",
     "self_check",
@@ -147,7 +286,8 @@ SETTABLE = frozenset(f.name for f in dataclasses.fields(MockConfig)) - {
 def _settings(settings: dict[str, Any]) -> dict[str, Any]:
     unknown = set(settings) - SETTABLE
     if unknown:
-        raise ConfigError(f"cannot change {', '.join(sorted(unknown))} on reset")
+        names = ", ".join(sorted(name[:100] for name in unknown)[:10])
+        raise ConfigError(f"cannot change {names} on reset (start-up settings or unknown)")
     return dict(settings)
 
 
@@ -157,16 +297,25 @@ async def get_settings(request: web.Request) -> web.Response:
 
 def apply_scenario(state: MockState, scenario: dict[str, Any]) -> None:
     """Add a (validated) scenario's fault rules, credits and rate limits to a mock."""
-    now = state.clock.now()
+    _apply(state.faults, state.ledger, state.limiter, state.clock.now(), scenario)
+
+
+def _apply(
+    faults: FaultEngine,
+    ledger: Ledger,
+    limiter: RateLimiter,
+    now: float,
+    scenario: dict[str, Any],
+) -> None:
     for spec in scenario.get("faults", []):
-        state.faults.add(spec, now)
+        faults.add(spec, now)
     credits = scenario.get("credits", {})
     if "default" in credits:
-        state.ledger.set_default(credits["default"])
+        ledger.set_default(credits["default"])
     for key, balance in credits.get("keys", {}).items():
-        state.ledger.set(key, balance)
+        ledger.set(key, balance)
     for limit in scenario.get("rate_limits", []):
-        state.limiter.set(limit["rpm"], key=limit.get("key"), scope=limit.get("scope", "generate"))
+        limiter.set(limit["rpm"], key=limit.get("key"), scope=limit.get("scope", "generate"))
 
 
 # -- clock -------------------------------------------------------------------------------------
@@ -180,17 +329,20 @@ async def get_clock(request: web.Request) -> web.Response:
 async def set_clock(request: web.Request) -> web.Response:
     body = await _body(request)
     clock = _state(request).clock
-    if "advance" in body:
-        clock.advance(_number(body, "advance"))
-    elif "to" in body:
-        target = _number(body, "to")
-        if target < clock.now():
-            raise ControlError(400, f"the clock only moves forward (now {clock.now():g})")
-        clock.advance(target - clock.now())
-    elif "speed" in body:
-        clock.set_speed(_number(body, "speed"))
-    else:
-        raise ControlError(400, "give one of advance, to or speed")
+    try:
+        if "advance" in body:
+            clock.advance(_number(body, "advance", maximum=MAX_TIME))
+        elif "to" in body:
+            target = _number(body, "to", maximum=MAX_TIME)
+            if target < clock.now():
+                raise ControlError(400, f"the clock only moves forward (now {clock.now():g})")
+            clock.advance(target - clock.now())
+        elif "speed" in body:
+            clock.set_speed(_number(body, "speed", maximum=MAX_SPEED))
+        else:
+            raise ControlError(400, "give one of advance, to or speed")
+    except ValueError as err:  # past the clock's maximum time
+        raise ControlError(400, str(err)) from None
     return await get_clock(request)
 
 
@@ -239,6 +391,13 @@ def _job(request: web.Request) -> Job:
     return job
 
 
+def _text(body: dict[str, Any], name: str, default: str) -> str:
+    value = body.get(name, default)
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT:
+        raise ControlError(400, f"{name} must be a string of 1..{MAX_TEXT} characters")
+    return value
+
+
 async def list_jobs(request: web.Request) -> web.Response:
     state = _state(request)
     provider = request.query.get("provider")
@@ -269,8 +428,8 @@ async def force_job(request: web.Request) -> web.Response:
         raise ControlError(409, f"job is already {job.state(now)}")
     if wanted == "FAILED":
         failure = Failure(
-            error=str(body.get("error", "Task execution failed")),
-            error_type=str(body.get("error_type", "INFERENCE_FAILURE")),
+            error=_text(body, "error", "Task execution failed"),
+            error_type=_text(body, "error_type", "INFERENCE_FAILURE"),
             at=now,
         )
         state.store.fail(job, failure, now)
@@ -337,8 +496,8 @@ async def set_credits(request: web.Request) -> web.Response:
     if "key" in body and (not isinstance(body["key"], str) or not body["key"]):
         raise ControlError(400, "key must be a non-empty string")
     # every value is checked before anything changes: a 400 leaves the ledger as it was
-    default = _number(body, "default") if "default" in body else None
-    balance = _number(body, "balance") if "key" in body else None
+    default = _number(body, "default", maximum=MAX_CREDITS) if "default" in body else None
+    balance = _number(body, "balance", maximum=MAX_CREDITS) if "key" in body else None
     if default is not None:
         ledger.set_default(default)
     if balance is not None:
@@ -365,7 +524,7 @@ async def set_limits(request: web.Request) -> web.Response:
     if scope not in ("generate", "all"):
         raise ControlError(400, "scope must be generate or all")
     limiter = _state(request).limiter
-    limiter.set(_number(body, "rpm", minimum=0.001), key=key, scope=scope)
+    limiter.set(_number(body, "rpm", minimum=MIN_RPM, maximum=MAX_RPM), key=key, scope=scope)
     return json_response(200, limiter.public())
 
 
@@ -384,6 +543,8 @@ async def get_journal(request: web.Request) -> web.Response:
         since = int(query.pop("since", 0))
         limit = int(query["limit"]) if "limit" in query else None
         query.pop("limit", None)
+        if since < 0 or (limit is not None and limit < 0):
+            raise ValueError("since and limit must be integers >= 0")
         if "key" in query:
             query["key_id"] = fingerprint(query.pop("key"))
         return json_response(200, _state(request).journal.query(query, since, limit))
@@ -440,7 +601,25 @@ def control_routes() -> list[web.RouteDef]:
         ("DELETE", "/journal", clear_journal),
         ("GET", "/drift", get_drift),
     ]
-    return [
+    routes = [
         web.route(method, p + path, guarded(handler), name=f"control.{handler.__name__}")
         for method, path, handler in table
     ]
+    # anything else under /_mock/ (an unknown path, a wrong method) answers in JSON too; it
+    # changes and shows nothing, so it is not guarded (an image path from the LAN gets a 404)
+    routes.append(
+        web.route("*", p + "/{tail:.*}", guarded(_not_routed, routed=False), name=CONTROL_STRAY)
+    )
+    return routes
+
+
+async def _not_routed(request: web.Request) -> web.StreamResponse:
+    """404, or 405 naming the methods the path allows, as ``{"error"}``."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.name not in (STRAY, CONTROL_STRAY):
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise ControlError(404, f"no control-plane route {request.path[:200]}")

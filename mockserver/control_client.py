@@ -265,6 +265,7 @@ class MockControl:
         request = urllib.request.Request(url, method=method, headers={"Accept": "application/json"})
         if body is not None:
             request.data = json.dumps(body, default=_json_default).encode()
+        if body is not None or method == "POST":  # the control plane takes JSON on every POST
             request.add_header("Content-Type", "application/json")
         if self.token is not None:
             request.add_header("X-Mock-Token", self.token)
