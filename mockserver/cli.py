@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
+from .accesslog import ACCESS_LOG_FORMAT, AccessLog
 from .app import base_urls, create_app
 from .config import ConfigError, MockConfig, config_from_env, env_name, parse_value
 from .scenario import ScenarioError
@@ -86,7 +87,12 @@ def _control_exposure(config: MockConfig) -> str:
 
 
 async def serve(app: web.Application, config: MockConfig) -> None:
-    runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs', **config.server_limits())
+    runner = web.AppRunner(
+        app,
+        access_log_class=AccessLog,  # no query value (a key) in the log
+        access_log_format=ACCESS_LOG_FORMAT,
+        **config.server_limits(),
+    )
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()

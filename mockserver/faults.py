@@ -26,6 +26,7 @@ import schemas
 
 from .http import Problem, fingerprint, problems_of
 from .jobs import Failure, Surface
+from .journal import redact
 
 __all__ = ["FaultEngine", "Fired", "JobEffects", "RequestFacts", "RuleError", "prompt_rules"]
 
@@ -93,7 +94,14 @@ class Rule:
         return next(iter(self.spec["effect"]))
 
     def public(self) -> dict[str, Any]:
-        return {**self.spec, "matched": self.matched, "fired": self.fired}
+        """The rule as listed: its API keys as fingerprints, never in clear."""
+        spec = self.spec
+        match = spec.get("match")
+        if match and "api_key" in match:
+            keys = match["api_key"]
+            shown = [redact(k) for k in keys] if isinstance(keys, list) else redact(keys)
+            spec = {**spec, "match": {**match, "api_key": shown}}
+        return {**spec, "matched": self.matched, "fired": self.fired}
 
 
 @dataclass(slots=True)

@@ -21,10 +21,11 @@ FILTERS = ("provider", "operation", "method", "status", "request_id", "key_id", 
 
 
 def redact(key: str | None) -> str | None:
-    """Enough of a key to tell two apart in a log, never enough to use it."""
+    """A key as shown anywhere (journal, credits, rate limits, fault rules): a short
+    fingerprint, ``fp:`` and 8 hex digits, enough to tell keys apart and none of the key."""
     if not key:
         return None
-    return f"{key[:3]}…{key[-2:]}" if len(key) >= 10 else "…"
+    return "fp:" + fingerprint(key)[:8]
 
 
 @lru_cache(maxsize=1024)
@@ -135,6 +136,8 @@ class Journal:
         clear here and is kept only redacted and as a fingerprint."""
         self.total += 1
         redacted, key_id = _key_columns(key) if key else (None, None)
+        if key and key in path:  # a key pasted into a URL is not kept either
+            path = path.replace(key, "[redacted]")
         entry = Entry(
             self.total, t, provider, operation, method, path, redacted, key_id, request_id, model
         )

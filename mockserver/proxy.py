@@ -17,6 +17,7 @@ larger than ``proxy_max_response_bytes``) becomes the provider's own 502, here a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import OrderedDict
 from typing import Any
@@ -41,7 +42,7 @@ from .config import ConfigError, MockConfig
 from .faults import RequestFacts
 from .http import origin, problems_of
 from .providers.base import Provider
-from .replay import Exchange, Recorder, map_strings, under, url_path
+from .replay import Exchange, Recorder, map_strings, redact_key, under, url_path
 
 __all__ = ["Proxy", "Report"]
 
@@ -122,7 +123,14 @@ class Proxy:
             is_json=is_json,
             upstream=upstream,
         )
-        self._check(request, provider, facts, exchange, sent)
+        # what the proxy keeps and reports (findings, journal, drift report and its files)
+        # never holds the caller's key, even when the upstream echoes it
+        checked = dataclasses.replace(
+            exchange,
+            request_body=redact_key(exchange.request_body, facts.key),
+            answer=redact_key(answer, facts.key),
+        )
+        self._check(request, provider, facts, checked, sent)
         if self.recorder is not None:
             self.recorder.record(exchange, facts.key)
         own = origin(request)
@@ -189,10 +197,11 @@ class Proxy:
         status, answer = exchange.status, exchange.answer
         found = self._request_findings(request, provider, facts, exchange.request_body, sent, label)
         found += self._response_findings(provider, operation, exchange, label)
-        request_id = _request_id(request, exchange.request_body, answer)
+        request_id = redact_key(_request_id(request, exchange.request_body, answer), facts.key)
         if request_id is not None:
             note(request, request_id=request_id[:200])
             found += self._lifecycle(provider, operation, status, answer, request_id, label)
+        found = [_without_key(f, facts.key) for f in found]
         self.report.checked(provider.name)
         self.report.add(found)
         note(request, findings=[f.to_dict() for f in found])
@@ -283,6 +292,18 @@ class Proxy:
         last = f"/{len(seen) - 1}"
         found = transition_findings(provider.name, seen, request=f"{label} ({request_id})")
         return [f for f in found if f.pointer == last]
+
+
+def _without_key(finding: Finding, key: str | None) -> Finding:
+    """``finding`` with the key redacted in every text field (a path id may be anything)."""
+    if not key:
+        return finding
+    texts = {
+        f.name: redact_key(getattr(finding, f.name), key)
+        for f in dataclasses.fields(finding)
+        if isinstance(getattr(finding, f.name), str)
+    }
+    return dataclasses.replace(finding, **texts)
 
 
 def _without(headers: CIMultiDictProxy[str], dropped: frozenset[str]) -> CIMultiDict[str]:

@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from .accesslog import ACCESS_LOG_FORMAT, AccessLog
 from .app import create_app
 from .config import MockConfig
 from .control_client import (
@@ -130,7 +131,11 @@ class MockServer:
 
     async def _listen(self) -> None:
         self._runner = web.AppRunner(
-            create_app(self.config), handle_signals=False, **self.config.server_limits()
+            create_app(self.config),
+            handle_signals=False,
+            access_log_class=AccessLog,  # no query value (a key) in the log
+            access_log_format=ACCESS_LOG_FORMAT,
+            **self.config.server_limits(),
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)

@@ -7,9 +7,10 @@ One JSON line per exchange in ``<dir>/<provider>.jsonl``::
 
 ``encoding`` says what ``response_body`` holds: ``json`` (the parsed body), ``base64`` (the
 bytes, up to :data:`MAX_RECORDED_BYTES`) or ``omitted`` (larger bytes; ``null``). No request
-header is recorded, and every occurrence of the request's API key is replaced by
-``[redacted]``. ``upstream`` is the origin the answer came from, so a replay can point the
-URLs it hands out at itself.
+header is recorded, and every occurrence of the request's API key in a string value is
+replaced by ``[redacted]`` (in the parsed JSON, so every line stays valid JSON).
+``upstream`` is the origin the answer came from, so a replay can point the URLs it hands
+out at itself.
 
 A :class:`Replay` answers a provider that has a file: same method, path and body; a sequence
 of matching recordings is served in order, the last one repeated once exhausted (so a
@@ -66,17 +67,38 @@ def map_strings(value: Any, change: Callable[[str], str]) -> Any:
 
 
 def redact_key(value: Any, key: str | None) -> Any:
-    """``value`` with every occurrence of ``key`` (plain or URL-encoded) redacted."""
+    """``value`` (parsed JSON, or a string) with every occurrence of ``key`` (plain or
+    URL-encoded) inside its strings, member names included, replaced by ``[redacted]``.
+    Structural: the JSON stays valid whatever the key is (short, a field name, a number's
+    digits), and two names that redact alike are both kept (``[redacted]#2``)."""
     if not key:
         return value
     forms = sorted({key, quote(key, safe="")}, key=len, reverse=True)
 
     def scrub(text: str) -> str:
         for form in forms:
-            text = text.replace(form, REDACTED)
+            if form in text:
+                text = text.replace(form, REDACTED)
         return text
 
-    return map_strings(value, scrub)
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return scrub(item)
+        if isinstance(item, dict):
+            out: dict[str, Any] = {}
+            for name, member in item.items():
+                new = base = scrub(name)
+                number = 1
+                while new != name and (new in out or new in item):  # keep both members
+                    number += 1
+                    new = f"{base}#{number}"
+                out[new] = walk(member)
+            return out
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
 
 
 def canonical(body: Any) -> str:
@@ -124,9 +146,8 @@ class Recorder:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def record(self, exchange: Exchange, key: str | None) -> None:
+        # every string value is redacted structurally (redact_key), so the line is valid JSON
         line = json.dumps(self.line(exchange, key), separators=(",", ":"))
-        if key and key in line:  # belt and braces: a key never reaches the disk
-            line = line.replace(key, REDACTED)
         with (self.directory / f"{exchange.provider}.jsonl").open("a", encoding="utf-8") as out:
             out.write(line + "\n")
 

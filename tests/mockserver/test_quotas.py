@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mockserver.journal import redact
 from tests.harness import KEYS, Mock
 from tests.mockserver.test_faults import SUBMIT, submit
 
@@ -39,7 +40,11 @@ async def test_segmind_reports_the_ledger_in_headers_and_metrics(mock: Mock) -> 
     assert result["metrics"]["remaining_credits"] == pytest.approx(0.26)
     credits = await control(mock, "GET", f"credits?key={key}")
     assert credits["accounts"] == [
-        {"key": "SG_…ef", "balance": pytest.approx(0.26), "spent": pytest.approx(0.04)}
+        {
+            "key": redact(KEYS["segmind"]["x-api-key"]),
+            "balance": pytest.approx(0.26),
+            "spent": pytest.approx(0.04),
+        }
     ]
     _, body = await mock.call(
         "segmind", "submit", "POST", "/v2/nano-banana-pro", json={"prompt": "x"}, expect=406
@@ -98,4 +103,4 @@ async def test_rate_limits_are_per_key(mock: Mock) -> None:
         codes.append(resp.status)
     assert codes == [200, 429, 200, 200]
     limits = await control(mock, "GET", "rate-limits")
-    assert limits == {"limits": [{"key": "Key…56", "rpm": 1.0, "scope": "generate"}]}
+    assert limits == {"limits": [{"key": redact("Key-A-123456"), "rpm": 1.0, "scope": "generate"}]}
