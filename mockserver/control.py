@@ -4,7 +4,16 @@ Reset; read, advance or speed up the virtual clock; list, read and force jobs; a
 remove fault rules; set credits and rate limits; read the request journal and the validating
 proxy's drift report. With a control token configured, every call needs ``X-Mock-Token``. API
 keys are accepted in request bodies (never in paths, which end up in access logs) and are only
-ever shown redacted.
+ever shown as fingerprints.
+
+Only the test author may use it (:func:`guarded`): loopback clients unless ``--control-open``;
+a ``Host`` that is a loopback name, an IP literal, ``--host`` or in ``--control-hosts`` (DNS
+rebinding); no ``Origin`` but a loopback one or those hosts (a web page the developer has
+open); ``application/json`` on every POST and on any write with a body (a cross-site form
+cannot send it without a CORS preflight, which the mock never grants). Provider routes take
+any ``Host``: they reach only the simulation, and LAN clients of a mock bound to 0.0.0.0 may
+use the machine's name. Every failure is ``{"error", "problems"?}`` with a 4xx, or a logged
+JSON 500 for a bug of the mock.
 """
 
 from __future__ import annotations

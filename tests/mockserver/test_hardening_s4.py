@@ -575,6 +575,12 @@ JSON = {"Content-Type": "application/json"}
         ("reset", {"scenario": {"credits": {"default": 10**400}}}),
         ("reset", {"scenario": {"rate_limits": [{"rpm": 10**400}]}}),
         ("faults", {"effect": {"latency": {"seconds": 10**400}}}),
+        ("faults", {"effect": {"http_error": {"status": 500}}, "scope": {"ttl": 10**400}}),
+        ("faults", {"effect": {"http_error": {"status": 500}}, "scope": {"times": 10**400}}),
+        (
+            "faults",
+            {"effect": {"http_error": {"status": 500}}, "scope": {"window": {"from": 1e300}}},
+        ),
     ],
 )
 async def test_huge_integers_anywhere_are_a_400(mock: Mock, path: str, body: Any) -> None:
