@@ -364,7 +364,9 @@ def echoing_upstream(key_header: str) -> web.Application:
     return app
 
 
-@pytest.mark.parametrize("key", ["sk-" + secrets.token_urlsafe(32).replace("-", "x"), "k1"])
+@pytest.mark.parametrize(
+    "key", ["sk-" + secrets.token_urlsafe(32).replace("-", "x"), "k1"], ids=["long", "short"]
+)
 async def test_canary_key_is_nowhere(
     key: str,
     tmp_path_factory: pytest.TempPathFactory,
