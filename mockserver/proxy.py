@@ -39,7 +39,7 @@ from conformance.report import Report
 from .call import note
 from .config import ConfigError, MockConfig
 from .faults import RequestFacts
-from .http import origin, problems_of
+from .http import load_json, origin, problems_of
 from .providers.base import Provider
 from .replay import Exchange, Recorder, map_strings, under, url_path
 
@@ -315,8 +315,8 @@ def _parse(content_type: str, data: bytes) -> tuple[Any, bool]:
     if kind != "application/json" and not kind.endswith("+json"):
         return None, False
     try:
-        return json.loads(data), True
-    except (ValueError, RecursionError):
+        return load_json(data), True  # nested deeper than MAX_JSON_DEPTH: "not JSON"
+    except ValueError:
         return None, False
 
 
@@ -324,8 +324,8 @@ def _json_or_none(data: bytes) -> Any:
     if not data.strip():
         return None
     try:
-        return json.loads(data)
-    except (ValueError, RecursionError):
+        return load_json(data)
+    except ValueError:
         return None
 
 

@@ -108,7 +108,7 @@ class Provider:
         """Provider rules answered before schema validation (raise an ApiError)."""
 
     def body_error(self, err: BodyError) -> ApiError:
-        status = {"content_type": 415, "too_large": 413}.get(err.kind, 400)
+        status = {"content_type": 415, "too_large": 413, "too_deep": 413}.get(err.kind, 400)
         return self.error(status, err.message)
 
     def unknown_route(self, request: web.Request) -> ApiError:
