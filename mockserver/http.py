@@ -7,12 +7,15 @@ error that a client should see, already in that provider's envelope; ContractVio
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
 import re
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -160,7 +163,7 @@ past a few hundred levels the standard library, orjson (which writes at most 254
 validators fail in ways a client could otherwise provoke. A deeper body is refused (413)."""
 # a JSON string; a missing closing quote is a match too, so the search stays linear
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
-_OPENERS = bytes.maketrans(b"{}", b"[]")
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 
@@ -168,18 +171,27 @@ def too_deep(raw: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether JSON text nests arrays and objects more than ``limit`` levels deep.
 
     Cheap on the hot path (fewer brackets than ``limit`` cannot nest deeper); otherwise
-    strings are dropped, and innermost bracket pairs are removed a level at a time: what is
-    left after ``limit`` rounds is deeper. Linear in the text per round, on any input."""
+    strings are dropped and the deepest running count of open brackets is taken, in C
+    (about 10 ms for 256 KiB of brackets). Linear on any input; text whose brackets do not
+    balance is not JSON, and is left to the parser to refuse."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     if data.count(b"[") + data.count(b"{") <= limit:
         return False
-    brackets = _JSON_STRING.sub(b"", data).translate(_OPENERS, _NOT_BRACKETS)
-    for _ in range(limit):
-        shorter = brackets.replace(b"[]", b"")
-        if len(shorter) == len(brackets):
-            return False  # no pair left: not deeper (or not JSON, which the parser says)
-        brackets = shorter
-    return b"[]" in brackets
+    # strings dropped, then +1 for an opener and -1 (0xff as a signed byte) for a closer
+    steps = _JSON_STRING.sub(b"", data).translate(_STEPS, _NOT_BRACKETS)
+    if steps.count(b"\x01") * 2 != len(steps):
+        return False  # unbalanced: not JSON, which the parser says better
+    leaves = steps.replace(b"\x01\xff", b"")  # empty innermost pairs: each path loses one level
+    if len(leaves) < len(steps):
+        steps, limit = leaves, limit - 1
+    return bool(steps) and max(accumulate(array("b", steps))) > limit
+
+
+MANY_CONTAINERS = 1_000
+"""Above this many arrays and objects a body is parsed with the cyclic garbage collector
+paused: it would otherwise run every 700 new containers and walk them all again, which made
+a 256 KiB body of nested arrays take 50-250 ms to parse instead of 10 ms (JSON has no
+cycles; what the collector has to do it does once, after)."""
 
 
 def deep_error(limit: int = MAX_JSON_DEPTH) -> BodyError:
@@ -234,6 +246,18 @@ def parse_json(raw: bytes) -> Any:
     where the body went wrong. Nesting deeper than :data:`MAX_JSON_DEPTH` is refused first."""
     if too_deep(raw):
         raise deep_error()
+    if raw.count(b"[") + raw.count(b"{") > MANY_CONTAINERS:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return _parse_json(raw)
+        finally:
+            if collecting:
+                gc.enable()
+    return _parse_json(raw)
+
+
+def _parse_json(raw: bytes) -> Any:
     if not _may_hold_a_long_number(raw):  # orjson reads big integers as floats
         try:
             return orjson.loads(raw)

@@ -17,6 +17,7 @@ array (its ``maxItems`` error already says what is wrong with the rest).
 
 from __future__ import annotations
 
+import reprlib
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -26,6 +27,7 @@ from typing import Any
 
 import jsonschema_rs
 from jsonschema import Draft202012Validator, validators
+from jsonschema._utils import equal, uniq
 from jsonschema.exceptions import ValidationError
 
 import schemas
@@ -37,6 +39,7 @@ __all__ = [
     "Explanation",
     "explain",
     "is_valid",
+    "warm",
 ]
 
 MAX_PROBLEMS = 20
@@ -69,6 +72,13 @@ def _compiled(provider: str, name: str) -> Any:
     return jsonschema_rs.validator_for(
         schemas.load(provider, name), registry=_registry(), offline=True
     )
+
+
+def warm(provider: str, name: str) -> None:
+    """Build both validators of a schema now: the first pure-Python one checks every schema
+    file (about 0.3 s), which must not happen on the event loop at the first bad body."""
+    _compiled(provider, name)
+    _bounded(schemas.validator(provider, name))
 
 
 def is_valid(provider: str, name: str, instance: Any) -> bool:
@@ -129,9 +139,109 @@ def _first_items(original: Keyword) -> Keyword:
     return keyword
 
 
+# jsonschema writes the whole instance into each message (``f"{instance!r} is too long"``):
+# for a 256 KiB array that alone costs tens of milliseconds. These keywords decide exactly
+# as jsonschema's own, and write a bounded excerpt instead.
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxlevel, _EXCERPT.maxlist, _EXCERPT.maxdict = 3, 6, 6
+_EXCERPT.maxstring, _EXCERPT.maxother = 80, 80
+
+
+def _excerpt(value: Any) -> str:
+    return _EXCERPT.repr(value)
+
+
+def _type(validator: Any, types: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    types = types if isinstance(types, list) else [types]
+    if not any(validator.is_type(instance, kind) for kind in types):
+        names = ", ".join(repr(kind) for kind in types)
+        yield ValidationError(f"{_excerpt(instance)} is not of type {names}")
+
+
+def _enum(validator: Any, enums: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    if all(not equal(each, instance) for each in enums):
+        yield ValidationError(f"{_excerpt(instance)} is not one of {enums!r}")
+
+
+def _max_items(validator: Any, limit: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    if validator.is_type(instance, "array") and len(instance) > limit:
+        message = "is expected to be empty" if limit == 0 else "is too long"
+        yield ValidationError(f"{_excerpt(instance)} {message}")
+
+
+def _min_items(validator: Any, limit: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    if validator.is_type(instance, "array") and len(instance) < limit:
+        message = "should be non-empty" if limit == 1 else "is too short"
+        yield ValidationError(f"{_excerpt(instance)} {message}")
+
+
+def _unique(validator: Any, unique: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    if unique and validator.is_type(instance, "array") and not uniq(instance):
+        yield ValidationError(f"{_excerpt(instance)} has non-unique elements")
+
+
+def _max_properties(validator: Any, limit: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    if validator.is_type(instance, "object") and len(instance) > limit:
+        message = "is expected to be empty" if limit == 0 else "has too many properties"
+        yield ValidationError(f"{_excerpt(instance)} {message}")
+
+
+def _min_properties(validator: Any, limit: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    if validator.is_type(instance, "object") and len(instance) < limit:
+        message = "should be non-empty" if limit == 1 else "does not have enough properties"
+        yield ValidationError(f"{_excerpt(instance)} {message}")
+
+
+def _any_of(validator: Any, branches: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    errors = []
+    for index, branch in enumerate(branches):
+        found = list(validator.descend(instance, branch, schema_path=index))
+        if not found:
+            return
+        errors.extend(found)
+    message = f"{_excerpt(instance)} is not valid under any of the given schemas"
+    yield ValidationError(message, context=errors)
+
+
+def _one_of(validator: Any, branches: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    errors = []
+    first_valid = None
+    remaining = iter(enumerate(branches))
+    for index, branch in remaining:
+        found = list(validator.descend(instance, branch, schema_path=index))
+        if not found:
+            first_valid = branch
+            break
+        errors.extend(found)
+    else:
+        message = f"{_excerpt(instance)} is not valid under any of the given schemas"
+        yield ValidationError(message, context=errors)
+        return
+    more = [each for _, each in remaining if validator.evolve(schema=each).is_valid(instance)]
+    if more:
+        names = ", ".join(repr(each) for each in [*more, first_valid])
+        yield ValidationError(f"{_excerpt(instance)} is valid under each of {names}")
+
+
+def _not(validator: Any, refused: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    if validator.evolve(schema=refused).is_valid(instance):
+        yield ValidationError(f"{_excerpt(instance)} should not be valid under {refused!r}")
+
+
 def _bounded_keywords() -> dict[str, Keyword]:
     keywords: dict[str, Keyword] = dict(Draft202012Validator.VALIDATORS)
-    keywords["uniqueItems"] = _unique_items(keywords["uniqueItems"])
+    keywords.update(
+        type=_type,
+        enum=_enum,
+        maxItems=_max_items,
+        minItems=_min_items,
+        maxProperties=_max_properties,
+        minProperties=_min_properties,
+        anyOf=_any_of,
+        oneOf=_one_of,
+    )
+    keywords["not"] = _not
+    keywords["uniqueItems"] = _unique_items(_unique)
     keywords["items"] = _first_items(keywords["items"])
     return {name: _timed(keyword) for name, keyword in keywords.items()}
 
