@@ -21,7 +21,7 @@ from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_o
 from ..jobs import Job
 from ..journal import redact
 from ..state import MockState
-from ..validation import is_valid
+from ..validation import is_valid, warm
 
 __all__ = ["Provider"]
 
@@ -52,6 +52,11 @@ class Provider:
             )
             for operation, op in self.contract.api["operations"].items()
         }
+        for model in self.contract.models.values():  # a first bad body must not build them
+            warm(self.name, model.request_schema)
+        for op in self.contract.api["operations"].values():
+            if op.get("request") not in (None, "model"):
+                warm(self.name, op["request"])
 
     # -- what each provider supplies -------------------------------------------------------
     def routes(self) -> list[web.RouteDef]:
