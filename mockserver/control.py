@@ -84,6 +84,8 @@ async def _body(request: web.Request, required: bool = True) -> dict[str, Any]:
     try:
         body = parse_json(raw)  # strict, as for provider bodies: no NaN, no Infinity
     except BodyError as err:
+        if err.kind == "too_deep":  # past MAX_JSON_DEPTH, as for provider bodies
+            raise ControlError(413, err.message) from None
         raise ControlError(400, f"body is not valid JSON: {err.message}") from None
     if not isinstance(body, dict):
         raise ControlError(400, "body must be a JSON object")
