@@ -9,10 +9,11 @@ stored example, tests/mockserver/test_validation.py).
 An explanation runs on the event loop, so it is bounded whatever the body: it stops after
 :data:`MAX_PROBLEMS` errors (then only counts, up to :data:`MAX_COUNTED_PROBLEMS`), within
 :data:`EXPLAIN_SECONDS` of wall time (checked at every schema keyword, so no keyword tree is
-walked to its end past the budget), and the two keywords that cost more than a walk are
-guarded: ``uniqueItems`` (quadratic in pure Python) is skipped on an array that already
-breaks its ``maxItems``, and ``items`` explains only the first ``maxItems`` items of such an
-array (its ``maxItems`` error already says what is wrong with the rest).
+walked to its end past the budget). The keywords that cost more than a walk are guarded:
+``uniqueItems`` (quadratic in pure Python) is skipped on an array that already breaks its
+``maxItems``; ``items`` explains only the first ``maxItems`` items of such an array (its
+``maxItems`` error already says what is wrong with the rest); and the keywords whose message
+would quote the whole instance (``type``, ``enum``, ``maxItems``, ...) quote an excerpt.
 """
 
 from __future__ import annotations
@@ -247,16 +248,22 @@ def _bounded_keywords() -> dict[str, Keyword]:
 
 
 _Bounded = validators.extend(Draft202012Validator, _bounded_keywords())
-_BOUNDED: dict[int, tuple[Any, Any]] = {}  # id(validator) -> (validator, its bounded twin)
+_BOUNDED: dict[int, tuple[Any, Any, Any]] = {}  # id(validator) -> (it, bounded twin, rust)
 
 
 def _bounded(validator: Any) -> Any:
     """The same schema and registry, with the guarded keywords."""
+    return _twins(validator)[1]
+
+
+def _twins(validator: Any) -> tuple[Any, Any, Any]:
+    """A validator, its bounded twin, and the same schema compiled by jsonschema-rs."""
     known = _BOUNDED.get(id(validator))
     if known is None or known[0] is not validator:
         twin = _Bounded(validator.schema, registry=validator._registry)
-        known = _BOUNDED[id(validator)] = (validator, twin)
-    return known[1]
+        fast = jsonschema_rs.validator_for(validator.schema, registry=_registry(), offline=True)
+        known = _BOUNDED[id(validator)] = (validator, twin, fast)
+    return known
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,16 +288,21 @@ def explain(
     validator: Any,
     instance: Any,
     limit: int = MAX_PROBLEMS,
-    seconds: float = EXPLAIN_SECONDS,
+    seconds: float | None = None,
 ) -> Explanation:
     """The first ``limit`` schema errors of ``instance`` and a count of the rest, found
-    within ``seconds`` (a jsonschema validator of ``schemas``; see the module docstring)."""
+    within ``seconds`` (default :data:`EXPLAIN_SECONDS`), for a jsonschema validator of
+    ``schemas`` (see the module docstring). Running out of time never makes a valid instance
+    invalid: with no error found, jsonschema-rs decides."""
+    if seconds is None:
+        seconds = EXPLAIN_SECONDS
     errors: list[ValidationError] = []
     more = 0
     complete = False
+    _, bounded, fast = _twins(validator)
     token = _DEADLINE.set(time.perf_counter() + seconds)
     try:
-        found: Iterator[ValidationError] = _bounded(validator).iter_errors(instance)
+        found: Iterator[ValidationError] = bounded.iter_errors(instance)
         for error in found:
             if len(errors) < limit:
                 errors.append(error)
@@ -304,4 +316,6 @@ def explain(
         pass
     finally:
         _DEADLINE.reset(token)
+    if not complete and not errors and fast.is_valid(instance):
+        complete = True  # out of time before any error, on a valid instance (a busy machine)
     return Explanation(errors, more, complete)

@@ -22,6 +22,7 @@ from aiohttp import web
 import schemas
 from conformance.options import UsageError
 from conformance.options import load_scenario as load_drift_scenario
+from mockserver import validation
 from mockserver.app import create_app
 from mockserver.config import ConfigError, MockConfig
 from mockserver.http import MAX_JSON_DEPTH
@@ -548,3 +549,43 @@ async def test_nesting_upstream_answer_600_deep_through_the_proxy(aiohttp_server
             assert resp.status == 200
     assert "a body that is not JSON" in json.dumps(report), report
     assert proxy.app[STATE].violations == []
+
+
+async def test_validation_cost_through_the_proxy(aiohttp_server: Any) -> None:
+    """The proxy explains a client's body too: bounded like the mock's own answers."""
+    config = {"seed": 3, "time_scale": 0.0, "self_check": True}
+    upstream = await aiohttp_server(create_app(MockConfig(**config)))
+    upstream_base = str(upstream.make_url("")).rstrip("/")
+    proxy = await aiohttp_server(create_app(MockConfig(**config, proxy={"segmind": upstream_base})))
+    body = encoded({"prompt": "x", "image_urls": [{"a": i} for i in range(20_000)]})
+    async with aiohttp.ClientSession() as http:
+        url = str(proxy.make_url("/v2/nano-banana-pro"))
+        started = time.perf_counter()
+        headers = {**KEYS["segmind"], **JSON}
+        async with http.post(url, data=body, headers=headers) as resp:
+            assert resp.status == 400, await resp.text()
+            await resp.read()
+        elapsed = time.perf_counter() - started
+    entry = proxy.app[STATE].journal.query({})["entries"][-1]
+    assert len(entry["problems"]) <= MAX_PROBLEMS + 1
+    assert len(entry["findings"]) <= MAX_PROBLEMS
+    assert elapsed < STALL_BOUND, elapsed
+
+
+async def test_explanation_budget_never_refuses_a_valid_body(
+    mock: Mock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of time (a busy machine) before any error: a valid rule or scenario is still
+    accepted, an invalid one still refused."""
+    monkeypatch.setattr(validation, "EXPLAIN_SECONDS", 0.0)
+    rule = {"match": {"operation": "submit"}, "effect": {"http_error": {"status": 503}}}
+    resp = await mock.client.post("/_mock/faults", json=rule)
+    assert resp.status in (200, 201), await resp.text()
+    resp = await mock.client.post("/_mock/reset", json={"scenario": {"faults": [rule]}})
+    assert resp.status == 200, await resp.text()
+    resp = await mock.client.post("/_mock/faults", json={"effect": {"bogus": 1}})
+    answer = await resp.json()
+    assert resp.status == 400, answer
+    assert answer["problems"] == [
+        "... and possibly more problems (the explanation stopped at its time budget)"
+    ]
