@@ -42,6 +42,7 @@ from .faults import RequestFacts
 from .http import load_json, origin, problems_of
 from .providers.base import Provider
 from .replay import Exchange, Recorder, map_strings, under, url_path
+from .validation import explain
 
 __all__ = ["Proxy", "Report"]
 
@@ -217,12 +218,20 @@ class Proxy:
                 provider.name, operation, label, "", "a JSON body", observed, BREAKING, "request"
             )
             return [finding]
-        problems = problems_of(schemas.validator(provider.name, schema), body)
+        validator = schemas.validator(provider.name, schema)
+        problems = problems_of(validator, body)
         note(request, validation="invalid" if problems else "ok", problems=list(map(str, problems)))
         if not problems:
             return []  # no schema error, no finding: spare a second validation
+        errors = explain(validator, body).errors  # a client's body: bounded, like problems_of
         return schema_findings(
-            provider.name, schema, body, operation=operation, request=label, check="request"
+            provider.name,
+            schema,
+            body,
+            operation=operation,
+            request=label,
+            check="request",
+            errors=errors,
         )
 
     @staticmethod
