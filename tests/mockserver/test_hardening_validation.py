@@ -589,3 +589,23 @@ async def test_explanation_budget_never_refuses_a_valid_body(
     assert answer["problems"] == [
         "... and possibly more problems (the explanation stopped at its time budget)"
     ]
+
+
+async def test_explanation_bounded_for_prompt_markers(mock: Mock) -> None:
+    """A prompt of 20,000 characters holds about 1,300 markers: each distinct one is checked
+    once and at most 20 problems are named."""
+    bad = "".join(f"[mock:status={code}]" for code in range(1_000, 2_300))[:20_000]
+    body = encoded({"prompt": bad})
+    started = time.perf_counter()
+    status, answer = await post(mock, "segmind", SUBMIT["segmind"], body)
+    elapsed = time.perf_counter() - started
+    assert status == 400, answer
+    assert answer["error"].startswith("Invalid prompt marker: prompt marker: effect.http_error")
+    assert re.search(r"\.\.\. and \d+ more invalid prompt markers$", answer["error"])
+    assert answer["error"].count("prompt marker:") <= MAX_PROBLEMS + 1
+    assert elapsed < STALL_BOUND, elapsed
+    good = "".join(f"[mock:delay={i}]" for i in range(1_400))[:20_000]
+    started = time.perf_counter()
+    status, answer = await post(mock, "segmind", SUBMIT["segmind"], encoded({"prompt": good}))
+    assert status == 200, answer
+    assert time.perf_counter() - started < STALL_BOUND
