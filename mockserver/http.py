@@ -244,9 +244,10 @@ def parse_json(raw: bytes) -> Any:
     """Strict JSON (UTF-8, no NaN or Infinity, finite numbers): orjson when it reads the body
     exactly as the standard library would, else the standard library, whose errors say
     where the body went wrong. Nesting deeper than :data:`MAX_JSON_DEPTH` is refused first."""
-    if too_deep(raw):
+    containers = raw.count(b"[") + raw.count(b"{")  # at most: strings may hold some
+    if containers > MAX_JSON_DEPTH and too_deep(raw):
         raise deep_error()
-    if raw.count(b"[") + raw.count(b"{") > MANY_CONTAINERS:
+    if containers > MANY_CONTAINERS:
         collecting = gc.isenabled()
         gc.disable()
         try:
