@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import schemas
-from mockserver.scenario import ScenarioError, parse_data
+from mockserver.scenario import EXPLAIN_SECONDS, ScenarioError, parse_data
 from mockserver.validation import explain
 from nanobanana.providers import adapter
 
@@ -73,7 +73,7 @@ def load_scenario(path: str) -> dict[str, Any]:
         data = {"faults": [data]}
     if not isinstance(data, Mapping):
         raise UsageError(f"--scenario {path}: expected a scenario object or fault rules")
-    found = explain(schemas.validator("mock", "scenario"), data)
+    found = explain(schemas.validator("mock", "scenario"), data, seconds=EXPLAIN_SECONDS)
     errors = sorted(found.errors, key=str)
     if not errors and not found.complete:  # the check ran out of time: refuse, say why
         raise UsageError(f"--scenario {path}: {found.tail()}")

@@ -48,6 +48,7 @@ MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
 MAX_DEPTH = MAX_JSON_DEPTH  # the one nesting bound of every JSON the mock reads
 MAX_PROBLEMS = 100
+EXPLAIN_SECONDS = 2.0  # a file is read at start-up, before serving: it may be explained at length
 
 JsonPath = tuple[str | int, ...]
 
@@ -134,7 +135,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         located.fail(located.at(()), (), f"the top level must be a mapping, got {_kind(data)}")
-    found = explain(schemas.validator("mock", "scenario"), data, limit=MAX_PROBLEMS)
+    found = explain(schemas.validator("mock", "scenario"), data, MAX_PROBLEMS, EXPLAIN_SECONDS)
     problems = [p for error in found.errors for p in _explain(error, located)]
     if problems or not found.complete:
         raise ScenarioError(_render(source, problems, found))
