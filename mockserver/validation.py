@@ -288,14 +288,17 @@ def explain(
 ) -> Explanation:
     """The first ``limit`` schema errors of ``instance`` and a count of the rest, found
     within ``seconds`` (default :data:`EXPLAIN_SECONDS`), for a jsonschema validator of
-    ``schemas`` (see the module docstring). Running out of time never makes a valid instance
-    invalid: with no error found, jsonschema-rs decides."""
+    ``schemas`` (see the module docstring). jsonschema-rs decides first whether there is
+    anything to explain, so a valid instance costs microseconds and running out of time
+    never makes it invalid."""
     if seconds is None:
         seconds = EXPLAIN_SECONDS
+    _, bounded, fast = _twins(validator)
+    if fast.is_valid(instance):  # about 1 µs against 250 µs for a fault rule in pure Python
+        return Explanation([], 0, True)
     errors: list[ValidationError] = []
     more = 0
     complete = False
-    _, bounded, fast = _twins(validator)
     token = _DEADLINE.set(time.perf_counter() + seconds)
     try:
         found: Iterator[ValidationError] = bounded.iter_errors(instance)
@@ -312,6 +315,4 @@ def explain(
         pass
     finally:
         _DEADLINE.reset(token)
-    if not complete and not errors and fast.is_valid(instance):
-        complete = True  # out of time before any error, on a valid instance (a busy machine)
     return Explanation(errors, more, complete)
