@@ -7,6 +7,7 @@ how it finds the API key, and its error envelopes.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from ..validation import is_valid, warm
 __all__ = ["Provider"]
 
 WARNING_HEADER = "X-Mock-Warning"
+MAX_WARNED = 200  # unknown names a warning header can show: it is cut at 512 bytes anyway
 UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
@@ -172,12 +174,19 @@ class Provider:
         raise self.invalid(problems)
 
     def unknown_fields(self, schema_name: str, body: dict[str, Any]) -> list[str]:
+        """The first :data:`MAX_WARNED` unknown field names, sorted (a body may hold tens of
+        thousands: sorting and escaping them all took 20 ms, for a header cut at 512 bytes)."""
         try:
             known = self._known[schema_name]
         except KeyError:
             properties = schemas.load(self.name, schema_name).get("properties", {})
             known = self._known[schema_name] = frozenset(properties)
-        return sorted(body.keys() - known) if not known.issuperset(body) else []
+        if known.issuperset(body):
+            return []
+        unknown = body.keys() - known
+        if len(unknown) <= MAX_WARNED:
+            return sorted(unknown)
+        return heapq.nsmallest(MAX_WARNED, unknown)
 
     def warn_unknown(self, schema_name: str, body: dict[str, Any]) -> dict[str, str]:
         """A warning header naming fields the real API would silently ignore."""
