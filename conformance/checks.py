@@ -135,12 +135,23 @@ def _classify(error: ValidationError) -> list[tuple[str, str, str, str]]:
 
 
 def schema_findings(
-    provider: str, schema: str, body: Any, *, operation: str, request: str, check: str = "schema"
+    provider: str,
+    schema: str,
+    body: Any,
+    *,
+    operation: str,
+    request: str,
+    check: str = "schema",
+    errors: Iterable[ValidationError] | None = None,
 ) -> list[Finding]:
-    """Every way ``body`` breaks ``schemas/<provider>/<schema>.json``."""
+    """Every way ``body`` breaks ``schemas/<provider>/<schema>.json`` (or, when the caller
+    already has them, the ``errors`` it found: the mock passes a bounded list for a body a
+    client sent, since an unbounded explanation of a hostile body would stall it)."""
     found: dict[tuple[str, str], Finding] = {}
     statuses = sorted(_neutral(provider))
-    for error in schemas.validator(provider, schema).iter_errors(body):
+    if errors is None:
+        errors = schemas.validator(provider, schema).iter_errors(body)
+    for error in errors:
         for leaf in _leaves(error):
             for pointer, expected, observed, severity in _classify(leaf):
                 if check == "request":  # the provider would refuse the request: never additive

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import schemas
+from mockserver.scenario import EXPLAIN_SECONDS, ScenarioError, parse_data
+from mockserver.validation import explain
 from nanobanana.providers import adapter
 
 __all__ = ["DEFAULT_REPORT_DIR", "RunOptions", "UsageError", "live_problems", "load_scenario"]
@@ -61,17 +61,22 @@ def parse_providers(values: Iterable[str] | None) -> tuple[str, ...]:
 def load_scenario(path: str) -> dict[str, Any]:
     """A drift scenario: a scenario object (``{"faults": [...]}``, schemas/mock/scenario.json),
     one fault rule, or a list of rules; JSON or YAML."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    try:  # the mock's reader: nesting, size, aliases and plain types are bounded
+        data = parse_data(Path(path).read_text(encoding="utf-8"), source=path)
+    except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--scenario {path}: {exc}") from exc
+    except ScenarioError as exc:
+        raise UsageError(f"--scenario {'; '.join(exc.problems)}") from exc
     if isinstance(data, list):
         data = {"faults": data}
     elif isinstance(data, Mapping) and "effect" in data:
         data = {"faults": [data]}
     if not isinstance(data, Mapping):
         raise UsageError(f"--scenario {path}: expected a scenario object or fault rules")
-    errors = sorted(schemas.validator("mock", "scenario").iter_errors(data), key=str)
+    found = explain(schemas.validator("mock", "scenario"), data, seconds=EXPLAIN_SECONDS)
+    errors = sorted(found.errors, key=str)
+    if not errors and not found.complete:  # the check ran out of time: refuse, say why
+        raise UsageError(f"--scenario {path}: {found.tail()}")
     if errors:
         where = "/".join(map(str, errors[0].absolute_path))
         raise UsageError(f"--scenario {path}: {where or '/'}: {errors[0].message}")

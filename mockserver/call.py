@@ -14,7 +14,7 @@ from aiohttp import web
 
 from .faults import JobEffects
 from .http import BodyError, check_body_headers, parse_body, too_large
-from .journal import MAX_ENTRY_FINDINGS, Entry
+from .journal import MAX_ENTRY_FINDINGS, Entry, capped
 
 __all__ = ["CALL", "NO_EFFECTS", "UNKNOWN", "Call", "call_of", "note"]
 
@@ -72,4 +72,8 @@ def note(request: web.Request, **fields: Any) -> None:
     if entry is None:
         return
     for name, value in fields.items():
-        setattr(entry, name, value[:MAX_ENTRY_FINDINGS] if name == "findings" else value)
+        if name == "findings":
+            value = value[:MAX_ENTRY_FINDINGS]
+        elif name == "problems":
+            value = capped(value)
+        setattr(entry, name, value)

@@ -37,6 +37,7 @@ from .faults import FaultEngine, RuleError
 from .http import BodyError, fingerprint, json_response, parse_json, problems_of
 from .intercept import DRIFT, SOURCES, STRAY
 from .jobs import TERMINAL, Failure, Job
+from .journal import capped
 from .quotas import Ledger, RateLimiter
 from .state import STATE, MockState
 
@@ -205,6 +206,8 @@ async def _body(request: web.Request, required: bool = True) -> dict[str, Any]:
     try:
         body = parse_json(raw)  # strict, as for provider bodies: no NaN, no Infinity
     except BodyError as err:
+        if err.kind == "too_deep":  # past MAX_JSON_DEPTH, as for provider bodies
+            raise ControlError(413, err.message) from None
         raise ControlError(400, f"body is not valid JSON: {err.message}") from None
     if not isinstance(body, dict):
         raise ControlError(400, "body must be a JSON object")
@@ -247,7 +250,7 @@ async def reset(request: web.Request) -> web.Response:
     if scenario is not None:
         problems = problems_of(schemas.validator("mock", "scenario"), scenario)
         if problems:
-            raise ControlError(400, "invalid scenario", [str(p) for p in problems[:20]])
+            raise ControlError(400, "invalid scenario", [str(p) for p in problems])
         settings = {**scenario.get("settings", {}), **settings}
     try:
         config = dataclasses.replace(base, **_settings(settings))
@@ -271,7 +274,7 @@ def _try_scenarios(config: MockConfig, scenarios: list[dict[str, Any]]) -> None:
         for scenario in scenarios:
             _apply(faults, ledger, limiter, 0.0, scenario)
     except RuleError as err:
-        raise ControlError(400, "invalid scenario", err.problems[:20]) from None
+        raise ControlError(400, "invalid scenario", capped(err.problems)) from None
     except (ValueError, TypeError, KeyError) as err:
         raise ControlError(400, f"invalid scenario: {err}") from None
 

@@ -24,9 +24,10 @@ from typing import Any
 
 import schemas
 
-from .http import Problem, fingerprint, problems_of
+from .http import MAX_PROBLEMS, Problem, fingerprint, problems_of
 from .jobs import Failure, Surface
 from .journal import redact
+from .validation import is_valid
 
 __all__ = ["FaultEngine", "Fired", "JobEffects", "RequestFacts", "RuleError", "prompt_rules"]
 
@@ -298,10 +299,25 @@ def _number(text: str) -> float | None:
 
 
 def _check_markers(fired: list[Fired]) -> None:
-    """Markers follow the rule schema too: an unknown status or error type is refused."""
+    """Markers follow the rule schema too: an unknown status or error type is refused. A
+    prompt may hold a thousand markers: each distinct one is checked once, by jsonschema-rs,
+    and at most MAX_PROBLEMS problems are explained (then counted)."""
     problems: list[Problem] = []
     validator = schemas.validator("mock", "fault_rule")
+    seen: set[str] = set()
+    unexplained = 0  # invalid markers past the problems shown
     for item in fired:
-        problems += problems_of(validator, {"effect": {item.kind: dict(item.params)}})
+        rule = {"effect": {item.kind: dict(item.params)}}
+        key = repr(rule)
+        if key in seen or is_valid("mock", "fault_rule", rule):
+            continue
+        seen.add(key)
+        if len(problems) < MAX_PROBLEMS:
+            problems += problems_of(validator, rule)
+        else:
+            unexplained += 1
     if problems:
-        raise RuleError([f"prompt marker: {p}" for p in problems])
+        lines = [f"prompt marker: {p}" for p in problems[:MAX_PROBLEMS]]
+        if unexplained:
+            lines.append(f"... and {unexplained} more invalid prompt markers")
+        raise RuleError(lines)

@@ -7,31 +7,42 @@ error that a client should see, already in that provider's envelope; ContractVio
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
 import re
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from .validation import MAX_PROBLEMS, explain
+
 __all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_PROBLEMS",
+    "MORE_PROBLEMS",
     "ApiError",
     "BodyError",
     "Problem",
     "check_body_headers",
     "fingerprint",
     "json_response",
+    "load_json",
     "origin",
     "parse_body",
     "parse_json",
     "problems_of",
+    "too_deep",
 ]
 
 JSON_TYPES = ("application/json",)
+MORE_PROBLEMS = "more_problems"  # the rule of the Problem that counts those not shown
 
 
 class ApiError(Exception):
@@ -75,6 +86,8 @@ class Problem:
         return ".".join(str(part) for part in self.loc) or "body"
 
     def __str__(self) -> str:
+        if self.rule == MORE_PROBLEMS:  # "... and 480 more problems" stands alone
+            return self.message
         return f"{self.where}: {self.message}"
 
 
@@ -125,7 +138,7 @@ class BodyError(Exception):
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind  # "content_type" | "too_large" | "json"
+        self.kind = kind  # "content_type" | "too_large" | "too_deep" | "json"
         self.message = message
 
 
@@ -142,6 +155,58 @@ def _finite_float(text: str) -> float:
 
 LONG_NUMBER = re.compile(rb"\d{19}")  # an integer orjson would turn into a float
 DIGITS = b"0123456789"
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects in any JSON the mock reads from outside: provider and
+control-plane bodies, scenario files, recordings, upstream answers. Real bodies nest 3 deep;
+past a few hundred levels the standard library, orjson (which writes at most 254) and the
+validators fail in ways a client could otherwise provoke. A deeper body is refused (413)."""
+# a JSON string; a missing closing quote is a match too, so the search stays linear
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def too_deep(raw: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays and objects more than ``limit`` levels deep.
+
+    Cheap on the hot path (fewer brackets than ``limit`` cannot nest deeper); otherwise
+    strings are dropped and the deepest running count of open brackets is taken, in C
+    (about 10 ms for 256 KiB of brackets). Linear on any input; text whose brackets do not
+    balance is not JSON, and is left to the parser to refuse."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    # strings dropped, then +1 for an opener and -1 (0xff as a signed byte) for a closer
+    steps = _JSON_STRING.sub(b"", data).translate(_STEPS, _NOT_BRACKETS)
+    if steps.count(b"\x01") * 2 != len(steps):
+        return False  # unbalanced: not JSON, which the parser says better
+    leaves = steps.replace(b"\x01\xff", b"")  # empty innermost pairs: each path loses one level
+    if len(leaves) < len(steps):
+        steps, limit = leaves, limit - 1
+    return bool(steps) and max(accumulate(array("b", steps))) > limit
+
+
+MANY_CONTAINERS = 1_000
+"""Above this many arrays and objects a body is parsed with the cyclic garbage collector
+paused: it would otherwise run every 700 new containers and walk them all again, which made
+a 256 KiB body of nested arrays take 50-250 ms to parse instead of 10 ms (JSON has no
+cycles; what the collector has to do it does once, after)."""
+
+
+def deep_error(limit: int = MAX_JSON_DEPTH) -> BodyError:
+    return BodyError("too_deep", f"JSON nesting is deeper than {limit} levels")
+
+
+def load_json(raw: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` for JSON read from outside that is not a request body (recordings,
+    upstream answers): a ValueError when it nests deeper than ``limit`` levels."""
+    if too_deep(raw, limit):
+        raise ValueError(f"JSON nesting is deeper than {limit} levels")
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nesting is too deep") from None
 
 
 def check_body_headers(request: web.Request, max_bytes: int) -> None:
@@ -178,7 +243,22 @@ def _may_hold_a_long_number(raw: bytes) -> bool:
 def parse_json(raw: bytes) -> Any:
     """Strict JSON (UTF-8, no NaN or Infinity, finite numbers): orjson when it reads the body
     exactly as the standard library would, else the standard library, whose errors say
-    where the body went wrong."""
+    where the body went wrong. Nesting deeper than :data:`MAX_JSON_DEPTH` is refused first."""
+    containers = raw.count(b"[") + raw.count(b"{")  # at most: strings may hold some
+    if containers > MAX_JSON_DEPTH and too_deep(raw):
+        raise deep_error()
+    if containers > MANY_CONTAINERS:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return _parse_json(raw)
+        finally:
+            if collecting:
+                gc.enable()
+    return _parse_json(raw)
+
+
+def _parse_json(raw: bytes) -> Any:
     if not _may_hold_a_long_number(raw):  # orjson reads big integers as floats
         try:
             return orjson.loads(raw)
@@ -198,14 +278,17 @@ def parse_json(raw: bytes) -> Any:
         ) from None
     except ValueError as exc:
         raise BodyError("json", f"malformed JSON: {exc}") from None
-    except RecursionError:
+    except RecursionError:  # only a malformed body gets here: a deep whole one is refused above
         raise BodyError("json", "JSON nesting is too deep") from None
 
 
-def problems_of(validator: Any, instance: Any) -> list[Problem]:
-    """Every schema violation of ``instance``, as :class:`Problem` s sorted by location."""
+def problems_of(validator: Any, instance: Any, limit: int = MAX_PROBLEMS) -> list[Problem]:
+    """The schema violations of ``instance``, as :class:`Problem` s sorted by location: at
+    most ``limit``, then one ``more_problems`` Problem counting the rest. Bounded in time
+    and size whatever the instance (:func:`mockserver.validation.explain`)."""
+    found = explain(validator, instance, limit)
     problems: list[Problem] = []
-    for error in validator.iter_errors(instance):
+    for error in found.errors:
         loc = tuple(error.absolute_path)
         if error.validator == "required" and isinstance(error.instance, dict):
             for name in error.validator_value:
@@ -213,7 +296,11 @@ def problems_of(validator: Any, instance: Any) -> list[Problem]:
                     problems.append(Problem((*loc, name), "required", "field required"))
             continue
         problems.append(Problem(loc, str(error.validator), _message(error)))
-    return sorted(problems, key=lambda p: (tuple(map(str, p.loc)), p.rule))
+    shown = sorted(problems, key=lambda p: (tuple(map(str, p.loc)), p.rule))[:limit]
+    tail = found.tail(len(problems) - len(shown))
+    if tail is not None:
+        shown.append(Problem((), MORE_PROBLEMS, tail))
+    return shown
 
 
 def _message(error: Any) -> str:

@@ -12,11 +12,12 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from .http import fingerprint
+from .http import MAX_PROBLEMS, fingerprint
 
-__all__ = ["MAX_ENTRY_FINDINGS", "Entry", "Journal", "redact"]
+__all__ = ["MAX_ENTRY_FINDINGS", "MAX_ENTRY_PROBLEMS", "Entry", "Journal", "capped", "redact"]
 
 MAX_ENTRY_FINDINGS = 20  # contract findings kept per entry (the drift report keeps them all)
+MAX_ENTRY_PROBLEMS = MAX_PROBLEMS  # problems kept per entry, then one line counting the rest
 FILTERS = ("provider", "operation", "method", "status", "request_id", "key_id", "fault", "model")
 
 
@@ -26,6 +27,17 @@ def redact(key: str | None) -> str | None:
     if not key:
         return None
     return "fp:" + fingerprint(key)[:8]
+
+
+def capped(problems: list[str]) -> list[str]:
+    """At most :data:`MAX_ENTRY_PROBLEMS` problems, then one line counting the rest (a list
+    already capped, ending with its own count line, is kept as it is)."""
+    if len(problems) <= MAX_ENTRY_PROBLEMS or (
+        len(problems) == MAX_ENTRY_PROBLEMS + 1 and problems[-1].startswith("... and ")
+    ):
+        return problems
+    rest = len(problems) - MAX_ENTRY_PROBLEMS
+    return [*problems[:MAX_ENTRY_PROBLEMS], f"... and {rest} more problems"]
 
 
 @lru_cache(maxsize=1024)

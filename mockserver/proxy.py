@@ -40,9 +40,10 @@ from conformance.report import Report
 from .call import note
 from .config import ConfigError, MockConfig
 from .faults import RequestFacts
-from .http import origin, problems_of
+from .http import load_json, origin, problems_of
 from .providers.base import Provider
 from .replay import Exchange, Recorder, map_strings, redact_key, under, url_path
+from .validation import explain
 
 __all__ = ["Proxy", "Report"]
 
@@ -226,12 +227,20 @@ class Proxy:
                 provider.name, operation, label, "", "a JSON body", observed, BREAKING, "request"
             )
             return [finding]
-        problems = problems_of(schemas.validator(provider.name, schema), body)
+        validator = schemas.validator(provider.name, schema)
+        problems = problems_of(validator, body)
         note(request, validation="invalid" if problems else "ok", problems=list(map(str, problems)))
         if not problems:
             return []  # no schema error, no finding: spare a second validation
+        errors = explain(validator, body).errors  # a client's body: bounded, like problems_of
         return schema_findings(
-            provider.name, schema, body, operation=operation, request=label, check="request"
+            provider.name,
+            schema,
+            body,
+            operation=operation,
+            request=label,
+            check="request",
+            errors=errors,
         )
 
     @staticmethod
@@ -336,8 +345,8 @@ def _parse(content_type: str, data: bytes) -> tuple[Any, bool]:
     if kind != "application/json" and not kind.endswith("+json"):
         return None, False
     try:
-        return json.loads(data), True
-    except (ValueError, RecursionError):
+        return load_json(data), True  # nested deeper than MAX_JSON_DEPTH: "not JSON"
+    except ValueError:
         return None, False
 
 
@@ -345,8 +354,8 @@ def _json_or_none(data: bytes) -> Any:
     if not data.strip():
         return None
     try:
-        return json.loads(data)
-    except (ValueError, RecursionError):
+        return load_json(data)
+    except ValueError:
         return None
 
 

@@ -34,7 +34,7 @@ from yarl import URL
 
 from .config import ConfigError
 from .faults import RequestFacts
-from .http import origin
+from .http import MAX_JSON_DEPTH, load_json, origin
 from .providers.base import Provider
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 MAX_RECORDED_BYTES = 8 * 1024 * 1024
+RECORD_DEPTH = MAX_JSON_DEPTH + 1  # a record holds bodies one level down; no deeper is read
 REDACTED = "[redacted]"
 RECORDED_HEADERS = frozenset({"content-type", "retry-after", "x-cost", "x-remaining-credits"})
 RECORDED_PREFIXES = ("x-rate", "ratelimit")  # x-rate-limit-*, x-ratelimit-*, ratelimit-*
@@ -206,7 +207,7 @@ class Replay:
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = load_json(line, RECORD_DEPTH)
                     missing = [name for name in REQUIRED if name not in record]
                 except ValueError as exc:
                     raise ConfigError(f"{path}:{number}: not JSON: {exc}") from None
@@ -263,8 +264,8 @@ async def _json_body(request: web.Request) -> Any:
     if not request.body_exists:
         return None
     try:
-        return json.loads(await request.read())
-    except (ValueError, RecursionError):
+        return load_json(await request.read())
+    except ValueError:
         return None
 
 

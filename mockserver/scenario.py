@@ -39,12 +39,16 @@ from jsonschema.exceptions import ValidationError, best_match
 
 import schemas
 
-__all__ = ["ScenarioError", "load_scenario", "parse_scenario"]
+from .http import MAX_JSON_DEPTH, too_deep
+from .validation import Explanation, explain
+
+__all__ = ["ScenarioError", "load_scenario", "parse_data", "parse_scenario"]
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
-MAX_DEPTH = 64
+MAX_DEPTH = MAX_JSON_DEPTH  # the one nesting bound of every JSON the mock reads
 MAX_PROBLEMS = 100
+EXPLAIN_SECONDS = 2.0  # a file is read at start-up, before serving: it may be explained at length
 
 JsonPath = tuple[str | int, ...]
 
@@ -126,23 +130,36 @@ def parse_scenario(text: str, source: str = "<scenario>") -> dict[str, Any]:
     document is the empty scenario ``{}``. Raises :class:`ScenarioError` listing every problem,
     sorted by line, each as ``source:line:column: path: message``.
     """
-    text = text.removeprefix("\ufeff")
-    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise ScenarioError(f"{source}: larger than {MAX_BYTES} bytes")
-    located = _Located(source)
-    parse = _parse_json if text.lstrip().startswith("{") else _parse_yaml
-    data = parse(text, located)
-    if located.problems:
-        raise ScenarioError(_render(source, located.problems))
+    located, data = _read(text, source)
     if data is None:  # no document, or an empty one
         return {}
     if not isinstance(data, dict):
         located.fail(located.at(()), (), f"the top level must be a mapping, got {_kind(data)}")
-    errors = schemas.validator("mock", "scenario").iter_errors(data)
-    problems = [p for error in errors for p in _explain(error, located)]
-    if problems:
-        raise ScenarioError(_render(source, problems))
+    found = explain(schemas.validator("mock", "scenario"), data, MAX_PROBLEMS, EXPLAIN_SECONDS)
+    problems = [p for error in found.errors for p in _explain(error, located)]
+    if problems or not found.complete:
+        raise ScenarioError(_render(source, problems, found))
     return data
+
+
+def parse_data(text: str, source: str = "<scenario>") -> Any:
+    """The plain data of a YAML or JSON document, with the checks of :func:`parse_scenario`
+    (size, nesting, aliases, plain types, duplicate keys) but no schema."""
+    return _read(text, source)[1]
+
+
+def _read(text: str, source: str) -> tuple[_Located, Any]:
+    text = text.removeprefix("\ufeff")
+    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise ScenarioError(f"{source}: larger than {MAX_BYTES} bytes")
+    located = _Located(source)
+    is_json = text.lstrip().startswith("{")
+    if is_json and too_deep(text, MAX_DEPTH + 1):  # the same bound as the walkers' below
+        located.fail(_Pos(1, 1), (), f"nested more than {MAX_DEPTH} levels deep")
+    data = (_parse_json if is_json else _parse_yaml)(text, located)
+    if located.problems:
+        raise ScenarioError(_render(source, located.problems))
+    return located, data
 
 
 def load_scenario(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -169,15 +186,21 @@ def load_scenario(path: str | os.PathLike[str]) -> dict[str, Any]:
 # --- rendering -----------------------------------------------------------------------------
 
 
-def _render(source: str, problems: Iterable[_Problem]) -> list[str]:
+def _render(
+    source: str, problems: Iterable[_Problem], found: Explanation | None = None
+) -> list[str]:
     lines = []
     for pos, path, message in sorted(
         set(problems), key=lambda p: (p.pos, _path_text(p.path), p.message)
     ):
         where = f"{_path_text(path)}: " if path else ""
         lines.append(f"{source}:{pos.line}:{pos.column}: {where}{message}")
-    if len(lines) > MAX_PROBLEMS:
-        lines[MAX_PROBLEMS:] = [f"{source}: ... and {len(lines) - MAX_PROBLEMS} more problems"]
+    extra = max(0, len(lines) - MAX_PROBLEMS)
+    del lines[MAX_PROBLEMS:]
+    # the rest, with what a bounded schema check found but did not explain
+    tail = found.tail(extra) if found else f"... and {extra} more problems" if extra else None
+    if tail is not None:
+        lines.append(f"{source}: {tail}")
     return lines
 
 

@@ -70,7 +70,7 @@ def problems_of(text: str, source: str = "s.yaml") -> list[str]:
 
 
 def test_public_api() -> None:
-    assert scenario.__all__ == ["ScenarioError", "load_scenario", "parse_scenario"]
+    assert scenario.__all__ == ["ScenarioError", "load_scenario", "parse_data", "parse_scenario"]
     assert issubclass(ScenarioError, ValueError)
 
 
@@ -294,7 +294,7 @@ settings: !!python/object/apply:os.system ["echo owned"]
         ),
         pytest.param(
             '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}",
-            "s.yaml:1:1: nested too deeply",
+            "s.yaml:1:1: nested more than 64 levels deep",
             id="very-deep-json",
         ),
         pytest.param("a: 1\n---\nb: 2\n", "s.yaml:2:1: YAML syntax error", id="two-documents"),
