@@ -21,7 +21,7 @@ import pytest
 from conformance.checks import BREAKING, Finding
 from conformance.report import Report
 from mockserver.config import ConfigError, MockConfig
-from mockserver.http import fingerprint
+from mockserver.http import ApiError, fingerprint
 from mockserver.jobs import JOB_BYTES, Failure, Job, JobStore, Output, Surface, WorkerPool
 from mockserver.quotas import MAX_KEYS, RateLimiter
 from tests.harness import KEYS, Mock
@@ -328,3 +328,137 @@ def test_drift_report_is_bounded() -> None:
     out = report.to_json()
     assert out["dropped"] == 5_000 - 49
     assert {f["pointer"]: f["times"] for f in out["findings"]}["/same"] == 5_000
+
+
+async def test_proxy_holds_bounded_bytes_of_answers_under_concurrency(
+    aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each upstream answer was bounded, but not how many were held at once."""
+    from aiohttp import web
+
+    from mockserver import proxy as proxy_module
+    from mockserver.app import create_app
+    from mockserver.intercept import SOURCES
+
+    release = asyncio.Event()
+    first_chunk = b'{"status":"QUEUED","pad":"' + b"x" * (64 * 1024)
+
+    async def slow_status(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        await resp.write(first_chunk)
+        await release.wait()
+        await resp.write(b"y" * 16 * 1024 + b'"}')
+        await resp.write_eof()
+        return resp
+
+    upstream = web.Application()
+    upstream.router.add_get("/v2/requests/{request_id}/status", slow_status)
+    up = await aiohttp_server(upstream)
+    monkeypatch.setattr(proxy_module, "MAX_HELD_BYTES", 150_000)
+    app = create_app(
+        MockConfig(
+            time_scale=0.0,
+            proxy={"segmind": str(up.make_url("")).rstrip("/")},
+            proxy_max_response_bytes=100_000,
+        )
+    )
+    server = await aiohttp_server(app)
+    (proxy,) = app[SOURCES]
+    assert proxy.max_held == 150_000
+
+    async def status(session: Any, rid: str) -> tuple[int, bytes]:
+        url = server.make_url(f"/v2/requests/{rid}/status")
+        async with session.get(url, headers=KEYS["segmind"]) as resp:
+            return resp.status, await resp.read()
+
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        held = [asyncio.create_task(status(session, f"r{i}")) for i in range(2)]
+        for _ in range(500):  # until both hold their first chunk (on the loop, no sleep)
+            if proxy.held >= 2 * len(first_chunk):
+                break
+            await asyncio.sleep(0)
+            await asyncio.sleep(0.001)
+        assert proxy.held >= 2 * len(first_chunk)
+        code, body = await asyncio.wait_for(status(session, "r3"), TIMEOUT)
+        assert code == 502 and b"upstream answers" in body
+        assert json.loads(body).keys() == {"error"}  # Segmind's envelope
+        release.set()
+        done = await asyncio.wait_for(asyncio.gather(*held), TIMEOUT)
+    assert [code for code, _ in done] == [200, 200]
+    assert proxy.held == 0
+
+
+async def test_fault_rules_are_capped(mock: Mock) -> None:
+    from mockserver.faults import MAX_RULES
+
+    rule = {"match": {"provider": "segmind"}, "effect": {"latency": {"fixed": 0.1}}}
+    for _ in range(MAX_RULES):
+        mock.state.faults.add(rule, 0.0)
+    resp = await asyncio.wait_for(mock.client.post("/_mock/faults", json=rule), TIMEOUT)
+    assert resp.status == 400
+    assert len(mock.state.faults.rules) == MAX_RULES
+
+
+def test_rate_limit_buckets_are_bounded() -> None:
+    limiter = RateLimiter()
+    limiter.set(60)  # every key its own bucket
+    for i in range(MAX_KEYS + 500):
+        limiter.take(f"key-{i}", True, 0.0)
+    assert len(limiter._buckets) == MAX_KEYS
+
+
+def test_proxy_remembers_bounded_urls_and_lifecycles() -> None:
+    from mockserver.proxy import MAX_FOLLOWED, MAX_STATUSES, MAX_TRACKED, Proxy
+
+    proxy = Proxy(MockConfig(proxy={"segmind": "https://api.example.com"}), Report(), None)
+    up, own = "https://api.example.com", "http://127.0.0.1:1"
+    for i in range(MAX_FOLLOWED + 100):
+        proxy._rebase("segmind", up, own, f"{up}/v2/requests/{i}/status")
+    assert len(proxy._followed) == MAX_FOLLOWED
+    assert proxy.owner(f"/v2/requests/{MAX_FOLLOWED + 99}/status") == "segmind"
+    assert proxy.owner("/v2/requests/0/status") is None  # the oldest went first
+    from mockserver.providers.segmind import Segmind
+    from mockserver.state import MockState
+
+    provider = Segmind(MockState.create(MockConfig()))
+    for i in range(MAX_TRACKED + 100):
+        proxy._lifecycle(provider, "status", 200, {"status": "QUEUED"}, f"id-{i}", "GET x")
+    assert len(proxy._lifecycles) == MAX_TRACKED
+    for i in range(MAX_STATUSES + 10):
+        status = "QUEUED" if i % 2 else "PROCESSING"
+        proxy._lifecycle(provider, "status", 200, {"status": status}, "busy", "GET x")
+    assert len(proxy._lifecycles[("segmind", "busy")]) == MAX_STATUSES
+
+
+async def test_replay_sequences_are_bounded_by_the_recording(tmp_path: Any) -> None:
+    """Unknown requests add nothing; a known one's cursor stays on its last answer."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from mockserver.faults import RequestFacts
+    from mockserver.providers.segmind import Segmind
+    from mockserver.replay import Replay
+    from mockserver.state import MockState
+
+    record = {
+        "provider": "segmind",
+        "method": "GET",
+        "path": "/v2/requests/r1/status",
+        "status": 200,
+        "response_body": {"status": "QUEUED", "request_id": "r1"},
+        "encoding": "json",
+    }
+    (tmp_path / "segmind.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    replay = Replay(tmp_path, ["segmind"])
+    provider = Segmind(MockState.create(MockConfig()))
+    facts = RequestFacts("segmind", "status", "GET", "k", None, None, {}, frozenset())
+    for i in range(200):
+        request = make_mocked_request("GET", f"/v2/requests/other-{i}/status")
+        with pytest.raises(ApiError):
+            await replay.answer(request, provider, facts)
+    for _ in range(5):
+        request = make_mocked_request("GET", "/v2/requests/r1/status")
+        assert (await replay.answer(request, provider, facts)).status == 200
+    assert len(replay._cursor) == 1
