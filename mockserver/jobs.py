@@ -74,7 +74,7 @@ class Job:
     provider: str
     model: str
     owner: str  # fingerprint of the API key: ids are only visible to their owner
-    prompt: str  # the request's prompt (bounded by its schema): echoed and drawn on images
+    text: bytes  # the request's prompt in UTF-8 (schema-bounded): see ``prompt``
     output: Output
     image_seed: int  # from the mock's seed and a digest of the whole body (never kept)
     cost: float
@@ -93,12 +93,16 @@ class Job:
     inputs: int = 0  # how many input images the request gave (answers count them)
     size: int = 0  # roughly what it holds in bytes, set when stored (see ``footprint``)
 
+    @property
+    def prompt(self) -> str:
+        """The request's prompt, echoed by answers and drawn on images. Kept as UTF-8: a str
+        of non-ASCII text takes 2 or 4 bytes a character, and CPython adds a UTF-8 copy the
+        first time it is written as JSON (160 KB for a prompt of 20,000 emoji, not 80)."""
+        return self.text.decode("utf-8", "surrogatepass")
+
     def footprint(self) -> int:
-        """Roughly what the job holds in memory, in bytes (``max_job_bytes`` counts it): an
-        ASCII prompt costs a byte a character; any other up to 4, plus up to 4 more for the
-        UTF-8 copy CPython caches in the string once it is written as JSON."""
-        prompt = self.prompt
-        return JOB_BYTES + (len(prompt) if prompt.isascii() else 8 * len(prompt))
+        """Roughly what the job holds in memory, in bytes (``max_job_bytes`` counts it)."""
+        return JOB_BYTES + len(self.text)
 
     @property
     def fail_at(self) -> float:

@@ -221,7 +221,7 @@ class Provider:
             self.name,
             model.name,
             owner,
-            prompt if isinstance(prompt, str) else str(prompt),
+            (prompt if isinstance(prompt, str) else str(prompt)).encode("utf-8", "surrogatepass"),
             output,
             model.image_seed(config.seed, body),
             cost,

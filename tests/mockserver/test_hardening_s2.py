@@ -119,9 +119,10 @@ async def test_store_is_bounded_in_bytes(mock_factory) -> None:
 
 def test_job_footprint_counts_what_a_prompt_costs() -> None:
     ascii_job = _job(0, prompt="a" * 1000)
-    wide_job = _job(1, prompt="\U0001f34c" * 1000)  # 4 bytes a character, and its UTF-8 copy
+    wide_job = _job(1, prompt="\U0001f34c" * 1000)  # kept as UTF-8: 4 bytes a character
     assert ascii_job.footprint() == JOB_BYTES + 1000
-    assert wide_job.footprint() == JOB_BYTES + 8000
+    assert wide_job.footprint() == JOB_BYTES + 4000
+    assert wide_job.prompt == "\U0001f34c" * 1000
 
 
 def test_max_job_bytes_is_a_setting() -> None:
@@ -140,7 +141,7 @@ def _job(seq: int, prompt: str = "p", ready: float = 1.0, duration: float = 10.0
         "seaart",
         "nano_banana_pro",
         "owner",
-        prompt,
+        prompt.encode(),
         OUTPUT,
         seq,
         0.04,
