@@ -188,57 +188,61 @@ class WorkerPool:
         20,000 queued jobs, or a job no one was waiting behind, re-plans nothing; cancelling
         the first of a full queue still moves every job behind it (one cheap pass). Returns
         how many jobs were re-planned (tests count work, not wall time)."""
-        live: list[Job] = []
         running: list[float] = []  # the workers' busy times, new plan
         old_running: list[float] = []  # and in the current plan
         waiting: list[Job] = []  # in submission order, ``changed`` among them if it waited
-        for j in self._inflight:
-            busy = j.busy_until
+        for j in self._inflight:  # one cheap pass: this is most of the cost
             if j is changed:
+                busy = j.busy_until
                 if waited:
                     waiting.append(j)
                 elif before > now:
                     old_running.append(before)
                 if busy > now:
-                    live.append(j)
                     if j.start_at <= now:
                         running.append(busy)
                     elif not waited:
                         waiting.append(j)
                 continue
-            if busy <= now:
+            if j.start_at > now:  # waiting (only ``changed`` can have stopped before its start)
+                waiting.append(j)
                 continue
-            live.append(j)
-            if j.start_at <= now:
+            busy = j.end_at if j.failure is None and j.cancelled_at is None else j.busy_until
+            if busy > now:
                 running.append(busy)
                 old_running.append(busy)
-            else:
-                waiting.append(j)
-        self._inflight = deque(live)
+            # a job done already stays until it reaches the head (``_prune``): it is neither
+            # running nor waiting, and ``queue_position`` does not count it
+        if changed is not None and changed.busy_until <= now and changed in self._inflight:
+            self._inflight.remove(changed)  # stopped before its start: it would count as waiting
         free = self._base(running, now)
         # Before ``changed``'s turn, a job that waited keeps its plan: the workers' free times
         # only move on through it. From ``changed`` on, the current plan (``old``) is replayed
         # beside the new one until both agree.
         old = None if waited else self._base(old_running, now)
         replanned = 0
+        replace = heapq.heapreplace
         for j in waiting:
             if old is None:  # not yet at ``changed``, which waited
                 if j is not changed:
-                    heapq.heapreplace(free, j.end_at if j.failure is None else j.busy_until)
+                    replace(free, j.end_at if j.failure is None else j.busy_until)
                     continue
                 old = list(free)
             if j is changed:
                 if waited:
-                    heapq.heapreplace(old, before)
+                    replace(old, before)
                 if j.busy_until > now:
                     self._assign(j, free)
                     replanned += 1
                 continue
             old_start, old_end = j.start_at, j.end_at
-            heapq.heapreplace(old, old_end if j.failure is None else j.busy_until)
-            self._assign(j, free)
+            failure = j.failure
+            replace(old, old_end if failure is None else j.busy_until)
+            start = j.start_at = max(j.ready_at, free[0])  # ``_assign``, inlined
+            end = j.end_at = start + j.duration
+            replace(free, end if failure is None else j.busy_until)
             replanned += 1
-            if j.start_at == old_start and j.end_at == old_end and sorted(free) == sorted(old):
+            if start == old_start and end == old_end and sorted(free) == sorted(old):
                 return replanned  # both plans agree from here on (and so does ``_free``)
         self._free = free
         return replanned
@@ -250,8 +254,8 @@ class WorkerPool:
         return free
 
     def queue_position(self, job: Job, now: float) -> int:
-        """How many jobs a worker will take before this one (0 once it is running)."""
-        if job.start_at <= now:
+        """How many jobs a worker will take before this one (0 once it is running, or done)."""
+        if job.start_at <= now or job.busy_until <= now:
             return 0
         self._prune(now)
         ahead = 0

@@ -214,11 +214,13 @@ def test_cancel_replans_the_same_as_a_full_replan(seed: int) -> None:
                 store.fail(target, Failure("y", surface=rng.choice(list(Surface))), now)
             else:
                 store.finish(target, now)
-        got = [(j.start_at, j.end_at) for j in store.jobs()]
+        got = [(j.start_at, j.end_at, store.queue_position(j, now)) for j in store.jobs()]
+        listed = store.queue_positions("seaart", now)
+        assert [listed.get(j.seq, 0) for j in store.jobs()] == [g[2] for g in got]
         pool = store.pool("seaart")
         saved = (list(pool._free), deque(pool._inflight))
         _reference_replan(pool, now)
-        want = [(j.start_at, j.end_at) for j in store.jobs()]
+        want = [(j.start_at, j.end_at, store.queue_position(j, now)) for j in store.jobs()]
         assert got == want, f"seed {seed}, step {step}"
         pool._free, pool._inflight = saved
 
@@ -463,3 +465,16 @@ async def test_replay_sequences_are_bounded_by_the_recording(tmp_path: Any) -> N
         request = make_mocked_request("GET", "/v2/requests/r1/status")
         assert (await replay.answer(request, provider, facts)).status == 200
     assert len(replay._cursor) == 1
+
+
+def test_spending_and_credit_accounts_are_bounded() -> None:
+    from mockserver.quotas import Ledger
+
+    store = JobStore(workers=1, max_jobs=10, max_owners=100)
+    for i in range(1_000):
+        store.charge(f"owner-{i}", 0.04)
+    assert len(store._owners) == 100
+    ledger = Ledger()
+    for i in range(MAX_KEYS + 100):
+        ledger.set(f"key-{i}", 1.0)
+    assert len(ledger._accounts) == MAX_KEYS
