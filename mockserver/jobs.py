@@ -158,6 +158,13 @@ class WorkerPool:
         self._free = [0.0] * workers  # heap of the times each worker becomes free
         self._inflight: deque[Job] = deque()  # planned, not yet done, in submission order
         self._pruned_at = -math.inf  # the oldest in-flight job was still busy then
+        # Queue positions, all worked out in one pass when a second job asks at the same
+        # time under the same plan (polling every job of a queue of n is then n, not n²);
+        # ``_version`` moves whenever a start time may have.
+        self._version = 0
+        self._positions: dict[int, int] = {}
+        self._positions_key: tuple[float, int] | None = None
+        self._walked_key: tuple[float, int] | None = None
 
     def plan(self, job: Job, now: float) -> None:
         if job.failure is not None and job.failure.surface is Surface.SUBMIT:
@@ -165,6 +172,7 @@ class WorkerPool:
             return
         self._assign(job, self._free)
         self._inflight.append(job)
+        self._version += 1
         if now > self._pruned_at:  # until time moves, the oldest job is still busy
             self._prune(now)
 
@@ -188,6 +196,7 @@ class WorkerPool:
         20,000 queued jobs, or a job no one was waiting behind, re-plans nothing; cancelling
         the first of a full queue still moves every job behind it (one cheap pass). Returns
         how many jobs were re-planned (tests count work, not wall time)."""
+        self._version += 1
         running: list[float] = []  # the workers' busy times, new plan
         old_running: list[float] = []  # and in the current plan
         waiting: list[Job] = []  # in submission order, ``changed`` among them if it waited
@@ -257,6 +266,12 @@ class WorkerPool:
         """How many jobs a worker will take before this one (0 once it is running, or done)."""
         if job.start_at <= now or job.busy_until <= now:
             return 0
+        key = (now, self._version)
+        if self._positions_key == key:
+            return self._positions.get(job.seq, 0)
+        if self._walked_key == key:  # a second job asks: answer every job at once
+            return self.queue_positions(now).get(job.seq, 0)
+        self._walked_key = key
         self._prune(now)
         ahead = 0
         for other in self._inflight:
@@ -268,7 +283,11 @@ class WorkerPool:
 
     def queue_positions(self, now: float) -> dict[int, int]:
         """The queue position of every waiting job, by ``seq``, in one pass (a listing of
-        n jobs asks :meth:`queue_position` n times otherwise: a walk each, n² in all)."""
+        n jobs asks :meth:`queue_position` n times otherwise: a walk each, n² in all).
+        Kept until the time or the plan changes; read it, never change it."""
+        key = (now, self._version)
+        if self._positions_key == key:
+            return self._positions
         self._prune(now)
         positions: dict[int, int] = {}
         ahead = 0
@@ -276,6 +295,7 @@ class WorkerPool:
             if other.start_at > now:
                 positions[other.seq] = ahead
                 ahead += 1
+        self._positions, self._positions_key = positions, key
         return positions
 
     def forget(self, job: Job) -> None:
