@@ -8,7 +8,7 @@ PORT   ?= 8080
 SEED   ?= 0
 TIME_SCALE ?= 10
 
-.PHONY: venv serve test lint conformance clean fuzz
+.PHONY: venv serve test lint conformance clean fuzz bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

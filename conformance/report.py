@@ -29,8 +29,9 @@ class Report:
         self.started = datetime.now(UTC)
         self.checks: Counter[str] = Counter()  # provider -> checks run
         self._findings: dict[tuple[Any, ...], Finding] = {}
-        self._seen: Counter[tuple[Any, ...]] = Counter()
-        self._max = max_findings
+        self._seen: Counter[tuple[Any, ...]] = Counter()  # only of the findings kept
+        self._max = max_findings  # distinct findings kept (a proxy's report lives for days)
+        self.dropped = 0  # findings not kept: new ones seen after the report was full
         self._lock = threading.Lock()
 
     def checked(self, provider: str, count: int = 1) -> None:
@@ -43,10 +44,13 @@ class Report:
         with self._lock:
             for finding in findings:
                 key = _key(finding)
-                self._seen[key] += 1
-                if key not in self._findings and len(self._findings) < self._max:
+                if key not in self._findings:
+                    if len(self._findings) >= self._max:
+                        self.dropped += 1
+                        continue
                     self._findings[key] = finding
                     added.append(finding)
+                self._seen[key] += 1
         return added
 
     @property
@@ -79,6 +83,7 @@ class Report:
             "started": self.started.isoformat(),
             "summary": self.summary(),
             "breaking": len(self.breaking),
+            "dropped": self.dropped,
             "findings": [
                 {
                     **f.to_dict(),

@@ -109,6 +109,15 @@ class MockConfig:
     max_jobs: int = field(
         default=100_000, metadata=_opt("jobs kept in memory; the oldest go first")
     )
+    # A job keeps its prompt and a few numbers, not its body (about 1 KiB plus the prompt):
+    # 256 MiB holds the 100,000 jobs of ``max_jobs`` with long prompts, and stops 20,000-
+    # character prompts from growing the store past it.
+    max_job_bytes: int = field(
+        default=256 * 1024 * 1024,
+        metadata=_opt(
+            "memory the kept jobs may hold (their prompts and bookkeeping); the oldest go first"
+        ),
+    )
     image_cache_bytes: int = field(
         default=256 * 1024 * 1024, metadata=_opt("memory for rendered images (LRU)")
     )

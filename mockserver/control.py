@@ -38,7 +38,7 @@ from .http import BodyError, fingerprint, json_response, parse_json, problems_of
 from .intercept import DRIFT, SOURCES, STRAY
 from .jobs import TERMINAL, Failure, Job
 from .journal import capped
-from .quotas import Ledger, RateLimiter
+from .quotas import Ledger, LimitError, RateLimiter
 from .state import STATE, MockState
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
@@ -361,7 +361,8 @@ async def set_clock(request: web.Request) -> web.Response:
 # -- jobs --------------------------------------------------------------------------------------
 
 
-def job_view(state: MockState, job: Job) -> dict[str, Any]:
+def job_view(state: MockState, job: Job, position: int | None = None) -> dict[str, Any]:
+    """What the control plane shows of a job; ``position`` when already known (a listing)."""
     now = state.clock.now()
     current = job.state(now)
     failure = job.failure
@@ -376,7 +377,7 @@ def job_view(state: MockState, job: Job) -> dict[str, Any]:
         "end_at": job.end_at,
         "expires_at": job.expires_at,
         "polls": job.polls,
-        "queue_position": state.store.queue_position(job, now),
+        "queue_position": state.store.queue_position(job, now) if position is None else position,
         "cost": job.cost,
         "output": {
             "width": job.output.width,
@@ -410,16 +411,38 @@ def _text(body: dict[str, Any], name: str, default: str) -> str:
     return value
 
 
+# A listing shows at most this many jobs (``limit``, default ``JOBS_PAGE``): 20,000 job views
+# would be megabytes of JSON built on the event loop. ``total`` counts them all.
+JOBS_PAGE = 1000
+JOBS_PAGE_MAX = 10_000
+
+
 async def list_jobs(request: web.Request) -> web.Response:
+    """The live jobs, oldest first: at most ``limit`` of them, and how many there are.
+    Queue positions come from one pass per provider (not a walk per job)."""
     state = _state(request)
     provider = request.query.get("provider")
+    text = request.query.get("limit", str(JOBS_PAGE))
+    if not (text.isascii() and text.isdigit() and 1 <= len(text) <= 6) or not (
+        1 <= int(text) <= JOBS_PAGE_MAX
+    ):
+        raise ControlError(400, f"limit must be an integer from 1 to {JOBS_PAGE_MAX}")
+    limit = int(text)
     now = state.clock.now()
-    jobs = [
-        job_view(state, job)
-        for job in state.store.jobs()
+    store = state.store
+    live = [
+        job
+        for job in store.jobs()
         if (provider is None or job.provider == provider) and now < job.expires_at
     ]
-    return json_response(200, {"jobs": jobs})
+    positions: dict[str, dict[int, int]] = {}
+    views = []
+    for job in live[:limit]:
+        lane = positions.get(job.provider)
+        if lane is None:
+            lane = positions[job.provider] = store.queue_positions(job.provider, now)
+        views.append(job_view(state, job, lane.get(job.seq, 0)))
+    return json_response(200, {"jobs": views, "total": len(live), "limit": limit})
 
 
 async def get_job(request: web.Request) -> web.Response:
@@ -536,7 +559,10 @@ async def set_limits(request: web.Request) -> web.Response:
     if scope not in ("generate", "all"):
         raise ControlError(400, "scope must be generate or all")
     limiter = _state(request).limiter
-    limiter.set(_number(body, "rpm", minimum=MIN_RPM, maximum=MAX_RPM), key=key, scope=scope)
+    try:
+        limiter.set(_number(body, "rpm", minimum=MIN_RPM, maximum=MAX_RPM), key=key, scope=scope)
+    except LimitError as err:
+        raise ControlError(400, str(err)) from None
     return json_response(200, limiter.public())
 
 

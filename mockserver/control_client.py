@@ -554,7 +554,8 @@ class JobControl(_Part):
         body = _drop_none(state=state, error=error, error_type=error_type)
         return JobInfo.from_json(self._request("POST", f"/jobs/{job_id}/state", body))
 
-    def list(self, provider: str | None = None) -> JobList:
-        """Every job held, optionally of one provider."""
-        answer = self._request("GET", "/jobs", query={"provider": provider})
+    def list(self, provider: str | None = None, limit: int | None = None) -> JobList:
+        """The jobs held, oldest first, optionally of one provider: at most ``limit``
+        (the server's default page is 1,000, its maximum 10,000)."""
+        answer = self._request("GET", "/jobs", query={"provider": provider, "limit": limit})
         return [JobInfo.from_json(job) for job in answer["jobs"]]

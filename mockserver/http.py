@@ -153,8 +153,9 @@ def _finite_float(text: str) -> float:
     return value
 
 
-LONG_NUMBER = re.compile(rb"\d{19}")  # an integer orjson would turn into a float
-DIGITS = b"0123456789"
+# a run of 19 digits: an integer orjson would turn into a float (every digit made a 0 first)
+LONG_RUN = b"0" * 19
+ZEROED = bytes.maketrans(b"123456789", b"000000000")
 
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects in any JSON the mock reads from outside: provider and
@@ -236,8 +237,10 @@ def _is_json(media_type: str) -> bool:
 
 
 def _may_hold_a_long_number(raw: bytes) -> bool:
-    """A run of 19 digits or more (counting digits first is cheaper than the search)."""
-    return len(raw) - len(raw.translate(None, DIGITS)) >= 19 and bool(LONG_NUMBER.search(raw))
+    """A run of 19 digits or more: every digit made a 0, then a plain substring search
+    (``re`` took 17 µs on the documentation's 1.8 KB body, whose image URLs hold many
+    digits; this takes 2)."""
+    return LONG_RUN in raw.translate(ZEROED)
 
 
 def parse_json(raw: bytes) -> Any:

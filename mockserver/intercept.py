@@ -228,7 +228,7 @@ class Pipeline:
             try:
                 if provider is not None and (
                     state.faults.rules
-                    or state.limiter.limits
+                    or state.limiter
                     or self.sources
                     or (target.operation in GENERATE and MARKER in await _raw(request))
                 ):
@@ -322,7 +322,7 @@ class Pipeline:
         prompt: str | None = None
         if target.operation == "image":
             job = state.store.get(request.match_info.get("job_id", ""), state.clock.now())
-            prompt = str(job.request.get("prompt", "")) if job is not None else None
+            prompt = job.prompt if job is not None else None
         body = await _peek_json(request, state, call, bool(state.faults.rules))
         if isinstance(body, dict) and isinstance(body.get("prompt"), str):
             prompt = body["prompt"]
@@ -337,7 +337,7 @@ class Pipeline:
             job = state.store.get(request_id, state.clock.now()) if request_id else None
             if job is not None and job.provider == provider.name:
                 model = job.model
-                prompt = str(job.request.get("prompt", ""))
+                prompt = job.prompt
         return RequestFacts(
             provider=provider.name,
             operation=target.operation,
@@ -405,7 +405,7 @@ def _drifts_here(
 
 
 def _take_token(provider: Provider, facts: RequestFacts, state: MockState) -> None:
-    if not facts.key or not state.limiter.limits or 429 not in facts.declared:
+    if not facts.key or not state.limiter or 429 not in facts.declared:
         return
     wait = state.limiter.take(
         fingerprint(facts.key), facts.operation in GENERATE, state.clock.now()

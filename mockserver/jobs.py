@@ -14,9 +14,14 @@ import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-__all__ = ["TERMINAL", "Failure", "Job", "JobStore", "Output", "State", "Surface"]
+__all__ = ["JOB_BYTES", "TERMINAL", "Failure", "Job", "JobStore", "Output", "State", "Surface"]
+
+# What a job costs in memory besides its prompt: the Job object (slots), its id, owner and
+# float fields, and its places in the store's dict and queues (measured with tracemalloc,
+# rounded up). A job keeps no part of the request body but its prompt, so this and the
+# prompt's size are what ``JobStore`` counts against ``max_job_bytes``.
+JOB_BYTES = 1024
 
 
 class State(StrEnum):
@@ -69,9 +74,9 @@ class Job:
     provider: str
     model: str
     owner: str  # fingerprint of the API key: ids are only visible to their owner
-    request: dict[str, Any]  # the validated body, kept whole
+    text: bytes  # the request's prompt in UTF-8 (schema-bounded): see ``prompt``
     output: Output
-    image_seed: int | None  # None until its images or seed are first asked for
+    image_seed: int  # from the mock's seed and a digest of the whole body (never kept)
     cost: float
     submitted_at: float
     ready_at: float  # earliest time a worker may take it (dispatch delay)
@@ -84,6 +89,20 @@ class Job:
     cancelled_at: float | None = None
     polls: int = 0
     file_size: int | None = None  # bytes of its first image, once rendered
+    seed: int | None = None  # the seed the request asked for, if any (answers echo it)
+    inputs: int = 0  # how many input images the request gave (answers count them)
+    size: int = 0  # roughly what it holds in bytes, set when stored (see ``footprint``)
+
+    @property
+    def prompt(self) -> str:
+        """The request's prompt, echoed by answers and drawn on images. Kept as UTF-8: a str
+        of non-ASCII text takes 2 or 4 bytes a character, and CPython adds a UTF-8 copy the
+        first time it is written as JSON (160 KB for a prompt of 20,000 emoji, not 80)."""
+        return self.text.decode("utf-8", "surrogatepass")
+
+    def footprint(self) -> int:
+        """Roughly what the job holds in memory, in bytes (``max_job_bytes`` counts it)."""
+        return JOB_BYTES + len(self.text)
 
     @property
     def fail_at(self) -> float:
@@ -139,6 +158,13 @@ class WorkerPool:
         self._free = [0.0] * workers  # heap of the times each worker becomes free
         self._inflight: deque[Job] = deque()  # planned, not yet done, in submission order
         self._pruned_at = -math.inf  # the oldest in-flight job was still busy then
+        # Queue positions, all worked out in one pass when a second job asks at the same
+        # time under the same plan (polling every job of a queue of n is then n, not n²);
+        # ``_version`` moves whenever a start time may have.
+        self._version = 0
+        self._positions: dict[int, int] = {}
+        self._positions_key: tuple[float, int] | None = None
+        self._walked_key: tuple[float, int] | None = None
 
     def plan(self, job: Job, now: float) -> None:
         if job.failure is not None and job.failure.surface is Surface.SUBMIT:
@@ -146,30 +172,106 @@ class WorkerPool:
             return
         self._assign(job, self._free)
         self._inflight.append(job)
+        self._version += 1
         if now > self._pruned_at:  # until time moves, the oldest job is still busy
             self._prune(now)
 
     def release(self, job: Job, now: float) -> None:
         """Cancel ``job`` at ``now``: free its worker and re-plan the jobs still waiting."""
+        before, waited = job.busy_until, job.start_at > now
         job.cancelled_at = now
-        self.replan(now)
+        self.replan(now, job, before, waited)
 
-    def replan(self, now: float) -> None:
-        """Re-plan the waiting jobs after a job stopped early (cancelled, failed, finished)."""
-        live = [j for j in self._inflight if j.busy_until > now]
-        running = [j for j in live if j.start_at <= now]
-        waiting = [j for j in live if j.start_at > now]
-        free = [j.busy_until for j in running] + [now] * (self.workers - len(running))
-        heapq.heapify(free)
-        for waiting_job in waiting:
-            self._assign(waiting_job, free)
+    def replan(
+        self, now: float, changed: Job | None = None, before: float = 0.0, waited: bool = False
+    ) -> int:
+        """Re-plan the waiting jobs after ``changed`` stopped early (cancelled, failed,
+        finished): in the current plan it held a worker until ``before``, and was waiting
+        (``waited``) or running.
+
+        Only the starts (and so the ends) of the jobs waiting can move, and a job's plan
+        depends only on when the workers are free as its turn comes. So the current plan is
+        replayed beside the new one, and re-planning stops as soon as both leave the workers
+        free at the same times: every later job keeps its plan. Cancelling the last of
+        20,000 queued jobs, or a job no one was waiting behind, re-plans nothing; cancelling
+        the first of a full queue still moves every job behind it (one cheap pass). Returns
+        how many jobs were re-planned (tests count work, not wall time)."""
+        self._version += 1
+        running: list[float] = []  # the workers' busy times, new plan
+        old_running: list[float] = []  # and in the current plan
+        waiting: list[Job] = []  # in submission order, ``changed`` among them if it waited
+        for j in self._inflight:  # one cheap pass: this is most of the cost
+            if j is changed:
+                busy = j.busy_until
+                if waited:
+                    waiting.append(j)
+                elif before > now:
+                    old_running.append(before)
+                if busy > now:
+                    if j.start_at <= now:
+                        running.append(busy)
+                    elif not waited:
+                        waiting.append(j)
+                continue
+            if j.start_at > now:  # waiting (only ``changed`` can have stopped before its start)
+                waiting.append(j)
+                continue
+            busy = j.end_at if j.failure is None and j.cancelled_at is None else j.busy_until
+            if busy > now:
+                running.append(busy)
+                old_running.append(busy)
+            # a job done already stays until it reaches the head (``_prune``): it is neither
+            # running nor waiting, and ``queue_position`` does not count it
+        if changed is not None and changed.busy_until <= now and changed in self._inflight:
+            self._inflight.remove(changed)  # stopped before its start: it would count as waiting
+        free = self._base(running, now)
+        # Before ``changed``'s turn, a job that waited keeps its plan: the workers' free times
+        # only move on through it. From ``changed`` on, the current plan (``old``) is replayed
+        # beside the new one until both agree.
+        old = None if waited else self._base(old_running, now)
+        replanned = 0
+        replace = heapq.heapreplace
+        for j in waiting:
+            if old is None:  # not yet at ``changed``, which waited
+                if j is not changed:
+                    replace(free, j.end_at if j.failure is None else j.busy_until)
+                    continue
+                old = list(free)
+            if j is changed:
+                if waited:
+                    replace(old, before)
+                if j.busy_until > now:
+                    self._assign(j, free)
+                    replanned += 1
+                continue
+            old_start, old_end = j.start_at, j.end_at
+            failure = j.failure
+            replace(old, old_end if failure is None else j.busy_until)
+            start = j.start_at = max(j.ready_at, free[0])  # ``_assign``, inlined
+            end = j.end_at = start + j.duration
+            replace(free, end if failure is None else j.busy_until)
+            replanned += 1
+            if start == old_start and end == old_end and sorted(free) == sorted(old):
+                return replanned  # both plans agree from here on (and so does ``_free``)
         self._free = free
-        self._inflight = deque(live)
+        return replanned
+
+    def _base(self, running: list[float], now: float) -> list[float]:
+        """The workers' free times at ``now``: the running jobs' ends, the others at once."""
+        free = running + [now] * max(0, self.workers - len(running))
+        heapq.heapify(free)
+        return free
 
     def queue_position(self, job: Job, now: float) -> int:
-        """How many jobs a worker will take before this one (0 once it is running)."""
-        if job.start_at <= now:
+        """How many jobs a worker will take before this one (0 once it is running, or done)."""
+        if job.start_at <= now or job.busy_until <= now:
             return 0
+        key = (now, self._version)
+        if self._positions_key == key:
+            return self._positions.get(job.seq, 0)
+        if self._walked_key == key:  # a second job asks: answer every job at once
+            return self.queue_positions(now).get(job.seq, 0)
+        self._walked_key = key
         self._prune(now)
         ahead = 0
         for other in self._inflight:
@@ -178,6 +280,23 @@ class WorkerPool:
             if other.start_at > now:
                 ahead += 1
         return ahead
+
+    def queue_positions(self, now: float) -> dict[int, int]:
+        """The queue position of every waiting job, by ``seq``, in one pass (a listing of
+        n jobs asks :meth:`queue_position` n times otherwise: a walk each, n² in all).
+        Kept until the time or the plan changes; read it, never change it."""
+        key = (now, self._version)
+        if self._positions_key == key:
+            return self._positions
+        self._prune(now)
+        positions: dict[int, int] = {}
+        ahead = 0
+        for other in self._inflight:
+            if other.start_at > now:
+                positions[other.seq] = ahead
+                ahead += 1
+        self._positions, self._positions_key = positions, key
+        return positions
 
     def forget(self, job: Job) -> None:
         """The store let go of ``job`` (its oldest of this provider)."""
@@ -215,7 +334,7 @@ class _Lane:
 
 
 class JobStore:
-    """Every job of every provider, bounded by count and by retention.
+    """Every job of every provider, bounded by count, by bytes and by retention.
 
     A provider's jobs expire in the order they were submitted (its retention is one setting
     for the life of a store, and the clock only moves forward), so a queue per provider finds
@@ -223,9 +342,17 @@ class JobStore:
     them: no heap, no ordered dict, nothing to rebuild. A job whose expiry is forced early
     (the control plane) is hidden at once and freed when its turn comes."""
 
-    def __init__(self, workers: int, max_jobs: int, max_owners: int = 10_000) -> None:
+    def __init__(
+        self,
+        workers: int,
+        max_jobs: int,
+        max_owners: int = 10_000,
+        max_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
         self._workers = workers
         self._max_jobs = max_jobs
+        self._max_bytes = max_bytes
+        self.bytes = 0  # what the kept jobs hold, roughly (``Job.size``)
         self._max_owners = max_owners
         self._jobs: dict[str, Job] = {}  # by id, in submission order
         self._lanes: dict[str, _Lane] = {}
@@ -254,7 +381,10 @@ class JobStore:
         lane.pool.plan(job, now)
         self._jobs[job.id] = job
         lane.queue.append(job)
-        while len(self._jobs) > self._max_jobs:
+        job.size = job.footprint()
+        self.bytes += job.size
+        jobs = self._jobs
+        while len(jobs) > self._max_jobs or (self.bytes > self._max_bytes and len(jobs) > 1):
             self._drop(self._oldest_lane())
         return job
 
@@ -272,6 +402,7 @@ class JobStore:
         job = lane.queue.popleft()
         if self._jobs.get(job.id) is job:
             del self._jobs[job.id]
+            self.bytes -= job.size
             self.evicted += 1
         lane.pool.forget(job)
 
@@ -300,22 +431,28 @@ class JobStore:
         """Decide that a live job ends FAILED (fault rules and tests); False when terminal."""
         if job.state(now) in TERMINAL:
             return False
+        before, waited = job.busy_until, job.start_at > now
         job.failure = failure
-        self.pool(job.provider).replan(now)
+        self.pool(job.provider).replan(now, job, before, waited)
         return True
 
     def finish(self, job: Job, now: float) -> bool:
         """Make a live job succeed now; False when it is already terminal."""
         if job.state(now) in TERMINAL:
             return False
+        before, waited = job.busy_until, job.start_at > now
         job.start_at = min(job.start_at, now)
         job.end_at = now
         job.failure = None
-        self.pool(job.provider).replan(now)
+        self.pool(job.provider).replan(now, job, before, waited)
         return True
 
     def queue_position(self, job: Job, now: float) -> int:
         return self.pool(job.provider).queue_position(job, now)
+
+    def queue_positions(self, provider: str, now: float) -> dict[int, int]:
+        """Every waiting job's queue position in one provider, by ``seq`` (one pass)."""
+        return self.pool(provider).queue_positions(now)
 
     def charge(self, owner: str, cost: float) -> float:
         """Record what an owner spent; returns their total so far."""

@@ -68,6 +68,11 @@ LIFECYCLE_SCHEMAS = frozenset({"submit", "status", "result"})  # bodies whose st
 MAX_FOLLOWED = 10_000  # rewritten URL paths remembered
 MAX_TRACKED = 10_000  # request ids whose lifecycle is followed
 MAX_STATUSES = 32  # distinct statuses kept per request id
+# Upstream answers held at once, in bytes, across concurrent proxied requests (each is also
+# parsed, checked and recorded while held): a hundred slow 64 MiB answers would otherwise
+# hold 6 GiB. A request that would go past it gets the provider's 502. Never below one
+# answer of ``proxy_max_response_bytes``.
+MAX_HELD_BYTES = 256 * 1024 * 1024
 
 
 class Proxy:
@@ -85,6 +90,8 @@ class Proxy:
         self.session: aiohttp.ClientSession | None = None
         self._followed: OrderedDict[str, str] = OrderedDict()
         self._lifecycles: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
+        self.max_held = max(MAX_HELD_BYTES, self.max_response)
+        self.held = 0  # bytes of upstream answers being read or answered now
 
     async def start(self, app: web.Application) -> None:
         self.session = aiohttp.ClientSession(timeout=self.timeout)
@@ -108,7 +115,22 @@ class Proxy:
     ) -> web.StreamResponse:
         upstream = self.upstreams[provider.name]
         sent = await request.read() if request.body_exists else b""
-        status, headers, data = await self._forward(request, provider, upstream, sent)
+        held = [0]  # what this request holds of ``self.held``
+        try:
+            return await self._answer(request, provider, facts, upstream, sent, held)
+        finally:
+            self.held -= held[0]
+
+    async def _answer(
+        self,
+        request: web.Request,
+        provider: Provider,
+        facts: RequestFacts,
+        upstream: str,
+        sent: bytes,
+        held: list[int],
+    ) -> web.StreamResponse:
+        status, headers, data = await self._forward(request, provider, upstream, sent, held)
         answer, is_json = _parse(headers.get("Content-Type", ""), data)
         exchange = Exchange(
             provider=provider.name,
@@ -147,7 +169,12 @@ class Proxy:
 
     # -- forwarding ----------------------------------------------------------------------------
     async def _forward(
-        self, request: web.Request, provider: Provider, upstream: str, body: bytes
+        self,
+        request: web.Request,
+        provider: Provider,
+        upstream: str,
+        body: bytes,
+        held: list[int],
     ) -> tuple[int, CIMultiDict[str], bytes]:
         """Send the request upstream; the answer's status, relayable headers and body."""
         assert self.session is not None, "the proxy's session starts with the app"
@@ -157,15 +184,38 @@ class Proxy:
             async with self.session.request(
                 request.method, url, headers=headers, data=body or None, allow_redirects=False
             ) as resp:
-                data = await _read_limited(resp, self.max_response)
+                data = await self._read_limited(resp, held)
                 relayed = _without(resp.headers, NOT_RELAYED)
                 status = resp.status
+        except _Busy:
+            raise provider.fault_error(
+                502, f"the proxy holds {self.max_held} bytes of upstream answers already; retry"
+            ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = type(exc).__name__
             raise provider.fault_error(502, f"upstream {upstream} failed: {reason}") from exc
         if data is None:
             raise provider.fault_error(502, f"upstream answer exceeds {self.max_response} bytes")
         return status, relayed, data
+
+    async def _read_limited(self, resp: aiohttp.ClientResponse, held: list[int]) -> bytes | None:
+        """The whole body; None if it is larger than ``proxy_max_response_bytes``; raises
+        :class:`_Busy` if reading it would hold more than ``max_held`` bytes of answers."""
+        limit = self.max_response
+        if resp.content_length is not None and resp.content_length > limit:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                return None
+            if self.held + len(chunk) > self.max_held:
+                raise _Busy
+            self.held += len(chunk)
+            held[0] += len(chunk)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _rebase(self, provider: str, upstream: str, own: str, text: str) -> str:
         """``text`` pointed at this mock if it is a URL under ``upstream`` (remembered)."""
@@ -325,18 +375,8 @@ def _without(headers: CIMultiDictProxy[str], dropped: frozenset[str]) -> CIMulti
     )
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The whole body, or None if it is larger than ``limit`` bytes."""
-    if resp.content_length is not None and resp.content_length > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+class _Busy(Exception):
+    """The proxy holds too many bytes of upstream answers at once."""
 
 
 def _parse(content_type: str, data: bytes) -> tuple[Any, bool]:

@@ -1,7 +1,8 @@
 """Quotas per API key: a credit ledger and a token-bucket rate limiter on the virtual clock.
 
 Both are off until configured. Keys are held as fingerprints and shown redacted. Collections
-are bounded: at most ``MAX_KEYS`` accounts and buckets, the least recently used going first.
+are bounded: at most ``MAX_KEYS`` accounts and buckets, the least recently used going first,
+and at most ``MAX_KEYS`` keys with a rate limit of their own (one more is refused).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from .http import fingerprint
 from .journal import redact
 
-__all__ = ["Ledger", "RateLimiter"]
+__all__ = ["Ledger", "LimitError", "RateLimiter"]
 
 MAX_KEYS = 10_000
 
@@ -95,34 +96,58 @@ class Limit:
     scope: str  # "generate" | "all"
 
 
+class LimitError(ValueError):
+    """A rate limit the limiter cannot take (more keys than ``MAX_KEYS``)."""
+
+
 class RateLimiter:
-    """Token buckets: ``rpm`` tokens, refilled at ``rpm`` per virtual minute."""
+    """Token buckets: ``rpm`` tokens, refilled at ``rpm`` per virtual minute.
+
+    At most one limit for every key (``key_id`` None) and one per key, at most ``MAX_KEYS``
+    of those: a dict by key, so adding a limit and finding those that apply to a request
+    take constant time however many there are."""
 
     def __init__(self) -> None:
-        self.limits: list[Limit] = []
-        self._buckets: OrderedDict[tuple[int, str], tuple[float, float]] = OrderedDict()
+        self._limits: dict[str | None, Limit] = {}  # by key fingerprint, in the order set
+        self._buckets: OrderedDict[tuple[str | None, str], tuple[float, float]] = OrderedDict()
+
+    @property
+    def limits(self) -> list[Limit]:
+        return list(self._limits.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._limits)
 
     def set(self, rpm: float, key: str | None = None, scope: str = "generate") -> None:
+        """Set the limit of ``key`` (of every key when None), replacing its previous one;
+        :class:`LimitError` (nothing changed) beyond ``MAX_KEYS`` keys."""
         key_id = fingerprint(key) if key else None
-        self.limits = [limit for limit in self.limits if limit.key_id != key_id]
-        self.limits.append(Limit(key_id, redact(key), float(rpm), scope))
-        self._buckets.clear()
+        limits = self._limits
+        previous = limits.pop(key_id, None)
+        if key_id is not None and previous is None and len(limits) - (None in limits) >= MAX_KEYS:
+            raise LimitError(f"at most {MAX_KEYS} keys may have their own rate limit")
+        limits[key_id] = Limit(key_id, redact(key), float(rpm), scope)
+        if key_id is None:
+            self._buckets.clear()  # every key's bucket of the shared limit starts full again
+        else:
+            self._buckets.pop((key_id, key_id), None)
 
     def clear(self) -> None:
-        self.limits.clear()
+        self._limits.clear()
         self._buckets.clear()
 
     def take(self, key_id: str, generate: bool, now: float) -> float | None:
         """Spend a token from every bucket that applies; None if allowed, else the seconds
         until each has one again (nothing is spent then)."""
-        refilled: list[tuple[tuple[int, str], float]] = []
+        refilled: list[tuple[tuple[str | None, str], float]] = []
         wait = 0.0
-        for index, limit in enumerate(self.limits):
-            if limit.key_id not in (None, key_id) or (limit.scope == "generate" and not generate):
+        for limit in (self._limits.get(None), self._limits.get(key_id)):
+            if limit is None or (limit.scope == "generate" and not generate):
                 continue
-            tokens, last = self._buckets.get((index, key_id), (limit.rpm, now))
+            slot = (limit.key_id, key_id)
+            tokens, last = self._buckets.get(slot, (limit.rpm, now))
             tokens = min(limit.rpm, tokens + (now - last) * limit.rpm / 60.0)
-            refilled.append(((index, key_id), tokens))
+            refilled.append((slot, tokens))
             if tokens < 1.0:
                 wait = max(wait, (1.0 - tokens) * 60.0 / limit.rpm)
         spend = 0.0 if wait else 1.0
@@ -133,11 +158,12 @@ class RateLimiter:
     def public(self) -> dict[str, Any]:
         return {
             "limits": [
-                {"key": lim.shown, "rpm": lim.rpm, "scope": lim.scope} for lim in self.limits
+                {"key": lim.shown, "rpm": lim.rpm, "scope": lim.scope}
+                for lim in self._limits.values()
             ]
         }
 
-    def _remember(self, slot: tuple[int, str], value: tuple[float, float]) -> None:
+    def _remember(self, slot: tuple[str | None, str], value: tuple[float, float]) -> None:
         self._buckets.pop(slot, None)
         self._buckets[slot] = value
         while len(self._buckets) > MAX_KEYS:

@@ -62,7 +62,9 @@ class MockState:
 def _fresh(config: MockConfig) -> dict[str, Any]:
     """What a start, and every reset, makes anew (the clock and image cache aside)."""
     return {
-        "store": JobStore(workers=config.workers, max_jobs=config.max_jobs),
+        "store": JobStore(
+            workers=config.workers, max_jobs=config.max_jobs, max_bytes=config.max_job_bytes
+        ),
         "journal": Journal(config.journal_size),
         "faults": FaultEngine(seed=config.seed),
         "ledger": Ledger(),

@@ -224,20 +224,28 @@ class Provider:
                 width=max(1, round(output.width * effects.image_scale)),
                 height=max(1, round(output.height * effects.image_scale)),
             )
+        # the job keeps what its answers need, never the body: its prompt (schema-bounded),
+        # the seed and input-image count answers echo, and the image seed (a digest of the
+        # whole body, so the same body draws the same pictures)
+        prompt = body.get("prompt", "")
+        seed = body.get("seed")
+        inputs = body.get("image_urls")
         job = Job(
             job_id,
             self.name,
             model.name,
             owner,
-            body,
+            (prompt if isinstance(prompt, str) else str(prompt)).encode("utf-8", "surrogatepass"),
             output,
-            None,  # the image seed: worked out when first needed (see image_seed)
+            model.image_seed(config.seed, body),
             cost,
             now,
             now + config.queue_seconds + effects.extra_queue,  # ready
             mean * jitter + effects.extra_processing,  # duration
             now + retention,  # expires
             effects.failure,
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            inputs=len(inputs) if isinstance(inputs, list) else 0,
         )
         state.store.add(job, now)
         state.store.charge(owner, cost)
@@ -259,11 +267,7 @@ class Provider:
         return cached[1], cached[2]
 
     def image_seed(self, job: Job) -> int:
-        """The seed of a job's images: same mock seed and body, same pictures. Worked out
-        the first time it is needed, not at submission."""
-        if job.image_seed is None:
-            model = self.contract.models[job.model]
-            job.image_seed = model.image_seed(self.state.config.seed, job.request)
+        """The seed of a job's images: same mock seed and body, same pictures."""
         return job.image_seed
 
     def remaining_credits(self, owner: str) -> float:
@@ -292,8 +296,7 @@ class Provider:
         return [f"{base}/_mock/files/{job.id}/{i}.{ext}" for i in range(job.output.count)]
 
     def image_spec(self, job: Job, index: int) -> images.ImageSpec:
-        prompt = str(job.request.get("prompt", ""))
-        label = f"{self.name} {job.model} #{index + 1}: {prompt[:60]}"
+        label = f"{self.name} {job.model} #{index + 1}: {job.prompt[:60]}"
         label = label.encode("utf-8", "replace").decode("utf-8")  # lone surrogates cannot be drawn
         return images.ImageSpec(
             width=job.output.width,

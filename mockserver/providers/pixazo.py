@@ -113,7 +113,7 @@ class Pixazo(Provider):
             ]
             body["metadata"] = {
                 "processing_time_seconds": round(job.end_at - job.start_at, 1),
-                "input_image_count": len(job.request.get("image_urls", [])),
+                "input_image_count": job.inputs,
             }
         else:
             assert job.failure is not None

@@ -171,7 +171,7 @@ class SeaArt(Provider):
         body = {
             "request_id": job.id,
             "outputs": outputs,
-            "metadata": {"prompt": job.request.get("prompt", "")},
+            "metadata": {"prompt": job.prompt},
         }
         return json_response(code, body)
 

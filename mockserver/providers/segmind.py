@@ -179,7 +179,7 @@ class Segmind(Provider):
                     }
                 ],
                 "seed": self._seed(job),
-                "prompt": job.request.get("prompt", ""),
+                "prompt": job.prompt,
                 "metrics": {
                     "cost": job.cost,
                     "remaining_credits": round(self.remaining_credits(job.owner), 6),
@@ -204,8 +204,8 @@ class Segmind(Provider):
         return body
 
     def _seed(self, job: Job) -> int:
-        seed = job.request.get("seed")
-        return seed if isinstance(seed, int) else self.image_seed(job) % 2**31
+        seed = job.seed
+        return seed if seed is not None else self.image_seed(job) % 2**31
 
 
 def _timings(job: Job, finished: float) -> dict[str, float]:
