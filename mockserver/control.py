@@ -21,7 +21,7 @@ import schemas
 
 from .config import ConfigError, MockConfig
 from .contracts import contract
-from .faults import RuleError
+from .faults import RuleError, rule_problems
 from .http import BodyError, fingerprint, json_response, parse_json, problems_of
 from .intercept import DRIFT, SOURCES
 from .jobs import TERMINAL, Failure, Job
@@ -115,6 +115,7 @@ async def reset(request: web.Request) -> web.Response:
         problems = problems_of(schemas.validator("mock", "scenario"), scenario)
         if problems:
             raise ControlError(400, "invalid scenario", [str(p) for p in problems])
+        _check_rules(request.app[BASE_SCENARIO], scenario)
         settings = {**scenario.get("settings", {}), **settings}
     try:
         config = dataclasses.replace(base, **_settings(settings))
@@ -128,6 +129,20 @@ async def reset(request: web.Request) -> web.Response:
     if scenario is not None:
         apply_scenario(state, scenario)
     return json_response(200, {"ok": True, "settings": config.public()})
+
+
+def _check_rules(base: dict[str, Any], scenario: dict[str, Any]) -> None:
+    """Refuse, before anything changes, a scenario whose fault rules the engine would refuse
+    once added after the start-up scenario's: a duplicate id, a regex RE2 refuses, too many."""
+    before = len(base.get("faults", []))
+    found = rule_problems([*base.get("faults", []), *scenario.get("faults", [])])
+    if found:
+        problems = []
+        for index, where, message in found:
+            prefix = ".".join(map(str, where)) + ": "
+            path = ".".join(map(str, ("faults", index - before, *where)))
+            problems.append(f"{path}: {message.removeprefix(prefix)}")
+        raise ControlError(400, "invalid scenario", problems)
 
 
 SETTABLE = frozenset(f.name for f in dataclasses.fields(MockConfig)) - {
