@@ -208,10 +208,12 @@ class Replay:
                 continue
             try:
                 record = checked_record(raw, provider)
+                key = (provider, record["method"], record["path"])
+                key += (canonical(record.get("request_body")),)
             except ValueError as exc:
                 raise ConfigError(f"{path}:{number}: {_one_line(str(exc))}") from None
-            match = (provider, record["method"], record["path"])
-            key = (*match, canonical(record.get("request_body")))
+            except RecursionError:
+                raise ConfigError(f"{path}:{number}: nested too deeply") from None
             self._recordings.setdefault(key, []).append(record)
             self._paths.setdefault(record["path"], provider)
 
@@ -268,6 +270,10 @@ def checked_record(raw: bytes, provider: str) -> dict[str, Any]:
     record["response_headers"] = {
         name: value for name, value in headers.items() if name.lower() not in FRAMING_HEADERS
     }
+    try:  # served once now as it will be later: what cannot be served is refused at load
+        replayed(record, "http://127.0.0.1")
+    except RecursionError:
+        raise ValueError("response_body: nested too deeply to replay") from None
     return dict(record)
 
 

@@ -465,12 +465,14 @@ def bad_records() -> list[tuple[bytes, str]]:
     def line(**changes: Any) -> bytes:
         return json.dumps({**GOOD, **changes}).encode()
 
+    deep = line(response_body="DEEP").replace(b'"DEEP"', b"[" * 600 + b"]" * 600)
     return [
         (b"\xff\xfe not utf-8", "not valid UTF-8"),
         (b"{not json", "not JSON"),
         (b"[1, 2]", "not a recorded exchange"),
         (b"42", "not a recorded exchange"),
         (b"[" * 5000 + b"]" * 5000, "not"),
+        (deep, "nested too deeply"),  # parsed, but too deep to rebase its URLs when served
         (line(status=99), "status"),
         (line(status=100), "status"),  # a 1xx is never a final answer
         (line(status=600), "status"),
