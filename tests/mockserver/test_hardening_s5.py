@@ -568,3 +568,32 @@ async def test_replayed_framing_headers_are_recomputed_not_replayed(
     status, body, resp = await send(mock, "segmind", "GET", "/v2/requests/abc")
     assert status == 200 and body == b"\x89PNG" + b"x" * 100
     assert int(resp.headers["Content-Length"]) == 104
+
+
+# -- the client reading an odd server's answer ---------------------------------------------------
+
+
+@pytest.mark.parametrize("retry_after", ["soon", "Mon, 99 Foo 2020", "nan"])
+async def test_client_reads_an_unparseable_retry_after_as_unsaid(
+    aiohttp_server: Any, retry_after: str
+) -> None:
+    from aiohttp import web
+
+    from nanobanana import Client, RateLimited
+    from nanobanana.transport import RetryPolicy
+
+    async def limited(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"error": "slow down"}, status=429, headers={"Retry-After": retry_after}
+        )
+
+    app = web.Application()
+    app.router.add_post("/v2/nano-banana", limited)
+    server = await aiohttp_server(app)
+    base = str(server.make_url("")).rstrip("/")
+    async with Client(
+        "segmind", api_key="k", base_url=base + "/v1", retry=RetryPolicy(attempts=1)
+    ) as client:
+        with pytest.raises(RateLimited) as caught:
+            await asyncio.wait_for(client.submit("nano-banana", prompt="x"), TIMEOUT)
+    assert caught.value.retry_after is None
