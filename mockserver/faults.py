@@ -48,6 +48,8 @@ MARKER_PREFIX = "[mock:"  # every prompt marker starts so
 # a literal "[mock:" and its scan stops at the next bracket.
 MARKER = re.compile(r"\[mock:([a-z-]+)(?:=([^\[\]]*))?\]")
 MAX_MARKER_VALUE = 32  # characters of a marker's value: every valid value is far shorter
+MAX_MARKERS = 16  # markers in one prompt: each is checked against the rule schema (10,000 of
+# them, 170 KB, took 1.5 s); a test needs a handful
 MARKER_NUMBER = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?")  # ASCII only: "٣" is not a number
 MARKER_INTEGER = re.compile(r"[0-9]{1,6}")
 
@@ -351,10 +353,14 @@ def prompt_rules(prompt: str | None) -> list[Fired]:
         return []
     failure: dict[str, Any] = {}
     fired: list[Fired] = []
+    known = 0
     for match in MARKER.finditer(prompt):
         name, value = match.group(1), match.group(2)
         if name not in MARKER_NAMES:
             continue
+        known += 1
+        if known > MAX_MARKERS:
+            raise RuleError([f"at most {MAX_MARKERS} prompt markers in one prompt"])
         if value is not None and len(value) > MAX_MARKER_VALUE:
             raise RuleError([f"{_shown(match)}: a value of at most {MAX_MARKER_VALUE} characters"])
         if name == "fail":

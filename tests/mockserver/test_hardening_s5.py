@@ -381,6 +381,16 @@ async def test_prompt_marker_with_a_huge_or_unicode_number_is_a_400_naming_it(
     assert "[mock:" in json.dumps(body, ensure_ascii=False)
 
 
+async def test_ten_thousand_prompt_markers_are_a_400_without_a_stall(mock: Mock) -> None:
+    prompt = "x " + "[mock:status=429]" * 10_000  # 170 KB: was 1.5 s on the event loop
+
+    async def work() -> None:
+        status, body = await submit(mock, "segmind", prompt)
+        assert status == 400 and "at most 16 prompt markers" in body["error"], body
+
+    assert await largest_stall(mock, work()) < 0.5
+
+
 async def test_prompt_marker_on_the_sync_call_is_a_400_too(mock: Mock) -> None:
     status, body, _ = await send(
         mock,
