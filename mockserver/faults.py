@@ -119,6 +119,9 @@ class RequestFacts:
     prompt: str | None
     headers: Mapping[str, str]  # case-insensitive (the request's own headers)
     declared: frozenset[int] = frozenset()  # error codes this operation's contract allows
+    # prompt_regex pattern -> found in the prompt, worked out off the event loop beforehand
+    # (FaultEngine.search_all); a pattern missing here is searched when matched
+    found: Mapping[str, bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +217,19 @@ class FaultEngine:
                     trial.rules.append(Rule(given, {}, 0.0, random.Random(0)))
         return found
 
+    def regexes(self) -> dict[str, Any]:
+        """The compiled prompt_regex of every rule, by pattern."""
+        return {
+            r.spec["match"]["prompt_regex"]: r._regex for r in self.rules if r._regex is not None
+        }
+
+    @staticmethod
+    def search_all(regexes: Mapping[str, Any], prompt: str) -> dict[str, bool]:
+        """Which of ``regexes`` are found in ``prompt``: a pure function, safe to run in a
+        worker thread (RE2 matches without the GIL), so that many complex rules on a long
+        prompt never hold the event loop."""
+        return {pattern: _search(regex, prompt) for pattern, regex in regexes.items()}
+
     def remove(self, rule_id: str) -> bool:
         before = len(self.rules)
         self.rules = [rule for rule in self.rules if rule.id != rule_id]
@@ -262,9 +278,14 @@ def _matches(rule: Rule, facts: RequestFacts) -> bool:
     prompt = facts.prompt
     if "prompt_contains" in match and (prompt is None or match["prompt_contains"] not in prompt):
         return False
-    if rule._regex is not None and (prompt is None or not _search(rule._regex, prompt)):
+    if rule._regex is not None and (prompt is None or not _found(rule, prompt, facts.found)):
         return False
     return all(facts.headers.get(name) == value for name, value in match.get("headers", {}).items())
+
+
+def _found(rule: Rule, prompt: str, found: Mapping[str, bool] | None) -> bool:
+    hit = None if found is None else found.get(rule.spec["match"]["prompt_regex"])
+    return _search(rule._regex, prompt) if hit is None else hit
 
 
 def _search(regex: Any, prompt: str) -> bool:

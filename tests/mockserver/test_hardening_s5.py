@@ -119,6 +119,26 @@ async def test_catastrophic_prompt_regex_does_not_stall_submit_or_polls(mock: Mo
     assert await largest_stall(mock, work()) < STALL
 
 
+async def test_many_complex_prompt_regexes_are_searched_off_the_event_loop(mock: Mock) -> None:
+    # Each pattern is as complex as a rule may be (RE2 program size ~950): linear, but ~40 ms
+    # on a long prompt. Forty of them held the event loop for seconds; the searches now run
+    # in a worker thread (RE2 releases the GIL).
+    for i in range(40):
+        await add_rule(
+            mock,
+            {
+                "match": {"prompt_regex": "(?:(?:a|b)*a(?:a|b){15}){1,50}c" + "x" * i},
+                "effect": {"latency": {"fixed": 0}},
+            },
+        )
+
+    async def work() -> None:
+        status, body = await submit(mock, "segmind", "a" * faults.REGEX_MAX_SUBJECT)
+        assert status == 200, body
+
+    assert await largest_stall(mock, work()) < STALL
+
+
 async def test_prompt_regex_still_matches_and_searches_a_bounded_prompt(mock: Mock) -> None:
     await add_rule(
         mock,
