@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 import schemas
+from mockserver.faults import rule_problems
 from nanobanana.providers import adapter
 
 __all__ = ["DEFAULT_REPORT_DIR", "RunOptions", "UsageError", "live_problems", "load_scenario"]
@@ -63,7 +64,7 @@ def load_scenario(path: str) -> dict[str, Any]:
     one fault rule, or a list of rules; JSON or YAML."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UsageError(f"--scenario {path}: {exc}") from exc
     if isinstance(data, list):
         data = {"faults": data}
@@ -75,6 +76,10 @@ def load_scenario(path: str) -> dict[str, Any]:
     if errors:
         where = "/".join(map(str, errors[0].absolute_path))
         raise UsageError(f"--scenario {path}: {where or '/'}: {errors[0].message}")
+    refused = rule_problems(data.get("faults", []))  # duplicate ids, a regex RE2 refuses
+    if refused:
+        index, where, message = refused[0]
+        raise UsageError(f"--scenario {path}: faults/{index}: {message}")
     return json.loads(json.dumps(data))
 
 

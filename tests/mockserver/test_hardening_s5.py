@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import subprocess
 import sys
 import time
@@ -627,3 +628,38 @@ async def test_client_reads_an_unparseable_retry_after_as_unsaid(
         with pytest.raises(RateLimited) as caught:
             await asyncio.wait_for(client.submit("nano-banana", prompt="x"), TIMEOUT)
     assert caught.value.retry_after is None
+
+
+# -- the conformance suite's drift scenarios ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b'[{"id": "a", "effect": {"latency": {"fixed": 1}}}] ', None),
+        (
+            b'[{"id": "a", "effect": {"latency": {"fixed": 1}}},'
+            b' {"id": "a", "effect": {"latency": {"fixed": 1}}}]',
+            "faults/1: id: a rule 'a' exists already",
+        ),
+        (
+            b'{"faults": [{"match": {"prompt_regex": "(?!x)"},'
+            b' "effect": {"latency": {"fixed": 1}}}]}',
+            "faults/0: match.prompt_regex: not a regular expression RE2 accepts",
+        ),
+        (b"\xff\xfe{}", "--scenario"),
+    ],
+)
+def test_conformance_drift_scenario_rules_are_checked_when_loaded(
+    tmp_path: Path, raw: bytes, fragment: str | None
+) -> None:
+    from conformance.options import UsageError
+    from conformance.options import load_scenario as load_drift
+
+    path = tmp_path / "drift.json"
+    path.write_bytes(raw)
+    if fragment is None:
+        assert load_drift(str(path))["faults"][0]["id"] == "a"
+        return
+    with pytest.raises(UsageError, match=re.escape(fragment)):
+        load_drift(str(path))
