@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import schemas
+from mockserver.faults import rule_problems
 from mockserver.scenario import EXPLAIN_SECONDS, ScenarioError, parse_data
 from mockserver.validation import explain
 from nanobanana.providers import adapter
@@ -80,6 +81,10 @@ def load_scenario(path: str) -> dict[str, Any]:
     if errors:
         where = "/".join(map(str, errors[0].absolute_path))
         raise UsageError(f"--scenario {path}: {where or '/'}: {errors[0].message}")
+    refused = rule_problems(data.get("faults", []))  # duplicate ids, a regex RE2 refuses
+    if refused:
+        index, where, message = refused[0]
+        raise UsageError(f"--scenario {path}: faults/{index}: {message}")
     return json.loads(json.dumps(data))
 
 

@@ -146,21 +146,39 @@ async def _file(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     job = state.store.get(request.match_info["job_id"], state.clock.now())
     index_text, _, ext = request.match_info["name"].partition(".")
+    index = _image_index(index_text)
     if (
         job is None
+        or index is None
         or job.state(state.clock.now()) is not State.SUCCEEDED
-        or not index_text.isdigit()
-        or int(index_text) >= job.output.count
+        or index >= job.output.count
         or ext != images.extension(job.output.fmt)
     ):
         raise ApiError(404, {"error": "File not found"})
     provider = request.app[PROVIDERS][job.provider]
-    data = await provider.image_bytes(job, int(index_text))
+    data = await provider.image_bytes(job, index)
     return web.Response(
         body=data,
         content_type=images.content_type(job.output.fmt),
         headers={"Cache-Control": "public, max-age=3600"},
     )
+
+
+MAX_IMAGE_INDEX_DIGITS = 4  # an image's number in its URL: 0, 1, 2... (a job has a few)
+
+
+def _image_index(text: str) -> int | None:
+    """The image number a file name gives, exactly as the mock writes it: a short run of
+    ASCII digits without a leading zero. "²", an Arabic-Indic zero, "01" or 5,000 digits name
+    no image."""
+    if (
+        not 0 < len(text) <= MAX_IMAGE_INDEX_DIGITS
+        or not text.isascii()
+        or not text.isdigit()
+        or (text[0] == "0" and text != "0")
+    ):
+        return None
+    return int(text)
 
 
 async def _close(app: web.Application) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["MAX_SPEED", "MAX_TIME", "VirtualClock"]
 
@@ -22,6 +22,9 @@ MAX_TIME = 1e10
 # The fastest the clock may run (virtual seconds per wall second): 28 hours of wall time to
 # reach MAX_TIME. settings.json bounds time_scale by the same number.
 MAX_SPEED = 1e5
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST_SECOND = (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH).total_seconds()
 
 
 class VirtualClock:
@@ -39,8 +42,16 @@ class VirtualClock:
         self.epoch = time.time()  # the wall-clock UTC instant that virtual time 0 stands for
 
     def utc(self, t: float) -> str:
-        """Virtual time ``t`` as an ISO 8601 UTC timestamp (for headers such as reset-at)."""
-        return datetime.fromtimestamp(self.epoch + t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        """Virtual time ``t`` as an ISO 8601 UTC timestamp (for headers such as reset-at).
+
+        Total: an instant past what a timestamp can say (the clock advanced by 1e12 s) is
+        the last second of year 9999, one before 1970 (or not a number) is the epoch."""
+        seconds = self.epoch + t
+        if not seconds > 0:  # negative, or NaN
+            seconds = 0.0
+        return (_EPOCH + timedelta(seconds=min(seconds, _LAST_SECOND))).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
 
     @property
     def speed(self) -> float:

@@ -33,7 +33,7 @@ import schemas
 from .clock import MAX_SPEED, MAX_TIME
 from .config import ConfigError, MockConfig
 from .contracts import contract
-from .faults import FaultEngine, RuleError
+from .faults import FaultEngine, RuleError, rule_problems
 from .http import BodyError, fingerprint, json_response, parse_json, problems_of
 from .intercept import DRIFT, SOURCES, STRAY
 from .jobs import TERMINAL, Failure, Job
@@ -251,6 +251,7 @@ async def reset(request: web.Request) -> web.Response:
         problems = problems_of(schemas.validator("mock", "scenario"), scenario)
         if problems:
             raise ControlError(400, "invalid scenario", [str(p) for p in problems])
+        _check_rules(request.app[BASE_SCENARIO], scenario)
         settings = {**scenario.get("settings", {}), **settings}
     try:
         config = dataclasses.replace(base, **_settings(settings))
@@ -277,6 +278,20 @@ def _try_scenarios(config: MockConfig, scenarios: list[dict[str, Any]]) -> None:
         raise ControlError(400, "invalid scenario", capped(err.problems)) from None
     except (ValueError, TypeError, KeyError) as err:
         raise ControlError(400, f"invalid scenario: {err}") from None
+
+
+def _check_rules(base: dict[str, Any], scenario: dict[str, Any]) -> None:
+    """Refuse, before anything changes, a scenario whose fault rules the engine would refuse
+    once added after the start-up scenario's: a duplicate id, a regex RE2 refuses, too many."""
+    before = len(base.get("faults", []))
+    found = rule_problems([*base.get("faults", []), *scenario.get("faults", [])])
+    if found:
+        problems = []
+        for index, where, message in found:
+            prefix = ".".join(map(str, where)) + ": "
+            path = ".".join(map(str, ("faults", index - before, *where)))
+            problems.append(f"{path}: {message.removeprefix(prefix)}")
+        raise ControlError(400, "invalid scenario", problems)
 
 
 SETTABLE = frozenset(f.name for f in dataclasses.fields(MockConfig)) - {

@@ -22,19 +22,31 @@ def _parts(pointer: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
 
 
+def _index(part: str, items: list[Any]) -> int | None:
+    """An RFC 6901 array index that exists: "0" or ASCII digits without a leading zero
+    ("²" and "٣" are digits to ``str.isdigit`` but index nothing)."""
+    if not part.isascii() or not part.isdigit() or (part[0] == "0" and part != "0"):
+        return None
+    if len(part) > len(str(len(items))):  # longer than any index: no int() of 5,000 digits
+        return None
+    index = int(part)
+    return index if index < len(items) else None
+
+
 def _parent(doc: Any, pointer: str) -> tuple[Any, str | int] | None:
     parts = _parts(pointer)
     node = doc
     for part in parts[:-1]:
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
+        elif isinstance(node, list) and (index := _index(part, node)) is not None:
+            node = node[index]
         else:
             return None
     last = parts[-1]
     if isinstance(node, list):
-        return (node, int(last)) if last.isdigit() and int(last) < len(node) else None
+        index = _index(last, node)
+        return None if index is None else (node, index)
     return (node, last) if isinstance(node, dict) else None
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
+
+import re2
 
 import schemas
 
@@ -29,20 +31,82 @@ from .jobs import Failure, Surface
 from .journal import redact
 from .validation import is_valid
 
-__all__ = ["FaultEngine", "Fired", "JobEffects", "RequestFacts", "RuleError", "prompt_rules"]
+__all__ = [
+    "FaultEngine",
+    "Fired",
+    "JobEffects",
+    "RequestFacts",
+    "RuleError",
+    "compile_prompt_regex",
+    "prompt_rules",
+    "rule_problems",
+]
 
 TERMINAL_EFFECTS = ("http_error", "transport")
 MAX_RULES = 1000
 MARKER_PREFIX = "[mock:"  # every prompt marker starts so
-MARKER = re.compile(r"\[mock:([a-z-]+)(?:=([A-Za-z0-9_.]+))?\]")
+# A marker's value is anything up to the closing bracket, so that a value the mock cannot use
+# is refused by name instead of silently not being a marker. Linear: every attempt starts at
+# a literal "[mock:" and its scan stops at the next bracket.
+MARKER = re.compile(r"\[mock:([a-z-]+)(?:=([^\[\]]*))?\]")
+MAX_MARKER_VALUE = 32  # characters of a marker's value: every valid value is far shorter
+MAX_MARKERS = 16  # markers in one prompt: each is checked against the rule schema (10,000 of
+# them, 170 KB, took 1.5 s); a test needs a handful
+MARKER_NUMBER = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?")  # ASCII only: "٣" is not a number
+MARKER_INTEGER = re.compile(r"[0-9]{1,6}")
+
+# prompt_regex runs on RE2, whose matching time is linear in the text (no backtracking: the
+# "(a+)+$" that froze Python's re for 18 s is microseconds). What is left is bounded here:
+REGEX_MAX_MEM = 256 * 1024  # bytes RE2 may use per rule (program and DFA cache): 1000 rules
+# stay under 256 MiB, and a pattern too large for it is refused when the rule is added
+REGEX_MAX_PROGRAM = 1000  # RE2 program size (instructions): the cost of a search is at most
+# proportional to it per character, so a rule like "(.{0,100}){10}" is refused at once
+REGEX_MAX_SUBJECT = 4096  # characters of a prompt a regex is searched in: a prompt can be
+# 20,000 characters (and a refused body longer); rules match on its start, which keeps the
+# worst search of the most complex allowed pattern to a few milliseconds
+
+
+def _regex_options() -> re2.Options:
+    options = re2.Options()
+    options.max_mem = REGEX_MAX_MEM
+    options.never_capture = True  # only "does it match" is asked: the DFA answers that alone
+    options.log_errors = False  # a refused pattern is the caller's 400, not a log line
+    return options
+
+
+def compile_prompt_regex(pattern: str) -> Any:
+    """``pattern`` compiled by RE2, or :class:`RuleError` naming ``match.prompt_regex``."""
+    try:
+        regex = re2.compile(pattern, _regex_options())
+    except (re2.error, UnicodeEncodeError) as exc:  # a lone surrogate cannot be UTF-8
+        reason = exc.args[0] if exc.args and not isinstance(exc, UnicodeError) else str(exc)
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise RuleError(
+            [f"match.prompt_regex: not a regular expression RE2 accepts: {reason}"],
+            [("match", "prompt_regex")],
+        ) from None
+    if regex.programsize > REGEX_MAX_PROGRAM:
+        raise RuleError(
+            [
+                f"match.prompt_regex: too complex (RE2 program size {regex.programsize}, "
+                f"at most {REGEX_MAX_PROGRAM}); simplify it, e.g. smaller repetition counts"
+            ],
+            [("match", "prompt_regex")],
+        )
+    return regex
 
 
 class RuleError(ValueError):
-    """A fault rule or marker the engine cannot use; ``problems`` name each reason."""
+    """A fault rule or marker the engine cannot use; ``problems`` name each reason, and
+    ``paths`` (when known) where in the rule each one is."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(
+        self, problems: list[str], paths: list[tuple[str | int, ...]] | None = None
+    ) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        self.paths = paths if paths is not None else [() for _ in problems]
 
 
 @dataclass(slots=True)  # not frozen: built on every request, and frozen init is slower
@@ -57,6 +121,9 @@ class RequestFacts:
     prompt: str | None
     headers: Mapping[str, str]  # case-insensitive (the request's own headers)
     declared: frozenset[int] = frozenset()  # error codes this operation's contract allows
+    # prompt_regex pattern -> found in the prompt, worked out off the event loop beforehand
+    # (FaultEngine.search_all); a pattern missing here is searched when matched
+    found: Mapping[str, bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +154,7 @@ class Rule:
     rng: random.Random
     matched: int = 0
     fired: int = 0
-    _regex: re.Pattern[str] | None = None
+    _regex: Any = None  # a compiled RE2 pattern
     _keys: frozenset[str] | None = None
 
     @property
@@ -118,20 +185,19 @@ class FaultEngine:
             raise RuleError([f"at most {MAX_RULES} rules; remove some first"])
         problems = problems_of(schemas.validator("mock", "fault_rule"), spec)
         if problems:
-            raise RuleError([str(p) for p in problems])
+            raise RuleError([str(p) for p in problems], [p.loc for p in problems])
         spec = dict(spec)
-        if "id" not in spec:
-            self._next += 1
-            spec["id"] = f"r{self._next}"
-        if any(rule.id == spec["id"] for rule in self.rules):
-            raise RuleError([f"id: a rule {spec['id']!r} exists already"])
+        if "id" in spec and any(rule.id == spec["id"] for rule in self.rules):
+            raise RuleError([f"id: a rule {spec['id']!r} exists already"], [("id",)])
         match = spec.get("match", {})
         regex = None
         if "prompt_regex" in match:
-            try:
-                regex = re.compile(match["prompt_regex"])
-            except re.error as exc:
-                raise RuleError([f"match.prompt_regex: {exc}"]) from None
+            regex = compile_prompt_regex(match["prompt_regex"])
+        if "id" not in spec:
+            self._next += 1
+            while any(rule.id == f"r{self._next}" for rule in self.rules):
+                self._next += 1  # "r2" given by hand earlier: the next free number
+            spec["id"] = f"r{self._next}"
         keys = match.get("api_key")
         rule = Rule(
             id=spec["id"],
@@ -143,6 +209,35 @@ class FaultEngine:
         )
         self.rules.append(rule)
         return rule
+
+    def check(self, specs: Iterable[Any]) -> list[tuple[int, tuple[str | int, ...], str]]:
+        """Every problem adding ``specs`` in order after this engine's rules would raise, as
+        (index, path in the rule, message); nothing is changed (a dry run on a copy)."""
+        trial = FaultEngine(self.seed, list(self.rules), self._next)
+        found: list[tuple[int, tuple[str | int, ...], str]] = []
+        for index, spec in enumerate(specs):
+            try:
+                trial.add(spec, 0.0)
+            except RuleError as err:
+                found += [(index, path, p) for path, p in zip(err.paths, err.problems, strict=True)]
+                given = spec.get("id") if isinstance(spec, dict) else None
+                if isinstance(given, str) and all(rule.id != given for rule in trial.rules):
+                    # a later rule with the same id is still a duplicate
+                    trial.rules.append(Rule(given, {}, 0.0, random.Random(0)))
+        return found
+
+    def regexes(self) -> dict[str, Any]:
+        """The compiled prompt_regex of every rule, by pattern."""
+        return {
+            r.spec["match"]["prompt_regex"]: r._regex for r in self.rules if r._regex is not None
+        }
+
+    @staticmethod
+    def search_all(regexes: Mapping[str, Any], prompt: str) -> dict[str, bool]:
+        """Which of ``regexes`` are found in ``prompt``: a pure function, safe to run in a
+        worker thread (RE2 matches without the GIL), so that many complex rules on a long
+        prompt never hold the event loop."""
+        return {pattern: _search(regex, prompt) for pattern, regex in regexes.items()}
 
     def remove(self, rule_id: str) -> bool:
         before = len(self.rules)
@@ -192,9 +287,27 @@ def _matches(rule: Rule, facts: RequestFacts) -> bool:
     prompt = facts.prompt
     if "prompt_contains" in match and (prompt is None or match["prompt_contains"] not in prompt):
         return False
-    if rule._regex is not None and (prompt is None or not rule._regex.search(prompt)):
+    if rule._regex is not None and (prompt is None or not _found(rule, prompt, facts.found)):
         return False
     return all(facts.headers.get(name) == value for name, value in match.get("headers", {}).items())
+
+
+def _found(rule: Rule, prompt: str, found: Mapping[str, bool] | None) -> bool:
+    hit = None if found is None else found.get(rule.spec["match"]["prompt_regex"])
+    return _search(rule._regex, prompt) if hit is None else hit
+
+
+def _search(regex: Any, prompt: str) -> bool:
+    """Is ``regex`` found in the first :data:`REGEX_MAX_SUBJECT` characters of ``prompt``?
+    (Searched as UTF-8 bytes: a lone surrogate, which JSON allows, cannot break it.)"""
+    return regex.search(prompt[:REGEX_MAX_SUBJECT].encode("utf-8", "surrogatepass")) is not None
+
+
+def rule_problems(
+    specs: Iterable[Any], seed: int = 0
+) -> list[tuple[int, tuple[str | int, ...], str]]:
+    """The problems of adding ``specs`` in order to an empty engine (:meth:`FaultEngine.check`)."""
+    return FaultEngine(seed).check(specs)
 
 
 def _declared(effect: Mapping[str, Any], facts: RequestFacts) -> bool:
@@ -263,25 +376,40 @@ def _lognormal_quantile(u: float, sigma: float) -> float:
 
 
 def prompt_rules(prompt: str | None) -> list[Fired]:
-    """Faults asked for by ``[mock:...]`` markers in a prompt."""
+    """Faults asked for by ``[mock:...]`` markers in a prompt. A known marker with a value it
+    cannot use (``[mock:delay=soon]``, ``[mock:status=4290000]``, a digit that is not ASCII) is
+    a :class:`RuleError` naming the marker; unknown marker names are left alone."""
     if not prompt or MARKER_PREFIX not in prompt:
         return []
     failure: dict[str, Any] = {}
     fired: list[Fired] = []
-    for name, value in MARKER.findall(prompt):
+    known = 0
+    for match in MARKER.finditer(prompt):
+        name, value = match.group(1), match.group(2)
+        if name not in MARKER_NAMES:
+            continue
+        known += 1
+        if known > MAX_MARKERS:
+            raise RuleError([f"at most {MAX_MARKERS} prompt markers in one prompt"])
+        if value is not None and len(value) > MAX_MARKER_VALUE:
+            raise RuleError([f"{_shown(match)}: a value of at most {MAX_MARKER_VALUE} characters"])
         if name == "fail":
             failure.setdefault("error", "Task execution failed")  # a bare [mock:fail] fails
             if value:
-                failure["error_type"] = value
-        elif name == "fail-at" and value in ("submit", "start", "end"):
+                failure["error_type"] = _marker_valid(match, "job_failure", "error_type", value)
+        elif name == "fail-at":
+            if value not in ("submit", "start", "end"):
+                raise RuleError([f"{_shown(match)}: must be submit, start or end"])
             failure["surface"] = value
-        elif name == "fail-after-polls" and value.isdigit() and int(value) > 0:
-            failure["after_polls"] = int(value)
-        elif name == "status" and value.isdigit():
-            fired.append(Fired("prompt", "http_error", {"status": int(value)}))
-        elif name == "delay" and _number(value) is not None:
+        elif name == "fail-after-polls":
+            polls = _marker_integer(match)
+            failure["after_polls"] = _marker_valid(match, "job_failure", "after_polls", polls)
+        elif name == "status":
+            status = _marker_valid(match, "http_error", "status", _marker_integer(match))
+            fired.append(Fired("prompt", "http_error", {"status": status}))
+        elif name == "delay":
             fired.append(
-                Fired("prompt", "latency", {"target": "processing", "fixed": _number(value)})
+                Fired("prompt", "latency", {"target": "processing", "fixed": _marker_number(match)})
             )
     if failure:
         failure.setdefault("error", "Task execution failed")
@@ -290,12 +418,38 @@ def prompt_rules(prompt: str | None) -> list[Fired]:
     return fired
 
 
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if 0 <= value <= 86400 else None
+MARKER_NAMES = frozenset({"fail", "fail-at", "fail-after-polls", "status", "delay"})
+
+
+def _shown(match: re.Match[str]) -> str:
+    text = match.group(0)
+    return text if len(text) <= 60 else text[:56] + "...]"
+
+
+def _marker_valid(match: re.Match[str], kind: str, name: str, value: Any) -> Any:
+    """``value``, if the rule schema allows it as the ``name`` of a ``kind`` effect."""
+    problems = problems_of(
+        schemas.validator("mock", "fault_rule"), {"effect": {kind: {name: value}}}
+    )
+    if problems:
+        raise RuleError([f"{_shown(match)}: {p.message}" for p in problems])
+    return value
+
+
+def _marker_integer(match: re.Match[str]) -> int:
+    """The marker's value as a small ASCII integer (the rule schema then checks its range)."""
+    value = match.group(2) or ""
+    if not MARKER_INTEGER.fullmatch(value):
+        raise RuleError([f"{_shown(match)}: must be a whole number of at most 6 ASCII digits"])
+    return int(value)
+
+
+def _marker_number(match: re.Match[str]) -> float:
+    """The marker's value as seconds: ASCII digits, an optional fraction, 0 to 86400."""
+    value = match.group(2) or ""
+    if not MARKER_NUMBER.fullmatch(value) or float(value) > 86400:
+        raise RuleError([f"{_shown(match)}: must be a number of seconds from 0 to 86400"])
+    return float(value)
 
 
 def _check_markers(fired: list[Fired]) -> None:

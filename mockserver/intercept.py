@@ -338,6 +338,11 @@ class Pipeline:
             if job is not None and job.provider == provider.name:
                 model = job.model
                 prompt = job.prompt
+        found = None
+        regexes = state.faults.regexes() if state.faults.rules and prompt else None
+        if regexes:  # off the loop: RE2 is linear, but many complex rules still add up
+            loop = asyncio.get_running_loop()
+            found = await loop.run_in_executor(None, state.faults.search_all, regexes, prompt)
         return RequestFacts(
             provider=provider.name,
             operation=target.operation,
@@ -347,6 +352,7 @@ class Pipeline:
             prompt=prompt,
             headers=request.headers,
             declared=target.declared,
+            found=found,
         )
 
 

@@ -20,6 +20,7 @@ recorded polling sequence replays).
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import time
 from collections import Counter
@@ -32,10 +33,13 @@ from urllib.parse import quote
 from aiohttp import web
 from yarl import URL
 
+import schemas
+
 from .config import ConfigError
 from .faults import RequestFacts
-from .http import MAX_JSON_DEPTH, load_json, origin
+from .http import MAX_JSON_DEPTH, Problem, load_json, origin, problems_of
 from .providers.base import Provider
+from .validation import is_valid
 
 __all__ = [
     "MAX_RECORDED_BYTES",
@@ -53,7 +57,21 @@ RECORD_DEPTH = MAX_JSON_DEPTH + 1  # a record holds bodies one level down; no de
 REDACTED = "[redacted]"
 RECORDED_HEADERS = frozenset({"content-type", "retry-after", "x-cost", "x-remaining-credits"})
 RECORDED_PREFIXES = ("x-rate", "ratelimit")  # x-rate-limit-*, x-ratelimit-*, ratelimit-*
-REQUIRED = ("provider", "method", "path", "status", "response_body", "encoding")
+# Never replayed as recorded: the replaying server frames its own answer (length, chunking,
+# connection), and the recorded body is already decoded (so no Content-Encoding either).
+FRAMING_HEADERS = frozenset(
+    {
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "content-encoding",
+    }
+)
 
 
 def map_strings(value: Any, change: Callable[[str], str]) -> Any:
@@ -190,6 +208,8 @@ class Replay:
 
     def __init__(self, directory: str | Path, providers: Iterable[str]) -> None:
         self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise ConfigError(f"{self.directory}: not a directory (--replay-dir)")
         self._recordings: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
         self._paths: dict[str, str] = {}  # recorded path -> provider
         self._cursor: Counter[tuple[str, str, str, str]] = Counter()
@@ -202,21 +222,23 @@ class Replay:
 
     def _load(self, provider: str) -> None:
         path = self._file(provider)
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = load_json(line, RECORD_DEPTH)
-                    missing = [name for name in REQUIRED if name not in record]
-                except ValueError as exc:
-                    raise ConfigError(f"{path}:{number}: not JSON: {exc}") from None
-                if missing or record["provider"] != provider:
-                    raise ConfigError(f"{path}:{number}: not a recorded {provider} exchange")
-                match = (provider, record["method"], record["path"])
-                key = (*match, canonical(record.get("request_body")))
-                self._recordings.setdefault(key, []).append(record)
-                self._paths.setdefault(record["path"], provider)
+        try:
+            lines = path.read_bytes().split(b"\n")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        for number, raw in enumerate(lines, 1):
+            if not raw.strip():
+                continue
+            try:
+                record = checked_record(raw, provider)
+                key = (provider, record["method"], record["path"])
+                key += (canonical(record.get("request_body")),)
+            except ValueError as exc:
+                raise ConfigError(f"{path}:{number}: {_one_line(str(exc))}") from None
+            except RecursionError:
+                raise ConfigError(f"{path}:{number}: nested too deeply") from None
+            self._recordings.setdefault(key, []).append(record)
+            self._paths.setdefault(record["path"], provider)
 
     def serves(self, provider: str) -> bool:
         return provider in self.providers
@@ -241,6 +263,53 @@ class Replay:
         index = min(self._cursor[key], len(records) - 1)
         self._cursor[key] += 1
         return replayed(records[index], origin(request))
+
+
+def checked_record(raw: bytes, provider: str) -> dict[str, Any]:
+    """One line of ``<provider>.jsonl`` as a record the replay can serve exactly, or a
+    ValueError saying why not: not UTF-8 or JSON, against ``schemas/mock/recording.json``
+    (status 200..599, legal header names and values...), another provider's, a body that
+    is not base64. Framing headers are dropped: the replaying server computes its own."""
+    try:
+        record = load_json(raw.decode("utf-8"), RECORD_DEPTH)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not valid UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise ValueError("not JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    problems = [] if is_valid("mock", "recording", record) else _record_problems(record)
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise ValueError(f"not a recorded exchange: {problems[0]}{more}")
+    if record["provider"] != provider:
+        raise ValueError(f"a {record['provider']} exchange in the {provider} recording")
+    if record["encoding"] == "base64":
+        try:
+            binascii.a2b_base64(record["response_body"], strict_mode=True)
+        except binascii.Error as exc:
+            raise ValueError(f"response_body: not base64: {exc}") from None
+    headers = record.get("response_headers") or {}
+    record["response_headers"] = {
+        name: value for name, value in headers.items() if name.lower() not in FRAMING_HEADERS
+    }
+    try:  # served once now as it will be later: what cannot be served is refused at load
+        replayed(record, "http://127.0.0.1")
+    except RecursionError:
+        raise ValueError("response_body: nested too deeply to replay") from None
+    return dict(record)
+
+
+def _record_problems(record: Any) -> list[Problem]:
+    """Why a record breaks its schema (the slow validator explains; the fast one decides)."""
+    return problems_of(schemas.validator("mock", "recording"), record) or [
+        Problem((), "schema", "does not match schemas/mock/recording.json")
+    ]
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def replayed(record: Mapping[str, Any], own_origin: str) -> web.Response:

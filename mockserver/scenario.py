@@ -39,6 +39,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 import schemas
 
+from .faults import rule_problems
 from .http import MAX_JSON_DEPTH, too_deep
 from .validation import Explanation, explain
 
@@ -137,6 +138,11 @@ def parse_scenario(text: str, source: str = "<scenario>") -> dict[str, Any]:
         located.fail(located.at(()), (), f"the top level must be a mapping, got {_kind(data)}")
     found = explain(schemas.validator("mock", "scenario"), data, MAX_PROBLEMS, EXPLAIN_SECONDS)
     problems = [p for error in found.errors for p in _explain(error, located)]
+    if not problems and found.complete:  # what the schema cannot see: duplicate ids, bad regexes
+        problems = [
+            _Problem(located.at(path), path, message)
+            for path, message in _fault_rule_problems(data.get("faults", []))
+        ]
     if problems or not found.complete:
         raise ScenarioError(_render(source, problems, found))
     return data
@@ -160,6 +166,16 @@ def _read(text: str, source: str) -> tuple[_Located, Any]:
     if located.problems:
         raise ScenarioError(_render(source, located.problems))
     return located, data
+
+
+def _fault_rule_problems(specs: list[Any]) -> list[tuple[JsonPath, str]]:
+    """(path, message) for every fault rule of a scenario that the fault engine would refuse
+    when the scenario is applied (the rules are valid against their schema already)."""
+    found = []
+    for index, where, message in rule_problems(specs):
+        prefix = ".".join(map(str, where)) + ": "
+        found.append((("faults", index, *where), message.removeprefix(prefix)))
+    return found
 
 
 def load_scenario(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -245,11 +261,11 @@ def _explain(error: ValidationError, located: _Located) -> list[_Problem]:
 
 def _unknown_keys(error: ValidationError, path: JsonPath, located: _Located) -> list[_Problem]:
     known = error.schema.get("properties", {})
-    patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+    patterns = list(error.schema.get("patternProperties", {}))
     allowed = f"; allowed: {', '.join(known)}" if known else ""
     problems = []
     for key in error.instance:
-        if key in known or any(p.search(key) for p in patterns):
+        if key in known or any(schemas.search(p, key) for p in patterns):
             continue
         at = located.keys.get((*path, key), located.at(path))
         problems.append(_Problem(at, (*path, key), f"unknown key{allowed}"))
@@ -469,6 +485,10 @@ def _parse_json(text: str, located: _Located) -> Any:
             located.fail(_Pos(exc.lineno, exc.colno), (), f"JSON syntax error: {exc.msg}")
     except RecursionError:
         located.fail(_Pos(1, 1), (), "nested too deeply")
+    except ValueError:  # an integer of more digits than int() converts (4300)
+        longest = max(re.finditer("[0-9]+", text), key=lambda m: m.end() - m.start())
+        at = _offset_pos(text, longest.start())
+        located.fail(at, (), f"a number of {longest.end() - longest.start()} digits is too long")
     value, _ = _JsonBuilder(text, located).value(0, ())
     return value
 

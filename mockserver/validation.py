@@ -72,7 +72,10 @@ def _registry() -> jsonschema_rs.Registry:
 @cache
 def _compiled(provider: str, name: str) -> Any:
     return jsonschema_rs.validator_for(
-        schemas.load(provider, name), registry=_registry(), offline=True
+        schemas.load(provider, name),
+        registry=_registry(),
+        offline=True,
+        pattern_options=jsonschema_rs.RegexOptions(),  # Rust's regex: linear, no backtracking
     )
 
 

@@ -22,6 +22,7 @@ and nowhere else.
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -208,11 +209,17 @@ def retry_after_of(headers: Mapping[str, str], now: float | None = None) -> floa
     value = lowered.get("retry-after")
     if value:
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            try:  # an HTTP date; a server may send anything, which then says nothing
+                parsed = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                parsed = None
             if parsed is not None:
                 return max(0.0, parsed.timestamp() - now)
+        else:
+            if not math.isnan(seconds):  # "nan" says nothing either ("inf": wait too long)
+                return max(0.0, seconds)
     reset = lowered.get("x-rate-limit-reset-at-utc")
     if reset:
         try:

@@ -20,4 +20,4 @@ def test_mockserver_public_api() -> None:
 
 
 def test_schemas_public_api() -> None:
-    assert schemas.__all__ == ["PROVIDERS", "documents", "load", "validator"]
+    assert schemas.__all__ == ["PROVIDERS", "documents", "load", "search", "validator"]

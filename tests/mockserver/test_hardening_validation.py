@@ -25,6 +25,7 @@ from conformance.options import load_scenario as load_drift_scenario
 from mockserver import validation
 from mockserver.app import create_app
 from mockserver.config import ConfigError, MockConfig
+from mockserver.faults import MAX_MARKERS
 from mockserver.http import MAX_JSON_DEPTH
 from mockserver.replay import Replay
 from mockserver.scenario import ScenarioError, load_scenario
@@ -592,19 +593,18 @@ async def test_explanation_budget_never_refuses_a_valid_body(
 
 
 async def test_explanation_bounded_for_prompt_markers(mock: Mock) -> None:
-    """A prompt of 20,000 characters holds about 1,300 markers: each distinct one is checked
-    once and at most 20 problems are named."""
+    """A prompt of 20,000 characters holds about 1,300 markers: it is refused at once, with a
+    short answer, and a prompt with as many valid markers as are allowed is served."""
     bad = "".join(f"[mock:status={code}]" for code in range(1_000, 2_300))[:20_000]
     body = encoded({"prompt": bad})
     started = time.perf_counter()
     status, answer = await post(mock, "segmind", SUBMIT["segmind"], body)
     elapsed = time.perf_counter() - started
     assert status == 400, answer
-    assert answer["error"].startswith("Invalid prompt marker: prompt marker: effect.http_error")
-    assert re.search(r"\.\.\. and \d+ more invalid prompt markers$", answer["error"])
-    assert answer["error"].count("prompt marker:") <= MAX_PROBLEMS + 1
+    assert answer["error"].startswith("Invalid prompt marker")
+    assert len(answer["error"]) < 2_000
     assert elapsed < STALL_BOUND, elapsed
-    good = "".join(f"[mock:delay={i}]" for i in range(1_400))[:20_000]
+    good = "".join(f"[mock:delay={i}]" for i in range(MAX_MARKERS))
     started = time.perf_counter()
     status, answer = await post(mock, "segmind", SUBMIT["segmind"], encoded({"prompt": good}))
     assert status == 200, answer
