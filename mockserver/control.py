@@ -269,11 +269,12 @@ async def reset(request: web.Request) -> web.Response:
 
 
 def _try_scenarios(config: MockConfig, scenarios: list[dict[str, Any]]) -> None:
-    """Apply the scenarios to scratch rules and quotas: a 400 if any part is refused."""
+    """Apply the scenarios' credits and rate limits to scratch quotas: a 400 if any part is
+    refused (their fault rules were checked by :func:`_check_rules`, in a dry run)."""
     faults, ledger, limiter = FaultEngine(seed=config.seed), Ledger(), RateLimiter()
     try:
         for scenario in scenarios:
-            _apply(faults, ledger, limiter, 0.0, scenario)
+            _apply(faults, ledger, limiter, 0.0, {**scenario, "faults": []})
     except RuleError as err:
         raise ControlError(400, "invalid scenario", capped(err.problems)) from None
     except (ValueError, TypeError, KeyError) as err:

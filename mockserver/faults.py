@@ -179,6 +179,10 @@ class FaultEngine:
     seed: int
     rules: list[Rule] = field(default_factory=list)
     _next: int = 0
+    _ids: set[str] = field(default_factory=set, repr=False)  # of ``rules``: O(1) duplicates
+
+    def __post_init__(self) -> None:
+        self._ids = {rule.id for rule in self.rules}
 
     def add(self, spec: Any, now: float) -> Rule:
         if len(self.rules) >= MAX_RULES:
@@ -187,7 +191,7 @@ class FaultEngine:
         if problems:
             raise RuleError([str(p) for p in problems], [p.loc for p in problems])
         spec = dict(spec)
-        if "id" in spec and any(rule.id == spec["id"] for rule in self.rules):
+        if "id" in spec and spec["id"] in self._ids:
             raise RuleError([f"id: a rule {spec['id']!r} exists already"], [("id",)])
         match = spec.get("match", {})
         regex = None
@@ -195,7 +199,7 @@ class FaultEngine:
             regex = compile_prompt_regex(match["prompt_regex"])
         if "id" not in spec:
             self._next += 1
-            while any(rule.id == f"r{self._next}" for rule in self.rules):
+            while f"r{self._next}" in self._ids:
                 self._next += 1  # "r2" given by hand earlier: the next free number
             spec["id"] = f"r{self._next}"
         keys = match.get("api_key")
@@ -208,6 +212,7 @@ class FaultEngine:
             _keys=None if keys is None else frozenset(map(fingerprint, _listed(keys))),
         )
         self.rules.append(rule)
+        self._ids.add(rule.id)
         return rule
 
     def check(self, specs: Iterable[Any]) -> list[tuple[int, tuple[str | int, ...], str]]:
@@ -221,9 +226,10 @@ class FaultEngine:
             except RuleError as err:
                 found += [(index, path, p) for path, p in zip(err.paths, err.problems, strict=True)]
                 given = spec.get("id") if isinstance(spec, dict) else None
-                if isinstance(given, str) and all(rule.id != given for rule in trial.rules):
+                if isinstance(given, str) and given not in trial._ids:
                     # a later rule with the same id is still a duplicate
                     trial.rules.append(Rule(given, {}, 0.0, random.Random(0)))
+                    trial._ids.add(given)
         return found
 
     def regexes(self) -> dict[str, Any]:
@@ -242,10 +248,12 @@ class FaultEngine:
     def remove(self, rule_id: str) -> bool:
         before = len(self.rules)
         self.rules = [rule for rule in self.rules if rule.id != rule_id]
+        self._ids.discard(rule_id)
         return len(self.rules) < before
 
     def clear(self) -> None:
         self.rules.clear()
+        self._ids.clear()
         self._next = 0
 
     def evaluate(self, facts: RequestFacts, now: float) -> list[Fired]:
