@@ -18,6 +18,11 @@ from typing import Any
 __all__ = ["ConfigError", "MockConfig", "config_from_env"]
 
 ENV_PREFIX = "MOCK_"
+# Upper bounds of the slow-client settings: a deadline longer than an hour is no deadline
+# (aiohttp's own keep-alive default is about an hour), and more connections than this would
+# exceed any sane open-file limit (the server lowers the cap further to fit the real limit).
+MAX_CLIENT_TIMEOUT = 3600.0
+MAX_CONNECTIONS = 65_536
 
 
 class ConfigError(ValueError):
@@ -119,6 +124,31 @@ class MockConfig:
     max_header_bytes: int = field(
         default=8190, metadata=_opt("longest request line and header field accepted")
     )
+    header_timeout: float = field(
+        default=10.0,
+        metadata=_opt(
+            "seconds a client has, from connecting or from the first byte of a request, to "
+            "send all of its headers; then the connection is closed (slow-header clients)"
+        ),
+    )
+    body_timeout: float = field(
+        default=30.0,
+        metadata=_opt(
+            "seconds a client has, from the end of the headers, to send the whole body "
+            "(the largest body at 10 KB/s fits); then it is refused and the connection closed"
+        ),
+    )
+    keepalive_timeout: float = field(
+        default=15.0,
+        metadata=_opt("seconds an idle keep-alive connection stays open between requests"),
+    )
+    max_connections: int = field(
+        default=512,
+        metadata=_opt(
+            "client connections served at once (kept below the open-file limit); one more "
+            "is answered 503 with Retry-After and closed"
+        ),
+    )
     control_open: bool = field(
         default=False,
         metadata=_opt("let non-loopback clients use the control plane (pair with a token)"),
@@ -184,6 +214,12 @@ class MockConfig:
                 problems.append(f"{name} must be >= 0")
         if not self.proxy_timeout > 0:
             problems.append("proxy_timeout must be > 0")
+        for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
+            value = getattr(self, name)
+            if not 0 < value <= MAX_CLIENT_TIMEOUT:  # also refuses nan; inf is above the max
+                problems.append(f"{name} must be > 0 and <= {MAX_CLIENT_TIMEOUT:g} seconds")
+        if not 1 <= self.max_connections <= MAX_CONNECTIONS:
+            problems.append(f"max_connections must be in 1..{MAX_CONNECTIONS}")
         for provider, url in self.proxy.items():
             if not _is_origin(url):
                 problems.append(f"proxy[{provider}] must be an http(s) origin only, not {url!r}")
