@@ -13,7 +13,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-__all__ = ["VirtualClock"]
+__all__ = ["ClockStopped", "VirtualClock"]
+
+
+class ClockStopped(Exception):
+    """The clock a coroutine slept on was stopped (the mock was reset): its deadline, in the
+    time of a world that no longer exists, will never come."""
 
 
 class VirtualClock:
@@ -29,6 +34,7 @@ class VirtualClock:
         self._changed: asyncio.Event | None = None
         self._sleepers = 0
         self._sleepers_changed: asyncio.Event | None = None
+        self._stopped = False
         self.epoch = time.time()  # the wall-clock UTC instant that virtual time 0 stands for
 
     def utc(self, t: float) -> str:
@@ -68,11 +74,26 @@ class VirtualClock:
         self._speed = speed
         self._wake()
 
+    @property
+    def stopped(self) -> bool:
+        """The clock was replaced (a reset): its sleepers were woken with ClockStopped."""
+        return self._stopped
+
+    def stop(self) -> None:
+        """Retire this clock: every sleeper wakes at once and raises :class:`ClockStopped`,
+        and so does every later :meth:`sleep_until` (the mock's reset does this to the clock
+        it replaces, so no call waits for a time that will never come)."""
+        self._stopped = True
+        self._wake()
+
     async def sleep_until(self, deadline: float) -> None:
-        """Return once virtual time reaches ``deadline``."""
+        """Return once virtual time reaches ``deadline``; raises :class:`ClockStopped` if the
+        clock is stopped first."""
         self._count_sleeper(+1)
         try:
             while (remaining := deadline - self.now()) > 0:
+                if self._stopped:
+                    raise ClockStopped("the mock was reset while this request waited")
                 if self._changed is None:
                     self._changed = asyncio.Event()
                 changed = self._changed
