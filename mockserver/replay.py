@@ -31,9 +31,10 @@ from urllib.parse import quote
 from aiohttp import web
 from yarl import URL
 
+from .call import call_of
 from .config import ConfigError
 from .faults import RequestFacts
-from .http import origin
+from .http import BodyError, origin
 from .providers.base import Provider
 
 __all__ = [
@@ -209,7 +210,7 @@ class Replay:
     async def answer(
         self, request: web.Request, provider: Provider, facts: RequestFacts
     ) -> web.StreamResponse:
-        body = await _json_body(request)
+        body = await _json_body(request, provider)
         key = (provider.name, request.method, request.path, canonical(redact_key(body, facts.key)))
         records = self._recordings.get(key)
         if not records:
@@ -238,11 +239,16 @@ def replayed(record: Mapping[str, Any], own_origin: str) -> web.Response:
     return web.Response(status=int(record["status"]), body=data, headers=headers)
 
 
-async def _json_body(request: web.Request) -> Any:
+async def _json_body(request: web.Request, provider: Provider) -> Any:
+    """The body as JSON (None when it is none), read once through the request's call."""
     if not request.body_exists:
         return None
     try:
-        return json.loads(await request.read())
+        raw = await call_of(request).raw(request, provider.state.config.max_body_bytes)
+    except BodyError as err:
+        raise provider.body_error(err) from None
+    try:
+        return json.loads(raw)
     except (ValueError, RecursionError):
         return None
 
