@@ -208,7 +208,7 @@ async def test_many_half_sent_requests_do_not_lock_out_a_legitimate_client() -> 
         for _ in range(80):
             reader, writer = await connect(served)
             writer.write(b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-            slow.append(writer)
+            slow.append((reader, writer))
         started = time.monotonic()
         statuses = []
         while time.monotonic() - started < BOUND:
@@ -225,7 +225,9 @@ async def test_many_half_sent_requests_do_not_lock_out_a_legitimate_client() -> 
             await asyncio.sleep(0.1)
         assert statuses[-1] == 200 and set(statuses) <= {0, 503, 200}, statuses
         assert served.guard.refused >= 40
-        for writer in slow:
+        for reader, writer in slow:  # each was refused (503) or timed out (408), and closed
+            answer = await closed(reader)
+            assert answer.startswith((b"HTTP/1.1 503 ", b"HTTP/1.1 408 ")), answer[:100]
             writer.close()
 
 
