@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from .config import MockConfig
 
@@ -148,16 +148,15 @@ class _Connection(RequestHandler):
             self._body = self._messages[-1][1]
             self._body_since = self._loop.time()
 
-    async def finish_response(
-        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
-    ) -> tuple[web.StreamResponse, bool]:
-        result = await super().finish_response(request, resp, start_time)
-        body = request.content
-        if not body.is_eof() and body.exception() is not None:
-            # a body that failed (its deadline, a bad encoding) cannot be read to its end
-            # (aiohttp's lingering would log a traceback): close after the answer
-            self.force_close()
-        return result
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """A body that failed (its deadline, a bad encoding, a broken chunk) makes aiohttp's
+        read of its rest, after the answer, raise; aiohttp then closes the connection, as it
+        should, and logs a traceback, which is noise: one line instead."""
+        exc_info = kwargs.get("exc_info")
+        if isinstance(exc_info, RequestPayloadError | BodyTimeout):
+            self.logger.debug("closed after a request body that failed: %s", exc_info)
+            return
+        super().log_exception(*args, **kwargs)
 
     def expired(self, now: float, guard: ConnectionGuard) -> None:
         """Enforce the header and body deadlines (called by the sweeper)."""
