@@ -172,6 +172,17 @@ async def test_slow_body_gets_a_clean_answer_and_the_connection_closes(provider:
 
 
 async def test_connection_cap_refuses_cleanly_and_lets_a_client_in_once_others_are_gone() -> None:
+    await _cap_scenario()
+
+
+def test_connection_cap_and_header_deadline_under_uvloop() -> None:
+    """The command line serves on uvloop, whose transports are not asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+    uvloop.run(_cap_scenario())
+    uvloop.run(test_half_sent_headers_are_closed_after_the_header_deadline())
+
+
+async def _cap_scenario() -> None:
     async with serving(max_connections=3, header_timeout=60) as (served, _):
         idle = [await connect(served) for _ in range(3)]
         for _ in range(100):  # bounded: the server has seen all three
