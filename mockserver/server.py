@@ -281,15 +281,6 @@ class ConnectionGuard:
             for connection in list(self.connections):
                 connection.expired(now, self)
 
-    def stats(self) -> dict[str, int]:
-        return {
-            "connections": len(self.connections),
-            "max_connections": self.max_connections,
-            "refused": self.refused,
-            "header_timeouts": self.header_timeouts,
-            "body_timeouts": self.body_timeouts,
-        }
-
 
 class Served:
     """A running server: its runner, guard and address; :meth:`close` stops it."""

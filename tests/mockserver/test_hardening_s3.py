@@ -131,7 +131,7 @@ async def test_headers_dribbled_byte_by_byte_still_meet_the_deadline_from_the_fi
                 await asyncio.sleep(0.05)
                 if reader.at_eof() or time.monotonic() - started > BOUND:
                     raise AssertionError("closed")
-        assert time.monotonic() - started < 0.6 + 2.0  # closed soon after its deadline
+        assert time.monotonic() - started < 0.6 + 5.0  # closed soon after its deadline
         writer.close()
 
 
@@ -185,10 +185,11 @@ def test_connection_cap_and_header_deadline_under_uvloop() -> None:
 async def _cap_scenario() -> None:
     async with serving(max_connections=3, header_timeout=60) as (served, _):
         idle = [await connect(served) for _ in range(3)]
-        for _ in range(100):  # bounded: the server has seen all three
+        for _ in range(500):  # bounded: the server has seen all three
             if len(served.guard.connections) == 3:
                 break
             await asyncio.sleep(0.02)
+        assert len(served.guard.connections) == 3
         reader, writer = await connect(served)
         writer.write(b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         status, headers, body = await response(reader)
