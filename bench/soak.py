@@ -1,23 +1,38 @@
-"""A bounded soak: many concurrent clients submit and poll while fault rules fire.
+"""A bounded soak: many concurrent clients submit and poll while fault rules fire, and
+hostile clients attack the mock alongside them.
 
     python bench/soak.py [--seconds 120] [--clients 40]
 
-The mock runs as its own process on a free loopback port, with a short retention and a small
-job cap so eviction starts within seconds. Every answer must be one the operation's contract
-allows (or the broken connection a transport rule asked for); the server's resident memory,
-sampled once a second, must stay flat once eviction has started. Bounded in time and in
-requests; it targets 127.0.0.1 only.
+The mock runs as its own process (``python -m mockserver``, so through the one start path
+with its deadlines and connection cap) on a free loopback port, with a job cap and a
+retention long enough that only the cap evicts. Beside the honest clients, attackers send:
+half-sent headers, bodies dribbled too slowly, oversized bodies (by Content-Length and
+chunked), deeply nested bodies, and prompts that a catastrophic-regex rule (``(a+)+$``)
+would backtrack on (the rule may be refused when it is added; either is fine).
+
+The verdict does not depend on the machine's speed: the run lasts ``--seconds`` AND until
+the work is done (the job store has turned over ``--turnover`` times, counted from the
+accepted submits, so eviction has really run), bounded by ``--max-seconds``. It passes when
+- every answer is one the operation's contract allows (a 500 never is: no rule injects it),
+  and the mock's own self-check saw no violation;
+- the event loop never stalled: a separate thread polls ``/_mock/health`` all along, and its
+  slowest answer stays under ``--max-stall`` seconds;
+- resident memory is flat once eviction has started (median of the first and last samples).
+Bounded in time and in requests; it targets 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import random
 import socket
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -66,6 +81,27 @@ RULES = [
         "scope": {"probability": 0.1},
     },
 ]
+# A rule whose regex backtracks exponentially on a run of "a" that does not end the prompt
+# (Python's re: 18 s for 27 of them). A linear engine runs it, or the rule is refused.
+REGEX_RULE = {
+    "match": {"prompt_regex": "(a+)+$"},
+    "effect": {"http_error": {"status": 503}},
+    "scope": {"probability": 0.5},
+}
+REGEX_PROMPT = "a" * 27 + "!"
+ATTACKS = ("slow_headers", "slow_body", "oversized", "nested", "regex")
+ATTACK_PAUSE = 0.1  # seconds between two attacks of one attacker: bounded in count too
+INJECTED = {429, 503}  # what the rules above may answer a submit instead, attacked or not
+# The server's slow-client settings in the soak: short, so the attackers are cut off within
+# the run, and a cap the honest clients and attackers together stay far below.
+SERVER_LIMITS = {
+    "--header-timeout": "2",
+    "--body-timeout": "2",
+    "--keepalive-timeout": "5",
+    "--max-connections": "256",
+}
+MAX_BODY = 256 * 1024  # the mock's default --max-body-bytes
+NESTING = (1020, 20_000)  # an unknown field nested this deep (near and far past any cap)
 
 
 def declared(provider: str, operation: str) -> set[int]:
@@ -85,22 +121,26 @@ async def client(
     session: aiohttp.ClientSession,
     base: str,
     rng: random.Random,
-    stop: float,
-    tally: Counter[str],
-    unexpected: list[str],
+    run: Run,
+    regex: bool,
 ) -> None:
+    tally, unexpected = run.tally, run.unexpected
     fake = Faker()
     fake.seed_instance(rng.random())  # realistic, varied prompts, replayable from the seed
-    while time.monotonic() < stop:
+    while not run.done:
         provider = rng.choice(list(SUBMIT))
         path, body = SUBMIT[provider]
-        body = {**body, "prompt": fake.sentence(nb_words=rng.randint(3, 40))}
+        prompt = fake.sentence(nb_words=rng.randint(3, 40))
+        if regex and rng.random() < 0.05:
+            prompt = REGEX_PROMPT
+        body = {**body, "prompt": prompt}
         try:
             async with session.post(base + path, json=body, headers=AUTH[provider]) as resp:
                 data = await resp.json(content_type=None)
                 _record(provider, "submit", resp.status, tally, unexpected)
             if resp.status != 200:
                 continue
+            run.accepted += 1
             for _ in range(rng.randint(1, 4)):
                 if provider == "pixazo":
                     call = session.post(
@@ -123,14 +163,201 @@ def _record(
     provider: str, operation: str, status: int, tally: Counter[str], unexpected: list[str]
 ) -> None:
     tally[f"{provider}.{operation} {status}"] += 1
-    if status not in declared(provider, operation):
+    if status not in declared(provider, operation) or status == 500:  # no rule injects 500
         unexpected.append(f"{provider}.{operation} answered {status}")
 
 
-async def soak(seconds: float, clients: int, seed: int, max_jobs: int) -> dict[str, object]:
+class Run:
+    """What the clients share: the tallies, the accepted submits, and when to stop."""
+
+    def __init__(self) -> None:
+        self.tally: Counter[str] = Counter()
+        self.unexpected: list[str] = []
+        self.accepted = 0  # submits answered 200: the jobs the store has taken
+        self.done = False
+
+
+# -- the attackers ----------------------------------------------------------------------------
+
+
+async def _answer(reader: asyncio.StreamReader, seconds: float) -> tuple[int | None, bytes]:
+    """The status and body of the one answer on a raw connection (None: closed unanswered)."""
+    data = b""
+    try:
+        async with asyncio.timeout(seconds):
+            while chunk := await reader.read(65536):
+                data += chunk
+    except TimeoutError:
+        pass
+    except ConnectionError:
+        pass
+    if not data.startswith(b"HTTP/1.1 "):
+        return None, data
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def _request_head(provider: str, path: str, extra: str, port: int) -> bytes:
+    auth = "".join(f"{k}: {v}\r\n" for k, v in AUTH[provider].items())
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}"
+        f"Content-Type: application/json\r\n{extra}"
+    ).encode()
+
+
+def _chunked(data: bytes, size: int = 32768) -> bytes:
+    pieces = (data[i : i + size] for i in range(0, len(data), size))
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+def _nested(depth: int, arrays: bool) -> bytes:
+    """A valid body with an unknown field nested ``depth`` deep (arrays or objects)."""
+    inner = b"[" * depth + b"]" * depth if arrays else b'{"x":' * depth + b"1" + b"}" * depth
+    return b'{"prompt": "nested", "extra": ' + inner + b"}"
+
+
+async def attacker(
+    session: aiohttp.ClientSession,
+    port: int,
+    rng: random.Random,
+    run: Run,
+    attacks: tuple[str, ...],
+) -> None:
+    """Send one hostile request after another; each answer must be the documented one (a
+    nested body that is accepted makes a job, whose status and result are then followed)."""
+    limit = float(SERVER_LIMITS["--header-timeout"]) + float(SERVER_LIMITS["--body-timeout"])
+    while not run.done:
+        follow: dict = {}
+        kind = rng.choice(attacks)
+        provider = rng.choice(list(SUBMIT))
+        path = SUBMIT[provider][0]
+        if kind == "regex":
+            await asyncio.sleep(0.2)  # the honest clients send those prompts
+            continue
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            run.tally["attack: connect refused"] += 1
+            continue
+        try:
+            if kind == "slow_headers":
+                writer.write(_request_head(provider, path, "X-Slow: ", port))
+                status, _ = await _answer(reader, limit + 5)
+                expected: set[int | None] = {408}
+            elif kind == "slow_body":
+                writer.write(_request_head(provider, path, "Content-Length: 1000\r\n\r\n", port))
+                writer.write(b'{"prompt": "slow')
+                status, _ = await _answer(reader, limit + 5)
+                expected = {400}
+            elif kind == "oversized":
+                data = b'{"prompt": "' + b"x" * (MAX_BODY + 1000) + b'"}'
+                if rng.random() < 0.5:
+                    writer.write(
+                        _request_head(provider, path, f"Content-Length: {len(data)}\r\n\r\n", port)
+                    )
+                    writer.write(data)
+                else:
+                    writer.write(
+                        _request_head(provider, path, "Transfer-Encoding: chunked\r\n\r\n", port)
+                    )
+                    writer.write(_chunked(data))
+                status, _ = await _answer(reader, limit + 5)
+                expected = {413}
+            else:  # nested
+                data = _nested(rng.choice(NESTING), rng.random() < 0.5)
+                extra = f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+                writer.write(_request_head(provider, path, extra, port) + data)
+                status, body = await _answer(reader, limit + 5)
+                expected = declared(provider, "submit") - {500}
+                if status == 200:
+                    follow = json.loads(body)
+        except ConnectionError:
+            status, expected = None, {None}
+        finally:
+            writer.close()
+        await asyncio.sleep(ATTACK_PAUSE)
+        run.tally[f"attack {kind}: {status}"] += 1
+        if status not in expected | INJECTED:
+            run.unexpected.append(f"attack {kind} on {provider} answered {status}")
+        if follow:
+            run.accepted += 1
+            await _follow(session, f"http://127.0.0.1:{port}", provider, follow, run)
+
+
+async def _follow(
+    session: aiohttp.ClientSession, base: str, provider: str, job: dict, run: Run
+) -> None:
+    """Finish a job at once (control plane), then read its status, result and first image
+    as a client would, checking each answer."""
+    job_id = job["request_id"]
+    async with session.post(f"{base}/_mock/jobs/{job_id}/state", json={"state": "SUCCEEDED"}):
+        pass
+    if provider == "pixazo":
+        calls = [("result", "POST", base + PIXAZO_RESULT, {"request_id": job_id})]
+    else:
+        calls = [
+            ("status", "GET", job["status_url"], None),
+            ("result", "GET", job["response_url"], None),
+        ]
+    images: list[str] = []
+    for operation, method, url, body in calls:
+        try:
+            async with session.request(method, url, json=body, headers=AUTH[provider]) as resp:
+                data = await resp.read()
+                _record(provider, operation, resp.status, run.tally, run.unexpected)
+            if operation == "result" and resp.status == 200:
+                images = _file_urls(json.loads(data))
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            run.tally["broken (transport rule)"] += 1
+    if images:
+        async with session.get(images[0]) as resp:
+            await resp.read()
+            run.tally[f"{provider}.image {resp.status}"] += 1
+            if resp.status != 200:
+                run.unexpected.append(f"{provider}.image answered {resp.status}")
+
+
+def _file_urls(value: object) -> list[str]:
+    """Every output-image URL in an answer."""
+    if isinstance(value, str):
+        return [value] if "/_mock/files/" in value else []
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [url for item in value for url in _file_urls(item)]
+    return []
+
+
+def health_poller(port: int, stop: threading.Event, latencies: list[float]) -> None:
+    """In a thread of its own: poll /_mock/health and keep each answer's latency."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("GET", "/_mock/health")
+            conn.getresponse().read()
+            conn.close()
+        except OSError:
+            pass
+        latencies.append(time.perf_counter() - started)
+        stop.wait(0.1)
+
+
+async def soak(
+    seconds: float,
+    clients: int,
+    seed: int,
+    max_jobs: int,
+    turnover: float = 2.0,
+    max_seconds: float | None = None,
+    attacks: tuple[str, ...] = ATTACKS,
+) -> dict[str, object]:
+    """Run the soak; see the module's docstring for what ends it and what it measures."""
+    max_seconds = max_seconds if max_seconds is not None else max(4 * seconds, seconds + 120)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    limits = [part for pair in SERVER_LIMITS.items() for part in pair]
     server = subprocess.Popen(
         [
             sys.executable,
@@ -141,7 +368,7 @@ async def soak(seconds: float, clients: int, seed: int, max_jobs: int) -> dict[s
             "--time-scale",
             "50",
             "--retention-seconds",
-            "*=300",
+            "*=86400",  # only the cap evicts: when it starts is counted in submits
             "--max-jobs",
             str(max_jobs),
             "--journal-size",
@@ -150,6 +377,8 @@ async def soak(seconds: float, clients: int, seed: int, max_jobs: int) -> dict[s
             KEY,
             "--seed",
             str(seed),
+            "--self-check",
+            *limits,
             "--log-level",
             "ERROR",
         ],
@@ -157,11 +386,14 @@ async def soak(seconds: float, clients: int, seed: int, max_jobs: int) -> dict[s
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    tally: Counter[str] = Counter()
-    unexpected: list[str] = []
-    samples: list[tuple[float, int, int]] = []
+    run = Run()
+    samples: list[tuple[float, int, int, int]] = []  # (seconds, RSS KiB, jobs, accepted)
+    latencies: list[float] = []
+    stop_polling = threading.Event()
+    poller = threading.Thread(target=health_poller, args=(port, stop_polling, latencies))
+    regex_rule = None
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
             for _ in range(100):
                 try:
                     async with session.get(base + "/_mock/health") as resp:
@@ -172,66 +404,149 @@ async def soak(seconds: float, clients: int, seed: int, max_jobs: int) -> dict[s
             for rule in RULES:
                 async with session.post(base + "/_mock/faults", json=rule) as resp:
                     assert resp.status == 201, await resp.text()
+            if "regex" in attacks:
+                async with session.post(base + "/_mock/faults", json=REGEX_RULE) as resp:
+                    # a linear-time engine runs it (201); refusing it at once is fine too
+                    assert resp.status in (201, 400), await resp.text()
+                    regex_rule = "accepted" if resp.status == 201 else "refused"
+            poller.start()
             start = time.monotonic()
-            stop = start + seconds
             rng = random.Random(seed)
+            regex = "regex" in attacks
             workers = [
                 asyncio.ensure_future(
-                    client(session, base, random.Random(rng.random()), stop, tally, unexpected)
+                    client(session, base, random.Random(rng.random()), run, regex)
                 )
                 for _ in range(clients)
             ]
-            while time.monotonic() < stop:
-                await asyncio.sleep(1)
+            hostile = tuple(a for a in attacks if a != "regex") or ()
+            workers += [
+                asyncio.ensure_future(
+                    attacker(session, port, random.Random(rng.random()), run, hostile)
+                )
+                for _ in range(max(2, clients // 5) if hostile else 0)
+            ]
+            target = int(turnover * max_jobs) + max_jobs  # filled, then turned over
+            while True:
+                await asyncio.sleep(0.5)
                 async with session.get(base + "/_mock/health") as resp:
                     jobs = (await resp.json())["jobs"]
-                samples.append((time.monotonic() - start, rss_kib(server.pid), jobs))
+                elapsed = time.monotonic() - start
+                samples.append((elapsed, rss_kib(server.pid), jobs, run.accepted))
+                steady = _steady(samples, max_jobs)
+                if (elapsed >= seconds and run.accepted >= target and len(steady) >= 6) or (
+                    elapsed >= max_seconds
+                ):
+                    break
+            run.done = True
             await asyncio.gather(*workers)
             async with session.get(base + "/_mock/health") as resp:
                 violations = (await resp.json())["violations"]
     finally:
+        run.done = True
+        stop_polling.set()
+        if poller.is_alive():
+            poller.join(90)
         server.terminate()
         server.wait(10)
-    full = [s for s in samples if s[2] >= 0.9 * max_jobs]  # eviction has started: near the cap
-    steady = full[len(full) // 3 :] if len(full) >= 6 else []
-    growth = (steady[-1][1] - steady[0][1]) / steady[0][1] if steady else None
+    steady = _steady(samples, max_jobs)
+    growth = None
+    if len(steady) >= 6:
+        first = statistics.median(s[1] for s in steady[:3])
+        last = statistics.median(s[1] for s in steady[-3:])
+        growth = (last - first) / first
     return {
-        "requests": sum(tally.values()),
-        "tally": dict(tally.most_common()),
-        "unexpected": unexpected[:20],
+        "requests": sum(run.tally.values()),
+        "accepted_submits": run.accepted,
+        "seconds": round(samples[-1][0], 1) if samples else 0,
+        "regex_rule": regex_rule,
+        "tally": dict(run.tally.most_common()),
+        "unexpected": run.unexpected[:20],
         "violations": violations,
+        "health_polls": len(latencies),
+        "max_stall_seconds": round(max(latencies), 3) if latencies else None,
         "rss_kib": [s[1] for s in samples],
         "jobs": [s[2] for s in samples],
         "steady_rss_growth": growth,
     }
 
 
+def _steady(
+    samples: list[tuple[float, int, int, int]], max_jobs: int
+) -> list[tuple[float, int, int, int]]:
+    """The samples taken once eviction has run for a while: the store is full and a fifth
+    of it has been replaced since (the RSS of a store still filling is not flat)."""
+    return [s for s in samples if s[2] >= max_jobs and s[3] >= 1.2 * max_jobs]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--seconds", type=float, default=120, help="the least it runs")
     parser.add_argument("--clients", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-jobs", type=int, default=5000, help="the mock's job cap")
     parser.add_argument(
+        "--turnover",
+        type=float,
+        default=2.0,
+        help="how many times the full store is replaced before the verdict",
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, default=None, help="the bound (default 4x --seconds)"
+    )
+    parser.add_argument(
+        "--attacks",
+        default=",".join(ATTACKS),
+        help=f"comma-separated attackers among {','.join(ATTACKS)} (empty: none)",
+    )
+    parser.add_argument(
         "--max-growth", type=float, default=0.10, help="allowed RSS growth once full"
     )
+    parser.add_argument(
+        "--max-stall",
+        type=float,
+        default=2.0,
+        help="slowest /_mock/health answer allowed, in seconds (a stalled loop takes many)",
+    )
     args = parser.parse_args(argv)
-    result = asyncio.run(soak(args.seconds, args.clients, args.seed, args.max_jobs))
+    attacks = tuple(a for a in args.attacks.split(",") if a)
+    unknown = set(attacks) - set(ATTACKS)
+    if unknown:
+        parser.error(f"unknown attacks {sorted(unknown)}")
+    result = asyncio.run(
+        soak(
+            args.seconds,
+            args.clients,
+            args.seed,
+            args.max_jobs,
+            args.turnover,
+            args.max_seconds,
+            attacks,
+        )
+    )
     print(json.dumps({k: v for k, v in result.items() if k not in ("rss_kib", "jobs")}, indent=2))
-    print("rss KiB per second:", result["rss_kib"])
-    print("jobs per second:   ", result["jobs"])
+    print("rss KiB per sample:", result["rss_kib"])
+    print("jobs per sample:   ", result["jobs"])
     growth = result["steady_rss_growth"]
+    stall = result["max_stall_seconds"]
+    stalled = stall is None or stall > args.max_stall
     ok = (
         not result["unexpected"]
         and not result["violations"]
+        and not stalled
         and growth is not None
         and growth <= args.max_growth
     )
-    print(
-        "soak:",
-        "passed" if ok else "FAILED",
-        f"(steady RSS growth {growth:.1%})" if growth is not None else "(eviction never started)",
-    )
+    reasons = []
+    if growth is None:
+        reasons.append(
+            f"eviction never ran long enough ({result['accepted_submits']} submits accepted "
+            f"in {result['seconds']} s, {int((args.turnover + 1) * args.max_jobs)} needed)"
+        )
+    else:
+        reasons.append(f"steady RSS growth {growth:.1%}")
+    reasons.append(f"slowest health answer {stall} s")
+    print("soak:", "passed" if ok else "FAILED", f"({'; '.join(reasons)})")
     return 0 if ok else 1
 
 

@@ -54,13 +54,17 @@ def create_app(
     pipeline = Pipeline(state, providers, _add_sources(app, config))
     for provider in providers.values():
         app.router.add_routes(pipeline.wrap(provider, route) for route in provider.routes())
+    expect = {"expect_handler": pipeline.expect}  # an odd Expect answered in an envelope
     files = pipeline.file_handler(_file)
-    app.router.add_get("/_mock/files/{job_id}/{name}", files, name="mock.file")
-    app.router.add_get("/_mock/health", _health, name="mock.health")
-    app.router.add_get("/_mock/openapi/{provider}.json", _openapi, name="mock.openapi")
-    app.router.add_routes(control_routes())
-    app.router.add_get("/", pipeline.plain_handler(_index), name="mock.index")
-    app.router.add_route("*", r"/{path:[\s\S]*}", pipeline.stray_handler(), name=STRAY)
+    app.router.add_get("/_mock/files/{job_id}/{name}", files, name="mock.file", **expect)
+    app.router.add_get("/_mock/health", _health, name="mock.health", **expect)
+    app.router.add_get("/_mock/openapi/{provider}.json", _openapi, name="mock.openapi", **expect)
+    app.router.add_routes(
+        web.RouteDef(r.method, r.path, r.handler, {**r.kwargs, **expect}) for r in control_routes()
+    )
+    app.router.add_get("/", pipeline.plain_handler(_index), name="mock.index", **expect)
+    stray = pipeline.stray_handler()
+    app.router.add_route("*", r"/{path:[\s\S]*}", stray, name=STRAY, **expect)
     apply_scenario(state, scenario)
     app.on_cleanup.append(_close)
     return app

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from .faults import JobEffects
-from .http import BodyError, check_body_headers, parse_body, too_large
+from .http import BodyError, check_body_headers, check_body_length, parse_body, read_body
 from .journal import MAX_ENTRY_FINDINGS, Entry, capped
 
 __all__ = ["CALL", "NO_EFFECTS", "UNKNOWN", "Call", "call_of", "note"]
@@ -24,7 +24,7 @@ _UNREAD = object()
 
 
 class Call:
-    __slots__ = ("_body", "drifted", "effects", "entry", "forwarded", "key")
+    __slots__ = ("_body", "_raw", "close", "drifted", "effects", "entry", "forwarded", "key")
 
     def __init__(self, entry: Entry | None, key: str | None = UNKNOWN) -> None:
         self.entry = entry  # None when a handler runs outside the pipeline
@@ -32,7 +32,35 @@ class Call:
         self.effects = NO_EFFECTS  # decided by the fault engine
         self.forwarded = False  # a source answered: not the mock's own body
         self.drifted = False  # a drift rule changed the answer on purpose
+        self.close = False  # the body was left unread or broken: close after the answer
+        self._raw: bytes | BodyError | Any = _UNREAD
         self._body: Any = _UNREAD
+
+    async def raw(self, request: web.Request, max_bytes: int, *, any_type: bool = False) -> bytes:
+        """The request body's bytes, read once and only after its headers passed (JSON,
+        ``Content-Length`` within ``max_bytes``); raises :class:`BodyError` (the same one
+        each time). Everyone who needs the body (the marker check, rules, the handler, a
+        source) gets it from here, so no reader ever sees a part of it. ``any_type``: of
+        any ``Content-Type`` (what the proxy forwards)."""
+        outcome = self._raw
+        if outcome is _UNREAD or (
+            any_type and isinstance(outcome, BodyError) and outcome.kind == "content_type"
+        ):  # a body refused by its type alone is still unread
+            try:
+                if any_type:
+                    check_body_length(request, max_bytes)
+                else:
+                    check_body_headers(request, max_bytes)
+                outcome = await read_body(request, max_bytes)
+            except BodyError as err:
+                outcome = err
+                # the rest of the body is unread (or unreadable): no next request can be
+                # found on this connection, so it closes after the answer
+                self.close = err.kind in ("too_large", "payload")
+            self._raw = outcome
+        if isinstance(outcome, BodyError):
+            raise outcome
+        return outcome
 
     async def body(self, request: web.Request, max_bytes: int) -> Any:
         """The request body as parsed JSON, read and parsed once; raises :class:`BodyError`
@@ -40,12 +68,7 @@ class Call:
         outcome = self._body
         if outcome is _UNREAD:
             try:
-                check_body_headers(request, max_bytes)
-                try:
-                    raw = await request.read()
-                except web.HTTPRequestEntityTooLarge:
-                    raise too_large(max_bytes) from None
-                outcome = parse_body(raw, max_bytes)
+                outcome = parse_body(await self.raw(request, max_bytes), max_bytes)
             except BodyError as err:
                 outcome = err
             self._body = outcome

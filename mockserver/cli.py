@@ -18,12 +18,11 @@ import sys
 from collections.abc import Sequence
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage
 
-from .accesslog import ACCESS_LOG_FORMAT, AccessLog
 from .app import base_urls, create_app
 from .config import ConfigError, MockConfig, config_from_env, env_name, parse_value
 from .scenario import ScenarioError
+from .server import serve_app
 
 __all__ = ["build_parser", "main", "parse_config"]
 
@@ -87,17 +86,8 @@ def _control_exposure(config: MockConfig) -> str:
 
 
 async def serve(app: web.Application, config: MockConfig) -> None:
-    runner = web.AppRunner(
-        app,
-        access_log_class=AccessLog,  # no query value (a key) in the log
-        access_log_format=ACCESS_LOG_FORMAT,
-        **config.server_limits(),
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else config.port
-    print(banner(config, port), flush=True)
+    served = await serve_app(app, config)
+    print(banner(config, served.port), flush=True)
     stop = asyncio.Event()
     with contextlib.suppress(NotImplementedError):  # not on Windows: Ctrl-C still works there
         # SIGTERM (docker stop, CI, a supervisor) shuts down as cleanly as Ctrl-C does: the
@@ -106,22 +96,7 @@ async def serve(app: web.Application, config: MockConfig) -> None:
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
-
-
-class _OneLineProtocolErrors(logging.Filter):
-    """aiohttp logs a traceback for every request that is not valid HTTP; one line is enough
-    (the client got a 400 already)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None:
-            exc = record.exc_info[1]
-            if isinstance(exc, BadHttpMessage):  # every parser refusal derives from it
-                record.msg = f"refused a request that is not valid HTTP: {exc}"
-                record.args = ()
-                record.exc_info = None
-                record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
+        await served.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,7 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # lives as long as the process: out of every future collection's scan.
     gc.freeze()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("aiohttp.server").addFilter(_OneLineProtocolErrors())
     try:
         import uvloop
 

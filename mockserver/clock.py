@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["MAX_SPEED", "MAX_TIME", "VirtualClock"]
+__all__ = ["MAX_SPEED", "MAX_TIME", "ClockStopped", "VirtualClock"]
 
 # Virtual time never passes 1e10 s (about 317 years): far beyond any test, while every time
 # derived from it (expiry, reset-at, Retry-After) stays a finite float and a valid date.
@@ -25,6 +25,11 @@ MAX_SPEED = 1e5
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LAST_SECOND = (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH).total_seconds()
+
+
+class ClockStopped(Exception):
+    """The clock a coroutine slept on was stopped (the mock was reset): its deadline, in the
+    time of a world that no longer exists, will never come."""
 
 
 class VirtualClock:
@@ -39,6 +44,7 @@ class VirtualClock:
         self._changed: asyncio.Event | None = None
         self._sleepers = 0
         self._sleepers_changed: asyncio.Event | None = None
+        self._stopped = False
         self.epoch = time.time()  # the wall-clock UTC instant that virtual time 0 stands for
 
     def utc(self, t: float) -> str:
@@ -91,11 +97,26 @@ class VirtualClock:
         self._speed = speed
         self._wake()
 
+    @property
+    def stopped(self) -> bool:
+        """The clock was replaced (a reset): its sleepers were woken with ClockStopped."""
+        return self._stopped
+
+    def stop(self) -> None:
+        """Retire this clock: every sleeper wakes at once and raises :class:`ClockStopped`,
+        and so does every later :meth:`sleep_until` (the mock's reset does this to the clock
+        it replaces, so no call waits for a time that will never come)."""
+        self._stopped = True
+        self._wake()
+
     async def sleep_until(self, deadline: float) -> None:
-        """Return once virtual time reaches ``deadline``."""
+        """Return once virtual time reaches ``deadline``; raises :class:`ClockStopped` if the
+        clock is stopped first."""
         self._count_sleeper(+1)
         try:
             while (remaining := deadline - self.now()) > 0:
+                if self._stopped:
+                    raise ClockStopped("the mock was reset while this request waited")
                 if self._changed is None:
                     self._changed = asyncio.Event()
                 changed = self._changed

@@ -19,6 +19,11 @@ from typing import Any
 __all__ = ["ConfigError", "MockConfig", "config_from_env"]
 
 ENV_PREFIX = "MOCK_"
+# Upper bounds of the slow-client settings: a deadline longer than an hour is no deadline
+# (aiohttp's own keep-alive default is about an hour), and more connections than this would
+# exceed any sane open-file limit (the server lowers the cap further to fit the real limit).
+MAX_CLIENT_TIMEOUT = 3600.0
+MAX_CONNECTIONS = 65_536
 
 
 class ConfigError(ValueError):
@@ -128,6 +133,31 @@ class MockConfig:
     journal_size: int = field(default=10_000, metadata=_opt("requests kept in the journal"))
     max_header_bytes: int = field(
         default=8190, metadata=_opt("longest request line and header field accepted")
+    )
+    header_timeout: float = field(
+        default=10.0,
+        metadata=_opt(
+            "seconds a client has, from connecting or from the first byte of a request, to "
+            "send all of its headers; then the connection is closed (slow-header clients)"
+        ),
+    )
+    body_timeout: float = field(
+        default=30.0,
+        metadata=_opt(
+            "seconds a client has, from the end of the headers, to send the whole body "
+            "(the largest body at 10 KB/s fits); then it is refused and the connection closed"
+        ),
+    )
+    keepalive_timeout: float = field(
+        default=15.0,
+        metadata=_opt("seconds an idle keep-alive connection stays open between requests"),
+    )
+    max_connections: int = field(
+        default=512,
+        metadata=_opt(
+            "client connections served at once (kept below the open-file limit); one more "
+            "is answered 503 with Retry-After and closed"
+        ),
     )
     control_open: bool = field(
         default=False,

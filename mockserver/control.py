@@ -34,7 +34,15 @@ from .clock import MAX_SPEED, MAX_TIME
 from .config import ConfigError, MockConfig
 from .contracts import contract
 from .faults import FaultEngine, RuleError, rule_problems
-from .http import BodyError, fingerprint, json_response, parse_json, problems_of
+from .http import (
+    BodyError,
+    check_body_length,
+    fingerprint,
+    json_response,
+    parse_json,
+    problems_of,
+    read_body,
+)
 from .intercept import DRIFT, SOURCES, STRAY
 from .jobs import TERMINAL, Failure, Job
 from .journal import capped
@@ -198,7 +206,12 @@ def _loopback(remote: str | None) -> bool:
 
 
 async def _body(request: web.Request, required: bool = True) -> dict[str, Any]:
-    raw = await request.read() if request.can_read_body else b""
+    max_bytes = _state(request).config.max_body_bytes
+    try:  # refused by its length unread; read bounded; an encoding or payload error is a 4xx
+        check_body_length(request, max_bytes)
+        raw = await read_body(request, max_bytes) if request.can_read_body else b""
+    except BodyError as err:
+        raise ControlError(413 if err.kind == "too_large" else 400, err.message) from None
     if not raw.strip():
         if required:
             raise ControlError(400, "a JSON object body is required")
@@ -308,6 +321,12 @@ SETTABLE = frozenset(f.name for f in dataclasses.fields(MockConfig)) - {
     "proxy_max_response_bytes",
     "record_dir",
     "replay_dir",
+    # what the listener was built with at start-up: a reset could not change it
+    "max_header_bytes",
+    "header_timeout",
+    "body_timeout",
+    "keepalive_timeout",
+    "max_connections",
 }
 
 

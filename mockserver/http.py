@@ -31,6 +31,7 @@ __all__ = [
     "BodyError",
     "Problem",
     "check_body_headers",
+    "check_body_length",
     "fingerprint",
     "json_response",
     "load_json",
@@ -38,6 +39,7 @@ __all__ = [
     "parse_body",
     "parse_json",
     "problems_of",
+    "read_body",
     "too_deep",
 ]
 
@@ -138,7 +140,7 @@ class BodyError(Exception):
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind  # "content_type" | "too_large" | "too_deep" | "json"
+        self.kind = kind  # "content_type" | "too_large" | "too_deep" | "json" | "payload"
         self.message = message
 
 
@@ -216,6 +218,11 @@ def check_body_headers(request: web.Request, max_bytes: int) -> None:
     if given != "application/json" and not _is_json(request.content_type):
         shown = given or "none"
         raise BodyError("content_type", f"Content-Type must be application/json, got {shown}")
+    check_body_length(request, max_bytes)
+
+
+def check_body_length(request: web.Request, max_bytes: int) -> None:
+    """Refuse a body announced (``Content-Length``) larger than ``max_bytes``, unread."""
     length = request.content_length
     if length is not None and length > max_bytes:
         raise too_large(max_bytes)
@@ -223,6 +230,34 @@ def check_body_headers(request: web.Request, max_bytes: int) -> None:
 
 def too_large(max_bytes: int) -> BodyError:
     return BodyError("too_large", f"request body exceeds {max_bytes} bytes")
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The body's bytes (decoded from any Content-Encoding), read once and stopped as soon
+    as they pass ``max_bytes`` (a chunked body or a decompression bomb is never held
+    whole). Every way the body can fail (a bad encoding, a broken chunk, the client gone,
+    the body deadline) is a :class:`BodyError`."""
+    content = request.content
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while chunk := await content.readany():
+            size += len(chunk)
+            if size > max_bytes:
+                raise too_large(max_bytes)
+            chunks.append(chunk)
+    except BodyError:
+        raise
+    except Exception as exc:  # aiohttp's payload and encoding errors, a lost connection
+        raise BodyError("payload", f"request body could not be read: {_reason(exc)}") from None
+    return b"".join(chunks)
+
+
+def _reason(exc: Exception) -> str:
+    """One line about a payload error (aiohttp's messages span lines: "400, message: ...")."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text.removeprefix("400, message: ")
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def parse_body(raw: bytes, max_bytes: int) -> Any:

@@ -33,11 +33,12 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 import schemas
 
 from .call import CALL, Call
+from .clock import ClockStopped, VirtualClock
 from .drift import apply_drift
 from .faults import (
     MARKER_PREFIX,
@@ -132,6 +133,7 @@ class Pipeline:
         self.sources = sources
         self._images = {name: Target(p, "image", IMAGE_ERRORS) for name, p in providers.items()}
         self._strays = [(p.prefixes, Target(p, None, frozenset())) for p in providers.values()]
+        self._locates: dict[Handler, Locate] = {}  # each guarded handler's, for expect()
 
     # -- the routes --------------------------------------------------------------------------
     def wrap(self, provider: Provider, route: web.RouteDef) -> web.RouteDef:
@@ -149,7 +151,8 @@ class Pipeline:
             return target, model, match[id_param][:200] if id_param else None
 
         handler = self.guard(route.handler, fixed)  # type: ignore[arg-type]
-        return web.RouteDef(route.method, route.path, handler, route.kwargs)
+        kwargs = {**route.kwargs, "expect_handler": self.expect}
+        return web.RouteDef(route.method, route.path, handler, kwargs)
 
     def file_handler(self, handler: Handler) -> Handler:
         """The output-image route: its provider is the job's (none for an unknown job)."""
@@ -184,6 +187,7 @@ class Pipeline:
                 return await _not_routed(request)  # the control plane answers as aiohttp does
             return await guarded(request)
 
+        self._locates[handler] = stray
         return handler
 
     def _followed(self, request: web.Request) -> Target | None:
@@ -198,7 +202,43 @@ class Pipeline:
         """``handler`` behind the pipeline; ``locate`` says what a request is for. (A partial
         of a coroutine method is itself a coroutine function, with one frame fewer than a
         closure that awaits.)"""
-        return functools.partial(self._serve, handler, locate)
+        guarded = functools.partial(self._serve, handler, locate)
+        self._locates[guarded] = locate
+        return guarded
+
+    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+        """aiohttp's hook for a request with an ``Expect`` header, on every route.
+
+        ``100-continue`` asks to be told to send the body: it is, unless the body announced
+        is larger than ``--max-body-bytes`` (the handler then answers 413 by the headers,
+        and the client never uploads it). Any other expectation cannot be met: the
+        operation's 400 in the provider's envelope where its contract declares one (every
+        POST and PUT); an operation without a body to expect anything of is served as if the
+        header were absent; a route of no provider answers a JSON 417 (RFC 9110)."""
+        if request.version != HttpVersion11:
+            return None
+        value = request.headers.get("Expect", "")
+        if value.lower() == "100-continue":
+            length = request.content_length
+            if length is None or length <= self.state.config.max_body_bytes:
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0  # the answer proper has not started
+            return None
+        message = f"Expect: {value[:100]} cannot be met; only 100-continue is supported"
+        locate = self._locates.get(request.match_info.handler)
+        if locate is None:  # the control plane and the mock's own pages
+            return json_response(417, {"error": message})
+        target = locate(request)[0]
+        provider = target.provider
+        if provider is not None and 400 not in target.declared:
+            return None
+
+        async def unmet(request: web.Request) -> web.StreamResponse:
+            if provider is None:
+                raise ApiError(417, {"error": message})
+            raise provider.error(400, message)
+
+        return await self._serve(unmet, locate, request)
 
     # -- the steps ---------------------------------------------------------------------------
     async def _serve(
@@ -230,13 +270,18 @@ class Pipeline:
                     state.faults.rules
                     or state.limiter
                     or self.sources
-                    or (target.operation in GENERATE and MARKER in await _raw(request))
+                    or (
+                        target.operation in GENERATE
+                        and MARKER in await _raw(request, call, state.config.max_body_bytes)
+                    )
                 ):
                     response = await self._with_rules(request, handler, target, model, call)
                 else:
                     response = await handler(request)
             except Exception as exc:  # every failure gets an envelope
                 response = _envelope(provider, request, exc)
+            if call.close:  # the body was not read to its end: no next request can follow
+                response.force_close()
             if state.config.self_check and entry.status != BROKEN:
                 _self_check(target, call, response)
             return response
@@ -276,7 +321,7 @@ class Pipeline:
                     p["status"], p.get("message"), p.get("retry_after", 60.0)
                 )
             if last is not None and last.params.get("when", "after") == "before":
-                return await _break(request, None, last.params, entry)
+                return await _break(request, None, last.params, entry, state.clock)
             _take_token(provider, facts, state)
             response = await self._answer(request, handler, provider, facts, call)
         except Exception as exc:  # every failure gets an envelope
@@ -290,7 +335,7 @@ class Pipeline:
             call.drifted = True
             response = apply_drift(response, drifts)
         if last is not None and last.kind == "transport":
-            return await _break(request, response, last.params, entry)
+            return await _break(request, response, last.params, entry, state.clock)
         return response
 
     async def _answer(
@@ -369,14 +414,15 @@ async def _not_routed(request: web.Request) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
-async def _raw(request: web.Request) -> bytes:
-    """The body's bytes, to look for a prompt marker (aiohttp keeps them for the handler)."""
+async def _raw(request: web.Request, call: Call, max_bytes: int) -> bytes:
+    """The body's bytes, to look for a prompt marker: read through the call, once and only
+    after its headers passed; empty when it cannot be read (the handler says why)."""
     if not request.body_exists:
         return b""
     try:
-        return await request.read()
-    except web.HTTPException:
-        return b""  # too large: the handler says so
+        return await call.raw(request, max_bytes)
+    except BodyError:
+        return b""
 
 
 def _fire(provider: Provider, facts: RequestFacts, state: MockState) -> list[Fired]:
@@ -425,10 +471,7 @@ async def _peek_json(request: web.Request, state: MockState, call: Call, rules: 
     is small, JSON and readable; None otherwise (the handler reports what is wrong)."""
     if request.method not in ("POST", "PUT"):
         return None
-    length = request.content_length
-    if length is not None and length > state.config.max_body_bytes:
-        return None
-    raw = await _raw(request)
+    raw = await _raw(request, call, state.config.max_body_bytes)
     if not raw or not (rules or MARKER in raw):
         return None
     try:
@@ -447,7 +490,10 @@ async def _break(
     response: web.StreamResponse | None,
     params: dict[str, Any],
     entry: Entry,
+    clock: VirtualClock,
 ) -> web.StreamResponse:
+    """Apply a transport fault. Its wall-clock waits end early when the client goes or the
+    mock is reset (``clock`` stopped)."""
     kind = params["kind"]
     seconds = float(params.get("seconds", 30.0))
     if kind == "malformed_json" and isinstance(response, web.Response):
@@ -466,19 +512,24 @@ async def _break(
             await stream.write(body[: len(body) // 2])
         else:
             await _dribble(
-                request, stream, body, float(params.get("bytes_per_second", 64)), seconds
+                request, stream, body, float(params.get("bytes_per_second", 64)), seconds, clock
             )
         _drop(request, reset=False)
         return stream
     if kind == "hang":
-        await _wait_for_client(request, seconds)
+        await _wait_for_client(request, seconds, clock)
     _drop(request, reset=kind == "reset")
     entry.status = BROKEN
     return web.Response(status=499)  # never sent: the connection is gone
 
 
 async def _dribble(
-    request: web.Request, stream: web.StreamResponse, body: bytes, rate: float, seconds: float
+    request: web.Request,
+    stream: web.StreamResponse,
+    body: bytes,
+    rate: float,
+    seconds: float,
+    clock: VirtualClock,
 ) -> None:
     """Send ``body`` at about ``rate`` bytes per wall second, for at most ``seconds``."""
     tick = 0.05
@@ -486,18 +537,19 @@ async def _dribble(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     for start in range(0, len(body), chunk):
-        if loop.time() >= deadline or _gone(request):
+        if loop.time() >= deadline or _gone(request) or clock.stopped:
             return
         await stream.write(body[start : start + chunk])
         await asyncio.sleep(tick)
     await stream.write_eof()
 
 
-async def _wait_for_client(request: web.Request, seconds: float) -> None:
-    """Send nothing for up to ``seconds`` of wall time, or until the client gives up."""
+async def _wait_for_client(request: web.Request, seconds: float, clock: VirtualClock) -> None:
+    """Send nothing for up to ``seconds`` of wall time, or until the client gives up or the
+    mock is reset."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    while loop.time() < deadline and not _gone(request):
+    while loop.time() < deadline and not _gone(request) and not clock.stopped:
         await asyncio.sleep(min(0.05, deadline - loop.time()))
 
 
@@ -531,6 +583,11 @@ def _envelope(
         return exc.response()
     if isinstance(exc, web.HTTPException):
         return _from_http_exception(provider, request, exc)
+    if isinstance(exc, ClockStopped):  # a wait on the clock that a reset replaced
+        message = "the mock was reset while this request waited; send it again"
+        if provider is None:
+            return json_response(503, {"error": message}, {"Retry-After": "1"})
+        return provider.fault_error(503, message, retry_after=1.0).response()
     log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
     message = "internal mock error; see the server log"
     error = provider.error(500, message) if provider else ApiError(500, {"error": message})

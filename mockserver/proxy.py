@@ -37,10 +37,10 @@ from conformance.checks import (
 )
 from conformance.report import Report
 
-from .call import note
+from .call import call_of, note
 from .config import ConfigError, MockConfig
 from .faults import RequestFacts
-from .http import load_json, origin, problems_of
+from .http import BodyError, load_json, origin, problems_of
 from .providers.base import Provider
 from .replay import Exchange, Recorder, map_strings, redact_key, under, url_path
 from .validation import explain
@@ -114,7 +114,12 @@ class Proxy:
         self, request: web.Request, provider: Provider, facts: RequestFacts
     ) -> web.StreamResponse:
         upstream = self.upstreams[provider.name]
-        sent = await request.read() if request.body_exists else b""
+        try:  # the body the pipeline may have read already, read once
+            sent = await call_of(request).raw(
+                request, provider.state.config.max_body_bytes, any_type=True
+            )
+        except BodyError as err:
+            raise provider.body_error(err) from None
         held = [0]  # what this request holds of ``self.held``
         try:
             return await self._answer(request, provider, facts, upstream, sent, held)

@@ -30,9 +30,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from .accesslog import ACCESS_LOG_FORMAT, AccessLog
 from .app import create_app
 from .config import MockConfig
 from .control_client import (
@@ -44,6 +42,7 @@ from .control_client import (
     MockControl,
     RateLimitControl,
 )
+from .server import Served, serve_app
 
 __all__ = [
     "MARKER",
@@ -75,7 +74,7 @@ class MockServer:
         self.base_url = ""
         self.control: MockControl | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
+        self._served: Served | None = None
         self._thread = threading.Thread(target=self._serve, name="nanobanana-mock", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -103,8 +102,8 @@ class MockServer:
         if loop is None or not self._thread.is_alive():
             return
         try:
-            if self._runner is not None:
-                cleanup = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
+            if self._served is not None:
+                cleanup = asyncio.run_coroutine_threadsafe(self._served.close(), loop)
                 cleanup.result(START_TIMEOUT)
         finally:
             loop.call_soon_threadsafe(loop.stop)
@@ -117,8 +116,8 @@ class MockServer:
             loop.run_until_complete(self._listen())
         except BaseException as exc:  # reported to start(), in the test's thread
             self._error = exc
-            if self._runner is not None:
-                loop.run_until_complete(self._runner.cleanup())
+            if self._served is not None:
+                loop.run_until_complete(self._served.close())
             loop.close()
             self._ready.set()
             return
@@ -130,22 +129,8 @@ class MockServer:
             loop.close()
 
     async def _listen(self) -> None:
-        self._runner = web.AppRunner(
-            create_app(self.config),
-            handle_signals=False,
-            access_log_class=AccessLog,  # no query value (a key) in the log
-            access_log_format=ACCESS_LOG_FORMAT,
-            **self.config.server_limits(),
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{_url_host(host)}:{port}"
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+        self._served = await serve_app(create_app(self.config), self.config)
+        self.base_url = self._served.base_url
 
 
 class MockHandle:

@@ -35,9 +35,10 @@ from yarl import URL
 
 import schemas
 
+from .call import call_of
 from .config import ConfigError
 from .faults import RequestFacts
-from .http import MAX_JSON_DEPTH, Problem, load_json, origin, problems_of
+from .http import MAX_JSON_DEPTH, BodyError, Problem, load_json, origin, problems_of
 from .providers.base import Provider
 from .validation import is_valid
 
@@ -253,7 +254,7 @@ class Replay:
     async def answer(
         self, request: web.Request, provider: Provider, facts: RequestFacts
     ) -> web.StreamResponse:
-        body = await _json_body(request)
+        body = await _json_body(request, provider)
         key = (provider.name, request.method, request.path, canonical(redact_key(body, facts.key)))
         records = self._recordings.get(key)
         if not records:
@@ -329,11 +330,16 @@ def replayed(record: Mapping[str, Any], own_origin: str) -> web.Response:
     return web.Response(status=int(record["status"]), body=data, headers=headers)
 
 
-async def _json_body(request: web.Request) -> Any:
+async def _json_body(request: web.Request, provider: Provider) -> Any:
+    """The body as JSON (None when it is none), read once through the request's call."""
     if not request.body_exists:
         return None
     try:
-        return load_json(await request.read())
+        raw = await call_of(request).raw(request, provider.state.config.max_body_bytes)
+    except BodyError as err:
+        raise provider.body_error(err) from None
+    try:
+        return load_json(raw)
     except ValueError:
         return None
 
