@@ -241,6 +241,11 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
+        if content.is_eof():  # the whole body is here already (a small body, nearly always)
+            chunks.append(content.read_nowait())
+            size = len(chunks[0])
+            if size > max_bytes:
+                raise too_large(max_bytes)
         while chunk := await content.readany():
             size += len(chunk)
             if size > max_bytes:
