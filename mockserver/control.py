@@ -452,17 +452,29 @@ JOBS_PAGE = 1000
 JOBS_PAGE_MAX = 10_000
 
 
+MAX_QUERY_DIGITS = 12  # a number in a query: short ASCII digits only ("٣" is a digit to Python)
+MAX_QUERY_INT = 10**MAX_QUERY_DIGITS - 1
+
+
+def _query_int(request: web.Request, name: str, default: Any, minimum: int, maximum: int) -> Any:
+    """A whole number from the query string, ``default`` when absent; a 400 unless it is a
+    run of at most :data:`MAX_QUERY_DIGITS` ASCII digits from ``minimum`` to ``maximum``."""
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_QUERY_DIGITS) or not (
+        minimum <= int(text) <= maximum
+    ):
+        raise ControlError(400, f"{name} must be a whole number from {minimum} to {maximum}")
+    return int(text)
+
+
 async def list_jobs(request: web.Request) -> web.Response:
     """The live jobs, oldest first: at most ``limit`` of them, and how many there are.
     Queue positions come from one pass per provider (not a walk per job)."""
     state = _state(request)
     provider = request.query.get("provider")
-    text = request.query.get("limit", str(JOBS_PAGE))
-    if not (text.isascii() and text.isdigit() and 1 <= len(text) <= 6) or not (
-        1 <= int(text) <= JOBS_PAGE_MAX
-    ):
-        raise ControlError(400, f"limit must be an integer from 1 to {JOBS_PAGE_MAX}")
-    limit = int(text)
+    limit = _query_int(request, "limit", JOBS_PAGE, 1, JOBS_PAGE_MAX)
     now = state.clock.now()
     store = state.store
     live = [
@@ -611,13 +623,10 @@ async def clear_limits(request: web.Request) -> web.Response:
 
 
 async def get_journal(request: web.Request) -> web.Response:
-    query = dict(request.query)
+    since = _query_int(request, "since", 0, 0, MAX_QUERY_INT)
+    limit = _query_int(request, "limit", None, 1, MAX_QUERY_INT)
+    query = {name: value for name, value in request.query.items() if name not in ("since", "limit")}
     try:
-        since = int(query.pop("since", 0))
-        limit = int(query["limit"]) if "limit" in query else None
-        query.pop("limit", None)
-        if since < 0 or (limit is not None and limit < 0):
-            raise ValueError("since and limit must be integers >= 0")
         if "key" in query:
             query["key_id"] = fingerprint(query.pop("key"))
         return json_response(200, _state(request).journal.query(query, since, limit))

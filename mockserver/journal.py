@@ -167,7 +167,8 @@ class Journal:
         wanted = {name: value for name, value in filters.items() if value is not None}
         unknown = set(wanted) - set(FILTERS)
         if unknown:
-            raise ValueError(f"unknown journal filter(s): {', '.join(sorted(unknown))}")
+            names = ", ".join(sorted(name[:100] for name in unknown)[:10])
+            raise ValueError(f"unknown journal filter(s): {names}")
         matching = [e for e in self._entries if e.seq > since and _matches(e, wanted)]
         counts = Counter(f"{e.provider}.{e.operation}" for e in matching)
         shown: Iterable[Entry] = matching if limit is None else matching[-limit:]

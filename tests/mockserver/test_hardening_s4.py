@@ -15,6 +15,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -545,6 +546,25 @@ def cli_exit(
         assert len(err.splitlines()) == 1 and err.startswith("nanobanana-mock: "), err
         assert len(err) < 2000
     return code
+
+
+@pytest.mark.parametrize("path", ["journal?since=", "journal?limit=", "jobs?limit="])
+@pytest.mark.parametrize("value", ["\u0663", "\u00b2", "\uff11", "-1", "1e3", "1.0", "9" * 13, ""])
+async def test_query_numbers_are_short_ascii_whole_numbers(
+    mock: Mock, path: str, value: str
+) -> None:
+    """Python reads Arabic-Indic and fullwidth digits as digits: a query number is a short
+    run of ASCII digits, or a 400 that names it and quotes no Python error."""
+    answer = await control(mock, "GET", path + quote(value), expect=400)
+    name = path.partition("?")[2].rstrip("=")
+    assert answer["error"].startswith(f"{name} must be a whole number"), answer
+    await control(mock, "GET", path + "3")
+
+
+async def test_journal_limit_zero_is_refused_not_everything(mock: Mock) -> None:
+    await control(mock, "GET", "journal?limit=0", expect=400)
+    unknown = await control(mock, "GET", "journal?" + "x" * 5000 + "=1", expect=400)
+    assert len(unknown["error"]) < 300
 
 
 async def test_clock_advance_is_bounded(mock: Mock) -> None:
