@@ -43,7 +43,7 @@ from .http import (
     problems_of,
     read_body,
 )
-from .intercept import DRIFT, SOURCES, STRAY
+from .intercept import CONTROL_STRAY, DRIFT, SOURCES, allowed_methods
 from .jobs import TERMINAL, Failure, Job
 from .journal import capped
 from .quotas import Ledger, LimitError, RateLimiter
@@ -56,7 +56,6 @@ log = logging.getLogger("mockserver")
 BASE_CONFIG: web.AppKey[MockConfig] = web.AppKey("base_config", MockConfig)
 BASE_SCENARIO: web.AppKey[dict[str, Any]] = web.AppKey("base_scenario", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CONTROL_STRAY = "control.stray"  # the control plane's catch-all route
 
 
 class ControlError(Exception):
@@ -697,11 +696,7 @@ def control_routes() -> list[web.RouteDef]:
 
 async def _not_routed(request: web.Request) -> web.StreamResponse:
     """404, or 405 naming the methods the path allows, as ``{"error"}``."""
-    allowed: set[str] = set()
-    for resource in request.app.router.resources():
-        if resource.name not in (STRAY, CONTROL_STRAY):
-            _, methods = await resource.resolve(request)
-            allowed |= methods
+    allowed = await allowed_methods(request)
     if allowed:
         raise web.HTTPMethodNotAllowed(request.method, allowed)
     raise ControlError(404, f"no control-plane route {request.path[:200]}")

@@ -71,8 +71,9 @@ __all__ = [
 log = logging.getLogger("mockserver")
 
 PROVIDERS: web.AppKey[dict[str, Provider]] = web.AppKey("providers", dict)
-CONTROL_PREFIX = "/_mock/"
 STRAY = "mock.stray"  # the catch-all route's name
+CONTROL_STRAY = "control.stray"  # the control plane's catch-all route
+CATCH_ALLS = frozenset({STRAY, CONTROL_STRAY})
 GENERATE = frozenset({"submit", "sync_generate"})
 IMAGE_ERRORS = frozenset({403, 404, 429, 500, 502, 503, 504})  # what a CDN may answer
 MARKER = MARKER_PREFIX.encode()  # a body that may carry a prompt marker
@@ -180,15 +181,7 @@ class Pipeline:
                     return target, None, None
             return self._followed(request) or NOWHERE, None, None
 
-        guarded = self.guard(_not_routed, stray)
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            if request.path.startswith(CONTROL_PREFIX):
-                return await _not_routed(request)  # the control plane answers as aiohttp does
-            return await guarded(request)
-
-        self._locates[handler] = stray
-        return handler
+        return self.guard(_not_routed, stray)  # /_mock/ has a catch-all of its own
 
     def _followed(self, request: web.Request) -> Target | None:
         """An output image behind a URL a source handed out (the proxy rewrites them)."""
@@ -401,14 +394,20 @@ class Pipeline:
         )
 
 
+async def allowed_methods(request: web.Request) -> set[str]:
+    """The methods the routes other than the catch-alls take on the request's path."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.name not in CATCH_ALLS:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    return allowed
+
+
 async def _not_routed(request: web.Request) -> web.StreamResponse:
     """What aiohttp's router answers for a request no route takes: 405 with the methods the
     path allows, else 404 (the pipeline turns either into the provider's envelope)."""
-    allowed: set[str] = set()
-    for resource in request.app.router.resources():
-        if resource.name != STRAY:
-            _, methods = await resource.resolve(request)
-            allowed |= methods
+    allowed = await allowed_methods(request)
     if allowed:
         raise web.HTTPMethodNotAllowed(request.method, allowed)
     raise web.HTTPNotFound()
