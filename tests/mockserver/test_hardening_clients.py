@@ -1,4 +1,4 @@
-"""Issue 10, section 3: slow and broken clients. Each test is named after its finding.
+"""Slow and broken clients. Each test is named after its finding.
 
 Every server here is started by ``mockserver.server.serve_app`` (the one start path of the
 CLI and the pytest plugin) on a loopback port, and spoken to with raw asyncio sockets, so

@@ -1,4 +1,4 @@
-"""Issue 10, slice 5: a linear-time regex engine, and no 500s from client or file input.
+"""A linear-time regex engine, and no 500s from client or file input.
 
 Each test is named after a finding: what used to stall the server, answer a 500 or print a
 traceback now runs in linear time, gets a documented 4xx in the provider's envelope, or is

@@ -1,4 +1,4 @@
-"""Issue 10, slice 2: memory bounded by settings, and control-plane work that stays linear.
+"""Memory bounded by settings, and control-plane work that stays linear.
 
 Each test is named after the finding it guards. Work is proved by counting it, or by sizes
 at which the old code took seconds, with generous bounds; time is the virtual clock's.

@@ -1,4 +1,4 @@
-"""Issue 10, section 4: the control plane belongs to the test author only.
+"""The control plane belongs to the test author only.
 
 Cross-site requests and DNS rebinding, keys never in clear, and one schema for every
 setting. All on loopback, on the virtual clock.
