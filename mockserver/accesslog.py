@@ -34,8 +34,8 @@ def _keys(request: BaseRequest) -> list[str]:
         value = request.headers.get(header, "").strip()
         if " " in value:
             value = value.partition(" ")[2].strip()
-        if value:
-            found |= {value, quote(value, safe="")}
+        if value:  # a byte that is not UTF-8 arrives as a surrogate escape: sent as is
+            found |= {value, quote(value, safe="", errors="surrogateescape")}
     return sorted(found, key=len, reverse=True)
 
 
