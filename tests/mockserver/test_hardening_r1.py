@@ -164,3 +164,47 @@ async def test_a_key_header_that_is_not_utf8_is_logged_without_a_traceback(
     lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
     assert len(lines) == len(queued), lines
     assert all("k\udce9" not in line and "%E9" not in line for line in lines)
+
+
+CANARY = "sk-CANARY-r1-7f3a"
+REFUSED_BY_THE_PARSER = [
+    # a control character in the key header: aiohttp quoted the whole line
+    f"POST /v2/nano-banana HTTP/1.1\r\nHost: a\r\nx-api-key: {CANARY}\x7f\r\n"
+    "Content-Length: 0\r\n\r\n",
+    f"GET /v2/requests/x/status HTTP/1.1\r\nHost: a\r\nx-api-key: {CANARY}\x00\r\n\r\n",
+    f"GET /model/v1/queue/nano_banana_pro/requests/x/status HTTP/1.1\r\nHost: a\r\n"
+    f"Authorization: Key {CANARY}\x01\r\n\r\n",
+    # a key in the query with a control character: the request line was quoted
+    f"GET /_mock/journal?key={CANARY}\x01 HTTP/1.1\r\nHost: a\r\n\r\n",
+    # a key header longer than the limit: its first 100 bytes were quoted
+    f"POST /nano-banana-pro-770/v1/nano-banana-pro-request HTTP/1.1\r\nHost: a\r\n"
+    f"Ocp-Apim-Subscription-Key: {CANARY}{'k' * 9000}\r\n\r\n",
+    # an encoding aiohttp cannot decode (no Brotli, no zstd installed)
+    f"POST /v2/nano-banana HTTP/1.1\r\nHost: a\r\nx-api-key: {CANARY}\r\n"
+    "Content-Type: application/json\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}",
+]
+
+
+async def test_a_request_the_parser_refuses_never_shows_its_key_in_the_answer_or_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiohttp answers a request that is not valid HTTP with a 400 quoting the refused line,
+    and the one-line log did the same at WARNING: a key in that line (a stray control
+    character, an overlong header) was written to the log in clear. Now both name the
+    reason only."""
+    caplog.set_level(logging.DEBUG)
+    async with serving() as (served, _):
+        for request in REFUSED_BY_THE_PARSER:
+            status, headers, body = await exchange(served, request.encode("latin-1"))
+            assert status == 400, body
+            assert headers["content-type"].startswith("text/plain"), headers  # no route yet
+            reason = body.decode()
+            assert reason and CANARY not in reason and "\\x" not in reason, reason
+            assert CANARY.encode() not in body
+        # the server still answers on a new connection
+        ok = b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        assert (await exchange(served, ok))[0] == 200
+    assert CANARY not in caplog.text
+    refused = [r for r in caplog.records if "not valid HTTP" in r.getMessage()]
+    assert len(refused) == len(REFUSED_BY_THE_PARSER), caplog.text
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
