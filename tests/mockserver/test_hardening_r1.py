@@ -21,7 +21,7 @@ from mockserver.app import create_app
 from mockserver.config import MockConfig
 from mockserver.server import Served, serve_app
 from mockserver.state import STATE, MockState
-from tests.harness import KEYS, Mock
+from tests.harness import KEYS, Mock, validate
 
 BOUND = 10.0  # no single step of a test waits longer than this
 
@@ -208,3 +208,33 @@ async def test_a_request_the_parser_refuses_never_shows_its_key_in_the_answer_or
     refused = [r for r in caplog.records if "not valid HTTP" in r.getMessage()]
     assert len(refused) == len(REFUSED_BY_THE_PARSER), caplog.text
     assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+QUEUED = [g for g in GENERATION if g[1] == "submit"]
+
+
+@pytest.mark.parametrize(("provider", "operation", "path", "body"), QUEUED)
+async def test_an_image_that_is_not_there_is_a_404_in_its_jobs_provider_envelope(
+    mock: Mock, provider: str, operation: str, path: str, body: dict[str, Any]
+) -> None:
+    """The image route answered every missing image of a known job with ``{"error"}``: for a
+    SeaArt job (whose envelope is ``{"detail"}``) the self-check turned it into a 500, and
+    without it the answer broke SeaArt's contract. Not ready yet, a wrong index, a wrong
+    extension, before and after the job ended: each a 404 in the job's provider envelope."""
+    _, answer = await mock.call(provider, operation, "POST", path, json=body, expect=200)
+    job = answer["request_id"]
+    names = ["0.png", "0.jpeg", "0.webp", "1.png", "9.png", "x.png", "0", "0.", ".png"]
+
+    async def check_all() -> None:
+        for name in names:
+            got = await asyncio.wait_for(mock.client.get(f"/_mock/files/{job}/{name}"), BOUND)
+            data = await got.read()
+            if got.status == 200:
+                continue  # the job's real image
+            assert got.status == 404, (name, got.status, data[:200])
+            validate(provider, "error", json.loads(data))
+
+    await check_all()  # queued: no image yet
+    mock.advance(3600.0 * 0.5)  # ended, still kept
+    await check_all()
+    assert mock.state.violations == []
