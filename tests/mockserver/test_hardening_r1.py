@@ -238,3 +238,25 @@ async def test_an_image_that_is_not_there_is_a_404_in_its_jobs_provider_envelope
     mock.advance(3600.0 * 0.5)  # ended, still kept
     await check_all()
     assert mock.state.violations == []
+
+
+@pytest.mark.parametrize(("provider", "operation", "path", "body"), QUEUED)
+async def test_a_long_or_odd_host_header_never_makes_an_answer_break_its_contract(
+    mock: Mock, provider: str, operation: str, path: str, body: dict[str, Any]
+) -> None:
+    """Every URL an answer holds starts with the Host the client sent: a 5,000-character
+    Host (within --max-header-bytes) made them longer than the contracts' 2,048, a 500
+    under self-check and a broken answer without. A Host that is not a short, printable
+    authority is now replaced by the address the client reached."""
+    for host in ("h" * 5000, "a" * 250 + ".example:8080", "a\u00a0b", "a\tb"):
+        _, answer = await mock.call(
+            provider, operation, "POST", path, json=body, headers={"Host": host}, expect=200
+        )
+        urls = [v for v in answer.values() if isinstance(v, str) and v.startswith("http")]
+        for url in urls:
+            assert len(url) <= 2048 and host not in url, url
+    _, answer = await mock.call(
+        provider, operation, "POST", path, json=body, headers={"Host": "mock.test:81"}
+    )
+    urls = [v for v in answer.values() if isinstance(v, str) and v.startswith("http")]
+    assert all(url.startswith("http://mock.test:81/") for url in urls), urls  # kept
