@@ -44,8 +44,11 @@ def request_line(request: BaseRequest | None) -> str:
     if request is None:
         return "-"
     path, sep, query = request.raw_path.partition("?")
-    for key in _keys(request):
-        path = path.replace(key, "[redacted]")
+    keys = _keys(request)
+    if keys:  # whole segments: replacing a short key ("a") inside words showed where it was
+        path = "/".join(
+            "[redacted]" if any(key in part for key in keys) else part for part in path.split("/")
+        )
     if len(path) > MAX_LOGGED_PATH:
         path = path[:MAX_LOGGED_PATH] + REDACTED
     if sep:

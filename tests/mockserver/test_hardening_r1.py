@@ -260,3 +260,25 @@ async def test_a_long_or_odd_host_header_never_makes_an_answer_break_its_contrac
     )
     urls = [v for v in answer.values() if isinstance(v, str) and v.startswith("http")]
     assert all(url.startswith("http://mock.test:81/") for url in urls), urls  # kept
+
+
+async def test_a_short_key_is_redacted_in_the_access_log_without_showing_where_it_occurs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The access log replaced every occurrence of the request's key in the path: with the
+    key "a", ``/v2/n[redacted]no-b[redacted]n[redacted]n[redacted]`` spelt the key out. A
+    path segment holding the key is now redacted whole."""
+    caplog.set_level(logging.INFO, "aiohttp.access")
+    async with serving() as (served, _):
+        for key, path in (("a", "/v2/nano-banana"), ("an", "/v2/requests/banana/status")):
+            data = b'{"prompt": "x"}'
+            request = (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                f"x-api-key: {key}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n"
+            ).encode() + data
+            await exchange(served, request)
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert len(lines) == 2, lines
+    assert '"POST /v2/[redacted] HTTP/1.1"' in lines[0], lines[0]
+    assert '"POST /v2/requests/[redacted]/status HTTP/1.1"' in lines[1], lines[1]
