@@ -44,11 +44,11 @@ def request_line(request: BaseRequest | None) -> str:
     if request is None:
         return "-"
     path, sep, query = request.raw_path.partition("?")
-    keys = _keys(request)
-    if keys:  # whole segments: replacing a short key ("a") inside words showed where it was
-        path = "/".join(
-            "[redacted]" if any(key in part for key in keys) else part for part in path.split("/")
-        )
+    marked = path
+    for key in _keys(request):
+        marked = marked.replace(key, "\0")  # no NUL in a parsed request line
+    if marked != path:  # whole segments: a short key ("a") replaced inside words spelt itself
+        path = "/".join("[redacted]" if "\0" in part else part for part in marked.split("/"))
     if len(path) > MAX_LOGGED_PATH:
         path = path[:MAX_LOGGED_PATH] + REDACTED
     if sep:
