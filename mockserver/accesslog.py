@@ -34,8 +34,8 @@ def _keys(request: BaseRequest) -> list[str]:
         value = request.headers.get(header, "").strip()
         if " " in value:
             value = value.partition(" ")[2].strip()
-        if value:
-            found |= {value, quote(value, safe="")}
+        if value:  # a byte that is not UTF-8 arrives as a surrogate escape: sent as is
+            found |= {value, quote(value, safe="", errors="surrogateescape")}
     return sorted(found, key=len, reverse=True)
 
 
@@ -44,8 +44,11 @@ def request_line(request: BaseRequest | None) -> str:
     if request is None:
         return "-"
     path, sep, query = request.raw_path.partition("?")
+    marked = path
     for key in _keys(request):
-        path = path.replace(key, "[redacted]")
+        marked = marked.replace(key, "\0")  # no NUL in a parsed request line
+    if marked != path:  # whole segments: a short key ("a") replaced inside words spelt itself
+        path = "/".join("[redacted]" if "\0" in part else part for part in marked.split("/"))
     if len(path) > MAX_LOGGED_PATH:
         path = path[:MAX_LOGGED_PATH] + REDACTED
     if sep:

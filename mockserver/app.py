@@ -149,17 +149,18 @@ async def _file(request: web.Request) -> web.StreamResponse:
     """An output image, public like the providers' CDNs: no key needed."""
     state = request.app[STATE]
     job = state.store.get(request.match_info["job_id"], state.clock.now())
+    if job is None:
+        raise ApiError(404, {"error": "File not found"})
+    provider = request.app[PROVIDERS][job.provider]
     index_text, _, ext = request.match_info["name"].partition(".")
     index = _image_index(index_text)
     if (
-        job is None
-        or index is None
+        index is None
         or job.state(state.clock.now()) is not State.SUCCEEDED
         or index >= job.output.count
         or ext != images.extension(job.output.fmt)
-    ):
-        raise ApiError(404, {"error": "File not found"})
-    provider = request.app[PROVIDERS][job.provider]
+    ):  # a job's image route answers in its provider's envelope (SeaArt's is {"detail"})
+        raise provider.error(404, "File not found")
     data = await provider.image_bytes(job, index)
     return web.Response(
         body=data,

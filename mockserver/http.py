@@ -119,11 +119,23 @@ def origin(request: web.Request) -> str:
     return _origin(request.scheme, request.host) or _fallback_origin(request)
 
 
+MAX_HOST_LENGTH = 255
+"""Longest Host header used in the URLs an answer holds (a DNS name, 253, with a port fits):
+the contracts bound every URL to 2,048 characters, and a Host may be as long as
+``--max-header-bytes``."""
+
+
 @lru_cache(maxsize=256)
 def _origin(scheme: str, host: str) -> str:
-    """``scheme://host`` when the Host header is a plain authority, else "" (the socket's
-    own address is used then)."""
-    if not host or any(c in host for c in "/\\?#@ \t\r\n") or not host.isascii():
+    """``scheme://host`` when the Host header is a short, printable, plain authority, else ""
+    (the socket's own address is used then)."""
+    if (
+        not host
+        or len(host) > MAX_HOST_LENGTH
+        or not host.isascii()
+        or not host.isprintable()  # no control character, no DEL
+        or any(c in host for c in "/\\?#@ ")
+    ):
         return ""
     return f"{scheme}://{host}"
 

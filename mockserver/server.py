@@ -32,6 +32,7 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
+from aiohttp.web_request import BaseRequest
 
 from .accesslog import ACCESS_LOG_FORMAT, AccessLog
 from .config import MockConfig
@@ -57,15 +58,26 @@ LINGER_SECONDS = 2.0
 SWEEPS_PER_DEADLINE = 4
 
 
+def protocol_reason(exc: BaseException) -> str:
+    """Why the parser refused a request, in one line and without the excerpt of the request
+    aiohttp appends (``b'x-api-key: sk-...\\x7f'``): a refused header line or request line
+    may hold an API key, which must reach neither the log nor the answer."""
+    reason = str(getattr(exc, "message", "") or exc).strip().partition("\n")[0]
+    for excerpt in ("bytearray(", "b'", 'b"'):  # "Got more than 8190 bytes when reading: b'..."
+        reason = reason.partition(excerpt)[0]
+    reason = reason.strip().rstrip(":").strip()
+    return reason[:200] or type(exc).__name__
+
+
 class OneLineProtocolErrors(logging.Filter):
     """aiohttp logs a traceback for every request that is not valid HTTP; one line is enough
-    (the client got a 400 already)."""
+    (the client got a 400 already), and it names the reason only (:func:`protocol_reason`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             if isinstance(exc, BadHttpMessage):  # every parser refusal derives from it
-                record.msg = f"refused a request that is not valid HTTP: {exc}"
+                record.msg = f"refused a request that is not valid HTTP: {protocol_reason(exc)}"
                 record.args = ()
                 record.exc_info = None
                 record.levelno, record.levelname = logging.WARNING, "WARNING"
@@ -158,6 +170,24 @@ class _Connection(RequestHandler):
             self.logger.debug("closed after a request body that failed: %s", exc_info)
             return
         super().log_exception(*args, **kwargs)
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A request the parser refused (not valid HTTP, an encoding aiohttp cannot decode)
+        is answered as aiohttp does, a text/plain 400 before any route was found (so in no
+        provider's envelope), but naming the reason only: aiohttp's text quotes the refused
+        line, which may hold a key. The connection is closed after it."""
+        response = super().handle_error(request, status, exc, message)
+        if status == 500 or exc is None:
+            return response
+        answer = web.Response(status=status, text=protocol_reason(exc))
+        answer.force_close()
+        return answer
 
     def expired(self, now: float, guard: ConnectionGuard) -> None:
         """Enforce the header and body deadlines (called by the sweeper)."""
