@@ -1,4 +1,4 @@
-"""Issue 10, red team R1: the provider routes and the HTTP layer.
+"""The provider routes and the HTTP layer.
 
 Each test is named after a finding (a class of input that still broke the mock after the
 hardening): what got a 500, a traceback or an answer outside the provider's envelope now
