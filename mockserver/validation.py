@@ -18,6 +18,7 @@ would quote the whole instance (``type``, ``enum``, ``maxItems``, ...) quote an 
 
 from __future__ import annotations
 
+import re
 import reprlib
 import time
 from collections.abc import Callable, Iterator
@@ -88,7 +89,32 @@ def warm(provider: str, name: str) -> None:
 
 def is_valid(provider: str, name: str, instance: Any) -> bool:
     """Whether ``instance`` satisfies ``schemas/<provider>/<name>.json``."""
-    return bool(_compiled(provider, name).is_valid(instance))
+    return _fast_is_valid(_compiled(provider, name), instance)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _fast_is_valid(fast: Any, instance: Any) -> bool:
+    """jsonschema-rs's verdict. It cannot take a lone surrogate (valid JSON, which the mock
+    accepts): it raises. Then the instance is checked with each one read as U+FFFD, which
+    keeps every length, type and structure the contracts constrain."""
+    try:
+        return bool(fast.is_valid(instance))
+    except UnicodeEncodeError:
+        return bool(fast.is_valid(_without_surrogates(instance)))
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate of its strings and keys replaced by U+FFFD
+    (nesting is bounded at parse time by MAX_JSON_DEPTH)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(each) for each in value]
+    return value
 
 
 # -- bounded explanation ---------------------------------------------------------------------
@@ -297,7 +323,7 @@ def explain(
     if seconds is None:
         seconds = EXPLAIN_SECONDS
     _, bounded, fast = _twins(validator)
-    if fast.is_valid(instance):  # about 1 µs against 250 µs for a fault rule in pure Python
+    if _fast_is_valid(fast, instance):  # about 1 µs against 250 µs for a fault rule in pure Python
         return Explanation([], 0, True)
     errors: list[ValidationError] = []
     more = 0

@@ -1,0 +1,55 @@
+"""Red-team round 2 (control plane, settings, scenario and replay files, proxy, CLI, secrets).
+
+Each test is named after a finding that used to answer a 500, leak or stall, and proves the
+class is gone. All on loopback, on the virtual clock, bounded in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from tests.harness import KEYS, Mock
+
+TIMEOUT = 20  # seconds: a bound for every request of this file
+
+SUBMIT = {
+    "segmind": "/v2/nano-banana",
+    "seaart": "/model/v1/queue/nano_banana_pro",
+    "pixazo": "/nano-banana-pro-770/v1/nano-banana-pro-request",
+}
+
+
+async def send(
+    mock: Mock, provider: str | None, method: str, path: str, **kwargs: Any
+) -> tuple[int, Any]:
+    headers = {**(KEYS[provider] if provider else {}), **kwargs.pop("headers", {})}
+    resp = await asyncio.wait_for(
+        mock.client.request(method, path, headers=headers, **kwargs), TIMEOUT
+    )
+    raw = await resp.read()
+    body = json.loads(raw) if resp.content_type == "application/json" else raw
+    return resp.status, body
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+async def test_lone_surrogate_in_a_key_or_list_item_is_not_a_500(mock: Mock) -> None:
+    # jsonschema-rs raised UnicodeEncodeError on a lone surrogate (valid JSON, which the mock
+    # accepts) in an object key or a list item: every provider's submit and a fault rule
+    # answered 500. They now get the verdict of the same contract.
+    odd_key = b'{"prompt": "x", "image_urls": ["https://a.io/b.png"], "\\ud800": {"\\udc00": 1}}'
+    odd_item = b'{"prompt": "x", "image_urls": ["\\udc00"]}'
+    for provider, path in SUBMIT.items():
+        status, body = await send(mock, provider, "POST", path, data=odd_key, headers=JSON)
+        assert status < 500, (provider, body)
+        status, body = await send(mock, provider, "POST", path, data=odd_item, headers=JSON)
+        assert status in (400, 422), (provider, body)
+    rule = b'{"\\ud800": 1, "effect": {"latency": {"fixed": 0}}}'
+    status, body = await send(mock, None, "POST", "/_mock/faults", data=rule, headers=JSON)
+    assert status == 400 and "problems" in body, body
+    rule = b'{"match": {"api_key": "\\ud800"}, "effect": {"latency": {"fixed": 0}}}'
+    status, body = await send(mock, None, "POST", "/_mock/faults", data=rule, headers=JSON)
+    assert status in (201, 400), body
