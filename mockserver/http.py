@@ -33,6 +33,7 @@ __all__ = [
     "check_body_headers",
     "check_body_length",
     "fingerprint",
+    "hide_secrets",
     "json_response",
     "load_json",
     "origin",
@@ -338,12 +339,36 @@ def problems_of(validator: Any, instance: Any, limit: int = MAX_PROBLEMS) -> lis
                 if name not in error.instance:
                     problems.append(Problem((*loc, name), "required", "field required"))
             continue
-        problems.append(Problem(loc, str(error.validator), _message(error)))
+        problems.append(Problem(*hide_secrets(loc, str(error.validator), _message(error))))
     shown = sorted(problems, key=lambda p: (tuple(map(str, p.loc)), p.rule))[:limit]
     tail = found.tail(len(problems) - len(shown))
     if tail is not None:
         shown.append(Problem((), MORE_PROBLEMS, tail))
     return shown
+
+
+# Where a control-plane or scenario body holds API keys: fields whose values are keys, and
+# objects whose property names are keys (credits.keys). A problem there never shows a value.
+SECRET_FIELDS = frozenset({"api_key", "api_keys", "key", "control_token"})
+SECRET_MAPS = frozenset({"keys"})
+
+
+def hide_secrets(
+    loc: tuple[str | int, ...], rule: str, message: str
+) -> tuple[tuple[str | int, ...], str, str]:
+    """A problem's location, rule and message with no API key in them: a name under a
+    :data:`SECRET_MAPS` object becomes its fingerprint, and a message about a value at or
+    under a secret field says which rule it broke without the value."""
+    secret = False
+    shown: list[str | int] = []
+    for index, part in enumerate(loc):
+        if index and loc[index - 1] in SECRET_MAPS and isinstance(part, str):
+            part = "fp:" + fingerprint(part)[:8]
+        shown.append(part)
+        secret = secret or part in SECRET_FIELDS or part in SECRET_MAPS
+    if secret:
+        message = f"breaks the schema's {rule[:40]} rule (the value, a secret, is not shown)"
+    return tuple(shown), rule, message
 
 
 def _message(error: Any) -> str:

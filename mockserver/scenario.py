@@ -40,7 +40,7 @@ from jsonschema.exceptions import ValidationError, best_match
 import schemas
 
 from .faults import rule_problems
-from .http import MAX_JSON_DEPTH, too_deep
+from .http import MAX_JSON_DEPTH, hide_secrets, too_deep
 from .validation import Explanation, explain
 
 __all__ = ["ScenarioError", "load_scenario", "parse_data", "parse_scenario"]
@@ -256,7 +256,8 @@ def _explain(error: ValidationError, located: _Located) -> list[_Problem]:
         inner = _branch_error(error)
         if inner is not None:
             return _explain(inner, located)
-    return [_Problem(located.at(path), path, _message(error))]
+    shown, _, message = hide_secrets(path, str(error.validator), _message(error))
+    return [_Problem(located.at(path), shown, message)]
 
 
 def _unknown_keys(error: ValidationError, path: JsonPath, located: _Located) -> list[_Problem]:

@@ -10,6 +10,9 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
+from mockserver.scenario import ScenarioError, parse_scenario
 from tests.harness import KEYS, Mock
 
 TIMEOUT = 20  # seconds: a bound for every request of this file
@@ -53,3 +56,36 @@ async def test_lone_surrogate_in_a_key_or_list_item_is_not_a_500(mock: Mock) -> 
     rule = b'{"match": {"api_key": "\\ud800"}, "effect": {"latency": {"fixed": 0}}}'
     status, body = await send(mock, None, "POST", "/_mock/faults", data=rule, headers=JSON)
     assert status in (201, 400), body
+
+
+CANARY = "CANARYKEY7731"
+
+
+async def test_schema_problems_never_echo_an_api_key(mock: Mock) -> None:
+    # A problem's message quoted the value: a fault rule's too-long or odd match.api_key, a
+    # scenario's api_keys given as a string, a credits key that breaks a rule, all came back
+    # in clear in the answer (and a scenario file's problems on stderr at start-up).
+    rules = [
+        {"match": {"api_key": CANARY * 400}, "effect": {"latency": {"fixed": 0}}},
+        {"match": {"api_key": {"k": CANARY}}, "effect": {"latency": {"fixed": 0}}},
+    ]
+    for rule in rules:
+        status, body = await send(mock, None, "POST", "/_mock/faults", json=rule)
+        assert status == 400 and "problems" in body, body
+        assert CANARY not in json.dumps(body), body
+    scenarios: list[dict[str, Any]] = [
+        {"settings": {"api_keys": CANARY}},
+        {"settings": {"api_keys": [CANARY * 400]}},
+        {"credits": {"keys": {CANARY: "lots"}}},
+        {"faults": [{"match": {"api_key": [CANARY, 1]}, "effect": {"latency": {"fixed": 0}}}]},
+    ]
+    for scenario in scenarios:
+        status, body = await send(mock, None, "POST", "/_mock/reset", json={"scenario": scenario})
+        assert status == 400, body
+        assert CANARY not in json.dumps(body), body
+        with pytest.raises(ScenarioError) as caught:
+            parse_scenario(json.dumps(scenario), "s.json")
+        assert CANARY not in str(caught.value), caught.value
+    # the fingerprint stands in for a key that names a problem's place
+    status, body = await send(mock, None, "POST", "/_mock/reset", json={"scenario": scenarios[2]})
+    assert "credits.keys.fp:" in json.dumps(body), body
