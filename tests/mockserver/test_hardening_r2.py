@@ -7,6 +7,8 @@ class is gone. All on loopback, on the virtual clock, bounded in time.
 from __future__ import annotations
 
 import asyncio
+import gc
+import tracemalloc
 import json
 from typing import Any
 
@@ -89,3 +91,29 @@ async def test_schema_problems_never_echo_an_api_key(mock: Mock) -> None:
     # the fingerprint stands in for a key that names a problem's place
     status, body = await send(mock, None, "POST", "/_mock/reset", json={"scenario": scenarios[2]})
     assert "credits.keys.fp:" in json.dumps(body), body
+
+
+async def test_long_control_plane_keys_are_not_kept_by_the_fingerprint_cache(mock: Mock) -> None:
+    # The fingerprint cache (4,096 entries) kept each key it had seen, in clear: a credits or
+    # rate-limit key may be as long as a body (256 KiB), so 4,096 calls held a gigabyte.
+    # Only short keys are cached now; the ledger keeps fingerprints only.
+    size, calls = 200_000, 40
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(calls):
+            key = f"{i:04d}" + "k" * size
+            status, body = await send(
+                mock, None, "POST", "/_mock/credits", json={"key": key, "balance": 1}
+            )
+            assert status == 200, body
+            status, body = await send(
+                mock, None, "POST", "/_mock/rate-limits", json={"key": key, "rpm": 1}
+            )
+            assert status == 200, body
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < size * calls / 4, f"{grown} bytes kept for {calls} keys of {size} characters"
