@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import tracemalloc
 import json
+import tracemalloc
 from typing import Any
 
 import pytest
