@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import subprocess
+import sys
 import tracemalloc
 from typing import Any
 
@@ -117,3 +119,19 @@ async def test_long_control_plane_keys_are_not_kept_by_the_fingerprint_cache(moc
     finally:
         tracemalloc.stop()
     assert grown < size * calls / 4, f"{grown} bytes kept for {calls} keys of {size} characters"
+
+
+def test_unknown_log_level_exits_2_with_one_line() -> None:
+    # --log-level NOPE (or 5) reached logging.basicConfig after start-up: a ValueError
+    # traceback and exit 1. It is refused with the other settings now.
+    for level in ("NOPE", "5", "x" * 300):
+        proc = subprocess.run(
+            [sys.executable, "-m", "mockserver", "--port", "0", "--log-level", level],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("nanobanana-mock: log level:"), lines
+        assert len(lines[0]) < 200
