@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import gzip
 import json
 import subprocess
 import sys
+import time
 import tracemalloc
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from mockserver.scenario import ScenarioError, parse_scenario
 from tests.harness import KEYS, Mock
@@ -135,3 +138,79 @@ def test_unknown_log_level_exits_2_with_one_line() -> None:
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("nanobanana-mock: log level:"), lines
         assert len(lines[0]) < 200
+
+
+async def largest_stall(mock: Mock, work: Any) -> float:
+    """The longest gap between two /_mock/health answers while ``work`` runs (the mock runs
+    on this event loop: a gap is a stall of the loop)."""
+    done = asyncio.Event()
+    worst = 0.0
+
+    async def poll() -> None:
+        nonlocal worst
+        last = time.perf_counter()
+        while not done.is_set():
+            resp = await mock.client.get("/_mock/health")
+            await resp.read()
+            now = time.perf_counter()
+            worst, last = max(worst, now - last), now
+            await asyncio.sleep(0.002)
+
+    poller = asyncio.create_task(poll())
+    await asyncio.sleep(0.02)
+    try:
+        await asyncio.wait_for(work, TIMEOUT)
+    finally:
+        done.set()
+        await poller
+    return worst
+
+
+PROMPT = {"prompt": "x"}
+BOMB = gzip.compress(b"\0" * (80 * 1024 * 1024), 9)  # ~80 KiB that inflate to 80 MiB
+
+
+async def test_upstream_gzip_bomb_does_not_stall_the_proxy(
+    mock_factory: Any, aiohttp_server: Any
+) -> None:
+    # aiohttp inflated each 64 KiB network chunk of a compressed upstream answer in one call:
+    # 64 MiB of a gzip bomb held the event loop ~220 ms, on every proxied request. The proxy
+    # now inflates itself, 256 KiB at a time, and a corrupt or cut answer is the provider's 502.
+    answers = {
+        "bomb": (BOMB, "gzip"),
+        "good": (gzip.compress(b'{"request_id": "a", "status": "QUEUED"}'), "gzip"),
+        "cut": (gzip.compress(b'{"request_id": "a", "status": "QUEUED"}')[:-6], "gzip"),
+        "brotli": (b"not brotli", "br"),
+    }
+
+    async def handler(request: web.Request) -> web.Response:
+        body, encoding = answers[request.headers["X-Case"]]
+        headers = {"Content-Encoding": encoding, "Content-Type": "application/json"}
+        return web.Response(body=body, headers=headers)
+
+    upstream_app = web.Application()
+    upstream_app.router.add_route("*", "/{tail:.*}", handler)
+    upstream = await aiohttp_server(upstream_app)
+    mock = await mock_factory(proxy={"segmind": str(upstream.make_url("")).rstrip("/")})
+
+    async def case(name: str) -> tuple[int, Any]:
+        return await send(
+            mock,
+            "segmind",
+            "POST",
+            SUBMIT["segmind"],
+            json={"prompt": "x"},
+            headers={"X-Case": name},
+        )
+
+    async def bombs() -> None:
+        for _ in range(3):
+            status, body = await case("bomb")
+            assert status == 502 and "exceeds" in body["error"], body
+
+    assert await largest_stall(mock, bombs()) < 0.12
+    status, body = await case("good")
+    assert status == 200 and body["request_id"] == "a", body
+    for name in ("cut", "brotli"):
+        status, body = await case(name)
+        assert status == 502 and "error" in body, (name, body)
