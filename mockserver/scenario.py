@@ -202,6 +202,9 @@ def load_scenario(path: str | os.PathLike[str]) -> dict[str, Any]:
 # --- rendering -----------------------------------------------------------------------------
 
 
+MAX_LINE = 500  # characters of one problem line (its key, value or path may be far longer)
+
+
 def _render(
     source: str, problems: Iterable[_Problem], found: Explanation | None = None
 ) -> list[str]:
@@ -210,7 +213,9 @@ def _render(
         set(problems), key=lambda p: (p.pos, _path_text(p.path), p.message)
     ):
         where = f"{_path_text(path)}: " if path else ""
-        lines.append(f"{source}:{pos.line}:{pos.column}: {where}{message}")
+        line = f"{source}:{pos.line}:{pos.column}: {where}{message}"
+        # a key or a number may be as long as the file: a line stays readable
+        lines.append(line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "...")
     extra = max(0, len(lines) - MAX_PROBLEMS)
     del lines[MAX_PROBLEMS:]
     # the rest, with what a bounded schema check found but did not explain

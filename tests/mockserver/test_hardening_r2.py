@@ -278,3 +278,18 @@ async def test_request_gzip_bomb_does_not_stall_the_server() -> None:
     finally:
         await served.close()
     assert app[STATE].violations == []
+
+
+def test_scenario_problem_lines_are_bounded() -> None:
+    # A 100,000-character key or number in a scenario file was repeated whole in its
+    # problem line (100 KB of stderr at start-up, or in a reset's answer).
+    texts = [
+        "? " + "k" * 100_000 + "\n: 1\n",
+        "settings: {seed: " + "9" * 100_000 + "}\n",
+        '{"settings": {"' + "s" * 100_000 + '": 1}}',
+    ]
+    for text in texts:
+        with pytest.raises(ScenarioError) as caught:
+            parse_scenario(text, "s.yaml")
+        lines = str(caught.value).splitlines()
+        assert lines and all(len(line) <= 600 for line in lines), [len(x) for x in lines]
