@@ -298,7 +298,7 @@ UNREADABLE_ENCODINGS = frozenset({"br", "zstd"})
 def _body_inflater(request: web.Request) -> Any:
     """A decompressor for a gzip or deflate body that aiohttp left encoded, else None
     (identity, an encoding aiohttp ignores, or a body aiohttp decoded: a test server)."""
-    if request.content.total_compressed_bytes is not None:
+    if getattr(request.content, "total_compressed_bytes", None) is not None:
         return None  # aiohttp's parser decoded it (a server started without serve_app)
     name = request.headers.get("Content-Encoding", "").strip().lower()
     if name in ("gzip", "x-gzip"):
