@@ -293,12 +293,3 @@ def test_scenario_problem_lines_are_bounded() -> None:
             parse_scenario(text, "s.yaml")
         lines = str(caught.value).splitlines()
         assert lines and all(len(line) <= 600 for line in lines), [len(x) for x in lines]
-
-
-async def test_a_body_less_request_with_content_encoding_is_not_a_500(mock: Mock) -> None:
-    # read_body asked aiohttp's empty body reader (a GET) for an attribute it lacks: a 500.
-    for headers in ({"Content-Encoding": "gzip"}, {}):
-        status, body = await send(
-            mock, "segmind", "GET", "/v2/requests/nope/status", headers=headers
-        )
-        assert status == 404, body
