@@ -293,3 +293,18 @@ def test_scenario_problem_lines_are_bounded() -> None:
             parse_scenario(text, "s.yaml")
         lines = str(caught.value).splitlines()
         assert lines and all(len(line) <= 600 for line in lines), [len(x) for x in lines]
+
+
+async def test_drift_to_an_informational_status_is_refused(mock: Mock) -> None:
+    # A drift rule with status 100 was accepted: the answer went out as "HTTP/1.1 100" with
+    # a body, and every client waited for a final answer until its own timeout.
+    for status in (100, 101, 103, 199):
+        rule = {"effect": {"drift": {"status": status}}}
+        code, body = await send(mock, None, "POST", "/_mock/faults", json=rule)
+        assert code == 400 and "effect.drift.status" in json.dumps(body), body
+    code, body = await send(
+        mock, None, "POST", "/_mock/faults", json={"effect": {"drift": {"status": 299}}}
+    )
+    assert code == 201, body
+    code, body = await send(mock, "segmind", "POST", SUBMIT["segmind"], json=PROMPT)
+    assert code == 299, body
