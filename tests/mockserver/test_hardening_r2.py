@@ -15,6 +15,7 @@ import sys
 import time
 import tracemalloc
 import zlib
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -308,3 +309,31 @@ async def test_drift_to_an_informational_status_is_refused(mock: Mock) -> None:
     assert code == 201, body
     code, body = await send(mock, "segmind", "POST", SUBMIT["segmind"], json=PROMPT)
     assert code == 299, body
+
+
+async def test_recorder_writes_only_lines_a_replay_can_load(
+    mock_factory: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
+    # An upstream answering 999 or 304 (relayed as they are) was recorded as given; the
+    # replay loader refuses such a line, so one odd answer made the whole recording unusable
+    # (start-up exit 2). The recorder now keeps only lines the loader accepts.
+    statuses = iter([999, 200, 304, 200])
+
+    async def submit(request: web.Request) -> web.Response:
+        return web.json_response({"request_id": "a", "status": "QUEUED"}, status=next(statuses))
+
+    upstream_app = web.Application()
+    upstream_app.router.add_post("/v2/nano-banana", submit)
+    upstream = await aiohttp_server(upstream_app)
+    base = str(upstream.make_url("")).rstrip("/")
+    mock = await mock_factory(proxy={"segmind": base}, record_dir=str(tmp_path))
+    for expected in (999, 200, 304, 200):
+        resp = await asyncio.wait_for(
+            mock.client.post(SUBMIT["segmind"], json=PROMPT, headers=KEYS["segmind"]), TIMEOUT
+        )
+        await resp.read()
+        assert resp.status == expected
+    lines = (tmp_path / "segmind.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["status"] for line in lines] == [200, 304, 200]
+    replay = create_app(MockConfig(replay_dir=str(tmp_path)))  # loads, no ConfigError
+    assert replay is not None
