@@ -10,6 +10,7 @@ import asyncio
 import gc
 import gzip
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from mockserver.app import create_app
 from mockserver.config import MockConfig
+from mockserver.control_client import ControlError, MockControl
 from mockserver.scenario import ScenarioError, parse_scenario
 from mockserver.server import serve_app
 from mockserver.state import STATE
@@ -337,3 +339,16 @@ async def test_recorder_writes_only_lines_a_replay_can_load(
     assert [json.loads(line)["status"] for line in lines] == [200, 304, 200]
     replay = create_app(MockConfig(replay_dir=str(tmp_path)))  # loads, no ConfigError
     assert replay is not None
+
+
+def test_control_client_errors_never_show_a_key_from_the_query() -> None:
+    # MockControl's "no answer" error showed the whole URL, query and all: credits.get(key)
+    # and journal.entries(key=...) put the API key in clear in a test run's output.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: nothing listens there
+    control = MockControl(f"http://127.0.0.1:{port}", timeout=5)
+    for call in (lambda: control.credits.get(CANARY), lambda: control.journal.entries(key=CANARY)):
+        with pytest.raises(ControlError) as caught:
+            call()
+        assert CANARY not in str(caught.value) and "no answer" in str(caught.value)
