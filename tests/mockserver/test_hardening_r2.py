@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 
 from mockserver.app import create_app
-from mockserver.config import MockConfig
+from mockserver.config import ConfigError, MockConfig, config_from_env
 from mockserver.control_client import ControlError, MockControl
 from mockserver.scenario import ScenarioError, parse_scenario
 from mockserver.server import serve_app
@@ -352,3 +352,17 @@ def test_control_client_errors_never_show_a_key_from_the_query() -> None:
         with pytest.raises(ControlError) as caught:
             call()
         assert CANARY not in str(caught.value) and "no answer" in str(caught.value)
+
+
+def test_numeric_settings_take_ascii_digits_only() -> None:
+    # int("\u0661") is 1: --workers \u0661 or MOCK_SEED=\u0663 started a mock with
+    # settings nobody wrote in ASCII (the control plane's query numbers were already ASCII).
+    for name, value in (
+        ("MOCK_WORKERS", "\u0661"),
+        ("MOCK_SEED", "\u0663"),
+        ("MOCK_TIME_SCALE", "\u0661.5"),
+        ("MOCK_PROCESSING_SECONDS", "*=\u0665"),
+    ):
+        with pytest.raises(ConfigError):
+            config_from_env({name: value})
+    assert config_from_env({"MOCK_WORKERS": "3", "MOCK_HOST": "localhost"}).workers == 3
