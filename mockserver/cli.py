@@ -57,6 +57,11 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[MockConfig, argpars
         value = getattr(args, f.name)
         if value is not None:
             overrides[f.name] = value if isinstance(value, bool) else parse_value(f, value)
+    level = args.log_level.strip().upper()
+    if level not in logging.getLevelNamesMapping():
+        names = ", ".join(sorted(logging.getLevelNamesMapping()))
+        raise ConfigError(f"log level: {args.log_level[:40]!r} is not one of {names}")
+    args.log_level = level
     return config_from_env(os.environ, **overrides), args
 
 

@@ -51,6 +51,8 @@ def parse_float_map(text: str) -> Mapping[str, float]:
         if not sep or not name.strip():
             raise ConfigError(f"expected NAME=SECONDS, got {_short(repr(part))}")
         try:
+            if not value.isascii():  # float("\u0663") is 3.0: ASCII only
+                raise ValueError(value)
             result[name.strip()] = float(value)
         except ValueError:
             raise ConfigError(f"{_short(repr(part))}: the value is not a number") from None
@@ -353,6 +355,8 @@ def parse_value(f: dataclasses.Field[Any], text: str) -> Any:
             return False
         raise ConfigError(f"{f.name}: {_short(repr(text))} is not a boolean")
     try:
+        if kind is not str and not text.isascii():  # int("\u0661") is 1: ASCII only
+            raise ValueError(text)
         return kind(text)
     except ValueError:
         raise ConfigError(

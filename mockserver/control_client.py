@@ -276,7 +276,8 @@ class MockControl:
             raise _control_error(method, path, exc.code, exc.read()) from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ControlError(f"{method} {url}: no answer ({reason})", 0) from exc
+            # the path without its query: a query may hold an API key (credits, journal)
+            raise ControlError(f"{method} {self.base_url}{path}: no answer ({reason})", 0) from exc
 
 
 def _query_value(value: Any) -> str:

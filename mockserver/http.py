@@ -7,11 +7,13 @@ error that a client should see, already in that provider's envelope; ContractVio
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import json
 import math
 import re
+import zlib
 from array import array
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +35,7 @@ __all__ = [
     "check_body_headers",
     "check_body_length",
     "fingerprint",
+    "hide_secrets",
     "json_response",
     "load_json",
     "origin",
@@ -108,10 +111,24 @@ def dumps(body: Any) -> bytes:
         return json.dumps(body, separators=(",", ":")).encode("ascii")
 
 
-@lru_cache(maxsize=4096)
+CACHED_KEY_CHARS = 256
+"""Longest key whose fingerprint is cached: a cache entry holds its key, and control-plane
+keys may be as long as a body (4,096 of 256 KiB were a gigabyte). Longer ones are hashed
+each time (linear, a few microseconds per kilobyte)."""
+
+
 def fingerprint(api_key: str) -> str:
     """A stable, non-reversible stand-in for an API key (keys are never stored in clear)."""
+    if len(api_key) <= CACHED_KEY_CHARS:
+        return _cached_fingerprint(api_key)
+    return _fingerprint(api_key)
+
+
+def _fingerprint(api_key: str) -> str:
     return hashlib.blake2b(api_key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+_cached_fingerprint = lru_cache(maxsize=4096)(_fingerprint)
 
 
 def origin(request: web.Request) -> str:
@@ -248,26 +265,81 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
     """The body's bytes (decoded from any Content-Encoding), read once and stopped as soon
     as they pass ``max_bytes`` (a chunked body or a decompression bomb is never held
     whole). Every way the body can fail (a bad encoding, a broken chunk, the client gone,
-    the body deadline) is a :class:`BodyError`."""
+    the body deadline) is a :class:`BodyError`.
+
+    The standalone server reads bodies undecoded (``auto_decompress=False``): aiohttp's
+    parser inflated everything received in one synchronous loop (a 300 KiB gzip bomb held
+    the event loop 0.85 s before any size check). A gzip or deflate body is inflated here,
+    :data:`INFLATE_STEP` bytes at a time, counted against ``max_bytes`` as it goes."""
     content = request.content
+    inflater = _body_inflater(request)
     chunks: list[bytes] = []
     size = 0
     try:
-        if content.is_eof():  # the whole body is here already (a small body, nearly always)
-            chunks.append(content.read_nowait())
-            size = len(chunks[0])
-            if size > max_bytes:
-                raise too_large(max_bytes)
-        while chunk := await content.readany():
-            size += len(chunk)
-            if size > max_bytes:
-                raise too_large(max_bytes)
-            chunks.append(chunk)
+        received = content.read_nowait() if content.is_eof() else await content.readany()
+        while received:
+            pending = received
+            while pending:
+                if inflater is None:
+                    chunk, pending = pending, b""
+                else:
+                    chunk = inflater.decompress(pending, INFLATE_STEP)
+                    pending = inflater.unconsumed_tail
+                    if pending:
+                        await asyncio.sleep(0)  # a long inflation lets other requests run
+                size += len(chunk)
+                if size > max_bytes:
+                    raise too_large(max_bytes)
+                chunks.append(chunk)
+            received = await content.readany()
+        if inflater is not None and not inflater.eof and chunks:
+            raise BodyError("payload", "request body could not be read: its encoding is cut")
     except BodyError:
         raise
+    except zlib.error:
+        raise BodyError("payload", "request body could not be read: bad Content-Encoding") from None
     except Exception as exc:  # aiohttp's payload and encoding errors, a lost connection
         raise BodyError("payload", f"request body could not be read: {_reason(exc)}") from None
     return b"".join(chunks)
+
+
+INFLATE_STEP = 256 * 1024  # bytes of a compressed body inflated at once
+UNREADABLE_ENCODINGS = frozenset({"br", "zstd"})
+
+
+def _body_inflater(request: web.Request) -> Any:
+    """A decompressor for a gzip or deflate body that aiohttp left encoded, else None
+    (identity, an encoding aiohttp ignores, or a body aiohttp decoded: a test server)."""
+    if getattr(request.content, "total_compressed_bytes", None) is not None:
+        return None  # aiohttp's parser decoded it (a server started without serve_app)
+    name = request.headers.get("Content-Encoding", "").strip().lower()
+    if name in ("gzip", "x-gzip"):
+        return zlib.decompressobj(wbits=31)
+    if name == "deflate":
+        return _Deflate()
+    if name in UNREADABLE_ENCODINGS:
+        raise BodyError("payload", f"request body could not be read: {name} is not supported")
+    return None
+
+
+class _Deflate:
+    """``deflate`` as aiohttp reads it: zlib-wrapped, or raw when the first byte says so."""
+
+    def __init__(self) -> None:
+        self._inner: Any = None
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if self._inner is None:
+            self._inner = zlib.decompressobj(wbits=15 if data[0] & 0xF == 8 else -15)
+        return bytes(self._inner.decompress(data, max_length))
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return bytes(self._inner.unconsumed_tail) if self._inner is not None else b""
+
+    @property
+    def eof(self) -> bool:
+        return self._inner is not None and bool(self._inner.eof)
 
 
 def _reason(exc: Exception) -> str:
@@ -350,12 +422,36 @@ def problems_of(validator: Any, instance: Any, limit: int = MAX_PROBLEMS) -> lis
                 if name not in error.instance:
                     problems.append(Problem((*loc, name), "required", "field required"))
             continue
-        problems.append(Problem(loc, str(error.validator), _message(error)))
+        problems.append(Problem(*hide_secrets(loc, str(error.validator), _message(error))))
     shown = sorted(problems, key=lambda p: (tuple(map(str, p.loc)), p.rule))[:limit]
     tail = found.tail(len(problems) - len(shown))
     if tail is not None:
         shown.append(Problem((), MORE_PROBLEMS, tail))
     return shown
+
+
+# Where a control-plane or scenario body holds API keys: fields whose values are keys, and
+# objects whose property names are keys (credits.keys). A problem there never shows a value.
+SECRET_FIELDS = frozenset({"api_key", "api_keys", "key", "control_token"})
+SECRET_MAPS = frozenset({"keys"})
+
+
+def hide_secrets(
+    loc: tuple[str | int, ...], rule: str, message: str
+) -> tuple[tuple[str | int, ...], str, str]:
+    """A problem's location, rule and message with no API key in them: a name under a
+    :data:`SECRET_MAPS` object becomes its fingerprint, and a message about a value at or
+    under a secret field says which rule it broke without the value."""
+    secret = False
+    shown: list[str | int] = []
+    for index, part in enumerate(loc):
+        if index and loc[index - 1] in SECRET_MAPS and isinstance(part, str):
+            part = "fp:" + fingerprint(part)[:8]
+        shown.append(part)
+        secret = secret or part in SECRET_FIELDS or part in SECRET_MAPS
+    if secret:
+        message = f"breaks the schema's {rule[:40]} rule (the value, a secret, is not shown)"
+    return tuple(shown), rule, message
 
 
 def _message(error: Any) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from .http import MAX_PROBLEMS, fingerprint
+from .http import CACHED_KEY_CHARS, MAX_PROBLEMS, fingerprint
 
 __all__ = ["MAX_ENTRY_FINDINGS", "MAX_ENTRY_PROBLEMS", "Entry", "Journal", "capped", "redact"]
 
@@ -40,9 +40,16 @@ def capped(problems: list[str]) -> list[str]:
     return [*problems[:MAX_ENTRY_PROBLEMS], f"... and {rest} more problems"]
 
 
-@lru_cache(maxsize=1024)
 def _key_columns(key: str) -> tuple[str | None, str]:
-    """What the journal keeps of a key: its redacted form and its fingerprint."""
+    """What the journal keeps of a key: its redacted form and its fingerprint (cached for
+    short keys only: a cache entry holds its key, which may be as long as a header)."""
+    if len(key) <= CACHED_KEY_CHARS:
+        return _cached_key_columns(key)
+    return redact(key), fingerprint(key)
+
+
+@lru_cache(maxsize=1024)
+def _cached_key_columns(key: str) -> tuple[str | None, str]:
     return redact(key), fingerprint(key)
 
 

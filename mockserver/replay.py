@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +42,8 @@ from .faults import RequestFacts
 from .http import MAX_JSON_DEPTH, BodyError, Problem, load_json, origin, problems_of
 from .providers.base import Provider
 from .validation import is_valid
+
+log = logging.getLogger("mockserver")
 
 __all__ = [
     "MAX_RECORDED_BYTES",
@@ -167,7 +170,14 @@ class Recorder:
 
     def record(self, exchange: Exchange, key: str | None) -> None:
         # every string value is redacted structurally (redact_key), so the line is valid JSON
-        line = json.dumps(self.line(exchange, key), separators=(",", ":"))
+        record = self.line(exchange, key)
+        if not is_valid("mock", "recording", record):
+            # what --replay-dir would refuse at start-up (an upstream status of 999 or 304, a
+            # path with a control character): one such line made the whole file unusable
+            problems = "; ".join(str(p) for p in _record_problems(record)[:3])
+            log.warning("not recorded (a replay could not serve it): %s", problems[:500])
+            return
+        line = json.dumps(record, separators=(",", ":"))
         with (self.directory / f"{exchange.provider}.jsonl").open("a", encoding="utf-8") as out:
             out.write(line + "\n")
 

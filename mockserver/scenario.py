@@ -40,7 +40,7 @@ from jsonschema.exceptions import ValidationError, best_match
 import schemas
 
 from .faults import rule_problems
-from .http import MAX_JSON_DEPTH, too_deep
+from .http import MAX_JSON_DEPTH, hide_secrets, too_deep
 from .validation import Explanation, explain
 
 __all__ = ["ScenarioError", "load_scenario", "parse_data", "parse_scenario"]
@@ -202,6 +202,9 @@ def load_scenario(path: str | os.PathLike[str]) -> dict[str, Any]:
 # --- rendering -----------------------------------------------------------------------------
 
 
+MAX_LINE = 500  # characters of one problem line (its key, value or path may be far longer)
+
+
 def _render(
     source: str, problems: Iterable[_Problem], found: Explanation | None = None
 ) -> list[str]:
@@ -210,7 +213,9 @@ def _render(
         set(problems), key=lambda p: (p.pos, _path_text(p.path), p.message)
     ):
         where = f"{_path_text(path)}: " if path else ""
-        lines.append(f"{source}:{pos.line}:{pos.column}: {where}{message}")
+        line = f"{source}:{pos.line}:{pos.column}: {where}{message}"
+        # a key or a number may be as long as the file: a line stays readable
+        lines.append(line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "...")
     extra = max(0, len(lines) - MAX_PROBLEMS)
     del lines[MAX_PROBLEMS:]
     # the rest, with what a bounded schema check found but did not explain
@@ -256,7 +261,8 @@ def _explain(error: ValidationError, located: _Located) -> list[_Problem]:
         inner = _branch_error(error)
         if inner is not None:
             return _explain(inner, located)
-    return [_Problem(located.at(path), path, _message(error))]
+    shown, _, message = hide_secrets(path, str(error.validator), _message(error))
+    return [_Problem(located.at(path), shown, message)]
 
 
 def _unknown_keys(error: ValidationError, path: JsonPath, located: _Located) -> list[_Problem]:

@@ -370,6 +370,7 @@ async def serve_app(
         "keepalive_timeout": config.keepalive_timeout,
         "lingering_time": LINGER_SECONDS,
         "handler_cancellation": True,
+        "auto_decompress": False,  # bodies are inflated by read_body, in bounded steps
         "access_log_class": AccessLog,  # no query value (a key) and no key header in the log
         "access_log_format": ACCESS_LOG_FORMAT,
     }
