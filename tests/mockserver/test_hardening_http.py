@@ -179,10 +179,13 @@ REFUSED_BY_THE_PARSER = [
     # a key header longer than the limit: its first 100 bytes were quoted
     f"POST /nano-banana-pro-770/v1/nano-banana-pro-request HTTP/1.1\r\nHost: a\r\n"
     f"Ocp-Apim-Subscription-Key: {CANARY}{'k' * 9000}\r\n\r\n",
-    # an encoding aiohttp cannot decode (no Brotli, no zstd installed)
-    f"POST /v2/nano-banana HTTP/1.1\r\nHost: a\r\nx-api-key: {CANARY}\r\n"
-    "Content-Type: application/json\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}",
 ]
+# an encoding the mock does not decode: the mock reads bodies undecoded, so this reaches the
+# provider, which answers its own 400 (it was aiohttp's parser, quoting the line)
+UNDECODABLE = (
+    f"POST /v2/nano-banana HTTP/1.1\r\nHost: a\r\nx-api-key: {CANARY}\r\n"
+    "Content-Type: application/json\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}"
+)
 
 
 async def test_a_request_the_parser_refuses_never_shows_its_key_in_the_answer_or_the_log(
@@ -201,6 +204,9 @@ async def test_a_request_the_parser_refuses_never_shows_its_key_in_the_answer_or
             reason = body.decode()
             assert reason and CANARY not in reason and "\\x" not in reason, reason
             assert CANARY.encode() not in body
+        status, headers, body = await exchange(served, UNDECODABLE.encode("latin-1"))
+        assert status == 400 and headers["content-type"] == "application/json", body
+        assert CANARY.encode() not in body
         # the server still answers on a new connection
         ok = b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         assert (await exchange(served, ok))[0] == 200

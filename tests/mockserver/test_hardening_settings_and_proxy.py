@@ -1,4 +1,4 @@
-"""Red-team round 2 (control plane, settings, scenario and replay files, proxy, CLI, secrets).
+"""Hostile input to the control plane, settings, scenario and replay files, the proxy, the CLI.
 
 Each test is named after a finding that used to answer a 500, leak or stall, and proves the
 class is gone. All on loopback, on the virtual clock, bounded in time.
