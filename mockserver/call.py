@@ -38,7 +38,7 @@ class Call:
 
     async def raw(self, request: web.Request, max_bytes: int, *, any_type: bool = False) -> bytes:
         """The request body's bytes, read once and only after its headers passed (JSON,
-        ``Content-Length`` within ``max_bytes``); raises :class:`BodyError` (the same one
+        ``Content-Length`` within ``max_bytes``); raises :class:`BodyError` (an equal one
         each time). Everyone who needs the body (the marker check, rules, the handler, a
         source) gets it from here, so no reader ever sees a part of it. ``any_type``: of
         any ``Content-Type`` (what the proxy forwards)."""
@@ -53,27 +53,27 @@ class Call:
                     check_body_headers(request, max_bytes)
                 outcome = await read_body(request, max_bytes)
             except BodyError as err:
-                outcome = err
+                outcome = err.bare()  # kept: without the frames that hold the body
                 # the rest of the body is unread (or unreadable): no next request can be
                 # found on this connection, so it closes after the answer
                 self.close = err.kind in ("too_large", "payload")
             self._raw = outcome
         if isinstance(outcome, BodyError):
-            raise outcome
+            raise outcome.bare()  # a copy: the one kept never holds a frame
         return outcome
 
     async def body(self, request: web.Request, max_bytes: int) -> Any:
         """The request body as parsed JSON, read and parsed once; raises :class:`BodyError`
-        (the same one each time) with a clear reason."""
+        (an equal one each time) with a clear reason."""
         outcome = self._body
         if outcome is _UNREAD:
             try:
                 outcome = parse_body(await self.raw(request, max_bytes), max_bytes)
             except BodyError as err:
-                outcome = err
+                outcome = err.bare()
             self._body = outcome
         if isinstance(outcome, BodyError):
-            raise outcome
+            raise outcome.bare()
         return outcome
 
 

@@ -143,6 +143,10 @@ class _Connection(RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._guard.closed(self)
         super().connection_lost(exc)
+        # the body's stream points back at this handler: a cycle, holding whatever of the
+        # body was buffered, that only a full collection would free (as aiohttp drops its
+        # own references here)
+        self._body = None
 
     def data_received(self, data: bytes) -> None:
         if (

@@ -493,3 +493,37 @@ def test_spending_and_credit_accounts_are_bounded() -> None:
     for i in range(MAX_KEYS + 100):
         ledger.set(f"key-{i}", 1.0)
     assert len(ledger._accounts) == MAX_KEYS
+
+
+async def test_a_refused_body_is_freed_at_once_not_kept_in_a_reference_cycle(mock: Mock) -> None:
+    """A refused body's error was kept on the request's ``Call`` with its traceback, whose
+    frames held the body: a reference cycle only a full collection frees, and the server's
+    collector settings make those rare, so a soak of oversized and deeply nested bodies grew
+    by hundreds of megabytes. With the collector off, 20 refused bodies of 300 KiB must leave
+    next to nothing behind."""
+    pad = "x" * (300 * 1024)
+    oversized = json.dumps({"prompt": pad}).encode()
+    nested = "[" * 70 + "0" + "]" * 70  # past the depth cap
+    too_deep = f'{{"prompt": "{pad[: 200 * 1024]}", "extra": {nested}}}'.encode()
+
+    async def chunked(data: bytes) -> Any:
+        yield data  # no Content-Length: the body is read up to the limit, then refused
+
+    headers = {**KEYS["segmind"], "Content-Type": "application/json"}
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10):
+            resp = await mock.client.post(
+                "/v2/nano-banana", data=chunked(oversized), headers=headers
+            )
+            assert resp.status == 413, await resp.text()
+            resp = await mock.client.post("/v2/nano-banana", data=too_deep, headers=headers)
+            assert resp.status == 413, await resp.text()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert held < 1024 * 1024, f"{held:,} bytes held after 20 refused bodies"
