@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import ClientResponse
@@ -11,7 +15,10 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 
 import schemas
-from mockserver.state import MockState
+from mockserver.app import create_app
+from mockserver.config import MockConfig
+from mockserver.server import Served, serve_app
+from mockserver.state import STATE, MockState
 
 KEYS = {
     "segmind": {"x-api-key": "SG_0123456789abcdef"},
@@ -83,3 +90,45 @@ class Mock:
         picture.load()
         assert Image.MIME[picture.format] == resp.content_type
         return picture
+
+
+@asynccontextmanager
+async def serving(**settings: Any) -> AsyncIterator[tuple[Served, MockState]]:
+    """A mock started by the one start path (the CLI's), on a free loopback port, checking
+    its own answers."""
+    config = MockConfig(
+        **{"port": 0, "time_scale": 0.0, "self_check": True, "processing_jitter": 0.0, **settings}
+    )
+    app = create_app(config)
+    served = await serve_app(app, config)
+    try:
+        yield served, app[STATE]
+    finally:
+        await served.close()
+    assert app[STATE].violations == [], "the mock broke its own contract"
+
+
+async def largest_stall(mock: Mock, work: Awaitable[Any], timeout: float = 60.0) -> float:
+    """Run ``work`` while /_mock/health is polled; the longest gap between two health answers
+    is how long the event loop was blocked (the mock runs in this process, on this loop)."""
+    done = asyncio.Event()
+    worst = 0.0
+
+    async def poll() -> None:
+        nonlocal worst
+        last = time.perf_counter()
+        while not done.is_set():
+            resp = await mock.client.get("/_mock/health")
+            await resp.read()
+            now = time.perf_counter()
+            worst, last = max(worst, now - last), now
+            await asyncio.sleep(0.002)
+
+    poller = asyncio.create_task(poll())
+    await asyncio.sleep(0.02)  # the poller is running before the work starts
+    try:
+        await asyncio.wait_for(work, timeout)
+    finally:
+        done.set()
+        await poller
+    return worst

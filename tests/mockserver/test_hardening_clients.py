@@ -14,17 +14,13 @@ import gzip
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
-from mockserver.app import create_app
 from mockserver.config import ConfigError, MockConfig
-from mockserver.server import Served, connection_cap, raise_file_limit, serve_app
-from mockserver.state import STATE, MockState
-from tests.harness import KEYS, schema_for, validate
+from mockserver.server import Served, connection_cap, raise_file_limit
+from tests.harness import KEYS, schema_for, serving, validate
 
 BOUND = 10.0  # no single step of a test waits longer than this
 SUBMIT = {
@@ -37,20 +33,6 @@ VALID = {
     "seaart": {"prompt": "x"},
     "pixazo": {"prompt": "x", "image_urls": ["https://example.com/a.png"]},
 }
-
-
-@asynccontextmanager
-async def serving(**settings: Any) -> AsyncIterator[tuple[Served, MockState]]:
-    config = MockConfig(
-        **{"port": 0, "time_scale": 0.0, "self_check": True, "processing_jitter": 0.0, **settings}
-    )
-    app = create_app(config)
-    served = await serve_app(app, config)
-    try:
-        yield served, app[STATE]
-    finally:
-        await served.close()
-    assert app[STATE].violations == [], "the mock broke its own contract"
 
 
 def head(provider: str, path: str, extra: str = "", method: str = "POST") -> bytes:

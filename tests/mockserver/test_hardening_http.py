@@ -11,17 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
-from mockserver.app import create_app
-from mockserver.config import MockConfig
-from mockserver.server import Served, serve_app
-from mockserver.state import STATE, MockState
-from tests.harness import KEYS, Mock, validate
+from mockserver.server import Served
+from tests.harness import KEYS, Mock, serving, validate
 
 BOUND = 10.0  # no single step of a test waits longer than this
 
@@ -46,21 +41,6 @@ GENERATION = [
     ),
 ]
 LONE = "\ud800"
-
-
-@asynccontextmanager
-async def serving(**settings: Any) -> AsyncIterator[tuple[Served, MockState]]:
-    """A mock started by the one start path (the CLI's), on a free loopback port."""
-    config = MockConfig(
-        **{"port": 0, "time_scale": 0.0, "self_check": True, "processing_jitter": 0.0, **settings}
-    )
-    app = create_app(config)
-    served = await serve_app(app, config)
-    try:
-        yield served, app[STATE]
-    finally:
-        await served.close()
-    assert app[STATE].violations == [], "the mock broke its own contract"
 
 
 async def exchange(served: Served, request: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -15,7 +15,6 @@ import math
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from mockserver.clock import MAX_TIME
 from mockserver.config import ConfigError, MockConfig
 from mockserver.scenario import ScenarioError, load_scenario, parse_scenario
 from mockserver.state import STATE
-from tests.harness import KEYS, Mock, schema_for, validate
+from tests.harness import KEYS, Mock, largest_stall, schema_for, validate
 
 TIMEOUT = 20  # seconds: a bound for every request of this file
 STALL = 1.0  # seconds the event loop may be blocked at most (the old code blocked for more)
@@ -66,32 +65,6 @@ async def add_rule(mock: Mock, rule: dict[str, Any], expect: int = 201) -> dict[
     status, body, _ = await send(mock, None, "POST", "/_mock/faults", json=rule)
     assert status == expect, body
     return body
-
-
-async def largest_stall(mock: Mock, work: Any) -> float:
-    """Run ``work`` while /_mock/health is polled; the longest gap between two health answers
-    is how long the event loop was blocked (the mock runs in this process, on this loop)."""
-    done = asyncio.Event()
-    worst = 0.0
-
-    async def poll() -> None:
-        nonlocal worst
-        last = time.perf_counter()
-        while not done.is_set():
-            resp = await mock.client.get("/_mock/health")
-            await resp.read()
-            now = time.perf_counter()
-            worst, last = max(worst, now - last), now
-            await asyncio.sleep(0.005)
-
-    poller = asyncio.create_task(poll())
-    await asyncio.sleep(0.02)  # the poller is running before the work starts
-    try:
-        await asyncio.wait_for(work, TIMEOUT)
-    finally:
-        done.set()
-        await poller
-    return worst
 
 
 # -- 1.2 regular expressions ---------------------------------------------------------------------

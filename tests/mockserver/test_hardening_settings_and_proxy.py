@@ -29,7 +29,7 @@ from mockserver.control_client import ControlError, MockControl
 from mockserver.scenario import ScenarioError, parse_scenario
 from mockserver.server import serve_app
 from mockserver.state import STATE
-from tests.harness import KEYS, Mock
+from tests.harness import KEYS, Mock, largest_stall
 
 TIMEOUT = 20  # seconds: a bound for every request of this file
 
@@ -147,32 +147,6 @@ def test_unknown_log_level_exits_2_with_one_line() -> None:
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("nanobanana-mock: log level:"), lines
         assert len(lines[0]) < 200
-
-
-async def largest_stall(mock: Mock, work: Any) -> float:
-    """The longest gap between two /_mock/health answers while ``work`` runs (the mock runs
-    on this event loop: a gap is a stall of the loop)."""
-    done = asyncio.Event()
-    worst = 0.0
-
-    async def poll() -> None:
-        nonlocal worst
-        last = time.perf_counter()
-        while not done.is_set():
-            resp = await mock.client.get("/_mock/health")
-            await resp.read()
-            now = time.perf_counter()
-            worst, last = max(worst, now - last), now
-            await asyncio.sleep(0.002)
-
-    poller = asyncio.create_task(poll())
-    await asyncio.sleep(0.02)
-    try:
-        await asyncio.wait_for(work, TIMEOUT)
-    finally:
-        done.set()
-        await poller
-    return worst
 
 
 PROMPT = {"prompt": "x"}
