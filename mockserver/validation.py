@@ -194,33 +194,31 @@ def _enum(validator: Any, enums: Any, instance: Any, schema: dict[str, Any]) -> 
         yield ValidationError(f"{_excerpt(instance)} is not one of {enums!r}")
 
 
-def _max_items(validator: Any, limit: Any, instance: Any, schema: dict[str, Any]) -> Any:
-    if validator.is_type(instance, "array") and len(instance) > limit:
-        message = "is expected to be empty" if limit == 0 else "is too long"
-        yield ValidationError(f"{_excerpt(instance)} {message}")
+def _count(kind: str, most: bool, edge: int, at_edge: str, otherwise: str) -> Keyword:
+    """``maxItems`` / ``minItems`` / ``maxProperties`` / ``minProperties``: jsonschema's
+    messages, with an excerpt of the value instead of the whole of it."""
+
+    def keyword(validator: Any, limit: Any, instance: Any, schema: dict[str, Any]) -> Any:
+        if validator.is_type(instance, kind) and (
+            len(instance) > limit if most else len(instance) < limit
+        ):
+            message = at_edge if limit == edge else otherwise
+            yield ValidationError(f"{_excerpt(instance)} {message}")
+
+    return keyword
 
 
-def _min_items(validator: Any, limit: Any, instance: Any, schema: dict[str, Any]) -> Any:
-    if validator.is_type(instance, "array") and len(instance) < limit:
-        message = "should be non-empty" if limit == 1 else "is too short"
-        yield ValidationError(f"{_excerpt(instance)} {message}")
+_max_items = _count("array", True, 0, "is expected to be empty", "is too long")
+_min_items = _count("array", False, 1, "should be non-empty", "is too short")
+_max_properties = _count("object", True, 0, "is expected to be empty", "has too many properties")
+_min_properties = _count(
+    "object", False, 1, "should be non-empty", "does not have enough properties"
+)
 
 
 def _unique(validator: Any, unique: Any, instance: Any, schema: dict[str, Any]) -> Any:
     if unique and validator.is_type(instance, "array") and not uniq(instance):
         yield ValidationError(f"{_excerpt(instance)} has non-unique elements")
-
-
-def _max_properties(validator: Any, limit: Any, instance: Any, schema: dict[str, Any]) -> Any:
-    if validator.is_type(instance, "object") and len(instance) > limit:
-        message = "is expected to be empty" if limit == 0 else "has too many properties"
-        yield ValidationError(f"{_excerpt(instance)} {message}")
-
-
-def _min_properties(validator: Any, limit: Any, instance: Any, schema: dict[str, Any]) -> Any:
-    if validator.is_type(instance, "object") and len(instance) < limit:
-        message = "should be non-empty" if limit == 1 else "does not have enough properties"
-        yield ValidationError(f"{_excerpt(instance)} {message}")
 
 
 def _any_of(validator: Any, branches: Any, instance: Any, schema: dict[str, Any]) -> Any:

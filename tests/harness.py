@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -108,9 +108,13 @@ async def serving(**settings: Any) -> AsyncIterator[tuple[Served, MockState]]:
     assert app[STATE].violations == [], "the mock broke its own contract"
 
 
-async def largest_stall(mock: Mock, work: Awaitable[Any], timeout: float = 60.0) -> float:
+async def largest_stall(
+    target: Mock | Callable[[str], Awaitable[Any]], work: Awaitable[Any], timeout: float = 60.0
+) -> float:
     """Run ``work`` while /_mock/health is polled; the longest gap between two health answers
-    is how long the event loop was blocked (the mock runs in this process, on this loop)."""
+    is how long the event loop was blocked (the mock runs in this process, on this loop).
+    ``target`` is a mock, or a function that GETs a path of one (e.g. from a session)."""
+    get = target.client.get if isinstance(target, Mock) else target
     done = asyncio.Event()
     worst = 0.0
 
@@ -118,7 +122,7 @@ async def largest_stall(mock: Mock, work: Awaitable[Any], timeout: float = 60.0)
         nonlocal worst
         last = time.perf_counter()
         while not done.is_set():
-            resp = await mock.client.get("/_mock/health")
+            resp = await get("/_mock/health")
             await resp.read()
             now = time.perf_counter()
             worst, last = max(worst, now - last), now
