@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["MAX_SPEED", "MAX_TIME", "ClockStopped", "VirtualClock"]
+__all__ = ["MAX_SPEED", "MAX_TIME", "ClockStopped", "VirtualClock", "finite_or_inf"]
 
 # Virtual time never passes 1e10 s (about 317 years): far beyond any test, while every time
 # derived from it (expiry, reset-at, Retry-After) stays a finite float and a valid date.
@@ -77,7 +77,7 @@ class VirtualClock:
 
     def advance(self, seconds: float) -> float:
         """Jump forward by ``seconds`` (>= 0) and wake every sleeper; returns the new time."""
-        seconds = _float(seconds)
+        seconds = finite_or_inf(seconds)
         if not seconds >= 0:
             raise ValueError("the clock only moves forward: seconds must be >= 0")
         if not self.now() + seconds <= MAX_TIME:  # NaN and infinity fail this too
@@ -145,7 +145,7 @@ class VirtualClock:
             self._sleepers_changed = None
 
 
-def _float(value: float) -> float:
+def finite_or_inf(value: float) -> float:
     """``value`` as a float; an integer too large for one is infinity (refused by bounds)."""
     try:
         return float(value)
@@ -154,6 +154,6 @@ def _float(value: float) -> float:
 
 
 def _check_speed(speed: float) -> None:
-    speed = _float(speed)
+    speed = finite_or_inf(speed)
     if not 0 <= speed <= MAX_SPEED:  # NaN fails this too
         raise ValueError(f"clock speed must be a number in 0..{MAX_SPEED:g}")

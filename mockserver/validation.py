@@ -28,7 +28,7 @@ from functools import cache
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator, validators
+from jsonschema import validators
 from jsonschema._utils import equal, uniq
 from jsonschema.exceptions import ValidationError
 
@@ -70,14 +70,19 @@ def _registry() -> jsonschema_rs.Registry:
     return jsonschema_rs.Registry(list(schemas.documents()))
 
 
-@cache
-def _compiled(provider: str, name: str) -> Any:
+def _rust(schema: Any) -> Any:
+    """``schema`` compiled by jsonschema-rs, every $ref resolved among the contracts."""
     return jsonschema_rs.validator_for(
-        schemas.load(provider, name),
+        schema,
         registry=_registry(),
         offline=True,
         pattern_options=jsonschema_rs.RegexOptions(),  # Rust's regex: linear, no backtracking
     )
+
+
+@cache
+def _compiled(provider: str, name: str) -> Any:
+    return _rust(schemas.load(provider, name))
 
 
 def warm(provider: str, name: str) -> None:
@@ -257,8 +262,8 @@ def _not(validator: Any, refused: Any, instance: Any, schema: dict[str, Any]) ->
         yield ValidationError(f"{_excerpt(instance)} should not be valid under {refused!r}")
 
 
-def _bounded_keywords() -> dict[str, Keyword]:
-    keywords: dict[str, Keyword] = dict(Draft202012Validator.VALIDATORS)
+def _bounded_keywords(base: Any) -> dict[str, Keyword]:
+    keywords: dict[str, Keyword] = dict(base.VALIDATORS)  # the base's own pattern (RE2) kept
     keywords.update(
         type=_type,
         enum=_enum,
@@ -275,7 +280,13 @@ def _bounded_keywords() -> dict[str, Keyword]:
     return {name: _timed(keyword) for name, keyword in keywords.items()}
 
 
-_Bounded = validators.extend(Draft202012Validator, _bounded_keywords())
+@cache
+def _bounded_class(base: Any) -> Any:
+    """The validator class ``base`` (schemas.validator()'s, whose patterns run on RE2) with
+    the bounded keywords above."""
+    return validators.extend(base, _bounded_keywords(base))
+
+
 _BOUNDED: dict[int, tuple[Any, Any, Any]] = {}  # id(validator) -> (it, bounded twin, rust)
 
 
@@ -283,8 +294,8 @@ def _twins(validator: Any) -> tuple[Any, Any, Any]:
     """A validator, its bounded twin, and the same schema compiled by jsonschema-rs."""
     known = _BOUNDED.get(id(validator))
     if known is None or known[0] is not validator:
-        twin = _Bounded(validator.schema, registry=validator._registry)
-        fast = jsonschema_rs.validator_for(validator.schema, registry=_registry(), offline=True)
+        twin = _bounded_class(type(validator))(validator.schema, registry=validator._registry)
+        fast = _rust(validator.schema)
         known = _BOUNDED[id(validator)] = (validator, twin, fast)
     return known
 

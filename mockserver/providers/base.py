@@ -266,10 +266,6 @@ class Provider:
             cached = self._timings[model.name] = (config, mean, retention)
         return cached[1], cached[2]
 
-    def image_seed(self, job: Job) -> int:
-        """The seed of a job's images: same mock seed and body, same pictures."""
-        return job.image_seed
-
     def remaining_credits(self, owner: str) -> float:
         """What Segmind-style accounting reports: the ledger balance when it covers the key,
         else the notional balance minus what the key spent."""
@@ -302,7 +298,7 @@ class Provider:
             width=job.output.width,
             height=job.output.height,
             fmt=job.output.fmt,
-            seed=self.image_seed(job) + index,
+            seed=job.image_seed + index,
             label=label,
         )
 

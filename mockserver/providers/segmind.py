@@ -205,7 +205,7 @@ class Segmind(Provider):
 
     def _seed(self, job: Job) -> int:
         seed = job.seed
-        return seed if seed is not None else self.image_seed(job) % 2**31
+        return seed if seed is not None else job.image_seed % 2**31
 
 
 def _timings(job: Job, finished: float) -> dict[str, float]:

@@ -516,7 +516,7 @@ async def test_abandoned_segmind_v1_call_does_not_linger() -> None:
 
 
 async def test_hanging_transport_fault_ends_on_reset() -> None:
-    async with serving() as (served, _state):
+    async with serving() as (served, state):
         rule = {
             "match": {"operation": "submit"},
             "effect": {"transport": {"kind": "hang", "seconds": 600, "when": "before"}},
@@ -527,7 +527,11 @@ async def test_hanging_transport_fault_ends_on_reset() -> None:
         writer.write(
             head("segmind", SUBMIT["segmind"], f"Content-Length: {len(data)}\r\n\r\n") + data
         )
-        await asyncio.sleep(0.3)  # let it start hanging (nothing to wait on but the wall)
+        for _ in range(int(BOUND / 0.01)):  # until the rule fired: the call is hanging
+            if state.faults.rules[0].fired:
+                break
+            await asyncio.sleep(0.01)
+        assert state.faults.rules[0].fired == 1
         started = time.monotonic()
         assert (await _post(served, "/_mock/reset", b"{}", {}))[0] == 200
         assert await closed(reader) == b""  # dropped, not held for 600 s

@@ -226,7 +226,10 @@ async def test_an_image_that_is_not_there_is_a_404_in_its_jobs_provider_envelope
     assert mock.state.violations == []
 
 
-@pytest.mark.parametrize(("provider", "operation", "path", "body"), QUEUED)
+# Pixazo's submit answer holds no URL to check
+@pytest.mark.parametrize(
+    ("provider", "operation", "path", "body"), [q for q in QUEUED if q[0] != "pixazo"]
+)
 async def test_a_long_or_odd_host_header_never_makes_an_answer_break_its_contract(
     mock: Mock, provider: str, operation: str, path: str, body: dict[str, Any]
 ) -> None:
@@ -239,6 +242,7 @@ async def test_a_long_or_odd_host_header_never_makes_an_answer_break_its_contrac
             provider, operation, "POST", path, json=body, headers={"Host": host}, expect=200
         )
         urls = [v for v in answer.values() if isinstance(v, str) and v.startswith("http")]
+        assert urls, answer
         for url in urls:
             assert len(url) <= 2048 and host not in url, url
     _, answer = await mock.call(

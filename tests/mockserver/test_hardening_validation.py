@@ -366,12 +366,14 @@ def worst_bodies() -> list[tuple[str, str, str, bytes]]:
 
 
 async def _poll_health(mock: Mock, latencies: list[float], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        started = time.perf_counter()
+    started = time.perf_counter()
+    while not stop.is_set():  # each sample spans a whole cycle: a stall anywhere shows up
         resp = await asyncio.wait_for(mock.client.get("/_mock/health"), TIMEOUT)
         await resp.read()
-        latencies.append(time.perf_counter() - started)
         await asyncio.sleep(0.002)
+        now = time.perf_counter()
+        latencies.append(now - started)
+        started = now
 
 
 async def test_no_provider_request_stalls_health(mock_factory: Any) -> None:
