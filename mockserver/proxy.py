@@ -111,6 +111,12 @@ class Proxy:
     def serves(self, provider: str) -> bool:
         return provider in self.upstreams
 
+    def describe(self, provider: str) -> str:
+        told = f"proxied to {self.upstreams[provider]}"  # an origin: never a user or password
+        if self.recorder is not None:
+            told += f", recorded to {self.recorder.directory / f'{provider}.jsonl'}"
+        return told
+
     def owner(self, path: str) -> str | None:
         return self._followed.get(path)
 

@@ -489,7 +489,7 @@ def test_proxy_settings_from_the_environment() -> None:
         ({"segmind": "ftp://x"}, "origin only"),
         ({"segmind": "https://api.segmind.com/v2"}, "origin only"),
         ({"segmind": "http://host:99999"}, "origin only"),
-        ({"midjourney": "https://x.example"}, "is not one of"),
+        ({"midjourney": "https://x.example"}, "unknown key 'midjourney'; allowed: segmind"),
     ],
 )
 def test_bad_proxy_settings_are_refused(proxy: dict[str, str], message: str) -> None:
