@@ -283,6 +283,14 @@ async def test_a_job_listing_names_an_unknown_provider(mock: Mock) -> None:
     assert "unknown provider 'pixaz' (did you mean 'pixazo'?)" in (await resp.json())["error"]
 
 
+async def test_an_openapi_document_of_an_unknown_provider_is_named(mock: Mock) -> None:
+    resp = await mock.client.get("/_mock/openapi/seart.json")
+    assert resp.status == 404
+    assert (await resp.json())["error"] == (
+        "unknown provider 'seart' (did you mean 'seaart'?); allowed: segmind, seaart, pixazo"
+    )
+
+
 def test_a_misspelt_mock_variable_is_warned_about() -> None:
     env = {"MOCK_WROKERS": "1", "MOCK_SEED": "3", "HOME": "/"}
     assert unknown_variables(env) == [
