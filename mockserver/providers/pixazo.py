@@ -63,7 +63,7 @@ class Pixazo(Provider):
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
         if status != 429:
             return None
-        seconds = str(max(1, round(retry)))  # the Azure APIM gateway's own answer
+        seconds = str(self.state.clock.retry_after(retry))  # the Azure APIM gateway's answer
         text = message or f"Rate limit is exceeded. Try again in {seconds} seconds."
         return ApiError(429, {"statusCode": 429, "message": text}, headers={"Retry-After": seconds})
 

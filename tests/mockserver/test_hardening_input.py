@@ -449,9 +449,13 @@ async def test_segmind_rate_limit_after_the_clock_moved_1e12_seconds(mock: Mock)
     assert re.fullmatch(
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", resp.headers["x-rate-limit-reset-at-utc"]
     )
-    clock = mock.state.clock  # and past it, as a clock running at speed may: still a date
-    assert clock.utc(1e12) == clock.utc(math.inf) == "9999-12-31T23:59:59Z"
-    assert clock.utc(math.nan) == clock.utc(-1e12) == "1970-01-01T00:00:00Z"
+    clock = mock.state.clock  # a wait past any date, or none at all: still a date
+    assert clock.wall_wait(1e300) == clock.wall_wait(math.inf) == MAX_TIME
+    assert clock.wall_wait(math.nan) == clock.wall_wait(-1e12) == 0
+    for wait in (math.inf, math.nan, -1e12):
+        assert re.fullmatch(r"2\d{3}-\d\d-\d\dT\d\d:\d\d:\d\dZ", clock.reset_at(wait))
+    clock.set_speed(1e-300)  # the slowest clock: its waits are bounded in wall time too
+    assert clock.retry_after(60) == MAX_TIME
 
 
 # -- 5. replay files ----------------------------------------------------------------------------
