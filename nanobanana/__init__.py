@@ -28,7 +28,7 @@ from .errors import (
 )
 from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport
 from .sync import SyncClient
-from .transport import RetryPolicy, Timer, WallTimer
+from .transport import RetryNotice, RetryPolicy, Timer, WallTimer
 
 __all__ = [
     "ApiError",
@@ -50,6 +50,7 @@ __all__ = [
     "NotSupported",
     "RateLimited",
     "Result",
+    "RetryNotice",
     "RetryPolicy",
     "ServerError",
     "StatusReport",

@@ -186,6 +186,7 @@ def test_public_api_is_pinned() -> None:
             "NotSupported",
             "RateLimited",
             "Result",
+            "RetryNotice",
             "RetryPolicy",
             "ServerError",
             "StatusReport",
