@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["MAX_SPEED", "MAX_TIME", "ClockStopped", "VirtualClock", "finite_or_inf"]
+__all__ = ["MAX_SPEED", "MAX_TIME", "ClockStopped", "VirtualClock", "finite_or_inf", "utc_stamp"]
 
 # Virtual time never passes 1e10 s (about 317 years): far beyond any test, while every time
 # derived from it (expiry) stays a finite float and a valid date. A wait told to a client
@@ -73,9 +73,8 @@ class VirtualClock:
         timestamp rounded up to the second (never before the true end): now plus
         :meth:`wall_wait`, whatever date the virtual clock has been moved to.
 
-        Total: an instant past what a timestamp can say is the last second of year 9999."""
-        end = math.ceil(time.time() + self.wall_wait(virtual))
-        return (_EPOCH + timedelta(seconds=min(end, _LAST_SECOND))).strftime("%Y-%m-%dT%H:%M:%SZ")
+        Total, as :func:`utc_stamp` is."""
+        return utc_stamp(math.ceil(time.time() + self.wall_wait(virtual)))
 
     @property
     def speed(self) -> float:
@@ -161,6 +160,16 @@ class VirtualClock:
         if self._sleepers_changed is not None:
             self._sleepers_changed.set()
             self._sleepers_changed = None
+
+
+def utc_stamp(seconds: float) -> str:
+    """Unix ``seconds`` as an ISO 8601 UTC timestamp to the second (``...T12:00:05Z``).
+
+    Total: an instant past what a timestamp can say is the last second of year 9999, one
+    before 1970 (or not a number) is the epoch."""
+    if not seconds > 0:  # negative, or NaN
+        seconds = 0.0
+    return (_EPOCH + timedelta(seconds=min(seconds, _LAST_SECOND))).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def finite_or_inf(value: float) -> float:

@@ -10,6 +10,7 @@ each, the time scales chosen so that every wait is a fraction of a second.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from datetime import datetime
 import pytest
 from aiohttp import ClientResponse
 
+from mockserver.clock import utc_stamp
 from tests.harness import Mock
 from tests.mockserver.test_faults import add_rule, submit
 
@@ -164,3 +166,29 @@ async def test_segmind_reset_at_and_retry_after_agree(mock: Mock, speed: float) 
     told = unavailable.retry_after()
     assert limited.reset_at() - limited.got < told + 1
     assert limited.reset_at() - limited.sent > told - 1
+
+
+# -- a replayed reset-at ------------------------------------------------------------------------
+
+
+async def test_a_replayed_reset_at_tells_the_recorded_wait_from_now(mock_factory, tmp_path) -> None:
+    recorded_at = time.time() - 3600  # recorded an hour ago, told a 30 s wait
+    record = {
+        "provider": "segmind",
+        "operation": "submit",
+        "method": "POST",
+        "path": "/v2/nano-banana",
+        "request_body": {"prompt": "x"},
+        "status": 429,
+        "response_headers": {
+            "content-type": "application/json",
+            "x-rate-limit-reset-at-utc": utc_stamp(recorded_at + 30),
+        },
+        "response_body": {"error": "rate_limit_exceeded"},
+        "encoding": "json",
+        "t": recorded_at,
+    }
+    (tmp_path / "segmind.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    mock = await mock_factory(replay_dir=str(tmp_path))
+    refusal = await timed_submit(mock, "segmind", expect=429)
+    assert refusal.sent + 29 <= refusal.reset_at() <= math.ceil(refusal.got + 30)
