@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
-
-import schemas
+from nanobanana_mock import schemas
 
 __all__ = [
     "ADDITIVE",

@@ -15,8 +15,7 @@ from functools import cache
 from typing import Any
 
 import orjson
-
-import schemas
+from nanobanana_mock import schemas
 
 from . import images
 from .jobs import Output, State

@@ -23,8 +23,7 @@ from statistics import NormalDist
 from typing import Any
 
 import re2
-
-import schemas
+from nanobanana_mock import schemas
 
 from .http import MAX_PROBLEMS, Problem, fingerprint, problems_of
 from .jobs import Failure, Surface

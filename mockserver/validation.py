@@ -31,8 +31,7 @@ import jsonschema_rs
 from jsonschema import validators
 from jsonschema._utils import equal, uniq
 from jsonschema.exceptions import ValidationError
-
-import schemas
+from nanobanana_mock import schemas
 
 __all__ = [
     "EXPLAIN_SECONDS",

@@ -17,8 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import aiohttp
-
-import schemas
+from nanobanana_mock import schemas
 
 from .errors import (
     ApiError,
@@ -37,7 +36,7 @@ from .transport import Answer, RetryPolicy, Timer, WallTimer, exchange
 
 __all__ = ["Client", "Violation"]
 
-log = logging.getLogger("nanobanana")
+log = logging.getLogger("nanobanana_mock.client")
 StatusCallback = Callable[[StatusReport], Awaitable[None] | None]
 
 

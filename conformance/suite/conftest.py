@@ -20,20 +20,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from conformance import cost
-from conformance.checks import ContractViolation
-from conformance.exchange import Http
-from conformance.options import (
+from nanobanana_mock.conformance import cost
+from nanobanana_mock.conformance.checks import ContractViolation
+from nanobanana_mock.conformance.exchange import Http
+from nanobanana_mock.conformance.options import (
     DEFAULT_REPORT_DIR,
     RunOptions,
     UsageError,
     live_problems,
     load_scenario,
 )
-from conformance.probe import Probe
-from conformance.report import Report
-from conformance.target import LiveTarget, MockTarget, Target
+from nanobanana_mock.conformance.probe import Probe
+from nanobanana_mock.conformance.report import Report
+from nanobanana_mock.conformance.target import LiveTarget, MockTarget, Target
 
 OPTIONS = pytest.StashKey[RunOptions]()
 REPORT = pytest.StashKey[Report]()

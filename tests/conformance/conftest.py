@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conformance import cli
+from nanobanana_mock.conformance import cli
 
 SCENARIOS = Path(cli.__file__).resolve().parent / "drift_scenarios"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from mockserver.clock import VirtualClock
+from nanobanana_mock.clock import VirtualClock
 
 
 class FakeWall:

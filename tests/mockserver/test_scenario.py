@@ -7,16 +7,14 @@ import pickle
 from pathlib import Path
 
 import pytest
-
-import schemas
-from mockserver import scenario
-from mockserver.scenario import ScenarioError, load_scenario, parse_scenario
+from nanobanana_mock import scenario, scenario_files, schemas
+from nanobanana_mock.scenario import ScenarioError, load_scenario, parse_scenario
 
 RULE = schemas.load("mock", "fault_rule")["$defs"]
 STATUSES = ", ".join(str(s) for s in RULE["http_error"]["properties"]["status"]["enum"])
 KINDS = ", ".join(RULE["effect"]["properties"])
 SETTINGS = ", ".join(schemas.load("mock", "settings")["properties"])
-EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "scenarios").glob("*.yaml"))
+EXAMPLES = sorted(scenario_files.EXAMPLES.glob("*.yaml"))
 
 FLAKY_YAML = """\
 # a comment
