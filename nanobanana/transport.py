@@ -8,12 +8,12 @@ Retries follow one rule: only what cannot create a second job is retried.
   refused, or the provider answered 429 (refused, nothing created). After a reset, a timeout
   or a 5xx the job may exist and be paid for, so the error goes to the caller.
 - No wait ever crosses the caller's deadline: the error that would need it is raised (as
-  :class:`~nanobanana.errors.Timeout` when a deadline was given). A provider asking for more
+  :class:`~.errors.Timeout` when a deadline was given). A provider asking for more
   than ``RetryPolicy.max_wait`` seconds gets its error raised at once.
 
-Each wait before a retry is logged at DEBUG on the ``nanobanana`` logger and, when the
-client was given ``on_retry``, told to it as a :class:`RetryNotice` first (the command line
-prints one line for each). Nothing is printed otherwise.
+Each wait before a retry is logged at DEBUG on the ``nanobanana_mock.client`` logger and,
+when the client was given ``on_retry``, told to it as a :class:`RetryNotice` first (the
+command line prints one line for each). Nothing is printed otherwise.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .providers import Call
 
 __all__ = ["Answer", "RetryNotice", "RetryPolicy", "Timer", "WallTimer", "exchange"]
 
-log = logging.getLogger("nanobanana")
+log = logging.getLogger("nanobanana_mock.client")
 
 
 class Timer(Protocol):

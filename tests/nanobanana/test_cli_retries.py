@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from nanobanana.cli import main
+from nanobanana_mock.client.cli import main
 from tests.nanobanana.test_cli import INSTANT, generate, on_handle
 
 RETRY = r"nanobanana: \[{provider}\] {operation}: {reason}; retry {n} of {m} in \d+\.\ds \({why}\)"
@@ -89,7 +89,7 @@ def test_a_refused_connection_prints_each_retry(tmp_path, capsys) -> None:
 
 
 def test_status_prints_its_retries_too(nanobanana_mock, tmp_path, capsys) -> None:
-    from nanobanana import JobHandle
+    from nanobanana_mock.client import JobHandle
 
     nanobanana_mock.faults.http_error(502, provider="segmind", operation="status", first=1)
     handle = JobHandle("segmind", "nano-banana", "no-such-job", nanobanana_mock.base_url)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from nanobanana import RateLimited, RetryNotice, RetryPolicy, TransportError, WallTimer
+from nanobanana_mock.client import RateLimited, RetryNotice, RetryPolicy, TransportError, WallTimer
 from tests.harness import Mock
 from tests.nanobanana.conftest import MODEL, PARAMS, ClientFactory
 
@@ -64,7 +64,7 @@ async def test_the_library_prints_nothing_while_it_retries(
     await control(
         mock, "faults", {"effect": {"http_error": {"status": 429}}, "scope": {"first": 2}}
     )
-    with caplog.at_level(logging.DEBUG, logger="nanobanana"):
+    with caplog.at_level(logging.DEBUG, logger="nanobanana_mock.client"):
         await make_client("pixazo").submit(MODEL["pixazo"], **PARAMS["pixazo"])
     assert capsys.readouterr() == ("", "")
     retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
@@ -72,7 +72,7 @@ async def test_the_library_prints_nothing_while_it_retries(
 
 
 async def test_a_refused_connection_is_told_to_on_retry() -> None:
-    from nanobanana import Client
+    from nanobanana_mock.client import Client
 
     notices: list[RetryNotice] = []
     async with Client(
