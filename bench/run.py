@@ -265,6 +265,7 @@ async def _kept_per_job(body: dict[str, Any], count: int) -> dict[str, float]:
 
     import aiohttp
     from aiohttp.test_utils import TestServer
+
     from nanobanana_mock.app import create_app
     from nanobanana_mock.config import MockConfig
 

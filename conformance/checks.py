@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
+
 from nanobanana_mock import schemas
 
 __all__ = [

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
+from PIL import Image, UnidentifiedImageError
+
 from nanobanana_mock import schemas
 from nanobanana_mock.client.models import JobHandle
 from nanobanana_mock.client.providers import adapter
-from PIL import Image, UnidentifiedImageError
 
 from .checks import (
     BREAKING,

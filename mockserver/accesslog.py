@@ -15,6 +15,7 @@ from urllib.parse import quote
 from aiohttp.web_log import AccessLogger, KeyMethod
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
+
 from nanobanana_mock import schemas
 
 __all__ = ["ACCESS_LOG_FORMAT", "AccessLog", "request_line"]

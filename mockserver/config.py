@@ -180,7 +180,11 @@ class MockConfig:
     )
     scenario: str | None = field(
         default=None,
-        metadata=_opt("a YAML or JSON scenario file loaded at start-up", _optional),
+        metadata=_opt(
+            "a YAML or JSON scenario file loaded at start-up, or the name of one that ships "
+            "with the package (flaky-segmind, out-of-credits, slow-queue)",
+            _optional,
+        ),
     )
     self_check: bool = field(
         default=False,

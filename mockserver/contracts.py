@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 import orjson
+
 from nanobanana_mock import schemas
 
 from . import images

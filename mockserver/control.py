@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
 from nanobanana_mock import schemas
 
 from .clock import MAX_SPEED, MAX_TIME, finite_or_inf

@@ -23,6 +23,7 @@ from statistics import NormalDist
 from typing import Any
 
 import re2
+
 from nanobanana_mock import schemas
 
 from .http import MAX_PROBLEMS, Problem, fingerprint, problems_of

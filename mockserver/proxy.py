@@ -27,6 +27,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
 from nanobanana_mock import schemas
 from nanobanana_mock.conformance.checks import (
     BREAKING,
@@ -36,7 +38,6 @@ from nanobanana_mock.conformance.checks import (
     transition_findings,
 )
 from nanobanana_mock.conformance.report import Report
-from yarl import URL
 
 from .call import call_of, note
 from .config import ConfigError, MockConfig

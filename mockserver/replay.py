@@ -32,8 +32,9 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from nanobanana_mock import schemas
 from yarl import URL
+
+from nanobanana_mock import schemas
 
 from .call import call_of
 from .config import ConfigError

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
+
 from nanobanana_mock import schemas
 
 from .faults import rule_problems

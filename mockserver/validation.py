@@ -31,6 +31,7 @@ import jsonschema_rs
 from jsonschema import validators
 from jsonschema._utils import equal, uniq
 from jsonschema.exceptions import ValidationError
+
 from nanobanana_mock import schemas
 
 __all__ = [

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import aiohttp
+
 from nanobanana_mock import schemas
 
 from .errors import (

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+
 from nanobanana_mock.app import create_app
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.state import STATE
-
 from tests.harness import Mock
 
 # Frozen clock, exact timings, self-check on: every response is validated by the mock itself,

@@ -12,12 +12,13 @@ from typing import Any
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
+from PIL import Image
+
 from nanobanana_mock import schemas
 from nanobanana_mock.app import create_app
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.server import Served, serve_app
 from nanobanana_mock.state import STATE, MockState
-from PIL import Image
 
 KEYS = {
     "segmind": {"x-api-key": "SG_0123456789abcdef"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from nanobanana_mock import pytest_plugin
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.pytest_plugin import MockServer

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from nanobanana_mock.conformance import cost
 from nanobanana_mock.conformance.checks import ContractViolation
 from nanobanana_mock.conformance.exchange import Http
@@ -59,7 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--accept-charges", action="store_true", help="opt in to a paid live run")
     group.addoption("--base-url", help="live origin (else <PROVIDER>_BASE_URL)")
     group.addoption("--report-dir", default=DEFAULT_REPORT_DIR, help="where the report goes")
-    group.addoption("--scenario", help="drift scenario or fault rules for the mock target")
+    group.addoption(
+        "--scenario", help="drift scenario or fault rules for the mock target: a file or a name"
+    )
     group.addoption("--dry-run", action="store_true", help="print the plan, send nothing")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.probe import Probe
 from nanobanana_mock.conformance.target import WRONG_KEY

@@ -6,6 +6,7 @@ the bodies from the documented examples."""
 from __future__ import annotations
 
 import pytest
+
 from nanobanana_mock.client.models import JobStatus
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.exchange import Answer

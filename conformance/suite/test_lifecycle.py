@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from nanobanana_mock import schemas
 from nanobanana_mock.client.models import JobStatus
 from nanobanana_mock.conformance.checks import transition_findings

@@ -4,6 +4,7 @@ gives an expired job), in the error envelope; SeaArt's cancel answers {"status":
 from __future__ import annotations
 
 import pytest
+
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.facts import documented_body
 from nanobanana_mock.conformance.probe import Probe

@@ -4,6 +4,7 @@ a validation code the submit operation declares, in the provider's error envelop
 from __future__ import annotations
 
 import pytest
+
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.facts import INVALID_KINDS, invalid_body
 from nanobanana_mock.conformance.probe import Probe

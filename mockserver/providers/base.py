@@ -11,6 +11,7 @@ import heapq
 from typing import Any, ClassVar
 
 from aiohttp import web
+
 from nanobanana_mock import schemas
 
 from .. import images

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from nanobanana_mock.conformance import cli
 
 SCENARIOS = Path(cli.__file__).resolve().parent / "drift_scenarios"

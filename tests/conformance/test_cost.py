@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from nanobanana_mock import schemas
 from nanobanana_mock.conformance import cost
 from nanobanana_mock.conformance.options import UsageError, load_scenario, parse_providers

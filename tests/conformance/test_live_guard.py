@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from nanobanana_mock.conformance.exchange import Http
 from nanobanana_mock.conformance.target import LiveTarget
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from nanobanana_mock.conformance.checks import ADDITIVE, BREAKING
 
 from .conftest import SCENARIOS, Runner

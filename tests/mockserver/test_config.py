@@ -13,6 +13,7 @@ import time
 import urllib.request
 
 import pytest
+
 from nanobanana_mock.cli import build_parser, parse_config
 from nanobanana_mock.config import ConfigError, MockConfig, config_from_env
 

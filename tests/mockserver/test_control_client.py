@@ -9,6 +9,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+
 from nanobanana_mock import control_client
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.control_client import ControlError, JobInfo, JournalEntry, MockControl

@@ -8,8 +8,8 @@ import json
 
 import aiohttp
 import pytest
-from nanobanana_mock import schemas
 
+from nanobanana_mock import schemas
 from tests.harness import KEYS, Mock
 
 SUBMIT = {

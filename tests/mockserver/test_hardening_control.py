@@ -20,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from aiohttp import web
+
 from nanobanana_mock import cli, schemas
 from nanobanana_mock.accesslog import ACCESS_LOG_FORMAT, AccessLog, request_line
 from nanobanana_mock.app import create_app
@@ -30,7 +31,6 @@ from nanobanana_mock.intercept import DRIFT
 from nanobanana_mock.journal import redact
 from nanobanana_mock.replay import Exchange, Recorder
 from nanobanana_mock.scenario import ScenarioError, parse_scenario
-
 from tests.conftest import BASE_CONFIG, MockFactory
 from tests.harness import KEYS, Mock
 from tests.mockserver.test_faults import SUBMIT, submit

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+
 from nanobanana_mock import faults, schemas
 from nanobanana_mock.app import create_app
 from nanobanana_mock.clock import MAX_TIME
 from nanobanana_mock.config import ConfigError, MockConfig
 from nanobanana_mock.scenario import ScenarioError, load_scenario, parse_scenario
 from nanobanana_mock.state import STATE
-
 from tests.harness import KEYS, Mock, largest_stall, schema_for, validate
 
 TIMEOUT = 20  # seconds: a bound for every request of this file
@@ -588,6 +588,7 @@ async def test_client_reads_an_unparseable_retry_after_as_unsaid(
     aiohttp_server: Any, retry_after: str
 ) -> None:
     from aiohttp import web
+
     from nanobanana_mock.client import Client, RateLimited
     from nanobanana_mock.client.transport import RetryPolicy
 

@@ -17,13 +17,13 @@ from collections import deque
 from typing import Any
 
 import pytest
+
 from nanobanana_mock.config import ConfigError, MockConfig
 from nanobanana_mock.conformance.checks import BREAKING, Finding
 from nanobanana_mock.conformance.report import Report
 from nanobanana_mock.http import ApiError, fingerprint
 from nanobanana_mock.jobs import JOB_BYTES, Failure, Job, JobStore, Output, Surface, WorkerPool
 from nanobanana_mock.quotas import MAX_KEYS, RateLimiter
-
 from tests.harness import KEYS, Mock
 
 TIMEOUT = 60.0  # every HTTP exchange here is bounded
@@ -353,6 +353,7 @@ async def test_proxy_holds_bounded_bytes_of_answers_under_concurrency(
 ) -> None:
     """Each upstream answer was bounded, but not how many were held at once."""
     from aiohttp import web
+
     from nanobanana_mock import proxy as proxy_module
     from nanobanana_mock.app import create_app
     from nanobanana_mock.intercept import SOURCES
@@ -453,6 +454,7 @@ def test_proxy_remembers_bounded_urls_and_lifecycles() -> None:
 async def test_replay_sequences_are_bounded_by_the_recording(tmp_path: Any) -> None:
     """Unknown requests add nothing; a known one's cursor stays on its last answer."""
     from aiohttp.test_utils import make_mocked_request
+
     from nanobanana_mock.faults import RequestFacts
     from nanobanana_mock.providers.segmind import Segmind
     from nanobanana_mock.replay import Replay

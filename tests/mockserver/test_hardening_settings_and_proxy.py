@@ -21,13 +21,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+
 from nanobanana_mock.app import create_app
 from nanobanana_mock.config import ConfigError, MockConfig, config_from_env
 from nanobanana_mock.control_client import ControlError, MockControl
 from nanobanana_mock.scenario import ScenarioError, parse_scenario
 from nanobanana_mock.server import serve_app
 from nanobanana_mock.state import STATE
-
 from tests.harness import KEYS, Mock, largest_stall
 
 TIMEOUT = 20  # seconds: a bound for every request of this file

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+
 from nanobanana_mock import schemas, validation
 from nanobanana_mock.app import create_app
 from nanobanana_mock.config import ConfigError, MockConfig
@@ -29,7 +30,6 @@ from nanobanana_mock.replay import Replay
 from nanobanana_mock.scenario import ScenarioError, load_scenario
 from nanobanana_mock.state import STATE
 from nanobanana_mock.validation import MAX_PROBLEMS
-
 from tests.harness import KEYS, Mock, schema_for, validate
 
 TIMEOUT = 20  # seconds for any one request: far above what a bounded mock needs

@@ -7,8 +7,8 @@ import asyncio
 import json
 
 import pytest
-from nanobanana_mock import schemas
 
+from nanobanana_mock import schemas
 from tests.harness import KEYS, Mock, schema_for, validate
 
 SUBMIT = {

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from PIL import Image
+
 from nanobanana_mock import images
 from nanobanana_mock.images import (
     FORMATS,
@@ -30,7 +32,6 @@ from nanobanana_mock.images import (
     pixel_size,
     render,
 )
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 

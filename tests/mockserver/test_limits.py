@@ -8,6 +8,7 @@ import urllib.request
 from unittest import mock as um
 
 from aiohttp.test_utils import make_mocked_request
+
 from nanobanana_mock import MockConfig
 from nanobanana_mock.app import create_app
 from nanobanana_mock.control import control_routes

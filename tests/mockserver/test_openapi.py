@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from nanobanana_mock import schemas
-from nanobanana_mock.openapi import openapi_document
 from openapi_spec_validator import validate
 
+from nanobanana_mock import schemas
+from nanobanana_mock.openapi import openapi_document
 from tests.harness import Mock
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from nanobanana_mock.jobs import Failure
 
+from nanobanana_mock.jobs import Failure
 from tests.harness import Mock
 
 P = "pixazo"

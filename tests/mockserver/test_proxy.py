@@ -16,13 +16,14 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from PIL import Image
+
 from nanobanana_mock import schemas
 from nanobanana_mock.app import create_app
 from nanobanana_mock.cli import parse_config
 from nanobanana_mock.config import ConfigError, MockConfig, config_from_env
 from nanobanana_mock.replay import rebase, redact_key
 from nanobanana_mock.state import STATE, MockState
-from PIL import Image
 
 UPSTREAM_CONFIG = {
     "seed": 3,

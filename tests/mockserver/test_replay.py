@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from nanobanana_mock import scenario_files
-
 from tests.harness import Mock
 from tests.mockserver.test_faults import SUBMIT
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from nanobanana_mock import schemas
 from nanobanana_mock.jobs import Failure, Surface
-
 from tests.harness import KEYS, Mock, validate
 
 P = "segmind"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from nanobanana_mock import schemas
 from nanobanana_mock.validation import is_valid
 

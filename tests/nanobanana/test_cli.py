@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
 from nanobanana_mock.client import JobHandle
 from nanobanana_mock.client.cli import EXIT_CODES, main
-from PIL import Image
 
 KEY = "test-key"
 MODEL = {"segmind": "nano-banana-2", "seaart": "nano_banana_pro", "pixazo": "nano-banana-pro"}

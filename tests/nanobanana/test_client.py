@@ -7,6 +7,7 @@ import asyncio
 import itertools
 
 import pytest
+
 from nanobanana_mock.client import (
     ConfigurationError,
     JobCancelled,
@@ -20,7 +21,6 @@ from nanobanana_mock.client import (
     Timeout,
     TransportError,
 )
-
 from tests.harness import Mock
 from tests.nanobanana.conftest import MODEL, PARAMS, MockTimer
 

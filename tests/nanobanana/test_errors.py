@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from nanobanana_mock import client as nanobanana
 from nanobanana_mock import schemas
 from nanobanana_mock.client import (
@@ -18,7 +19,6 @@ from nanobanana_mock.client import (
     ServerError,
 )
 from nanobanana_mock.client.errors import error_from_response, message_of, retry_after_of
-
 from tests.harness import Mock
 from tests.nanobanana.conftest import MODEL, PARAMS
 

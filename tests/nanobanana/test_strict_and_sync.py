@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from aiohttp import web
+
 from nanobanana_mock.client import Client, ContractViolation, JobStatus, SyncClient
 
 DRIFTED = {"status": "QUEUED", "request_id": "r1", "metrics": "none", "eta": 5}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
+
 from nanobanana_mock import schemas
 from nanobanana_mock.schemas import PROVIDERS, load, validator
 
