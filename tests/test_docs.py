@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+
 from nanobanana_mock import images
 
 ROOT = Path(__file__).resolve().parents[1]
