@@ -3,10 +3,11 @@
 The repository keeps one folder per part (``mockserver/``, ``schemas/``, ``nanobanana/``,
 ``conformance/``); the install puts all of them under the one import name this project
 owns, ``nanobanana_mock``, so nothing it installs can collide with a user's own
-``schemas`` or ``conformance`` module. Sub-packages are found, never listed by hand.
+``schemas`` or ``conformance`` module. Sub-packages are found, never listed by hand; data
+folders (the schemas, the scenarios) are packages too, so their files ship with them.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 ROOTS = {
     "nanobanana_mock": "mockserver",
@@ -20,8 +21,14 @@ def packages() -> list[str]:
     found = []
     for name, folder in ROOTS.items():
         found.append(name)
-        found += [f"{name}.{sub}" for sub in find_packages(folder)]
+        subs = find_namespace_packages(folder, exclude=["*__pycache__*"])
+        found += [f"{name}.{sub}" for sub in subs]
     return found
 
 
-setup(packages=packages(), package_dir=ROOTS)
+setup(
+    packages=packages(),
+    package_dir=ROOTS,
+    package_data={"": ["*.json", "*.yaml"]},
+    include_package_data=False,
+)
