@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import mimetypes
 import os
 import sys
@@ -495,7 +496,7 @@ def _fail(run: Run | None, exc: BaseException, as_json: bool) -> int:
         print(json.dumps({**data, "handle": handle}), file=sys.stdout, flush=True)
         return code
     if isinstance(exc, RateLimited | ServerError) and exc.retry_after is not None:
-        message += f"; the provider asked to retry after {exc.retry_after:.0f}s"
+        message += f"; the provider asked to retry after {math.ceil(exc.retry_after)}s"
     if handle is not None and not isinstance(exc, JobFailed):
         message += f"; the job handle is saved in {handle}: resume with `{PROG} wait {handle}`"
     print(f"{PROG}: {name}: {message}", file=sys.stderr)
