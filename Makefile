@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml $(wildcard setup.py) $(MADE_BY)
 venv: $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/python -m mockserver --host $(HOST) --port $(PORT) --seed $(SEED) --time-scale $(TIME_SCALE)
+	$(BIN)/python -m nanobanana_mock --host $(HOST) --port $(PORT) --seed $(SEED) --time-scale $(TIME_SCALE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

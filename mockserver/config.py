@@ -182,7 +182,11 @@ class MockConfig:
     )
     scenario: str | None = field(
         default=None,
-        metadata=_opt("a YAML or JSON scenario file loaded at start-up", _optional),
+        metadata=_opt(
+            "a YAML or JSON scenario file loaded at start-up, or the name of one that ships "
+            "with the package (flaky-segmind, out-of-credits, slow-queue)",
+            _optional,
+        ),
     )
     self_check: bool = field(
         default=False,
@@ -232,7 +236,9 @@ class MockConfig:
         """Validate every setting against schemas/mock/settings.json (the one schema that
         flags, environment, keyword arguments, scenarios and resets share), plus finiteness
         and the checks a schema cannot express."""
-        import schemas  # data only; imported here so that config stays free of our imports
+        from nanobanana_mock import (
+            schemas,  # data only; imported here so that config stays free of our imports
+        )
 
         from .names import unknown  # reads only the schemas
 

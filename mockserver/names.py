@@ -16,7 +16,7 @@ import difflib
 from collections.abc import Iterable
 from functools import cache
 
-import schemas
+from nanobanana_mock import schemas
 
 __all__ = [
     "GENERATE",

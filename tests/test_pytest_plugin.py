@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mockserver import pytest_plugin
-from mockserver.config import MockConfig
-from mockserver.pytest_plugin import MockServer
+from nanobanana_mock import pytest_plugin
+from nanobanana_mock.config import MockConfig
+from nanobanana_mock.pytest_plugin import MockServer
 
 pytest_plugins = ["pytester"]
 
@@ -65,7 +65,7 @@ def test_a_creates_a_job(nanobanana_mock):
 
 
 def test_b_starts_from_a_clean_mock(nanobanana_mock):
-    from mockserver.control_client import ControlError
+    from nanobanana_mock.control_client import ControlError
 
     assert nanobanana_mock.jobs.list() == []
     with pytest.raises(ControlError):
@@ -123,7 +123,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def nanobanana_mock_config():
-    from mockserver.config import MockConfig
+    from nanobanana_mock.config import MockConfig
 
     return MockConfig(port=0, time_scale=0.0, self_check=True, workers=2, seed=5)
 """
@@ -215,6 +215,12 @@ def test_scenario_path(nanobanana_mock):
     assert [rule["id"] for rule in nanobanana_mock.faults.list()] == ["slow"]
 
 
+@pytest.mark.nanobanana_mock(scenario="slow-queue")
+def test_scenario_by_name(nanobanana_mock):
+    assert nanobanana_mock.settings["queue_seconds"] == 5
+    assert "congested-queue" in [rule["id"] for rule in nanobanana_mock.faults.list()]
+
+
 @pytest.mark.nanobanana_mock(scenario="scenarios/bad.yaml")
 def test_bad_scenario_path(nanobanana_mock):
     pass
@@ -235,7 +241,7 @@ def test_marker_mistakes_are_named(pytester: pytest.Pytester) -> None:
     pytester.path.joinpath("scenarios", "bad.yaml").write_text("settings: {sed: 1}\n")
     pytester.makepyfile(test_mistakes=MISTAKES)
     result = pytester.runpytest_subprocess(*ARGS)
-    result.assert_outcomes(passed=1, errors=5)
+    result.assert_outcomes(passed=2, errors=5)
     result.stdout.fnmatch_lines(
         [
             "*test_unknown_setting*",

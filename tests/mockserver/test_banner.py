@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mockserver.app import create_app
-from mockserver.cli import banner, build_parser, default_text
-from mockserver.config import MockConfig, config_from_env, parse_value
+from nanobanana_mock.app import create_app
+from nanobanana_mock.cli import banner, build_parser, default_text
+from nanobanana_mock.config import MockConfig, config_from_env, parse_value
 
 SCENARIO = """\
 settings:
@@ -30,7 +30,7 @@ rate_limits:
 def test_the_banner_shows_the_settings_a_scenario_gave(tmp_path: Path) -> None:
     scenario = tmp_path / "s.yaml"
     scenario.write_text(SCENARIO)
-    command = [sys.executable, "-m", "mockserver", "--port", "0", "--scenario", str(scenario)]
+    command = [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--scenario", str(scenario)]
     proc = subprocess.Popen(
         [*command, "--control-token", "tok-secret"],
         stdout=subprocess.PIPE,

@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 
-import schemas
-from mockserver import names
-from mockserver.cli import unknown_variables
-from mockserver.config import ConfigError, config_from_env
-from mockserver.scenario import ScenarioError, parse_scenario
+from nanobanana_mock import names, schemas
+from nanobanana_mock.cli import unknown_variables
+from nanobanana_mock.config import ConfigError, config_from_env
+from nanobanana_mock.scenario import ScenarioError, parse_scenario
 from tests.harness import Mock
 
 RULE = schemas.load("mock", "fault_rule")["$defs"]
@@ -190,7 +189,7 @@ def test_a_map_setting_with_an_unknown_key_is_refused(env: dict, expected: str) 
 
 def test_the_cli_refuses_an_unknown_key_in_one_line() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mockserver", "--retention-seconds", "segmnd=5"],
+        [sys.executable, "-m", "nanobanana_mock", "--retention-seconds", "segmnd=5"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -304,7 +303,7 @@ def test_an_unknown_word_is_cut_short_in_a_message() -> None:
 
 
 def test_the_control_client_names_the_keyword_it_does_not_know() -> None:
-    from mockserver.control_client import MockControl
+    from nanobanana_mock.control_client import MockControl
 
     control = MockControl("http://127.0.0.1:9")  # never reached: refused before sending
     with pytest.raises(TypeError, match=r"provder \(did you mean 'provider'\?\)"):
@@ -322,7 +321,7 @@ def scenario_file(tmp_path: Path) -> Path:
 
 def test_the_cli_names_the_line_of_an_unknown_key_in_a_scenario(scenario_file: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mockserver", "--scenario", str(scenario_file)],
+        [sys.executable, "-m", "nanobanana_mock", "--scenario", str(scenario_file)],
         capture_output=True,
         text=True,
         timeout=60,
