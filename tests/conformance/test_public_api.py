@@ -45,6 +45,17 @@ PUBLIC = {
         "live_problems",
         "load_scenario",
     ],
+    "conformance.outcome": [
+        "BREAKING_DRIFT",
+        "CONFORMANT",
+        "INTERRUPTED",
+        "NOTHING_CHECKED",
+        "TOOL_ERROR",
+        "USAGE",
+        "Outcome",
+        "Tally",
+        "decide",
+    ],
     "conformance.probe": ["DEFAULT_KEY", "URL_FIELDS", "Probe"],
     "conformance.target": [
         "MOCK_KEY",
