@@ -34,7 +34,7 @@ from urllib.parse import quote
 from aiohttp import web
 from yarl import URL
 
-import schemas
+from nanobanana_mock import schemas
 
 from .call import call_of
 from .config import ConfigError
@@ -43,7 +43,7 @@ from .http import MAX_JSON_DEPTH, BodyError, Problem, load_json, origin, problem
 from .providers.base import Provider
 from .validation import is_valid
 
-log = logging.getLogger("mockserver")
+log = logging.getLogger("nanobanana_mock")
 
 __all__ = [
     "MAX_RECORDED_BYTES",

@@ -1,4 +1,4 @@
-"""``nanobanana`` / ``python -m nanobanana``: generate images from the command line.
+"""``nanobanana`` / ``python -m nanobanana_mock.client``: generate images from the command line.
 
     nanobanana generate --provider seaart --model nano_banana_pro --prompt "A red apple"
     nanobanana status  ./mmsu_x.job.json       # one status read of a saved job

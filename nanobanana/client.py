@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-import schemas
+from nanobanana_mock import schemas
 
 from .errors import (
     ApiError,
@@ -37,7 +37,7 @@ from .transport import Answer, RetryPolicy, Timer, WallTimer, exchange
 
 __all__ = ["Client", "Violation"]
 
-log = logging.getLogger("nanobanana")
+log = logging.getLogger("nanobanana_mock.client")
 StatusCallback = Callable[[StatusReport], Awaitable[None] | None]
 
 

@@ -8,7 +8,7 @@ Retries follow one rule: only what cannot create a second job is retried.
   refused, or the provider answered 429 (refused, nothing created). After a reset, a timeout
   or a 5xx the job may exist and be paid for, so the error goes to the caller.
 - No wait ever crosses the caller's deadline: the error that would need it is raised (as
-  :class:`~nanobanana.errors.Timeout` when a deadline was given). A provider asking for more
+  :class:`~.errors.Timeout` when a deadline was given). A provider asking for more
   than ``RetryPolicy.max_wait`` seconds gets its error raised at once.
 """
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-import schemas
+from nanobanana_mock import schemas
 
 from .. import images
 from ..call import UNKNOWN, call_of, note

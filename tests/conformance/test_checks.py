@@ -10,8 +10,13 @@ from typing import Any
 
 import pytest
 
-import schemas
-from conformance.checks import ADDITIVE, BREAKING, schema_findings, transition_findings
+from nanobanana_mock import schemas
+from nanobanana_mock.conformance.checks import (
+    ADDITIVE,
+    BREAKING,
+    schema_findings,
+    transition_findings,
+)
 
 OUTSIDE = "RUNNING"  # a status no provider's lifecycle has
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import cli
-from conformance.report import Report
+from nanobanana_mock.conformance import cli
+from nanobanana_mock.conformance.report import Report
 
 from .conftest import SCENARIOS, Run, Runner, assert_plain
 

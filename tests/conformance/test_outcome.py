@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.outcome import (
+from nanobanana_mock.conformance.outcome import (
     BREAKING_DRIFT,
     CONFORMANT,
     INTERRUPTED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from nanobanana import Client, ContractViolation, JobStatus, SyncClient
+from nanobanana_mock.client import Client, ContractViolation, JobStatus, SyncClient
 
 DRIFTED = {"status": "QUEUED", "request_id": "r1", "metrics": "none", "eta": 5}
 
@@ -26,7 +26,7 @@ async def drifting(aiohttp_server) -> str:
 async def test_strict_mode_reports_a_drifted_answer_as_one_whole_body_violation(
     drifting: str,
 ) -> None:
-    from nanobanana import JobHandle
+    from nanobanana_mock.client import JobHandle
 
     # The status schema is a oneOf of the per-state answers, so the drift (a string "metrics",
     # an unknown "eta") matches none of them: jsonschema reports a single error at the body
