@@ -548,3 +548,16 @@ def test_proxy_flags_on_the_command_line(tmp_path: Path) -> None:
     )
     assert dict(config.proxy) == {"pixazo": "http://127.0.0.1:9"}
     assert config.replay_dir == str(tmp_path)
+
+
+async def test_a_pixazo_transition_finding_names_the_result_route(
+    proxy: Running, upstream: Running, http: aiohttp.ClientSession
+) -> None:
+    """Pixazo's statuses are read from its result route: the finding says so."""
+    _, body, _ = await call(http, "POST", proxy.base + PIXAZO, "pixazo", json=PIXAZO_BODY)
+    running = {"replace": {"path": "/status", "value": "RUNNING"}}
+    upstream.add_fault({"match": {"operation": "result"}, "effect": {"drift": running}})
+    ask = {"request_id": body["request_id"]}
+    await call(http, "POST", proxy.base + PIXAZO + "-result", "pixazo", json=ask)
+    (transition,) = [f for f in findings(proxy) if f["check"] == "transition"]
+    assert (transition["operation"], transition["severity"]) == ("result", "breaking")
