@@ -385,7 +385,9 @@ class Proxy:
             return []
         seen.append(answer["status"])
         last = f"/{len(seen) - 1}"
-        found = transition_findings(provider.name, seen, request=f"{label} ({request_id})")
+        found = transition_findings(
+            provider.name, seen, request=f"{label} ({request_id})", operation=operation
+        )
         return [f for f in found if f.pointer == last]
 
 
