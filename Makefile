@@ -11,6 +11,13 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 SEED   ?= 0
 TIME_SCALE ?= 10
+SCENARIO ?=
+# Given on the command line or in the environment (not the defaults above)?
+given = $(filter command environment,$(firstword $(origin $(1))))
+# A SCENARIO's own seed and time scale hold unless SEED= or TIME_SCALE= is given
+SERVE_ARGS = --host $(HOST) --port $(PORT) $(if $(SCENARIO),--scenario $(SCENARIO) \
+  $(if $(call given,SEED),--seed $(SEED)) $(if $(call given,TIME_SCALE),--time-scale $(TIME_SCALE)),\
+  --seed $(SEED) --time-scale $(TIME_SCALE))
 # "path version" of $(PYTHON); it exits 1 when that Python is older than the package allows
 IDENTIFY := import sys; print(sys.executable, sys.version.split()[0]); sys.exit(sys.version_info < (3, 11))
 # Was PYTHON given (command line or environment), or is it the default?
@@ -41,7 +48,7 @@ $(STAMP): pyproject.toml $(wildcard setup.py) $(MADE_BY)
 venv: $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/python -m nanobanana_mock --host $(HOST) --port $(PORT) --seed $(SEED) --time-scale $(TIME_SCALE)
+	$(BIN)/python -m nanobanana_mock $(strip $(SERVE_ARGS))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

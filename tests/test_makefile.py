@@ -111,3 +111,31 @@ def test_a_changed_setup_py_reinstalls(project: Path) -> None:
     os.utime(setup, (stamp.stat().st_mtime + 5, stamp.stat().st_mtime + 5))
     assert make(project, f"PYTHON={project}/py311").returncode == 0
     assert len(pip_calls(project)) == calls + 2  # pip upgraded, then the package installed
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "wanted"),
+    [
+        ((), {}, "--seed 0 --time-scale 10"),
+        (("SCENARIO=slow-queue",), {}, "--scenario slow-queue"),
+        (("SCENARIO=slow-queue", "TIME_SCALE=5"), {}, "--scenario slow-queue --time-scale 5"),
+        (("SCENARIO=slow-queue",), {"SEED": "3"}, "--scenario slow-queue --seed 3"),
+        (("SEED=4", "TIME_SCALE=1"), {}, "--seed 4 --time-scale 1"),
+    ],
+)
+def test_serve_leaves_a_scenarios_seed_and_time_scale_alone(args, env, wanted) -> None:
+    """``make serve SCENARIO=…`` passes no --seed or --time-scale the user did not give,
+    so the scenario's own hold (a flag would win over them)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "SEED")}
+    clean.pop("MAKELEVEL", None)
+    clean.pop("TIME_SCALE", None)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-n", "serve", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    command = done.stdout.strip().splitlines()[-1]
+    assert command.endswith(f"-m nanobanana_mock --host 127.0.0.1 --port 8080 {wanted}"), command
