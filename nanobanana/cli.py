@@ -317,12 +317,13 @@ def _load_handle(path: str) -> tuple[JobHandle, str | None]:
 
 
 def _out_folder(out: str) -> str:
-    """Create the image folder before any job is paid for, or raise a UsageError."""
+    """Create the image folder before any job is paid for, or raise a UsageError; the
+    folder's name comes back normalised (``./out`` is ``out``), as the summary prints it."""
     try:
         Path(out).mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot create the output folder {out}: {exc}") from exc
-    return out
+    return os.path.normpath(out)
 
 
 async def _generate(run: Run) -> int:
