@@ -10,7 +10,7 @@ TIME_SCALE ?= 10
 
 .PHONY: venv serve test lint conformance clean fuzz bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,fast]'
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/python -m mockserver --host $(HOST) --port $(PORT) --seed $(SEED) --time-scale $(TIME_SCALE)
+	$(BIN)/python -m nanobanana_mock --host $(HOST) --port $(PORT) --seed $(SEED) --time-scale $(TIME_SCALE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

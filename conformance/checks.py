@@ -19,7 +19,7 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
-import schemas
+from nanobanana_mock import schemas
 
 __all__ = [
     "ADDITIVE",

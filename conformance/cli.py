@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--accept-charges", action="store_true", help="opt in to a charged live run")
     add("--base-url", help="live origin (else <PROVIDER>_BASE_URL, else the provider's)")
     add("--report-dir", default=DEFAULT_REPORT_DIR, help=f"default: {DEFAULT_REPORT_DIR}")
-    add("--scenario", metavar="FILE", help="drift scenario or fault rules for the mock")
+    add(
+        "--scenario",
+        metavar="FILE|NAME",
+        help="drift scenario or fault rules for the mock: a file, or the name of a packaged "
+        "drift scenario (e.g. segmind-renamed-request-id)",
+    )
     add("--dry-run", action="store_true", help="print the plan and estimate; send nothing")
     return parser
 

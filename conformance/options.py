@@ -11,20 +11,23 @@ provider's key in its environment variable, and an estimate within the cap
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import schemas
-from mockserver.faults import rule_problems
-from mockserver.scenario import EXPLAIN_SECONDS, ScenarioError, parse_data
-from mockserver.validation import explain
-from nanobanana.providers import adapter
+from nanobanana_mock import schemas
+from nanobanana_mock.client.providers import adapter
+from nanobanana_mock.faults import rule_problems
+from nanobanana_mock.scenario import EXPLAIN_SECONDS, ScenarioError, parse_data
+from nanobanana_mock.scenario_files import EXAMPLES, UnknownScenario, locate
+from nanobanana_mock.validation import explain
 
 __all__ = ["DEFAULT_REPORT_DIR", "RunOptions", "UsageError", "live_problems", "load_scenario"]
 
 DEFAULT_REPORT_DIR = "reports/conformance"
+DRIFT_SCENARIOS = Path(__file__).resolve().parent / "drift_scenarios"
 
 
 class UsageError(Exception):
@@ -61,7 +64,12 @@ def parse_providers(values: Iterable[str] | None) -> tuple[str, ...]:
 
 def load_scenario(path: str) -> dict[str, Any]:
     """A drift scenario: a scenario object (``{"faults": [...]}``, schemas/mock/scenario.json),
-    one fault rule, or a list of rules; JSON or YAML."""
+    one fault rule, or a list of rules; JSON or YAML. ``path`` may name a packaged drift or
+    example scenario instead (``segmind-renamed-request-id``)."""
+    try:
+        path = os.fspath(locate(path, (DRIFT_SCENARIOS, EXAMPLES)))
+    except UnknownScenario as exc:
+        raise UsageError(f"--scenario {exc}") from exc
     try:  # the mock's reader: nesting, size, aliases and plain types are bounded
         data = parse_data(Path(path).read_text(encoding="utf-8"), source=path)
     except (OSError, UnicodeDecodeError) as exc:

@@ -1,6 +1,6 @@
 """One check's view of one provider model on the target: it sends raw requests, checks every
 answer against the contracts, records every finding in the run's report, and fails the check
-with :class:`~conformance.checks.ContractViolation` listing the breaking ones.
+with :class:`~nanobanana_mock.conformance.checks.ContractViolation` listing the breaking ones.
 
 Paths, methods, auth headers and the request body of each operation come from ``api.json``
 (through the client's adapter); nothing here restates a contract.
@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-import schemas
-from nanobanana.models import JobHandle
-from nanobanana.providers import adapter
+from nanobanana_mock import schemas
+from nanobanana_mock.client.models import JobHandle
+from nanobanana_mock.client.providers import adapter
 
 from .checks import (
     BREAKING,

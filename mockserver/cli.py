@@ -1,6 +1,6 @@
-"""``python -m mockserver`` / ``nanobanana-mock``: serve the mock from the command line.
+"""``python -m nanobanana_mock`` / ``nanobanana-mock``: serve the mock from the command line.
 
-Every flag is generated from :class:`~mockserver.config.MockConfig`, and every flag has a
+Every flag is generated from :class:`~nanobanana_mock.config.MockConfig`, and every flag has a
 ``MOCK_*`` environment variable (flags win).
 """
 

@@ -180,7 +180,11 @@ class MockConfig:
     )
     scenario: str | None = field(
         default=None,
-        metadata=_opt("a YAML or JSON scenario file loaded at start-up", _optional),
+        metadata=_opt(
+            "a YAML or JSON scenario file loaded at start-up, or the name of one that ships "
+            "with the package (flaky-segmind, out-of-credits, slow-queue)",
+            _optional,
+        ),
     )
     self_check: bool = field(
         default=False,
@@ -230,7 +234,9 @@ class MockConfig:
         """Validate every setting against schemas/mock/settings.json (the one schema that
         flags, environment, keyword arguments, scenarios and resets share), plus finiteness
         and the checks a schema cannot express."""
-        import schemas  # data only; imported here so that config stays free of our imports
+        from nanobanana_mock import (
+            schemas,  # data only; imported here so that config stays free of our imports
+        )
 
         problems = [f"{name}: must be a finite number" for name in _not_finite(self)]
         view = self._json_view()

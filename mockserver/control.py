@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-import schemas
+from nanobanana_mock import schemas
 
 from .clock import MAX_SPEED, MAX_TIME, finite_or_inf
 from .config import ConfigError, MockConfig
@@ -50,7 +50,7 @@ from .state import STATE, MockState
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
 
-log = logging.getLogger("mockserver")
+log = logging.getLogger("nanobanana_mock")
 
 BASE_CONFIG: web.AppKey[MockConfig] = web.AppKey("base_config", MockConfig)
 BASE_SCENARIO: web.AppKey[dict[str, Any]] = web.AppKey("base_scenario", dict)

@@ -382,7 +382,9 @@ class FaultControl(_Part):
         retry_after: float | None = None,
         **match_and_scope: Unpack[MatchAndScope],
     ) -> str:
-        """Answer matching requests with ``status`` in the provider's own envelope."""
+        """Answer matching requests with ``status`` in the provider's own envelope;
+        ``retry_after`` is virtual seconds, told in wall time at the clock's speed (on a
+        frozen clock: the virtual seconds to advance)."""
         effect = _drop_none(status=status, message=message, retry_after=retry_after)
         return self._add_effect("http_error", effect, match_and_scope)
 

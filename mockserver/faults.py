@@ -24,7 +24,7 @@ from typing import Any
 
 import re2
 
-import schemas
+from nanobanana_mock import schemas
 
 from .http import MAX_PROBLEMS, Problem, fingerprint, problems_of
 from .jobs import Failure, Surface

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import HttpVersion11, web
 
-import schemas
+from nanobanana_mock import schemas
 
 from .call import CALL, Call
 from .clock import ClockStopped, VirtualClock
@@ -57,7 +57,7 @@ from .state import MockState
 from .validation import is_valid
 
 if TYPE_CHECKING:
-    from conformance.report import Report
+    from nanobanana_mock.conformance.report import Report
 
 __all__ = [
     "DRIFT",
@@ -68,7 +68,7 @@ __all__ = [
     "Source",
 ]
 
-log = logging.getLogger("mockserver")
+log = logging.getLogger("nanobanana_mock")
 
 PROVIDERS: web.AppKey[dict[str, Provider]] = web.AppKey("providers", dict)
 STRAY = "mock.stray"  # the catch-all route's name

@@ -29,15 +29,15 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-import schemas
-from conformance.checks import (
+from nanobanana_mock import schemas
+from nanobanana_mock.conformance.checks import (
     BREAKING,
     Finding,
     response_findings,
     schema_findings,
     transition_findings,
 )
-from conformance.report import Report
+from nanobanana_mock.conformance.report import Report
 
 from .call import call_of, note
 from .config import ConfigError, MockConfig

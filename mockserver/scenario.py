@@ -37,10 +37,11 @@ from typing import Any, NamedTuple
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
-import schemas
+from nanobanana_mock import schemas
 
 from .faults import rule_problems
 from .http import MAX_JSON_DEPTH, hide_secrets, too_deep
+from .scenario_files import UnknownScenario, locate
 from .validation import Explanation, explain
 
 __all__ = ["ScenarioError", "load_scenario", "parse_data", "parse_scenario"]
@@ -179,7 +180,13 @@ def _fault_rule_problems(specs: list[Any]) -> list[tuple[JsonPath, str]]:
 
 
 def load_scenario(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a UTF-8 scenario file and :func:`parse_scenario` it; problems name the path."""
+    """Read a UTF-8 scenario file, or the packaged scenario of that name
+    (:func:`~nanobanana_mock.scenario_files.locate`), and :func:`parse_scenario` it; problems
+    name the path."""
+    try:
+        path = locate(path)
+    except UnknownScenario as exc:
+        raise ScenarioError(str(exc)) from exc
     source = os.fspath(path)
     try:
         with Path(path).open("rb") as fh:

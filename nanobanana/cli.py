@@ -1,4 +1,4 @@
-"""``nanobanana`` / ``python -m nanobanana``: generate images from the command line.
+"""``nanobanana`` / ``python -m nanobanana_mock.client``: generate images from the command line.
 
     nanobanana generate --provider seaart --model nano_banana_pro --prompt "A red apple"
     nanobanana status  ./mmsu_x.job.json       # one status read of a saved job
@@ -8,9 +8,10 @@
 ``generate`` saves the job handle as soon as the job is accepted, in ``<out>/<id>.job.json``
 (or ``--save-handle FILE``), so a paid job is never lost, whatever ends the run (a timeout,
 Ctrl-C, a failure while polling or downloading): ``nanobanana wait <file>`` resumes it and
-saves the images where the first run's ``--out`` pointed, which the file records. Every error
-maps to one exit code (:data:`EXIT_CODES`); errors are one line on stderr, or one JSON object
-on stdout with ``--json``.
+saves the images where the first run's ``--out`` pointed, which the file records. Each wait
+before a retry (rate limited, refused, a 5xx) is one line on stderr. Every error maps to one
+exit code (:data:`EXIT_CODES`); errors are one line on stderr, or one JSON object on stdout
+with ``--json``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import mimetypes
 import os
 import sys
@@ -45,7 +47,7 @@ from .errors import (
 from .handle_file import load_handle_file, save_handle_file
 from .models import Image, JobHandle, JobStatus, Result, StatusReport
 from .providers import ADAPTERS
-from .transport import RetryPolicy
+from .transport import RetryNotice, RetryPolicy
 
 __all__ = ["EXIT_CODES", "UsageError", "build_parser", "exit_code", "main"]
 
@@ -165,7 +167,9 @@ def _wait_options() -> argparse.ArgumentParser:
         "--max-interval", type=_seconds, default=15.0, metavar="S",
         help="longest poll interval (default 15)",
     )  # fmt: skip
-    options.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    options.add_argument(
+        "--quiet", action="store_true", help="no progress (nor retry notices) on stderr"
+    )
     return options
 
 
@@ -244,6 +248,17 @@ class Progress:
         self._last = (report.status, report.raw_status)
         self.stream.flush()
 
+    def notice(self, text: str) -> None:
+        """One line of its own (a retry notice), after the progress line if one is open."""
+        if self.quiet:
+            return
+        self.finish()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def retrying(self, notice: RetryNotice) -> None:
+        self.notice(f"{PROG}: {notice}")
+
     def finish(self) -> None:
         if self._open:
             self.stream.write("\n")
@@ -291,12 +306,16 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     handle_file: Path | None = None
     out: str = "."  # where the images go
+    progress: Progress | None = None  # made with the client: retries print through it
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
 
-def _client(args: argparse.Namespace, provider: str, base_url: str | None) -> Client:
+def _client(run: Run, provider: str, base_url: str | None) -> Client:
+    args = run.args
+    quiet = getattr(args, "quiet", False)
+    run.progress = Progress(sys.stderr, provider, quiet=quiet, started=run.started)
     return Client(
         provider,
         api_key=args.api_key,
@@ -305,6 +324,7 @@ def _client(args: argparse.Namespace, provider: str, base_url: str | None) -> Cl
         strict="raise" if args.strict else False,
         poll_interval=getattr(args, "interval", 2.0),
         max_poll_interval=getattr(args, "max_interval", 15.0),
+        on_retry=run.progress.retrying,
     )
 
 
@@ -330,7 +350,7 @@ async def _generate(run: Run) -> int:
     args = run.args
     params = _generation_params(args)
     run.out = _out_folder(args.out or ".")
-    async with _client(args, args.provider, None) as client:
+    async with _client(run, args.provider, None) as client:
         handle = await client.submit(args.model, **params)
         _keep(run, handle)
         return await _collect(run, client, handle)
@@ -353,14 +373,15 @@ async def _wait(run: Run) -> int:
     handle, recorded_out = _load_handle(run.args.handle_file)
     run.handle_file = Path(run.args.handle_file)
     run.out = _out_folder(run.args.out or recorded_out or ".")
-    async with _client(run.args, handle.provider, handle.base_url) as client:
+    async with _client(run, handle.provider, handle.base_url) as client:
         return await _collect(run, client, handle)
 
 
 async def _collect(run: Run, client: Client, handle: JobHandle) -> int:
     """Wait with progress, download and save; the handle is saved if this ends otherwise."""
     args = run.args
-    progress = Progress(sys.stderr, handle.provider, quiet=args.quiet, started=run.started)
+    progress = run.progress
+    assert progress is not None  # made with the client
     try:
         try:
             result = await client.wait(handle, timeout=args.timeout, on_status=progress.update)
@@ -456,7 +477,7 @@ def _summary(images: Sequence[Image], paths: list[str], elapsed: float, cost: An
 
 async def _status(run: Run) -> int:
     handle, _ = _load_handle(run.args.handle_file)
-    async with _client(run.args, handle.provider, handle.base_url) as client:
+    async with _client(run, handle.provider, handle.base_url) as client:
         report = await client.status(handle)
     data = {
         "status": report.status.value,
@@ -480,7 +501,7 @@ def _status_line(handle: JobHandle, report: StatusReport) -> str:
 
 async def _cancel(run: Run) -> int:
     handle, _ = _load_handle(run.args.handle_file)
-    async with _client(run.args, handle.provider, handle.base_url) as client:
+    async with _client(run, handle.provider, handle.base_url) as client:
         accepted = await client.cancel(handle)
     text = "cancellation requested" if accepted else "already finished"
     _emit(run.args, text, {"cancelled": accepted, "message": text, "request_id": handle.request_id})
@@ -507,6 +528,8 @@ def _fail(run: Run | None, exc: BaseException, as_json: bool) -> int:
         data |= {"error_type": error_type, "handle": handle}
         print(json.dumps(data), file=sys.stdout, flush=True)
         return code
+    if isinstance(exc, RateLimited | ServerError) and exc.retry_after is not None:
+        message += f"; the provider asked to retry after {math.ceil(exc.retry_after)}s"
     if handle is not None and not isinstance(exc, JobFailed):
         message += f"; the job handle is saved in {handle}: resume with `{PROG} wait {handle}`"
     print(f"{PROG}: {name}: {message}", file=sys.stderr)

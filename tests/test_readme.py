@@ -33,10 +33,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mockserver.config import MockConfig
-from mockserver.control_client import MockControl
-from mockserver.pytest_plugin import MockServer
-from nanobanana.cli import EXIT_CODES
+from nanobanana_mock.client.cli import EXIT_CODES
+from nanobanana_mock.config import MockConfig
+from nanobanana_mock.control_client import MockControl
+from nanobanana_mock.pytest_plugin import MockServer
 from tests.harness import validate
 
 pytest_plugins = ["pytester"]
@@ -54,6 +54,8 @@ BLOCK_TIMEOUT = 90.0
 NOT_RUN: dict[str, str] = {
     "quick-start": "`make test` runs this very test; `make serve` is the foreground server that"
     " this test replaces with the same server on a free port",
+    "install": "installs into the current environment (here it would replace the suite's own"
+    " editable install); tests/test_install.py installs the wheel into a fresh one instead",
     "proxy-live": "forwards to the live Segmind and SeaArt APIs: network and keys",
     "conformance-live": "`--target live` needs a real key, and --accept-charges spends money",
     "layout": "a folder listing, not a command",
@@ -382,7 +384,7 @@ CHECKS: dict[str, Callable[[Ran], None]] = {
     "Pointing your client at the mock#2": check_seaart_curl,
     "Pointing your client at the mock#3": check_pixazo_curl,
     "The contracts (`schemas/`)#1": check_schemas,
-    "The client library (`nanobanana`)#1": check_library,
+    "The client library (`nanobanana_mock.client`)#1": check_library,
     "The CLI#1": check_cli,
     "Failures on demand#1": check_fault_rule,
     "Conformance and drift#1": check_conformance,

@@ -21,19 +21,19 @@ from pathlib import Path
 
 import pytest
 
-from conformance import cost
-from conformance.checks import ContractViolation
-from conformance.exchange import Http
-from conformance.options import (
+from nanobanana_mock.conformance import cost
+from nanobanana_mock.conformance.checks import ContractViolation
+from nanobanana_mock.conformance.exchange import Http
+from nanobanana_mock.conformance.options import (
     DEFAULT_REPORT_DIR,
     RunOptions,
     UsageError,
     live_problems,
     load_scenario,
 )
-from conformance.probe import Probe
-from conformance.report import Report
-from conformance.target import LiveTarget, MockTarget, Target
+from nanobanana_mock.conformance.probe import Probe
+from nanobanana_mock.conformance.report import Report
+from nanobanana_mock.conformance.target import LiveTarget, MockTarget, Target
 
 OPTIONS = pytest.StashKey[RunOptions]()
 REPORT = pytest.StashKey[Report]()
@@ -60,7 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--accept-charges", action="store_true", help="opt in to a paid live run")
     group.addoption("--base-url", help="live origin (else <PROVIDER>_BASE_URL)")
     group.addoption("--report-dir", default=DEFAULT_REPORT_DIR, help="where the report goes")
-    group.addoption("--scenario", help="drift scenario or fault rules for the mock target")
+    group.addoption(
+        "--scenario", help="drift scenario or fault rules for the mock target: a file or a name"
+    )
     group.addoption("--dry-run", action="store_true", help="print the plan, send nothing")
 
 

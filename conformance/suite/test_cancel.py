@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.cost import Case
-from conformance.exchange import Answer
-from conformance.facts import documented_body
-from conformance.probe import Probe
-from conformance.target import Target
-from nanobanana.models import JobStatus
+from nanobanana_mock.client.models import JobStatus
+from nanobanana_mock.conformance.cost import Case
+from nanobanana_mock.conformance.exchange import Answer
+from nanobanana_mock.conformance.facts import documented_body
+from nanobanana_mock.conformance.probe import Probe
+from nanobanana_mock.conformance.target import Target
 
 pytestmark = [pytest.mark.paid, pytest.mark.cases("provider", needs="cancel")]
 ACCEPTED = 200

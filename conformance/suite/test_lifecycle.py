@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-import schemas
-from conformance.checks import transition_findings
-from conformance.cost import Case
-from conformance.exchange import Answer
-from conformance.probe import URL_FIELDS, Probe
-from conformance.target import Target
-from nanobanana.models import JobStatus
+from nanobanana_mock import schemas
+from nanobanana_mock.client.models import JobStatus
+from nanobanana_mock.conformance.checks import transition_findings
+from nanobanana_mock.conformance.cost import Case
+from nanobanana_mock.conformance.exchange import Answer
+from nanobanana_mock.conformance.probe import URL_FIELDS, Probe
+from nanobanana_mock.conformance.target import Target
 
 pytestmark = [pytest.mark.paid, pytest.mark.cases("model")]
 ACCEPTED = 200

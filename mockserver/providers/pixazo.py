@@ -1,8 +1,9 @@
 """Pixazo (gateway.pixazo.ai, an Azure APIM gateway): ``Ocp-Apim-Subscription-Key``.
 
-The seed documents one model, Nano Banana Pro, on the ``nano-banana-pro-770`` path: a
-submit, and a result route that is a POST with ``{"request_id"}`` in the body and answers
-``IN_QUEUE`` / ``IN_PROGRESS`` / ``COMPLETED`` / ``FAILED``. Errors are ``{"error": "..."}``.
+Pixazo's model page documents one model, Nano Banana Pro, on the ``nano-banana-pro-770``
+path: a submit, and a result route that is a POST with ``{"request_id"}`` in the body and
+answers ``IN_QUEUE`` / ``IN_PROGRESS`` / ``COMPLETED`` / ``FAILED``. Errors are
+``{"error": "..."}``. Sources and the mock's choices: docs/providers.md#pixazo.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .base import Provider
 
 __all__ = ["Pixazo"]
 
-FAULT_MESSAGES = {  # seed 004's table, and [SDK]/[3P] for 402
+FAULT_MESSAGES = {  # the model page's table, and [SDK]/[3P] for 402 (docs/providers.md#pixazo)
     413: "Request entity too large",
     415: "Unsupported Media Type",
     400: "Invalid request parameters",
@@ -63,7 +64,7 @@ class Pixazo(Provider):
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
         if status != 429:
             return None
-        seconds = str(max(1, round(retry)))  # the Azure APIM gateway's own answer
+        seconds = str(self.state.clock.retry_after(retry))  # the Azure APIM gateway's answer
         text = message or f"Rate limit is exceeded. Try again in {seconds} seconds."
         return ApiError(429, {"statusCode": 429, "message": text}, headers={"Retry-After": seconds})
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conformance import cli
+from nanobanana_mock.conformance import cli
 
 SCENARIOS = Path(cli.__file__).resolve().parent / "drift_scenarios"
 

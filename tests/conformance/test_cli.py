@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conformance import cli
+from nanobanana_mock.conformance import cli
 
 from .conftest import SCENARIOS, Runner
 

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from conformance.exchange import Http
-from conformance.target import LiveTarget
+from nanobanana_mock.conformance.exchange import Http
+from nanobanana_mock.conformance.target import LiveTarget
 
 from .conftest import Runner
 

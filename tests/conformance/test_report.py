@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conformance.checks import BREAKING, Finding, schema_findings
-from conformance.report import Report
+from nanobanana_mock.conformance.checks import BREAKING, Finding, schema_findings
+from nanobanana_mock.conformance.report import Report
 
 
 def finding(observed: str) -> Finding:

@@ -9,7 +9,7 @@ import json
 import aiohttp
 import pytest
 
-import schemas
+from nanobanana_mock import schemas
 from tests.harness import KEYS, Mock
 
 SUBMIT = {

@@ -18,12 +18,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-import schemas
-from mockserver.app import create_app
-from mockserver.cli import parse_config
-from mockserver.config import ConfigError, MockConfig, config_from_env
-from mockserver.replay import rebase, redact_key
-from mockserver.state import STATE, MockState
+from nanobanana_mock import schemas
+from nanobanana_mock.app import create_app
+from nanobanana_mock.cli import parse_config
+from nanobanana_mock.config import ConfigError, MockConfig, config_from_env
+from nanobanana_mock.replay import rebase, redact_key
+from nanobanana_mock.state import STATE, MockState
 
 UPSTREAM_CONFIG = {
     "seed": 3,

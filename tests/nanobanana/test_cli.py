@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from nanobanana import JobHandle
-from nanobanana.cli import EXIT_CODES, main
+from nanobanana_mock.client import JobHandle
+from nanobanana_mock.client.cli import EXIT_CODES, main
 
 KEY = "test-key"
 MODEL = {"segmind": "nano-banana-2", "seaart": "nano_banana_pro", "pixazo": "nano-banana-pro"}
@@ -291,7 +291,7 @@ def test_ctrl_c_saves_the_handle(nanobanana_mock, tmp_path) -> None:
     args = generate(nanobanana_mock, "seaart", tmp_path, "--quiet")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nanobanana", *args],
+        [sys.executable, "-m", "nanobanana_mock.client", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -476,7 +476,10 @@ def test_help_documents_the_exit_codes(capsys) -> None:
 def test_python_dash_m(nanobanana_mock, tmp_path) -> None:
     args = generate(nanobanana_mock, "segmind", tmp_path, "--json", "--aspect-ratio", "1:1")
     done = subprocess.run(
-        [sys.executable, "-m", "nanobanana", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "nanobanana_mock.client", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
@@ -486,7 +489,7 @@ def test_python_dash_m(nanobanana_mock, tmp_path) -> None:
         assert picture.size == (image["width"], image["height"]) == (1024, 1024)
 
     bad = subprocess.run(
-        [sys.executable, "-m", "nanobanana", *args, "--num-images", "2"],
+        [sys.executable, "-m", "nanobanana_mock.client", *args, "--num-images", "2"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2  # nano-banana-2 takes no num_images

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nanobanana import JobHandle
-from nanobanana.cli import main
+from nanobanana_mock.client import JobHandle
+from nanobanana_mock.client.cli import main
 from tests.nanobanana.test_cli import INSTANT, KEY, MODEL, PROVIDERS, generate, on_handle
 
 

@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 
-from nanobanana import JobFailed, NotFound, RetryPolicy, ServerError
+from nanobanana_mock.client import JobFailed, NotFound, RetryPolicy, ServerError
 from tests.nanobanana.conftest import MODEL, PARAMS
 
 POLL_OP = {"segmind": "status", "seaart": "status", "pixazo": "result"}

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from nanobanana import Client, ContractViolation, JobStatus, SyncClient
+from nanobanana_mock.client import Client, ContractViolation, JobStatus, SyncClient
 
 DRIFTED = {"status": "QUEUED", "request_id": "r1", "metrics": "none", "eta": 5}
 
@@ -28,7 +28,7 @@ async def drifting(aiohttp_server) -> str:
 async def test_strict_mode_reports_a_drifted_answer_as_one_whole_body_violation(
     drifting: str,
 ) -> None:
-    from nanobanana import JobHandle
+    from nanobanana_mock.client import JobHandle
 
     # The status schema is a oneOf of the per-state answers, so the drift (a string "metrics",
     # an unknown "eta") matches none of them: jsonschema reports a single error at the body
@@ -68,7 +68,7 @@ def test_sync_client(nanobanana_mock) -> None:
 
 
 async def test_sync_client_keeps_the_violations_as_client_does(drifting: str) -> None:
-    from nanobanana import JobHandle
+    from nanobanana_mock.client import JobHandle
 
     handle = JobHandle("segmind", "nano-banana", "r1", drifting)
     # The fake provider is served by this test's loop, so the blocking calls run in a thread.
@@ -93,7 +93,7 @@ def test_sync_client_offers_every_public_operation_and_attribute_of_client() -> 
         names = {name for name in dir(original) if not name.startswith("_")}
         settings = {  # how the client was built; read them on .client
             "adapter", "retry", "strict", "request_timeout", "poll_interval", "poll_backoff",
-            "max_poll_interval", "timer",
+            "max_poll_interval", "timer", "on_retry",
         }  # fmt: skip
         missing = sorted(name for name in names - settings if not hasattr(sync, name))
         assert missing == []

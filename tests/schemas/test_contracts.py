@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-import schemas
-from schemas import PROVIDERS, load, validator
+from nanobanana_mock import schemas
+from nanobanana_mock.schemas import PROVIDERS, load, validator
 
 ROOT = Path(schemas.__file__).resolve().parent
 BASE = "https://nanobanana-mock.local/schemas/"
