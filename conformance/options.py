@@ -5,12 +5,14 @@ A live run spends money, so it needs all of: ``--accept-charges``, ``--max-spend
 provider's key in its environment variable, and an estimate within the cap
 (:func:`live_problems`). Errors::
 
-    UsageError   an option that cannot be used (unknown provider, unreadable scenario)
+    UsageError   an option that cannot be used (unknown provider, unreadable scenario, a cap
+                 that is no finite amount, a report folder that cannot be written)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,7 +49,29 @@ class RunOptions:
 
     @classmethod
     def build(cls, providers: Iterable[str] | None, **values: Any) -> RunOptions:
-        return cls(providers=parse_providers(providers), **values)
+        """Checked options: known providers, a finite cap, a scenario only for the mock, a
+        report directory that can be written (unless nothing will be written)."""
+        options = cls(providers=parse_providers(providers), **values)
+        cap = options.max_spend
+        if cap is not None and not (math.isfinite(cap) and cap >= 0):
+            raise UsageError(f"--max-spend must be a finite amount of USD, 0 or more, not {cap}")
+        if options.scenario and options.target != "mock":
+            raise UsageError("--scenario applies to the mock target only")
+        if not options.dry_run:
+            check_report_dir(options.report_dir)
+        return options
+
+
+def check_report_dir(path: str) -> None:
+    """The report can be written under ``path`` (created at the end, by then it may be too
+    late to say): it is a writable folder, or the nearest one that exists is."""
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"--report-dir {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--report-dir {path}: {folder} is not writable")
 
 
 def parse_providers(values: Iterable[str] | None) -> tuple[str, ...]:

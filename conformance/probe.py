@@ -272,6 +272,32 @@ class Probe:
         if self.breaking:
             raise ContractViolation(self.breaking)
 
+    def never_ended(self, operation: str, polls: int, seconds: float, last: Answer) -> None:
+        """The job reached no terminal state within the check's bounded wait: a breaking
+        lifecycle finding, and the check stops."""
+        states = self.lifecycle["states"].values()
+        terminal = " or ".join(sorted({s["wire"] for s in states if s["terminal"]}))
+        status = last.json.get("status")
+        observed = (
+            f"never reached a terminal state after {polls} polls / {seconds:.0f} s; "
+            f"last status {status!r} (HTTP {last.status})"
+        )
+        self.record(
+            [
+                Finding(
+                    self.provider,
+                    operation,
+                    self.label(operation),
+                    "/status",
+                    f"a terminal status ({terminal})",
+                    observed,
+                    BREAKING,
+                    "lifecycle",
+                )
+            ]
+        )
+        self.stop(observed)
+
     def stop(self, reason: str) -> None:
         """The check cannot go on: fail with the breaking findings, else as a tool error."""
         self.verdict()

@@ -18,6 +18,7 @@ Misuse that needs no server to detect (an unknown keyword) raises ``TypeError``.
 
 from __future__ import annotations
 
+import difflib
 import json
 import urllib.error
 import urllib.parse
@@ -191,9 +192,18 @@ JobList = list[JobInfo]
 
 
 def _check_keys(kind: str, given: Iterable[str], allowed: frozenset[str]) -> None:
+    """A TypeError naming each unknown keyword, the closest allowed one, and all of them."""
     unknown = sorted(set(given) - allowed)
     if unknown:
-        raise TypeError(f"unknown {kind} keyword(s): {', '.join(unknown)}")
+        named = ", ".join(name + _closest(name, allowed) for name in unknown)
+        raise TypeError(
+            f"unknown {kind} keyword(s): {named}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _closest(name: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _json_default(value: Any) -> Any:

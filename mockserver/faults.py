@@ -29,6 +29,7 @@ from nanobanana_mock import schemas
 from .http import MAX_PROBLEMS, Problem, fingerprint, problems_of
 from .jobs import Failure, Surface
 from .journal import redact
+from .reach import unreachable
 from .validation import is_valid
 
 __all__ = [
@@ -190,6 +191,9 @@ class FaultEngine:
         problems = problems_of(schemas.validator("mock", "fault_rule"), spec)
         if problems:
             raise RuleError([str(p) for p in problems], [p.loc for p in problems])
+        never = unreachable(spec)  # a known name the rule's other parts rule out
+        if never:
+            raise RuleError([f"{_dotted(path)}: {m}" for path, m in never], [p for p, _ in never])
         spec = dict(spec)
         if "id" in spec and spec["id"] in self._ids:
             raise RuleError([f"id: a rule {spec['id']!r} exists already"], [("id",)])
@@ -272,6 +276,10 @@ class FaultEngine:
             if rule.kind in TERMINAL_EFFECTS:
                 break
         return fired
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(map(str, path))
 
 
 def _listed(value: Any) -> list[str]:

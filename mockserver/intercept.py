@@ -52,6 +52,7 @@ from .faults import (
 )
 from .http import ApiError, BodyError, fingerprint, json_response, problems_of
 from .journal import Entry
+from .names import GENERATE, IMAGE, IMAGE_ERRORS
 from .providers.base import Provider
 from .state import MockState
 from .validation import is_valid
@@ -74,8 +75,6 @@ PROVIDERS: web.AppKey[dict[str, Provider]] = web.AppKey("providers", dict)
 STRAY = "mock.stray"  # the catch-all route's name
 CONTROL_STRAY = "control.stray"  # the control plane's catch-all route
 CATCH_ALLS = frozenset({STRAY, CONTROL_STRAY})
-GENERATE = frozenset({"submit", "sync_generate"})
-IMAGE_ERRORS = frozenset({403, 404, 429, 500, 502, 503, 504})  # what a CDN may answer
 MARKER = MARKER_PREFIX.encode()  # a body that may carry a prompt marker
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -88,6 +87,9 @@ class Source(Protocol):
     """Answers a provider's requests in place of its simulation (the proxy, a replay)."""
 
     def serves(self, provider: str) -> bool: ...
+
+    def describe(self, provider: str) -> str:
+        """How it answers ``provider``, as the start-up banner says it."""
 
     def owner(self, path: str) -> str | None:
         """The provider behind a URL this source handed out (e.g. an output image)."""
@@ -132,7 +134,7 @@ class Pipeline:
         self.state = state
         self.providers = providers
         self.sources = sources
-        self._images = {name: Target(p, "image", IMAGE_ERRORS) for name, p in providers.items()}
+        self._images = {name: Target(p, IMAGE, IMAGE_ERRORS) for name, p in providers.items()}
         self._strays = [(p.prefixes, Target(p, None, frozenset())) for p in providers.values()]
         self._locates: dict[Handler, Locate] = {}  # each guarded handler's, for expect()
 

@@ -111,6 +111,12 @@ class Proxy:
     def serves(self, provider: str) -> bool:
         return provider in self.upstreams
 
+    def describe(self, provider: str) -> str:
+        told = f"proxied to {self.upstreams[provider]}"  # an origin: never a user or password
+        if self.recorder is not None:
+            told += f", recorded to {self.recorder.directory / f'{provider}.jsonl'}"
+        return told
+
     def owner(self, path: str) -> str | None:
         return self._followed.get(path)
 
@@ -379,7 +385,9 @@ class Proxy:
             return []
         seen.append(answer["status"])
         last = f"/{len(seen) - 1}"
-        found = transition_findings(provider.name, seen, request=f"{label} ({request_id})")
+        found = transition_findings(
+            provider.name, seen, request=f"{label} ({request_id})", operation=operation
+        )
         return [f for f in found if f.pointer == last]
 
 

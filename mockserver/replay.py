@@ -258,6 +258,9 @@ class Replay:
     def serves(self, provider: str) -> bool:
         return provider in self.providers
 
+    def describe(self, provider: str) -> str:
+        return f"replayed from {self._file(provider)}"
+
     def owner(self, path: str) -> str | None:
         return self._paths.get(path)
 

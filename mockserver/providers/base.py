@@ -21,6 +21,7 @@ from ..contracts import Contract, Model, contract
 from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_of
 from ..jobs import Job
 from ..journal import redact
+from ..names import declared_errors
 from ..state import MockState
 from ..validation import is_valid, warm
 
@@ -47,12 +48,8 @@ class Provider:
         self._known: dict[str, frozenset[str]] = {}  # each request schema's properties
         self._timings: dict[str, tuple[MockConfig, float, float]] = {}
         self._declared = {
-            operation: frozenset(
-                int(code)
-                for code, spec in op["responses"].items()
-                if int(code) >= 400 and spec.get("schema") == "error"
-            )
-            for operation, op in self.contract.api["operations"].items()
+            operation: declared_errors(self.name, operation)
+            for operation in self.contract.api["operations"]
         }
         for model in self.contract.models.values():  # a first bad body must not build them
             warm(self.name, model.request_schema)

@@ -48,6 +48,15 @@ def run_suite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Runner:
     return run
 
 
+PYTEST_INTERNALS = ("_pytest", "Exit:", "!!!", "Traceback", "INTERNALERROR")
+
+
+def assert_plain(output: str) -> None:
+    """No pytest internals in what the runner printed."""
+    for internal in PYTEST_INTERNALS:
+        assert internal not in output, output
+
+
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port nothing listens on: a request there fails at once."""

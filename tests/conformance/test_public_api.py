@@ -45,6 +45,17 @@ PUBLIC = {
         "live_problems",
         "load_scenario",
     ],
+    "nanobanana_mock.conformance.outcome": [
+        "BREAKING_DRIFT",
+        "CONFORMANT",
+        "INTERRUPTED",
+        "NOTHING_CHECKED",
+        "TOOL_ERROR",
+        "USAGE",
+        "Outcome",
+        "Tally",
+        "decide",
+    ],
     "nanobanana_mock.conformance.probe": ["DEFAULT_KEY", "URL_FIELDS", "Probe"],
     "nanobanana_mock.conformance.target": [
         "MOCK_KEY",

@@ -615,7 +615,11 @@ async def test_a_refused_reset_changes_nothing(mock: Mock) -> None:
     for provider in SUBMIT:
         await submit(mock, provider)
     await control(
-        mock, "POST", "faults", {**RULE_429, "id": "keep", "match": {"model": "x"}}, expect=201
+        mock,
+        "POST",
+        "faults",
+        {**RULE_429, "id": "keep", "match": {"model": "nano-banana"}},
+        expect=201,
     )
     await control(mock, "POST", "credits", {"default": 50})
     await control(mock, "POST", "rate-limits", {"rpm": 100})

@@ -140,8 +140,8 @@ def _unbounded(provider: str, name: str, strict: bool) -> list[str]:
         extra = node.get("additionalProperties")
         if strict and isinstance(extra, dict) and "maxProperties" not in node:
             found.append(f"{where}: an object of any size")
-        for key, value in node.items():
-            if key not in ("enum", "const", "default", "examples", "description"):
+        for key, value in node.items():  # an "if" is a condition: it bounds nothing
+            if key not in ("enum", "const", "default", "examples", "description", "if"):
                 walk(value, base, f"{where}/{key}")
 
     walk(schemas.load(provider, name), (provider, name), f"{provider}/{name}")
