@@ -57,7 +57,7 @@ NOT_RUN: dict[str, str] = {
     "install": "installs into the current environment (here it would replace the suite's own"
     " editable install); tests/test_install.py installs the wheel into a fresh one instead",
     "proxy-live": "forwards to the live Segmind and SeaArt APIs: network and keys",
-    "conformance-live": "`--target live` needs a real key, and --accept-charges spends money",
+    "conformance-live": "a live run needs a real key and the network, and spends money",
     "layout": "a folder listing, not a command",
 }
 # A step whose documented exit is not 0: (a word of its command, the exit the README gives).
@@ -379,6 +379,11 @@ def check_conformance(ran: Ran) -> None:
         assert verdict in step.out, step.out
 
 
+def check_dry_run(ran: Ran) -> None:
+    (step,) = ran.steps
+    assert "conformance plan, target live:" in step.out and "no request was sent" in step.out
+
+
 CHECKS: dict[str, Callable[[Ran], None]] = {
     "Pointing your client at the mock#1": check_segmind_sdk,
     "Pointing your client at the mock#2": check_seaart_curl,
@@ -388,4 +393,5 @@ CHECKS: dict[str, Callable[[Ran], None]] = {
     "The CLI#1": check_cli,
     "Failures on demand#1": check_fault_rule,
     "Conformance and drift#1": check_conformance,
+    "Conformance and drift#2": check_dry_run,
 }
