@@ -238,6 +238,7 @@ def _complete(script: str) -> bool:
 def run_shell(block: Block, code: str, cwd: Path) -> list[Step]:
     """The steps in one shell, in order, each one's exit code and output recorded."""
     steps = [Step(command) for command in shell_steps(code, block.lang)]
+    assert steps, f"line {block.line}: a shell block without a command"
     script = ["set -o pipefail"]
     for number, step in enumerate(steps):
         script += [
