@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_readme import BLOCK, README
+from tests.test_readme import PLUGIN_EXAMPLE, README
 
 REPO = Path(__file__).resolve().parents[1]
 USER_MODULES = ("schemas", "conformance", "nanobanana", "mockserver")
@@ -164,7 +164,7 @@ def test_the_shipped_data_is_in_the_wheel(installed: Installed) -> None:
 def test_the_readme_plugin_example_passes_beside_the_users_modules(
     installed: Installed,
 ) -> None:
-    (code,) = BLOCK.findall(README.read_text(encoding="utf-8"))
+    (code,) = PLUGIN_EXAMPLE.findall(README.read_text(encoding="utf-8"))
     (installed.project / "test_readme_example.py").write_text(code)
     done = installed.run(installed.bin("python"), "-m", "pytest", "-q", "-p", "no:cacheprovider")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

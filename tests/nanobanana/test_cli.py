@@ -115,14 +115,16 @@ def test_generate_saves_the_image_and_prints_a_summary(
 ) -> None:
     assert main(generate(nanobanana_mock, provider, tmp_path, *options)) == 0
     out, err = capsys.readouterr()
-    (path,) = tmp_path.iterdir()
+    (path,) = tmp_path.glob("*_1.*")
     request_id = path.name.split("_1.")[0]
     assert path.suffix == {"image/png": ".png", "image/jpeg": ".jpg"}[mime]
     with Image.open(path) as picture:
         assert picture.size == size
     width, height = size
+    handle_file = tmp_path / f"{request_id}.job.json"
+    assert sorted(tmp_path.iterdir()) == sorted([path, handle_file])
     assert out.startswith(f"saved 1 image ({width}x{height} {mime}) to {path} in ")
-    assert out.count("\n") == 1
+    assert out.endswith(f"; job handle {handle_file}\n") and out.count("\n") == 1
     assert f"[{provider}] {request_id} SUCCEEDED" in err
 
 
@@ -132,8 +134,10 @@ def test_generate_json(nanobanana_mock, tmp_path, capsys, provider) -> None:
     assert main(generate(nanobanana_mock, provider, tmp_path, "--json")) == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {
-        "status", "provider", "model", "request_id", "images", "metrics", "elapsed_seconds"
+        "status", "provider", "model", "request_id", "images", "metrics", "elapsed_seconds",
+        "handle",
     }  # fmt: skip
+    assert data["handle"] == str(tmp_path / f"{data['request_id']}.job.json")
     assert data["status"] == "SUCCEEDED"
     assert (data["provider"], data["model"]) == (provider, MODEL[provider])
     (image,) = data["images"]
@@ -263,6 +267,7 @@ def test_timeout_json_names_the_handle(nanobanana_mock, tmp_path, capsys) -> Non
         "status": "ERROR",
         "error": "Timeout",
         "exit_code": 10,
+        "error_type": None,
         "handle": str(handle_file),
     }
     assert JobHandle.load(handle_file).provider == "pixazo"
@@ -391,7 +396,10 @@ def test_job_failure_exits_7(nanobanana_mock, tmp_path, capsys, provider) -> Non
     assert main(generate(nanobanana_mock, provider, tmp_path)) == 7
     err = capsys.readouterr().err
     assert "nanobanana: JobFailed: " in err and "Blocked by the filter" in err
-    assert list(tmp_path.iterdir()) == []  # a failed job leaves nothing to resume
+    assert "resume" not in err  # a failed job has nothing to resume
+    (handle_file,) = tmp_path.iterdir()  # no image; the handle tells what happened
+    assert main(on_handle("status", handle_file)) == 0
+    assert capsys.readouterr().out.endswith(": Blocked by the filter\n")
 
 
 def test_status_of_an_unknown_job_exits_9(nanobanana_mock, tmp_path, capsys) -> None:
@@ -452,6 +460,7 @@ def test_usage_errors_exit_2(tmp_path, capsys, monkeypatch) -> None:
         "message": "argument --param: expected KEY=VALUE, got 'novalue'"
         " (see `nanobanana generate --help`)",
         "exit_code": 2,
+        "error_type": None,
         "handle": None,
     }
 
