@@ -94,7 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help is 0; argparse's own usage errors are our 4
         return 0 if exc.code in (0, None) else USAGE
-    return int(pytest.main(pytest_args(options, extra)))
+    return int(pytest.main(pytest_args(options, extra), plugins=[_Usage()]))
+
+
+class _Usage:
+    """Names this command, not ``pytest.main()``, when pytest refuses an argument after --."""
+
+    @staticmethod
+    def pytest_addoption(parser: pytest.Parser) -> None:
+        parser.prog = "nanobanana-conformance [options] --"
 
 
 if __name__ == "__main__":

@@ -195,3 +195,14 @@ def test_every_check_skipped_is_never_conformant(run_suite: Runner, tmp_path: Pa
     assert "verdict: NOTHING CHECKED: 1 check selected, all skipped" in run.output
     assert "conformant" not in run.output
     assert run.report["verdict"].startswith("NOTHING CHECKED")
+
+
+def test_a_bad_pytest_argument_names_this_command(tmp_path: Path, capsys) -> None:
+    """An argument after -- that pytest refuses is usage (4), said as this command's."""
+    code = cli.main(["--provider", "seaart", "--report-dir", str(tmp_path), "--", "--bogus"])
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    assert code == 4
+    assert "nanobanana-conformance" in output and "--bogus" in output
+    assert "pytest.main()" not in output
+    assert_plain(output)
