@@ -26,6 +26,7 @@ sends nothing, so it needs no opt-in, cap or key. A refusal is one line, ``ERROR
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,9 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The suite runs on its own configuration, whatever project it is run from: pytest looks for
+# an ini file and conftest.py files upwards from the suite, which in a ``.venv`` inside a
+# user's project reaches that project's pyproject.toml (its addopts, filterwarnings) and root
+# conftest.py, and pytest loads every plugin installed beside it (pytest-asyncio warns about
+# settings only an ini file gives; pytest-randomly would shuffle the free checks after the
+# paid ones). No ini file, the suite as rootdir and conftest boundary, no plugin it does not
+# ask for (``-- -p NAME`` still loads one), and no warning that the package imported before
+# pytest cannot have its asserts rewritten. The output options are the repository's own
+# (pyproject.toml), so a clone and an install print the same.
+ISOLATED = (
+    "-q",
+    "-ra",
+    "--strict-markers",
+    "--disable-plugin-autoload",
+    f"--config-file={os.devnull}",
+    f"--rootdir={SUITE}",
+    f"--confcutdir={SUITE}",
+    "-W",
+    "ignore::pytest.PytestAssertRewriteWarning",
+)
+
+
 def pytest_args(options: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]:
     """The pytest command line of a run."""
-    args = [str(SUITE), "-p", "no:cacheprovider", "--target", options.target]
+    args = [str(SUITE), *ISOLATED, "-p", "no:cacheprovider", "--target", options.target]
     for provider in options.provider or ():
         args += ["--provider", provider]
     for flag in ("max_spend", "base_url", "report_dir", "scenario"):

@@ -231,3 +231,36 @@ def test_the_conformance_cli_runs_from_the_install(installed: Installed) -> None
     )
     assert drift.returncode == 1, drift.stdout[-3000:] + drift.stderr[-2000:]
     assert (installed.project / "reports" / "drift.json").is_file()
+
+
+def test_the_conformance_cli_ignores_the_pytest_setup_of_the_project_around_it(
+    installed: Installed,
+) -> None:
+    """A ``.venv`` inside a project: pytest, looking upwards from the installed suite, would
+    take that project's ini file (its addopts and filterwarnings) and root conftest.py, and
+    load every pytest plugin installed in that environment."""
+    around = installed.venv.parent  # an ancestor of the venv, as a project is of its .venv
+    (site,) = installed.venv.glob("lib/python*/site-packages")
+    planted = {
+        around / "pytest.ini": "[pytest]\naddopts = --no-such-option\nfilterwarnings = error\n",
+        around / "conftest.py": 'raise SystemExit("the project\'s own conftest.py was loaded")\n',
+        site / "userplugin.py": 'raise SystemExit("a plugin of the environment was loaded")\n',
+        site / "userplugin-0.dist-info" / "METADATA": "Metadata-Version: 2.1\nName: userplugin\n"
+        "Version: 0\n",
+        site / "userplugin-0.dist-info" / "entry_points.txt": "[pytest11]\nuser = userplugin\n",
+    }
+    for path, text in planted.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    try:
+        script = installed.bin("nanobanana-conformance")
+        done = installed.run(script, "--provider", "pixazo", "--report-dir", "reports")
+    finally:
+        for path in planted:
+            path.unlink()
+        (site / "userplugin-0.dist-info").rmdir()
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "verdict: conformant" in output
+    for leak in ("was loaded", "no-such-option", "Warning", "Traceback"):
+        assert leak not in output, output[-3000:]
