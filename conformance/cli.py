@@ -127,6 +127,11 @@ class _Usage:
     def pytest_addoption(parser: pytest.Parser) -> None:
         parser.prog = "nanobanana-conformance [options] --"
 
+    @staticmethod
+    def pytest_load_initial_conftests(parser: pytest.Parser) -> None:
+        """Without pytest's "inifile:" and "rootdir:" lines: this command's, not the user's."""
+        parser.extra_info.clear()
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -205,4 +205,5 @@ def test_a_bad_pytest_argument_names_this_command(tmp_path: Path, capsys) -> Non
     assert code == 4
     assert "nanobanana-conformance" in output and "--bogus" in output
     assert "pytest.main()" not in output
+    assert "inifile:" not in output and "rootdir:" not in output  # pytest's, not ours
     assert_plain(output)
