@@ -117,7 +117,29 @@ def load_scenario(path: str) -> dict[str, Any]:
     if refused:
         index, where, message = refused[0]
         raise UsageError(f"--scenario {path}: faults/{index}: {message}")
+    stuck = _frozen_response_waits(data)
+    if stuck is not None:
+        raise UsageError(f"--scenario {path}: faults/{stuck}: {FROZEN_RESPONSE_LATENCY}")
     return json.loads(json.dumps(data))
+
+
+FROZEN_RESPONSE_LATENCY = (
+    "a response latency waits on the mock's virtual clock, which the suite moves only "
+    "between polls: every request the rule matches would hang until the suite's timeout "
+    "(a latency with target queue or processing delays the job instead)"
+)
+
+
+def _frozen_response_waits(data: Mapping[str, Any]) -> int | None:
+    """The index of the first rule that holds a response on the suite's frozen clock (the
+    scenario may run the clock itself with ``settings.time_scale``)."""
+    if (data.get("settings") or {}).get("time_scale", 0) > 0:
+        return None
+    for index, rule in enumerate(data.get("faults") or ()):
+        latency = (rule.get("effect") or {}).get("latency")
+        if isinstance(latency, Mapping) and latency.get("target", "response") == "response":
+            return index
+    return None
 
 
 def live_problems(options: RunOptions, estimate: float) -> list[str]:

@@ -207,3 +207,27 @@ def test_a_bad_pytest_argument_names_this_command(tmp_path: Path, capsys) -> Non
     assert "pytest.main()" not in output
     assert "inifile:" not in output and "rootdir:" not in output  # pytest's, not ours
     assert_plain(output)
+
+
+def test_a_response_latency_on_the_frozen_clock_is_refused(run_suite: Runner, tmp_path: Path):
+    """The suite's mock moves its clock only between polls: a response latency would hold
+    every request it matches until the suite's timeout (slow-queue: about an hour)."""
+    rule = {"match": {"provider": "pixazo", "operation": "result"}, "effect": {"latency": {}}}
+    held = tmp_path / "held.json"
+    held.write_text(json.dumps([{**rule, "effect": {"latency": {"fixed": 1}}}]))
+    for scenario in ("slow-queue", str(held)):
+        run = run_suite("--provider", "pixazo", "--scenario", scenario)
+        assert run.code == USAGE, run.output
+        assert "faults/" in run.output and "response latency" in run.output
+        assert_plain(run.output)
+    # a job's latency, or a scenario that runs the clock itself, holds nothing
+    job = tmp_path / "job.json"
+    queued = {"match": {"provider": "pixazo", "operation": "submit"}}
+    job.write_text(json.dumps([{**queued, "effect": {"latency": {"target": "queue", "fixed": 1}}}]))
+    running = tmp_path / "running.json"
+    running.write_text(
+        json.dumps({"settings": {"time_scale": 100}, "faults": json.loads(held.read_text())})
+    )
+    for scenario in (job, running):
+        run = run_suite("--provider", "pixazo", "--scenario", str(scenario), "--", "-k", "lifecycle")
+        assert run.code == 0, run.output
