@@ -33,7 +33,7 @@ from .config import (
 from .control import BASE_SCENARIO
 from .intercept import SOURCES
 from .names import did_you_mean
-from .scenario import ScenarioError
+from .scenario import ScenarioError, load_scenario
 from .server import serve_app
 from .state import STATE
 
@@ -92,6 +92,23 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[MockConfig, argpars
         )
     args.log_level = level
     return config_from_env(os.environ, **overrides), args
+
+
+def given(args: argparse.Namespace, environ: Mapping[str, str]) -> set[str]:
+    """The settings given as a flag or a ``MOCK_*`` variable, even at their default value."""
+    names = (f.name for f in dataclasses.fields(MockConfig))
+    return {n for n in names if getattr(args, n) is not None or env_name(n) in environ}
+
+
+def build_app(config: MockConfig, args: argparse.Namespace) -> web.Application:
+    """The app, with a scenario's settings for what neither a flag nor a variable gave: a
+    ``--seed 0`` or ``--time-scale 1`` equal to the default still wins over the file."""
+    if not config.scenario:
+        return create_app(config)
+    scenario = load_scenario(config.scenario)
+    explicit = given(args, os.environ)
+    settings = {k: v for k, v in (scenario.get("settings") or {}).items() if k not in explicit}
+    return create_app(config, scenario={**scenario, "settings": settings})
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
@@ -215,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nanobanana-mock: {warning}", file=sys.stderr)
     try:
         config, args = parse_config(argv)
-        app = create_app(config)  # loads config.scenario, if any
+        app = build_app(config, args)  # loads config.scenario, if any
     except ConfigError as exc:
         print(f"nanobanana-mock: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from nanobanana_mock.app import create_app
 from nanobanana_mock.cli import banner, build_parser, default_text
 from nanobanana_mock.config import MockConfig, config_from_env, parse_value
+from nanobanana_mock.control_client import MockControl
 
 SCENARIO = """\
 settings:
@@ -55,6 +57,36 @@ def test_the_banner_shows_the_settings_a_scenario_gave(tmp_path: Path) -> None:
     assert "loopback clients only; X-Mock-Token required" in text
     assert "x-api-key: YOUR_KEY" in text  # no key of the settings
     assert "k-scenario-secret" not in text and "tok-secret" not in text
+
+
+def test_a_flag_or_variable_at_its_default_still_wins_over_the_scenario(tmp_path: Path) -> None:
+    """``--seed 0``, ``--time-scale 1`` or ``MOCK_WORKERS=4`` are given, though equal to the
+    defaults: the scenario's 42, 0 and 1 must not replace them, at start-up or on a reset."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    command = [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--scenario", str(scenario)]
+    proc = subprocess.Popen(
+        [*command, "--seed", "0", "--time-scale", "1"],
+        env={**os.environ, "MOCK_WORKERS": "4"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        base = re.search(r"http://127\.0\.0\.1:\d+", first).group(0)
+        control = MockControl(base)
+        settings = [control.settings()]
+        control.reset()
+        settings.append(control.settings())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert "(seed 0, time scale 1x)" in first
+    for effective in settings:
+        assert (effective["seed"], effective["time_scale"], effective["workers"]) == (0, 1, 4)
+        assert effective["api_keys"] != []  # what no flag gave still comes from the file
 
 
 def test_the_banner_says_how_each_provider_is_answered(tmp_path: Path) -> None:
