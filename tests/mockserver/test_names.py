@@ -266,10 +266,16 @@ async def test_a_forced_failure_names_an_unknown_error_type(mock: Mock) -> None:
         ({"provider": "segmnd"}, "unknown provider 'segmnd' (did you mean 'segmind'?)"),
         ({"operation": "sumbit"}, "unknown operation 'sumbit' (did you mean 'submit'?)"),
         ({"provder": "segmind"}, "unknown journal filter 'provder' (did you mean 'provider'?)"),
+        # methods are upper case, as sent: 'post' matched nothing, silently
+        ({"method": "post"}, "unknown method 'post' (did you mean 'POST'?); allowed: GET, HEAD"),
+        ({"status": "4O4"}, "status must be a whole number from 100 to 599"),
+        ({"status": "4xx"}, "status must be a whole number from 100 to 599"),
+        # only one value counted: the second, which nobody checked
+        ([("provider", "segmind"), ("provider", "segmnd")], "'provider' given more than once"),
     ],
 )
 async def test_a_journal_filter_that_could_match_nothing_is_named(
-    mock: Mock, query: dict, expected: str
+    mock: Mock, query: Any, expected: str
 ) -> None:
     resp = await mock.client.get("/_mock/journal", params=query)
     assert resp.status == 400
@@ -280,6 +286,26 @@ async def test_a_job_listing_names_an_unknown_provider(mock: Mock) -> None:
     resp = await mock.client.get("/_mock/jobs", params={"provider": "pixaz"})
     assert resp.status == 400
     assert "unknown provider 'pixaz' (did you mean 'pixazo'?)" in (await resp.json())["error"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [  # both listed every job, unfiltered
+        (
+            {"providr": "pixazo"},
+            "unknown job listing filter 'providr' (did you mean 'provider'?); allowed: provider, "
+            "limit",
+        ),
+        ([("provider", "segmind"), ("provider", "pixaz")], "'provider' given more than once"),
+    ],
+)
+async def test_a_job_listing_names_an_unknown_or_repeated_filter(
+    mock: Mock, query: Any, expected: str
+) -> None:
+    await mock.call("segmind", "submit", "POST", "/v2/nano-banana", json={"prompt": "x"})
+    resp = await mock.client.get("/_mock/jobs", params=query)
+    assert resp.status == 400
+    assert expected in (await resp.json())["error"]
 
 
 async def test_an_openapi_document_of_an_unknown_provider_is_named(mock: Mock) -> None:
