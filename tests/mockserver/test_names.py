@@ -76,7 +76,6 @@ async def test_an_unknown_name_in_a_rule_is_refused_naming_it(
     assert f"match.{field}{'.1' if as_list else ''}: '{word}' is not one of" in text
     assert f"(did you mean '{meant}'?)" in text
     assert ", ".join(RULE[field]["enum"]) in text
-    assert (await mock.client.get("/_mock/faults")).status == 200
     assert mock.state.faults.rules == []
 
 
@@ -245,6 +244,47 @@ async def test_an_unknown_field_of_a_control_body_is_named(
 ) -> None:
     text = refusal(await post(mock, path, body, 400))
     assert f"unknown field {word}; allowed:" in text
+
+
+HTTP_500 = {"http_error": {"status": 500}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [  # each said "Additional properties are not allowed ('methd' was unexpected)"
+        (
+            "faults",
+            {"match": {"methd": "POST"}, "effect": HTTP_500},
+            "match: unknown key 'methd' (did you mean 'method'?); allowed: provider, operation, "
+            "method,",
+        ),
+        (
+            "faults",
+            {"effect": HTTP_500, "scope": {"frist": 1}},
+            "scope: unknown key 'frist' (did you mean 'first'?); allowed: probability, first,",
+        ),
+        (
+            "faults",
+            {"faults": [{"effect": {"http_eror": {"status": 500}}}]},
+            "effect: unknown key 'http_eror' (did you mean 'http_error'?); allowed: http_error, "
+            "job_failure, latency, transport, drift",
+        ),
+        (
+            "reset",
+            {"scenario": {"rate_limts": [{"rpm": 1}]}},
+            "body: unknown key 'rate_limts' (did you mean 'rate_limits'?); allowed: description, "
+            "settings, faults, credits, rate_limits",
+        ),
+    ],
+)
+async def test_an_unknown_key_in_a_rule_or_scenario_body_is_named_with_the_allowed_ones(
+    mock: Mock, path: str, body: dict, expected: str
+) -> None:
+    await post(mock, "rate-limits", {"rpm": 7}, 200)
+    assert expected in refusal(await post(mock, path, body, 400))
+    assert (await (await mock.client.get("/_mock/faults")).json())["faults"] == []
+    limits = await (await mock.client.get("/_mock/rate-limits")).json()
+    assert [limit["rpm"] for limit in limits["limits"]] == [7]  # the reset changed nothing
 
 
 async def test_a_forced_failure_names_an_unknown_error_type(mock: Mock) -> None:
