@@ -137,8 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _common_options() -> argparse.ArgumentParser:
     options = _Parser(add_help=False)
     options.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    options.add_argument("--base-url", help="the provider's origin (overrides a handle's)")
-    options.add_argument("--api-key", help="the API key (default: the provider's env variable)")
+    origins = ", ".join(f"{name} {adapter.default_base}" for name, adapter in ADAPTERS.items())
+    keys = "; ".join(f"{name} ${' or $'.join(a.key_env)}" for name, a in ADAPTERS.items())
+    options.add_argument(
+        "--base-url",
+        help="the provider's origin (default: the handle's, else $<PROVIDER>_BASE_URL, else "
+        f"the public one: {origins})",
+    )
+    options.add_argument("--api-key", help=f"the API key (default: {keys})")
     options.add_argument(
         "--retries", type=_count, default=5, metavar="N",
         help="retries of a failed request after the first try (default 5; 0: none)",

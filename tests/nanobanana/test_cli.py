@@ -22,6 +22,7 @@ from PIL import Image
 
 from nanobanana_mock.client import JobHandle
 from nanobanana_mock.client.cli import EXIT_CODES, main
+from nanobanana_mock.client.providers import ADAPTERS
 
 KEY = "test-key"
 MODEL = {"segmind": "nano-banana-2", "seaart": "nano_banana_pro", "pixazo": "nano-banana-pro"}
@@ -469,6 +470,21 @@ def test_help_documents_the_exit_codes(capsys) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "exit codes:" in out and "10  Timeout" in out and "13  NotSupported" in out
+
+
+@pytest.mark.parametrize("command", ["generate", "status", "wait", "cancel"])
+def test_help_says_where_the_base_url_and_key_come_from(capsys, command: str) -> None:
+    """--base-url and --api-key show their true defaults (they said none, or 'the
+    provider's env variable' without naming it)."""
+    assert main([command, "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for adapter in ADAPTERS.values():
+        assert adapter.default_base in out
+        assert all(f"${name}" in out for name in adapter.key_env)
+    assert "$<PROVIDER>_BASE_URL" in out
+    assert {a.base_env for a in ADAPTERS.values()} == {
+        f"{name.upper()}_BASE_URL" for name in ADAPTERS
+    }
 
 
 # -- the real entry point -------------------------------------------------------------------
