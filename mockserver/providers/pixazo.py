@@ -27,6 +27,7 @@ FAULT_MESSAGES = {  # seed 004's table, and [SDK]/[3P] for 402
     403: "Access denied for this operation",
     404: "Endpoint not found",
     410: "Gone",
+    429: "Rate limit exceeded, please retry later",
     500: "An unexpected error occurred, please try again later",
     502: "Bad Gateway",
     503: "Service Unavailable",
@@ -63,9 +64,10 @@ class Pixazo(Provider):
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
         if status != 429:
             return None
-        seconds = str(max(1, round(retry)))  # the Azure APIM gateway's own answer
-        text = message or f"Rate limit is exceeded. Try again in {seconds} seconds."
-        return ApiError(429, {"statusCode": 429, "message": text}, headers={"Retry-After": seconds})
+        # seed 004's body; the Retry-After header is the mock's [INF] (the seed shows none)
+        error = self.error(429, message or FAULT_MESSAGES[429])
+        error.headers["Retry-After"] = str(max(1, round(retry)))
+        return error
 
     def unknown_route(self, request: web.Request) -> ApiError:
         return self.error(404, "Endpoint not found")
