@@ -41,17 +41,16 @@ from .call import CALL, Call
 from .clock import ClockStopped, VirtualClock
 from .drift import apply_drift
 from .faults import (
-    MARKER_PREFIX,
     TERMINAL_EFFECTS,
     Fired,
     RequestFacts,
     RuleError,
     job_effects,
     latency_seconds,
-    prompt_rules,
 )
 from .http import ApiError, BodyError, fingerprint, json_response, problems_of
-from .journal import Entry
+from .journal import Entry, capped
+from .markers import may_hold_marker, prompt_rules
 from .providers.base import Provider
 from .state import MockState
 from .validation import is_valid
@@ -76,7 +75,6 @@ CONTROL_STRAY = "control.stray"  # the control plane's catch-all route
 CATCH_ALLS = frozenset({STRAY, CONTROL_STRAY})
 GENERATE = frozenset({"submit", "sync_generate"})
 IMAGE_ERRORS = frozenset({403, 404, 429, 500, 502, 503, 504})  # what a CDN may answer
-MARKER = MARKER_PREFIX.encode()  # a body that may carry a prompt marker
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -265,7 +263,7 @@ class Pipeline:
                     or self.sources
                     or (
                         target.operation in GENERATE
-                        and MARKER in await _raw(request, call, state.config.max_body_bytes)
+                        and may_hold_marker(await _raw(request, call, state.config.max_body_bytes))
                     )
                 ):
                     response = await self._with_rules(request, handler, target, model, call)
@@ -299,7 +297,7 @@ class Pipeline:
         last: Fired | None = None
         try:
             facts = await self._facts(request, target, model, call)
-            fired = _fire(provider, facts, state)
+            fired = _fire(provider, facts, state, call)
             if fired:
                 entry.fault = ",".join(dict.fromkeys(f.rule_id for f in fired))
                 entry.effect = ",".join(dict.fromkeys(f.kind for f in fired))
@@ -424,18 +422,27 @@ async def _raw(request: web.Request, call: Call, max_bytes: int) -> bytes:
         return b""
 
 
-def _fire(provider: Provider, facts: RequestFacts, state: MockState) -> list[Fired]:
+def _fire(provider: Provider, facts: RequestFacts, state: MockState, call: Call) -> list[Fired]:
+    """The rules that fire, then the prompt's markers, up to the first terminal effect. The
+    markers are read first: a request they refuse leaves no rule counted."""
+    markers = _markers(provider, facts, call) if facts.operation in GENERATE else []
     fired = state.faults.evaluate(facts, state.clock.now()) if state.faults.rules else []
-    if facts.operation in GENERATE:
-        try:
-            markers = prompt_rules(facts.prompt)
-        except RuleError as err:
-            raise provider.error(400, f"Invalid prompt marker: {err}") from None
-        fired += [
-            f for f in markers if f.kind != "http_error" or f.params["status"] in facts.declared
-        ]
+    fired += markers
     terminal = [i for i, f in enumerate(fired) if f.kind in TERMINAL_EFFECTS]
     return fired[: terminal[0] + 1] if terminal else fired
+
+
+def _markers(provider: Provider, facts: RequestFacts, call: Call) -> list[Fired]:
+    """The prompt's markers, or the provider's 400 naming the one refused (journaled as an
+    invalid request): nothing is created or charged."""
+    try:
+        return prompt_rules(facts.prompt, facts.declared, f"{provider.name} {facts.operation}")
+    except RuleError as err:
+        entry = call.entry
+        if entry is not None:
+            entry.validation = "invalid"
+            entry.problems = capped(list(err.problems))
+        raise provider.error(400, f"Invalid prompt marker: {err}") from None
 
 
 def _drifts_here(
@@ -471,7 +478,7 @@ async def _peek_json(request: web.Request, state: MockState, call: Call, rules: 
     if request.method not in ("POST", "PUT"):
         return None
     raw = await _raw(request, call, state.config.max_body_bytes)
-    if not raw or not (rules or MARKER in raw):
+    if not raw or not (rules or may_hold_marker(raw)):
         return None
     try:
         return await call.body(request, state.config.max_body_bytes)  # the handler reuses it

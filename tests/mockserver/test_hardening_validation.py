@@ -25,8 +25,8 @@ from conformance.options import load_scenario as load_drift_scenario
 from mockserver import validation
 from mockserver.app import create_app
 from mockserver.config import ConfigError, MockConfig
-from mockserver.faults import MAX_MARKERS
 from mockserver.http import MAX_JSON_DEPTH
+from mockserver.markers import MAX_MARKERS
 from mockserver.replay import Replay
 from mockserver.scenario import ScenarioError, load_scenario
 from mockserver.state import STATE
