@@ -31,6 +31,7 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import HttpVersion11, web
@@ -48,7 +49,15 @@ from .faults import (
     job_effects,
     latency_seconds,
 )
-from .http import ApiError, BodyError, fingerprint, json_response, problems_of
+from .http import (
+    MAX_PROBLEMS,
+    ApiError,
+    BodyError,
+    Problem,
+    fingerprint,
+    json_response,
+    problems_of,
+)
 from .journal import Entry, capped
 from .markers import may_hold_marker, prompt_rules
 from .providers.base import Provider
@@ -645,9 +654,7 @@ def _self_check(target: Target, call: Call, response: web.StreamResponse) -> Non
         body = json.loads(response.text)
     except ValueError:
         return  # a malformed_json fault, on purpose
-    if is_valid(provider.name, schema, body):
-        return
-    problems = problems_of(schemas.validator(provider.name, schema), body)
+    problems = _answer_problems(provider.name, schema, body)
     if problems:
         state.violations.append(f"{provider.name}.{operation} {response.status}")
         raise ContractViolation(
@@ -655,3 +662,31 @@ def _self_check(target: Target, call: Call, response: web.StreamResponse) -> Non
             + "; ".join(map(str, problems))
             + f"\nbody: {response.text[:500]}"
         )
+
+
+def _answer_problems(provider: str, schema: str, body: Any) -> list[Problem]:
+    """How the mock's own answer breaks its schema. jsonschema-rs, like JSON Schema, counts
+    ``12.0`` as an integer: an answer holding such a float is judged by the pure-Python
+    validator, where an integer must be written as one."""
+    if not _integral_floats(body):
+        if is_valid(provider, schema, body):
+            return []
+        return problems_of(schemas.validator(provider, schema), body)
+    check = schemas.validator(provider, schema, exact_integers=True)
+    return [
+        Problem(tuple(error.absolute_path), str(error.validator), error.message)
+        for error in islice(check.iter_errors(body), MAX_PROBLEMS)
+    ]
+
+
+def _integral_floats(body: Any) -> bool:
+    """Does an answer hold a float with no fraction (``12.0``)? JSON Schema counts it as an
+    integer, but a client parsing it gets a float: where the contract says integer, the mock
+    writes one."""
+    if isinstance(body, float):
+        return body.is_integer()
+    if isinstance(body, dict):
+        return any(_integral_floats(value) for value in body.values())
+    if isinstance(body, list):
+        return any(_integral_floats(value) for value in body)
+    return False

@@ -7,6 +7,7 @@ submit, and a result route that is a POST with ``{"request_id"}`` in the body an
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aiohttp import web
@@ -102,7 +103,8 @@ class Pixazo(Provider):
         body: dict[str, Any] = {"status": self.contract.wire(state), "request_id": job.id}
         if state in (State.QUEUED, State.RUNNING):
             body["queue_position"] = self.state.store.queue_position(job, now)
-            body["estimated_remaining_seconds"] = round(max(0.0, job.end_at - now), 1)
+            # an integer, as seed 004 shows it: whole seconds, rounded up
+            body["estimated_remaining_seconds"] = math.ceil(max(0.0, job.end_at - now))
         elif state is State.SUCCEEDED:
             body["images"] = [
                 {
