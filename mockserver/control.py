@@ -44,7 +44,7 @@ from .http import (
     read_body,
 )
 from .intercept import CONTROL_STRAY, DRIFT, SOURCES, allowed_methods
-from .jobs import TERMINAL, Failure, Job
+from .jobs import EVICTED, EXPIRED, TERMINAL, Failure, Job
 from .quotas import Ledger, LimitError, RateLimiter
 from .state import STATE, MockState
 
@@ -422,11 +422,16 @@ def job_view(state: MockState, job: Job, position: int | None = None) -> dict[st
     }
 
 
+GONE_REASONS = {EXPIRED: ": it expired", EVICTED: ": it was evicted to keep the store's bounds"}
+
+
 def _job(request: web.Request) -> Job:
     state = _state(request)
-    job = state.store.get(request.match_info["job_id"], state.clock.now())
+    job_id, now = request.match_info["job_id"], state.clock.now()
+    job = state.store.get(job_id, now)
     if job is None:
-        raise ControlError(404, f"no job {request.match_info['job_id'][:100]}")
+        reason = GONE_REASONS.get(state.store.fate(job_id, now), "")
+        raise ControlError(404, f"no job {job_id[:100]}{reason}")
     return job
 
 
