@@ -1,25 +1,54 @@
-# One venv, created on first use; a stamp re-installs when pyproject.toml changes.
+# One venv, created on first use. Its stamp re-installs when pyproject.toml (or setup.py)
+# changes, and records the interpreter that made the venv ("path version"): asking for
+# another one (PYTHON=python3.12) rebuilds the venv with it, so a venv made by a wrong
+# Python (3.10, whose install failed) is never reused. Without PYTHON, a working venv is kept.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+MADE_BY := $(VENV)/.interpreter
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 SEED   ?= 0
 TIME_SCALE ?= 10
+SCENARIO ?=
+# Given on the command line or in the environment (not the defaults above)?
+given = $(filter command environment,$(firstword $(origin $(1))))
+# A SCENARIO's own seed and time scale hold unless SEED= or TIME_SCALE= is given
+SERVE_ARGS = --host $(HOST) --port $(PORT) $(if $(SCENARIO),--scenario $(SCENARIO) \
+  $(if $(call given,SEED),--seed $(SEED)) $(if $(call given,TIME_SCALE),--time-scale $(TIME_SCALE)),\
+  --seed $(SEED) --time-scale $(TIME_SCALE))
+# "path version" of $(PYTHON); it exits 1 when that Python is older than the package allows
+IDENTIFY := import sys; print(sys.executable, sys.version.split()[0]); sys.exit(sys.version_info < (3, 11))
+# Was PYTHON given (command line or environment), or is it the default?
+ASKED  := $(filter command environment,$(firstword $(origin PYTHON)))
 
-.PHONY: venv serve test lint conformance clean fuzz bench
+.PHONY: venv serve test lint conformance clean fuzz bench soak FORCE
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# Rewritten only when the venv is (re)made, so that only then is the stamp out of date. A
+# working venv is kept when PYTHON was not given (the default python3 may be too old for it).
+$(MADE_BY): FORCE
+	@if [ -z "$(ASKED)" ] && [ -f $(STAMP) ] && [ -x $(BIN)/python ]; then \
+	  [ -f $@ ] || { echo "an unrecorded Python" > $@ && touch -r $(STAMP) $@; }; exit 0; fi; \
+	want=$$($(PYTHON) -c '$(IDENTIFY)') || { \
+	  if [ -n "$$want" ]; then echo "make: $(PYTHON) is Python $${want##* }: 3.11 or newer is needed"; \
+	  else echo "make: $(PYTHON) did not run: a Python 3.11 or newer is needed"; fi >&2; \
+	  echo "make: give one with PYTHON=, e.g. make $(MAKECMDGOALS) PYTHON=python3.12" >&2; exit 1; }; \
+	have=$$(cat $@ 2>/dev/null || echo "an unrecorded Python"); \
+	if [ -x $(BIN)/python ] && [ "$$have" = "$$want" ]; then exit 0; fi; \
+	if [ -d $(VENV) ]; then echo "$(VENV) was made by $$have: remaking it with $$want"; fi; \
+	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && echo "$$want" > $@
+
+$(STAMP): pyproject.toml $(wildcard setup.py) $(MADE_BY)
+	@echo "installing nanobanana-mock and its dependencies into $(VENV) with $$(cat $(MADE_BY)) (about a minute the first time)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,fast]'
+	$(BIN)/python -m pip install -e '.[test,fast]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/python -m mockserver --host $(HOST) --port $(PORT) --seed $(SEED) --time-scale $(TIME_SCALE)
+	$(BIN)/python -m nanobanana_mock $(strip $(SERVE_ARGS))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -45,3 +74,5 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+
+FORCE:

@@ -3,7 +3,7 @@ hostile clients attack the mock alongside them.
 
     python bench/soak.py [--seconds 120] [--clients 40]
 
-The mock runs as its own process (``python -m mockserver``, so through the one start path
+The mock runs as its own process (``python -m nanobanana_mock``, so through the one start path
 with its deadlines and connection cap) on a free loopback port, with a job cap and a
 retention long enough that only the cap evicts. Beside the honest clients, attackers send:
 half-sent headers, bodies dribbled too slowly, oversized bodies (by Content-Length and
@@ -43,8 +43,8 @@ from faker import Faker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import schemas  # noqa: E402
-from nanobanana.providers import adapter  # noqa: E402
+from nanobanana_mock import schemas  # noqa: E402
+from nanobanana_mock.client.providers import adapter  # noqa: E402
 
 KEY = "soak-key-0123456789"
 MODELS = {"segmind": "nano-banana", "seaart": "nano_banana_pro", "pixazo": "nano-banana-pro"}

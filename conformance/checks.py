@@ -2,10 +2,13 @@
 
 A finding names the provider, the operation, the request, a JSON pointer, what the contract
 expected and what was observed, and a severity:
-- **breaking**: a missing field, a changed type, a value the contract does not allow, an
-  unexpected HTTP status code, an illegal lifecycle transition, a wrong image;
-- **additive**: an unknown new field, a new enum value: a client reading the contract still
-  works, but the contract should learn about it.
+- **breaking**: a missing field, a changed type, a value the contract does not allow
+  (including any value outside a closed set the contract defines: a status outside the
+  lifecycle, an unknown ``error_type``, content type or cancel status, since a client that
+  switches on the documented values cannot handle it), an unexpected HTTP status code, an
+  illegal lifecycle transition, a job that never ends, a wrong image;
+- **additive**: an unknown new field: a client reading the contract still works, but the
+  contract should learn about it.
 
 These are contract findings, never errors of the tool itself (STYLE rule 5): the suite turns
 breaking ones into failed tests (:class:`ContractViolation`).
@@ -19,7 +22,7 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
-import schemas
+from nanobanana_mock import schemas
 
 __all__ = [
     "ADDITIVE",
@@ -120,18 +123,24 @@ def _classify(error: ValidationError) -> list[tuple[str, str, str, str]]:
     if rule == "required":
         missing = [n for n in error.validator_value if n not in error.instance]
         return [(f"{pointer}/{n}", f"required field {n!r}", "missing", BREAKING) for n in missing]
-    if rule in ("enum", "const"):
+    if rule in ("enum", "const"):  # a closed set: any value outside it is breaking
         allowed = error.validator_value if rule == "enum" else [error.validator_value]
-        observed = error.instance
-        # a new value of the same kind is additive; a value of another type is breaking
-        same_kind = all(type(a) is type(observed) for a in allowed) and observed is not None
-        severity = ADDITIVE if same_kind else BREAKING
-        return [(pointer, f"one of {_short(allowed)}", _short(observed), severity)]
+        return [(pointer, f"one of {_short(allowed)}", _short(error.instance), BREAKING)]
     if rule == "type":
         observed = f"{type(error.instance).__name__} {_short(error.instance)}"
         return [(pointer, f"type {error.validator_value}", observed, BREAKING)]
     expected = f"{rule} {_short(error.validator_value)}"
     return [(pointer, expected, _short(error.instance), BREAKING)]
+
+
+def _matched_no_state(leaf: ValidationError) -> bool:
+    """A status that no state body of a ``oneOf``/``anyOf`` allows (a lone ``const`` or
+    ``enum``, as in a submit answer or SeaArt's cancel, keeps its own values)."""
+    parent = leaf.parent
+    return leaf.validator in ("enum", "const") and getattr(parent, "validator", None) in (
+        "oneOf",
+        "anyOf",
+    )
 
 
 def schema_findings(
@@ -156,7 +165,7 @@ def schema_findings(
             for pointer, expected, observed, severity in _classify(leaf):
                 if check == "request":  # the provider would refuse the request: never additive
                     severity = BREAKING
-                if pointer == "/status" and leaf.validator in ("enum", "const"):
+                if pointer == "/status" and _matched_no_state(leaf):
                     expected = f"one of {_short(statuses)}"  # the lifecycle's wire statuses
                 finding = Finding(
                     provider, operation, request, pointer, expected, observed, severity, check
@@ -235,63 +244,53 @@ def _neutral(provider: str) -> dict[str, list[str]]:
     return wire
 
 
-def transition_findings(provider: str, observed: Sequence[str], *, request: str) -> list[Finding]:
+def transition_findings(
+    provider: str, observed: Sequence[Any], *, request: str, operation: str = "status"
+) -> list[Finding]:
     """Does a sequence of observed wire statuses follow the lifecycle? Polling may skip
     states, so any state reachable from the previous one is allowed; a terminal state must
-    stay terminal, and a status may never go back. A finding's pointer is the index of the
-    offending read in ``observed`` (``/3``: the fourth status read)."""
+    stay terminal, and a status may never go back; a status outside the lifecycle is
+    breaking (reported at its first read). A finding's pointer is the index of the offending
+    read in ``observed`` (``/3``: the fourth status read); ``operation`` is the route read."""
     lifecycle = schemas.load(provider, "lifecycle")
-    transitions = lifecycle["transitions"]
     wire = _neutral(provider)
+
+    def finding(index: int, expected: str, observed: str) -> Finding:
+        return Finding(
+            provider, operation, request, f"/{index}", expected, observed, BREAKING, "transition"
+        )
+
     found: list[Finding] = []
-
-    def reachable(start: str) -> set[str]:
-        seen, todo = set(), [start]
-        while todo:
-            for nxt in transitions.get(todo.pop(), []):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        return seen
-
-    previous: set[str] | None = None
-    previous_wire = None
+    previous: str | None = None  # the last status in the lifecycle
+    unknown: set[str] = set()  # each status outside the lifecycle is reported once
     for index, status in enumerate(observed):
-        if status not in wire:
-            found.append(
-                Finding(
-                    provider,
-                    "status",
-                    request,
-                    f"/{index}",
-                    f"one of {sorted(wire)}",
-                    _short(status),
-                    ADDITIVE,
-                    "transition",
-                )
-            )
+        if not isinstance(status, str) or status not in wire:
+            if _short(status) not in unknown:  # no client can tell what it means
+                unknown.add(_short(status))
+                found.append(finding(index, f"one of {_short(sorted(wire))}", _short(status)))
             continue
-        states = set(wire[status])
-        if previous is not None and status != previous_wire:
-            allowed = set().union(*(reachable(p) for p in previous))
-            if not states & allowed:
-                terminal = all(lifecycle["states"][p]["terminal"] for p in previous)
+        if previous is not None and status != previous:
+            allowed = set().union(*(_reachable(lifecycle, s) for s in wire[previous]))
+            if not set(wire[status]) & allowed:
+                terminal = all(lifecycle["states"][s]["terminal"] for s in wire[previous])
                 expected = "to stay terminal" if terminal else f"one of {sorted(allowed)}"
-                found.append(
-                    Finding(
-                        provider,
-                        "status",
-                        request,
-                        f"/{index}",
-                        f"after {previous_wire}: {expected}",
-                        status,
-                        BREAKING,
-                        "transition",
-                    )
-                )
+                found.append(finding(index, f"after {previous}: {expected}", status))
                 continue
-        previous, previous_wire = states, status
+        previous = status
     return found
+
+
+def _reachable(lifecycle: Mapping[str, Any], start: str) -> set[str]:
+    """The states reachable from ``start`` in one or more transitions."""
+    transitions = lifecycle["transitions"]
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in transitions.get(todo.pop(), []):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
 
 
 def image_findings(

@@ -6,17 +6,21 @@
         [--accept-charges] [--base-url URL] [--report-dir DIR] [--scenario FILE] [--dry-run]
         [-- extra pytest arguments]
 
-It runs pytest in this process on ``conformance/suite`` and returns its exit status:
+It runs pytest in this process on ``conformance/suite`` and returns its exit status
+(decided in ``conformance/outcome.py``, and named by the run's last line, ``verdict: ...``):
 
 ====  ============================================================================
-0     conformant: no breaking finding (additive ones are in the report)
+0     conformant: checks ran, no breaking finding (additive ones are in the report)
 1     breaking drift found (see the report)
 2     interrupted
 3     tool error: the target gave no answer, or a check broke for another reason
 4     usage, or refused: a bad option, or a live run without --accept-charges,
       --max-spend or a key, or whose estimated spend exceeds --max-spend
-5     no check selected
+5     nothing checked: no check selected (``-- -k ...``), or every one skipped
 ====  ============================================================================
+
+``--dry-run`` prints the plan (and what a live run would still need) and exits 0; it
+sends nothing, so it needs no opt-in, cap or key. A refusal is one line, ``ERROR: ...``.
 """
 
 from __future__ import annotations
@@ -29,11 +33,11 @@ from pathlib import Path
 import pytest
 
 from .options import DEFAULT_REPORT_DIR
+from .outcome import USAGE
 
 __all__ = ["SUITE", "USAGE", "build_parser", "main", "pytest_args"]
 
 SUITE = Path(__file__).resolve().parent / "suite"
-USAGE = 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a target (the mock, or a live provider) against the contracts "
         "and write a drift report.",
         epilog="Exit status: 0 conformant, 1 breaking drift, 2 interrupted, 3 tool error, "
-        "4 usage or refused, 5 nothing selected. Arguments after -- go to pytest.",
+        "4 usage or refused, 5 nothing checked (none selected, or all skipped). "
+        "Arguments after -- go to pytest.",
     )
     add = parser.add_argument
     add("--provider", action="append", help="segmind, seaart, pixazo (repeat or comma list)")
@@ -51,8 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("--accept-charges", action="store_true", help="opt in to a charged live run")
     add("--base-url", help="live origin (else <PROVIDER>_BASE_URL, else the provider's)")
     add("--report-dir", default=DEFAULT_REPORT_DIR, help=f"default: {DEFAULT_REPORT_DIR}")
-    add("--scenario", metavar="FILE", help="drift scenario or fault rules for the mock")
-    add("--dry-run", action="store_true", help="print the plan and estimate; send nothing")
+    add(
+        "--scenario",
+        metavar="FILE|NAME",
+        help="drift scenario or fault rules for the mock: a file, or the name of a packaged "
+        "drift scenario (e.g. segmind-renamed-request-id)",
+    )
+    add(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and estimate; send nothing (needs no --accept-charges or key)",
+    )
     return parser
 
 
@@ -80,7 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help is 0; argparse's own usage errors are our 4
         return 0 if exc.code in (0, None) else USAGE
-    return int(pytest.main(pytest_args(options, extra)))
+    return int(pytest.main(pytest_args(options, extra), plugins=[_Usage()]))
+
+
+class _Usage:
+    """Names this command, not ``pytest.main()``, when pytest refuses an argument after --."""
+
+    @staticmethod
+    def pytest_addoption(parser: pytest.Parser) -> None:
+        parser.prog = "nanobanana-conformance [options] --"
 
 
 if __name__ == "__main__":

@@ -19,8 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import schemas
-from mockserver import images
+from nanobanana_mock import images, schemas
 
 from .facts import documented_requests
 

@@ -79,7 +79,8 @@ class Http:
                 raw = await response.read()
                 return Answer(response.status, response.content_type, _decode(response, raw), raw)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise TargetError(f"{method} {url}: no answer ({exc!r})") from exc
+            reason = str(exc) or type(exc).__name__  # a timeout has no message
+            raise TargetError(f"{method} {url}: no answer ({reason})") from exc
 
 
 def _decode(response: aiohttp.ClientResponse, raw: bytes) -> Any:

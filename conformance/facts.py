@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import schemas
+from nanobanana_mock import schemas
 
 __all__ = [
     "INVALID_KINDS",

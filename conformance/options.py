@@ -5,26 +5,31 @@ A live run spends money, so it needs all of: ``--accept-charges``, ``--max-spend
 provider's key in its environment variable, and an estimate within the cap
 (:func:`live_problems`). Errors::
 
-    UsageError   an option that cannot be used (unknown provider, unreadable scenario)
+    UsageError   an option that cannot be used (unknown provider, unreadable scenario, a cap
+                 that is no finite amount, a report folder that cannot be written)
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import schemas
-from mockserver.faults import rule_problems
-from mockserver.scenario import EXPLAIN_SECONDS, ScenarioError, parse_data
-from mockserver.validation import explain
-from nanobanana.providers import adapter
+from nanobanana_mock import schemas
+from nanobanana_mock.client.providers import adapter
+from nanobanana_mock.faults import rule_problems
+from nanobanana_mock.scenario import EXPLAIN_SECONDS, ScenarioError, parse_data
+from nanobanana_mock.scenario_files import EXAMPLES, UnknownScenario, locate
+from nanobanana_mock.validation import explain
 
 __all__ = ["DEFAULT_REPORT_DIR", "RunOptions", "UsageError", "live_problems", "load_scenario"]
 
 DEFAULT_REPORT_DIR = "reports/conformance"
+DRIFT_SCENARIOS = Path(__file__).resolve().parent / "drift_scenarios"
 
 
 class UsageError(Exception):
@@ -44,7 +49,29 @@ class RunOptions:
 
     @classmethod
     def build(cls, providers: Iterable[str] | None, **values: Any) -> RunOptions:
-        return cls(providers=parse_providers(providers), **values)
+        """Checked options: known providers, a finite cap, a scenario only for the mock, a
+        report directory that can be written (unless nothing will be written)."""
+        options = cls(providers=parse_providers(providers), **values)
+        cap = options.max_spend
+        if cap is not None and not (math.isfinite(cap) and cap >= 0):
+            raise UsageError(f"--max-spend must be a finite amount of USD, 0 or more, not {cap}")
+        if options.scenario and options.target != "mock":
+            raise UsageError("--scenario applies to the mock target only")
+        if not options.dry_run:
+            check_report_dir(options.report_dir)
+        return options
+
+
+def check_report_dir(path: str) -> None:
+    """The report can be written under ``path`` (created at the end, by then it may be too
+    late to say): it is a writable folder, or the nearest one that exists is."""
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"--report-dir {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--report-dir {path}: {folder} is not writable")
 
 
 def parse_providers(values: Iterable[str] | None) -> tuple[str, ...]:
@@ -61,7 +88,12 @@ def parse_providers(values: Iterable[str] | None) -> tuple[str, ...]:
 
 def load_scenario(path: str) -> dict[str, Any]:
     """A drift scenario: a scenario object (``{"faults": [...]}``, schemas/mock/scenario.json),
-    one fault rule, or a list of rules; JSON or YAML."""
+    one fault rule, or a list of rules; JSON or YAML. ``path`` may name a packaged drift or
+    example scenario instead (``segmind-renamed-request-id``)."""
+    try:
+        path = os.fspath(locate(path, (DRIFT_SCENARIOS, EXAMPLES)))
+    except UnknownScenario as exc:
+        raise UsageError(f"--scenario {exc}") from exc
     try:  # the mock's reader: nesting, size, aliases and plain types are bounded
         data = parse_data(Path(path).read_text(encoding="utf-8"), source=path)
     except (OSError, UnicodeDecodeError) as exc:

@@ -1,6 +1,6 @@
 """One check's view of one provider model on the target: it sends raw requests, checks every
 answer against the contracts, records every finding in the run's report, and fails the check
-with :class:`~conformance.checks.ContractViolation` listing the breaking ones.
+with :class:`~nanobanana_mock.conformance.checks.ContractViolation` listing the breaking ones.
 
 Paths, methods, auth headers and the request body of each operation come from ``api.json``
 (through the client's adapter); nothing here restates a contract.
@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-import schemas
-from nanobanana.models import JobHandle
-from nanobanana.providers import adapter
+from nanobanana_mock import schemas
+from nanobanana_mock.client.models import JobHandle
+from nanobanana_mock.client.providers import adapter
 
 from .checks import (
     BREAKING,
@@ -271,6 +271,32 @@ class Probe:
         """Fail the check with the breaking findings, if any (additive ones only report)."""
         if self.breaking:
             raise ContractViolation(self.breaking)
+
+    def never_ended(self, operation: str, polls: int, seconds: float, last: Answer) -> None:
+        """The job reached no terminal state within the check's bounded wait: a breaking
+        lifecycle finding, and the check stops."""
+        states = self.lifecycle["states"].values()
+        terminal = " or ".join(sorted({s["wire"] for s in states if s["terminal"]}))
+        status = last.json.get("status")
+        observed = (
+            f"never reached a terminal state after {polls} polls / {seconds:.0f} s; "
+            f"last status {status!r} (HTTP {last.status})"
+        )
+        self.record(
+            [
+                Finding(
+                    self.provider,
+                    operation,
+                    self.label(operation),
+                    "/status",
+                    f"a terminal status ({terminal})",
+                    observed,
+                    BREAKING,
+                    "lifecycle",
+                )
+            ]
+        )
+        self.stop(observed)
 
     def stop(self, reason: str) -> None:
         """The check cannot go on: fail with the breaking findings, else as a tool error."""

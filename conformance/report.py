@@ -1,8 +1,9 @@
 """The drift report: findings gathered during a run, written for machines and for people.
 
 JSON (``drift.json``), Markdown (``drift.md``) and HTML (``drift.html``), each led by a
-one-screen summary per provider. :meth:`Report.exit_code` is 1 when anything breaking was
-found, else 0.
+one-screen summary per provider and the run's verdict (the suite sets it; see
+``conformance/outcome.py``). :meth:`Report.exit_code` is 1 when anything breaking was found,
+5 when nothing was checked, else 0.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Report:
         self._seen: Counter[tuple[Any, ...]] = Counter()  # only of the findings kept
         self._max = max_findings  # distinct findings kept (a proxy's report lives for days)
         self.dropped = 0  # findings not kept: new ones seen after the report was full
+        self.outcome: str | None = None  # the run's verdict, when the runner knows more
         self._lock = threading.Lock()
 
     def checked(self, provider: str, count: int = 1) -> None:
@@ -63,7 +65,23 @@ class Report:
         return [f for f in self.findings if f.severity == BREAKING]
 
     def exit_code(self) -> int:
-        return 1 if self.breaking else 0
+        if self.breaking:
+            return 1
+        return 0 if self._observed() else 5
+
+    @property
+    def verdict(self) -> str:
+        """The run's verdict if the runner set one, else what the findings say."""
+        if self.outcome is not None:
+            return self.outcome
+        if self.breaking:
+            return "breaking drift found"
+        return "no breaking drift" if self._observed() else "nothing checked"
+
+    def _observed(self) -> bool:
+        """Was anything checked at all?"""
+        with self._lock:
+            return bool(sum(self.checks.values()) or self._findings)
 
     def summary(self) -> dict[str, dict[str, int]]:
         providers = sorted(set(self.checks) | {f.provider for f in self.findings})
@@ -81,6 +99,7 @@ class Report:
         return {
             "target": self.target,
             "started": self.started.isoformat(),
+            "verdict": self.verdict,
             "summary": self.summary(),
             "breaking": len(self.breaking),
             "dropped": self.dropped,
@@ -105,8 +124,7 @@ class Report:
             lines.append(
                 f"| {provider} | {row['checks']} | {row['breaking']} | {row['additive']} |"
             )
-        verdict = "Breaking drift found." if self.breaking else "No breaking drift."
-        lines += ["", f"**{verdict}**", ""]
+        lines += ["", f"**Verdict: {_md(self.verdict)}.**", ""]
         for provider in self.summary():
             mine = [f for f in self.findings if f.provider == provider]
             if not mine:
@@ -143,6 +161,7 @@ class Report:
             "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}"
             ".breaking{background:#fdd}.additive{background:#ffd}</style></head><body>"
             f"<h1>Drift report: {html.escape(self.target)}</h1>"
+            f"<p><strong>Verdict: {html.escape(self.verdict)}.</strong></p>"
             "<table><tr><th>provider</th><th>checks</th><th>breaking</th><th>additive</th></tr>"
             f"{summary}</table><h2>Findings</h2><table><tr><th>provider</th><th>severity</th>"
             "<th>operation</th><th>pointer</th><th>expected</th><th>observed</th><th>request</th></tr>"

@@ -16,9 +16,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from mockserver.config import MockConfig
-from mockserver.pytest_plugin import MockServer
-from nanobanana.providers import adapter
+from nanobanana_mock.client.providers import adapter
+from nanobanana_mock.config import MockConfig
+from nanobanana_mock.pytest_plugin import MockServer
 
 __all__ = ["MOCK_KEY", "MOCK_SEED", "WRONG_KEY", "LiveTarget", "MockTarget", "Target"]
 

@@ -2,9 +2,10 @@
 
 Pixazo's gateway is Azure API Management, which matches operations on method and path
 together: a method an operation does not declare is simply "no such operation", answered
-404 ``{"error": "Endpoint not found"}`` (seed 004's error table), not 405. The built-in
-``unsupported_method`` check expects 405, so for Pixazo paths it is replaced by this check,
-which holds the mock to the gateway's documented answer instead of skipping the case.
+404 ``{"error": "Endpoint not found"}`` (the error table of Pixazo's model page, see
+docs/providers.md#pixazo), not 405. The built-in ``unsupported_method`` check expects 405,
+so for Pixazo paths it is replaced by this check, which holds the mock to the gateway's
+documented answer instead of skipping the case.
 """
 
 from __future__ import annotations

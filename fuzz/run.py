@@ -22,9 +22,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mockserver.config import MockConfig  # noqa: E402
-from mockserver.pytest_plugin import MockServer  # noqa: E402
-from nanobanana.providers import adapter  # noqa: E402
+from nanobanana_mock.client.providers import adapter  # noqa: E402
+from nanobanana_mock.config import MockConfig  # noqa: E402
+from nanobanana_mock.pytest_plugin import MockServer  # noqa: E402
 
 KEY = "fuzz-key-0123456789"
 AUTH = {  # the auth header alone, as `-H "name: value"`; schemathesis sets Content-Type

@@ -16,7 +16,7 @@ from aiohttp.web_log import AccessLogger, KeyMethod
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-import schemas
+from nanobanana_mock import schemas
 
 __all__ = ["ACCESS_LOG_FORMAT", "AccessLog", "request_line"]
 

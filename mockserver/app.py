@@ -21,6 +21,8 @@ from .control import BASE_CONFIG, BASE_SCENARIO, apply_scenario, control_routes
 from .http import ApiError, json_response, origin
 from .intercept import DRIFT, PROVIDERS, SOURCES, STRAY, ContractViolation, Pipeline, Source
 from .jobs import State
+from .names import PROVIDERS as PROVIDER_NAMES
+from .names import unknown
 from .openapi import openapi_document
 from .providers import PROVIDER_CLASSES
 from .providers.base import JOB_STATE_HEADER
@@ -130,7 +132,7 @@ async def _openapi(request: web.Request) -> web.Response:
     """The provider's OpenAPI 3.1 document, built from its JSON Schemas."""
     provider = request.match_info["provider"]
     if provider not in request.app[PROVIDERS]:
-        return json_response(404, {"error": f"no provider {provider[:50]!r}"})
+        return json_response(404, {"error": unknown("provider", provider, PROVIDER_NAMES)})
     return json_response(200, openapi_document(provider))
 
 

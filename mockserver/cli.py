@@ -1,6 +1,6 @@
-"""``python -m mockserver`` / ``nanobanana-mock``: serve the mock from the command line.
+"""``python -m nanobanana_mock`` / ``nanobanana-mock``: serve the mock from the command line.
 
-Every flag is generated from :class:`~mockserver.config.MockConfig`, and every flag has a
+Every flag is generated from :class:`~nanobanana_mock.config.MockConfig`, and every flag has a
 ``MOCK_*`` environment variable (flags win).
 """
 
@@ -15,14 +15,27 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 
 from .app import base_urls, create_app
-from .config import ConfigError, MockConfig, config_from_env, env_name, parse_value
+from .config import (
+    ENV_PREFIX,
+    SECRETS,
+    ConfigError,
+    MockConfig,
+    config_from_env,
+    env_name,
+    parse_value,
+)
+from .control import BASE_SCENARIO
+from .intercept import SOURCES
+from .names import did_you_mean
 from .scenario import ScenarioError
 from .server import serve_app
+from .state import STATE
 
 __all__ = ["build_parser", "main", "parse_config"]
 
@@ -32,12 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nanobanana-mock",
         description="Contract-testing mock of the Nano Banana APIs of Segmind, SeaArt and Pixazo.",
     )
-    defaults = MockConfig()
     for f in dataclasses.fields(MockConfig):
         flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        shown = ",".join(sorted(default)) if isinstance(default, frozenset) else default
-        help_text = f"{f.metadata['help']} [env {env_name(f.name)}; default {shown or 'none'}]"
+        help_text = f"{f.metadata['help']} [env {env_name(f.name)}; default {default_text(f)}]"
         if f.type == "bool":
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
@@ -46,8 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(
                 flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text
             )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument("--log-level", default="INFO", help="logging level [default INFO]")
     return parser
+
+
+def default_text(f: dataclasses.Field[Any]) -> str:
+    """A setting's default as its flag would be written (``--seed 0``), or what an empty
+    default means (``--api-keys``: any non-empty key); bools are on or off."""
+    value = getattr(DEFAULTS, f.name)
+    if f.metadata.get("default_text"):
+        return str(f.metadata["default_text"])
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return _shown(value) or "none"
+
+
+DEFAULTS = MockConfig()
 
 
 def parse_config(argv: Sequence[str] | None = None) -> tuple[MockConfig, argparse.Namespace]:
@@ -58,41 +84,121 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[MockConfig, argpars
         if value is not None:
             overrides[f.name] = value if isinstance(value, bool) else parse_value(f, value)
     level = args.log_level.strip().upper()
-    if level not in logging.getLevelNamesMapping():
-        names = ", ".join(sorted(logging.getLevelNamesMapping()))
-        raise ConfigError(f"log level: {args.log_level[:40]!r} is not one of {names}")
+    levels = sorted(logging.getLevelNamesMapping())
+    if level not in levels:
+        close = did_you_mean(level, levels)
+        raise ConfigError(
+            f"log level: {args.log_level[:40]!r} is not one of {', '.join(levels)}{close}"
+        )
     args.log_level = level
     return config_from_env(os.environ, **overrides), args
 
 
-def banner(config: MockConfig, port: int) -> str:
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``MOCK_*`` variable that is no setting (``MOCK_WROKERS``): it is
+    ignored, which a typo should not be silently."""
+    known = [env_name(f.name) for f in dataclasses.fields(MockConfig)]
+    return [
+        f"warning: {name[:60]} is not a setting, ignored{did_you_mean(name, known)}"
+        for name in sorted(environ)
+        if name.startswith(ENV_PREFIX) and name not in known
+    ]
+
+
+def banner(app: web.Application, port: int) -> str:
+    """What the server says on start: where each provider is and how it is answered, the
+    effective settings (a scenario's included) and who must show a key or token. No key or
+    token is ever printed."""
+    config = app[STATE].config
     base = f"http://{config.host}:{port}"
     urls = base_urls(base)
+    mode = {name: _mode(app, name) for name in urls}
     lines = [
-        f"nanobanana-mock serving on {base} (seed {config.seed}, time scale {config.time_scale}x)",
-        f"  Segmind  base URL {urls['segmind']}",
+        f"nanobanana-mock serving on {base} (seed {config.seed}, time scale "
+        f"{config.time_scale:g}x{', frozen' if config.time_scale == 0 else ''})",
+        f"  Segmind  base URL {urls['segmind']}  {mode['segmind']}",
         f'           (SDK: SegmindClient(base_url="{urls["segmind"]}"))',
-        f"  SeaArt   base URL {urls['seaart']}",
-        f"  Pixazo   origin   {urls['pixazo']}",
-        "  keys: "
-        + ("any non-empty key" if not config.api_keys else f"{len(config.api_keys)} configured"),
+        f"  SeaArt   base URL {urls['seaart']}  {mode['seaart']}",
+        f"  Pixazo   origin   {urls['pixazo']}  {mode['pixazo']}",
+        *_settings_lines(config, app[BASE_SCENARIO]),
+        "  keys     "
+        + (
+            "any non-empty key"
+            if not config.api_keys
+            else f"{len(config.api_keys)} accepted (--api-keys); any other gets the provider's 401"
+        ),
         f"  control  {base}/_mock/ ({_control_exposure(config)})",
         "Try:",
-        f"  curl -s -X POST {base}/v2/nano-banana -H 'x-api-key: test' "
+        f"  curl -s -X POST {base}/v2/nano-banana -H 'x-api-key: "
+        f"{'YOUR_KEY' if config.api_keys else 'test'}' "
         "-H 'Content-Type: application/json' -d '{\"prompt\": \"Dancing Banana\"}'",
     ]
     return "\n".join(lines)
 
 
+def _mode(app: web.Application, provider: str) -> str:
+    """simulated, or what the source answering it says (proxied to ..., replayed from ...)."""
+    for source in app[SOURCES]:
+        if source.serves(provider):
+            return source.describe(provider)
+    return "simulated"
+
+
+SHOWN_FIRST = frozenset({"host", "port", "seed", "time_scale"})  # the banner's first line
+# said on lines of their own (the providers, the scenario, the control plane), or secret
+NEVER_SHOWN = SECRETS | {"proxy", "record_dir", "replay_dir", "scenario", "control_open"}
+
+
+def _settings_lines(config: MockConfig, scenario: Mapping[str, Any]) -> list[str]:
+    """The scenario loaded, and every setting that differs from its default."""
+    lines = []
+    if config.scenario:
+        parts = [_count(len(scenario.get("faults", [])), "fault rule")]
+        parts += ["credits"] if scenario.get("credits") else []
+        parts += [_count(len(scenario.get("rate_limits", [])), "rate limit")]
+        lines.append(f"  scenario {config.scenario} ({', '.join(parts)})")
+    changed = [
+        _flag(f.name, getattr(config, f.name))
+        for f in dataclasses.fields(MockConfig)
+        if f.name not in SHOWN_FIRST | NEVER_SHOWN
+        and getattr(config, f.name) != getattr(DEFAULTS, f.name)
+    ]
+    if changed:
+        lines.append(f"  settings {', '.join(changed)}")
+    return lines
+
+
+def _flag(name: str, value: Any) -> str:
+    """A setting as the flag that gives it: ``--workers 1``, ``--self-check``."""
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return f"--{flag} {_shown(value)}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as its flag takes it (``seaart=600,pixazo=900``, ``a,b``, ``0.1``)."""
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={_shown(v)}" for k, v in value.items())
+    if isinstance(value, frozenset):
+        return ",".join(sorted(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _control_exposure(config: MockConfig) -> str:
-    if not config.control_open:
-        return "loopback clients only"
-    return "open to every client, " + ("token required" if config.control_token else "NO token")
+    who = "open to every client" if config.control_open else "loopback clients only"
+    if config.control_token:
+        return f"{who}; X-Mock-Token required"
+    return f"{who}; no token" + (": set --control-token" if config.control_open else "")
 
 
 async def serve(app: web.Application, config: MockConfig) -> None:
     served = await serve_app(app, config)
-    print(banner(config, served.port), flush=True)
+    print(banner(app, served.port), flush=True)
     stop = asyncio.Event()
     with contextlib.suppress(NotImplementedError):  # not on Windows: Ctrl-C still works there
         # SIGTERM (docker stop, CI, a supervisor) shuts down as cleanly as Ctrl-C does: the
@@ -105,6 +211,8 @@ async def serve(app: web.Application, config: MockConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for warning in unknown_variables(os.environ):
+        print(f"nanobanana-mock: {warning}", file=sys.stderr)
     try:
         config, args = parse_config(argv)
         app = create_app(config)  # loads config.scenario, if any

@@ -3,6 +3,11 @@
 Virtual time runs at ``speed`` virtual seconds per wall second (0 freezes it, which is what
 tests use) and jumps forward on :meth:`VirtualClock.advance`. Nothing in the mock reads the
 wall clock directly, so a test controls every delay, queue wait and expiry.
+
+The one way back to wall time is for headers a client sleeps on (``Retry-After``, Segmind's
+``x-rate-limit-reset-at-utc``): :meth:`VirtualClock.wall_wait` turns a virtual wait into the
+wall seconds it lasts at the current speed, or, on a frozen clock, which wall time never
+moves, into the virtual seconds a test must advance.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["MAX_SPEED", "MAX_TIME", "ClockStopped", "VirtualClock", "finite_or_inf"]
+__all__ = ["MAX_SPEED", "MAX_TIME", "ClockStopped", "VirtualClock", "finite_or_inf", "utc_stamp"]
 
 # Virtual time never passes 1e10 s (about 317 years): far beyond any test, while every time
-# derived from it (expiry, reset-at, Retry-After) stays a finite float and a valid date.
+# derived from it (expiry) stays a finite float and a valid date. A wait told to a client
+# (Retry-After, reset-at) is bounded by it too, however slow the clock runs.
 MAX_TIME = 1e10
 # The fastest the clock may run (virtual seconds per wall second): 28 hours of wall time to
 # reach MAX_TIME. settings.json bounds time_scale by the same number.
@@ -45,19 +51,30 @@ class VirtualClock:
         self._sleepers = 0
         self._sleepers_changed: asyncio.Event | None = None
         self._stopped = False
-        self.epoch = time.time()  # the wall-clock UTC instant that virtual time 0 stands for
 
-    def utc(self, t: float) -> str:
-        """Virtual time ``t`` as an ISO 8601 UTC timestamp (for headers such as reset-at).
+    def wall_wait(self, virtual: float) -> float:
+        """How long a client must wait for ``virtual`` more seconds of virtual time to pass:
+        wall seconds at the current speed (``virtual / speed``); on a frozen clock, which
+        wall time never moves, the virtual seconds themselves (what a test must advance).
 
-        Total: an instant past what a timestamp can say (the clock advanced by 1e12 s) is
-        the last second of year 9999, one before 1970 (or not a number) is the epoch."""
-        seconds = self.epoch + t
-        if not seconds > 0:  # negative, or NaN
-            seconds = 0.0
-        return (_EPOCH + timedelta(seconds=min(seconds, _LAST_SECOND))).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+        Total: a negative or NaN wait is 0, and no wait exceeds :data:`MAX_TIME`."""
+        if not virtual > 0:  # negative, or NaN
+            return 0.0
+        wall = virtual / self._speed if self._speed > 0 else virtual
+        return min(wall, MAX_TIME)
+
+    def retry_after(self, virtual: float) -> int:
+        """``Retry-After`` delta-seconds (RFC 9110: an integer) for a wait of ``virtual``
+        seconds: :meth:`wall_wait` rounded up, so sleeping that long always finds it over."""
+        return math.ceil(self.wall_wait(virtual))
+
+    def reset_at(self, virtual: float) -> str:
+        """The wall-clock instant a wait of ``virtual`` seconds ends, as an ISO 8601 UTC
+        timestamp rounded up to the second (never before the true end): now plus
+        :meth:`wall_wait`, whatever date the virtual clock has been moved to.
+
+        Total, as :func:`utc_stamp` is."""
+        return utc_stamp(math.ceil(time.time() + self.wall_wait(virtual)))
 
     @property
     def speed(self) -> float:
@@ -143,6 +160,16 @@ class VirtualClock:
         if self._sleepers_changed is not None:
             self._sleepers_changed.set()
             self._sleepers_changed = None
+
+
+def utc_stamp(seconds: float) -> str:
+    """Unix ``seconds`` as an ISO 8601 UTC timestamp to the second (``...T12:00:05Z``).
+
+    Total: an instant past what a timestamp can say is the last second of year 9999, one
+    before 1970 (or not a number) is the epoch."""
+    if not seconds > 0:  # negative, or NaN
+        seconds = 0.0
+    return (_EPOCH + timedelta(seconds=min(seconds, _LAST_SECOND))).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def finite_or_inf(value: float) -> float:

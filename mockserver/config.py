@@ -30,8 +30,11 @@ class ConfigError(ValueError):
     """A setting has a value the mock cannot use."""
 
 
-def _opt(help_text: str, parse: Callable[[str], Any] | None = None) -> dict[str, Any]:
-    return {"help": help_text, "parse": parse}
+def _opt(
+    help_text: str, parse: Callable[[str], Any] | None = None, default_text: str | None = None
+) -> dict[str, Any]:
+    """A field's flag metadata; ``default_text`` says what an empty default means."""
+    return {"help": help_text, "parse": parse, "default_text": default_text}
 
 
 def _optional(text: str) -> str | None:
@@ -90,9 +93,9 @@ class MockConfig:
     processing_seconds: Mapping[str, float] = field(
         default_factory=dict,
         metadata=_opt(
-            "generation time per model, e.g. 'segmind/nano-banana=5,seaart/*=10' "
-            "(default: the documented typical time of each model)",
+            "generation time per model, e.g. 'segmind/nano-banana=5,seaart/*=10,*=1'",
             parse_float_map,
+            "each model's documented typical time",
         ),
     )
     processing_jitter: float = field(
@@ -101,16 +104,15 @@ class MockConfig:
     retention_seconds: Mapping[str, float] = field(
         default_factory=dict,
         metadata=_opt(
-            "how long jobs and images live after submission, per provider, e.g. 'seaart=600' "
-            "(default: each lifecycle.json; Segmind's 3600 s is documented)",
+            "how long jobs and images live after submission, per provider or '*', "
+            "e.g. 'seaart=600'",
             parse_float_map,
+            "each provider's lifecycle.json (Segmind's 3600 s is documented)",
         ),
     )
     api_keys: frozenset[str] = field(
         default_factory=frozenset,
-        metadata=_opt(
-            "comma-separated accepted API keys; empty accepts any non-empty key", parse_keys
-        ),
+        metadata=_opt("comma-separated accepted API keys", parse_keys, "any non-empty key"),
     )
     max_body_bytes: int = field(default=256 * 1024, metadata=_opt("largest request body accepted"))
     max_jobs: int = field(
@@ -180,7 +182,11 @@ class MockConfig:
     )
     scenario: str | None = field(
         default=None,
-        metadata=_opt("a YAML or JSON scenario file loaded at start-up", _optional),
+        metadata=_opt(
+            "a YAML or JSON scenario file loaded at start-up, or the name of one that ships "
+            "with the package (flaky-segmind, out-of-credits, slow-queue)",
+            _optional,
+        ),
     )
     self_check: bool = field(
         default=False,
@@ -230,7 +236,11 @@ class MockConfig:
         """Validate every setting against schemas/mock/settings.json (the one schema that
         flags, environment, keyword arguments, scenarios and resets share), plus finiteness
         and the checks a schema cannot express."""
-        import schemas  # data only; imported here so that config stays free of our imports
+        from nanobanana_mock import (
+            schemas,  # data only; imported here so that config stays free of our imports
+        )
+
+        from .names import unknown  # reads only the schemas
 
         problems = [f"{name}: must be a finite number" for name in _not_finite(self)]
         view = self._json_view()
@@ -238,6 +248,9 @@ class MockConfig:
             where = ".".join(str(p) for p in error.absolute_path) or "settings"
             if error.absolute_path and error.absolute_path[0] in SECRETS:  # never echo a key
                 message = f"breaks the rule {error.validator} {error.validator_value}"
+            elif _is_unknown_key(error):  # all allowed keys are named: not cut short
+                problems.append(f"{where}: {unknown('key', error.instance, error.validator_value)}")
+                continue
             else:
                 message = error.message
             problems.append(f"{where}: {_short(message)}")
@@ -298,6 +311,12 @@ class MockConfig:
 
 SECRETS = frozenset({"api_keys", "control_token"})  # settings whose values no error repeats
 MAX_PROBLEMS = 5  # problems named in one ConfigError: one line, still readable
+
+
+def _is_unknown_key(error: Any) -> bool:
+    """A key of a map setting (``processing_seconds``, ``retention_seconds``, ``proxy``)
+    that names no provider or model: its ``propertyNames`` enum refused it."""
+    return error.validator == "enum" and "propertyNames" in error.schema_path
 
 
 def _not_finite(config: MockConfig) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-import schemas
+from nanobanana_mock import schemas
 
 from . import images
 from .jobs import Output, State

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-import schemas
+from nanobanana_mock import schemas
 
 from .clock import MAX_SPEED, MAX_TIME, finite_or_inf
 from .config import ConfigError, MockConfig
@@ -44,13 +44,14 @@ from .http import (
     read_body,
 )
 from .intercept import CONTROL_STRAY, DRIFT, SOURCES, allowed_methods
-from .jobs import EVICTED, EXPIRED, TERMINAL, Failure, Job
+from .jobs import EVICTED, EXPIRED, TERMINAL, UNKNOWN, Failure, Job
+from .names import PROVIDERS, all_operations, unknown
 from .quotas import Ledger, LimitError, RateLimiter
 from .state import STATE, MockState
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
 
-log = logging.getLogger("mockserver")
+log = logging.getLogger("nanobanana_mock")
 
 BASE_CONFIG: web.AppKey[MockConfig] = web.AppKey("base_config", MockConfig)
 BASE_SCENARIO: web.AppKey[dict[str, Any]] = web.AppKey("base_scenario", dict)
@@ -201,6 +202,18 @@ def _loopback(remote: str | None) -> bool:
     return address is not None and address.is_loopback
 
 
+async def _fields(
+    request: web.Request, allowed: tuple[str, ...], required: bool = True
+) -> dict[str, Any]:
+    """The JSON object body, whose every member is one of ``allowed`` (a misspelt member
+    would otherwise be ignored: ``{"setings": ...}`` reset to the defaults)."""
+    body = await _body(request, required)
+    strange = [name for name in body if name not in allowed]
+    if strange:
+        raise ControlError(400, unknown("field", strange, allowed))
+    return body
+
+
 async def _body(request: web.Request, required: bool = True) -> dict[str, Any]:
     max_bytes = _state(request).config.max_body_bytes
     try:  # refused by its length unread; read bounded; an encoding or payload error is a 4xx
@@ -247,7 +260,7 @@ async def reset(request: web.Request) -> web.Response:
     """Start afresh, atomically: every setting and the whole scenario are checked (and the
     scenario tried on a scratch copy) before anything changes, so a refused reset leaves
     jobs, rules, quotas, clock and settings as they were."""
-    body = await _body(request, required=False)
+    body = await _fields(request, ("settings", "scenario"), required=False)
     base = request.app[BASE_CONFIG]
     settings = body.get("settings", {})
     scenario = body.get("scenario")
@@ -321,11 +334,18 @@ SETTABLE = frozenset(f.name for f in dataclasses.fields(MockConfig)) - {
 }
 
 
+SETTINGS = tuple(f.name for f in dataclasses.fields(MockConfig))
+
+
 def _settings(settings: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(settings) - SETTABLE
-    if unknown:
-        names = ", ".join(sorted(name[:100] for name in unknown)[:10])
-        raise ConfigError(f"cannot change {names} on reset (start-up settings or unknown)")
+    """The settings a reset may change; an unknown name is refused as unknown (naming the
+    settable ones), a start-up setting as one a reset cannot change."""
+    strange = [name for name in settings if name not in SETTINGS]
+    if strange:
+        raise ConfigError(unknown("setting", strange, sorted(SETTABLE), SETTINGS))
+    fixed = sorted(set(settings) - SETTABLE)
+    if fixed:
+        raise ConfigError(f"cannot change {', '.join(fixed)} on reset (start-up settings)")
     return dict(settings)
 
 
@@ -365,7 +385,7 @@ async def get_clock(request: web.Request) -> web.Response:
 
 
 async def set_clock(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await _fields(request, ("advance", "to", "speed"))
     clock = _state(request).clock
     try:
         if "advance" in body:
@@ -470,6 +490,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     Queue positions come from one pass per provider (not a walk per job)."""
     state = _state(request)
     provider = request.query.get("provider")
+    _check_name(request, "provider", PROVIDERS)
     limit = _query_int(request, "limit", JOBS_PAGE, 1, JOBS_PAGE_MAX)
     now = state.clock.now()
     store = state.store
@@ -495,8 +516,10 @@ async def get_job(request: web.Request) -> web.Response:
 async def force_job(request: web.Request) -> web.Response:
     """Force a job to a terminal state now (or expire it)."""
     state, job = _state(request), _job(request)
-    body = await _body(request)
+    body = await _fields(request, ("state", "error", "error_type"))
     wanted = body.get("state")
+    if wanted not in FORCED:
+        raise ControlError(400, unknown("state", wanted, FORCED))
     now = state.clock.now()
     if wanted == "EXPIRED":
         view = job_view(state, job)
@@ -507,17 +530,30 @@ async def force_job(request: web.Request) -> web.Response:
     if wanted == "FAILED":
         failure = Failure(
             error=_text(body, "error", "Task execution failed"),
-            error_type=_text(body, "error_type", "INFERENCE_FAILURE"),
+            error_type=_error_type(body),
             at=now,
         )
         state.store.fail(job, failure, now)
     elif wanted == "CANCELLED":
         state.store.cancel(job, now)
-    elif wanted == "SUCCEEDED":
-        state.store.finish(job, now)
     else:
-        raise ControlError(400, "state must be one of SUCCEEDED, FAILED, CANCELLED, EXPIRED")
+        state.store.finish(job, now)
     return json_response(200, job_view(state, job))
+
+
+FORCED = ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED")  # the states a job can be forced to
+# A forced failure's error_type: one a job_failure rule may give (SeaArt's status contract
+# lists them; any other word would make the mock break its own contract).
+ERROR_TYPES = tuple(
+    schemas.load("mock", "fault_rule")["$defs"]["job_failure"]["properties"]["error_type"]["enum"]
+)
+
+
+def _error_type(body: dict[str, Any]) -> str:
+    value = body.get("error_type", "INFERENCE_FAILURE")
+    if value not in ERROR_TYPES:
+        raise ControlError(400, unknown("error_type", value, ERROR_TYPES))
+    return str(value)
 
 
 # -- faults ------------------------------------------------------------------------------------
@@ -567,7 +603,7 @@ async def get_credits(request: web.Request) -> web.Response:
 
 
 async def set_credits(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await _fields(request, ("key", "balance", "default"))
     ledger = _state(request).ledger
     if "default" not in body and "key" not in body:
         raise ControlError(400, "give a key and a balance, or a default")
@@ -594,13 +630,13 @@ async def get_limits(request: web.Request) -> web.Response:
 
 
 async def set_limits(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await _fields(request, ("rpm", "key", "scope"))
     key = body.get("key")
     scope = body.get("scope", "generate")
     if key is not None and (not isinstance(key, str) or not key):
         raise ControlError(400, "key must be a non-empty string")
     if scope not in ("generate", "all"):
-        raise ControlError(400, "scope must be generate or all")
+        raise ControlError(400, unknown("scope", scope, ("generate", "all")))
     limiter = _state(request).limiter
     try:
         limiter.set(_number(body, "rpm", minimum=MIN_RPM, maximum=MAX_RPM), key=key, scope=scope)
@@ -618,16 +654,38 @@ async def clear_limits(request: web.Request) -> web.Response:
 # -- journal -----------------------------------------------------------------------------------
 
 
+JOURNAL_QUERY = ("provider", "operation", "method", "status", "request_id", "key", "fault")
+JOURNAL_QUERY += ("model", "job", "since", "limit")
+
+
 async def get_journal(request: web.Request) -> web.Response:
     since = _query_int(request, "since", 0, 0, MAX_QUERY_INT)
     limit = _query_int(request, "limit", None, 1, MAX_QUERY_INT)
     query = {name: value for name, value in request.query.items() if name not in ("since", "limit")}
+    _check_names(request, [name for name in request.query if name not in JOURNAL_QUERY])
     try:
         if "key" in query:
             query["key_id"] = fingerprint(query.pop("key"))
         return json_response(200, _state(request).journal.query(query, since, limit))
     except ValueError as err:
         raise ControlError(400, str(err)) from None
+
+
+def _check_names(request: web.Request, strange: list[str]) -> None:
+    """A 400 for an unknown journal filter, or a provider or operation the mock does not
+    have (a filter that could match nothing). Models are not checked: the journal also
+    records requests for unknown models, by the name the client used."""
+    if strange:
+        raise ControlError(400, unknown("journal filter", strange, JOURNAL_QUERY))
+    _check_name(request, "provider", PROVIDERS)
+    _check_name(request, "operation", all_operations())
+    _check_name(request, "job", (EXPIRED, EVICTED, UNKNOWN))
+
+
+def _check_name(request: web.Request, name: str, allowed: tuple[str, ...]) -> None:
+    value = request.query.get(name)
+    if value is not None and value not in allowed:
+        raise ControlError(400, unknown(name, value, allowed))
 
 
 async def clear_journal(request: web.Request) -> web.Response:

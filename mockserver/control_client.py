@@ -18,6 +18,7 @@ Misuse that needs no server to detect (an unknown keyword) raises ``TypeError``.
 
 from __future__ import annotations
 
+import difflib
 import json
 import urllib.error
 import urllib.parse
@@ -193,9 +194,18 @@ JobList = list[JobInfo]
 
 
 def _check_keys(kind: str, given: Iterable[str], allowed: frozenset[str]) -> None:
+    """A TypeError naming each unknown keyword, the closest allowed one, and all of them."""
     unknown = sorted(set(given) - allowed)
     if unknown:
-        raise TypeError(f"unknown {kind} keyword(s): {', '.join(unknown)}")
+        named = ", ".join(name + _closest(name, allowed) for name in unknown)
+        raise TypeError(
+            f"unknown {kind} keyword(s): {named}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _closest(name: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _json_default(value: Any) -> Any:
@@ -384,7 +394,9 @@ class FaultControl(_Part):
         retry_after: float | None = None,
         **match_and_scope: Unpack[MatchAndScope],
     ) -> str:
-        """Answer matching requests with ``status`` in the provider's own envelope."""
+        """Answer matching requests with ``status`` in the provider's own envelope;
+        ``retry_after`` is virtual seconds, told in wall time at the clock's speed (on a
+        frozen clock: the virtual seconds to advance)."""
         effect = _drop_none(status=status, message=message, retry_after=retry_after)
         return self._add_effect("http_error", effect, match_and_scope)
 

@@ -19,11 +19,12 @@ from typing import Any
 
 import re2
 
-import schemas
+from nanobanana_mock import schemas
 
 from .http import fingerprint, problems_of
 from .jobs import Failure, Surface
 from .journal import redact
+from .reach import unreachable
 
 __all__ = [
     "FaultEngine",
@@ -173,6 +174,9 @@ class FaultEngine:
         problems = problems_of(schemas.validator("mock", "fault_rule"), spec)
         if problems:
             raise RuleError([str(p) for p in problems], [p.loc for p in problems])
+        never = unreachable(spec)  # a known name the rule's other parts rule out
+        if never:
+            raise RuleError([f"{_dotted(path)}: {m}" for path, m in never], [p for p, _ in never])
         spec = dict(spec)
         if "id" in spec and spec["id"] in self._ids:
             raise RuleError([f"id: a rule {spec['id']!r} exists already"], [("id",)])
@@ -255,6 +259,10 @@ class FaultEngine:
             if rule.kind in TERMINAL_EFFECTS:
                 break
         return fired
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(map(str, path))
 
 
 def _listed(value: Any) -> list[str]:

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from .names import did_you_mean
 from .validation import MAX_PROBLEMS, explain
 
 __all__ = [
@@ -175,7 +176,7 @@ class BodyError(Exception):
     def bare(self) -> BodyError:
         """The same error without a traceback or context. A raised error keeps the frames it
         went through, and one of them holds the body it refused: an error kept for later (a
-        request's :class:`~mockserver.call.Call`) would keep that body alive in a reference
+        request's :class:`~nanobanana_mock.call.Call`) would keep that body alive in a reference
         cycle until a full collection, which the server makes rare (a soak of oversized
         bodies grew by 290 MB)."""
         return BodyError(self.kind, self.message)
@@ -422,6 +423,7 @@ def problems_of(validator: Any, instance: Any, limit: int = MAX_PROBLEMS) -> lis
     most ``limit``, then one ``more_problems`` Problem counting the rest. Bounded in time
     and size whatever the instance (:func:`mockserver.validation.explain`)."""
     found = explain(validator, instance, limit)
+    hint = _MOCK_SCHEMA in validator.schema.get("$id", "")  # the mock's own contracts
     problems: list[Problem] = []
     for error in found.errors:
         loc = tuple(error.absolute_path)
@@ -430,7 +432,7 @@ def problems_of(validator: Any, instance: Any, limit: int = MAX_PROBLEMS) -> lis
                 if name not in error.instance:
                     problems.append(Problem((*loc, name), "required", "field required"))
             continue
-        problems.append(Problem(*hide_secrets(loc, str(error.validator), _message(error))))
+        problems.append(Problem(*hide_secrets(loc, str(error.validator), _message(error, hint))))
     shown = sorted(problems, key=lambda p: (tuple(map(str, p.loc)), p.rule))[:limit]
     tail = found.tail(len(problems) - len(shown))
     if tail is not None:
@@ -462,11 +464,17 @@ def hide_secrets(
     return tuple(shown), rule, message
 
 
-def _message(error: Any) -> str:
+_MOCK_SCHEMA = "/schemas/mock/"  # in the $id of the mock's own contracts (rules, scenarios)
+
+
+def _message(error: Any, hint: bool = False) -> str:
+    """One problem in words; ``hint``: an unknown name suggests the closest allowed one (on the
+    mock's own contracts only: a provider's answers keep the provider's plain wording)."""
     rule = error.validator
     value = error.validator_value
     if rule == "enum":
-        return f"{_short(error.instance)} is not one of {', '.join(map(str, value))}"
+        close = did_you_mean(error.instance, map(str, value)) if hint else ""
+        return f"{_short(error.instance)} is not one of {', '.join(map(str, value))}{close}"
     if rule == "maxItems":
         return f"at most {value} items allowed, got {len(error.instance)}"
     if rule == "minItems":

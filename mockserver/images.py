@@ -1,9 +1,10 @@
 """Deterministic stand-in images of the size and format the real services return.
 
 A finished mock job serves a real, decodable picture: its pixel size follows the
-Google size table for the model, aspect ratio and resolution tier (PROVIDERS.md §6),
-its encoding follows the requested output format, and its content depends only on
-an :class:`ImageSpec`, so the same seed and request give byte-identical files.
+Google size table for the model, aspect ratio and resolution tier (the table and its
+sources: docs/providers.md#output-image-sizes), its encoding follows the requested
+output format, and its content depends only on an :class:`ImageSpec`, so the same
+seed and request give byte-identical files.
 
 Rendering a 4K image takes a noticeable fraction of a second, so
 :class:`ImageCache` runs it off the event loop, coalesces concurrent requests for
@@ -49,7 +50,8 @@ __all__ = [
 TIERS: Final = ("512", "1K", "2K", "4K")
 FAMILIES: Final = ("nano-banana", "nano-banana-pro", "nano-banana-2")
 
-# PROVIDERS.md §6, the Gemini 3 Pro Image table [DOC Google; 3P live matrix]:
+# Google's Gemini 3 Pro Image table [DOC Google; 3P live matrix], as in
+# docs/providers.md#output-image-sizes:
 # ratio -> {tier: (width, height)}.
 _STANDARD: Final[dict[str, dict[str, tuple[int, int]]]] = {
     "1:1": {"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)},

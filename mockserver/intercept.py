@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import HttpVersion11, web
 
-import schemas
+from nanobanana_mock import schemas
 
 from .call import CALL, Call
 from .clock import ClockStopped, VirtualClock
@@ -60,12 +60,13 @@ from .http import (
 )
 from .journal import Entry, capped
 from .markers import may_hold_marker, prompt_rules
+from .names import GENERATE, IMAGE, IMAGE_ERRORS
 from .providers.base import Provider
 from .state import MockState
 from .validation import is_valid
 
 if TYPE_CHECKING:
-    from conformance.report import Report
+    from nanobanana_mock.conformance.report import Report
 
 __all__ = [
     "DRIFT",
@@ -76,14 +77,12 @@ __all__ = [
     "Source",
 ]
 
-log = logging.getLogger("mockserver")
+log = logging.getLogger("nanobanana_mock")
 
 PROVIDERS: web.AppKey[dict[str, Provider]] = web.AppKey("providers", dict)
 STRAY = "mock.stray"  # the catch-all route's name
 CONTROL_STRAY = "control.stray"  # the control plane's catch-all route
 CATCH_ALLS = frozenset({STRAY, CONTROL_STRAY})
-GENERATE = frozenset({"submit", "sync_generate"})
-IMAGE_ERRORS = frozenset({403, 404, 429, 500, 502, 503, 504})  # what a CDN may answer
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -95,6 +94,9 @@ class Source(Protocol):
     """Answers a provider's requests in place of its simulation (the proxy, a replay)."""
 
     def serves(self, provider: str) -> bool: ...
+
+    def describe(self, provider: str) -> str:
+        """How it answers ``provider``, as the start-up banner says it."""
 
     def owner(self, path: str) -> str | None:
         """The provider behind a URL this source handed out (e.g. an output image)."""
@@ -139,7 +141,7 @@ class Pipeline:
         self.state = state
         self.providers = providers
         self.sources = sources
-        self._images = {name: Target(p, "image", IMAGE_ERRORS) for name, p in providers.items()}
+        self._images = {name: Target(p, IMAGE, IMAGE_ERRORS) for name, p in providers.items()}
         self._strays = [(p.prefixes, Target(p, None, frozenset())) for p in providers.values()]
         self._locates: dict[Handler, Locate] = {}  # each guarded handler's, for expect()
 

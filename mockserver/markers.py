@@ -20,10 +20,11 @@ import re
 from collections.abc import Collection
 from typing import Any
 
-import schemas
+from nanobanana_mock import schemas
 
 from .faults import Fired, RuleError
 from .http import MAX_PROBLEMS, Problem, problems_of
+from .names import did_you_mean
 from .validation import is_valid
 
 __all__ = [
@@ -132,7 +133,8 @@ def _flaw(match: re.Match[str]) -> str | None:
     if prefix != "mock":
         return "write [mock: in lower case (text starting so, in any case, is a marker)"
     if name not in MARKER_NAMES:
-        return f"unknown prompt marker {name!r}; the markers are {KNOWN}"
+        guess = did_you_mean(name, MARKER_NAMES)
+        return f"unknown prompt marker {name!r}{guess}; the markers are {KNOWN}"
     if equals and not value:
         return "a value after '=' cannot be empty"
     return None

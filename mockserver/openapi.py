@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urljoin
 
-import schemas
+from nanobanana_mock import schemas
 
 __all__ = ["openapi_document"]
 

@@ -29,15 +29,15 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-import schemas
-from conformance.checks import (
+from nanobanana_mock import schemas
+from nanobanana_mock.conformance.checks import (
     BREAKING,
     Finding,
     response_findings,
     schema_findings,
     transition_findings,
 )
-from conformance.report import Report
+from nanobanana_mock.conformance.report import Report
 
 from .call import call_of, note
 from .config import ConfigError, MockConfig
@@ -110,6 +110,12 @@ class Proxy:
     # -- the Source protocol -------------------------------------------------------------------
     def serves(self, provider: str) -> bool:
         return provider in self.upstreams
+
+    def describe(self, provider: str) -> str:
+        told = f"proxied to {self.upstreams[provider]}"  # an origin: never a user or password
+        if self.recorder is not None:
+            told += f", recorded to {self.recorder.directory / f'{provider}.jsonl'}"
+        return told
 
     def owner(self, path: str) -> str | None:
         return self._followed.get(path)
@@ -379,7 +385,9 @@ class Proxy:
             return []
         seen.append(answer["status"])
         last = f"/{len(seen) - 1}"
-        found = transition_findings(provider.name, seen, request=f"{label} ({request_id})")
+        found = transition_findings(
+            provider.name, seen, request=f"{label} ({request_id})", operation=operation
+        )
         return [f for f in found if f.pointer == last]
 
 

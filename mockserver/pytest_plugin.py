@@ -16,6 +16,10 @@ fault rules and credits)::
     @pytest.mark.nanobanana_mock(workers=1, faults=[{"effect": {"http_error": {"status": 503}}}])
     def test_outage(nanobanana_mock): ...
 
+``scenario=`` takes a scenario object, or a file path read exactly as ``--scenario`` reads
+it. A marker the mock cannot use (an unknown setting name, a bad value, a scenario file with
+a problem) errors the test at setup with the problem named, and no traceback.
+
 Session-wide settings come from overriding the ``nanobanana_mock_config`` fixture in a
 ``conftest.py``. The server runs in a daemon thread with its own event loop, so sync tests,
 async tests and threads of the code under test can all talk to it; its clock is frozen
@@ -25,6 +29,8 @@ async tests and threads of the code under test can all talk to it; its clock is 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -33,8 +39,10 @@ import pytest
 
 from .app import create_app
 from .config import MockConfig
+from .control import SETTABLE
 from .control_client import (
     ClockControl,
+    ControlError,
     CreditControl,
     FaultControl,
     JobControl,
@@ -42,6 +50,8 @@ from .control_client import (
     MockControl,
     RateLimitControl,
 )
+from .names import unknown
+from .scenario import ScenarioError, load_scenario
 from .server import Served, serve_app
 
 __all__ = [
@@ -56,9 +66,18 @@ __all__ = [
 MARKER = "nanobanana_mock"
 MARKER_HELP = (
     f"{MARKER}(**settings, scenario=None, faults=None, credits=None): settings of the "
-    "nanobanana mock for this test (MockConfig names), a scenario object, a list of fault "
-    'rules and credits ({"default": n, "keys": {key: n}}).'
+    "nanobanana mock for this test (MockConfig names), a scenario (an object, or a file "
+    'path as --scenario takes), a list of fault rules and credits ({"default": n, "keys": '
+    "{key: n}})."
 )
+EXTRAS = ("scenario", "faults", "credits")  # what a marker takes besides settings
+SETTINGS = frozenset(f.name for f in dataclasses.fields(MockConfig))
+
+
+class MarkerError(TypeError):
+    """A marker the plugin cannot use: positional arguments, an unknown name, a bad value."""
+
+
 START_TIMEOUT = 30.0
 
 
@@ -177,21 +196,36 @@ class MockHandle:
         return self.settings
 
     def apply_marker(self, marker: Mapping[str, Any]) -> None:
-        """Reset with a marker's settings, then add its fault rules and credits."""
+        """Reset with a marker's settings and scenario, then add its fault rules and credits.
+        An unknown name is a :class:`MarkerError` naming it and the names allowed."""
         options = dict(marker)
         faults = options.pop("faults", None)
         credits = options.pop("credits", None)
-        self.reset(**options)
+        scenario = _scenario(options.pop("scenario", None))
+        strange = [name for name in options if name not in SETTINGS]
+        if strange:  # a start-up setting is the server's to refuse, by its own message
+            raise MarkerError(unknown("setting", strange, [*EXTRAS, *sorted(SETTABLE)], SETTINGS))
+        self.reset(scenario=scenario, **options)
         if faults:
             self.faults.add_many(faults)
         if credits:
             _apply_credits(self.credits, credits)
 
 
+def _scenario(value: Any) -> Mapping[str, Any] | None:
+    """A marker's ``scenario=``: an object as it is, or a path read as ``--scenario`` reads
+    it (relative to the working directory)."""
+    if value is None or isinstance(value, Mapping):
+        return value
+    if isinstance(value, str | os.PathLike):
+        return load_scenario(value)
+    raise MarkerError(f"scenario takes a mapping or a file path, not {type(value).__name__}")
+
+
 def _apply_credits(control: CreditControl, credits: Mapping[str, Any]) -> None:
-    unknown = set(credits) - {"default", "keys"}
-    if unknown:
-        raise TypeError(f"credits takes 'default' and 'keys', not {sorted(unknown)}")
+    strange = [name for name in credits if name not in ("default", "keys")]
+    if strange:
+        raise MarkerError(unknown("credits field", strange, ("default", "keys")))
     if credits.get("default") is not None:
         control.set_default(credits["default"])
     for key, balance in (credits.get("keys") or {}).items():
@@ -203,7 +237,7 @@ def marker_options(node: pytest.Item) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for mark in reversed(list(node.iter_markers(MARKER))):
         if mark.args:
-            raise TypeError(f"@pytest.mark.{MARKER} takes keyword arguments only")
+            raise MarkerError(f"@pytest.mark.{MARKER} takes keyword arguments only")
         options.update(mark.kwargs)
     return options
 
@@ -228,5 +262,10 @@ def nanobanana_mock(
     """The session mock, reset for this test with its marker's settings."""
     assert nanobanana_mock_server.control is not None
     handle = MockHandle(nanobanana_mock_server, nanobanana_mock_server.control)
-    handle.apply_marker(marker_options(request.node))
-    return handle
+    try:
+        handle.apply_marker(marker_options(request.node))
+    except (MarkerError, ScenarioError, ControlError) as exc:
+        problem = str(exc)
+    else:
+        return handle
+    pytest.fail(f"@pytest.mark.{MARKER}: {problem}", pytrace=False)  # no traceback, no chain

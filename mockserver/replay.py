@@ -23,10 +23,12 @@ import base64
 import binascii
 import json
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -34,16 +36,17 @@ from urllib.parse import quote
 from aiohttp import web
 from yarl import URL
 
-import schemas
+from nanobanana_mock import schemas
 
 from .call import call_of
+from .clock import MAX_TIME, utc_stamp
 from .config import ConfigError
 from .faults import RequestFacts
 from .http import MAX_JSON_DEPTH, BodyError, Problem, load_json, origin, problems_of
 from .providers.base import Provider
 from .validation import is_valid
 
-log = logging.getLogger("mockserver")
+log = logging.getLogger("nanobanana_mock")
 
 __all__ = [
     "MAX_RECORDED_BYTES",
@@ -61,6 +64,7 @@ RECORD_DEPTH = MAX_JSON_DEPTH + 1  # a record holds bodies one level down; no de
 REDACTED = "[redacted]"
 RECORDED_HEADERS = frozenset({"content-type", "retry-after", "x-cost", "x-remaining-credits"})
 RECORDED_PREFIXES = ("x-rate", "ratelimit")  # x-rate-limit-*, x-ratelimit-*, ratelimit-*
+RESET_AT = "x-rate-limit-reset-at-utc"  # Segmind's: an instant, so rebased when replayed
 # Never replayed as recorded: the replaying server frames its own answer (length, chunking,
 # connection), and the recorded body is already decoded (so no Content-Encoding either).
 FRAMING_HEADERS = frozenset(
@@ -254,6 +258,9 @@ class Replay:
     def serves(self, provider: str) -> bool:
         return provider in self.providers
 
+    def describe(self, provider: str) -> str:
+        return f"replayed from {self._file(provider)}"
+
     def owner(self, path: str) -> str | None:
         return self._paths.get(path)
 
@@ -324,8 +331,10 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 def replayed(record: Mapping[str, Any], own_origin: str) -> web.Response:
-    """A recorded answer, its upstream URLs pointed at this server."""
+    """A recorded answer, its upstream URLs pointed at this server and its reset-at at the
+    same distance from now as it was from the recorded answer."""
     headers = dict(record.get("response_headers") or {})
+    _reset_from_now(headers, record.get("t"))
     encoding = record["encoding"]
     if encoding == "json":
         answer = record["response_body"]
@@ -338,6 +347,21 @@ def replayed(record: Mapping[str, Any], own_origin: str) -> web.Response:
     else:
         data = b""
     return web.Response(status=int(record["status"]), body=data, headers=headers)
+
+
+def _reset_from_now(headers: dict[str, str], recorded_at: Any) -> None:
+    """A replayed reset-at tells the wait the recorded one told, counted from now (as
+    recorded, it lies in the past). One that does not parse is served as recorded."""
+    name = next((n for n in headers if n.lower() == RESET_AT), None)
+    if name is None or not isinstance(recorded_at, int | float):
+        return
+    try:
+        reset = datetime.fromisoformat(headers[name].replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return
+    wait = reset - recorded_at
+    wait = min(wait, MAX_TIME) if wait >= 0 else 0.0  # NaN too
+    headers[name] = utc_stamp(math.ceil(time.time() + wait))
 
 
 async def _json_body(request: web.Request, provider: Provider) -> Any:

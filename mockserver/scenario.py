@@ -37,10 +37,12 @@ from typing import Any, NamedTuple
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
-import schemas
+from nanobanana_mock import schemas
 
 from .faults import rule_problems
 from .http import MAX_JSON_DEPTH, hide_secrets, too_deep
+from .names import did_you_mean
+from .scenario_files import UnknownScenario, locate
 from .validation import Explanation, explain
 
 __all__ = ["ScenarioError", "load_scenario", "parse_data", "parse_scenario"]
@@ -179,7 +181,13 @@ def _fault_rule_problems(specs: list[Any]) -> list[tuple[JsonPath, str]]:
 
 
 def load_scenario(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a UTF-8 scenario file and :func:`parse_scenario` it; problems name the path."""
+    """Read a UTF-8 scenario file, or the packaged scenario of that name
+    (:func:`~nanobanana_mock.scenario_files.locate`), and :func:`parse_scenario` it; problems
+    name the path."""
+    try:
+        path = locate(path)
+    except UnknownScenario as exc:
+        raise ScenarioError(str(exc)) from exc
     source = os.fspath(path)
     try:
         with Path(path).open("rb") as fh:
@@ -202,7 +210,10 @@ def load_scenario(path: str | os.PathLike[str]) -> dict[str, Any]:
 # --- rendering -----------------------------------------------------------------------------
 
 
-MAX_LINE = 500  # characters of one problem line (its key, value or path may be far longer)
+# A key or a number may be as long as the file: a problem line stays readable. Its path is
+# cut first, so that the allowed names a message lists (the 34 settings) are still whole.
+MAX_LINE = 600  # characters of one problem line
+MAX_PATH = 100  # characters of its path
 
 
 def _render(
@@ -212,10 +223,8 @@ def _render(
     for pos, path, message in sorted(
         set(problems), key=lambda p: (p.pos, _path_text(p.path), p.message)
     ):
-        where = f"{_path_text(path)}: " if path else ""
-        line = f"{source}:{pos.line}:{pos.column}: {where}{message}"
-        # a key or a number may be as long as the file: a line stays readable
-        lines.append(line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "...")
+        where = f"{_cut(_path_text(path), MAX_PATH)}: " if path else ""
+        lines.append(_cut(f"{source}:{pos.line}:{pos.column}: {where}{message}", MAX_LINE))
     extra = max(0, len(lines) - MAX_PROBLEMS)
     del lines[MAX_PROBLEMS:]
     # the rest, with what a bounded schema check found but did not explain
@@ -223,6 +232,10 @@ def _render(
     if tail is not None:
         lines.append(f"{source}: {tail}")
     return lines
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _path_text(path: JsonPath) -> str:
@@ -257,6 +270,8 @@ def _explain(error: ValidationError, located: _Located) -> list[_Problem]:
     path = tuple(error.absolute_path)
     if error.validator == "additionalProperties":
         return _unknown_keys(error, path, located)
+    if "propertyNames" in error.schema_path and isinstance(error.instance, str):
+        return [_unknown_name(error, path, located)]
     if error.validator in ("oneOf", "anyOf"):
         inner = _branch_error(error)
         if inner is not None:
@@ -274,8 +289,27 @@ def _unknown_keys(error: ValidationError, path: JsonPath, located: _Located) -> 
         if key in known or any(schemas.search(p, key) for p in patterns):
             continue
         at = located.keys.get((*path, key), located.at(path))
-        problems.append(_Problem(at, (*path, key), f"unknown key{allowed}"))
+        message = f"unknown key{did_you_mean(key, known)}{allowed}"
+        problems.append(_Problem(at, (*path, key), message))
     return problems
+
+
+def _unknown_name(error: ValidationError, path: JsonPath, located: _Located) -> _Problem:
+    """A mapping key its ``propertyNames`` refuses (``processing_seconds: {segmnd/*: 5}``),
+    located at the key itself."""
+    key = error.instance
+    at = located.keys.get((*path, key), located.at(path))
+    if error.validator != "enum":
+        return _Problem(at, (*path, key), f"not an allowed key: {_message(error)}")
+    allowed = ", ".join(_names(error))
+    return _Problem(
+        at, (*path, key), f"unknown key{did_you_mean(key, _names(error))}; allowed: {allowed}"
+    )
+
+
+def _names(error: ValidationError) -> list[str]:
+    """The string values of an ``enum`` error's list."""
+    return [v for v in error.validator_value if isinstance(v, str)]
 
 
 def _branch_error(error: ValidationError) -> ValidationError | None:
@@ -299,7 +333,8 @@ def _fits(types: str | list[str] | None, value: Any) -> bool:
 def _message(error: ValidationError) -> str:
     rule, value, schema = error.validator, error.instance, error.schema
     if rule == "enum":
-        return f"{_show(value)} is not one of {', '.join(_show(v) for v in error.validator_value)}"
+        allowed = ", ".join(_show(v) for v in error.validator_value)
+        return f"{_show(value)} is not one of {allowed}{did_you_mean(value, _names(error))}"
     if rule == "type":
         wanted = " or ".join(_KINDS.get(t, t) for t in _as_list(error.validator_value))
         return f"expected {wanted}, got {_kind(value)} {_show(value, 40)}"

@@ -39,7 +39,7 @@ from .config import MockConfig
 
 __all__ = ["BodyTimeout", "ConnectionGuard", "Served", "raise_file_limit", "serve_app"]
 
-log = logging.getLogger("mockserver")
+log = logging.getLogger("nanobanana_mock")
 
 # File descriptors kept for everything that is not a client connection: the listening
 # socket, the image renderer processes' pipes, log files, the proxy's upstream connections

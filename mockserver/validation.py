@@ -32,7 +32,7 @@ from jsonschema import validators
 from jsonschema._utils import equal, uniq
 from jsonschema.exceptions import ValidationError
 
-import schemas
+from nanobanana_mock import schemas
 
 __all__ = [
     "EXPLAIN_SECONDS",

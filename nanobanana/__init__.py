@@ -4,7 +4,7 @@ Segmind, SeaArt and Pixazo, live or against the nanobanana-mock.
     async with Client("segmind") as client:        # key from SEGMIND_API_KEY
         result = await client.generate("nano-banana-pro", prompt="A comic page")
 
-Errors form one tree rooted at :class:`NanoBananaError` (see :mod:`nanobanana.errors`).
+Errors form one tree rooted at :class:`NanoBananaError` (see :mod:`nanobanana_mock.client.errors`).
 """
 
 from .client import Client, Violation
@@ -28,7 +28,7 @@ from .errors import (
 )
 from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport
 from .sync import SyncClient
-from .transport import RetryPolicy, Timer, WallTimer
+from .transport import RetryNotice, RetryPolicy, Timer, WallTimer
 
 __all__ = [
     "ApiError",
@@ -50,6 +50,7 @@ __all__ = [
     "NotSupported",
     "RateLimited",
     "Result",
+    "RetryNotice",
     "RetryPolicy",
     "ServerError",
     "StatusReport",

@@ -1,4 +1,4 @@
-"""``python -m nanobanana``: the command line (see :mod:`nanobanana.cli`)."""
+"""``python -m nanobanana_mock.client``: the ``nanobanana`` command line."""
 
 import sys
 

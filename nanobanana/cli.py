@@ -1,14 +1,17 @@
-"""``nanobanana`` / ``python -m nanobanana``: generate images from the command line.
+"""``nanobanana`` / ``python -m nanobanana_mock.client``: generate images from the command line.
 
     nanobanana generate --provider seaart --model nano_banana_pro --prompt "A red apple"
     nanobanana status  ./mmsu_x.job.json       # one status read of a saved job
     nanobanana wait    ./mmsu_x.job.json       # resume: wait, download, save
     nanobanana cancel  ./mmsu_x.job.json       # SeaArt only
 
-A job handle is saved whenever a wait ends without the images (timeout, Ctrl-C, a failure
-while polling or downloading), so a paid job is never lost: ``nanobanana wait <file>``
-resumes it. Every error maps to one exit code (:data:`EXIT_CODES`); errors are one line on
-stderr, or one JSON object on stdout with ``--json``.
+``generate`` saves the job handle as soon as the job is accepted, in ``<out>/<id>.job.json``
+(or ``--save-handle FILE``), so a paid job is never lost, whatever ends the run (a timeout,
+Ctrl-C, a failure while polling or downloading): ``nanobanana wait <file>`` resumes it and
+saves the images where the first run's ``--out`` pointed, which the file records. Each wait
+before a retry (rate limited, refused, a 5xx) is one line on stderr. Every error maps to one
+exit code (:data:`EXIT_CODES`); errors are one line on stderr, or one JSON object on stdout
+with ``--json``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import mimetypes
 import os
 import sys
@@ -40,9 +44,10 @@ from .errors import (
     Timeout,
     TransportError,
 )
+from .handle_file import load_handle_file, save_handle_file
 from .models import Image, JobHandle, JobStatus, Result, StatusReport
 from .providers import ADAPTERS
-from .transport import RetryPolicy
+from .transport import RetryNotice, RetryPolicy
 
 __all__ = ["EXIT_CODES", "UsageError", "build_parser", "exit_code", "main"]
 
@@ -146,7 +151,10 @@ def _common_options() -> argparse.ArgumentParser:
 
 def _wait_options() -> argparse.ArgumentParser:
     options = _Parser(add_help=False)
-    options.add_argument("--out", default=".", metavar="DIR", help='where images go (default ".")')
+    options.add_argument(
+        "--out", metavar="DIR",
+        help='where images go (default: the folder the handle records, else ".")',
+    )  # fmt: skip
     options.add_argument(
         "--timeout", type=_seconds, default=600.0, metavar="S",
         help="give up waiting after S seconds, saving the handle (default 600)",
@@ -159,7 +167,9 @@ def _wait_options() -> argparse.ArgumentParser:
         "--max-interval", type=_seconds, default=15.0, metavar="S",
         help="longest poll interval (default 15)",
     )  # fmt: skip
-    options.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    options.add_argument(
+        "--quiet", action="store_true", help="no progress (nor retry notices) on stderr"
+    )
     return options
 
 
@@ -179,7 +189,11 @@ def _generate_options(parser: argparse.ArgumentParser) -> None:
         "--param", action="append", default=[], type=_param, metavar="KEY=VALUE",
         help="a provider field, VALUE as JSON if it parses (repeatable), e.g. seed=42",
     )  # fmt: skip
-    parser.add_argument("--save-handle", metavar="FILE", help="save the job handle here")
+    parser.add_argument(
+        "--save-handle",
+        metavar="FILE",
+        help="save the job handle here (default <out>/<id>.job.json)",
+    )
 
 
 def _seconds(text: str) -> float:
@@ -234,6 +248,17 @@ class Progress:
         self._last = (report.status, report.raw_status)
         self.stream.flush()
 
+    def notice(self, text: str) -> None:
+        """One line of its own (a retry notice), after the progress line if one is open."""
+        if self.quiet:
+            return
+        self.finish()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def retrying(self, notice: RetryNotice) -> None:
+        self.notice(f"{PROG}: {notice}")
+
     def finish(self) -> None:
         if self._open:
             self.stream.write("\n")
@@ -280,13 +305,18 @@ class Run:
     args: argparse.Namespace
     started: float = field(default_factory=time.monotonic)
     handle_file: Path | None = None
+    out: str = "."  # where the images go
+    progress: Progress | None = None  # made with the client: retries print through it
     job: JobHandle | None = None  # the job the command works on, once it has one
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
 
-def _client(args: argparse.Namespace, provider: str, base_url: str | None) -> Client:
+def _client(run: Run, provider: str, base_url: str | None) -> Client:
+    args = run.args
+    quiet = getattr(args, "quiet", False)
+    run.progress = Progress(sys.stderr, provider, quiet=quiet, started=run.started)
     return Client(
         provider,
         api_key=args.api_key,
@@ -295,23 +325,35 @@ def _client(args: argparse.Namespace, provider: str, base_url: str | None) -> Cl
         strict="raise" if args.strict else False,
         poll_interval=getattr(args, "interval", 2.0),
         max_poll_interval=getattr(args, "max_interval", 15.0),
+        on_retry=run.progress.retrying,
     )
 
 
-def _load_handle(path: str) -> JobHandle:
+def _load_handle(path: str) -> tuple[JobHandle, str | None]:
+    """The handle in a file and the image folder it records, or a UsageError."""
     try:
-        return JobHandle.load(path)
+        return load_handle_file(path)
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise UsageError(f"cannot read the handle file {path}: {exc}") from exc
+
+
+def _out_folder(out: str) -> str:
+    """Create the image folder before any job is paid for, or raise a UsageError; the
+    folder's name comes back normalised (``./out`` is ``out``), as the summary prints it."""
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot create the output folder {out}: {exc}") from exc
+    return os.path.normpath(out)
 
 
 async def _generate(run: Run) -> int:
     args = run.args
     params = _generation_params(args)
-    async with _client(args, args.provider, None) as client:
+    run.out = _out_folder(args.out or ".")
+    async with _client(run, args.provider, None) as client:
         handle = await client.submit(args.model, **params)
-        if args.save_handle:
-            run.handle_file = handle.save(args.save_handle)
+        _keep(run, handle)
         return await _collect(run, client, handle)
 
 
@@ -329,9 +371,10 @@ def _generation_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _wait(run: Run) -> int:
-    handle = _load_handle(run.args.handle_file)
+    handle, recorded_out = _load_handle(run.args.handle_file)
     run.handle_file = Path(run.args.handle_file)
-    async with _client(run.args, handle.provider, handle.base_url) as client:
+    run.out = _out_folder(run.args.out or recorded_out or ".")
+    async with _client(run, handle.provider, handle.base_url) as client:
         return await _collect(run, client, handle)
 
 
@@ -339,7 +382,8 @@ async def _collect(run: Run, client: Client, handle: JobHandle) -> int:
     """Wait with progress, download and save; the handle is saved if this ends otherwise."""
     args = run.args
     run.job = handle
-    progress = Progress(sys.stderr, handle.provider, quiet=args.quiet, started=run.started)
+    progress = run.progress
+    assert progress is not None  # made with the client
     try:
         try:
             result = await client.wait(handle, timeout=args.timeout, on_status=progress.update)
@@ -354,18 +398,18 @@ async def _collect(run: Run, client: Client, handle: JobHandle) -> int:
     except BaseException:
         _keep(run, handle)
         raise
-    _report(run, result, _save_images(result, args.out))
+    _report(run, result, _save_images(result, run.out))
     return 0
 
 
 def _keep(run: Run, handle: JobHandle) -> None:
-    """Save the handle (to --save-handle, the resumed file, or <out>/<id>.job.json)."""
+    """Save the handle, with the image folder, to --save-handle or <out>/<id>.job.json
+    (unless it is saved already, or resumed from a file)."""
     if run.handle_file is not None:
         return
+    target = run.args.save_handle or Path(run.out) / f"{handle.request_id}.job.json"
     try:
-        out = Path(run.args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        run.handle_file = handle.save(out / f"{handle.request_id}.job.json")
+        run.handle_file = save_handle_file(handle, target, run.out)
     except OSError as exc:  # never lose a paid job: show the handle instead
         text = json.dumps(handle.to_dict())
         print(f"{PROG}: cannot save the job handle ({exc}); it is: {text}", file=sys.stderr)
@@ -402,8 +446,16 @@ def _report(run: Run, result: Result, paths: list[str]) -> None:
         ],
         "metrics": metrics,
         "elapsed_seconds": round(elapsed, 3),
+        "handle": _handle_name(run),
     }
-    _emit(run.args, _summary(result.images, paths, elapsed, metrics.get("cost")), data)
+    text = _summary(result.images, paths, elapsed, metrics.get("cost"))
+    if data["handle"] is not None:
+        text += f"; job handle {data['handle']}"
+    _emit(run.args, text, data)
+
+
+def _handle_name(run: Run) -> str | None:
+    return str(run.handle_file) if run.handle_file is not None else None
 
 
 def _image_json(image: Image, path: str) -> dict[str, Any]:
@@ -426,8 +478,9 @@ def _summary(images: Sequence[Image], paths: list[str], elapsed: float, cost: An
 
 
 async def _status(run: Run) -> int:
-    handle = run.job = _load_handle(run.args.handle_file)
-    async with _client(run.args, handle.provider, handle.base_url) as client:
+    handle, _ = _load_handle(run.args.handle_file)
+    run.job = handle
+    async with _client(run, handle.provider, handle.base_url) as client:
         report = await client.status(handle)
     data = {
         "status": report.status.value,
@@ -450,8 +503,9 @@ def _status_line(handle: JobHandle, report: StatusReport) -> str:
 
 
 async def _cancel(run: Run) -> int:
-    handle = run.job = _load_handle(run.args.handle_file)
-    async with _client(run.args, handle.provider, handle.base_url) as client:
+    handle, _ = _load_handle(run.args.handle_file)
+    run.job = handle
+    async with _client(run, handle.provider, handle.base_url) as client:
         accepted = await client.cancel(handle)
     text = "cancellation requested" if accepted else "already finished"
     _emit(run.args, text, {"cancelled": accepted, "message": text, "request_id": handle.request_id})
@@ -470,7 +524,7 @@ def _fail(run: Run | None, exc: BaseException, as_json: bool) -> int:
     """Report an error (one line on stderr, or JSON on stdout) and return its exit code."""
     code = exit_code(exc)
     name = type(exc).__name__
-    handle = str(run.handle_file) if run is not None and run.handle_file is not None else None
+    handle = _handle_name(run) if run is not None else None
     message = str(exc) or name
     extra: dict[str, Any] = {}
     job = run.job if run is not None else None
@@ -479,8 +533,12 @@ def _fail(run: Run | None, exc: BaseException, as_json: bool) -> int:
         extra["job_state"] = exc.job_state
     if as_json:
         data = {"status": "ERROR", "error": name, "message": message, "exit_code": code}
-        print(json.dumps({**data, **extra, "handle": handle}), file=sys.stdout, flush=True)
+        error_type = exc.error_type if isinstance(exc, JobFailed) else None
+        data |= {"error_type": error_type, **extra, "handle": handle}
+        print(json.dumps(data), file=sys.stdout, flush=True)
         return code
+    if isinstance(exc, RateLimited | ServerError) and exc.retry_after is not None:
+        message += f"; the provider asked to retry after {math.ceil(exc.retry_after)}s"
     if handle is not None and not isinstance(exc, JobFailed | NotFound):
         message += f"; the job handle is saved in {handle}: resume with `{PROG} wait {handle}`"
     print(f"{PROG}: {name}: {message}", file=sys.stderr)

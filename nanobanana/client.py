@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-import schemas
+from nanobanana_mock import schemas
 
 from .errors import (
     ApiError,
@@ -33,11 +33,11 @@ from .errors import (
 )
 from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport
 from .providers import Adapter, Call, Segmind, adapter
-from .transport import Answer, RetryPolicy, Timer, WallTimer, exchange
+from .transport import Answer, RetryCallback, RetryPolicy, Timer, WallTimer, exchange
 
 __all__ = ["Client", "Violation"]
 
-log = logging.getLogger("nanobanana")
+log = logging.getLogger("nanobanana_mock.client")
 StatusCallback = Callable[[StatusReport], Awaitable[None] | None]
 
 
@@ -73,6 +73,7 @@ class Client:
         poll_backoff: float = 1.5,
         max_poll_interval: float = 15.0,
         timer: Timer | None = None,
+        on_retry: RetryCallback | None = None,
     ) -> None:
         self.adapter: Adapter = adapter(provider)
         self.provider = provider
@@ -91,6 +92,7 @@ class Client:
         self.poll_backoff = poll_backoff
         self.max_poll_interval = max_poll_interval
         self.timer: Timer = timer or WallTimer()
+        self.on_retry = on_retry  # told of each wait before a retry (a RetryNotice)
         self.violations: list[Violation] = []
 
     async def __aenter__(self) -> Client:
@@ -304,6 +306,7 @@ class Client:
             idempotent=idempotent,
             deadline=deadline,
             request_timeout=self.request_timeout,
+            on_retry=self.on_retry,
         )
         if self.strict and call.operation != "image" and isinstance(answer.body, dict | list):
             self._check(call.operation, answer)

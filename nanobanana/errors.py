@@ -26,7 +26,7 @@ import math
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from .models import JobHandle, StatusReport
@@ -78,6 +78,8 @@ class ApiError(NanoBananaError):
     """The provider answered with an error, or the exchange failed. ``retry_after`` is the
     wait in seconds the provider asked for (set on RateLimited and ServerError), else None."""
 
+    shows_http_status: ClassVar[bool] = True  # the text ends "(HTTP 429)"
+
     def __init__(
         self,
         message: str,
@@ -88,7 +90,8 @@ class ApiError(NanoBananaError):
         headers: Mapping[str, str] | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(f"{provider}: {message}" + (f" (HTTP {status})" if status else ""))
+        shown = f" (HTTP {status})" if status and self.shows_http_status else ""
+        super().__init__(f"{provider}: {message}{shown}")
         self.message = message
         self.provider = provider
         self.status = status
@@ -137,7 +140,11 @@ class TransportError(ApiError):
 
 
 class JobFailed(ApiError):
-    """The job reached a failed terminal state."""
+    """The job reached a failed terminal state: ``error`` is the provider's message and
+    ``error_type`` its kind (e.g. ``CONTENT_BLOCKED``); the text of the exception names both
+    (not the HTTP code, which tells nothing about a job: SeaArt answers 200, Segmind 422)."""
+
+    shows_http_status: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -148,7 +155,8 @@ class JobFailed(ApiError):
         report: StatusReport | None = None,
         **kw: Any,
     ) -> None:
-        super().__init__(message, **kw)
+        super().__init__(f"{error_type}: {message}" if error_type else message, **kw)
+        self.message = message
         self.error = message
         self.error_type = error_type
         self.handle = handle

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import schemas
+from nanobanana_mock import schemas
 
 from .errors import ConfigurationError, message_of
 from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport

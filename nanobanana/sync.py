@@ -11,7 +11,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from .client import Client
+from .client import Client, Violation
 from .models import Image, JobHandle, Result, StatusReport
 
 __all__ = ["SyncClient"]
@@ -42,6 +42,23 @@ class SyncClient:
     def client(self) -> Client:
         return self._client
 
+    @property
+    def provider(self) -> str:
+        return self._client.provider
+
+    @property
+    def base_url(self) -> str:
+        return self._client.base_url
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self._client.models
+
+    @property
+    def violations(self) -> list[Violation]:
+        """Strict mode's findings, as :attr:`Client.violations` (the same list)."""
+        return self._client.violations
+
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
@@ -68,6 +85,9 @@ class SyncClient:
 
     def download(self, image: Image) -> Image:
         return self._run(self._client.download(image))
+
+    def download_all(self, result: Result) -> Result:
+        return self._run(self._client.download_all(result))
 
     def close(self) -> None:
         if self._loop.is_closed():

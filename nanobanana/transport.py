@@ -8,17 +8,22 @@ Retries follow one rule: only what cannot create a second job is retried.
   refused, or the provider answered 429 (refused, nothing created). After a reset, a timeout
   or a 5xx the job may exist and be paid for, so the error goes to the caller.
 - No wait ever crosses the caller's deadline: the error that would need it is raised (as
-  :class:`~nanobanana.errors.Timeout` when a deadline was given). A provider asking for more
+  :class:`~.errors.Timeout` when a deadline was given). A provider asking for more
   than ``RetryPolicy.max_wait`` seconds gets its error raised at once.
+
+Each wait before a retry is logged at DEBUG on the ``nanobanana_mock.client`` logger and,
+when the client was given ``on_retry``, told to it as a :class:`RetryNotice` first (the
+command line prints one line for each). Nothing is printed otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,7 +32,9 @@ import aiohttp
 from .errors import ApiError, RateLimited, ServerError, Timeout, TransportError, error_from_response
 from .providers import Call
 
-__all__ = ["Answer", "RetryPolicy", "Timer", "WallTimer", "exchange"]
+__all__ = ["Answer", "RetryNotice", "RetryPolicy", "Timer", "WallTimer", "exchange"]
+
+log = logging.getLogger("nanobanana_mock.client")
 
 
 class Timer(Protocol):
@@ -67,6 +74,40 @@ class RetryPolicy:
         """The wait before try ``attempt + 1``: jittered backoff, at least what was asked."""
         backoff = self._rng.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
         return max(backoff, asked or 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryNotice:
+    """A wait before a retry: what failed, which retry comes, and after how long."""
+
+    provider: str
+    operation: str  # of the contract: submit, status, result, cancel, image, ...
+    error: ApiError  # how the last try ended: RateLimited, ServerError, TransportError
+    retry: int  # 1 for the first retry
+    retries: int  # the most retries the policy allows
+    wait: float  # seconds about to be slept
+    asked: float | None  # the wait the provider asked for (Retry-After, reset-at), if any
+
+    def __str__(self) -> str:
+        if self.asked is not None:
+            why = f"the provider asked for {self.asked:.1f}s"
+        else:
+            why = "backing off"
+        return (
+            f"[{self.provider}] {self.operation}: {_reason(self.error)}; retry {self.retry} "
+            f"of {self.retries} in {self.wait:.1f}s ({why})"
+        )
+
+
+RetryCallback = Callable[[RetryNotice], None]
+
+
+def _reason(error: ApiError) -> str:
+    if isinstance(error, RateLimited):
+        return f"rate limited (HTTP {error.status}: {error.message})"
+    if isinstance(error, TransportError):  # "cannot connect: ...", "no answer in time", ...
+        return error.message
+    return f"HTTP {error.status}: {error.message}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +170,10 @@ async def exchange(
     idempotent: bool,
     deadline: float | None = None,
     request_timeout: float = 60.0,
+    on_retry: RetryCallback | None = None,
 ) -> Answer:
     """Send ``call`` with retries as the module doc says; 2xx and ``ok`` codes are answers,
-    anything else raises the mapped error."""
+    anything else raises the mapped error. ``on_retry`` hears of each wait before a retry."""
     attempt = 0
     while True:
         attempt += 1
@@ -155,15 +197,30 @@ async def exchange(
             )
         if not retryable or attempt >= policy.attempts:
             raise error
-        asked = error.retry_after
-        if asked is not None and asked > policy.max_wait:
-            raise error
-        wait = policy.delay(attempt, asked)
-        if deadline is not None and timer.now() + wait > deadline:
-            raise Timeout(
-                f"deadline reached while retrying after: {error.message}",
-                provider=provider,
-                handle=None,
-                status=error.status,
-            ) from error
+        wait = _wait_before_retry(error, attempt, policy, timer, deadline)
+        notice = RetryNotice(
+            provider, call.operation, error, attempt, policy.attempts - 1, wait, error.retry_after
+        )
+        log.debug("%s", notice)
+        if on_retry is not None:
+            on_retry(notice)
         await timer.sleep(wait)
+
+
+def _wait_before_retry(
+    error: ApiError, attempt: int, policy: RetryPolicy, timer: Timer, deadline: float | None
+) -> float:
+    """The wait before try ``attempt + 1``; ``error`` (or a Timeout) is raised instead when
+    the provider asks for more than ``max_wait`` or the wait would cross the deadline."""
+    asked = error.retry_after
+    if asked is not None and asked > policy.max_wait:
+        raise error
+    wait = policy.delay(attempt, asked)
+    if deadline is not None and timer.now() + wait > deadline:
+        raise Timeout(
+            f"deadline reached while retrying after: {error.message}",
+            provider=error.provider,
+            handle=None,
+            status=error.status,
+        ) from error
+    return wait

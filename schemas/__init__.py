@@ -17,7 +17,7 @@ from typing import Any
 import re2
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 __all__ = ["PROVIDERS", "documents", "load", "search", "validator"]
@@ -47,11 +47,15 @@ def load(provider: str, name: str) -> dict[str, Any]:
 
 @functools.cache
 def _registry() -> Registry:
-    """Every schema file, keyed by its ``$id``."""
+    """Every schema file, keyed by its ``$id``. Registered without ``$schema`` (every file is
+    Draft 2020-12): jsonschema picks the validator class of a ``$ref``'d file from its
+    ``$schema``, which would swap :func:`validator`'s class (RE2 patterns, the mock's bounded
+    explanation) for the plain Draft 2020-12 one past the first reference to another file."""
     resources = []
     for schema_id, doc in documents():
         Draft202012Validator.check_schema(doc)
-        resources.append((schema_id, Resource.from_contents(doc, DRAFT202012)))
+        contents = {k: v for k, v in doc.items() if k != "$schema"}
+        resources.append((schema_id, DRAFT202012.create_resource(contents)))
     return Registry().with_resources(resources).crawl()
 
 

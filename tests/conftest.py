@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from mockserver.app import create_app
-from mockserver.config import MockConfig
-from mockserver.state import STATE
+from nanobanana_mock.app import create_app
+from nanobanana_mock.config import MockConfig
+from nanobanana_mock.state import STATE
 from tests.harness import Mock
 
 # Frozen clock, exact timings, self-check on: every response is validated by the mock itself,

@@ -14,11 +14,11 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from PIL import Image
 
-import schemas
-from mockserver.app import create_app
-from mockserver.config import MockConfig
-from mockserver.server import Served, serve_app
-from mockserver.state import STATE, MockState
+from nanobanana_mock import schemas
+from nanobanana_mock.app import create_app
+from nanobanana_mock.config import MockConfig
+from nanobanana_mock.server import Served, serve_app
+from nanobanana_mock.state import STATE, MockState
 
 KEYS = {
     "segmind": {"x-api-key": "SG_0123456789abcdef"},

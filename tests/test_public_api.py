@@ -1,7 +1,7 @@
 """The public surface of each package is pinned: changing it must be a deliberate act."""
 
-import mockserver
-import schemas
+import nanobanana_mock as mockserver
+from nanobanana_mock import schemas
 
 
 def test_mockserver_public_api() -> None:

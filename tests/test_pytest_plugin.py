@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mockserver import pytest_plugin
-from mockserver.config import MockConfig
-from mockserver.pytest_plugin import MockServer
+from nanobanana_mock import pytest_plugin
+from nanobanana_mock.config import MockConfig
+from nanobanana_mock.pytest_plugin import MockServer
 
 pytest_plugins = ["pytester"]
 
@@ -65,7 +65,7 @@ def test_a_creates_a_job(nanobanana_mock):
 
 
 def test_b_starts_from_a_clean_mock(nanobanana_mock):
-    from mockserver.control_client import ControlError
+    from nanobanana_mock.control_client import ControlError
 
     assert nanobanana_mock.jobs.list() == []
     with pytest.raises(ControlError):
@@ -123,7 +123,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def nanobanana_mock_config():
-    from mockserver.config import MockConfig
+    from nanobanana_mock.config import MockConfig
 
     return MockConfig(port=0, time_scale=0.0, self_check=True, workers=2, seed=5)
 """
@@ -180,6 +180,90 @@ def test_positional_marker_arguments_are_an_error(nanobanana_mock):
 def test_invalid_settings_are_an_error(nanobanana_mock):
     pass
 """
+
+
+MISTAKES = """
+import pytest
+
+
+@pytest.mark.nanobanana_mock(wrokers=1)
+def test_unknown_setting(nanobanana_mock):
+    pass
+
+
+@pytest.mark.nanobanana_mock(port=1)
+def test_start_up_setting(nanobanana_mock):
+    pass
+
+
+SEGMND = {"match": {"provider": "segmnd"}, "effect": {"latency": {"fixed": 1}}}
+
+
+@pytest.mark.nanobanana_mock(faults=[SEGMND])
+def test_unknown_provider_in_a_rule(nanobanana_mock):
+    pass
+
+
+@pytest.mark.nanobanana_mock(processing_seconds={"segmind/nano-banan": 5})
+def test_unknown_model_key(nanobanana_mock):
+    pass
+
+
+@pytest.mark.nanobanana_mock(scenario="scenarios/slow.yaml")
+def test_scenario_path(nanobanana_mock):
+    assert nanobanana_mock.settings["workers"] == 1
+    assert [rule["id"] for rule in nanobanana_mock.faults.list()] == ["slow"]
+
+
+@pytest.mark.nanobanana_mock(scenario="slow-queue")
+def test_scenario_by_name(nanobanana_mock):
+    assert nanobanana_mock.settings["queue_seconds"] == 5
+    assert "congested-queue" in [rule["id"] for rule in nanobanana_mock.faults.list()]
+
+
+@pytest.mark.nanobanana_mock(scenario="scenarios/bad.yaml")
+def test_bad_scenario_path(nanobanana_mock):
+    pass
+"""
+
+SLOW = """\
+settings: {workers: 1}
+faults:
+  - id: slow
+    match: {operation: submit}
+    effect: {latency: {fixed: 1}}
+"""
+
+
+def test_marker_mistakes_are_named(pytester: pytest.Pytester) -> None:
+    pytester.mkdir("scenarios")
+    pytester.path.joinpath("scenarios", "slow.yaml").write_text(SLOW)
+    pytester.path.joinpath("scenarios", "bad.yaml").write_text("settings: {sed: 1}\n")
+    pytester.makepyfile(test_mistakes=MISTAKES)
+    result = pytester.runpytest_subprocess(*ARGS)
+    result.assert_outcomes(passed=2, errors=5)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_unknown_setting*",
+            "*nanobanana_mock: unknown setting 'wrokers' (did you mean 'workers'?); allowed: "
+            "scenario, faults, credits, api_keys,*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*cannot change port on reset (start-up settings)*"])
+    result.stdout.fnmatch_lines(
+        ["*match.provider: 'segmnd' is not one of segmind, seaart, pixazo (did you mean*"]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*processing_seconds: unknown key 'segmind/nano-banan' "
+            "(did you mean 'segmind/nano-banana'?)*"
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["*scenarios/bad.yaml:1:12: settings.sed: unknown key (did you mean 'seed'?)*"]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert "cannot change wrokers" not in result.stdout.str()
 
 
 def test_public_api_is_pinned() -> None:

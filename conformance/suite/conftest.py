@@ -9,9 +9,11 @@
 - Cost: free checks run first; each paid check costs its case's price. Before a live run (or
   with ``--dry-run``) the plan is printed, and a live run without its opt-in, cap or keys, or
   over its cap, is refused before any request.
-- Exit status: 0 conformant (additive findings allowed), 1 breaking drift, 2 interrupted,
-  3 tool error (no answer, or a check broke for another reason than a finding), 4 usage or
-  refused, 5 nothing selected.
+- Exit status and verdict (``conformance/outcome.py``): 0 conformant (additive findings
+  allowed), 1 breaking drift, 2 interrupted, 3 tool error (no answer, or a check broke for
+  another reason than a finding), 4 usage or refused, 5 nothing checked (no check selected,
+  or every one skipped). Refusals are one plain line (pytest's ``ERROR: ...``); a dry run
+  prints the plan, sends nothing and ends 0.
 """
 
 from __future__ import annotations
@@ -21,19 +23,20 @@ from pathlib import Path
 
 import pytest
 
-from conformance import cost
-from conformance.checks import ContractViolation
-from conformance.exchange import Http
-from conformance.options import (
+from nanobanana_mock.conformance import cost
+from nanobanana_mock.conformance.checks import ContractViolation
+from nanobanana_mock.conformance.exchange import Http
+from nanobanana_mock.conformance.options import (
     DEFAULT_REPORT_DIR,
     RunOptions,
     UsageError,
     live_problems,
     load_scenario,
 )
-from conformance.probe import Probe
-from conformance.report import Report
-from conformance.target import LiveTarget, MockTarget, Target
+from nanobanana_mock.conformance.outcome import TOOL_ERROR, Outcome, Tally, decide
+from nanobanana_mock.conformance.probe import Probe
+from nanobanana_mock.conformance.report import Report
+from nanobanana_mock.conformance.target import LiveTarget, MockTarget, Target
 
 OPTIONS = pytest.StashKey[RunOptions]()
 REPORT = pytest.StashKey[Report]()
@@ -41,9 +44,12 @@ BUDGET = pytest.StashKey[cost.Budget]()
 SCENARIO = pytest.StashKey[dict | None]()
 TOOL_ERRORS = pytest.StashKey[list[str]]()
 STARTED = pytest.StashKey[bool]()
+DRY_RUN_DONE = pytest.StashKey[bool]()
+RAN = pytest.StashKey[set[str]]()  # node ids of the checks that passed or failed
+SKIPPED = pytest.StashKey[set[str]]()
+OUTCOME = pytest.StashKey[Outcome]()
+WRITTEN = pytest.StashKey[Path]()  # the Markdown report, once written
 
-TOOL_ERROR = 3
-USAGE = 4
 MARKERS = (
     "free: a conformance check that costs nothing (runs first)",
     "paid: a conformance check that is charged on a live target (its case's price)",
@@ -60,7 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--accept-charges", action="store_true", help="opt in to a paid live run")
     group.addoption("--base-url", help="live origin (else <PROVIDER>_BASE_URL)")
     group.addoption("--report-dir", default=DEFAULT_REPORT_DIR, help="where the report goes")
-    group.addoption("--scenario", help="drift scenario or fault rules for the mock target")
+    group.addoption(
+        "--scenario", help="drift scenario or fault rules for the mock target: a file or a name"
+    )
     group.addoption("--dry-run", action="store_true", help="print the plan, send nothing")
 
 
@@ -78,11 +86,9 @@ def pytest_configure(config: pytest.Config) -> None:
             scenario=config.getoption("scenario"),
             dry_run=config.getoption("dry_run"),
         )
-        if options.scenario and options.target != "mock":
-            raise UsageError("--scenario applies to the mock target only")
         scenario = load_scenario(options.scenario) if options.scenario else None
-    except UsageError as exc:
-        pytest.exit(str(exc), returncode=USAGE)
+    except UsageError as exc:  # pytest prints it as one line and ends with exit 4
+        raise pytest.UsageError(str(exc)) from None
     config.stash[OPTIONS] = options
     config.stash[SCENARIO] = scenario
     config.stash[REPORT] = Report(target=options.target)
@@ -90,6 +96,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[BUDGET] = cost.Budget(options.max_spend if live else None)
     config.stash[TOOL_ERRORS] = []
     config.stash[STARTED] = False
+    config.stash[DRY_RUN_DONE] = False
+    config.stash[RAN] = set()
+    config.stash[SKIPPED] = set()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -113,31 +122,45 @@ def _price(item: pytest.Item) -> float:
     return case.plan.price if case is not None and item.get_closest_marker("paid") else 0.0
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m: the plan is of the checks that will run
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Free checks first; print the plan; refuse a live run that may not start."""
+    """Free checks first; print the plan; end a dry run here; refuse a live run that may not
+    start."""
     empty = [i for i in items if "case" in getattr(i, "fixturenames", ()) and not _case(i)]
     if empty:  # e.g. a cancel check when no selected provider can cancel
         config.hook.pytest_deselected(items=empty)
         items[:] = [i for i in items if i not in empty]
     items.sort(key=lambda item: item.get_closest_marker("paid") is not None)
     options = config.stash[OPTIONS]
-    rows = []
-    for provider in options.providers:
-        mine = [i for i in items if (c := _case(i)) is not None and c.provider == provider]
-        paid = [i for i in mine if i.get_closest_marker("paid")]
-        rows.append((provider, len(mine) - len(paid), len(paid), sum(map(_price, paid))))
-    estimate = sum(row[3] for row in rows)
+    rows = _plan_rows(options.providers, items)
     if options.target == "live" or options.dry_run:
         cap = options.max_spend if options.target == "live" else None
         _write(config, cost.format_plan(options.target, rows, cap))
-    problems = live_problems(options, estimate) if options.target == "live" else []
-    if problems:
-        pytest.exit("refusing to run live: " + "; ".join(problems), returncode=USAGE)
+    live = options.target == "live"
+    problems = live_problems(options, sum(row[3] for row in rows)) if live else []
     if options.dry_run:
-        pytest.exit("dry run: no request was sent", returncode=0)
+        _write(config, [f"a live run would be refused: {p}" for p in problems])
+        _write(config, ["dry run: no request was sent"])
+        items[:] = []  # nothing runs; pytest_sessionfinish ends the run with 0
+        config.stash[DRY_RUN_DONE] = True
+        return
+    if problems:  # pytest prints it as one line and ends with exit 4
+        raise pytest.UsageError("refusing to run live: " + "; ".join(problems))
     config.stash[STARTED] = not config.option.collectonly
+
+
+def _plan_rows(
+    providers: tuple[str, ...], items: list[pytest.Item]
+) -> list[tuple[str, int, int, float]]:
+    """Per provider: free checks, paid checks, estimated USD."""
+    rows = []
+    for provider in providers:
+        mine = [i for i in items if (c := _case(i)) is not None and c.provider == provider]
+        paid = [i for i in mine if i.get_closest_marker("paid")]
+        rows.append((provider, len(mine) - len(paid), len(paid), sum(map(_price, paid))))
+    return rows
 
 
 def _write(config: pytest.Config, lines: list[str]) -> None:
@@ -151,31 +174,64 @@ def _write(config: pytest.Config, lines: list[str]) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Tally each check; a contract finding is shown as its findings (no traceback of the
+    suite), anything else that broke a check is a tool error."""
     report = yield
+    config = item.config
     excinfo = call.excinfo
-    if report.failed and excinfo is not None and not excinfo.errisinstance(ContractViolation):
-        item.config.stash[TOOL_ERRORS].append(f"{item.nodeid}: {excinfo.typename}")
+    if report.failed and excinfo is not None:
+        if excinfo.errisinstance(ContractViolation):
+            report.longrepr = str(excinfo.value)
+        else:
+            config.stash[TOOL_ERRORS].append(f"{item.nodeid}: {_reason(excinfo)}")
+    if report.failed or (report.when == "call" and report.passed):
+        config.stash[RAN].add(item.nodeid)
+    elif report.skipped:
+        config.stash[SKIPPED].add(item.nodeid)
     return report
+
+
+def _reason(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    """One line: the message of a check that stopped (pytest.fail), else the error's."""
+    text = str(excinfo.value).strip().splitlines()
+    first = text[0] if text else ""
+    if excinfo.errisinstance(pytest.fail.Exception):
+        return first or "the check stopped"
+    return f"{excinfo.typename}: {first}" if first else excinfo.typename
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Write the report; the exit status says what was found (see the module docstring)."""
     config = session.config
+    if config.stash.get(DRY_RUN_DONE, False):
+        session.exitstatus = 0
+        return
     if not config.stash.get(STARTED, False):
         return
     options = config.stash[OPTIONS]
     report = config.stash[REPORT]
-    report.write(options.report_dir)
-    if exitstatus in (0, 1):
-        if config.stash[TOOL_ERRORS]:
-            session.exitstatus = TOOL_ERROR
-        else:
-            session.exitstatus = 1 if report.breaking else 0
+    ran, skipped = config.stash[RAN], config.stash[SKIPPED] - config.stash[RAN]
+    tally = Tally(
+        selected=len(session.items),
+        ran=len(ran),
+        skipped=len(skipped),
+        breaking=len(report.breaking),
+        tool_errors=len(config.stash[TOOL_ERRORS]),
+    )
+    outcome = decide(tally, int(exitstatus))
+    report.outcome = outcome.verdict
+    try:
+        config.stash[WRITTEN] = report.write(options.report_dir)["markdown"]
+    except OSError as exc:
+        problem = f"the report could not be written to {options.report_dir}: {exc.strerror}"
+        outcome = Outcome(TOOL_ERROR, f"TOOL ERROR: {problem}")
+    config.stash[OUTCOME] = outcome
+    session.exitstatus = outcome.code
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     config = terminalreporter.config
-    if not config.stash.get(STARTED, False):
+    if OUTCOME not in config.stash:
         return
     options = config.stash[OPTIONS]
     report = config.stash[REPORT]
@@ -194,8 +250,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         write(f"  ... and {len(report.breaking) - 10} more breaking findings")
     for error in config.stash[TOOL_ERRORS][:5]:
         write(f"  tool error: {error}")
-    verdict = "BREAKING DRIFT" if report.breaking else "conformant"
-    write(f"verdict: {verdict}; report: {Path(options.report_dir) / 'drift.md'} (.json, .html)")
+    verdict = config.stash[OUTCOME].verdict
+    written = config.stash.get(WRITTEN, None)
+    write(f"verdict: {verdict}" + (f"; report: {written} (.json, .html)" if written else ""))
 
 
 # -- fixtures -----------------------------------------------------------------------------

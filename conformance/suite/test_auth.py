@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.cost import Case
-from conformance.probe import Probe
-from conformance.target import WRONG_KEY
+from nanobanana_mock.conformance.cost import Case
+from nanobanana_mock.conformance.probe import Probe
+from nanobanana_mock.conformance.target import WRONG_KEY
 
 pytestmark = [pytest.mark.free, pytest.mark.cases("model")]
 UNAUTHORIZED = 401

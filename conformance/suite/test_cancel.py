@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.cost import Case
-from conformance.exchange import Answer
-from conformance.facts import documented_body
-from conformance.probe import Probe
-from conformance.target import Target
-from nanobanana.models import JobStatus
+from nanobanana_mock.client.models import JobStatus
+from nanobanana_mock.conformance.cost import Case
+from nanobanana_mock.conformance.exchange import Answer
+from nanobanana_mock.conformance.facts import documented_body
+from nanobanana_mock.conformance.probe import Probe
+from nanobanana_mock.conformance.target import Target
 
 pytestmark = [pytest.mark.paid, pytest.mark.cases("provider", needs="cancel")]
 ACCEPTED = 200
@@ -46,7 +46,7 @@ def _check_cancel(probe: Probe, answer: Answer, *, terminal: bool) -> None:
 
 def _check_cancelled(probe: Probe, target: Target, request_id: str) -> None:
     """The job's status turns terminal, and cancelled, without running to its end."""
-    for _ in range(POLLS):
+    for poll in range(1, POLLS + 1):
         answer = probe.send(probe.main_route, request_id=request_id)
         probe.check(probe.main_route, answer)
         probe.check_state_code(probe.main_route, answer, answer.json.get("status"))
@@ -57,5 +57,6 @@ def _check_cancelled(probe: Probe, target: Target, request_id: str) -> None:
                 observed += f" ({outcome.raw_status}, error_type {outcome.error_type})"
             probe.expect(probe.main_route, "/error_type", str(JobStatus.CANCELLED), observed)
             return
+        if poll == POLLS:
+            probe.never_ended(probe.main_route, poll, (poll - 1) * INTERVAL, answer)
         target.wait(INTERVAL)
-    probe.stop("the cancelled job never reported a terminal status")

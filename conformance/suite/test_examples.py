@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.cost import Case
-from conformance.probe import Probe
+from nanobanana_mock.conformance.cost import Case
+from nanobanana_mock.conformance.probe import Probe
 
 pytestmark = [pytest.mark.paid, pytest.mark.cases("example")]
 ACCEPTED = 200

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.cost import Case
-from conformance.facts import INVALID_KINDS, invalid_body
-from conformance.probe import Probe
+from nanobanana_mock.conformance.cost import Case
+from nanobanana_mock.conformance.facts import INVALID_KINDS, invalid_body
+from nanobanana_mock.conformance.probe import Probe
 
 pytestmark = [pytest.mark.free, pytest.mark.cases("model")]
 VALIDATION_CODES = frozenset({400, 422})  # the codes of a refused body; api.json says which

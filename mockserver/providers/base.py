@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-import schemas
+from nanobanana_mock import schemas
 
 from .. import images
 from ..call import UNKNOWN, call_of, note
@@ -21,6 +21,7 @@ from ..contracts import Contract, Model, contract
 from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_of
 from ..jobs import Job
 from ..journal import redact
+from ..names import declared_errors
 from ..state import MockState
 from ..validation import is_valid, warm
 
@@ -48,12 +49,8 @@ class Provider:
         self._known: dict[str, frozenset[str]] = {}  # each request schema's properties
         self._timings: dict[str, tuple[MockConfig, float, float]] = {}
         self._declared = {
-            operation: frozenset(
-                int(code)
-                for code, spec in op["responses"].items()
-                if int(code) >= 400 and spec.get("schema") == "error"
-            )
-            for operation, op in self.contract.api["operations"].items()
+            operation: declared_errors(self.name, operation)
+            for operation in self.contract.api["operations"]
         }
         for model in self.contract.models.values():  # a first bad body must not build them
             warm(self.name, model.request_schema)
@@ -84,17 +81,19 @@ class Provider:
     ) -> ApiError:
         """An injected HTTP error in this provider's documented body and headers: its own
         answer where it has one (:meth:`special_fault`), else its plain envelope; a 503 says
-        when to come back."""
+        when to come back. ``retry_after`` is in virtual seconds; every header that tells
+        the wait says it in wall time (:meth:`VirtualClock.wall_wait`)."""
         status = self.credits_status if status in (402, 406) else status
         error = self.special_fault(status, message, retry_after) or self.error(
             status, message or self.fault_messages.get(status, "Error")
         )
         if status == 503:
-            error.headers["Retry-After"] = str(max(1, round(retry_after)))
+            error.headers["Retry-After"] = str(self.state.clock.retry_after(retry_after))
         return error
 
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
-        """This provider's own answer for some codes (a gateway's, a rate limiter's)."""
+        """This provider's own answer for some codes (a gateway's, a rate limiter's);
+        ``retry`` is the virtual wait, as in :meth:`fault_error`."""
         return None
 
     def insufficient_credits(self, balance: float, cost: float) -> ApiError:

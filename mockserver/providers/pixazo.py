@@ -1,8 +1,9 @@
 """Pixazo (gateway.pixazo.ai, an Azure APIM gateway): ``Ocp-Apim-Subscription-Key``.
 
-The seed documents one model, Nano Banana Pro, on the ``nano-banana-pro-770`` path: a
-submit, and a result route that is a POST with ``{"request_id"}`` in the body and answers
-``IN_QUEUE`` / ``IN_PROGRESS`` / ``COMPLETED`` / ``FAILED``. Errors are ``{"error": "..."}``.
+Pixazo's model page documents one model, Nano Banana Pro, on the ``nano-banana-pro-770``
+path: a submit, and a result route that is a POST with ``{"request_id"}`` in the body and
+answers ``IN_QUEUE`` / ``IN_PROGRESS`` / ``COMPLETED`` / ``FAILED``. Errors are
+``{"error": "..."}``. Sources and the mock's choices: docs/providers.md#pixazo.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .base import Provider
 
 __all__ = ["Pixazo"]
 
-FAULT_MESSAGES = {  # seed 004's table, and [SDK]/[3P] for 402
+FAULT_MESSAGES = {  # the model page's table, and [SDK]/[3P] for 402 (docs/providers.md#pixazo)
     413: "Request entity too large",
     415: "Unsupported Media Type",
     400: "Invalid request parameters",
@@ -65,9 +66,10 @@ class Pixazo(Provider):
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
         if status != 429:
             return None
-        # seed 004's body; the Retry-After header is the mock's [INF] (the seed shows none)
+        # the model page's body; the Retry-After header is the mock's [INF] (the page shows
+        # none), in wall seconds as every wait header is
         error = self.error(429, message or FAULT_MESSAGES[429])
-        error.headers["Retry-After"] = str(max(1, round(retry)))
+        error.headers["Retry-After"] = str(self.state.clock.retry_after(retry))
         return error
 
     def unknown_route(self, request: web.Request) -> ApiError:
@@ -103,7 +105,7 @@ class Pixazo(Provider):
         body: dict[str, Any] = {"status": self.contract.wire(state), "request_id": job.id}
         if state in (State.QUEUED, State.RUNNING):
             body["queue_position"] = self.state.store.queue_position(job, now)
-            # an integer, as seed 004 shows it: whole seconds, rounded up
+            # an integer, as the model page shows it: whole seconds, rounded up
             body["estimated_remaining_seconds"] = math.ceil(max(0.0, job.end_at - now))
         elif state is State.SUCCEEDED:
             body["images"] = [

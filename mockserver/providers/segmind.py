@@ -79,7 +79,7 @@ class Segmind(Provider):
             return None
         error = self.error(429, message or FAULT_MESSAGES[429])
         # Segmind sends only this header on 429, no Retry-After [3P]
-        error.headers["x-rate-limit-reset-at-utc"] = self.state.clock.utc(self.now() + retry)
+        error.headers["x-rate-limit-reset-at-utc"] = self.state.clock.reset_at(retry)
         return error
 
     def insufficient_credits(self, balance: float, cost: float) -> ApiError:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conformance import cli
+from nanobanana_mock.conformance import cli
 
 SCENARIOS = Path(cli.__file__).resolve().parent / "drift_scenarios"
 
@@ -46,6 +46,15 @@ def run_suite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Runner:
         return Run(code, captured.out + captured.err, report_dir)
 
     return run
+
+
+PYTEST_INTERNALS = ("_pytest", "Exit:", "!!!", "Traceback", "INTERNALERROR")
+
+
+def assert_plain(output: str) -> None:
+    """No pytest internals in what the runner printed."""
+    for internal in PYTEST_INTERNALS:
+        assert internal not in output, output
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import schemas
-from conformance import cost
-from conformance.options import UsageError, load_scenario, parse_providers
+from nanobanana_mock import schemas
+from nanobanana_mock.conformance import cost
+from nanobanana_mock.conformance.options import UsageError, load_scenario, parse_providers
 
 MODELS = [(p, m) for p in schemas.PROVIDERS for m in schemas.load(p, "api")["models"]]
 

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from conformance.exchange import Http
-from conformance.target import LiveTarget
+from nanobanana_mock.conformance.exchange import Http
+from nanobanana_mock.conformance.target import LiveTarget
 
-from .conftest import Runner
+from .conftest import Runner, assert_plain
 
 LIVE = ("--target", "live", "--provider", "seaart")
 KEY_VARIABLES = ("SEAART_API_KEY", "SEACLOUD_API_KEY")
@@ -52,7 +52,11 @@ def _estimate(output: str) -> float:
 def test_live_without_accept_charges_is_refused(run_suite: Runner, closed_port: int) -> None:
     run = run_suite(*LIVE, "--max-spend", "5", "--base-url", f"http://127.0.0.1:{closed_port}")
     assert run.code == USAGE
-    assert "refusing to run live" in run.output and "--accept-charges" in run.output
+    assert_plain(run.output)
+    assert (
+        "ERROR: refusing to run live: --accept-charges is required: "
+        "a live run is charged to your account" in run.output.splitlines()
+    )
     assert not run.report_dir.exists()
 
 
@@ -60,6 +64,7 @@ def test_live_without_accept_charges_is_refused(run_suite: Runner, closed_port: 
 def test_live_without_max_spend_is_refused(run_suite: Runner, closed_port: int) -> None:
     run = run_suite(*LIVE, "--accept-charges", "--base-url", f"http://127.0.0.1:{closed_port}")
     assert run.code == USAGE
+    assert_plain(run.output)
     assert "--max-spend USD is required" in run.output
 
 
@@ -80,7 +85,37 @@ def test_a_dry_run_prints_the_plan_and_sends_nothing(run_suite: Runner, closed_p
     assert 0 < _estimate(run.output) <= 5
     assert "dry run: no request was sent" in run.output
     assert "Cannot connect" not in run.output
+    assert "refused" not in run.output
+    assert_plain(run.output)
     assert not run.report_dir.exists()
+
+
+@pytest.mark.usefixtures("no_key", "no_network")
+def test_a_dry_run_needs_no_opt_in_cap_or_key(run_suite: Runner) -> None:
+    """A dry run spends nothing: it prints the plan, and what a real run would still need."""
+    run = run_suite(*LIVE, "--dry-run")
+    assert run.code == 0, run.output
+    assert_plain(run.output)
+    assert "conformance plan, target live:" in run.output
+    assert _estimate(run.output) > 0
+    lines = run.output.splitlines()
+    for need in (
+        "--accept-charges is required: a live run is charged to your account",
+        "--max-spend USD is required: the most this run may spend",
+        "seaart: no API key; set SEAART_API_KEY or SEACLOUD_API_KEY",
+    ):
+        assert f"a live run would be refused: {need}" in lines
+    assert "dry run: no request was sent" in lines
+    assert not run.report_dir.exists()
+
+
+@pytest.mark.usefixtures("key", "no_network")
+def test_a_dry_run_says_when_the_cap_is_below_the_estimate(run_suite: Runner) -> None:
+    run = run_suite(*LIVE, "--accept-charges", "--max-spend", "0.01", "--dry-run")
+    assert run.code == 0, run.output
+    estimate = _estimate(run.output)
+    refused = f"a live run would be refused: the estimated spend ${estimate:.3f} exceeds"
+    assert refused in run.output
 
 
 @pytest.mark.usefixtures("key", "no_network")
@@ -102,9 +137,12 @@ def test_an_unreachable_live_target_is_a_tool_error(run_suite: Runner, closed_po
     assert run.code == 3, run.output
     assert run.report["findings"] == []
     assert "tool error" in run.output
+    assert "verdict: TOOL ERROR: 4 checks could not judge the target" in run.output
+    assert "conformant" not in run.output and run.report["verdict"].startswith("TOOL ERROR")
 
 
 def test_a_scenario_is_for_the_mock_only(run_suite: Runner) -> None:
     run = run_suite(*LIVE, "--scenario", "whatever.json", "--dry-run")
     assert run.code == USAGE
-    assert "--scenario applies to the mock target only" in run.output
+    assert_plain(run.output)
+    assert "ERROR: --scenario applies to the mock target only" in run.output

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 PUBLIC = {
-    "conformance.checks": [
+    "nanobanana_mock.conformance.checks": [
         "ADDITIVE",
         "BREAKING",
         "ContractViolation",
@@ -19,8 +19,8 @@ PUBLIC = {
         "schema_findings",
         "transition_findings",
     ],
-    "conformance.cli": ["SUITE", "USAGE", "build_parser", "main", "pytest_args"],
-    "conformance.cost": [
+    "nanobanana_mock.conformance.cli": ["SUITE", "USAGE", "build_parser", "main", "pytest_args"],
+    "nanobanana_mock.conformance.cost": [
         "Budget",
         "Case",
         "Plan",
@@ -30,23 +30,34 @@ PUBLIC = {
         "format_plan",
         "plan",
     ],
-    "conformance.exchange": ["Answer", "Http", "TargetError"],
-    "conformance.facts": [
+    "nanobanana_mock.conformance.exchange": ["Answer", "Http", "TargetError"],
+    "nanobanana_mock.conformance.facts": [
         "INVALID_KINDS",
         "documented_body",
         "documented_requests",
         "invalid_body",
         "unknown_request_id",
     ],
-    "conformance.options": [
+    "nanobanana_mock.conformance.options": [
         "DEFAULT_REPORT_DIR",
         "RunOptions",
         "UsageError",
         "live_problems",
         "load_scenario",
     ],
-    "conformance.probe": ["DEFAULT_KEY", "URL_FIELDS", "Probe"],
-    "conformance.target": [
+    "nanobanana_mock.conformance.outcome": [
+        "BREAKING_DRIFT",
+        "CONFORMANT",
+        "INTERRUPTED",
+        "NOTHING_CHECKED",
+        "TOOL_ERROR",
+        "USAGE",
+        "Outcome",
+        "Tally",
+        "decide",
+    ],
+    "nanobanana_mock.conformance.probe": ["DEFAULT_KEY", "URL_FIELDS", "Probe"],
+    "nanobanana_mock.conformance.target": [
         "MOCK_KEY",
         "MOCK_SEED",
         "WRONG_KEY",

@@ -1,11 +1,11 @@
-"""The drift report: one row per distinct break, counted; request findings are breaking."""
+"""The drift report: one row per distinct break, counted; a value outside an enum is breaking."""
 
 from __future__ import annotations
 
 import json
 
-from conformance.checks import BREAKING, Finding, schema_findings
-from conformance.report import Report
+from nanobanana_mock.conformance.checks import BREAKING, Finding, schema_findings
+from nanobanana_mock.conformance.report import Report
 
 
 def finding(observed: str) -> Finding:
@@ -48,4 +48,4 @@ def test_request_findings_are_always_breaking() -> None:
         operation="submit",
         request="POST submit",
     )
-    assert as_response[0].severity == "additive"  # in an answer, a new enum value is additive
+    assert as_response[0].severity == BREAKING  # in an answer too: outside the enum

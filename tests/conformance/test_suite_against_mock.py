@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from conformance.checks import ADDITIVE, BREAKING
+from nanobanana_mock.conformance.checks import ADDITIVE, BREAKING
 
 from .conftest import SCENARIOS, Runner
 
 # scenario -> (exit code, findings that must be in the report: operation, pointer, severity,
-# check, a piece of the expected text)
+# check, a piece of the expected text, then pieces of the observed text, if any)
+NEVER_ENDS = "never reached a terminal state after"
 EXPECTED = {
     "segmind-renamed-request-id": (
         1,
@@ -38,6 +39,101 @@ EXPECTED = {
         [("status", None, BREAKING, "transition", "after COMPLETED: to stay terminal")],
     ),
     "seaart-half-size-images": (1, [("image", "", BREAKING, "image", "176x1464 pixels")]),
+    "segmind-status-outside-lifecycle": (
+        1,
+        [
+            (
+                "status",
+                "/status",
+                BREAKING,
+                "schema",
+                '["COMPLETED", "FAILED", "PROCESSING"',
+                "RUNNING",
+            ),
+            (
+                "status",
+                None,
+                BREAKING,
+                "transition",
+                '["COMPLETED", "FAILED", "PROCESSING"',
+                "RUNNING",
+            ),
+        ],
+    ),
+    "seaart-status-outside-lifecycle": (
+        1,
+        [
+            (
+                "status",
+                "/status",
+                BREAKING,
+                "schema",
+                '["COMPLETED", "IN_PROGRESS", "IN_QUEUE"]',
+                "RUNNING",
+            ),
+            (
+                "status",
+                None,
+                BREAKING,
+                "transition",
+                '["COMPLETED", "IN_PROGRESS", "IN_QUEUE"]',
+                "RUNNING",
+            ),
+        ],
+    ),
+    "pixazo-status-outside-lifecycle": (
+        1,
+        [
+            (
+                "result",
+                "/status",
+                BREAKING,
+                "schema",
+                '["COMPLETED", "FAILED", "IN_PROGRESS"',
+                "RUNNING",
+            ),
+            (
+                "result",
+                None,
+                BREAKING,
+                "transition",
+                '["COMPLETED", "FAILED", "IN_PROGRESS"',
+                "RUNNING",
+            ),
+        ],
+    ),
+    "segmind-never-completes": (
+        1,
+        [
+            (
+                "status",
+                "/status",
+                BREAKING,
+                "lifecycle",
+                "(COMPLETED or FAILED)",
+                NEVER_ENDS,
+                "'PROCESSING'",
+            )
+        ],
+    ),
+    "seaart-never-completes": (
+        1,
+        [("status", "/status", BREAKING, "lifecycle", "(COMPLETED)", NEVER_ENDS, "'IN_QUEUE'")],
+    ),
+    "pixazo-never-completes": (
+        1,
+        [
+            (
+                "result",
+                "/status",
+                BREAKING,
+                "lifecycle",
+                "(COMPLETED or FAILED)",
+                NEVER_ENDS,
+                "'IN_PROGRESS'",
+            )
+        ],
+    ),
 }
 
 
@@ -66,18 +162,22 @@ def test_a_drift_scenario_is_caught(run_suite: Runner, scenario: str) -> None:
     provider = scenario.split("-")[0]
     run = run_suite("--provider", provider, "--scenario", str(path))
     assert run.code == code, run.output
+    assert "tool error" not in run.output  # a finding, never a check that could not judge
     found = run.findings
     assert {f["provider"] for f in found} == {provider}
-    for operation, pointer, severity, check, expected in wanted:
+    for operation, pointer, severity, check, expected, *observed in wanted:
         assert any(
             f["operation"] == operation
             and (pointer is None or f["pointer"] == pointer)
             and f["severity"] == severity
             and f["check"] == check
             and expected in f["expected"]
+            and all(piece in f["observed"] for piece in observed)
             for f in found
         ), json.dumps(found, indent=1)
     # precise: nothing but the drift is reported
     kinds = {(f["check"], f["severity"]) for f in found}
-    assert kinds == {(check, severity) for _, _, severity, check, _ in wanted}
+    assert kinds == {(check, severity) for _, _, severity, check, *_ in wanted}
     assert run.report["breaking"] == sum(f["severity"] == BREAKING for f in found)
+    verdict = "BREAKING DRIFT" if code == 1 else "conformant"
+    assert run.report["verdict"].startswith(verdict) and f"verdict: {verdict}" in run.output

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mockserver.clock import VirtualClock
+from nanobanana_mock.clock import VirtualClock
 
 
 class FakeWall:

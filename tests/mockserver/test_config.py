@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 
-from mockserver.cli import build_parser, parse_config
-from mockserver.config import ConfigError, MockConfig, config_from_env
+from nanobanana_mock.cli import build_parser, parse_config
+from nanobanana_mock.config import ConfigError, MockConfig, config_from_env
 
 
 def test_defaults_bind_loopback_and_are_frozen() -> None:
@@ -75,7 +75,7 @@ def test_bad_settings_are_named(env: dict, fragment: str) -> None:
 
 def test_cli_reports_bad_settings_without_a_traceback() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mockserver", "--workers", "0"],
+        [sys.executable, "-m", "nanobanana_mock", "--workers", "0"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -86,7 +86,7 @@ def test_cli_reports_bad_settings_without_a_traceback() -> None:
 
 def test_serves_on_a_free_loopback_port_and_prints_base_urls() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mockserver", "--port", "0", "--time-scale", "0"],
+        [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--time-scale", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -114,7 +114,7 @@ def test_a_bad_scenario_file_is_reported_with_its_line(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("faults:\n  - effect:\n      http_error: {status: 418}\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "mockserver", "--scenario", str(bad)],
+        [sys.executable, "-m", "nanobanana_mock", "--scenario", str(bad)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -126,7 +126,7 @@ def test_a_bad_scenario_file_is_reported_with_its_line(tmp_path) -> None:
 
 def test_a_bad_proxy_setting_is_reported_without_a_traceback() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mockserver", "--proxy", "midjourney=https://x.example"],
+        [sys.executable, "-m", "nanobanana_mock", "--proxy", "midjourney=https://x.example"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -138,7 +138,7 @@ def test_sigterm_shuts_down_cleanly_with_its_renderer_processes() -> None:
     """docker stop, CI and supervisors send SIGTERM: the server exits 0 and leaves no image
     renderer process behind."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mockserver", "--port", "0", "--time-scale", "0"],
+        [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--time-scale", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

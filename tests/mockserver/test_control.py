@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mockserver.journal import redact
+from nanobanana_mock.journal import redact
 from tests.harness import KEYS, Mock
 from tests.mockserver.test_faults import add_rule, submit
 
@@ -64,7 +64,9 @@ async def test_jobs_can_be_listed_read_and_forced(mock: Mock) -> None:
     )
     resp = await mock.client.get("/_mock/jobs/nope")
     assert resp.status == 404
-    await post(mock, f"jobs/{a['request_id']}/state", {"state": "DONE"}, expect=409)
+    # an unknown state is a bad request whatever the job's state, and is named
+    refused = await post(mock, f"jobs/{a['request_id']}/state", {"state": "DONE"}, expect=400)
+    assert "'DONE'" in refused["error"] and "SUCCEEDED" in refused["error"]
 
 
 async def test_forcing_a_running_job_frees_its_worker(mock_factory) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mockserver.jobs import Job, JobStore, Output
+from nanobanana_mock.jobs import Job, JobStore, Output
 from tests.conftest import MockFactory
 from tests.harness import KEYS, Mock
 
@@ -132,6 +132,9 @@ async def test_a_job_expired_by_hand_and_the_journal_filter(mock: Mock) -> None:
     assert (await ask(mock, route, NEVER))[2] == "unknown"
     found = await journal(mock, "job=expired")
     assert [e["request_id"] for e in found["entries"]] == [job_id]
+    resp = await mock.client.get("/_mock/journal?job=expird")
+    assert resp.status == 400
+    assert "'expird' (did you mean 'expired'?)" in (await resp.json())["error"]
     resp = await mock.client.get(f"/_mock/jobs/{job_id}")
     assert resp.status == 404 and "expired" in (await resp.json())["error"]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from mockserver.config import ConfigError, MockConfig
-from mockserver.server import Served, connection_cap, raise_file_limit
+from nanobanana_mock.config import ConfigError, MockConfig
+from nanobanana_mock.server import Served, connection_cap, raise_file_limit
 from tests.harness import KEYS, schema_for, serving, validate
 
 BOUND = 10.0  # no single step of a test waits longer than this

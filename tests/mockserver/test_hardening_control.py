@@ -21,17 +21,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-import schemas
-from mockserver import cli
-from mockserver.accesslog import ACCESS_LOG_FORMAT, AccessLog, request_line
-from mockserver.app import create_app
-from mockserver.clock import MAX_SPEED, MAX_TIME
-from mockserver.config import ConfigError, MockConfig
-from mockserver.control import MAX_CREDITS, SETTABLE
-from mockserver.intercept import DRIFT
-from mockserver.journal import redact
-from mockserver.replay import Exchange, Recorder
-from mockserver.scenario import ScenarioError, parse_scenario
+from nanobanana_mock import cli, schemas
+from nanobanana_mock.accesslog import ACCESS_LOG_FORMAT, AccessLog, request_line
+from nanobanana_mock.app import create_app
+from nanobanana_mock.clock import MAX_SPEED, MAX_TIME
+from nanobanana_mock.config import ConfigError, MockConfig
+from nanobanana_mock.control import MAX_CREDITS, SETTABLE
+from nanobanana_mock.intercept import DRIFT
+from nanobanana_mock.journal import redact
+from nanobanana_mock.replay import Exchange, Recorder
+from nanobanana_mock.scenario import ScenarioError, parse_scenario
 from tests.conftest import BASE_CONFIG, MockFactory
 from tests.harness import KEYS, Mock
 from tests.mockserver.test_faults import SUBMIT, submit
@@ -296,7 +295,7 @@ async def test_a_bug_in_a_control_handler_is_a_logged_json_500(
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(mock.state.journal, "query", broken)
-    with caplog.at_level(logging.ERROR, logger="mockserver"):
+    with caplog.at_level(logging.ERROR, logger="nanobanana_mock"):
         failed = await control(mock, "GET", "journal", expect=500)
     assert failed == {"error": "internal error of the mock (logged)"}
     assert "a bug" in caplog.text
@@ -616,7 +615,11 @@ async def test_a_refused_reset_changes_nothing(mock: Mock) -> None:
     for provider in SUBMIT:
         await submit(mock, provider)
     await control(
-        mock, "POST", "faults", {**RULE_429, "id": "keep", "match": {"model": "x"}}, expect=201
+        mock,
+        "POST",
+        "faults",
+        {**RULE_429, "id": "keep", "match": {"model": "nano-banana"}},
+        expect=201,
     )
     await control(mock, "POST", "credits", {"default": 50})
     await control(mock, "POST", "rate-limits", {"rpm": 100})
@@ -728,7 +731,7 @@ def test_every_setting_refuses_bad_values_on_the_command_line(
 
 
 def test_every_setting_refuses_bad_values_from_the_environment() -> None:
-    from mockserver.config import config_from_env, env_name
+    from nanobanana_mock.config import config_from_env, env_name
 
     for f in dataclasses.fields(MockConfig):
         for value in _bad_cli_values(f.name) or ["maybe"]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mockserver.server import Served
+from nanobanana_mock.server import Served
 from tests.harness import KEYS, Mock, serving, validate
 
 BOUND = 10.0  # no single step of a test waits longer than this

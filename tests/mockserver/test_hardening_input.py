@@ -21,13 +21,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-import schemas
-from mockserver import faults
-from mockserver.app import create_app
-from mockserver.clock import MAX_TIME
-from mockserver.config import ConfigError, MockConfig
-from mockserver.scenario import ScenarioError, load_scenario, parse_scenario
-from mockserver.state import STATE
+from nanobanana_mock import faults, schemas
+from nanobanana_mock.app import create_app
+from nanobanana_mock.clock import MAX_TIME
+from nanobanana_mock.config import ConfigError, MockConfig
+from nanobanana_mock.scenario import ScenarioError, load_scenario, parse_scenario
+from nanobanana_mock.state import STATE
 from tests.harness import KEYS, Mock, largest_stall, schema_for, validate
 
 TIMEOUT = 20  # seconds: a bound for every request of this file
@@ -267,7 +266,7 @@ def test_scenario_file_with_a_bad_regex_exits_2_naming_file_and_line(tmp_path: P
         encoding="utf-8",
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "mockserver", "--port", "0", "--scenario", str(path)],
+        [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--scenario", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -449,9 +448,13 @@ async def test_segmind_rate_limit_after_the_clock_moved_1e12_seconds(mock: Mock)
     assert re.fullmatch(
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", resp.headers["x-rate-limit-reset-at-utc"]
     )
-    clock = mock.state.clock  # and past it, as a clock running at speed may: still a date
-    assert clock.utc(1e12) == clock.utc(math.inf) == "9999-12-31T23:59:59Z"
-    assert clock.utc(math.nan) == clock.utc(-1e12) == "1970-01-01T00:00:00Z"
+    clock = mock.state.clock  # a wait past any date, or none at all: still a date
+    assert clock.wall_wait(1e300) == clock.wall_wait(math.inf) == MAX_TIME
+    assert clock.wall_wait(math.nan) == clock.wall_wait(-1e12) == 0
+    for wait in (math.inf, math.nan, -1e12):
+        assert re.fullmatch(r"2\d{3}-\d\d-\d\dT\d\d:\d\d:\d\dZ", clock.reset_at(wait))
+    clock.set_speed(1e-300)  # the slowest clock: its waits are bounded in wall time too
+    assert clock.retry_after(60) == MAX_TIME
 
 
 # -- 5. replay files ----------------------------------------------------------------------------
@@ -523,7 +526,7 @@ def test_malformed_replay_record_is_refused_at_load_naming_file_and_line(
 def test_malformed_replay_file_exits_2_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "pixazo.jsonl").write_bytes(b'{"provider": "pixazo", "status": 1000}\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "mockserver", "--port", "0", "--replay-dir", str(tmp_path)],
+        [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--replay-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -590,8 +593,8 @@ async def test_client_reads_an_unparseable_retry_after_as_unsaid(
 ) -> None:
     from aiohttp import web
 
-    from nanobanana import Client, RateLimited
-    from nanobanana.transport import RetryPolicy
+    from nanobanana_mock.client import Client, RateLimited
+    from nanobanana_mock.client.transport import RetryPolicy
 
     async def limited(request: web.Request) -> web.Response:
         return web.json_response(
@@ -633,8 +636,8 @@ async def test_client_reads_an_unparseable_retry_after_as_unsaid(
 def test_conformance_drift_scenario_rules_are_checked_when_loaded(
     tmp_path: Path, raw: bytes, fragment: str | None
 ) -> None:
-    from conformance.options import UsageError
-    from conformance.options import load_scenario as load_drift
+    from nanobanana_mock.conformance.options import UsageError
+    from nanobanana_mock.conformance.options import load_scenario as load_drift
 
     path = tmp_path / "drift.json"
     path.write_bytes(raw)

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from conformance.checks import BREAKING, Finding
-from conformance.report import Report
-from mockserver.config import ConfigError, MockConfig
-from mockserver.http import ApiError, fingerprint
-from mockserver.jobs import JOB_BYTES, Failure, Job, JobStore, Output, Surface, WorkerPool
-from mockserver.quotas import MAX_KEYS, RateLimiter
+from nanobanana_mock.config import ConfigError, MockConfig
+from nanobanana_mock.conformance.checks import BREAKING, Finding
+from nanobanana_mock.conformance.report import Report
+from nanobanana_mock.http import ApiError, fingerprint
+from nanobanana_mock.jobs import JOB_BYTES, Failure, Job, JobStore, Output, Surface, WorkerPool
+from nanobanana_mock.quotas import MAX_KEYS, RateLimiter
 from tests.harness import KEYS, Mock
 
 TIMEOUT = 60.0  # every HTTP exchange here is bounded
@@ -354,9 +354,9 @@ async def test_proxy_holds_bounded_bytes_of_answers_under_concurrency(
     """Each upstream answer was bounded, but not how many were held at once."""
     from aiohttp import web
 
-    from mockserver import proxy as proxy_module
-    from mockserver.app import create_app
-    from mockserver.intercept import SOURCES
+    from nanobanana_mock import proxy as proxy_module
+    from nanobanana_mock.app import create_app
+    from nanobanana_mock.intercept import SOURCES
 
     release = asyncio.Event()
     first_chunk = b'{"status":"QUEUED","pad":"' + b"x" * (64 * 1024)
@@ -410,7 +410,7 @@ async def test_proxy_holds_bounded_bytes_of_answers_under_concurrency(
 
 
 async def test_fault_rules_are_capped(mock: Mock) -> None:
-    from mockserver.faults import MAX_RULES
+    from nanobanana_mock.faults import MAX_RULES
 
     rule = {"match": {"provider": "segmind"}, "effect": {"latency": {"fixed": 0.1}}}
     for _ in range(MAX_RULES):
@@ -429,7 +429,7 @@ def test_rate_limit_buckets_are_bounded() -> None:
 
 
 def test_proxy_remembers_bounded_urls_and_lifecycles() -> None:
-    from mockserver.proxy import MAX_FOLLOWED, MAX_STATUSES, MAX_TRACKED, Proxy
+    from nanobanana_mock.proxy import MAX_FOLLOWED, MAX_STATUSES, MAX_TRACKED, Proxy
 
     proxy = Proxy(MockConfig(proxy={"segmind": "https://api.example.com"}), Report(), None)
     up, own = "https://api.example.com", "http://127.0.0.1:1"
@@ -438,8 +438,8 @@ def test_proxy_remembers_bounded_urls_and_lifecycles() -> None:
     assert len(proxy._followed) == MAX_FOLLOWED
     assert proxy.owner(f"/v2/requests/{MAX_FOLLOWED + 99}/status") == "segmind"
     assert proxy.owner("/v2/requests/0/status") is None  # the oldest went first
-    from mockserver.providers.segmind import Segmind
-    from mockserver.state import MockState
+    from nanobanana_mock.providers.segmind import Segmind
+    from nanobanana_mock.state import MockState
 
     provider = Segmind(MockState.create(MockConfig()))
     for i in range(MAX_TRACKED + 100):
@@ -455,10 +455,10 @@ async def test_replay_sequences_are_bounded_by_the_recording(tmp_path: Any) -> N
     """Unknown requests add nothing; a known one's cursor stays on its last answer."""
     from aiohttp.test_utils import make_mocked_request
 
-    from mockserver.faults import RequestFacts
-    from mockserver.providers.segmind import Segmind
-    from mockserver.replay import Replay
-    from mockserver.state import MockState
+    from nanobanana_mock.faults import RequestFacts
+    from nanobanana_mock.providers.segmind import Segmind
+    from nanobanana_mock.replay import Replay
+    from nanobanana_mock.state import MockState
 
     record = {
         "provider": "segmind",
@@ -483,7 +483,7 @@ async def test_replay_sequences_are_bounded_by_the_recording(tmp_path: Any) -> N
 
 
 def test_spending_and_credit_accounts_are_bounded() -> None:
-    from mockserver.quotas import Ledger
+    from nanobanana_mock.quotas import Ledger
 
     store = JobStore(workers=1, max_jobs=10, max_owners=100)
     for i in range(1_000):

@@ -22,12 +22,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from mockserver.app import create_app
-from mockserver.config import ConfigError, MockConfig, config_from_env
-from mockserver.control_client import ControlError, MockControl
-from mockserver.scenario import ScenarioError, parse_scenario
-from mockserver.server import serve_app
-from mockserver.state import STATE
+from nanobanana_mock.app import create_app
+from nanobanana_mock.config import ConfigError, MockConfig, config_from_env
+from nanobanana_mock.control_client import ControlError, MockControl
+from nanobanana_mock.scenario import ScenarioError, parse_scenario
+from nanobanana_mock.server import serve_app
+from nanobanana_mock.state import STATE
 from tests.harness import KEYS, Mock, largest_stall
 
 TIMEOUT = 20  # seconds: a bound for every request of this file
@@ -137,7 +137,7 @@ def test_unknown_log_level_exits_2_with_one_line() -> None:
     # traceback and exit 1. It is refused with the other settings now.
     for level in ("NOPE", "5", "x" * 300):
         proc = subprocess.run(
-            [sys.executable, "-m", "mockserver", "--port", "0", "--log-level", level],
+            [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--log-level", level],
             capture_output=True,
             text=True,
             timeout=60,

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-import schemas
+from nanobanana_mock import schemas
 from tests.harness import KEYS, Mock, schema_for, validate
 
 SUBMIT = {

@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from mockserver import images
-from mockserver.images import (
+from nanobanana_mock import images
+from nanobanana_mock.images import (
     FORMATS,
     ImageCache,
     ImageSpec,
@@ -35,10 +35,11 @@ from mockserver.images import (
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# ------------------------------------------------------------------ the §6 table, restated
+# ------------------------------------------------------------------ the size table, restated
 
-# PROVIDERS.md §6: ratio, 1K, 2K, 4K (width, height). Written out again on purpose.
-SECTION_6 = [
+# docs/providers.md#output-image-sizes: ratio, 1K, 2K, 4K (width, height). Written out again
+# on purpose.
+SIZE_TABLE = [
     ("1:1", (1024, 1024), (2048, 2048), (4096, 4096)),
     ("2:3", (848, 1264), (1696, 2528), (3392, 5056)),
     ("3:2", (1264, 848), (2528, 1696), (5056, 3392)),
@@ -52,10 +53,10 @@ SECTION_6 = [
 ]
 TABLE = [
     (ratio, tier, size)
-    for ratio, *sizes in SECTION_6
+    for ratio, *sizes in SIZE_TABLE
     for tier, size in zip(("1K", "2K", "4K"), sizes, strict=True)
 ]
-ONE_K = {ratio: one_k for ratio, one_k, _, _ in SECTION_6}
+ONE_K = {ratio: one_k for ratio, one_k, _, _ in SIZE_TABLE}
 
 # Nano Banana 2 extras: extreme ratios at 1K [3P], 2K/4K as 2x/4x [INF].
 EXTREME = [
@@ -321,7 +322,7 @@ def test_seed_changes_the_pixels_not_just_the_bytes():
 
 CHILD = """
 import hashlib, sys
-from mockserver.images import ImageSpec, render
+from nanobanana_mock.images import ImageSpec, render
 w, h, fmt, seed, label = sys.argv[1:]
 data = render(ImageSpec(int(w), int(h), fmt, int(seed), label))
 sys.stdout.write(hashlib.sha256(data).hexdigest())

@@ -4,11 +4,12 @@ provider's 400 naming it, and a refused submit creates and charges nothing."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-import schemas
+from nanobanana_mock import schemas
 from tests.harness import Mock
 
 SUBMIT = {  # the generation routes: each provider's submit, and Segmind's blocking call
@@ -104,10 +105,10 @@ async def test_a_status_marker_is_answered_or_refused_never_ignored(
     ("marker", "says"),
     [
         ("[mock:bogus]", "unknown prompt marker 'bogus'"),
-        ("[mock:statsu=500]", "unknown prompt marker 'statsu'"),
+        ("[mock:statsu=500]", "unknown prompt marker 'statsu' (did you mean 'status'?)"),
         ("[mock:]", "unknown prompt marker ''"),
         ("[mock: fail]", "unknown prompt marker ' fail'"),
-        ("[mock:Status=429]", "unknown prompt marker 'Status'"),
+        ("[mock:Status=429]", "unknown prompt marker 'Status' (did you mean 'status'?)"),
         ("[MOCK:fail]", "lower case"),
         ("[Mock:delay=5]", "lower case"),
         ("[mock:fail", "not closed"),
@@ -164,3 +165,19 @@ async def test_refused_markers_are_journaled_with_the_reason(mock: Mock) -> None
     ]
     found = await control(mock, "GET", "journal?provider=pixazo&status=400")
     assert found["count"] == 1
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_ROW = {"segmind": "| Segmind (and `/v1`) |", "seaart": "| SeaArt |", "pixazo": "| Pixazo |"}
+
+
+@pytest.mark.parametrize("provider", list(README_ROW))
+def test_the_readme_table_of_status_markers_matches_the_contracts(provider: str) -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, x in enumerate(lines) if x.startswith("| `[mock:status=N]` on a"))
+    (row,) = [line for line in lines[start : start + 5] if line.startswith(README_ROW[provider])]
+    answered, credits, refused = (cell.split() for cell in row.split("|")[2:5])
+    allowed = declared(provider, "submit")
+    assert set(map(int, answered)) == allowed
+    assert credits == [str(({402, 406} - allowed).pop()), "→", str(CREDITS[provider])]
+    assert set(map(int, refused)) == set(MARKER_STATUSES) - allowed - {402, 406}

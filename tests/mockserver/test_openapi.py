@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from openapi_spec_validator import validate
 
-import schemas
-from mockserver.openapi import openapi_document
+from nanobanana_mock import schemas
+from nanobanana_mock.openapi import openapi_document
 from tests.harness import Mock
 
 

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-import schemas
-from mockserver.jobs import Failure
-from mockserver.providers import pixazo
+from nanobanana_mock import schemas
+from nanobanana_mock.jobs import Failure
+from nanobanana_mock.providers import pixazo
 from tests.conftest import MockFactory
 from tests.harness import Mock
 
@@ -76,10 +76,10 @@ async def test_states_with_queue_position_and_remaining_time(mock: Mock) -> None
     assert (await mock.image(image["url"])).size == (1024, 1024)
 
 
-async def test_remaining_seconds_are_an_integer_as_the_seed_shows(
+async def test_remaining_seconds_are_an_integer_as_the_model_page_shows(
     mock_factory: MockFactory,
 ) -> None:
-    """Seed 004 shows ``"estimated_remaining_seconds": 8``: written as an integer on the wire,
+    """The model page shows ``"estimated_remaining_seconds": 8``: written as an integer on the wire,
     never ``31.0`` (which JSON Schema would count as an integer, and a client parse as a
     float), rounded up while the job runs."""
     mock = await mock_factory(processing_seconds={"pixazo/*": 30.0})
@@ -184,7 +184,7 @@ async def test_retention_is_a_setting(mock_factory) -> None:
     await poll(mock, rid, expect=404)
 
 
-SEED_ERRORS = {  # seed 004's status table, as the stored examples hold it
+PAGE_ERRORS = {  # the model page's status table, as the stored examples hold it
     wrapper["http_status"]: wrapper["instance"]
     for wrapper in (
         json.loads(path.read_text(encoding="utf-8"))
@@ -195,13 +195,13 @@ SEED_ERRORS = {  # seed 004's status table, as the stored examples hold it
 RATE_LIMITED = {"error": "Rate limit exceeded, please retry later"}
 
 
-def test_the_seed_table_is_all_there() -> None:
-    assert sorted(SEED_ERRORS) == [400, 401, 403, 404, 429, 500]
-    assert SEED_ERRORS[429] == RATE_LIMITED
+def test_the_model_pages_table_is_all_there() -> None:
+    assert sorted(PAGE_ERRORS) == [400, 401, 403, 404, 429, 500]
+    assert PAGE_ERRORS[429] == RATE_LIMITED
 
 
-@pytest.mark.parametrize("status", sorted(SEED_ERRORS))
-async def test_an_injected_error_is_the_seeds_body(mock: Mock, status: int) -> None:
+@pytest.mark.parametrize("status", sorted(PAGE_ERRORS))
+async def test_an_injected_error_is_the_model_pages_body(mock: Mock, status: int) -> None:
     await add_rule(
         mock, {"match": {"operation": "submit"}, "effect": {"http_error": {"status": status}}}
     )
@@ -213,12 +213,12 @@ async def test_an_injected_error_is_the_seeds_body(mock: Mock, status: int) -> N
         json={"prompt": "x", "image_urls": URLS},
         expect=status,
     )
-    assert data == SEED_ERRORS[status]
+    assert data == PAGE_ERRORS[status]
 
 
-async def test_every_429_is_the_seeds_body(mock: Mock) -> None:
+async def test_every_429_is_the_model_pages_body(mock: Mock) -> None:
     """However the mock comes to answer 429 (a rule on any route, a prompt marker, the rate
-    limiter, an image download), the body is seed 004's, not Azure APIM's {statusCode}."""
+    limiter, an image download), the body is the model page's, not Azure APIM's {statusCode}."""
     rid = await submit(mock)
     mock.advance(100)
     image = (await poll(mock, rid))["images"][0]["url"][len(mock.base) :]
@@ -261,7 +261,7 @@ async def test_every_429_is_the_seeds_body(mock: Mock) -> None:
     assert len(answers) == 4
     for resp, data in answers:
         assert (resp.status, data) == (429, RATE_LIMITED)
-        assert int(resp.headers["Retry-After"]) >= 1  # the mock's [INF]: the seed shows none
+        assert int(resp.headers["Retry-After"]) >= 1  # the mock's [INF]: the page shows none
 
 
 async def test_the_self_check_refuses_an_integer_written_as_a_float(

@@ -18,12 +18,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-import schemas
-from mockserver.app import create_app
-from mockserver.cli import parse_config
-from mockserver.config import ConfigError, MockConfig, config_from_env
-from mockserver.replay import rebase, redact_key
-from mockserver.state import STATE, MockState
+from nanobanana_mock import schemas
+from nanobanana_mock.app import create_app
+from nanobanana_mock.cli import parse_config
+from nanobanana_mock.config import ConfigError, MockConfig, config_from_env
+from nanobanana_mock.replay import rebase, redact_key
+from nanobanana_mock.state import STATE, MockState
 
 UPSTREAM_CONFIG = {
     "seed": 3,
@@ -252,6 +252,21 @@ async def test_a_status_that_goes_back_is_a_transition_finding(
         ("/1", "breaking", "IN_QUEUE")  # the submit answer carries no status
     ]
     assert "to stay terminal" in found[0]["expected"]
+
+
+async def test_a_status_outside_the_lifecycle_is_breaking(
+    proxy: Running, upstream: Running, http: aiohttp.ClientSession
+) -> None:
+    """A provider that starts answering RUNNING breaks every client that switches on the
+    documented statuses: breaking, in the schema check and in the lifecycle check."""
+    _, body, _ = await call(http, "POST", proxy.base + SEAART, "seaart", json={"prompt": "x"})
+    running = {"replace": {"path": "/status", "value": "RUNNING"}}
+    upstream.add_fault({"match": {"operation": "status"}, "effect": {"drift": running}})
+    await call(http, "GET", body["status_url"], "seaart")
+    found = {(f["check"], f["pointer"], f["severity"]) for f in findings(proxy, operation="status")}
+    assert found == {("schema", "/status", "breaking"), ("transition", "/0", "breaking")}
+    async with http.get(proxy.base + "/_mock/drift") as resp:
+        assert (await resp.json())["breaking"] == 2
 
 
 async def test_an_invalid_request_is_a_finding_and_still_forwarded(
@@ -489,7 +504,7 @@ def test_proxy_settings_from_the_environment() -> None:
         ({"segmind": "ftp://x"}, "origin only"),
         ({"segmind": "https://api.segmind.com/v2"}, "origin only"),
         ({"segmind": "http://host:99999"}, "origin only"),
-        ({"midjourney": "https://x.example"}, "is not one of"),
+        ({"midjourney": "https://x.example"}, "unknown key 'midjourney'; allowed: segmind"),
     ],
 )
 def test_bad_proxy_settings_are_refused(proxy: dict[str, str], message: str) -> None:
@@ -533,3 +548,16 @@ def test_proxy_flags_on_the_command_line(tmp_path: Path) -> None:
     )
     assert dict(config.proxy) == {"pixazo": "http://127.0.0.1:9"}
     assert config.replay_dir == str(tmp_path)
+
+
+async def test_a_pixazo_transition_finding_names_the_result_route(
+    proxy: Running, upstream: Running, http: aiohttp.ClientSession
+) -> None:
+    """Pixazo's statuses are read from its result route: the finding says so."""
+    _, body, _ = await call(http, "POST", proxy.base + PIXAZO, "pixazo", json=PIXAZO_BODY)
+    running = {"replace": {"path": "/status", "value": "RUNNING"}}
+    upstream.add_fault({"match": {"operation": "result"}, "effect": {"drift": running}})
+    ask = {"request_id": body["request_id"]}
+    await call(http, "POST", proxy.base + PIXAZO + "-result", "pixazo", json=ask)
+    (transition,) = [f for f in findings(proxy) if f["check"] == "transition"]
+    assert (transition["operation"], transition["severity"]) == ("result", "breaking")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from nanobanana_mock import scenario_files
 from tests.harness import Mock
 from tests.mockserver.test_faults import SUBMIT
 
-SCENARIOS = Path(__file__).parents[2] / "examples" / "scenarios"
+SCENARIOS = scenario_files.EXAMPLES
 
 
 async def drive(mock: Mock) -> list[dict]:

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
-import schemas
-from mockserver import scenario
-from mockserver.scenario import ScenarioError, load_scenario, parse_scenario
+from nanobanana_mock import scenario, scenario_files, schemas
+from nanobanana_mock.scenario import ScenarioError, load_scenario, parse_scenario
 
 RULE = schemas.load("mock", "fault_rule")["$defs"]
 STATUSES = ", ".join(str(s) for s in RULE["http_error"]["properties"]["status"]["enum"])
 KINDS = ", ".join(RULE["effect"]["properties"])
 SETTINGS = ", ".join(schemas.load("mock", "settings")["properties"])
-EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "scenarios").glob("*.yaml"))
+EXAMPLES = sorted(scenario_files.EXAMPLES.glob("*.yaml"))
 
 FLAKY_YAML = """\
 # a comment
@@ -332,10 +331,14 @@ faults:
 
 
 def test_one_value_or_a_list_is_explained_by_the_branch_that_fits() -> None:
-    text = "faults:\n  - match: {provider: 5, model: [a, 3]}\n    effect: {latency: {fixed: 1}}\n"
+    text = (
+        "faults:\n  - match: {provider: 5, model: [nano-banana, 3]}\n"
+        "    effect: {latency: {fixed: 1}}\n"
+    )
+    models = '"nano-banana", "nano-banana-2", "nano-banana-pro", "nano_banana_pro", "nano_banana_2"'
     assert problems_of(text) == [
         "s.yaml:2:23: faults[0].match.provider: expected string or list, got integer 5",
-        "s.yaml:2:37: faults[0].match.model[1]: expected string, got integer 3",
+        f"s.yaml:2:47: faults[0].match.model[1]: 3 is not one of {models}",
     ]
 
 
@@ -430,3 +433,36 @@ def test_an_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     path.write_bytes(b"#" * (scenario.MAX_BYTES + 10))
     with pytest.raises(ScenarioError, match=r"big\.yaml: larger than"):
         load_scenario(path)
+
+
+# --- packaged scenarios, by name ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["flaky-segmind", "flaky-segmind.yaml", "slow-queue"])
+def test_a_packaged_scenario_is_found_by_name(name: str) -> None:
+    found = scenario_files.locate(name)
+    assert found.parent == scenario_files.EXAMPLES
+    assert load_scenario(name) == load_scenario(found)
+
+
+def test_a_file_wins_over_a_packaged_name(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("slow-queue").write_text("settings: {workers: 7}\n")
+    assert load_scenario("slow-queue")["settings"]["workers"] == 7
+
+
+def test_an_unknown_name_lists_the_packaged_ones() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario("flaky-segmnd")
+    message = str(caught.value)
+    assert "flaky-segmnd" in message
+    assert all(name in message for name in scenario_files.names())
+
+
+def test_a_missing_path_is_not_looked_up_by_name(tmp_path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario(tmp_path / "flaky-segmind")
+
+
+def test_the_packaged_names() -> None:
+    assert scenario_files.names() == ["flaky-segmind", "out-of-credits", "slow-queue"]

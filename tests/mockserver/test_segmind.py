@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-import schemas
-from mockserver.jobs import Failure, Surface
+from nanobanana_mock import schemas
+from nanobanana_mock.jobs import Failure, Surface
 from tests.harness import KEYS, Mock, validate
 
 P = "segmind"

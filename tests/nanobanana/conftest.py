@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from nanobanana import Client, RetryPolicy
+from nanobanana_mock.client import Client, RetryPolicy
 from tests.harness import KEYS, Mock
 
 KEY = {"segmind": KEYS["segmind"]["x-api-key"], "seaart": "sk-test", "pixazo": "pz-test"}

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from nanobanana import JobHandle
-from nanobanana.cli import EXIT_CODES, main
+from nanobanana_mock.client import JobHandle
+from nanobanana_mock.client.cli import EXIT_CODES, main
 
 KEY = "test-key"
 MODEL = {"segmind": "nano-banana-2", "seaart": "nano_banana_pro", "pixazo": "nano-banana-pro"}
@@ -115,14 +115,16 @@ def test_generate_saves_the_image_and_prints_a_summary(
 ) -> None:
     assert main(generate(nanobanana_mock, provider, tmp_path, *options)) == 0
     out, err = capsys.readouterr()
-    (path,) = tmp_path.iterdir()
+    (path,) = tmp_path.glob("*_1.*")
     request_id = path.name.split("_1.")[0]
     assert path.suffix == {"image/png": ".png", "image/jpeg": ".jpg"}[mime]
     with Image.open(path) as picture:
         assert picture.size == size
     width, height = size
+    handle_file = tmp_path / f"{request_id}.job.json"
+    assert sorted(tmp_path.iterdir()) == sorted([path, handle_file])
     assert out.startswith(f"saved 1 image ({width}x{height} {mime}) to {path} in ")
-    assert out.count("\n") == 1
+    assert out.endswith(f"; job handle {handle_file}\n") and out.count("\n") == 1
     assert f"[{provider}] {request_id} SUCCEEDED" in err
 
 
@@ -132,8 +134,10 @@ def test_generate_json(nanobanana_mock, tmp_path, capsys, provider) -> None:
     assert main(generate(nanobanana_mock, provider, tmp_path, "--json")) == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {
-        "status", "provider", "model", "request_id", "images", "metrics", "elapsed_seconds"
+        "status", "provider", "model", "request_id", "images", "metrics", "elapsed_seconds",
+        "handle",
     }  # fmt: skip
+    assert data["handle"] == str(tmp_path / f"{data['request_id']}.job.json")
     assert data["status"] == "SUCCEEDED"
     assert (data["provider"], data["model"]) == (provider, MODEL[provider])
     (image,) = data["images"]
@@ -263,6 +267,7 @@ def test_timeout_json_names_the_handle(nanobanana_mock, tmp_path, capsys) -> Non
         "status": "ERROR",
         "error": "Timeout",
         "exit_code": 10,
+        "error_type": None,
         "handle": str(handle_file),
     }
     assert JobHandle.load(handle_file).provider == "pixazo"
@@ -286,7 +291,7 @@ def test_ctrl_c_saves_the_handle(nanobanana_mock, tmp_path) -> None:
     args = generate(nanobanana_mock, "seaart", tmp_path, "--quiet")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nanobanana", *args],
+        [sys.executable, "-m", "nanobanana_mock.client", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -391,7 +396,10 @@ def test_job_failure_exits_7(nanobanana_mock, tmp_path, capsys, provider) -> Non
     assert main(generate(nanobanana_mock, provider, tmp_path)) == 7
     err = capsys.readouterr().err
     assert "nanobanana: JobFailed: " in err and "Blocked by the filter" in err
-    assert list(tmp_path.iterdir()) == []  # a failed job leaves nothing to resume
+    assert "resume" not in err  # a failed job has nothing to resume
+    (handle_file,) = tmp_path.iterdir()  # no image; the handle tells what happened
+    assert main(on_handle("status", handle_file)) == 0
+    assert capsys.readouterr().out.endswith(": Blocked by the filter\n")
 
 
 def test_status_of_an_unknown_job_exits_9(nanobanana_mock, tmp_path, capsys) -> None:
@@ -438,17 +446,18 @@ def test_a_job_not_found_without_the_mocks_header_gets_a_neutral_message(
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_generate_whose_job_expires_while_polled_saves_no_handle(
+def test_generate_whose_job_expires_while_polled_is_not_offered_for_resuming(
     nanobanana_mock, tmp_path, capsys, provider
 ) -> None:
+    """The handle saved when the job was accepted stays, but the error never points at it."""
     run = Background(generate(nanobanana_mock, provider, tmp_path, "--quiet"))
     wait_for(lambda: polls(nanobanana_mock, provider) >= 1, "the first poll")
     job = nanobanana_mock.jobs.list()[0]
     nanobanana_mock.jobs.force(job.id, "EXPIRED")
     assert run.join() == 9
     err = capsys.readouterr().err
-    assert f"job {job.id} expired" in err and "resume with" not in err, err
-    assert list(tmp_path.glob("*.job.json")) == []  # nothing to resume: no handle saved
+    assert f"job {job.id} expired" in err and "submit the job again" in err, err
+    assert "resume with" not in err and "job.json" not in err
 
 
 @pytest.mark.parametrize(
@@ -501,6 +510,7 @@ def test_usage_errors_exit_2(tmp_path, capsys, monkeypatch) -> None:
         "message": "argument --param: expected KEY=VALUE, got 'novalue'"
         " (see `nanobanana generate --help`)",
         "exit_code": 2,
+        "error_type": None,
         "handle": None,
     }
 
@@ -516,7 +526,10 @@ def test_help_documents_the_exit_codes(capsys) -> None:
 def test_python_dash_m(nanobanana_mock, tmp_path) -> None:
     args = generate(nanobanana_mock, "segmind", tmp_path, "--json", "--aspect-ratio", "1:1")
     done = subprocess.run(
-        [sys.executable, "-m", "nanobanana", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "nanobanana_mock.client", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
@@ -526,7 +539,7 @@ def test_python_dash_m(nanobanana_mock, tmp_path) -> None:
         assert picture.size == (image["width"], image["height"]) == (1024, 1024)
 
     bad = subprocess.run(
-        [sys.executable, "-m", "nanobanana", *args, "--num-images", "2"],
+        [sys.executable, "-m", "nanobanana_mock.client", *args, "--num-images", "2"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2  # nano-banana-2 takes no num_images

@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from nanobanana import (
+from nanobanana_mock.client import (
     ConfigurationError,
     JobCancelled,
     JobFailed,
@@ -281,7 +281,7 @@ async def test_rate_limits_that_persist_end_in_rate_limited(make_client, mock) -
 
 
 async def test_a_refused_connection_is_retried_even_for_submit(mock) -> None:
-    from nanobanana import Client, RetryPolicy
+    from nanobanana_mock.client import Client, RetryPolicy
 
     timer = MockTimer(mock)
     async with Client(
@@ -327,7 +327,7 @@ async def test_retries_never_cross_the_deadline(make_client, mock) -> None:
 
 
 async def test_expired_results_are_not_found(make_client, mock) -> None:
-    from nanobanana import NotFound
+    from nanobanana_mock.client import NotFound
 
     client = make_client("segmind")
     handle = await client.submit("nano-banana", prompt="x")
@@ -365,7 +365,7 @@ async def test_segmind_sync_generation(make_client, mock) -> None:
 
 
 def test_configuration_errors(monkeypatch) -> None:
-    from nanobanana import Client
+    from nanobanana_mock.client import Client
 
     monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="SEGMIND_API_KEY"):
@@ -386,7 +386,7 @@ def test_configuration_errors(monkeypatch) -> None:
 
 
 async def test_invalid_requests_carry_the_provider_message(make_client) -> None:
-    from nanobanana import InvalidRequest
+    from nanobanana_mock.client import InvalidRequest
 
     with pytest.raises(InvalidRequest) as caught:
         await make_client("seaart").submit("nano_banana_2", prompt="x", aspect_ratio="7:3")
@@ -409,7 +409,7 @@ async def test_a_handle_follows_the_clients_base_url(make_client, mock) -> None:
 
 
 async def test_a_wait_longer_than_max_wait_is_not_slept(make_client, mock) -> None:
-    from nanobanana import RetryPolicy
+    from nanobanana_mock.client import RetryPolicy
 
     await rule(
         mock,
@@ -425,7 +425,7 @@ async def test_a_wait_longer_than_max_wait_is_not_slept(make_client, mock) -> No
 
 
 def test_origins_accept_the_providers_usual_base_urls() -> None:
-    from nanobanana import Client
+    from nanobanana_mock.client import Client
 
     for given in (
         "https://cloud.seaart.ai/model/v1/queue",

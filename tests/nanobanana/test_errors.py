@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import nanobanana
-import schemas
-from nanobanana import (
+from nanobanana_mock import client as nanobanana
+from nanobanana_mock import schemas
+from nanobanana_mock.client import (
     ApiError,
     AuthenticationError,
     InsufficientCredits,
@@ -18,7 +18,7 @@ from nanobanana import (
     RateLimited,
     ServerError,
 )
-from nanobanana.errors import error_from_response, message_of, retry_after_of
+from nanobanana_mock.client.errors import error_from_response, message_of, retry_after_of
 from tests.harness import Mock
 from tests.nanobanana.conftest import MODEL, PARAMS
 
@@ -186,6 +186,7 @@ def test_public_api_is_pinned() -> None:
             "NotSupported",
             "RateLimited",
             "Result",
+            "RetryNotice",
             "RetryPolicy",
             "ServerError",
             "StatusReport",

@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 
-from nanobanana import JobFailed, NotFound, RetryPolicy, ServerError
+from nanobanana_mock.client import JobFailed, NotFound, RetryPolicy, ServerError
 from tests.nanobanana.conftest import MODEL, PARAMS
 
 POLL_OP = {"segmind": "status", "seaart": "status", "pixazo": "result"}
@@ -94,7 +94,7 @@ TRANSIENT = [
         "hung poll",
         lambda op: {
             "match": {"operation": op},
-            "effect": {"transport": {"kind": "hang", "seconds": 2}},
+            "effect": {"transport": {"kind": "hang", "seconds": 30}},
             "scope": {"first": 1},
         },
     ),
@@ -142,7 +142,10 @@ async def release_waiting_answers(mock, step: float) -> None:
 @pytest.mark.parametrize(("name", "rule"), TRANSIENT, ids=[n for n, _ in TRANSIENT])
 async def test_transient_faults_do_not_stop_a_job(make_client, mock, provider, name, rule) -> None:
     await add(mock, rule(POLL_OP[provider]))
-    client = make_client(provider, request_timeout=0.5, retry=RetryPolicy(attempts=4, seed=2))
+    # only the hung poll needs the client to give up on an answer; the others get a timeout
+    # no loaded machine reaches (0.5 s did, rendering an image under load)
+    timeout = 1.0 if name == "hung poll" else 15.0
+    client = make_client(provider, request_timeout=timeout, retry=RetryPolicy(attempts=4, seed=2))
     pump = None
     if name == "latency on the answer":  # each poll answer waits 3 s on the frozen mock clock,
         # which the client's timer only moves while the client sleeps: release it by hand.

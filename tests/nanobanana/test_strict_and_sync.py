@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp import web
 
-from nanobanana import Client, ContractViolation, JobStatus, SyncClient
+from nanobanana_mock.client import Client, ContractViolation, JobStatus, SyncClient
 
 DRIFTED = {"status": "QUEUED", "request_id": "r1", "metrics": "none", "eta": 5}
 
@@ -26,7 +28,7 @@ async def drifting(aiohttp_server) -> str:
 async def test_strict_mode_reports_a_drifted_answer_as_one_whole_body_violation(
     drifting: str,
 ) -> None:
-    from nanobanana import JobHandle
+    from nanobanana_mock.client import JobHandle
 
     # The status schema is a oneOf of the per-state answers, so the drift (a string "metrics",
     # an unknown "eta") matches none of them: jsonschema reports a single error at the body
@@ -63,3 +65,37 @@ def test_sync_client(nanobanana_mock) -> None:
         handle = client.submit("nano-banana-pro", prompt="y", image_urls=["https://a.io/b.png"])
         assert client.status(handle).status is JobStatus.SUCCEEDED
     assert nanobanana_mock.journal.count(provider="pixazo", operation="submit") == 2
+
+
+async def test_sync_client_keeps_the_violations_as_client_does(drifting: str) -> None:
+    from nanobanana_mock.client import JobHandle
+
+    handle = JobHandle("segmind", "nano-banana", "r1", drifting)
+    # The fake provider is served by this test's loop, so the blocking calls run in a thread.
+    client = await asyncio.to_thread(
+        SyncClient, "segmind", api_key="k", base_url=drifting, strict=True
+    )
+    try:
+        report = await asyncio.to_thread(client.status, handle)
+        assert report.status is JobStatus.QUEUED
+        (violation,) = client.violations
+        assert (violation.pointer, violation.operation, violation.provider) == (
+            "", "status", "segmind"
+        )  # fmt: skip
+        assert client.violations is client.client.violations
+    finally:
+        await asyncio.to_thread(client.close)
+
+
+def test_sync_client_offers_every_public_operation_and_attribute_of_client() -> None:
+    with SyncClient("seaart", api_key="k", base_url="http://127.0.0.1:9") as sync:
+        original = sync.client
+        names = {name for name in dir(original) if not name.startswith("_")}
+        settings = {  # how the client was built; read them on .client
+            "adapter", "retry", "strict", "request_timeout", "poll_interval", "poll_backoff",
+            "max_poll_interval", "timer", "on_retry",
+        }  # fmt: skip
+        missing = sorted(name for name in names - settings if not hasattr(sync, name))
+        assert missing == []
+        for name in ("provider", "base_url", "models", "violations"):
+            assert getattr(sync, name) == getattr(original, name)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-import schemas
-from schemas import PROVIDERS, load, validator
+from nanobanana_mock import schemas
+from nanobanana_mock.schemas import PROVIDERS, load, validator
 
 ROOT = Path(schemas.__file__).resolve().parent
 BASE = "https://nanobanana-mock.local/schemas/"
@@ -69,6 +69,15 @@ def test_validator_refuses_data_files():
 
 
 # ------------------------------------------------------------------ schema files
+
+
+def test_patterns_run_on_re2_past_a_ref_into_another_file():
+    # The scenario schema reaches settings.json through a $ref: its patterns must run as the
+    # settings validator's do (RE2, whose $ is the end of the text), not on Python's re,
+    # whose $ also matches before a final newline ("a\n" was a valid control host there).
+    direct = list(validator("mock", "settings").iter_errors({"control_hosts": ["a\n"]}))
+    through = validator("mock", "scenario").iter_errors({"settings": {"control_hosts": ["a\n"]}})
+    assert [e.message for e in through] == [e.message for e in direct] != []
 
 
 def test_expected_files_exist():

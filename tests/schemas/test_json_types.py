@@ -1,6 +1,7 @@
-"""JSON types as the documentation shows them: where a seed (or a provider's own doc page)
-shows an integer, the contract says ``integer``; where it shows a fraction, ``number``; and
-every numeric field says in its description where its type comes from."""
+"""JSON types as the documentation shows them: where a model page (the specification, see
+docs/providers.md) or another of the provider's own doc pages shows an integer, the contract
+says ``integer``; where it shows a fraction, ``number``; and every numeric field says in its
+description where its type comes from."""
 
 from __future__ import annotations
 
@@ -11,20 +12,20 @@ from typing import Any
 import pytest
 from jsonschema import validators
 
-import schemas
-from schemas import PROVIDERS
+from nanobanana_mock import schemas
+from nanobanana_mock.schemas import PROVIDERS
 
 ROOT = Path(schemas.__file__).resolve().parent
 EXAMPLES = sorted(ROOT.glob("*/examples/*.json"))
-DOCUMENTED = [  # valid examples copied from the documentation: the seeds and the doc pages
+DOCUMENTED = [  # valid examples copied from the documentation: model pages and doc pages
     path
     for path in EXAMPLES
     if (wrapper := json.loads(path.read_text(encoding="utf-8")))["valid"]
     and wrapper["source"].startswith("[DOC")
 ]
-# Every example body of the seeds, as (provider, example file): a seed's page holds these
+# Every example body of the five model pages (.seed000 to .seed004), as (provider, file)
 SEED_EXAMPLES = {
-    ("segmind", "request.nano-banana-pro.seed000"),  # the payload of seed 000
+    ("segmind", "request.nano-banana-pro.seed000"),  # Segmind nano-banana-pro's payload
     ("segmind", "request.nano-banana-2.seed001"),  # seed=420875, safety_tolerance=4
     ("segmind", "request.nano-banana.seed002"),
     ("seaart", "request.nano_banana_pro.seed003"),
@@ -60,7 +61,7 @@ def as_shown(provider: str, name: str) -> Any:
     return shown(base.schema, registry=base._registry)
 
 
-def test_every_seed_example_is_stored() -> None:
+def test_every_model_page_example_is_stored() -> None:
     stored = {(p.parent.parent.name, p.stem) for p in DOCUMENTED}
     assert stored >= SEED_EXAMPLES, SEED_EXAMPLES - stored
 
@@ -104,8 +105,8 @@ CONTRACTS = [
 
 @pytest.mark.parametrize("path", CONTRACTS, ids=[str(p.relative_to(ROOT)) for p in CONTRACTS])
 def test_every_numeric_field_says_where_its_type_comes_from(path: Path) -> None:
-    """Each says "JSON type: ..." in its description: the seed that shows it, or that the
-    seeds show no value (and what the type was kept from)."""
+    """Each says "JSON type: ..." in its description: the page that shows it, or that the
+    model pages show no value (and what the type was kept from)."""
     doc = json.loads(path.read_text(encoding="utf-8"))
     silent = [
         p for p, node in _numeric_nodes(doc) if "JSON type:" not in node.get("description", "")
@@ -114,7 +115,7 @@ def test_every_numeric_field_says_where_its_type_comes_from(path: Path) -> None:
 
 
 def test_as_shown_tells_an_integer_from_a_fraction() -> None:
-    """The check above can fail: a schema saying number for the seed's 8 is caught."""
+    """The check above can fail: a schema saying number for the page's 8 is caught."""
     body = {"status": "IN_PROGRESS", "request_id": "a", "queue_position": 2}
     check = as_shown("pixazo", "result")
     assert check.is_valid({**body, "estimated_remaining_seconds": 8})

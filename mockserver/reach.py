@@ -1,0 +1,104 @@
+"""Can a fault rule ever apply? The checks its schema cannot make alone.
+
+``schemas/mock/fault_rule.json`` already refuses a name the mock does not know (a provider,
+operation, model or method outside its enums). What it cannot see is a combination that no
+request will ever have: an operation or model of another provider than the rule names, an
+``http_error`` code that none of the matched operations may answer (the engine never breaks
+an operation's contract, so the rule would silently never fire), or a job effect on an
+operation that creates no job. Each is refused when the rule is added, naming the word and
+what is allowed there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .names import GENERATE, PROVIDERS, declared_errors, did_you_mean, models, operations
+
+__all__ = ["unreachable"]
+
+Path = tuple[str | int, ...]
+CREDIT_CODES = frozenset({402, 406})  # insufficient credits: each provider has its own code
+
+
+def unreachable(spec: Mapping[str, Any]) -> list[tuple[Path, str]]:
+    """(path, message) for every part of a schema-valid rule that no request can meet."""
+    match = spec.get("match", {})
+    providers = _listed(match.get("provider")) or list(PROVIDERS)
+    ops = _listed(match.get("operation"))
+    found = _not_of(providers, ops, "operation", operations)
+    if ops:  # the providers that have one of the operations
+        providers = [p for p in providers if set(ops) & set(operations(p))] or providers
+    found += _not_of(providers, _listed(match.get("model")), "model", models)
+    if not found:
+        found += _effect_problems(spec["effect"], providers, ops)
+    return found
+
+
+def _listed(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _not_of(
+    providers: list[str], given: list[str], what: str, known: Any
+) -> list[tuple[Path, str]]:
+    """Each of ``given`` that none of ``providers`` has (``known(provider)`` lists theirs)."""
+    allowed = list(dict.fromkeys(name for p in providers for name in known(p)))
+    found = []
+    for index, word in enumerate(given):
+        if word in allowed:
+            continue
+        path: Path = ("match", what) if len(given) == 1 else ("match", what, index)
+        found.append(
+            (
+                path,
+                f"{word!r} is not {_article(what)} {what} of {', '.join(providers)}"
+                f"{did_you_mean(word, allowed)}, so the rule would never match; "
+                f"allowed: {', '.join(allowed)}",
+            )
+        )
+    return found
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _effect_problems(
+    effect: Mapping[str, Any], providers: list[str], ops: list[str]
+) -> list[tuple[Path, str]]:
+    kind, params = next(iter(effect.items()))
+    if kind == "http_error":
+        return _undeclared(params["status"], providers, ops)
+    creates_job = kind == "job_failure" or (
+        kind == "latency" and params.get("target") in ("queue", "processing")
+    )
+    if creates_job and ops and not GENERATE & set(ops):
+        return [
+            (
+                ("effect", kind),
+                f"changes the job a submit creates (operation {' or '.join(sorted(GENERATE))}), "
+                f"but match.operation is {', '.join(ops)}: the rule would never apply",
+            )
+        ]
+    return []
+
+
+def _undeclared(status: int, providers: list[str], ops: list[str]) -> list[tuple[Path, str]]:
+    """A code none of the matched operations declares: the engine would never fire it."""
+    reached = [(p, o) for p in providers for o in (ops or operations(p)) if o in operations(p)]
+    codes = set().union(*(declared_errors(p, o) for p, o in reached))
+    wanted = CREDIT_CODES if status in CREDIT_CODES else {status}
+    if wanted & codes:
+        return []
+    where = ", ".join(f"{p}.{o}" for p, o in reached)
+    return [
+        (
+            ("effect", "http_error", "status"),
+            f"{status} is not an error code that {where} may answer (their contracts), so the "
+            f"rule would never fire; allowed: {', '.join(map(str, sorted(codes)))}",
+        )
+    ]

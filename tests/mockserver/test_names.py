@@ -1,0 +1,331 @@
+"""Mistakes get named: every provider, operation, model, method, setting, map key, state and
+filter a user writes is checked, and a refusal names the word, the closest known one and the
+allowed ones, on every way in (control plane, scenario file, flags, MOCK_* variables)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nanobanana_mock import names, schemas
+from nanobanana_mock.cli import unknown_variables
+from nanobanana_mock.config import ConfigError, config_from_env
+from nanobanana_mock.scenario import ScenarioError, parse_scenario
+from tests.harness import Mock
+
+RULE = schemas.load("mock", "fault_rule")["$defs"]
+SETTINGS = schemas.load("mock", "settings")["properties"]
+SEAART_STATUS = "/model/v1/queue/nano_banana_pro/requests/{}/status"
+
+
+async def post(mock: Mock, path: str, body: Any, expect: int) -> dict[str, Any]:
+    resp = await mock.client.post(f"/_mock/{path}", json=body)
+    answer = await resp.json()
+    assert resp.status == expect, answer
+    return answer
+
+
+def refusal(answer: dict[str, Any]) -> str:
+    return " ".join([answer["error"], *answer.get("problems", [])])
+
+
+# -- the contract lists every name the api.json files have -----------------------------------
+
+
+def test_the_rule_enums_are_the_providers_operations_and_models_of_the_contracts() -> None:
+    assert RULE["provider"]["enum"] == list(schemas.PROVIDERS)
+    operations = {op for p in schemas.PROVIDERS for op in schemas.load(p, "api")["operations"]}
+    assert set(RULE["operation"]["enum"]) == operations | {"image"}
+    models = {m for p in schemas.PROVIDERS for m in schemas.load(p, "api")["models"]}
+    assert set(RULE["model"]["enum"]) == models
+
+
+def test_the_map_settings_list_every_provider_and_model() -> None:
+    expected = {"*"}
+    for provider in schemas.PROVIDERS:
+        expected |= {f"{provider}/*"} | {
+            f"{provider}/{m}" for m in schemas.load(provider, "api")["models"]
+        }
+    assert set(SETTINGS["processing_seconds"]["propertyNames"]["enum"]) == expected
+    assert SETTINGS["retention_seconds"]["propertyNames"]["enum"] == ["*", *schemas.PROVIDERS]
+
+
+# -- fault rules -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "word", "meant"),
+    [
+        ("provider", "segmnd", "segmind"),
+        ("operation", "sumbit", "submit"),
+        ("model", "nano-banana-prro", "nano-banana-pro"),
+        ("method", "post", "POST"),
+    ],
+)
+@pytest.mark.parametrize("as_list", [False, True])
+async def test_an_unknown_name_in_a_rule_is_refused_naming_it(
+    mock: Mock, field: str, word: str, meant: str, as_list: bool
+) -> None:
+    value = [meant, word] if as_list else word
+    rule = {"match": {field: value}, "effect": {"latency": {"fixed": 1}}}
+    text = refusal(await post(mock, "faults", rule, 400))
+    assert f"match.{field}{'.1' if as_list else ''}: '{word}' is not one of" in text
+    assert f"(did you mean '{meant}'?)" in text
+    assert ", ".join(RULE[field]["enum"]) in text
+    assert (await mock.client.get("/_mock/faults")).status == 200
+    assert mock.state.faults.rules == []
+
+
+@pytest.mark.parametrize(
+    ("match", "effect", "expected"),
+    [
+        (
+            {"provider": "segmind", "operation": "cancel"},
+            {"latency": {"fixed": 1}},
+            "match.operation: 'cancel' is not an operation of segmind, so the rule would never "
+            "match; allowed: sync_generate, submit, status, result, poll, image",
+        ),
+        (
+            {"provider": "pixazo", "model": "nano_banana_pro"},
+            {"latency": {"fixed": 1}},
+            "match.model: 'nano_banana_pro' is not a model of pixazo (did you mean "
+            "'nano-banana-pro'?), so the rule would never match; allowed: nano-banana-pro",
+        ),
+        (
+            {"operation": "sync_generate", "model": "nano_banana_2"},
+            {"latency": {"fixed": 1}},
+            "match.model: 'nano_banana_2' is not a model of segmind",
+        ),
+        (
+            {"provider": "seaart", "operation": "status"},
+            {"http_error": {"status": 410}},
+            "effect.http_error.status: 410 is not an error code that seaart.status may answer",
+        ),
+        (
+            {"operation": ["status", "result"]},
+            {"job_failure": {"error_type": "CONTENT_BLOCKED"}},
+            "effect.job_failure: changes the job a submit creates (operation submit or "
+            "sync_generate), but match.operation is status, result",
+        ),
+    ],
+)
+async def test_a_rule_that_could_never_apply_is_refused(
+    mock: Mock, match: dict, effect: dict, expected: str
+) -> None:
+    text = refusal(await post(mock, "faults", {"match": match, "effect": effect}, 400))
+    assert expected in text
+
+
+async def test_a_rule_on_names_that_exist_still_fires(mock: Mock) -> None:
+    rule = {
+        "match": {"provider": ["segmind", "seaart"], "operation": "status", "method": "GET"},
+        "effect": {"http_error": {"status": 503}},
+    }
+    await post(mock, "faults", rule, 201)
+    _, job = await mock.call(
+        "seaart", "submit", "POST", "/model/v1/queue/nano_banana_pro", json={"prompt": "x"}
+    )
+    path = SEAART_STATUS.format(job["request_id"])
+    await mock.call("seaart", "status", "GET", path, expect=503)
+
+
+def test_a_scenario_rule_with_an_unknown_provider_names_its_line() -> None:
+    text = (
+        "faults:\n  - match: {provider: segmnd, operation: submit}\n"
+        "    effect: {latency: {fixed: 1}}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "s.yaml")
+    assert caught.value.problems == [
+        's.yaml:2:23: faults[0].match.provider: "segmnd" is not one of "segmind", "seaart", '
+        "\"pixazo\" (did you mean 'segmind'?)"
+    ]
+
+
+def test_a_scenario_rule_that_could_never_match_names_its_line() -> None:
+    text = (
+        "faults:\n  - match:\n      provider: segmind\n      operation: cancel\n"
+        "    effect: {latency: {fixed: 1}}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "s.yaml")
+    (problem,) = caught.value.problems
+    assert problem.startswith("s.yaml:4:18: faults[0].match.operation: 'cancel' is not an")
+
+
+# -- map-valued settings ---------------------------------------------------------------------
+
+PROCESSING_KEYS = ", ".join(SETTINGS["processing_seconds"]["propertyNames"]["enum"])
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"MOCK_PROCESSING_SECONDS": "segmnd/nano-banana=5"},
+            "processing_seconds: unknown key 'segmnd/nano-banana' (did you mean "
+            f"'segmind/nano-banana'?); allowed: {PROCESSING_KEYS}",
+        ),
+        (
+            {"MOCK_PROCESSING_SECONDS": "seaart/nano-banana-pro=5"},
+            "unknown key 'seaart/nano-banana-pro' (did you mean 'seaart/nano_banana_pro'?)",
+        ),
+        (
+            {"MOCK_RETENTION_SECONDS": "seaart=600,pixzo=900"},
+            "retention_seconds: unknown key 'pixzo' (did you mean 'pixazo'?); "
+            "allowed: *, segmind, seaart, pixazo",
+        ),
+    ],
+)
+def test_a_map_setting_with_an_unknown_key_is_refused(env: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_from_env(env)
+    assert expected in str(caught.value)
+
+
+def test_the_cli_refuses_an_unknown_key_in_one_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "nanobanana_mock", "--retention-seconds", "segmnd=5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "nanobanana-mock: retention_seconds: unknown key 'segmnd' (did you mean 'segmind'?); "
+        "allowed: *, segmind, seaart, pixazo"
+    )
+
+
+def test_a_scenario_names_the_line_of_an_unknown_key() -> None:
+    text = "settings:\n  processing_seconds:\n    '*': 3\n    segmind/nano-banan: 5\n"
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "s.yaml")
+    assert caught.value.problems == [
+        's.yaml:4:5: settings.processing_seconds["segmind/nano-banan"]: unknown key (did you '
+        f"mean 'segmind/nano-banana'?); allowed: {PROCESSING_KEYS}"
+    ]
+
+
+async def test_a_reset_with_an_unknown_key_changes_nothing(mock: Mock) -> None:
+    body = {"settings": {"workers": 1, "retention_seconds": {"seeart": 5}}}
+    text = refusal(await post(mock, "reset", body, 400))
+    assert "unknown key 'seeart' (did you mean 'seaart'?)" in text
+    assert mock.state.config.workers == 2
+
+
+# -- setting names and control-plane fields ---------------------------------------------------
+
+
+async def test_a_reset_names_an_unknown_setting_apart_from_a_start_up_one(mock: Mock) -> None:
+    text = refusal(await post(mock, "reset", {"settings": {"wrokers": 1}}, 400))
+    assert "unknown setting 'wrokers' (did you mean 'workers'?); allowed: api_keys" in text
+    assert "cannot change" not in text
+    text = refusal(await post(mock, "reset", {"settings": {"port": 1}}, 400))
+    assert "cannot change port on reset (start-up settings)" in text
+    text = refusal(await post(mock, "reset", {"settings": {"self_chek": True}}, 400))
+    assert "unknown setting 'self_chek' (did you mean 'self_check'?)" in text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "word"),
+    [
+        ("reset", {"setings": {"workers": 1}}, "'setings' (did you mean 'settings'?)"),
+        ("clock", {"advnce": 5}, "'advnce' (did you mean 'advance'?)"),
+        ("credits", {"defualt": 5}, "'defualt' (did you mean 'default'?)"),
+        ("rate-limits", {"rpm": 5, "scop": "all"}, "'scop' (did you mean 'scope'?)"),
+    ],
+)
+async def test_an_unknown_field_of_a_control_body_is_named(
+    mock: Mock, path: str, body: dict, word: str
+) -> None:
+    text = refusal(await post(mock, path, body, 400))
+    assert f"unknown field {word}; allowed:" in text
+
+
+async def test_a_forced_failure_names_an_unknown_error_type(mock: Mock) -> None:
+    _, job = await mock.call(
+        "seaart", "submit", "POST", "/model/v1/queue/nano_banana_pro", json={"prompt": "x"}
+    )
+    body = {"state": "FAILED", "error_type": "CONTENT_BLOKED"}
+    text = refusal(await post(mock, f"jobs/{job['request_id']}/state", body, 400))
+    assert "unknown error_type 'CONTENT_BLOKED' (did you mean 'CONTENT_BLOCKED'?)" in text
+    # the job is untouched, and its status answer keeps its contract
+    path = SEAART_STATUS.format(job["request_id"])
+    _, status = await mock.call("seaart", "status", "GET", path, expect=200)
+    assert status["status"] == "IN_QUEUE"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"provider": "segmnd"}, "unknown provider 'segmnd' (did you mean 'segmind'?)"),
+        ({"operation": "sumbit"}, "unknown operation 'sumbit' (did you mean 'submit'?)"),
+        ({"provder": "segmind"}, "unknown journal filter 'provder' (did you mean 'provider'?)"),
+    ],
+)
+async def test_a_journal_filter_that_could_match_nothing_is_named(
+    mock: Mock, query: dict, expected: str
+) -> None:
+    resp = await mock.client.get("/_mock/journal", params=query)
+    assert resp.status == 400
+    assert expected in (await resp.json())["error"]
+
+
+async def test_a_job_listing_names_an_unknown_provider(mock: Mock) -> None:
+    resp = await mock.client.get("/_mock/jobs", params={"provider": "pixaz"})
+    assert resp.status == 400
+    assert "unknown provider 'pixaz' (did you mean 'pixazo'?)" in (await resp.json())["error"]
+
+
+async def test_an_openapi_document_of_an_unknown_provider_is_named(mock: Mock) -> None:
+    resp = await mock.client.get("/_mock/openapi/seart.json")
+    assert resp.status == 404
+    assert (await resp.json())["error"] == (
+        "unknown provider 'seart' (did you mean 'seaart'?); allowed: segmind, seaart, pixazo"
+    )
+
+
+def test_a_misspelt_mock_variable_is_warned_about() -> None:
+    env = {"MOCK_WROKERS": "1", "MOCK_SEED": "3", "HOME": "/"}
+    assert unknown_variables(env) == [
+        "warning: MOCK_WROKERS is not a setting, ignored (did you mean 'MOCK_WORKERS'?)"
+    ]
+
+
+def test_an_unknown_word_is_cut_short_in_a_message() -> None:
+    message = names.unknown("provider", "x" * 10_000, names.PROVIDERS)
+    assert len(message) < 200 and "did you mean" not in message
+
+
+def test_the_control_client_names_the_keyword_it_does_not_know() -> None:
+    from nanobanana_mock.control_client import MockControl
+
+    control = MockControl("http://127.0.0.1:9")  # never reached: refused before sending
+    with pytest.raises(TypeError, match=r"provder \(did you mean 'provider'\?\)"):
+        control.faults.http_error(503, provder="segmind")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"allowed: fault, job, key, limit"):
+        control.journal.count(operaton="submit")  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def scenario_file(tmp_path: Path) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text("settings:\n  retention_seconds: {segmnd: 5}\n")
+    return path
+
+
+def test_the_cli_names_the_line_of_an_unknown_key_in_a_scenario(scenario_file: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "nanobanana_mock", "--scenario", str(scenario_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert f"{scenario_file}:2:23: settings.retention_seconds.segmnd: unknown key" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,141 @@
+"""The Makefile's venv: it records the interpreter that made it, a venv made by another one
+than PYTHON asks for is remade, and the install shows its progress.
+
+Run in a scratch copy of the Makefile with fake interpreters (shell scripts that say which
+Python they are, make a venv whose ``python`` logs each pip call), so no second Python and
+no network is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FAKE_PYTHON = """#!/bin/sh
+# A fake Python {version}: identifies itself, makes a venv, and its venv logs pip calls.
+case "$1" in
+  -c) echo "$0 {version}"; [ "{old}" = no ] ;;
+  -m) mkdir -p "$3/bin"
+      printf '#!/bin/sh\\necho "{version} $*" >> "%s/pip.log"\\n[ ! -f "%s/fail" ]\\n' \\
+        "$PWD" "$PWD" > "$3/bin/python"
+      chmod +x "$3/bin/python" ;;
+esac
+"""
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    for name, version in (("py310", "3.10.12"), ("py311", "3.11.9"), ("py312", "3.12.4")):
+        old = "yes" if version.startswith("3.10") else "no"
+        fake = tmp_path / name
+        fake.write_text(FAKE_PYTHON.format(version=version, old=old))
+        fake.chmod(0o755)
+    return tmp_path
+
+
+def make(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``make venv`` in the scratch project, free of the outer make's variables."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "PYTHON")}
+    env.pop("MAKELEVEL", None)
+    return subprocess.run(
+        ["make", "--no-print-directory", "venv", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def pip_calls(project: Path) -> list[str]:
+    log = project / "pip.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_the_stamp_records_the_interpreter_and_installs_with_progress(project: Path) -> None:
+    done = make(project, f"PYTHON={project}/py311")
+    assert done.returncode == 0, done.stderr
+    assert (project / ".venv/.interpreter").read_text().strip() == f"{project}/py311 3.11.9"
+    assert "installing nanobanana-mock and its dependencies" in done.stdout
+    install = [line for line in pip_calls(project) if "-e" in line.split()]
+    assert install == ["3.11.9 -m pip install -e .[test,fast]"]  # no --quiet: pip's progress
+    again = make(project, f"PYTHON={project}/py311")
+    assert again.returncode == 0 and len(pip_calls(project)) == 2, "nothing to do the 2nd time"
+
+
+def test_a_venv_whose_install_failed_is_remade_by_the_python_asked_for(project: Path) -> None:
+    (project / "fail").touch()  # the first install fails, as a too-old Python's would
+    assert make(project, f"PYTHON={project}/py311").returncode != 0
+    assert make(project, f"PYTHON={project}/py311").returncode != 0  # the same Python: the same
+    (project / "fail").unlink()
+    done = make(project, f"PYTHON={project}/py312")
+    assert done.returncode == 0, done.stderr
+    assert f"made by {project}/py311 3.11.9: remaking it with {project}/py312 3.12.4" in done.stdout
+    assert (project / ".venv/.interpreter").read_text().strip() == f"{project}/py312 3.12.4"
+    assert pip_calls(project)[-1].startswith("3.12.4 -m pip install -e")
+
+
+def test_a_working_venv_is_remade_only_when_another_python_is_asked_for(project: Path) -> None:
+    assert make(project, f"PYTHON={project}/py312").returncode == 0
+    calls = len(pip_calls(project))
+    kept = make(project)  # no PYTHON: the working 3.12 venv stays, whatever python3 is
+    assert kept.returncode == 0 and len(pip_calls(project)) == calls, kept.stdout
+    assert make(project, f"PYTHON={project}/py311").returncode == 0
+    assert (project / ".venv/.interpreter").read_text().strip() == f"{project}/py311 3.11.9"
+
+
+def test_a_too_old_python_is_refused_before_any_venv_is_made(project: Path) -> None:
+    refused = make(project, f"PYTHON={project}/py310")
+    assert refused.returncode != 0
+    assert f"{project}/py310 is Python 3.10.12: 3.11 or newer is needed" in refused.stderr
+    assert "PYTHON=python3.12" in refused.stderr
+    assert not (project / ".venv").exists()
+
+
+def test_a_changed_setup_py_reinstalls(project: Path) -> None:
+    assert make(project, f"PYTHON={project}/py311").returncode == 0
+    calls = len(pip_calls(project))
+    setup = project / "setup.py"
+    setup.write_text("")
+    stamp = project / ".venv/.installed"
+    os.utime(setup, (stamp.stat().st_mtime + 5, stamp.stat().st_mtime + 5))
+    assert make(project, f"PYTHON={project}/py311").returncode == 0
+    assert len(pip_calls(project)) == calls + 2  # pip upgraded, then the package installed
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "wanted"),
+    [
+        ((), {}, "--seed 0 --time-scale 10"),
+        (("SCENARIO=slow-queue",), {}, "--scenario slow-queue"),
+        (("SCENARIO=slow-queue", "TIME_SCALE=5"), {}, "--scenario slow-queue --time-scale 5"),
+        (("SCENARIO=slow-queue",), {"SEED": "3"}, "--scenario slow-queue --seed 3"),
+        (("SEED=4", "TIME_SCALE=1"), {}, "--seed 4 --time-scale 1"),
+    ],
+)
+def test_serve_leaves_a_scenarios_seed_and_time_scale_alone(args, env, wanted) -> None:
+    """``make serve SCENARIO=…`` passes no --seed or --time-scale the user did not give,
+    so the scenario's own hold (a flag would win over them)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "SEED")}
+    clean.pop("MAKELEVEL", None)
+    clean.pop("TIME_SCALE", None)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-n", "serve", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    command = done.stdout.strip().splitlines()[-1]
+    assert command.endswith(f"-m nanobanana_mock --host 127.0.0.1 --port 8080 {wanted}"), command
