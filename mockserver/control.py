@@ -44,7 +44,7 @@ from .http import (
     read_body,
 )
 from .intercept import CONTROL_STRAY, DRIFT, SOURCES, allowed_methods
-from .jobs import TERMINAL, Failure, Job
+from .jobs import EVICTED, EXPIRED, TERMINAL, UNKNOWN, Failure, Job
 from .names import PROVIDERS, all_operations, unknown
 from .quotas import Ledger, LimitError, RateLimiter
 from .state import STATE, MockState
@@ -442,11 +442,16 @@ def job_view(state: MockState, job: Job, position: int | None = None) -> dict[st
     }
 
 
+GONE_REASONS = {EXPIRED: ": it expired", EVICTED: ": it was evicted to keep the store's bounds"}
+
+
 def _job(request: web.Request) -> Job:
     state = _state(request)
-    job = state.store.get(request.match_info["job_id"], state.clock.now())
+    job_id, now = request.match_info["job_id"], state.clock.now()
+    job = state.store.get(job_id, now)
     if job is None:
-        raise ControlError(404, f"no job {request.match_info['job_id'][:100]}")
+        reason = GONE_REASONS.get(state.store.fate(job_id, now), "")
+        raise ControlError(404, f"no job {job_id[:100]}{reason}")
     return job
 
 
@@ -652,7 +657,7 @@ async def clear_limits(request: web.Request) -> web.Response:
 
 
 JOURNAL_QUERY = ("provider", "operation", "method", "status", "request_id", "key", "fault")
-JOURNAL_QUERY += ("model", "since", "limit")
+JOURNAL_QUERY += ("model", "job", "since", "limit")
 
 
 # The methods a journal filter may name: those a fault rule may (upper case, as sent)
@@ -686,12 +691,13 @@ def _check_query(request: web.Request, what: str, allowed: tuple[str, ...]) -> N
 
 
 def _check_names(request: web.Request) -> None:
-    """A 400 for a provider, operation or method the mock does not have (a filter that
-    could match nothing). Models are not checked: the journal also records requests for
+    """A 400 for a provider, operation, method or job outcome the mock does not have (a
+    filter that could match nothing). Models are not checked: the journal also records requests for
     unknown models, by the name the client used."""
     _check_name(request, "provider", PROVIDERS)
     _check_name(request, "operation", all_operations())
     _check_name(request, "method", METHODS)
+    _check_name(request, "job", (EXPIRED, EVICTED, UNKNOWN))
 
 
 def _check_name(request: web.Request, name: str, allowed: tuple[str, ...]) -> None:

@@ -374,7 +374,7 @@ def test_the_control_client_names_the_keyword_it_does_not_know() -> None:
     control = MockControl("http://127.0.0.1:9")  # never reached: refused before sending
     with pytest.raises(TypeError, match=r"provder \(did you mean 'provider'\?\)"):
         control.faults.http_error(503, provder="segmind")  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match=r"allowed: fault, key, limit"):
+    with pytest.raises(TypeError, match=r"allowed: fault, job, key, limit"):
         control.journal.count(operaton="submit")  # type: ignore[call-arg]
 
 
