@@ -387,6 +387,9 @@ async def get_clock(request: web.Request) -> web.Response:
 async def set_clock(request: web.Request) -> web.Response:
     body = await _fields(request, ("advance", "to", "speed"))
     clock = _state(request).clock
+    given = [name for name in ("advance", "to", "speed") if name in body]
+    if len(given) > 1:  # one move per request: nothing given is silently left undone
+        raise ControlError(400, f"give one of advance, to or speed, not {' and '.join(given)}")
     try:
         if "advance" in body:
             clock.advance(_number(body, "advance", maximum=MAX_TIME))
