@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from . import images
+from .call import note
 from .clock import VirtualClock
 from .config import MockConfig
 from .control import BASE_CONFIG, BASE_SCENARIO, apply_scenario, control_routes
@@ -24,6 +25,7 @@ from .names import PROVIDERS as PROVIDER_NAMES
 from .names import unknown
 from .openapi import openapi_document
 from .providers import PROVIDER_CLASSES
+from .providers.base import JOB_STATE_HEADER
 from .replay import Recorder, Replay
 from .state import STATE, MockState
 
@@ -150,9 +152,12 @@ async def _health(request: web.Request) -> web.Response:
 async def _file(request: web.Request) -> web.StreamResponse:
     """An output image, public like the providers' CDNs: no key needed."""
     state = request.app[STATE]
-    job = state.store.get(request.match_info["job_id"], state.clock.now())
-    if job is None:
-        raise ApiError(404, {"error": "File not found"})
+    job_id = request.match_info["job_id"]
+    job = state.store.get(job_id, state.clock.now())
+    if job is None:  # image URLs are public: no key or provider narrows the job's fate
+        fate = state.store.fate(job_id, state.clock.now())
+        note(request, job=fate)
+        raise ApiError(404, {"error": "File not found"}, headers={JOB_STATE_HEADER: fate})
     provider = request.app[PROVIDERS][job.provider]
     index_text, _, ext = request.match_info["name"].partition(".")
     index = _image_index(index_text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -248,6 +249,8 @@ class MockConfig:
             where = ".".join(str(p) for p in error.absolute_path) or "settings"
             if error.absolute_path and error.absolute_path[0] in SECRETS:  # never echo a key
                 message = f"breaks the rule {error.validator} {error.validator_value}"
+            elif len(error.absolute_path) > 1 and error.absolute_path[0] == "proxy":
+                message = f"breaks the rule {error.validator} {error.validator_value}"  # a URL
             elif _is_unknown_key(error):  # all allowed keys are named: not cut short
                 problems.append(f"{where}: {unknown('key', error.instance, error.validator_value)}")
                 continue
@@ -258,7 +261,8 @@ class MockConfig:
             for provider, url in self.proxy.items():
                 if isinstance(url, str) and not _is_origin(url):
                     problems.append(
-                        f"proxy[{provider}] must be an http(s) origin only, not {_short(repr(url))}"
+                        f"proxy[{provider}] must be an http(s) origin only, not "
+                        f"{_short(repr(_without_secrets(url)))}"
                     )
         if problems:
             raise ConfigError("; ".join(problems[:MAX_PROBLEMS]))
@@ -335,6 +339,16 @@ def _short(text: str, limit: int = 200) -> str:
     """A message cut to ``limit`` characters (a 10 MB value is not repeated in an error)."""
     text = " ".join(text.split())  # one line
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _without_secrets(url: str) -> str:
+    """``url`` as an error may repeat it: whatever stands before an ``@`` (a user and
+    password), and a query or fragment (where keys and tokens travel), as ``***``."""
+    url = re.sub(r"[^/?#@]*@", "***@", url)
+    for mark in "?#":
+        head, sep, _ = url.partition(mark)
+        url = head + sep + "***" if sep else url
+    return url
 
 
 def _is_origin(url: str) -> bool:

@@ -44,7 +44,7 @@ from .http import (
     read_body,
 )
 from .intercept import CONTROL_STRAY, DRIFT, SOURCES, allowed_methods
-from .jobs import TERMINAL, Failure, Job
+from .jobs import EVICTED, EXPIRED, TERMINAL, UNKNOWN, Failure, Job
 from .names import PROVIDERS, all_operations, unknown
 from .quotas import Ledger, LimitError, RateLimiter
 from .state import STATE, MockState
@@ -387,6 +387,9 @@ async def get_clock(request: web.Request) -> web.Response:
 async def set_clock(request: web.Request) -> web.Response:
     body = await _fields(request, ("advance", "to", "speed"))
     clock = _state(request).clock
+    given = [name for name in ("advance", "to", "speed") if name in body]
+    if len(given) > 1:  # one move per request: nothing given is silently left undone
+        raise ControlError(400, f"give one of advance, to or speed, not {' and '.join(given)}")
     try:
         if "advance" in body:
             clock.advance(_number(body, "advance", maximum=MAX_TIME))
@@ -442,11 +445,16 @@ def job_view(state: MockState, job: Job, position: int | None = None) -> dict[st
     }
 
 
+GONE_REASONS = {EXPIRED: ": it expired", EVICTED: ": it was evicted to keep the store's bounds"}
+
+
 def _job(request: web.Request) -> Job:
     state = _state(request)
-    job = state.store.get(request.match_info["job_id"], state.clock.now())
+    job_id, now = request.match_info["job_id"], state.clock.now()
+    job = state.store.get(job_id, now)
     if job is None:
-        raise ControlError(404, f"no job {request.match_info['job_id'][:100]}")
+        reason = GONE_REASONS.get(state.store.fate(job_id, now), "")
+        raise ControlError(404, f"no job {job_id[:100]}{reason}")
     return job
 
 
@@ -461,6 +469,7 @@ def _text(body: dict[str, Any], name: str, default: str) -> str:
 # would be megabytes of JSON built on the event loop. ``total`` counts them all.
 JOBS_PAGE = 1000
 JOBS_PAGE_MAX = 10_000
+JOBS_QUERY = ("provider", "limit")
 
 
 MAX_QUERY_DIGITS = 12  # a number in a query: short ASCII digits only ("٣" is a digit to Python)
@@ -484,6 +493,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     """The live jobs, oldest first: at most ``limit`` of them, and how many there are.
     Queue positions come from one pass per provider (not a walk per job)."""
     state = _state(request)
+    _check_query(request, "job listing filter", JOBS_QUERY)
     provider = request.query.get("provider")
     _check_name(request, "provider", PROVIDERS)
     limit = _query_int(request, "limit", JOBS_PAGE, 1, JOBS_PAGE_MAX)
@@ -650,14 +660,20 @@ async def clear_limits(request: web.Request) -> web.Response:
 
 
 JOURNAL_QUERY = ("provider", "operation", "method", "status", "request_id", "key", "fault")
-JOURNAL_QUERY += ("model", "since", "limit")
+JOURNAL_QUERY += ("model", "job", "since", "limit")
+
+
+# The methods a journal filter may name: those a fault rule may (upper case, as sent)
+METHODS = tuple(schemas.load("mock", "fault_rule")["$defs"]["method"]["enum"])
 
 
 async def get_journal(request: web.Request) -> web.Response:
+    _check_query(request, "journal filter", JOURNAL_QUERY)
     since = _query_int(request, "since", 0, 0, MAX_QUERY_INT)
     limit = _query_int(request, "limit", None, 1, MAX_QUERY_INT)
+    _query_int(request, "status", None, 100, 599)
     query = {name: value for name, value in request.query.items() if name not in ("since", "limit")}
-    _check_names(request, [name for name in request.query if name not in JOURNAL_QUERY])
+    _check_names(request)
     try:
         if "key" in query:
             query["key_id"] = fingerprint(query.pop("key"))
@@ -666,14 +682,25 @@ async def get_journal(request: web.Request) -> web.Response:
         raise ControlError(400, str(err)) from None
 
 
-def _check_names(request: web.Request, strange: list[str]) -> None:
-    """A 400 for an unknown journal filter, or a provider or operation the mock does not
-    have (a filter that could match nothing). Models are not checked: the journal also
-    records requests for unknown models, by the name the client used."""
+def _check_query(request: web.Request, what: str, allowed: tuple[str, ...]) -> None:
+    """A 400 for a query parameter that is not one of ``allowed``, or one given twice (only
+    one of its values would count)."""
+    strange = [name for name in dict.fromkeys(request.query) if name not in allowed]
     if strange:
-        raise ControlError(400, unknown("journal filter", strange, JOURNAL_QUERY))
+        raise ControlError(400, unknown(what, strange, allowed))
+    twice = [name for name in dict.fromkeys(request.query) if len(request.query.getall(name)) > 1]
+    if twice:
+        raise ControlError(400, f"{what} {twice[0][:60]!r} given more than once; give it once")
+
+
+def _check_names(request: web.Request) -> None:
+    """A 400 for a provider, operation, method or job outcome the mock does not have (a
+    filter that could match nothing). Models are not checked: the journal also records requests for
+    unknown models, by the name the client used."""
     _check_name(request, "provider", PROVIDERS)
     _check_name(request, "operation", all_operations())
+    _check_name(request, "method", METHODS)
+    _check_name(request, "job", (EXPIRED, EVICTED, UNKNOWN))
 
 
 def _check_name(request: web.Request, name: str, allowed: tuple[str, ...]) -> None:

@@ -54,7 +54,7 @@ MATCH_KEYS = frozenset(
 SCOPE_KEYS = frozenset(("probability", "first", "after", "every", "times", "window", "ttl"))
 RULE_KEYS = frozenset(("id", "description"))
 JOURNAL_FILTERS = frozenset(
-    {"provider", "operation", "method", "status", "request_id", "key", "fault", "model"}
+    {"provider", "operation", "method", "status", "request_id", "key", "fault", "model", "job"}
     | {"since", "limit"}
 )
 
@@ -101,6 +101,7 @@ class JournalFilter(TypedDict, total=False):
     key: str
     fault: str
     model: str
+    job: str
     since: int
     limit: int
 
@@ -124,6 +125,7 @@ class JournalEntry:
     effect: str | None
     status: int | None
     findings: tuple[Mapping[str, Any], ...] = ()  # contract findings (validating proxy)
+    job: str | None = None  # why a job id was not shown: "expired", "evicted" or "unknown"
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalEntry:

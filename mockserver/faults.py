@@ -5,18 +5,13 @@ rules fire for a request; applying them (an error in the provider's envelope, a 
 a delay, a broken connection) is the middleware's and the providers' job. Every random draw
 comes from a stream seeded by the mock's seed and the rule's id, so a run replays exactly.
 
-Clients that can neither add headers nor reach the control plane can still ask for a fault
-with markers in the prompt: ``[mock:fail]``, ``[mock:fail=CONTENT_BLOCKED]``,
-``[mock:fail-at=start]``, ``[mock:fail-after-polls=3]``, ``[mock:status=429]``,
-``[mock:delay=30]`` (extra processing seconds). Markers apply to the submit or sync call that
-carries them.
+Faults asked for by markers in a prompt (``[mock:fail]``) are read in ``markers.py``.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -26,11 +21,10 @@ import re2
 
 from nanobanana_mock import schemas
 
-from .http import MAX_PROBLEMS, Problem, fingerprint, problems_of
+from .http import fingerprint, problems_of
 from .jobs import Failure, Surface
 from .journal import redact
 from .reach import unreachable
-from .validation import is_valid
 
 __all__ = [
     "FaultEngine",
@@ -39,22 +33,11 @@ __all__ = [
     "RequestFacts",
     "RuleError",
     "compile_prompt_regex",
-    "prompt_rules",
     "rule_problems",
 ]
 
 TERMINAL_EFFECTS = ("http_error", "transport")
 MAX_RULES = 1000
-MARKER_PREFIX = "[mock:"  # every prompt marker starts so
-# A marker's value is anything up to the closing bracket, so that a value the mock cannot use
-# is refused by name instead of silently not being a marker. Linear: every attempt starts at
-# a literal "[mock:" and its scan stops at the next bracket.
-MARKER = re.compile(r"\[mock:([a-z-]+)(?:=([^\[\]]*))?\]")
-MAX_MARKER_VALUE = 32  # characters of a marker's value: every valid value is far shorter
-MAX_MARKERS = 16  # markers in one prompt: each is checked against the rule schema (10,000 of
-# them, 170 KB, took 1.5 s); a test needs a handful
-MARKER_NUMBER = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?")  # ASCII only: "٣" is not a number
-MARKER_INTEGER = re.compile(r"[0-9]{1,6}")
 
 # prompt_regex runs on RE2, whose matching time is linear in the text (no backtracking: the
 # "(a+)+$" that froze Python's re for 18 s is microseconds). What is left is bounded here:
@@ -389,105 +372,3 @@ def latency_seconds(item: Fired) -> float:
 def _lognormal_quantile(u: float, sigma: float) -> float:
     u = min(max(u, 1e-12), 1 - 1e-12)
     return math.exp(sigma * NormalDist().inv_cdf(u))
-
-
-def prompt_rules(prompt: str | None) -> list[Fired]:
-    """Faults asked for by ``[mock:...]`` markers in a prompt. A known marker with a value it
-    cannot use (``[mock:delay=soon]``, ``[mock:status=4290000]``, a digit that is not ASCII) is
-    a :class:`RuleError` naming the marker; unknown marker names are left alone."""
-    if not prompt or MARKER_PREFIX not in prompt:
-        return []
-    failure: dict[str, Any] = {}
-    fired: list[Fired] = []
-    known = 0
-    for match in MARKER.finditer(prompt):
-        name, value = match.group(1), match.group(2)
-        if name not in MARKER_NAMES:
-            continue
-        known += 1
-        if known > MAX_MARKERS:
-            raise RuleError([f"at most {MAX_MARKERS} prompt markers in one prompt"])
-        if value is not None and len(value) > MAX_MARKER_VALUE:
-            raise RuleError([f"{_shown(match)}: a value of at most {MAX_MARKER_VALUE} characters"])
-        if name == "fail":
-            failure.setdefault("error", "Task execution failed")  # a bare [mock:fail] fails
-            if value:
-                failure["error_type"] = _marker_valid(match, "job_failure", "error_type", value)
-        elif name == "fail-at":
-            if value not in ("submit", "start", "end"):
-                raise RuleError([f"{_shown(match)}: must be submit, start or end"])
-            failure["surface"] = value
-        elif name == "fail-after-polls":
-            polls = _marker_integer(match)
-            failure["after_polls"] = _marker_valid(match, "job_failure", "after_polls", polls)
-        elif name == "status":
-            status = _marker_valid(match, "http_error", "status", _marker_integer(match))
-            fired.append(Fired("prompt", "http_error", {"status": status}))
-        elif name == "delay":
-            fired.append(
-                Fired("prompt", "latency", {"target": "processing", "fixed": _marker_number(match)})
-            )
-    if failure:
-        failure.setdefault("error", "Task execution failed")
-        fired.insert(0, Fired("prompt", "job_failure", failure))
-    _check_markers(fired)
-    return fired
-
-
-MARKER_NAMES = frozenset({"fail", "fail-at", "fail-after-polls", "status", "delay"})
-
-
-def _shown(match: re.Match[str]) -> str:
-    text = match.group(0)
-    return text if len(text) <= 60 else text[:56] + "...]"
-
-
-def _marker_valid(match: re.Match[str], kind: str, name: str, value: Any) -> Any:
-    """``value``, if the rule schema allows it as the ``name`` of a ``kind`` effect."""
-    problems = problems_of(
-        schemas.validator("mock", "fault_rule"), {"effect": {kind: {name: value}}}
-    )
-    if problems:
-        raise RuleError([f"{_shown(match)}: {p.message}" for p in problems])
-    return value
-
-
-def _marker_integer(match: re.Match[str]) -> int:
-    """The marker's value as a small ASCII integer (the rule schema then checks its range)."""
-    value = match.group(2) or ""
-    if not MARKER_INTEGER.fullmatch(value):
-        raise RuleError([f"{_shown(match)}: must be a whole number of at most 6 ASCII digits"])
-    return int(value)
-
-
-def _marker_number(match: re.Match[str]) -> float:
-    """The marker's value as seconds: ASCII digits, an optional fraction, 0 to 86400."""
-    value = match.group(2) or ""
-    if not MARKER_NUMBER.fullmatch(value) or float(value) > 86400:
-        raise RuleError([f"{_shown(match)}: must be a number of seconds from 0 to 86400"])
-    return float(value)
-
-
-def _check_markers(fired: list[Fired]) -> None:
-    """Markers follow the rule schema too: an unknown status or error type is refused. A
-    prompt may hold a thousand markers: each distinct one is checked once, by jsonschema-rs,
-    and at most MAX_PROBLEMS problems are explained (then counted)."""
-    problems: list[Problem] = []
-    validator = schemas.validator("mock", "fault_rule")
-    seen: set[str] = set()
-    unexplained = 0  # invalid markers past the problems shown
-    for item in fired:
-        rule = {"effect": {item.kind: dict(item.params)}}
-        key = repr(rule)
-        if key in seen or is_valid("mock", "fault_rule", rule):
-            continue
-        seen.add(key)
-        if len(problems) < MAX_PROBLEMS:
-            problems += problems_of(validator, rule)
-        else:
-            unexplained += 1
-    if problems:
-        lines = [f"prompt marker: {p}" for p in problems[:MAX_PROBLEMS]]
-        if unexplained:
-            lines.append(f"... and {unexplained} more invalid prompt markers")
-        raise RuleError(lines)

@@ -23,6 +23,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from nanobanana_mock import schemas
+
 from .names import did_you_mean
 from .validation import MAX_PROBLEMS, explain
 
@@ -432,6 +434,10 @@ def problems_of(validator: Any, instance: Any, limit: int = MAX_PROBLEMS) -> lis
                 if name not in error.instance:
                     problems.append(Problem((*loc, name), "required", "field required"))
             continue
+        if error.validator == "additionalProperties" and hint and isinstance(error.instance, dict):
+            for message in _unknown_keys(error):
+                problems.append(Problem(*hide_secrets(loc, "additionalProperties", message)))
+            continue
         problems.append(Problem(*hide_secrets(loc, str(error.validator), _message(error, hint))))
     shown = sorted(problems, key=lambda p: (tuple(map(str, p.loc)), p.rule))[:limit]
     tail = found.tail(len(problems) - len(shown))
@@ -465,6 +471,19 @@ def hide_secrets(
 
 
 _MOCK_SCHEMA = "/schemas/mock/"  # in the $id of the mock's own contracts (rules, scenarios)
+
+
+def _unknown_keys(error: Any) -> list[str]:
+    """``unknown key 'methd' (did you mean 'method'?); allowed: ...`` for each key of an
+    object that its schema does not name (nor match with a ``patternProperties`` pattern)."""
+    known = list(error.schema.get("properties", {}))
+    patterns = list(error.schema.get("patternProperties", {}))
+    allowed = f"; allowed: {', '.join(known)}" if known else ""
+    return [
+        f"unknown key {_short(key)}{did_you_mean(key, known)}{allowed}"
+        for key in list(error.instance)[:MAX_PROBLEMS]
+        if key not in known and not any(schemas.search(p, key) for p in patterns)
+    ]
 
 
 def _message(error: Any, hint: bool = False) -> str:

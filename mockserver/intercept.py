@@ -31,6 +31,7 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import HttpVersion11, web
@@ -41,17 +42,24 @@ from .call import CALL, Call
 from .clock import ClockStopped, VirtualClock
 from .drift import apply_drift
 from .faults import (
-    MARKER_PREFIX,
     TERMINAL_EFFECTS,
     Fired,
     RequestFacts,
     RuleError,
     job_effects,
     latency_seconds,
-    prompt_rules,
 )
-from .http import ApiError, BodyError, fingerprint, json_response, problems_of
-from .journal import Entry
+from .http import (
+    MAX_PROBLEMS,
+    ApiError,
+    BodyError,
+    Problem,
+    fingerprint,
+    json_response,
+    problems_of,
+)
+from .journal import Entry, capped
+from .markers import may_hold_marker, prompt_rules
 from .names import GENERATE, IMAGE, IMAGE_ERRORS
 from .providers.base import Provider
 from .state import MockState
@@ -75,7 +83,6 @@ PROVIDERS: web.AppKey[dict[str, Provider]] = web.AppKey("providers", dict)
 STRAY = "mock.stray"  # the catch-all route's name
 CONTROL_STRAY = "control.stray"  # the control plane's catch-all route
 CATCH_ALLS = frozenset({STRAY, CONTROL_STRAY})
-MARKER = MARKER_PREFIX.encode()  # a body that may carry a prompt marker
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -267,7 +274,7 @@ class Pipeline:
                     or self.sources
                     or (
                         target.operation in GENERATE
-                        and MARKER in await _raw(request, call, state.config.max_body_bytes)
+                        and may_hold_marker(await _raw(request, call, state.config.max_body_bytes))
                     )
                 ):
                     response = await self._with_rules(request, handler, target, model, call)
@@ -301,7 +308,7 @@ class Pipeline:
         last: Fired | None = None
         try:
             facts = await self._facts(request, target, model, call)
-            fired = _fire(provider, facts, state)
+            fired = _fire(provider, facts, state, call)
             if fired:
                 entry.fault = ",".join(dict.fromkeys(f.rule_id for f in fired))
                 entry.effect = ",".join(dict.fromkeys(f.kind for f in fired))
@@ -426,18 +433,27 @@ async def _raw(request: web.Request, call: Call, max_bytes: int) -> bytes:
         return b""
 
 
-def _fire(provider: Provider, facts: RequestFacts, state: MockState) -> list[Fired]:
+def _fire(provider: Provider, facts: RequestFacts, state: MockState, call: Call) -> list[Fired]:
+    """The rules that fire, then the prompt's markers, up to the first terminal effect. The
+    markers are read first: a request they refuse leaves no rule counted."""
+    markers = _markers(provider, facts, call) if facts.operation in GENERATE else []
     fired = state.faults.evaluate(facts, state.clock.now()) if state.faults.rules else []
-    if facts.operation in GENERATE:
-        try:
-            markers = prompt_rules(facts.prompt)
-        except RuleError as err:
-            raise provider.error(400, f"Invalid prompt marker: {err}") from None
-        fired += [
-            f for f in markers if f.kind != "http_error" or f.params["status"] in facts.declared
-        ]
+    fired += markers
     terminal = [i for i, f in enumerate(fired) if f.kind in TERMINAL_EFFECTS]
     return fired[: terminal[0] + 1] if terminal else fired
+
+
+def _markers(provider: Provider, facts: RequestFacts, call: Call) -> list[Fired]:
+    """The prompt's markers, or the provider's 400 naming the one refused (journaled as an
+    invalid request): nothing is created or charged."""
+    try:
+        return prompt_rules(facts.prompt, facts.declared, f"{provider.name} {facts.operation}")
+    except RuleError as err:
+        entry = call.entry
+        if entry is not None:
+            entry.validation = "invalid"
+            entry.problems = capped(list(err.problems))
+        raise provider.error(400, f"Invalid prompt marker: {err}") from None
 
 
 def _drifts_here(
@@ -473,7 +489,7 @@ async def _peek_json(request: web.Request, state: MockState, call: Call, rules: 
     if request.method not in ("POST", "PUT"):
         return None
     raw = await _raw(request, call, state.config.max_body_bytes)
-    if not raw or not (rules or MARKER in raw):
+    if not raw or not (rules or may_hold_marker(raw)):
         return None
     try:
         return await call.body(request, state.config.max_body_bytes)  # the handler reuses it
@@ -640,9 +656,7 @@ def _self_check(target: Target, call: Call, response: web.StreamResponse) -> Non
         body = json.loads(response.text)
     except ValueError:
         return  # a malformed_json fault, on purpose
-    if is_valid(provider.name, schema, body):
-        return
-    problems = problems_of(schemas.validator(provider.name, schema), body)
+    problems = _answer_problems(provider.name, schema, body)
     if problems:
         state.violations.append(f"{provider.name}.{operation} {response.status}")
         raise ContractViolation(
@@ -650,3 +664,31 @@ def _self_check(target: Target, call: Call, response: web.StreamResponse) -> Non
             + "; ".join(map(str, problems))
             + f"\nbody: {response.text[:500]}"
         )
+
+
+def _answer_problems(provider: str, schema: str, body: Any) -> list[Problem]:
+    """How the mock's own answer breaks its schema. jsonschema-rs, like JSON Schema, counts
+    ``12.0`` as an integer: an answer holding such a float is judged by the pure-Python
+    validator, where an integer must be written as one."""
+    if not _integral_floats(body):
+        if is_valid(provider, schema, body):
+            return []
+        return problems_of(schemas.validator(provider, schema), body)
+    check = schemas.validator(provider, schema, exact_integers=True)
+    return [
+        Problem(tuple(error.absolute_path), str(error.validator), error.message)
+        for error in islice(check.iter_errors(body), MAX_PROBLEMS)
+    ]
+
+
+def _integral_floats(body: Any) -> bool:
+    """Does an answer hold a float with no fraction (``12.0``)? JSON Schema counts it as an
+    integer, but a client parsing it gets a float: where the contract says integer, the mock
+    writes one."""
+    if isinstance(body, float):
+        return body.is_integer()
+    if isinstance(body, dict):
+        return any(_integral_floats(value) for value in body.values())
+    if isinstance(body, list):
+        return any(_integral_floats(value) for value in body)
+    return False

@@ -14,14 +14,35 @@ import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
-__all__ = ["JOB_BYTES", "TERMINAL", "Failure", "Job", "JobStore", "Output", "State", "Surface"]
+__all__ = [
+    "EVICTED",
+    "EXPIRED",
+    "JOB_BYTES",
+    "MAX_GONE",
+    "TERMINAL",
+    "UNKNOWN",
+    "Failure",
+    "Job",
+    "JobStore",
+    "Output",
+    "State",
+    "Surface",
+]
 
 # What a job costs in memory besides its prompt: the Job object (slots), its id, owner and
 # float fields, and its places in the store's dict and queues (measured with tracemalloc,
 # rounded up). A job keeps no part of the request body but its prompt, so this and the
 # prompt's size are what ``JobStore`` counts against ``max_job_bytes``.
 JOB_BYTES = 1024
+
+# Why the store cannot show a job id (``JobStore.fate``): its retention passed; it was dropped
+# before that to keep the store within ``max_jobs`` / ``max_job_bytes``; or it is not known
+# (never made for this provider and key, or gone past the ``MAX_GONE`` remembered).
+EXPIRED, EVICTED, UNKNOWN = "expired", "evicted", "unknown"
+MAX_GONE = 100_000  # gone job ids remembered, the oldest forgotten first: about 130 bytes
+# each (the id, its place in a dict and a queue; the record is shared), 13 MB at most
 
 
 class State(StrEnum):
@@ -322,6 +343,15 @@ class _Owner:
     spent: float = 0.0
 
 
+class _Gone(NamedTuple):
+    """What the store remembers of a job it let go of: whose it was, and why it went."""
+
+    provider: str
+    owner: str
+    model: str
+    reason: str  # EXPIRED or EVICTED
+
+
 class _Lane:
     """One provider's share of the store: its workers, and its jobs in submission order
     (which is also the order they expire in)."""
@@ -340,7 +370,8 @@ class JobStore:
     for the life of a store, and the clock only moves forward), so a queue per provider finds
     the expired ones in constant time, and the oldest job of all is at the head of one of
     them: no heap, no ordered dict, nothing to rebuild. A job whose expiry is forced early
-    (the control plane) is hidden at once and freed when its turn comes."""
+    (the control plane) is hidden at once and freed when its turn comes. The ids of the
+    last ``max_gone`` jobs let go of are remembered, with why they went (:meth:`fate`)."""
 
     def __init__(
         self,
@@ -348,6 +379,7 @@ class JobStore:
         max_jobs: int,
         max_owners: int = 10_000,
         max_bytes: int = 256 * 1024 * 1024,
+        max_gone: int = MAX_GONE,
     ) -> None:
         self._workers = workers
         self._max_jobs = max_jobs
@@ -357,6 +389,10 @@ class JobStore:
         self._jobs: dict[str, Job] = {}  # by id, in submission order
         self._lanes: dict[str, _Lane] = {}
         self._owners: OrderedDict[str, _Owner] = OrderedDict()
+        self._gone: dict[str, _Gone] = {}  # by id: whose job it was, and why it went
+        self._gone_order: deque[str] = deque()  # the same ids, oldest first
+        self._records: dict[_Gone, _Gone] = {}  # one shared record per owner, model, reason
+        self._max_gone = max_gone
         self._seq = 0
         self.evicted = 0
 
@@ -385,7 +421,7 @@ class JobStore:
         self.bytes += job.size
         jobs = self._jobs
         while len(jobs) > self._max_jobs or (self.bytes > self._max_bytes and len(jobs) > 1):
-            self._drop(self._oldest_lane())
+            self._drop(self._oldest_lane(), now)
         return job
 
     def _oldest_lane(self) -> _Lane:
@@ -397,14 +433,48 @@ class JobStore:
         assert oldest is not None, "an empty store has nothing to drop"
         return oldest
 
-    def _drop(self, lane: _Lane) -> None:
-        """Forget the lane's first job."""
+    def _drop(self, lane: _Lane, now: float) -> None:
+        """Forget the lane's first job, remembering its id and why it went."""
         job = lane.queue.popleft()
         if self._jobs.get(job.id) is job:
             del self._jobs[job.id]
             self.bytes -= job.size
             self.evicted += 1
+            self._remember(job, EXPIRED if now >= job.expires_at else EVICTED)
         lane.pool.forget(job)
+
+    def _remember(self, job: Job, reason: str) -> None:
+        """Keep a gone job's id and why it went; past ``max_gone``, forget the oldest."""
+        record = _Gone(job.provider, job.owner, job.model, reason)
+        record = self._records.setdefault(record, record)
+        if len(self._records) > self._max_gone:  # those remembered keep theirs alive
+            self._records = {record: record}
+        gone = self._gone
+        if job.id not in gone:
+            self._gone_order.append(job.id)
+        gone[job.id] = record
+        while len(gone) > self._max_gone:
+            del gone[self._gone_order.popleft()]
+
+    def fate(
+        self,
+        job_id: str,
+        now: float,
+        provider: str | None = None,
+        owner: str | None = None,
+        model: str | None = None,
+    ) -> str:
+        """Why :meth:`find` shows no job ``job_id`` to ``provider`` and ``owner`` (of
+        ``model``; None: any): :data:`EXPIRED`, :data:`EVICTED` or :data:`UNKNOWN`. Another
+        key's, provider's or model's job is unknown to them, as the providers answer."""
+        job = self._jobs.get(job_id)
+        if job is not None:  # kept until its turn to go, or shown to another
+            mine = _same((job.provider, job.owner, job.model), (provider, owner, model))
+            return EXPIRED if mine and now >= job.expires_at else UNKNOWN
+        gone = self._gone.get(job_id)
+        if gone is None or not _same(gone[:3], (provider, owner, model)):
+            return UNKNOWN
+        return gone.reason
 
     def get(self, job_id: str, now: float) -> Job | None:
         """The job with this id, or None when unknown or expired."""
@@ -477,8 +547,13 @@ class JobStore:
         for lane in self._lanes.values():
             queue = lane.queue
             while queue and queue[0].expires_at <= now:
-                self._drop(lane)
+                self._drop(lane, now)
         return self.evicted - before
 
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
+
+
+def _same(actual: tuple[str, ...], asked: tuple[str | None, ...]) -> bool:
+    """Does a job's (provider, owner, model) match what was asked (None: any)?"""
+    return all(a is None or a == b for b, a in zip(actual, asked, strict=True))

@@ -18,7 +18,17 @@ __all__ = ["MAX_ENTRY_FINDINGS", "MAX_ENTRY_PROBLEMS", "Entry", "Journal", "capp
 
 MAX_ENTRY_FINDINGS = 20  # contract findings kept per entry (the drift report keeps them all)
 MAX_ENTRY_PROBLEMS = MAX_PROBLEMS  # problems kept per entry, then one line counting the rest
-FILTERS = ("provider", "operation", "method", "status", "request_id", "key_id", "fault", "model")
+FILTERS = (
+    "provider",
+    "operation",
+    "method",
+    "status",
+    "request_id",
+    "key_id",
+    "fault",
+    "model",
+    "job",
+)
 
 
 def redact(key: str | None) -> str | None:
@@ -63,6 +73,7 @@ class Entry:
         "effect",
         "fault",
         "findings",
+        "job",
         "key",
         "key_id",
         "method",
@@ -107,6 +118,7 @@ class Entry:
         self.effect: str | None = None
         self.status: int | None = None  # None: a transport fault sent no response
         self.findings: list[dict[str, Any]] = NOTHING  # proxied answers only
+        self.job: str | None = None  # a job id not shown: "expired", "evicted" or "unknown"
 
     def public(self) -> dict[str, Any]:
         return {
@@ -125,6 +137,7 @@ class Entry:
             "effect": self.effect,
             "status": self.status,
             "findings": list(self.findings),
+            "job": self.job,
         }
 
 

@@ -199,8 +199,8 @@ class MockHandle:
         """Reset with a marker's settings and scenario, then add its fault rules and credits.
         An unknown name is a :class:`MarkerError` naming it and the names allowed."""
         options = dict(marker)
-        faults = options.pop("faults", None)
-        credits = options.pop("credits", None)
+        faults = _faults(options.pop("faults", None))
+        credits = _credits(options.pop("credits", None))
         scenario = _scenario(options.pop("scenario", None))
         strange = [name for name in options if name not in SETTINGS]
         if strange:  # a start-up setting is the server's to refuse, by its own message
@@ -218,14 +218,42 @@ def _scenario(value: Any) -> Mapping[str, Any] | None:
     if value is None or isinstance(value, Mapping):
         return value
     if isinstance(value, str | os.PathLike):
+        if not os.fspath(value):
+            raise MarkerError("scenario= is an empty path")
         return load_scenario(value)
     raise MarkerError(f"scenario takes a mapping or a file path, not {type(value).__name__}")
 
 
-def _apply_credits(control: CreditControl, credits: Mapping[str, Any]) -> None:
-    strange = [name for name in credits if name not in ("default", "keys")]
+def _faults(value: Any) -> list[Any]:
+    """A marker's ``faults=``: one rule or a list of them, as ``POST /_mock/faults`` takes."""
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [value]
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise MarkerError(f"faults takes a rule or a list of rules, not {type(value).__name__}")
+
+
+def _credits(value: Any) -> Mapping[str, Any] | None:
+    """A marker's ``credits=``: ``{"default": n, "keys": {key: balance}}``."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise MarkerError(
+            f'credits takes {{"default": n, "keys": {{...}}}}, not {type(value).__name__}'
+        )
+    strange = [name for name in value if name not in ("default", "keys")]
     if strange:
         raise MarkerError(unknown("credits field", strange, ("default", "keys")))
+    if not isinstance(value.get("keys") or {}, Mapping):
+        raise MarkerError(
+            f"credits keys takes a mapping of key to balance, not {type(value['keys']).__name__}"
+        )
+    return value
+
+
+def _apply_credits(control: CreditControl, credits: Mapping[str, Any]) -> None:
     if credits.get("default") is not None:
         control.set_default(credits["default"])
     for key, balance in (credits.get("keys") or {}).items():

@@ -101,7 +101,8 @@ class LimitError(ValueError):
 
 
 class RateLimiter:
-    """Token buckets: ``rpm`` tokens, refilled at ``rpm`` per virtual minute.
+    """Token buckets: ``rpm`` tokens (at least one, so that a limit below 1 rpm lets one
+    request through every ``60 / rpm`` seconds), refilled at ``rpm`` per virtual minute.
 
     At most one limit for every key (``key_id`` None) and one per key, at most ``MAX_KEYS``
     of those: a dict by key, so adding a limit and finding those that apply to a request
@@ -145,8 +146,9 @@ class RateLimiter:
             if limit is None or (limit.scope == "generate" and not generate):
                 continue
             slot = (limit.key_id, key_id)
-            tokens, last = self._buckets.get(slot, (limit.rpm, now))
-            tokens = min(limit.rpm, tokens + (now - last) * limit.rpm / 60.0)
+            size = max(1.0, limit.rpm)  # a bucket smaller than a token would never refill
+            tokens, last = self._buckets.get(slot, (size, now))
+            tokens = min(size, tokens + (now - last) * limit.rpm / 60.0)
             refilled.append((slot, tokens))
             if tokens < 1.0:
                 wait = max(wait, (1.0 - tokens) * 60.0 / limit.rpm)

@@ -11,6 +11,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from .names import did_you_mean
+
 __all__ = ["EXAMPLES", "SUFFIXES", "UnknownScenario", "locate", "names"]
 
 EXAMPLES = Path(__file__).resolve().parent / "scenarios"
@@ -43,7 +45,8 @@ def locate(value: str | os.PathLike[str], folders: Sequence[Path] = (EXAMPLES,))
             candidate = folder / f"{stem}{suffix}"
             if candidate.is_file():
                 return candidate
-    shipped = ", ".join(names(folders)) or "none"
+    shipped = names(folders)
     raise UnknownScenario(
-        f"{text}: no such file, and no packaged scenario of that name (packaged: {shipped})"
+        f"{text}: no such file, and no packaged scenario of that name"
+        f"{did_you_mean(stem, shipped)} (packaged: {', '.join(shipped) or 'none'})"
     )

@@ -137,8 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _common_options() -> argparse.ArgumentParser:
     options = _Parser(add_help=False)
     options.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    options.add_argument("--base-url", help="the provider's origin (overrides a handle's)")
-    options.add_argument("--api-key", help="the API key (default: the provider's env variable)")
+    origins = ", ".join(f"{name} {adapter.default_base}" for name, adapter in ADAPTERS.items())
+    keys = "; ".join(f"{name} ${' or $'.join(a.key_env)}" for name, a in ADAPTERS.items())
+    options.add_argument(
+        "--base-url",
+        help="the provider's origin (default: the handle's, else $<PROVIDER>_BASE_URL, else "
+        f"the public one: {origins})",
+    )
+    options.add_argument("--api-key", help=f"the API key (default: {keys})")
     options.add_argument(
         "--retries", type=_count, default=5, metavar="N",
         help="retries of a failed request after the first try (default 5; 0: none)",
@@ -307,6 +313,7 @@ class Run:
     handle_file: Path | None = None
     out: str = "."  # where the images go
     progress: Progress | None = None  # made with the client: retries print through it
+    job: JobHandle | None = None  # the job the command works on, once it has one
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -380,6 +387,7 @@ async def _wait(run: Run) -> int:
 async def _collect(run: Run, client: Client, handle: JobHandle) -> int:
     """Wait with progress, download and save; the handle is saved if this ends otherwise."""
     args = run.args
+    run.job = handle
     progress = run.progress
     assert progress is not None  # made with the client
     try:
@@ -388,8 +396,8 @@ async def _collect(run: Run, client: Client, handle: JobHandle) -> int:
         finally:
             progress.finish()
         result = await client.download_all(result)
-    except JobFailed:
-        raise  # terminal: nothing left to resume
+    except (JobFailed, NotFound):
+        raise  # terminal, or gone: nothing left to resume
     except asyncio.CancelledError as exc:
         _keep(run, handle)
         raise Interrupted(f"interrupted while waiting for {handle.request_id}") from exc
@@ -477,6 +485,7 @@ def _summary(images: Sequence[Image], paths: list[str], elapsed: float, cost: An
 
 async def _status(run: Run) -> int:
     handle, _ = _load_handle(run.args.handle_file)
+    run.job = handle
     async with _client(run, handle.provider, handle.base_url) as client:
         report = await client.status(handle)
     data = {
@@ -501,6 +510,7 @@ def _status_line(handle: JobHandle, report: StatusReport) -> str:
 
 async def _cancel(run: Run) -> int:
     handle, _ = _load_handle(run.args.handle_file)
+    run.job = handle
     async with _client(run, handle.provider, handle.base_url) as client:
         accepted = await client.cancel(handle)
     text = "cancellation requested" if accepted else "already finished"
@@ -522,18 +532,49 @@ def _fail(run: Run | None, exc: BaseException, as_json: bool) -> int:
     name = type(exc).__name__
     handle = _handle_name(run) if run is not None else None
     message = str(exc) or name
+    extra: dict[str, Any] = {}
+    job = run.job if run is not None else None
+    if isinstance(exc, NotFound) and job is not None:  # the job is gone: nothing to resume
+        message += "; " + _gone_message(job, exc.job_state)
+        extra["job_state"] = exc.job_state
     if as_json:
         data = {"status": "ERROR", "error": name, "message": message, "exit_code": code}
         error_type = exc.error_type if isinstance(exc, JobFailed) else None
-        data |= {"error_type": error_type, "handle": handle}
+        data |= {"error_type": error_type, **extra, "handle": handle}
         print(json.dumps(data), file=sys.stdout, flush=True)
         return code
     if isinstance(exc, RateLimited | ServerError) and exc.retry_after is not None:
         message += f"; the provider asked to retry after {math.ceil(exc.retry_after)}s"
-    if handle is not None and not isinstance(exc, JobFailed):
+    if handle is not None and not isinstance(exc, JobFailed | NotFound):
         message += f"; the job handle is saved in {handle}: resume with `{PROG} wait {handle}`"
     print(f"{PROG}: {name}: {message}", file=sys.stderr)
     return code
+
+
+def _gone_message(job: JobHandle, state: str | None) -> str:
+    """What a job id that is not found means, and what to do: never to resume it. ``state``
+    is the mock's ``X-Mock-Job-State`` (None from a live provider: then neutral)."""
+    where = f"{job.provider} at {job.base_url}"
+    if state == "expired":
+        return (
+            f"job {job.request_id} expired: {job.provider} keeps a job and its images only for a "
+            "while, and they are gone; submit the job again (this handle cannot resume it)"
+        )
+    if state == "evicted":
+        return (
+            f"job {job.request_id} was dropped by the mock to keep its store within its bounds "
+            "(--max-jobs, --max-job-bytes) and its images are gone; submit the job again "
+            "(this handle cannot resume it)"
+        )
+    if state == "unknown":
+        return (
+            f"{where} has no job {job.request_id} for this API key: it never existed there; "
+            "check the handle's provider and base URL (or --base-url) and the API key"
+        )
+    return (
+        f"{where} does not find job {job.request_id} for this API key: it expired, or never "
+        "existed there; its images cannot be fetched, so submit the job again"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -117,7 +117,13 @@ class InvalidRequest(ApiError):
 
 
 class NotFound(ApiError):
-    """No such request id (unknown or expired), model or route."""
+    """No such request id (unknown or expired), model or route. ``job_state`` says why a job
+    id was not found when the mock tells (its ``X-Mock-Job-State`` header: ``"expired"``,
+    ``"evicted"`` or ``"unknown"``); a live provider does not, and it is None."""
+
+    def __init__(self, message: str, *, job_state: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.job_state = job_state
 
 
 class ServerError(ApiError):
@@ -209,6 +215,16 @@ def message_of(body: Any) -> str | None:
     return None
 
 
+_JOB_STATES = frozenset({"expired", "evicted", "unknown"})
+
+
+def _job_state_of(headers: Mapping[str, str]) -> str | None:
+    """Why a job id was not found, as the mock's own ``X-Mock-Job-State`` header says; None
+    when the answer does not say (a live provider), or says something else."""
+    value = next((v for k, v in headers.items() if k.lower() == "x-mock-job-state"), None)
+    return value if value in _JOB_STATES else None
+
+
 def retry_after_of(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds to wait, from ``Retry-After`` (seconds or an HTTP date) or Segmind's
     ``x-rate-limit-reset-at-utc``; None when the answer does not say."""
@@ -250,7 +266,7 @@ def error_from_response(
     if status == 429:
         return RateLimited(message, retry_after=retry_after_of(headers), **kw)
     if status in (404, 410):
-        return NotFound(message, **kw)
+        return NotFound(message, job_state=_job_state_of(headers), **kw)
     if status >= 500:
         return ServerError(message, retry_after=retry_after_of(headers), **kw)
     if 400 <= status < 500:

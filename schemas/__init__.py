@@ -73,7 +73,7 @@ def documents() -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 @functools.cache
-def validator(provider: str, name: str) -> Any:
+def validator(provider: str, name: str, *, exact_integers: bool = False) -> Any:
     """Return a cached validator for ``schemas/<provider>/<name>.json``; every $ref resolves.
 
     It is jsonschema's Draft 2020-12 validator, except that ``pattern`` and
@@ -81,11 +81,16 @@ def validator(provider: str, name: str) -> Any:
     worse in the text for some patterns (``^https?://[^/]+[^ ]*$`` against a long URL that
     fails at its end took 2.4 s for 20,000 characters), and the texts are what clients and
     upstreams send. RE2 is linear, and like JSON Schema's own dialect (and jsonschema-rs on
-    the mock's hot path) its ``$`` does not match before a trailing newline."""
+    the mock's hot path) its ``$`` does not match before a trailing newline.
+
+    With ``exact_integers``, an ``integer`` must be written as one: JSON Schema counts
+    ``12.0`` as an integer, but a client that parses it gets a float (the mock holds its own
+    answers to this; a provider's answer is judged by the standard rule)."""
     schema = load(provider, name)
     if "$id" not in schema:
         raise KeyError(f"{provider or '.'}/{name}.json is data, not a schema")
-    return _Validator(schema, registry=_registry())
+    cls = _ExactValidator if exact_integers else _Validator
+    return cls(schema, registry=_registry())
 
 
 @functools.cache
@@ -119,4 +124,13 @@ def _pattern_properties(
 
 _Validator = validators.extend(
     Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
+)
+
+
+def _is_exact_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_ExactValidator = validators.extend(
+    _Validator, type_checker=_Validator.TYPE_CHECKER.redefine("integer", _is_exact_integer)
 )

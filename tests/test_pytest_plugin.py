@@ -224,6 +224,34 @@ def test_scenario_by_name(nanobanana_mock):
 @pytest.mark.nanobanana_mock(scenario="scenarios/bad.yaml")
 def test_bad_scenario_path(nanobanana_mock):
     pass
+
+
+ONE_RULE = {"id": "one", "match": {"operation": "submit"}, "effect": {"latency": {"fixed": 1}}}
+
+
+@pytest.mark.nanobanana_mock(faults=ONE_RULE)
+def test_one_rule_as_faults(nanobanana_mock):
+    assert [rule["id"] for rule in nanobanana_mock.faults.list()] == ["one"]
+
+
+@pytest.mark.nanobanana_mock(faults=5)
+def test_faults_of_the_wrong_kind(nanobanana_mock):
+    pass
+
+
+@pytest.mark.nanobanana_mock(credits=5)
+def test_credits_of_the_wrong_kind(nanobanana_mock):
+    pass
+
+
+@pytest.mark.nanobanana_mock(credits={"keys": ["k"]})
+def test_credit_keys_of_the_wrong_kind(nanobanana_mock):
+    pass
+
+
+@pytest.mark.nanobanana_mock(scenario="")
+def test_an_empty_scenario_path(nanobanana_mock):
+    pass
 """
 
 SLOW = """\
@@ -241,7 +269,7 @@ def test_marker_mistakes_are_named(pytester: pytest.Pytester) -> None:
     pytester.path.joinpath("scenarios", "bad.yaml").write_text("settings: {sed: 1}\n")
     pytester.makepyfile(test_mistakes=MISTAKES)
     result = pytester.runpytest_subprocess(*ARGS)
-    result.assert_outcomes(passed=2, errors=5)
+    result.assert_outcomes(passed=3, errors=9)
     result.stdout.fnmatch_lines(
         [
             "*test_unknown_setting*",
@@ -262,7 +290,15 @@ def test_marker_mistakes_are_named(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["*scenarios/bad.yaml:1:12: settings.sed: unknown key (did you mean 'seed'?)*"]
     )
+    # a marker value of the wrong shape is named, not a TypeError from the plugin's insides
+    result.stdout.fnmatch_lines(
+        ["*nanobanana_mock: faults takes a rule or a list of rules, not int"]
+    )
+    result.stdout.fnmatch_lines(['*nanobanana_mock: credits takes {"default": n, "keys": {...}}*'])
+    result.stdout.fnmatch_lines(["*credits keys takes a mapping of key to balance, not list"])
+    result.stdout.fnmatch_lines(["*nanobanana_mock: scenario= is an empty path"])
     assert "Traceback" not in result.stdout.str()
+    assert "Error: '" not in result.stdout.str()  # TypeError: 'int' object is not iterable
     assert "cannot change wrokers" not in result.stdout.str()
 
 

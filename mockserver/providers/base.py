@@ -25,9 +25,10 @@ from ..names import declared_errors
 from ..state import MockState
 from ..validation import is_valid, warm
 
-__all__ = ["Provider"]
+__all__ = ["JOB_STATE_HEADER", "Provider"]
 
 WARNING_HEADER = "X-Mock-Warning"
+JOB_STATE_HEADER = "X-Mock-Job-State"  # on a job's 404: expired, evicted or unknown
 MAX_WARNED = 200  # unknown names a warning header can show: it is cut at 512 bytes anyway
 UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
@@ -273,17 +274,50 @@ class Provider:
             return balance
         return self.state.config.notional_credits - self.state.store.spent(owner)
 
-    def find(self, request_id: str, owner: str, request: web.Request | None = None) -> Job:
-        """The owner's job with this id, or the provider's 404; noted for the journal."""
+    def find(
+        self,
+        request_id: str,
+        owner: str,
+        request: web.Request | None = None,
+        model: str | None = None,
+    ) -> Job:
+        """The owner's job with this id (of ``model``, when the route names one), or the
+        provider's 404 (:meth:`gone`); noted for the journal."""
         entry = call_of(request).entry if request is not None else None
         if entry is not None:
             entry.request_id = request_id[:200]
         job = self.state.store.find(self.name, request_id, owner, self.state.clock.now())
-        if job is None:
-            raise self.unknown_job(request_id)
+        if job is None or (model is not None and job.model != model):
+            raise self.gone(request_id, owner, request, model)
         if entry is not None:
             entry.model = job.model
         return job
+
+    def gone(
+        self,
+        request_id: str,
+        owner: str,
+        request: web.Request | None = None,
+        model: str | None = None,
+    ) -> ApiError:
+        """The provider's 404 for a job it cannot show, its body as documented; the mock's
+        own ``X-Mock-Job-State`` header (and the journal) says why (:meth:`fate`)."""
+        error = self.unknown_job(request_id)
+        error.headers[JOB_STATE_HEADER] = self.fate(request_id, owner, request, model)
+        return error
+
+    def fate(
+        self,
+        request_id: str,
+        owner: str,
+        request: web.Request | None = None,
+        model: str | None = None,
+    ) -> str:
+        """Why a job id is not shown: expired, evicted or unknown (noted in the journal)."""
+        fate = self.state.store.fate(request_id, self.now(), self.name, owner, model)
+        if request is not None:
+            note(request, job=fate)
+        return fate
 
     def image_urls(self, request: web.Request, job: Job) -> list[str]:
         base = origin(request)

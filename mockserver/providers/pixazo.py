@@ -8,6 +8,7 @@ answers ``IN_QUEUE`` / ``IN_PROGRESS`` / ``COMPLETED`` / ``FAILED``. Errors are
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +29,7 @@ FAULT_MESSAGES = {  # the model page's table, and [SDK]/[3P] for 402 (docs/provi
     403: "Access denied for this operation",
     404: "Endpoint not found",
     410: "Gone",
+    429: "Rate limit exceeded, please retry later",
     500: "An unexpected error occurred, please try again later",
     502: "Bad Gateway",
     503: "Service Unavailable",
@@ -64,9 +66,11 @@ class Pixazo(Provider):
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
         if status != 429:
             return None
-        seconds = str(self.state.clock.retry_after(retry))  # the Azure APIM gateway's answer
-        text = message or f"Rate limit is exceeded. Try again in {seconds} seconds."
-        return ApiError(429, {"statusCode": 429, "message": text}, headers={"Retry-After": seconds})
+        # the model page's body; the Retry-After header is the mock's [INF] (the page shows
+        # none), in wall seconds as every wait header is
+        error = self.error(429, message or FAULT_MESSAGES[429])
+        error.headers["Retry-After"] = str(self.state.clock.retry_after(retry))
+        return error
 
     def unknown_route(self, request: web.Request) -> ApiError:
         return self.error(404, "Endpoint not found")
@@ -101,7 +105,8 @@ class Pixazo(Provider):
         body: dict[str, Any] = {"status": self.contract.wire(state), "request_id": job.id}
         if state in (State.QUEUED, State.RUNNING):
             body["queue_position"] = self.state.store.queue_position(job, now)
-            body["estimated_remaining_seconds"] = round(max(0.0, job.end_at - now), 1)
+            # an integer, as the model page shows it: whole seconds, rounded up
+            body["estimated_remaining_seconds"] = math.ceil(max(0.0, job.end_at - now))
         elif state is State.SUCCEEDED:
             body["images"] = [
                 {

@@ -16,7 +16,7 @@ from aiohttp import web
 from .. import images
 from ..http import ApiError, BodyError, Problem, json_response, origin
 from ..jobs import Failure, Job, State
-from .base import Provider
+from .base import JOB_STATE_HEADER, Provider
 
 __all__ = ["SeaArt"]
 
@@ -177,9 +177,11 @@ class SeaArt(Provider):
 
     async def cancel(self, request: web.Request) -> web.Response:
         owner = self.authenticate(request)
-        job = self.state.store.find(self.name, request.match_info["request_id"], owner, self.now())
-        if job is None or job.model != request.match_info["endpoint"]:
-            return json_response(404, {"status": "NOT_FOUND"})
+        request_id, endpoint = request.match_info["request_id"], request.match_info["endpoint"]
+        job = self.state.store.find(self.name, request_id, owner, self.now())
+        if job is None or job.model != endpoint:
+            fate = self.fate(request_id, owner, request, endpoint)
+            return json_response(404, {"status": "NOT_FOUND"}, {JOB_STATE_HEADER: fate})
         if not self.state.store.cancel(job, self.now()):
             return json_response(400, {"status": "ALREADY_COMPLETED"})
         return json_response(202, {"status": "CANCELLATION_REQUESTED"})
@@ -187,11 +189,10 @@ class SeaArt(Provider):
     # -- helpers ---------------------------------------------------------------------------
     def _job(self, request: web.Request) -> Job:
         owner = self.authenticate(request)
-        request_id = request.match_info["request_id"]
-        job = self.find(request_id, owner, request)
-        if job.model != request.match_info["endpoint"]:  # ids are scoped to their endpoint
-            raise self.unknown_job(request_id)
-        return job
+        # ids are scoped to their endpoint
+        return self.find(
+            request.match_info["request_id"], owner, request, request.match_info["endpoint"]
+        )
 
     def precheck(self, body: Any) -> None:
         if isinstance(body, dict) and any("webhook" in str(k).lower() for k in body):

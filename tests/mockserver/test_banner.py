@@ -141,3 +141,26 @@ def test_help_shows_the_true_default_of_every_option() -> None:
 def test_numeric_defaults_are_written_as_numbers(name: str) -> None:
     field = next(f for f in dataclasses.fields(MockConfig) if f.name == name)
     assert re.fullmatch(r"[0-9.]+", default_text(field))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:pa55word@127.0.0.1:1/v2",  # refused for its path
+        "ftp://user:pa55word@127.0.0.1:1",  # for its scheme
+        "user:pa55word@127.0.0.1",  # no scheme at all
+        "http://127.0.0.1:1?token=pa55word",  # for its query
+        "http://127.0.0.1:1/#pa55word",
+        "http://user:pa55word@127.0.0.1:1/" + "x" * 2100,  # too long for the schema
+    ],
+)
+def test_a_refused_proxy_url_is_named_without_its_password_or_query(url: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--proxy", f"segmind={url}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "proxy" in proc.stderr
+    assert "pa55word" not in proc.stderr + proc.stdout

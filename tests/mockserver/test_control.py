@@ -33,6 +33,16 @@ async def test_clock_advance_to_and_speed(mock: Mock) -> None:
     assert (await post(mock, "clock", {"speed": 0}))["speed"] == 0.0
 
 
+@pytest.mark.parametrize(
+    "body", [{"advance": 1, "to": 5}, {"advance": 1, "speed": 2}, {"to": 5, "speed": 0}]
+)
+async def test_clock_refuses_two_moves_in_one_body(mock: Mock, body: dict) -> None:
+    """One move a request: the old code did the first and silently dropped the other."""
+    answer = await post(mock, "clock", body, expect=400)
+    assert all(name in answer["error"] for name in body), answer
+    assert await get(mock, "clock") == {"now": 0.0, "speed": 0.0}  # nothing changed
+
+
 async def test_jobs_can_be_listed_read_and_forced(mock: Mock) -> None:
     _, a = await submit(mock, "seaart")
     _, b = await submit(mock, "seaart")

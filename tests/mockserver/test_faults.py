@@ -60,12 +60,9 @@ async def test_every_documented_submit_error_in_the_provider_shape(
     if status == 429 and provider == "segmind":
         assert "Retry-After" not in resp.headers
         assert resp.headers["x-rate-limit-reset-at-utc"].endswith("Z")
-    if status == 429 and provider == "pixazo":
+    if status == 429 and provider == "pixazo":  # the model page's body, the mock's Retry-After
         assert resp.headers["Retry-After"] == "30"
-        assert body == {
-            "statusCode": 429,
-            "message": "Rate limit is exceeded. Try again in 30 seconds.",
-        }
+        assert body == {"error": "Rate limit exceeded, please retry later"}
     if status == 429 and provider == "seaart":
         assert body["error"]["code"] == "RATE_LIMIT_EXCEEDED"
     if status == 503:

@@ -433,7 +433,7 @@ async def test_body_is_read_once_when_rules_and_markers_look_at_it() -> None:
             f"Content-Length: {len(rule)}\r\n\r\n{rule}".encode()
         )
         assert (await response(reader))[0] == 201
-        data = json.dumps({"prompt": "a [mock:none] b", "pad": "p" * 100_000}).encode()
+        data = json.dumps({"prompt": "a [mock:delay=0] b", "pad": "p" * 100_000}).encode()
         writer.write(head("segmind", SUBMIT["segmind"], "Transfer-Encoding: chunked\r\n\r\n"))
         writer.write(chunked(data, 1000))
         status, _, body = await response(reader)

@@ -402,8 +402,8 @@ async def test_valid_prompt_markers_still_work(mock: Mock) -> None:
     assert status == 200
     job = mock.state.store.get(sub["request_id"], 0.0)
     assert job.failure.after_polls == 2
-    status, _ = await submit(mock, "segmind", "x [mock:unknown=\u0663] [mock:other]")
-    assert status == 200  # names the mock does not know are left alone
+    status, body = await submit(mock, "segmind", "x [mock:unknown=\u0663] [mock:other]")
+    assert status == 400 and "unknown prompt marker 'unknown'" in body["error"], body
 
 
 # -- 5. drift pointers --------------------------------------------------------------------------

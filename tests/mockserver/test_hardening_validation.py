@@ -24,8 +24,8 @@ from nanobanana_mock.app import create_app
 from nanobanana_mock.config import ConfigError, MockConfig
 from nanobanana_mock.conformance.options import UsageError
 from nanobanana_mock.conformance.options import load_scenario as load_drift_scenario
-from nanobanana_mock.faults import MAX_MARKERS
 from nanobanana_mock.http import MAX_JSON_DEPTH
+from nanobanana_mock.markers import MAX_MARKERS
 from nanobanana_mock.replay import Replay
 from nanobanana_mock.scenario import ScenarioError, load_scenario
 from nanobanana_mock.state import STATE

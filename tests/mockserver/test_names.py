@@ -76,7 +76,6 @@ async def test_an_unknown_name_in_a_rule_is_refused_naming_it(
     assert f"match.{field}{'.1' if as_list else ''}: '{word}' is not one of" in text
     assert f"(did you mean '{meant}'?)" in text
     assert ", ".join(RULE[field]["enum"]) in text
-    assert (await mock.client.get("/_mock/faults")).status == 200
     assert mock.state.faults.rules == []
 
 
@@ -247,6 +246,47 @@ async def test_an_unknown_field_of_a_control_body_is_named(
     assert f"unknown field {word}; allowed:" in text
 
 
+HTTP_500 = {"http_error": {"status": 500}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [  # each said "Additional properties are not allowed ('methd' was unexpected)"
+        (
+            "faults",
+            {"match": {"methd": "POST"}, "effect": HTTP_500},
+            "match: unknown key 'methd' (did you mean 'method'?); allowed: provider, operation, "
+            "method,",
+        ),
+        (
+            "faults",
+            {"effect": HTTP_500, "scope": {"frist": 1}},
+            "scope: unknown key 'frist' (did you mean 'first'?); allowed: probability, first,",
+        ),
+        (
+            "faults",
+            {"faults": [{"effect": {"http_eror": {"status": 500}}}]},
+            "effect: unknown key 'http_eror' (did you mean 'http_error'?); allowed: http_error, "
+            "job_failure, latency, transport, drift",
+        ),
+        (
+            "reset",
+            {"scenario": {"rate_limts": [{"rpm": 1}]}},
+            "body: unknown key 'rate_limts' (did you mean 'rate_limits'?); allowed: description, "
+            "settings, faults, credits, rate_limits",
+        ),
+    ],
+)
+async def test_an_unknown_key_in_a_rule_or_scenario_body_is_named_with_the_allowed_ones(
+    mock: Mock, path: str, body: dict, expected: str
+) -> None:
+    await post(mock, "rate-limits", {"rpm": 7}, 200)
+    assert expected in refusal(await post(mock, path, body, 400))
+    assert (await (await mock.client.get("/_mock/faults")).json())["faults"] == []
+    limits = await (await mock.client.get("/_mock/rate-limits")).json()
+    assert [limit["rpm"] for limit in limits["limits"]] == [7]  # the reset changed nothing
+
+
 async def test_a_forced_failure_names_an_unknown_error_type(mock: Mock) -> None:
     _, job = await mock.call(
         "seaart", "submit", "POST", "/model/v1/queue/nano_banana_pro", json={"prompt": "x"}
@@ -266,10 +306,16 @@ async def test_a_forced_failure_names_an_unknown_error_type(mock: Mock) -> None:
         ({"provider": "segmnd"}, "unknown provider 'segmnd' (did you mean 'segmind'?)"),
         ({"operation": "sumbit"}, "unknown operation 'sumbit' (did you mean 'submit'?)"),
         ({"provder": "segmind"}, "unknown journal filter 'provder' (did you mean 'provider'?)"),
+        # methods are upper case, as sent: 'post' matched nothing, silently
+        ({"method": "post"}, "unknown method 'post' (did you mean 'POST'?); allowed: GET, HEAD"),
+        ({"status": "4O4"}, "status must be a whole number from 100 to 599"),
+        ({"status": "4xx"}, "status must be a whole number from 100 to 599"),
+        # only one value counted: the second, which nobody checked
+        ([("provider", "segmind"), ("provider", "segmnd")], "'provider' given more than once"),
     ],
 )
 async def test_a_journal_filter_that_could_match_nothing_is_named(
-    mock: Mock, query: dict, expected: str
+    mock: Mock, query: Any, expected: str
 ) -> None:
     resp = await mock.client.get("/_mock/journal", params=query)
     assert resp.status == 400
@@ -280,6 +326,26 @@ async def test_a_job_listing_names_an_unknown_provider(mock: Mock) -> None:
     resp = await mock.client.get("/_mock/jobs", params={"provider": "pixaz"})
     assert resp.status == 400
     assert "unknown provider 'pixaz' (did you mean 'pixazo'?)" in (await resp.json())["error"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [  # both listed every job, unfiltered
+        (
+            {"providr": "pixazo"},
+            "unknown job listing filter 'providr' (did you mean 'provider'?); allowed: provider, "
+            "limit",
+        ),
+        ([("provider", "segmind"), ("provider", "pixaz")], "'provider' given more than once"),
+    ],
+)
+async def test_a_job_listing_names_an_unknown_or_repeated_filter(
+    mock: Mock, query: Any, expected: str
+) -> None:
+    await mock.call("segmind", "submit", "POST", "/v2/nano-banana", json={"prompt": "x"})
+    resp = await mock.client.get("/_mock/jobs", params=query)
+    assert resp.status == 400
+    assert expected in (await resp.json())["error"]
 
 
 async def test_an_openapi_document_of_an_unknown_provider_is_named(mock: Mock) -> None:
@@ -308,7 +374,7 @@ def test_the_control_client_names_the_keyword_it_does_not_know() -> None:
     control = MockControl("http://127.0.0.1:9")  # never reached: refused before sending
     with pytest.raises(TypeError, match=r"provder \(did you mean 'provider'\?\)"):
         control.faults.http_error(503, provder="segmind")  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match=r"allowed: fault, key, limit"):
+    with pytest.raises(TypeError, match=r"allowed: fault, job, key, limit"):
         control.journal.count(operaton="submit")  # type: ignore[call-arg]
 
 

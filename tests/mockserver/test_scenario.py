@@ -455,7 +455,7 @@ def test_an_unknown_name_lists_the_packaged_ones() -> None:
     with pytest.raises(ScenarioError) as caught:
         load_scenario("flaky-segmnd")
     message = str(caught.value)
-    assert "flaky-segmnd" in message
+    assert "flaky-segmnd" in message and "(did you mean 'flaky-segmind'?)" in message
     assert all(name in message for name in scenario_files.names())
 
 

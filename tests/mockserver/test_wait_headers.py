@@ -192,3 +192,23 @@ async def test_a_replayed_reset_at_tells_the_recorded_wait_from_now(mock_factory
     mock = await mock_factory(replay_dir=str(tmp_path))
     refusal = await timed_submit(mock, "segmind", expect=429)
     assert refusal.sent + 29 <= refusal.reset_at() <= math.ceil(refusal.got + 30)
+
+
+# -- a limit below one request per minute --------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", ["segmind", "pixazo"])
+async def test_a_limit_below_one_rpm_lets_one_request_through_after_the_wait_told(
+    mock: Mock, provider: str
+) -> None:
+    """0.5 rpm is one request every 120 s: its bucket holds one token (it held 0.5, less than
+    a request takes, so every request was refused for ever while the headers told a wait)."""
+    await control(mock, "rate-limits", {"rpm": 0.5})
+    await timed_submit(mock, provider, expect=200)
+    refusal = await timed_submit(mock, provider, expect=429)
+    needed = refusal.retry_after() if provider == "pixazo" else refusal.sleep_for()
+    assert 119 <= needed <= 121  # the 120 virtual seconds to advance, on a frozen clock
+    mock.advance(119)
+    await timed_submit(mock, provider, expect=429)
+    mock.advance(math.ceil(needed) - 119)
+    await timed_submit(mock, provider, expect=200)

@@ -22,6 +22,7 @@ from PIL import Image
 
 from nanobanana_mock.client import JobHandle
 from nanobanana_mock.client.cli import EXIT_CODES, main
+from nanobanana_mock.client.providers import ADAPTERS
 
 KEY = "test-key"
 MODEL = {"segmind": "nano-banana-2", "seaart": "nano_banana_pro", "pixazo": "nano-banana-pro"}
@@ -407,7 +408,57 @@ def test_status_of_an_unknown_job_exits_9(nanobanana_mock, tmp_path, capsys) -> 
         handle = JobHandle(provider, model, "no-such-job", nanobanana_mock.base_url)
         handle_file = handle.save(tmp_path / f"{provider}.json")
         assert main(on_handle("status", handle_file)) == 9
-        assert "nanobanana: NotFound: " in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "nanobanana: NotFound: " in err
+        assert "no job no-such-job for this API key: it never existed there" in err
+        assert "resume with" not in err
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_wait_on_an_expired_job_says_it_expired_and_never_to_resume(
+    nanobanana_mock, tmp_path, capsys, provider
+) -> None:
+    """The mock's X-Mock-Job-State tells an expired job from one that never existed: the CLI
+    says the results are gone and to submit again, not to resume the handle it was given."""
+    handle_file = submit_in_background(nanobanana_mock, provider, tmp_path, capsys)
+    request_id = JobHandle.load(handle_file).request_id
+    nanobanana_mock.clock.advance(3600)  # past the retention (one hour)
+    assert main(on_handle("wait", handle_file)) == 9
+    err = capsys.readouterr().err
+    assert f"job {request_id} expired" in err and "submit the job again" in err, err
+    assert "resume with" not in err and "never existed" not in err
+    assert main(on_handle("wait", handle_file, "--json")) == 9
+    data = json.loads(capsys.readouterr().out)
+    assert (data["error"], data["job_state"], data["exit_code"]) == ("NotFound", "expired", 9)
+    assert "resume with" not in data["message"]
+
+
+def test_a_job_not_found_without_the_mocks_header_gets_a_neutral_message(
+    nanobanana_mock, tmp_path, capsys
+) -> None:
+    """A live provider sends no X-Mock-Job-State: its 404 (here a fault rule's, which carries
+    no such header) is 'expired or never existed', and still never 'resume'."""
+    handle_file = submit_in_background(nanobanana_mock, "segmind", tmp_path, capsys)
+    nanobanana_mock.faults.http_error(404, provider="segmind", operation="status")
+    assert main(on_handle("wait", handle_file, "--retries", "0")) == 9
+    err = capsys.readouterr().err
+    assert "it expired, or never existed there" in err and "submit the job again" in err, err
+    assert "resume with" not in err
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_generate_whose_job_expires_while_polled_is_not_offered_for_resuming(
+    nanobanana_mock, tmp_path, capsys, provider
+) -> None:
+    """The handle saved when the job was accepted stays, but the error never points at it."""
+    run = Background(generate(nanobanana_mock, provider, tmp_path, "--quiet"))
+    wait_for(lambda: polls(nanobanana_mock, provider) >= 1, "the first poll")
+    job = nanobanana_mock.jobs.list()[0]
+    nanobanana_mock.jobs.force(job.id, "EXPIRED")
+    assert run.join() == 9
+    err = capsys.readouterr().err
+    assert f"job {job.id} expired" in err and "submit the job again" in err, err
+    assert "resume with" not in err and "job.json" not in err
 
 
 @pytest.mark.parametrize(
@@ -469,6 +520,21 @@ def test_help_documents_the_exit_codes(capsys) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "exit codes:" in out and "10  Timeout" in out and "13  NotSupported" in out
+
+
+@pytest.mark.parametrize("command", ["generate", "status", "wait", "cancel"])
+def test_help_says_where_the_base_url_and_key_come_from(capsys, command: str) -> None:
+    """--base-url and --api-key show their true defaults (they said none, or 'the
+    provider's env variable' without naming it)."""
+    assert main([command, "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for adapter in ADAPTERS.values():
+        assert adapter.default_base in out
+        assert all(f"${name}" in out for name in adapter.key_env)
+    assert "$<PROVIDER>_BASE_URL" in out
+    assert {a.base_env for a in ADAPTERS.values()} == {
+        f"{name.upper()}_BASE_URL" for name in ADAPTERS
+    }
 
 
 # -- the real entry point -------------------------------------------------------------------
