@@ -229,5 +229,5 @@ def test_a_response_latency_on_the_frozen_clock_is_refused(run_suite: Runner, tm
         json.dumps({"settings": {"time_scale": 100}, "faults": json.loads(held.read_text())})
     )
     for scenario in (job, running):
-        run = run_suite("--provider", "pixazo", "--scenario", str(scenario), "--", "-k", "lifecycle")
+        run = run_suite("--provider", "pixazo", "--scenario", str(scenario), "--", "-k", "cycle")
         assert run.code == 0, run.output
