@@ -619,7 +619,7 @@ async def test_client_reads_an_unparseable_retry_after_as_unsaid(
 @pytest.mark.parametrize(
     ("raw", "fragment"),
     [
-        (b'[{"id": "a", "effect": {"latency": {"fixed": 1}}}] ', None),
+        (b'[{"id": "a", "effect": {"latency": {"target": "queue", "fixed": 1}}}] ', None),
         (
             b'[{"id": "a", "effect": {"latency": {"fixed": 1}}},'
             b' {"id": "a", "effect": {"latency": {"fixed": 1}}}]',
