@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
+import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from aiohttp import ClientResponse
@@ -139,3 +141,25 @@ async def largest_stall(
         done.set()
         await poller
     return worst
+
+
+BANNER_URL = re.compile(r"serving on (http://127\.0\.0\.1:\d+)")
+
+
+@contextmanager
+def mock_process(command: Sequence[str], **popen: Any) -> Iterator[tuple[str, str]]:
+    """Run a command line that starts the mock (give it ``--port 0``) and yield the base URL
+    its banner's first line names, and that line; the process is terminated on the way out."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, **popen)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        found = BANNER_URL.search(first)
+        if found is None:
+            process.kill()
+            rest = process.communicate(timeout=30)[0] or ""
+            raise AssertionError(f"the mock did not start: {first}{rest[:2000]}")
+        yield found.group(1), first
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

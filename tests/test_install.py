@@ -13,7 +13,6 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,11 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import mock_process
 from tests.test_readme import PLUGIN_EXAMPLE, README
 
 REPO = Path(__file__).resolve().parents[1]
 USER_MODULES = ("schemas", "conformance", "nanobanana", "mockserver")
-SERVING = re.compile(r"serving on (http://127\.0\.0\.1:\d+)")
 INSTALL_SECONDS = 600  # first-time downloads on a cold cache; a warm one takes ~30 s
 
 
@@ -127,24 +126,14 @@ def _console_scripts(wheel: Path) -> list[str]:
 
 @contextmanager
 def _serving(installed: Installed, *command: str) -> Iterator[str]:
-    """Start the mock with ``command`` (port 0) and yield its base URL from the banner."""
-    process = subprocess.Popen(
+    """Start the installed mock with ``command`` (port 0) and yield its base URL."""
+    with mock_process(
         [*command, "--port", "0", "--time-scale", "1000"],
         cwd=installed.project,
         env=installed.env(),
-        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        found = SERVING.search(first)
-        assert found, first + process.stdout.read()[:2000] if process.poll() is not None else first
-        yield found.group(1)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    ) as (base, _):
+        yield base
 
 
 def test_the_wheel_installs_one_import_name(installed: Installed) -> None:

@@ -15,6 +15,7 @@ from nanobanana_mock.app import create_app
 from nanobanana_mock.cli import banner, build_parser, default_text
 from nanobanana_mock.config import MockConfig, config_from_env, parse_value
 from nanobanana_mock.control_client import MockControl
+from tests.harness import mock_process
 
 SCENARIO = """\
 settings:
@@ -65,24 +66,15 @@ def test_a_flag_or_variable_at_its_default_still_wins_over_the_scenario(tmp_path
     scenario = tmp_path / "s.yaml"
     scenario.write_text(SCENARIO)
     command = [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--scenario", str(scenario)]
-    proc = subprocess.Popen(
+    with mock_process(
         [*command, "--seed", "0", "--time-scale", "1"],
         env={**os.environ, "MOCK_WORKERS": "4"},
-        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        base = re.search(r"http://127\.0\.0\.1:\d+", first).group(0)
+    ) as (base, first):
         control = MockControl(base)
         settings = [control.settings()]
         control.reset()
         settings.append(control.settings())
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     assert "(seed 0, time scale 1x)" in first
     for effective in settings:
         assert (effective["seed"], effective["time_scale"], effective["workers"]) == (0, 1, 4)
