@@ -16,6 +16,7 @@ breaking ones into failed tests (:class:`ContractViolation`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -236,11 +237,13 @@ def route_status_findings(
     return [replace(f, expected=f"{f.expected} for {wire or 'a job'}") for f in found]
 
 
-def _neutral(provider: str) -> dict[str, list[str]]:
+@functools.cache
+def _neutral(provider: str) -> dict[str, tuple[str, ...]]:
+    """Each wire status of the lifecycle and its states (cached: do not mutate it)."""
     lifecycle = schemas.load(provider, "lifecycle")
-    wire: dict[str, list[str]] = {}
+    wire: dict[str, tuple[str, ...]] = {}
     for state, info in lifecycle["states"].items():
-        wire.setdefault(info["wire"], []).append(state)
+        wire[info["wire"]] = (*wire.get(info["wire"], ()), state)
     return wire
 
 
@@ -270,7 +273,7 @@ def transition_findings(
                 found.append(finding(index, f"one of {_short(sorted(wire))}", _short(status)))
             continue
         if previous is not None and status != previous:
-            allowed = set().union(*(_reachable(lifecycle, s) for s in wire[previous]))
+            allowed = _reachable(provider, previous)
             if not set(wire[status]) & allowed:
                 terminal = all(lifecycle["states"][s]["terminal"] for s in wire[previous])
                 expected = "to stay terminal" if terminal else f"one of {sorted(allowed)}"
@@ -280,17 +283,19 @@ def transition_findings(
     return found
 
 
-def _reachable(lifecycle: Mapping[str, Any], start: str) -> set[str]:
-    """The states reachable from ``start`` in one or more transitions."""
-    transitions = lifecycle["transitions"]
+@functools.cache
+def _reachable(provider: str, status: str) -> frozenset[str]:
+    """The states reachable in one or more transitions from a state of the wire ``status``
+    (worked out once per status: the proxy asks on every status answer it relays)."""
+    transitions = schemas.load(provider, "lifecycle")["transitions"]
     seen: set[str] = set()
-    todo = [start]
+    todo = list(_neutral(provider)[status])
     while todo:
         for nxt in transitions.get(todo.pop(), []):
             if nxt not in seen:
                 seen.add(nxt)
                 todo.append(nxt)
-    return seen
+    return frozenset(seen)
 
 
 def image_findings(
