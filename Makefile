@@ -21,7 +21,7 @@ SERVE_ARGS = --host $(HOST) --port $(PORT) $(if $(SCENARIO),--scenario $(SCENARI
 # "path version" of $(PYTHON); it exits 1 when that Python is older than the package allows
 IDENTIFY := import sys; print(sys.executable, sys.version.split()[0]); sys.exit(sys.version_info < (3, 11))
 # Was PYTHON given (command line or environment), or is it the default?
-ASKED  := $(filter command environment,$(firstword $(origin PYTHON)))
+ASKED  := $(call given,PYTHON)
 
 .PHONY: venv serve test lint conformance clean fuzz bench soak FORCE
 
