@@ -187,9 +187,7 @@ async def _answer(reader: asyncio.StreamReader, seconds: float) -> tuple[int | N
         async with asyncio.timeout(seconds):
             while chunk := await reader.read(65536):
                 data += chunk
-    except TimeoutError:
-        pass
-    except ConnectionError:
+    except (TimeoutError, ConnectionError):
         pass
     if not data.startswith(b"HTTP/1.1 "):
         return None, data
@@ -223,21 +221,20 @@ async def attacker(
     run: Run,
     attacks: tuple[str, ...],
 ) -> None:
-    """Send one hostile request after another; each answer must be the documented one (a
-    nested body that is accepted makes a job, whose status and result are then followed)."""
+    """Send one hostile request after another (``attacks`` holds no "regex": the honest
+    clients send those prompts); each answer must be the documented one (a nested body that
+    is accepted makes a job, whose status and result are then followed)."""
     limit = float(SERVER_LIMITS["--header-timeout"]) + float(SERVER_LIMITS["--body-timeout"])
     while not run.done:
         follow: dict = {}
         kind = rng.choice(attacks)
         provider = rng.choice(list(SUBMIT))
         path = SUBMIT[provider][0]
-        if kind == "regex":
-            await asyncio.sleep(0.2)  # the honest clients send those prompts
-            continue
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
             run.tally["attack: connect refused"] += 1
+            await asyncio.sleep(ATTACK_PAUSE)  # a refused connect is no reason to spin
             continue
         try:
             if kind == "slow_headers":
@@ -419,7 +416,7 @@ async def soak(
                 )
                 for _ in range(clients)
             ]
-            hostile = tuple(a for a in attacks if a != "regex") or ()
+            hostile = tuple(a for a in attacks if a != "regex")  # regex: the clients' prompts
             workers += [
                 asyncio.ensure_future(
                     attacker(session, port, random.Random(rng.random()), run, hostile)
