@@ -93,7 +93,7 @@ def validator(provider: str, name: str, *, exact_integers: bool = False) -> Any:
     return cls(schema, registry=_registry())
 
 
-@functools.cache
+@functools.lru_cache(maxsize=512)  # the schema files' patterns; bounded should a caller's come
 def _regex(pattern: str) -> Any:
     options = re2.Options()
     options.never_capture = True  # only "is it found" is asked
