@@ -24,7 +24,7 @@ from nanobanana_mock import schemas
 
 from .faults import Fired, RuleError
 from .http import MAX_PROBLEMS, Problem, problems_of
-from .names import did_you_mean
+from .names import CREDIT_STATUSES, answerable, did_you_mean
 from .validation import is_valid
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
 MAX_MARKER_VALUE = 32  # characters of a marker's name or value: every valid one is far shorter
 MAX_MARKERS = 16  # markers in one prompt: each is checked against the rule schema (10,000 of
 # them, 170 KB, took 1.5 s); a test needs a handful
-CREDIT_STATUSES = frozenset({402, 406})  # insufficient credits: each provider has its own code
 MARKER_FORMS = {  # name -> how it is written (the refusal of an unknown name lists them)
     "fail": "[mock:fail] or [mock:fail=ERROR_TYPE]",
     "fail-at": "[mock:fail-at=submit|start|end]",
@@ -144,9 +143,9 @@ def _status(match: re.Match[str], declared: Collection[int], where: str) -> int:
     """A status marker's code: one the operation declares, or a credits code where the
     operation declares either (the provider's own is answered)."""
     status: int = _marker_valid(match, "http_error", "status", _marker_integer(match))
-    credits = CREDIT_STATUSES.intersection(declared)
-    if status in declared or (status in CREDIT_STATUSES and credits):
+    if answerable(status, declared):
         return status
+    credits = CREDIT_STATUSES.intersection(declared)
     allowed = ", ".join(map(str, sorted({*declared, *(CREDIT_STATUSES if credits else ())})))
     raise RuleError(
         [
