@@ -24,6 +24,7 @@ from nanobanana_mock import schemas
 from .http import fingerprint, problems_of
 from .jobs import Failure, Surface
 from .journal import redact
+from .names import answerable
 from .reach import unreachable
 
 __all__ = [
@@ -310,10 +311,7 @@ def rule_problems(
 
 
 def _declared(effect: Mapping[str, Any], facts: RequestFacts) -> bool:
-    status = effect["status"]
-    if status in (402, 406):  # insufficient credits: each provider has its own code
-        return bool({402, 406} & facts.declared)
-    return status in facts.declared
+    return answerable(effect["status"], facts.declared)
 
 
 def _admitted(rule: Rule, now: float) -> bool:

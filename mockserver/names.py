@@ -13,18 +13,20 @@ Imports only the schemas (``config`` uses it too).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from functools import cache
 
 from nanobanana_mock import schemas
 
 __all__ = [
+    "CREDIT_STATUSES",
     "GENERATE",
     "IMAGE",
     "IMAGE_ERRORS",
     "PROVIDERS",
     "all_models",
     "all_operations",
+    "answerable",
     "declared_errors",
     "did_you_mean",
     "models",
@@ -36,6 +38,7 @@ PROVIDERS: tuple[str, ...] = schemas.PROVIDERS
 IMAGE = "image"  # an output image download: an operation of every provider (its CDN)
 IMAGE_ERRORS = frozenset({403, 404, 429, 500, 502, 503, 504})  # what a CDN may answer
 GENERATE = frozenset({"submit", "sync_generate"})  # the operations that create a job
+CREDIT_STATUSES = frozenset({402, 406})  # insufficient credits: each provider has its own code
 MAX_WORD = 60  # characters of an unknown word repeated in a message
 
 
@@ -77,6 +80,15 @@ def declared_errors(provider: str, operation: str) -> frozenset[int]:
         for code, answer in spec["responses"].items()
         if int(code) >= 400 and answer.get("schema") == "error"
     )
+
+
+def answerable(status: int, declared: Collection[int]) -> bool:
+    """May an operation declaring the error codes ``declared`` answer ``status``? The one
+    equivalence is insufficient credits: 402 and 406 both mean the provider's own code, so
+    either is answerable where the operation declares one of them."""
+    if status in CREDIT_STATUSES:
+        return not CREDIT_STATUSES.isdisjoint(declared)
+    return status in declared
 
 
 def did_you_mean(word: object, allowed: Iterable[str]) -> str:

@@ -14,12 +14,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .names import GENERATE, PROVIDERS, declared_errors, did_you_mean, models, operations
+from .names import (
+    GENERATE,
+    PROVIDERS,
+    answerable,
+    declared_errors,
+    did_you_mean,
+    models,
+    operations,
+)
 
 __all__ = ["unreachable"]
 
 Path = tuple[str | int, ...]
-CREDIT_CODES = frozenset({402, 406})  # insufficient credits: each provider has its own code
 
 
 def unreachable(spec: Mapping[str, Any]) -> list[tuple[Path, str]]:
@@ -91,8 +98,7 @@ def _undeclared(status: int, providers: list[str], ops: list[str]) -> list[tuple
     """A code none of the matched operations declares: the engine would never fire it."""
     reached = [(p, o) for p in providers for o in (ops or operations(p)) if o in operations(p)]
     codes = set().union(*(declared_errors(p, o) for p, o in reached))
-    wanted = CREDIT_CODES if status in CREDIT_CODES else {status}
-    if wanted & codes:
+    if answerable(status, codes):
         return []
     where = ", ".join(f"{p}.{o}" for p, o in reached)
     return [

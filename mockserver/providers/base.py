@@ -21,7 +21,7 @@ from ..contracts import Contract, Model, contract
 from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_of
 from ..jobs import Job
 from ..journal import redact
-from ..names import declared_errors
+from ..names import CREDIT_STATUSES, declared_errors
 from ..state import MockState
 from ..validation import is_valid, warm
 
@@ -83,7 +83,7 @@ class Provider:
         answer where it has one (:meth:`special_fault`), else its plain envelope; a 503 says
         when to come back. ``retry_after`` is in virtual seconds; every header that tells
         the wait says it in wall time (:meth:`VirtualClock.wall_wait`)."""
-        status = self.credits_status if status in (402, 406) else status
+        status = self.credits_status if status in CREDIT_STATUSES else status
         error = self.special_fault(status, message, retry_after) or self.error(
             status, message or self.fault_messages.get(status, "Error")
         )

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from nanobanana_mock import schemas
+from nanobanana_mock.markers import prompt_rules
+from nanobanana_mock.validation import is_valid
 from tests.harness import Mock
 
 SUBMIT = {  # the generation routes: each provider's submit, and Segmind's blocking call
@@ -181,3 +183,22 @@ def test_the_readme_table_of_status_markers_matches_the_contracts(provider: str)
     assert set(map(int, answered)) == allowed
     assert credits == [str(({402, 406} - allowed).pop()), "→", str(CREDITS[provider])]
     assert set(map(int, refused)) == set(MARKER_STATUSES) - allowed - {402, 406}
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "[mock:fail]",
+        "[mock:fail=CONTENT_BLOCKED][mock:fail-at=start][mock:fail-after-polls=3]",
+        "[mock:fail-at=submit]",
+        "[mock:status=503][mock:delay=86400]",
+        "[mock:delay=0.5][mock:delay=0][mock:status=429]",
+    ],
+)
+def test_every_rule_markers_make_is_schema_valid(prompt: str) -> None:
+    """Each value is checked as it is read; the rules assembled from them need no second
+    check, because no part of the rule schema relates one field of an effect to another."""
+    fired = prompt_rules(prompt, {429, 503})
+    assert fired
+    for item in fired:
+        assert is_valid("mock", "fault_rule", {"effect": {item.kind: dict(item.params)}}), item

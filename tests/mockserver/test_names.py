@@ -395,3 +395,20 @@ def test_the_cli_names_the_line_of_an_unknown_key_in_a_scenario(scenario_file: P
     assert proc.returncode == 2
     assert f"{scenario_file}:2:23: settings.retention_seconds.segmnd: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("status", "declared", "expected"),
+    [
+        (500, {500, 503}, True),
+        (429, {500, 503}, False),
+        (402, {406}, True),  # insufficient credits: either code asks for the provider's own
+        (406, {402}, True),
+        (402, {500}, False),
+    ],
+)
+def test_answerable_is_the_one_credits_equivalence(
+    status: int, declared: set[int], expected: bool
+) -> None:
+    """Fault rules, their reach check and prompt markers all ask this one predicate."""
+    assert names.answerable(status, declared) is expected
