@@ -9,7 +9,7 @@ import re
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 from aiohttp import ClientResponse
@@ -141,6 +141,27 @@ async def largest_stall(
         done.set()
         await poller
     return worst
+
+
+@asynccontextmanager
+async def releasing(mock: Mock, step: float) -> AsyncIterator[None]:
+    """Inside, whenever an answer sleeps on the (frozen) mock clock, the clock moves on by
+    ``step`` virtual seconds: a call that waits for its job ends with no wall-clock wait."""
+
+    async def release() -> None:
+        clock = mock.state.clock
+        while True:
+            await clock.wait_for_sleepers(1)
+            mock.advance(step)
+            await asyncio.sleep(0)  # the woken answer leaves sleep_until before we look again
+
+    pump = asyncio.ensure_future(release())
+    try:
+        yield
+    finally:
+        pump.cancel()
+        with suppress(asyncio.CancelledError):
+            await pump
 
 
 BANNER_URL = re.compile(r"serving on (http://127\.0\.0\.1:\d+)")
