@@ -7,6 +7,7 @@ import io
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -184,3 +185,16 @@ def mock_process(command: Sequence[str], **popen: Any) -> Iterator[tuple[str, st
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def mock_refuses(*args: str) -> str:
+    """Run ``python -m nanobanana_mock --port 0 ARGS``, which must refuse to start (exit 2,
+    within a minute); returns its stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "nanobanana_mock", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    return proc.stderr
