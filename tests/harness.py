@@ -7,9 +7,10 @@ import io
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 from aiohttp import ClientResponse
@@ -143,6 +144,27 @@ async def largest_stall(
     return worst
 
 
+@asynccontextmanager
+async def releasing(mock: Mock, step: float) -> AsyncIterator[None]:
+    """Inside, whenever an answer sleeps on the (frozen) mock clock, the clock moves on by
+    ``step`` virtual seconds: a call that waits for its job ends with no wall-clock wait."""
+
+    async def release() -> None:
+        clock = mock.state.clock
+        while True:
+            await clock.wait_for_sleepers(1)
+            mock.advance(step)
+            await asyncio.sleep(0)  # the woken answer leaves sleep_until before we look again
+
+    pump = asyncio.ensure_future(release())
+    try:
+        yield
+    finally:
+        pump.cancel()
+        with suppress(asyncio.CancelledError):
+            await pump
+
+
 BANNER_URL = re.compile(r"serving on (http://127\.0\.0\.1:\d+)")
 
 
@@ -163,3 +185,16 @@ def mock_process(command: Sequence[str], **popen: Any) -> Iterator[tuple[str, st
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def mock_refuses(*args: str) -> str:
+    """Run ``python -m nanobanana_mock --port 0 ARGS``, which must refuse to start (exit 2,
+    within a minute); returns its stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "nanobanana_mock", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    return proc.stderr

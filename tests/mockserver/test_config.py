@@ -16,6 +16,7 @@ import pytest
 
 from nanobanana_mock.cli import build_parser, parse_config
 from nanobanana_mock.config import ConfigError, MockConfig, config_from_env
+from tests.harness import mock_refuses
 
 
 def test_defaults_bind_loopback_and_are_frozen() -> None:
@@ -74,14 +75,8 @@ def test_bad_settings_are_named(env: dict, fragment: str) -> None:
 
 
 def test_cli_reports_bad_settings_without_a_traceback() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "nanobanana_mock", "--workers", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == "nanobanana-mock: workers: 0 is less than the minimum of 1"
+    stderr = mock_refuses("--workers", "0")
+    assert stderr.strip() == "nanobanana-mock: workers: 0 is less than the minimum of 1"
 
 
 def test_serves_on_a_free_loopback_port_and_prints_base_urls() -> None:
@@ -113,25 +108,14 @@ def test_serves_on_a_free_loopback_port_and_prints_base_urls() -> None:
 def test_a_bad_scenario_file_is_reported_with_its_line(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("faults:\n  - effect:\n      http_error: {status: 418}\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "nanobanana_mock", "--scenario", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2, proc.stderr
-    assert "bad.yaml:3:" in proc.stderr and "418" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    stderr = mock_refuses("--scenario", str(bad))
+    assert "bad.yaml:3:" in stderr and "418" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_a_bad_proxy_setting_is_reported_without_a_traceback() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "nanobanana_mock", "--proxy", "midjourney=https://x.example"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2 and "midjourney" in proc.stderr and "Traceback" not in proc.stderr
+    stderr = mock_refuses("--proxy", "midjourney=https://x.example")
+    assert "midjourney" in stderr and "Traceback" not in stderr
 
 
 def test_sigterm_shuts_down_cleanly_with_its_renderer_processes() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from nanobanana_mock.server import Served
-from tests.harness import KEYS, Mock, serving, validate
+from tests.harness import KEYS, Mock, releasing, serving, validate
 
 BOUND = 10.0  # no single step of a test waits longer than this
 
@@ -83,22 +83,16 @@ async def test_lone_surrogates_in_a_body_get_a_documented_answer_not_a_500(
     name or some strings it raised UnicodeEncodeError, a 500 on every Segmind submit."""
     for sent in surrogate_bodies(body):
         data = json.dumps(sent)  # ASCII escapes: the body is valid UTF-8 JSON
-        call = asyncio.ensure_future(
-            mock.call(
-                provider,
-                operation,
-                "POST",
-                path,
-                data=data,
-                headers={"Content-Type": "application/json"},
-            )
+        call = mock.call(
+            provider,
+            operation,
+            "POST",
+            path,
+            data=data,
+            headers={"Content-Type": "application/json"},
         )
-        for _ in range(int(BOUND / 0.01)):  # the /v1 call waits for its job on the clock
-            if call.done():
-                break
-            mock.advance(60.0)
-            await asyncio.sleep(0.01)
-        resp, answer = await asyncio.wait_for(call, BOUND)
+        async with releasing(mock, 60.0):  # the /v1 call waits for its job on the clock
+            resp, answer = await asyncio.wait_for(call, BOUND)
         assert resp.status < 500, (sent, resp.status, answer)
 
 

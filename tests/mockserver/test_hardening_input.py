@@ -13,8 +13,6 @@ import base64
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from nanobanana_mock.clock import MAX_TIME
 from nanobanana_mock.config import ConfigError, MockConfig
 from nanobanana_mock.scenario import ScenarioError, load_scenario, parse_scenario
 from nanobanana_mock.state import STATE
-from tests.harness import KEYS, Mock, largest_stall, schema_for, validate
+from tests.harness import KEYS, Mock, largest_stall, mock_refuses, schema_for, validate
 
 TIMEOUT = 20  # seconds: a bound for every request of this file
 STALL = 1.0  # seconds the event loop may be blocked at most (the old code blocked for more)
@@ -265,15 +263,9 @@ def test_scenario_file_with_a_bad_regex_exits_2_naming_file_and_line(tmp_path: P
         ' "effect": {"http_error": {"status": 500}}}\n]}\n',
         encoding="utf-8",
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--scenario", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert f"{path}:2:30: faults[0].match.prompt_regex: " in proc.stderr
+    stderr = mock_refuses("--scenario", str(path))
+    assert "Traceback" not in stderr
+    assert f"{path}:2:30: faults[0].match.prompt_regex: " in stderr
 
 
 def test_scenario_json_number_of_5000_digits_is_refused_with_its_line(tmp_path: Path) -> None:
@@ -525,17 +517,11 @@ def test_malformed_replay_record_is_refused_at_load_naming_file_and_line(
 
 def test_malformed_replay_file_exits_2_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "pixazo.jsonl").write_bytes(b'{"provider": "pixazo", "status": 1000}\n')
-    proc = subprocess.run(
-        [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--replay-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    stderr = mock_refuses("--replay-dir", str(tmp_path))
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         f"nanobanana-mock: {tmp_path / 'pixazo.jsonl'}:1: "
-    ), proc.stderr
+    ), stderr
 
 
 def test_replay_dir_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:

@@ -11,8 +11,6 @@ import gc
 import gzip
 import json
 import socket
-import subprocess
-import sys
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -28,7 +26,7 @@ from nanobanana_mock.control_client import ControlError, MockControl
 from nanobanana_mock.scenario import ScenarioError, parse_scenario
 from nanobanana_mock.server import serve_app
 from nanobanana_mock.state import STATE
-from tests.harness import KEYS, Mock, largest_stall
+from tests.harness import KEYS, Mock, largest_stall, mock_refuses
 
 TIMEOUT = 20  # seconds: a bound for every request of this file
 
@@ -136,14 +134,8 @@ def test_unknown_log_level_exits_2_with_one_line() -> None:
     # --log-level NOPE (or 5) reached logging.basicConfig after start-up: a ValueError
     # traceback and exit 1. It is refused with the other settings now.
     for level in ("NOPE", "5", "x" * 300):
-        proc = subprocess.run(
-            [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--log-level", level],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert proc.returncode == 2, proc.stderr
-        lines = proc.stderr.strip().splitlines()
+        stderr = mock_refuses("--log-level", level)
+        lines = stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("nanobanana-mock: log level:"), lines
         assert len(lines[0]) < 200
 

@@ -30,7 +30,7 @@ from nanobanana_mock.replay import Replay
 from nanobanana_mock.scenario import ScenarioError, load_scenario
 from nanobanana_mock.state import STATE
 from nanobanana_mock.validation import MAX_PROBLEMS
-from tests.harness import KEYS, Mock, schema_for, validate
+from tests.harness import KEYS, Mock, largest_stall, schema_for, validate
 
 TIMEOUT = 20  # seconds for any one request: far above what a bounded mock needs
 MAX_BODY = 262_144  # the default --max-body-bytes
@@ -366,41 +366,20 @@ def worst_bodies() -> list[tuple[str, str, str, bytes]]:
     return [(name, provider, path, encoded(body)) for name, provider, path, body in cases]
 
 
-async def _poll_health(mock: Mock, latencies: list[float], stop: asyncio.Event) -> None:
-    started = time.perf_counter()
-    while not stop.is_set():  # each sample spans a whole cycle: a stall anywhere shows up
-        resp = await asyncio.wait_for(mock.client.get("/_mock/health"), TIMEOUT)
-        await resp.read()
-        await asyncio.sleep(0.002)
-        now = time.perf_counter()
-        latencies.append(now - started)
-        started = now
-
-
 async def test_no_provider_request_stalls_health(mock_factory: Any) -> None:
     """Each worst body is sent while a task polls /_mock/health; the slowest health answer
     during it stays under STALL_BOUND (the old code stalled for seconds to minutes)."""
     mock = await mock_factory(self_check=False)  # as users run it
     bodies = worst_bodies()
-    idle: list[float] = []
-    stop = asyncio.Event()
-    poller = asyncio.create_task(_poll_health(mock, idle, stop))
-    await asyncio.sleep(0.2)
-    stop.set()
-    await poller
+    idle = await largest_stall(mock, asyncio.sleep(0.2))
     worst: dict[str, float] = {}
     for name, provider, path, body in bodies:
-        latencies: list[float] = []
-        stop = asyncio.Event()
-        poller = asyncio.create_task(_poll_health(mock, latencies, stop))
-        await asyncio.sleep(0.01)
-        status, answer = await post(mock, provider, path, body)
-        stop.set()
-        await poller
+        call = asyncio.ensure_future(post(mock, provider, path, body))
+        worst[name] = await largest_stall(mock, call)
+        status, answer = call.result()
         assert status < 500, (name, status, answer)
-        worst[name] = max(latencies)
         assert worst[name] < STALL_BOUND, (name, worst)
-    print(f"\nidle health: worst {max(idle) * 1000:.1f} ms")
+    print(f"\nidle health: worst {idle * 1000:.1f} ms")
     for name, seconds in sorted(worst.items(), key=lambda item: -item[1]):
         print(f"{seconds * 1000:7.1f} ms  {name}")
 
@@ -622,16 +601,12 @@ async def test_validation_cost_control_plane_1000_rules(mock: Mock) -> None:
     rules = [
         {"id": f"r-{i}", "match": match, "effect": effect, "scope": scope} for i in range(1_000)
     ]
-    latencies: list[float] = []
-    stop = asyncio.Event()
-    poller = asyncio.create_task(_poll_health(mock, latencies, stop))
-    await asyncio.sleep(0.01)
-    resp = await asyncio.wait_for(
-        mock.client.post("/_mock/reset", json={"scenario": {"faults": rules}}), TIMEOUT
+    reset = asyncio.ensure_future(
+        mock.client.post("/_mock/reset", json={"scenario": {"faults": rules}})
     )
-    stop.set()
-    await poller
+    worst = await largest_stall(mock, reset, TIMEOUT)
+    resp = reset.result()
     assert resp.status == 200, await resp.text()
     assert len(mock.state.faults.rules) == 1_000
-    print(f"\nworst health during a reset with 1,000 rules: {max(latencies) * 1000:.0f} ms")
-    assert max(latencies) < STALL_BOUND, max(latencies)
+    print(f"\nworst health during a reset with 1,000 rules: {worst * 1000:.0f} ms")
+    assert worst < STALL_BOUND, worst

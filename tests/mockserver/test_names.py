@@ -4,8 +4,6 @@ allowed ones, on every way in (control plane, scenario file, flags, MOCK_* varia
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ from nanobanana_mock import names, schemas
 from nanobanana_mock.cli import unknown_variables
 from nanobanana_mock.config import ConfigError, config_from_env
 from nanobanana_mock.scenario import ScenarioError, parse_scenario
-from tests.harness import Mock
+from tests.harness import Mock, mock_refuses
 
 RULE = schemas.load("mock", "fault_rule")["$defs"]
 SETTINGS = schemas.load("mock", "settings")["properties"]
@@ -187,14 +185,8 @@ def test_a_map_setting_with_an_unknown_key_is_refused(env: dict, expected: str) 
 
 
 def test_the_cli_refuses_an_unknown_key_in_one_line() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "nanobanana_mock", "--retention-seconds", "segmnd=5"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == (
+    stderr = mock_refuses("--retention-seconds", "segmnd=5")
+    assert stderr.strip() == (
         "nanobanana-mock: retention_seconds: unknown key 'segmnd' (did you mean 'segmind'?); "
         "allowed: *, segmind, seaart, pixazo"
     )
@@ -386,15 +378,9 @@ def scenario_file(tmp_path: Path) -> Path:
 
 
 def test_the_cli_names_the_line_of_an_unknown_key_in_a_scenario(scenario_file: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "nanobanana_mock", "--scenario", str(scenario_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2
-    assert f"{scenario_file}:2:23: settings.retention_seconds.segmnd: unknown key" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    stderr = mock_refuses("--scenario", str(scenario_file))
+    assert f"{scenario_file}:2:23: settings.retention_seconds.segmnd: unknown key" in stderr
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 import pytest
 
 from nanobanana_mock.client import JobFailed, NotFound, RetryPolicy, ServerError
+from tests.harness import releasing
 from tests.nanobanana.conftest import MODEL, PARAMS
 
 POLL_OP = {"segmind": "status", "seaart": "status", "pixazo": "result"}
@@ -129,15 +129,6 @@ async def add(mock, spec: dict) -> None:
     assert resp.status == 201, await resp.text()
 
 
-async def release_waiting_answers(mock, step: float) -> None:
-    """Whenever an answer sleeps on the (frozen) mock clock, move the clock on by ``step``."""
-    clock = mock.state.clock
-    while True:
-        await clock.wait_for_sleepers(1)
-        mock.advance(step)
-        await asyncio.sleep(0)  # the woken answer leaves sleep_until before we look again
-
-
 @pytest.mark.parametrize("provider", ["segmind", "seaart", "pixazo"])
 @pytest.mark.parametrize(("name", "rule"), TRANSIENT, ids=[n for n, _ in TRANSIENT])
 async def test_transient_faults_do_not_stop_a_job(make_client, mock, provider, name, rule) -> None:
@@ -146,17 +137,11 @@ async def test_transient_faults_do_not_stop_a_job(make_client, mock, provider, n
     # no loaded machine reaches (0.5 s did, rendering an image under load)
     timeout = 1.0 if name == "hung poll" else 15.0
     client = make_client(provider, request_timeout=timeout, retry=RetryPolicy(attempts=4, seed=2))
-    pump = None
-    if name == "latency on the answer":  # each poll answer waits 3 s on the frozen mock clock,
-        # which the client's timer only moves while the client sleeps: release it by hand.
-        pump = asyncio.ensure_future(release_waiting_answers(mock, 3))
-    try:
+    # each poll answer of "latency on the answer" waits 3 s on the frozen mock clock, which
+    # the client's timer only moves while the client sleeps: release it by hand.
+    held = name == "latency on the answer"
+    async with releasing(mock, 3) if held else contextlib.nullcontext():
         result = await client.generate(MODEL[provider], **PARAMS[provider])
-    finally:
-        if pump is not None:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
     assert result.image.data and result.image.width
     submits = await (await mock.client.get("/_mock/journal", params={"operation": "submit"})).json()
     assert submits["count"] == 1  # never a second (paid) job
