@@ -202,7 +202,7 @@ def summary(runs: list[tuple[dict[str, float], dict[str, float]]]) -> dict[str, 
 
 def bench_memory(jobs: int) -> float:
     """Bytes per stored job, as the store keeps them (Job, store, pool), made directly."""
-    from nanobanana_mock.jobs import Job, JobStore, Output
+    from nanobanana_mock.engine.jobs import Job, JobStore, Output
 
     store = JobStore(workers=4, max_jobs=jobs)
     output = Output(1376, 768, "png", 1)
@@ -310,7 +310,7 @@ async def _kept_per_job(body: dict[str, Any], count: int) -> dict[str, float]:
 
 
 def bench_render() -> dict[str, float]:
-    from nanobanana_mock.images import ImageSpec, render
+    from nanobanana_mock.engine.images import ImageSpec, render
 
     times = {}
     for fmt in ("jpg", "png", "webp"):

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nanobanana_mock import images, schemas
+from nanobanana_mock import schemas
+from nanobanana_mock.engine import images
 
 from .facts import documented_requests
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from nanobanana_mock import schemas
 from nanobanana_mock.client.providers import adapter
-from nanobanana_mock.faults import rule_problems
+from nanobanana_mock.faults.rules import rule_problems
 from nanobanana_mock.scenario import EXPLAIN_SECONDS, ScenarioError, parse_data
 from nanobanana_mock.scenario_files import EXAMPLES, UnknownScenario, locate
 from nanobanana_mock.validation import explain

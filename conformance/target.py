@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from nanobanana_mock.client.providers import adapter
 from nanobanana_mock.config import MockConfig
-from nanobanana_mock.pytest_plugin import MockServer
+from nanobanana_mock.control.pytest_plugin import MockServer
 
 __all__ = ["MOCK_KEY", "MOCK_SEED", "WRONG_KEY", "LiveTarget", "MockTarget", "Target"]
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from nanobanana_mock.client.providers import adapter  # noqa: E402
 from nanobanana_mock.config import MockConfig  # noqa: E402
-from nanobanana_mock.pytest_plugin import MockServer  # noqa: E402
+from nanobanana_mock.control.pytest_plugin import MockServer  # noqa: E402
 
 KEY = "fuzz-key-0123456789"
 AUTH = {  # the auth header alone, as `-H "name: value"`; schemathesis sets Content-Type

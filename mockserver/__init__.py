@@ -19,18 +19,22 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import create_app
-    from .clock import VirtualClock
     from .config import MockConfig
-    from .jobs import Failure, State, Surface
+    from .control.client import MockControl
+    from .control.pytest_plugin import MockServer
+    from .engine.clock import VirtualClock
+    from .engine.jobs import Failure, State, Surface
     from .state import STATE, MockState
 
 _LAZY = {
     "create_app": "app",
-    "VirtualClock": "clock",
+    "VirtualClock": "engine.clock",
     "MockConfig": "config",
-    "Failure": "jobs",
-    "State": "jobs",
-    "Surface": "jobs",
+    "MockControl": "control.client",
+    "MockServer": "control.pytest_plugin",
+    "Failure": "engine.jobs",
+    "State": "engine.jobs",
+    "Surface": "engine.jobs",
     "STATE": "state",
     "MockState": "state",
 }
@@ -39,6 +43,8 @@ __all__ = [
     "STATE",
     "Failure",
     "MockConfig",
+    "MockControl",
+    "MockServer",
     "MockState",
     "State",
     "Surface",

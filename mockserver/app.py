@@ -13,20 +13,20 @@ from typing import Any
 
 from aiohttp import web
 
-from . import images
-from .call import note
-from .clock import VirtualClock
 from .config import MockConfig
-from .control import BASE_CONFIG, BASE_SCENARIO, apply_scenario, control_routes
+from .control.api import BASE_CONFIG, BASE_SCENARIO, apply_scenario, control_routes
+from .engine import images
+from .engine.clock import VirtualClock
+from .engine.jobs import State
 from .http import ApiError, json_response, origin
-from .intercept import DRIFT, PROVIDERS, SOURCES, STRAY, ContractViolation, Pipeline, Source
-from .jobs import State
 from .names import PROVIDERS as PROVIDER_NAMES
 from .names import unknown
 from .openapi import openapi_document
+from .pipeline.call import note
+from .pipeline.serve import DRIFT, PROVIDERS, SOURCES, STRAY, ContractViolation, Pipeline, Source
 from .providers import PROVIDER_CLASSES
 from .providers.base import JOB_STATE_HEADER
-from .replay import Recorder, Replay
+from .sources.replay import Recorder, Replay
 from .state import STATE, MockState
 
 __all__ = ["PROVIDERS", "STATE", "ContractViolation", "create_app"]
@@ -78,7 +78,7 @@ def _add_sources(app: web.Application, config: MockConfig) -> list[Source]:
     """The validating proxy and the replay, for the providers the settings name."""
     sources: list[Source] = []
     if config.proxy:
-        from .proxy import Proxy, Report  # the conformance checks, only when proxying
+        from .sources.proxy import Proxy, Report  # the conformance checks, only when proxying
 
         recorder = Recorder(config.record_dir) if config.record_dir else None
         report = app[DRIFT] = Report(target="proxy")

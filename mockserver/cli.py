@@ -30,9 +30,9 @@ from .config import (
     env_name,
     parse_value,
 )
-from .control import BASE_SCENARIO
-from .intercept import SOURCES
+from .control.api import BASE_SCENARIO
 from .names import did_you_mean
+from .pipeline.serve import SOURCES
 from .scenario import ScenarioError, load_scenario
 from .server import serve_app
 from .state import STATE

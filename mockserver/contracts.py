@@ -18,8 +18,8 @@ import orjson
 
 from nanobanana_mock import schemas
 
-from . import images
-from .jobs import Output, State
+from .engine import images
+from .engine.jobs import Output, State
 
 __all__ = ["Contract", "Model", "Plan", "contract"]
 

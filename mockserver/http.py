@@ -178,8 +178,8 @@ class BodyError(Exception):
     def bare(self) -> BodyError:
         """The same error without a traceback or context. A raised error keeps the frames it
         went through, and one of them holds the body it refused: an error kept for later (a
-        request's :class:`~nanobanana_mock.call.Call`) would keep that body alive in a reference
-        cycle until a full collection, which the server makes rare (a soak of oversized
+        request's :class:`~nanobanana_mock.pipeline.call.Call`) would keep that body alive in a
+        reference cycle until a full collection, which the server makes rare (a soak of oversized
         bodies grew by 290 MB)."""
         return BodyError(self.kind, self.message)
 

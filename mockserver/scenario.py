@@ -39,7 +39,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from nanobanana_mock import schemas
 
-from .faults import rule_problems
+from .faults.rules import rule_problems
 from .http import MAX_JSON_DEPTH, hide_secrets, too_deep
 from .names import did_you_mean
 from .scenario_files import UnknownScenario, locate

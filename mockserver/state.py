@@ -8,13 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
-from .clock import VirtualClock
 from .config import MockConfig
-from .faults import FaultEngine
-from .images import ImageCache
-from .jobs import JobStore
-from .journal import Journal
-from .quotas import Ledger, RateLimiter
+from .engine.clock import VirtualClock
+from .engine.images import ImageCache
+from .engine.jobs import JobStore
+from .engine.journal import Journal
+from .engine.quotas import Ledger, RateLimiter
+from .faults.rules import FaultEngine
 
 __all__ = ["STATE", "MockState"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from nanobanana_mock import images
+from nanobanana_mock.engine import images
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,6 +8,8 @@ def test_mockserver_public_api() -> None:
     assert sorted(mockserver.__all__) == [
         "Failure",
         "MockConfig",
+        "MockControl",
+        "MockServer",
         "MockState",
         "STATE",
         "State",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nanobanana_mock import pytest_plugin
 from nanobanana_mock.config import MockConfig
-from nanobanana_mock.pytest_plugin import MockServer
+from nanobanana_mock.control import pytest_plugin
+from nanobanana_mock.control.pytest_plugin import MockServer
 
 pytest_plugins = ["pytester"]
 
@@ -65,7 +65,7 @@ def test_a_creates_a_job(nanobanana_mock):
 
 
 def test_b_starts_from_a_clean_mock(nanobanana_mock):
-    from nanobanana_mock.control_client import ControlError
+    from nanobanana_mock.control.client import ControlError
 
     assert nanobanana_mock.jobs.list() == []
     with pytest.raises(ControlError):

@@ -35,8 +35,8 @@ from PIL import Image
 
 from nanobanana_mock.client.cli import EXIT_CODES
 from nanobanana_mock.config import MockConfig
-from nanobanana_mock.control_client import MockControl
-from nanobanana_mock.pytest_plugin import MockServer
+from nanobanana_mock.control.client import MockControl
+from nanobanana_mock.control.pytest_plugin import MockServer
 from tests.harness import validate
 
 pytest_plugins = ["pytester"]

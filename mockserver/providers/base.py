@@ -14,14 +14,14 @@ from aiohttp import web
 
 from nanobanana_mock import schemas
 
-from .. import images
-from ..call import UNKNOWN, call_of, note
 from ..config import MockConfig
 from ..contracts import Contract, Model, contract
+from ..engine import images
+from ..engine.jobs import Job
+from ..engine.journal import redact
 from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_of
-from ..jobs import Job
-from ..journal import redact
 from ..names import CREDIT_STATUSES, declared_errors
+from ..pipeline.call import UNKNOWN, call_of, note
 from ..state import MockState
 from ..validation import is_valid, warm
 

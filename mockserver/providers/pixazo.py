@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import images
+from ..engine import images
+from ..engine.jobs import Job, State
 from ..http import ApiError, Problem, json_response
-from ..jobs import Job, State
 from .base import Provider
 
 __all__ = ["Pixazo"]

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import images
+from ..engine import images
+from ..engine.jobs import Failure, Job, State
 from ..http import ApiError, BodyError, Problem, json_response, origin
-from ..jobs import Failure, Job, State
 from .base import JOB_STATE_HEADER, Provider
 
 __all__ = ["SeaArt"]

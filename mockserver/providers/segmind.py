@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import images
+from ..engine import images
+from ..engine.jobs import Job, State
 from ..http import ApiError, BodyError, Problem, json_response, origin
-from ..jobs import Job, State
 from .base import Provider
 
 __all__ = ["Segmind"]

@@ -14,7 +14,7 @@ import pytest
 from nanobanana_mock.app import create_app
 from nanobanana_mock.cli import banner, build_parser, default_text
 from nanobanana_mock.config import MockConfig, config_from_env, parse_value
-from nanobanana_mock.control_client import MockControl
+from nanobanana_mock.control.client import MockControl
 from tests.harness import mock_process
 
 SCENARIO = """\

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from nanobanana_mock.clock import VirtualClock
+from nanobanana_mock.engine.clock import VirtualClock
 
 
 class FakeWall:

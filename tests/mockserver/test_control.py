@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nanobanana_mock.journal import redact
+from nanobanana_mock.engine.journal import redact
 from tests.harness import KEYS, Mock
 from tests.mockserver.test_faults import add_rule, submit
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from nanobanana_mock import control_client
 from nanobanana_mock.config import MockConfig
-from nanobanana_mock.control_client import ControlError, JobInfo, JournalEntry, MockControl
-from nanobanana_mock.pytest_plugin import MockServer
+from nanobanana_mock.control import client as control_client
+from nanobanana_mock.control.client import ControlError, JobInfo, JournalEntry, MockControl
+from nanobanana_mock.control.pytest_plugin import MockServer
 
 KEY = "SG_0123456789abcdef"
 OTHER = "SG_fedcba9876543210"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from nanobanana_mock.jobs import Job, JobStore, Output
+from nanobanana_mock.engine.jobs import Job, JobStore, Output
 from tests.conftest import MockFactory
 from tests.harness import KEYS, Mock
 

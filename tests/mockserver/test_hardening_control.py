@@ -24,13 +24,13 @@ from aiohttp import web
 from nanobanana_mock import cli, schemas
 from nanobanana_mock.accesslog import ACCESS_LOG_FORMAT, AccessLog, request_line
 from nanobanana_mock.app import create_app
-from nanobanana_mock.clock import MAX_SPEED, MAX_TIME
 from nanobanana_mock.config import ConfigError, MockConfig
-from nanobanana_mock.control import MAX_CREDITS, SETTABLE
-from nanobanana_mock.intercept import DRIFT
-from nanobanana_mock.journal import redact
-from nanobanana_mock.replay import Exchange, Recorder
+from nanobanana_mock.control.api import MAX_CREDITS, SETTABLE
+from nanobanana_mock.engine.clock import MAX_SPEED, MAX_TIME
+from nanobanana_mock.engine.journal import redact
+from nanobanana_mock.pipeline.serve import DRIFT
 from nanobanana_mock.scenario import ScenarioError, parse_scenario
+from nanobanana_mock.sources.replay import Exchange, Recorder
 from tests.conftest import BASE_CONFIG, MockFactory
 from tests.harness import KEYS, Mock
 from tests.mockserver.test_faults import SUBMIT, submit

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from nanobanana_mock import faults, schemas
+from nanobanana_mock import schemas
 from nanobanana_mock.app import create_app
-from nanobanana_mock.clock import MAX_TIME
 from nanobanana_mock.config import ConfigError, MockConfig
+from nanobanana_mock.engine.clock import MAX_TIME
+from nanobanana_mock.faults import rules as faults
 from nanobanana_mock.scenario import ScenarioError, load_scenario, parse_scenario
 from nanobanana_mock.state import STATE
 from tests.harness import KEYS, Mock, largest_stall, mock_refuses, schema_for, validate

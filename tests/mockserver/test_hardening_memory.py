@@ -21,9 +21,17 @@ import pytest
 from nanobanana_mock.config import ConfigError, MockConfig
 from nanobanana_mock.conformance.checks import BREAKING, Finding
 from nanobanana_mock.conformance.report import Report
+from nanobanana_mock.engine.jobs import (
+    JOB_BYTES,
+    Failure,
+    Job,
+    JobStore,
+    Output,
+    Surface,
+    WorkerPool,
+)
+from nanobanana_mock.engine.quotas import MAX_KEYS, RateLimiter
 from nanobanana_mock.http import ApiError, fingerprint
-from nanobanana_mock.jobs import JOB_BYTES, Failure, Job, JobStore, Output, Surface, WorkerPool
-from nanobanana_mock.quotas import MAX_KEYS, RateLimiter
 from tests.harness import KEYS, Mock
 
 TIMEOUT = 60.0  # every HTTP exchange here is bounded
@@ -354,9 +362,9 @@ async def test_proxy_holds_bounded_bytes_of_answers_under_concurrency(
     """Each upstream answer was bounded, but not how many were held at once."""
     from aiohttp import web
 
-    from nanobanana_mock import proxy as proxy_module
     from nanobanana_mock.app import create_app
-    from nanobanana_mock.intercept import SOURCES
+    from nanobanana_mock.pipeline.serve import SOURCES
+    from nanobanana_mock.sources import proxy as proxy_module
 
     release = asyncio.Event()
     first_chunk = b'{"status":"QUEUED","pad":"' + b"x" * (64 * 1024)
@@ -410,7 +418,7 @@ async def test_proxy_holds_bounded_bytes_of_answers_under_concurrency(
 
 
 async def test_fault_rules_are_capped(mock: Mock) -> None:
-    from nanobanana_mock.faults import MAX_RULES
+    from nanobanana_mock.faults.rules import MAX_RULES
 
     rule = {"match": {"provider": "segmind"}, "effect": {"latency": {"fixed": 0.1}}}
     for _ in range(MAX_RULES):
@@ -429,7 +437,7 @@ def test_rate_limit_buckets_are_bounded() -> None:
 
 
 def test_proxy_remembers_bounded_urls_and_lifecycles() -> None:
-    from nanobanana_mock.proxy import MAX_FOLLOWED, MAX_STATUSES, MAX_TRACKED, Proxy
+    from nanobanana_mock.sources.proxy import MAX_FOLLOWED, MAX_STATUSES, MAX_TRACKED, Proxy
 
     proxy = Proxy(MockConfig(proxy={"segmind": "https://api.example.com"}), Report(), None)
     up, own = "https://api.example.com", "http://127.0.0.1:1"
@@ -455,9 +463,9 @@ async def test_replay_sequences_are_bounded_by_the_recording(tmp_path: Any) -> N
     """Unknown requests add nothing; a known one's cursor stays on its last answer."""
     from aiohttp.test_utils import make_mocked_request
 
-    from nanobanana_mock.faults import RequestFacts
+    from nanobanana_mock.faults.rules import RequestFacts
     from nanobanana_mock.providers.segmind import Segmind
-    from nanobanana_mock.replay import Replay
+    from nanobanana_mock.sources.replay import Replay
     from nanobanana_mock.state import MockState
 
     record = {
@@ -483,7 +491,7 @@ async def test_replay_sequences_are_bounded_by_the_recording(tmp_path: Any) -> N
 
 
 def test_spending_and_credit_accounts_are_bounded() -> None:
-    from nanobanana_mock.quotas import Ledger
+    from nanobanana_mock.engine.quotas import Ledger
 
     store = JobStore(workers=1, max_jobs=10, max_owners=100)
     for i in range(1_000):

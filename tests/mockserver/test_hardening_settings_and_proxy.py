@@ -22,7 +22,7 @@ from aiohttp import web
 
 from nanobanana_mock.app import create_app
 from nanobanana_mock.config import ConfigError, MockConfig, config_from_env
-from nanobanana_mock.control_client import ControlError, MockControl
+from nanobanana_mock.control.client import ControlError, MockControl
 from nanobanana_mock.scenario import ScenarioError, parse_scenario
 from nanobanana_mock.server import serve_app
 from nanobanana_mock.state import STATE

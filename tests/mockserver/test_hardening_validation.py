@@ -24,10 +24,10 @@ from nanobanana_mock.app import create_app
 from nanobanana_mock.config import ConfigError, MockConfig
 from nanobanana_mock.conformance.options import UsageError
 from nanobanana_mock.conformance.options import load_scenario as load_drift_scenario
+from nanobanana_mock.faults.markers import MAX_MARKERS
 from nanobanana_mock.http import MAX_JSON_DEPTH
-from nanobanana_mock.markers import MAX_MARKERS
-from nanobanana_mock.replay import Replay
 from nanobanana_mock.scenario import ScenarioError, load_scenario
+from nanobanana_mock.sources.replay import Replay
 from nanobanana_mock.state import STATE
 from nanobanana_mock.validation import MAX_PROBLEMS
 from tests.harness import KEYS, Mock, largest_stall, schema_for, validate

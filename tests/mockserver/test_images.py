@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from nanobanana_mock import images
-from nanobanana_mock.images import (
+from nanobanana_mock.engine import images
+from nanobanana_mock.engine.images import (
     FORMATS,
     ImageCache,
     ImageSpec,
@@ -322,7 +322,7 @@ def test_seed_changes_the_pixels_not_just_the_bytes():
 
 CHILD = """
 import hashlib, sys
-from nanobanana_mock.images import ImageSpec, render
+from nanobanana_mock.engine.images import ImageSpec, render
 w, h, fmt, seed, label = sys.argv[1:]
 data = render(ImageSpec(int(w), int(h), fmt, int(seed), label))
 sys.stdout.write(hashlib.sha256(data).hexdigest())

@@ -11,8 +11,8 @@ from aiohttp.test_utils import make_mocked_request
 
 from nanobanana_mock import MockConfig
 from nanobanana_mock.app import create_app
-from nanobanana_mock.control import control_routes
-from nanobanana_mock.pytest_plugin import MockServer
+from nanobanana_mock.control.api import control_routes
+from nanobanana_mock.control.pytest_plugin import MockServer
 
 
 def test_oversized_headers_are_refused_before_the_app() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from nanobanana_mock import schemas
-from nanobanana_mock.markers import prompt_rules
+from nanobanana_mock.faults.markers import prompt_rules
 from nanobanana_mock.validation import is_valid
 from tests.harness import Mock
 

@@ -361,7 +361,7 @@ def test_an_unknown_word_is_cut_short_in_a_message() -> None:
 
 
 def test_the_control_client_names_the_keyword_it_does_not_know() -> None:
-    from nanobanana_mock.control_client import MockControl
+    from nanobanana_mock.control.client import MockControl
 
     control = MockControl("http://127.0.0.1:9")  # never reached: refused before sending
     with pytest.raises(TypeError, match=r"provder \(did you mean 'provider'\?\)"):

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from nanobanana_mock import schemas
-from nanobanana_mock.jobs import Failure
+from nanobanana_mock.engine.jobs import Failure
 from nanobanana_mock.providers import pixazo
 from tests.conftest import MockFactory
 from tests.harness import Mock

@@ -22,7 +22,7 @@ from nanobanana_mock import schemas
 from nanobanana_mock.app import create_app
 from nanobanana_mock.cli import parse_config
 from nanobanana_mock.config import ConfigError, MockConfig, config_from_env
-from nanobanana_mock.replay import rebase, redact_key
+from nanobanana_mock.sources.replay import rebase, redact_key
 from nanobanana_mock.state import STATE, MockState
 
 UPSTREAM_CONFIG = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nanobanana_mock.journal import redact
+from nanobanana_mock.engine.journal import redact
 from tests.harness import KEYS, Mock
 from tests.mockserver.test_faults import SUBMIT, submit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nanobanana_mock.jobs import Failure
+from nanobanana_mock.engine.jobs import Failure
 from tests.harness import Mock
 
 P = "seaart"

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from nanobanana_mock import schemas
-from nanobanana_mock.jobs import Failure, Surface
+from nanobanana_mock.engine.jobs import Failure, Surface
 from tests.harness import KEYS, Mock, validate
 
 P = "segmind"

@@ -19,7 +19,7 @@ from datetime import datetime
 import pytest
 from aiohttp import ClientResponse
 
-from nanobanana_mock.clock import utc_stamp
+from nanobanana_mock.engine.clock import utc_stamp
 from tests.harness import Mock
 from tests.mockserver.test_faults import add_rule, submit
 

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from .http import fingerprint
+from ..http import fingerprint
 from .journal import redact
 
 __all__ = ["Ledger", "LimitError", "RateLimiter"]

@@ -30,11 +30,13 @@ from aiohttp import web
 
 from nanobanana_mock import schemas
 
-from .clock import MAX_SPEED, MAX_TIME, finite_or_inf
-from .config import ConfigError, MockConfig
-from .contracts import contract
-from .faults import FaultEngine, RuleError, rule_problems
-from .http import (
+from ..config import ConfigError, MockConfig
+from ..contracts import contract
+from ..engine.clock import MAX_SPEED, MAX_TIME, finite_or_inf
+from ..engine.jobs import EVICTED, EXPIRED, TERMINAL, UNKNOWN, Failure, Job
+from ..engine.quotas import Ledger, LimitError, RateLimiter
+from ..faults.rules import FaultEngine, RuleError, rule_problems
+from ..http import (
     BodyError,
     check_body_length,
     fingerprint,
@@ -43,11 +45,9 @@ from .http import (
     problems_of,
     read_body,
 )
-from .intercept import CONTROL_STRAY, DRIFT, SOURCES, allowed_methods
-from .jobs import EVICTED, EXPIRED, TERMINAL, UNKNOWN, Failure, Job
-from .names import PROVIDERS, all_operations, unknown
-from .quotas import Ledger, LimitError, RateLimiter
-from .state import STATE, MockState
+from ..names import PROVIDERS, all_operations, unknown
+from ..pipeline.serve import CONTROL_STRAY, DRIFT, SOURCES, allowed_methods
+from ..state import STATE, MockState
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
 

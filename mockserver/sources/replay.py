@@ -38,13 +38,13 @@ from yarl import URL
 
 from nanobanana_mock import schemas
 
-from .call import call_of
-from .clock import MAX_TIME, utc_stamp
-from .config import ConfigError
-from .faults import RequestFacts
-from .http import MAX_JSON_DEPTH, BodyError, Problem, load_json, origin, problems_of
-from .providers.base import Provider
-from .validation import is_valid
+from ..config import ConfigError
+from ..engine.clock import MAX_TIME, utc_stamp
+from ..faults.rules import RequestFacts
+from ..http import MAX_JSON_DEPTH, BodyError, Problem, load_json, origin, problems_of
+from ..pipeline.call import call_of
+from ..providers.base import Provider
+from ..validation import is_valid
 
 log = logging.getLogger("nanobanana_mock")
 

@@ -37,10 +37,13 @@ from typing import Any
 
 import pytest
 
-from .app import create_app
-from .config import MockConfig
-from .control import SETTABLE
-from .control_client import (
+from ..app import create_app
+from ..config import MockConfig
+from ..names import unknown
+from ..scenario import ScenarioError, load_scenario
+from ..server import Served, serve_app
+from .api import SETTABLE
+from .client import (
     ClockControl,
     ControlError,
     CreditControl,
@@ -50,9 +53,6 @@ from .control_client import (
     MockControl,
     RateLimitControl,
 )
-from .names import unknown
-from .scenario import ScenarioError, load_scenario
-from .server import Served, serve_app
 
 __all__ = [
     "MARKER",

@@ -21,10 +21,10 @@ import re2
 
 from nanobanana_mock import schemas
 
-from .http import fingerprint, problems_of
-from .jobs import Failure, Surface
-from .journal import redact
-from .names import answerable
+from ..engine.jobs import Failure, Surface
+from ..engine.journal import redact
+from ..http import fingerprint, problems_of
+from ..names import answerable
 from .reach import unreachable
 
 __all__ = [

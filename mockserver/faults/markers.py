@@ -22,9 +22,9 @@ from typing import Any
 
 from nanobanana_mock import schemas
 
-from .faults import Fired, RuleError
-from .http import problems_of
-from .names import CREDIT_STATUSES, answerable, did_you_mean
+from ..http import problems_of
+from ..names import CREDIT_STATUSES, answerable, did_you_mean
+from .rules import Fired, RuleError
 
 __all__ = [
     "CREDIT_STATUSES",

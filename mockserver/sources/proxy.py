@@ -39,13 +39,13 @@ from nanobanana_mock.conformance.checks import (
 )
 from nanobanana_mock.conformance.report import Report
 
-from .call import call_of, note
-from .config import ConfigError, MockConfig
-from .faults import RequestFacts
-from .http import BodyError, load_json, origin, problems_of
-from .providers.base import Provider
+from ..config import ConfigError, MockConfig
+from ..faults.rules import RequestFacts
+from ..http import BodyError, load_json, origin, problems_of
+from ..pipeline.call import call_of, note
+from ..providers.base import Provider
+from ..validation import explain
 from .replay import Exchange, Recorder, map_strings, redact_key, under, url_path
-from .validation import explain
 
 __all__ = ["Proxy", "Report"]
 

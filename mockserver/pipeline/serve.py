@@ -38,10 +38,11 @@ from aiohttp import HttpVersion11, web
 
 from nanobanana_mock import schemas
 
-from .call import CALL, Call
-from .clock import ClockStopped, VirtualClock
-from .drift import apply_drift
-from .faults import (
+from ..engine.clock import ClockStopped, VirtualClock
+from ..engine.journal import Entry, capped
+from ..faults.drift import apply_drift
+from ..faults.markers import may_hold_marker, prompt_rules
+from ..faults.rules import (
     TERMINAL_EFFECTS,
     Fired,
     RequestFacts,
@@ -49,7 +50,7 @@ from .faults import (
     job_effects,
     latency_seconds,
 )
-from .http import (
+from ..http import (
     MAX_PROBLEMS,
     ApiError,
     BodyError,
@@ -58,12 +59,11 @@ from .http import (
     json_response,
     problems_of,
 )
-from .journal import Entry, capped
-from .markers import may_hold_marker, prompt_rules
-from .names import GENERATE, IMAGE, IMAGE_ERRORS
-from .providers.base import Provider
-from .state import MockState
-from .validation import is_valid
+from ..names import GENERATE, IMAGE, IMAGE_ERRORS
+from ..providers.base import Provider
+from ..state import MockState
+from ..validation import is_valid
+from .call import CALL, Call
 
 if TYPE_CHECKING:
     from nanobanana_mock.conformance.report import Report

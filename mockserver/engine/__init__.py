@@ -1,0 +1,1 @@
+"""The simulation: clock, jobs and worker lanes, images, quotas, journal. No aiohttp."""

@@ -1,0 +1,1 @@
+"""Fault rules, their effects, prompt markers, drift and transport faults."""

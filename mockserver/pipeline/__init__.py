@@ -1,0 +1,1 @@
+"""The request pipeline: routing, one serve(), envelopes, self-check."""

@@ -1,0 +1,1 @@
+"""Answers from elsewhere than the handlers: the validating proxy and replay."""
