@@ -23,7 +23,7 @@ IDENTIFY := import sys; print(sys.executable, sys.version.split()[0]); sys.exit(
 # Was PYTHON given (command line or environment), or is it the default?
 ASKED  := $(call given,PYTHON)
 
-.PHONY: venv serve test lint conformance clean fuzz bench soak FORCE
+.PHONY: venv serve test lint typecheck conformance clean fuzz bench soak FORCE
 
 # Rewritten only when the venv is (re)made, so that only then is the stamp out of date. A
 # working venv is kept when PYTHON was not given (the default python3 may be too old for it).
@@ -71,6 +71,10 @@ soak: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy --strict on all product code, under its import names (tools/typecheck.py says how)
+typecheck: $(STAMP)
+	$(BIN)/python tools/typecheck.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
