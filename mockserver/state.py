@@ -1,4 +1,5 @@
-"""What one mock server holds: settings, clock, jobs, images. Lives on the app, never global."""
+"""What one mock server holds: settings, clock, jobs, images, and the simulator that reads
+them. Lives on the app, never global."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .engine.images import ImageCache
 from .engine.jobs import JobStore
 from .engine.journal import Journal
 from .engine.quotas import Ledger, RateLimiter
+from .engine.simulation import Simulator
 from .faults.rules import FaultEngine
 
 __all__ = ["STATE", "MockState"]
@@ -33,6 +35,10 @@ class MockState:
     limiter: RateLimiter
     violations: list[str] = field(default_factory=list)  # self-check failures, for tests
     _rngs: dict[str, random.Random] = field(default_factory=dict)
+    sim: Simulator = field(init=False, repr=False)  # reads this state: a reset is seen at once
+
+    def __post_init__(self) -> None:
+        self.sim = Simulator(self)
 
     @classmethod
     def create(cls, config: MockConfig, clock: VirtualClock | None = None) -> MockState:

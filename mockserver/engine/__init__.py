@@ -1,1 +1,1 @@
-"""The simulation: clock, jobs and worker lanes, images, quotas, journal. No aiohttp."""
+"""The simulation: clock, jobs and worker lanes, the Simulator, images, quotas, journal. No HTTP."""
