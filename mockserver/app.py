@@ -168,7 +168,7 @@ async def _file(request: web.Request) -> web.StreamResponse:
         or ext != images.extension(job.output.fmt)
     ):  # a job's image route answers in its provider's envelope (SeaArt's is {"detail"})
         raise provider.error(404, "File not found")
-    data = await provider.image_bytes(job, index)
+    data = await state.sim.image_bytes(job, index)
     return web.Response(
         body=data,
         content_type=images.content_type(job.output.fmt),

@@ -1,53 +1,93 @@
-"""What the three providers share: authentication, body reading, jobs, replies.
+"""Providers as thin HTTP adapters: keys, bodies, journal notes and envelopes.
 
-A provider module subclasses :class:`Provider` and supplies only what differs: its routes,
-how it finds the API key, and its error envelopes.
+A provider parses a request, asks the simulator (``engine/simulation.py``, which has no
+HTTP) and renders its answer: moto's seam, ``responses.py`` in front of a backend. A provider
+module subclasses :class:`Provider` and supplies only what differs: its routes, its id
+format, its bodies and the :class:`Envelopes` it words errors in. The simulator's neutral
+refusals are worded here: ``UnknownJob`` as the provider's 404 (:meth:`Provider.gone`),
+``InsufficientCredits`` as its credits error.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from aiohttp import web
 
 from nanobanana_mock import schemas
 
-from ..config import MockConfig
 from ..contracts import Contract, Model, contract
 from ..engine import images
-from ..engine.jobs import Job
-from ..engine.journal import redact
+from ..engine.jobs import Job, State
+from ..engine.simulation import InsufficientCredits, UnknownJob, uuid4
 from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_of
 from ..names import CREDIT_STATUSES, declared_errors
-from ..pipeline.call import UNKNOWN, call_of, note
+from ..pipeline.call import UNKNOWN, Call, call_of, note
 from ..state import MockState
 from ..validation import is_valid, warm
 
-__all__ = ["JOB_STATE_HEADER", "Provider"]
+__all__ = ["JOB_STATE_HEADER", "Envelopes", "Provider"]
 
 WARNING_HEADER = "X-Mock-Warning"
 JOB_STATE_HEADER = "X-Mock-Job-State"  # on a job's 404: expired, evicted or unknown
 MAX_WARNED = 200  # unknown names a warning header can show: it is cut at 512 bytes anyway
-UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
-class Provider:
-    """One simulated provider. Subclasses set ``name`` and ``prefixes`` and the hooks below."""
+class Envelopes(ABC):
+    """How a provider words its errors: each provider implements the abstract four; the
+    others answer in :meth:`error`'s envelope unless a provider words them its own way."""
+
+    @abstractmethod
+    def error(self, status: int, message: str) -> ApiError:
+        """The provider's plain error envelope."""
+
+    @abstractmethod
+    def auth_error(self, missing: bool) -> ApiError:
+        """No key in the request (``missing``), or a key the mock does not accept."""
+
+    @abstractmethod
+    def invalid(self, problems: list[Problem]) -> ApiError:
+        """A body that broke its request schema."""
+
+    @abstractmethod
+    def unknown_job(self, request_id: str) -> ApiError:
+        """A job id the provider cannot show (the mock's header says why: :meth:`gone`)."""
+
+    def unknown_model(self, name: str) -> ApiError:
+        """A generation route naming a model the provider does not serve."""
+        return self.error(404, f"Model not found: {name}")
+
+    def body_error(self, err: BodyError) -> ApiError:
+        """A body that could not be read as JSON (type, size, depth, syntax)."""
+        status = {"content_type": 415, "too_large": 413, "too_deep": 413}.get(err.kind, 400)
+        return self.error(status, err.message)
+
+    def unknown_route(self, request: web.Request) -> ApiError:
+        return self.error(404, "Not Found")
+
+    def bad_method(self, request: web.Request) -> ApiError:
+        return self.error(405, f"Method {request.method} not allowed on {request.path}")
+
+
+class Provider(Envelopes):
+    """One simulated provider's HTTP side. Subclasses set ``name`` and ``prefixes``, their
+    routes and their envelopes; the simulation itself is the app's :attr:`sim`."""
 
     name: ClassVar[str]
     prefixes: ClassVar[tuple[str, ...]]  # path prefixes whose stray requests this provider answers
     credits_status: ClassVar[int] = 402  # the code this provider uses for insufficient credits
     fault_messages: ClassVar[dict[int, str]] = {}  # its documented text for each error code
+    new_id = staticmethod(uuid4)  # its job ids, drawn from its seeded stream
 
     def __init__(self, state: MockState) -> None:
         self.state = state
+        self.sim = state.sim
         self.contract: Contract = contract(self.name)
         self._auth_header: str = self.contract.auth["header"]
         self._auth_schemes = frozenset(s.lower() for s in self.contract.auth.get("schemes") or [])
         self._known: dict[str, frozenset[str]] = {}  # each request schema's properties
-        self._timings: dict[str, tuple[MockConfig, float, float]] = {}
         self._declared = {
             operation: declared_errors(self.name, operation)
             for operation in self.contract.api["operations"]
@@ -58,23 +98,9 @@ class Provider:
             if op.get("request") not in (None, "model"):
                 warm(self.name, op["request"])
 
-    # -- what each provider supplies -------------------------------------------------------
+    @abstractmethod
     def routes(self) -> list[web.RouteDef]:
-        raise NotImplementedError
-
-    def error(self, status: int, message: str) -> ApiError:
-        """The provider's plain error envelope."""
-        raise NotImplementedError
-
-    def auth_error(self, missing: bool) -> ApiError:
-        raise NotImplementedError
-
-    def invalid(self, problems: list[Problem]) -> ApiError:
-        """A body that broke its request schema."""
-        raise NotImplementedError
-
-    def unknown_job(self, request_id: str) -> ApiError:
-        raise NotImplementedError
+        """The provider's routes, each named ``<provider>.<operation>`` of its api.json."""
 
     def fault_error(
         self, status: int, message: str | None = None, retry_after: float = 60.0
@@ -93,8 +119,17 @@ class Provider:
 
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
         """This provider's own answer for some codes (a gateway's, a rate limiter's);
-        ``retry`` is the virtual wait, as in :meth:`fault_error`."""
-        return None
+        ``retry`` is the virtual wait, as in :meth:`fault_error`. By default, a 429 in the
+        plain envelope with the headers that tell the wait (:meth:`wait_headers`)."""
+        if status != 429:
+            return None
+        error = self.error(429, message or self.fault_messages.get(429, "Error"))
+        error.headers.update(self.wait_headers(retry))
+        return error
+
+    def wait_headers(self, retry: float) -> dict[str, str]:
+        """The headers of this provider's 429 that say when to come back (in wall time)."""
+        return {}
 
     def insufficient_credits(self, balance: float, cost: float) -> ApiError:
         return self.fault_error(self.credits_status)
@@ -105,29 +140,14 @@ class Provider:
         applied there."""
         return self._declared.get(operation, frozenset())
 
-    def new_id(self) -> str:
-        """A UUID 4 from the provider's seeded stream (as ``uuid.UUID(version=4)`` makes it)."""
-        h = f"{self.state.rng(self.name).getrandbits(128):032x}"
-        # version 4 in the 13th digit, variant 10xx in the 17th
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+    def screen(self, request: web.Request) -> None:
+        """Provider rules on a generation request's query and headers, answered after its
+        key and before its model and body (raise an ApiError)."""
 
     def precheck(self, body: Any) -> None:
         """Provider rules answered before schema validation (raise an ApiError)."""
 
-    def body_error(self, err: BodyError) -> ApiError:
-        status = {"content_type": 415, "too_large": 413, "too_deep": 413}.get(err.kind, 400)
-        return self.error(status, err.message)
-
-    def unknown_route(self, request: web.Request) -> ApiError:
-        return self.error(404, "Not Found")
-
-    def bad_method(self, request: web.Request) -> ApiError:
-        return self.error(405, f"Method {request.method} not allowed on {request.path}")
-
-    # -- the shared pipeline ---------------------------------------------------------------
-    def now(self) -> float:
-        return self.state.clock.now()
-
+    # -- the request ------------------------------------------------------------------------
     def api_key(self, request: web.Request) -> str | None:
         """The key the request carries in this provider's header and scheme, if any."""
         value = request.headers.get(self._auth_header, "").strip()
@@ -138,14 +158,14 @@ class Provider:
             return key.strip()
         return None
 
-    def request_key(self, request: web.Request) -> str | None:
+    def request_key(self, request: web.Request, call: Call | None = None) -> str | None:
         """The request's key: as the pipeline read it, else from its header."""
-        key = call_of(request).key
+        key = (call_of(request) if call is None else call).key
         return self.api_key(request) if key is UNKNOWN else key
 
-    def authenticate(self, request: web.Request) -> str:
+    def authenticate(self, request: web.Request, call: Call | None = None) -> str:
         """The owner fingerprint of a request's key, or the provider's 401."""
-        key = self.request_key(request)
+        key = self.request_key(request, call)
         if key is None:
             raise self.auth_error(missing=True)
         accepted = self.state.config.api_keys
@@ -156,19 +176,22 @@ class Provider:
     def model(self, name: str) -> Model | None:
         return self.contract.models.get(name)
 
-    async def body(self, request: web.Request, schema_name: str) -> dict[str, Any]:
+    async def body(
+        self, request: web.Request, schema_name: str, call: Call | None = None
+    ) -> dict[str, Any]:
         """The JSON body, checked against ``schema_name``; provider errors otherwise."""
+        call = call_of(request) if call is None else call
         try:
-            body = await call_of(request).body(request, self.state.config.max_body_bytes)
+            body: dict[str, Any] = await call.body(request, self.state.config.max_body_bytes)
         except BodyError as err:
             note(request, validation="invalid", problems=[err.message])
             raise self.body_error(err) from None
         self.precheck(body)
         if is_valid(self.name, schema_name, body):
-            entry = call_of(request).entry
+            entry = call.entry
             if entry is not None:
                 entry.validation = "ok"
-            return body
+            return body  # the schema's type is object
         problems = problems_of(schemas.validator(self.name, schema_name), body)
         note(request, validation="invalid", problems=list(map(str, problems)))
         raise self.invalid(problems)
@@ -197,143 +220,70 @@ class Provider:
         names = ", ".join(name.encode("unicode_escape").decode("ascii") for name in unknown)
         return {WARNING_HEADER: f"unknown fields ignored: {names}"[:512]}
 
-    def new_job(self, request: web.Request, model: Model, body: dict[str, Any], owner: str) -> Job:
-        """Charge, create, plan and store a job for a validated body, applying the job
-        effects (failure, extra queue or processing time) that fault rules decided."""
-        state = self.state
-        config = state.config
-        plan = model.plan(body)
-        cost = plan.price * plan.output.count
-        ledger = state.ledger
-        if ledger.enabled and not ledger.charge(owner, redact(self.request_key(request)), cost):
-            raise self.insufficient_credits(ledger.balance(owner) or 0.0, cost)
+    # -- the simulator's answers ------------------------------------------------------------
+    async def accept(self, request: web.Request, model_name: str) -> tuple[Job, dict[str, str]]:
+        """A generation request taken in: its key, the provider's rules, its model and body
+        checked, then its job charged and submitted. Returns the job and the warning headers
+        its answer carries. (The request's ``Call`` is looked up once, here.)"""
         call = call_of(request)
-        effects = call.effects
-        job_id = self.new_id()
-        mean, retention = self._timing(model)
-        jitter = (
-            state.rng(self.name).lognormvariate(0.0, config.processing_jitter)
-            if config.processing_jitter
-            else 1.0
-        )
-        now = state.clock.now()
-        output = plan.output
-        if effects.image_scale != 1.0:  # a drift rule skews the size on purpose
-            output = dataclasses.replace(
-                output,
-                width=max(1, round(output.width * effects.image_scale)),
-                height=max(1, round(output.height * effects.image_scale)),
+        owner = self.authenticate(request, call)
+        self.screen(request)
+        model = self.contract.models.get(model_name)
+        if model is None:
+            raise self.unknown_model(model_name)
+        body = await self.body(request, model.request_schema, call)
+        try:
+            job = self.sim.submit(
+                model,
+                body,
+                owner,
+                key=self.request_key(request, call),
+                shape=call.effects,
+                new_id=self.new_id,
             )
-        # the job keeps what its answers need, never the body: its prompt (schema-bounded),
-        # the seed and input-image count answers echo, and the image seed (a digest of the
-        # whole body, so the same body draws the same pictures)
-        prompt = body.get("prompt", "")
-        seed = body.get("seed")
-        inputs = body.get("image_urls")
-        job = Job(
-            job_id,
-            self.name,
-            model.name,
-            owner,
-            (prompt if isinstance(prompt, str) else str(prompt)).encode("utf-8", "surrogatepass"),
-            output,
-            model.image_seed(config.seed, body),
-            cost,
-            now,
-            now + config.queue_seconds + effects.extra_queue,  # ready
-            mean * jitter + effects.extra_processing,  # duration
-            now + retention,  # expires
-            effects.failure,
-            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-            inputs=len(inputs) if isinstance(inputs, list) else 0,
-        )
-        state.store.add(job, now)
-        state.store.charge(owner, cost)
+        except InsufficientCredits as refused:
+            raise self.insufficient_credits(refused.balance, refused.cost) from None
         entry = call.entry
         if entry is not None:
-            entry.request_id = job_id
+            entry.request_id = job.id
             entry.model = model.name
-        return job
+        return job, self.warn_unknown(model.request_schema, body)
 
-    def _timing(self, model: Model) -> tuple[float, float]:
-        """A model's mean generation time and its jobs' retention under the current settings
-        (worked out once per settings)."""
-        config = self.state.config
-        cached = self._timings.get(model.name)
-        if cached is None or cached[0] is not config:
-            mean = config.processing_for(self.name, model.name, model.typical_seconds)
-            retention = config.retention_for(self.name, self.contract.retention_seconds)
-            cached = self._timings[model.name] = (config, mean, retention)
-        return cached[1], cached[2]
-
-    def remaining_credits(self, owner: str) -> float:
-        """What Segmind-style accounting reports: the ledger balance when it covers the key,
-        else the notional balance minus what the key spent."""
-        balance = self.state.ledger.balance(owner)
-        if balance is not None:
-            return balance
-        return self.state.config.notional_credits - self.state.store.spent(owner)
-
-    def find(
+    def read(
         self,
+        request: web.Request,
         request_id: str,
-        owner: str,
-        request: web.Request | None = None,
         model: str | None = None,
-    ) -> Job:
-        """The owner's job with this id (of ``model``, when the route names one), or the
-        provider's 404 (:meth:`gone`); noted for the journal."""
-        entry = call_of(request).entry if request is not None else None
+        *,
+        poll: bool = True,
+        owner: str | None = None,
+    ) -> tuple[Job, State]:
+        """The job (of ``model``, when the route names one) and its state, for the request's
+        key (or ``owner``, when already authenticated); a status read (``poll``) is counted.
+        Noted for the journal; the provider's 404 (:meth:`gone`) when it cannot be shown."""
+        call = call_of(request)
+        if owner is None:
+            owner = self.authenticate(request, call)
+        entry = call.entry
         if entry is not None:
             entry.request_id = request_id[:200]
-        job = self.state.store.find(self.name, request_id, owner, self.state.clock.now())
-        if job is None or (model is not None and job.model != model):
-            raise self.gone(request_id, owner, request, model)
+        try:
+            job, state = self.sim.read(self.name, request_id, owner, model, poll=poll)
+        except UnknownJob as missing:
+            raise self.gone(request, missing) from None
         if entry is not None:
             entry.model = job.model
-        return job
+        return job, state
 
-    def gone(
-        self,
-        request_id: str,
-        owner: str,
-        request: web.Request | None = None,
-        model: str | None = None,
-    ) -> ApiError:
+    def gone(self, request: web.Request, missing: UnknownJob) -> ApiError:
         """The provider's 404 for a job it cannot show, its body as documented; the mock's
-        own ``X-Mock-Job-State`` header (and the journal) says why (:meth:`fate`)."""
-        error = self.unknown_job(request_id)
-        error.headers[JOB_STATE_HEADER] = self.fate(request_id, owner, request, model)
+        own ``X-Mock-Job-State`` header (and the journal) says why."""
+        error = self.unknown_job(missing.request_id)
+        error.headers[JOB_STATE_HEADER] = missing.reason
+        note(request, job=missing.reason)
         return error
-
-    def fate(
-        self,
-        request_id: str,
-        owner: str,
-        request: web.Request | None = None,
-        model: str | None = None,
-    ) -> str:
-        """Why a job id is not shown: expired, evicted or unknown (noted in the journal)."""
-        fate = self.state.store.fate(request_id, self.now(), self.name, owner, model)
-        if request is not None:
-            note(request, job=fate)
-        return fate
 
     def image_urls(self, request: web.Request, job: Job) -> list[str]:
         base = origin(request)
         ext = images.extension(job.output.fmt)
         return [f"{base}/_mock/files/{job.id}/{i}.{ext}" for i in range(job.output.count)]
-
-    def image_spec(self, job: Job, index: int) -> images.ImageSpec:
-        label = f"{self.name} {job.model} #{index + 1}: {job.prompt[:60]}"
-        label = label.encode("utf-8", "replace").decode("utf-8")  # lone surrogates cannot be drawn
-        return images.ImageSpec(
-            width=job.output.width,
-            height=job.output.height,
-            fmt=job.output.fmt,
-            seed=job.image_seed + index,
-            label=label,
-        )
-
-    async def image_bytes(self, job: Job, index: int = 0) -> bytes:
-        return await self.state.images.get(self.image_spec(job, index))

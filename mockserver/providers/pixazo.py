@@ -63,14 +63,10 @@ class Pixazo(Provider):
     def unknown_job(self, request_id: str) -> ApiError:
         return self.error(404, f"Request {request_id} not found")
 
-    def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
-        if status != 429:
-            return None
-        # the model page's body; the Retry-After header is the mock's [INF] (the page shows
-        # none), in wall seconds as every wait header is
-        error = self.error(429, message or FAULT_MESSAGES[429])
-        error.headers["Retry-After"] = str(self.state.clock.retry_after(retry))
-        return error
+    def wait_headers(self, retry: float) -> dict[str, str]:
+        # the model page shows no header on its 429: Retry-After is the mock's [INF], in wall
+        # seconds as every wait header is
+        return {"Retry-After": str(self.state.clock.retry_after(retry))}
 
     def unknown_route(self, request: web.Request) -> ApiError:
         return self.error(404, "Endpoint not found")
@@ -80,31 +76,22 @@ class Pixazo(Provider):
 
     # -- handlers --------------------------------------------------------------------------
     async def submit(self, request: web.Request) -> web.Response:
-        owner = self.authenticate(request)
-        model = self.contract.models[MODEL]
-        body = await self.body(request, model.request_schema)
-        job = self.new_job(request, model, body, owner)
-        return json_response(
-            200,
-            {"status": "IN_QUEUE", "request_id": job.id},
-            self.warn_unknown(model.request_schema, body),
-        )
+        job, headers = await self.accept(request, MODEL)
+        return json_response(200, {"status": "IN_QUEUE", "request_id": job.id}, headers)
 
     async def result(self, request: web.Request) -> web.Response:
         owner = self.authenticate(request)
         body = await self.body(request, "result_request")
-        job = self.find(str(body["request_id"]), owner, request)
-        job.polls += 1
-        state = job.state(self.now())
+        job, state = self.read(request, str(body["request_id"]), owner=owner)
         return json_response(
             self.contract.http_status("result", state), self._state_body(request, job, state)
         )
 
     def _state_body(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:
-        now = self.now()
+        now = self.sim.now()
         body: dict[str, Any] = {"status": self.contract.wire(state), "request_id": job.id}
         if state in (State.QUEUED, State.RUNNING):
-            body["queue_position"] = self.state.store.queue_position(job, now)
+            body["queue_position"] = self.sim.queue_position(job, now)
             # an integer, as the model page shows it: whole seconds, rounded up
             body["estimated_remaining_seconds"] = math.ceil(max(0.0, job.end_at - now))
         elif state is State.SUCCEEDED:

@@ -1,4 +1,4 @@
-"""SeaArt / SeaCloud (cloud.seaart.ai/model): ``Authorization: Key|Bearer``; fal-style queue.
+"""SeaArt / SeaCloud (cloud.seaart.ai/model): ``Authorization: Key|Bearer``; fal's queue.
 
 Only three status strings exist: ``IN_QUEUE``, ``IN_PROGRESS`` and ``COMPLETED``; failure and
 cancellation are ``COMPLETED`` with ``error`` and ``error_type``. The result route answers 202
@@ -9,18 +9,18 @@ key. Gateway errors use ``{"error": {code, message}, "request_id"}``, the app us
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from aiohttp import web
 
 from ..engine import images
-from ..engine.jobs import Failure, Job, State
-from ..http import ApiError, BodyError, Problem, json_response, origin
-from .base import JOB_STATE_HEADER, Provider
+from ..engine.jobs import Job
+from ..http import ApiError
+from .queue import QueueProvider
 
 __all__ = ["SeaArt"]
 
-BASE = "/model/v1/queue"
 CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 FAULT_DETAILS = {
     413: "Request entity too large",
@@ -35,33 +35,28 @@ FAULT_DETAILS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
-CANCELED = Failure(error="Request was canceled by the user", error_type="CANCELED")
 
 
-class SeaArt(Provider):
+class SeaArt(QueueProvider):
     name = "seaart"
     fault_messages = FAULT_DETAILS
     prefixes = ("/model/",)
+    base = "/model/v1/queue"
+    result_path = "/response"
 
     def routes(self) -> list[web.RouteDef]:
-        req = BASE + "/{endpoint}/requests/{request_id}"
+        req = self.base + "/{endpoint}/requests/{request_id}"
         return [
-            web.post(BASE + "/{endpoint}", self.submit, name="seaart.submit"),
-            web.post(BASE + "/{endpoint}/sync", self.no_sync, name="seaart.sync"),
-            web.get(req + "/status", self.status, name="seaart.status"),
+            *super().routes(),
+            web.post(self.base + "/{endpoint}/sync", self.no_sync, name="seaart.sync"),
             web.get(req + "/status/stream", self.no_stream, name="seaart.stream"),
-            web.get(req + "/response", self.result, name="seaart.result"),
-            web.put(req + "/cancel", self.cancel, name="seaart.cancel"),
         ]
 
-    def new_id(self) -> str:
-        rng = self.state.rng(self.name)
+    @staticmethod
+    def new_id(rng: random.Random) -> str:
         return "mmsu_" + "".join(rng.choice(CROCKFORD) for _ in range(26))
 
-    # -- envelopes -------------------------------------------------------------------------
-    def error(self, status: int, message: str) -> ApiError:
-        return ApiError(status, {"detail": message})
-
+    # -- envelopes: the gateway's, in front of the app's FastAPI ones ------------------------
     def gateway_error(self, status: int, code: str, message: str) -> ApiError:
         gateway_id = f"{self.state.rng('seaart-gateway').getrandbits(64):016x}"
         return ApiError(
@@ -75,19 +70,8 @@ class SeaArt(Provider):
             )
         return self.gateway_error(401, "UNAUTHORIZED", "Invalid API key")
 
-    def invalid(self, problems: list[Problem]) -> ApiError:
-        detail = [{"loc": ["body", *p.loc], "msg": p.message, "type": p.rule} for p in problems]
-        return ApiError(422, {"detail": detail})
-
-    def body_error(self, err: BodyError) -> ApiError:
-        if err.kind == "json":
-            return ApiError(
-                422, {"detail": [{"loc": ["body"], "msg": err.message, "type": "json_invalid"}]}
-            )
-        return super().body_error(err)
-
-    def unknown_job(self, request_id: str) -> ApiError:
-        return self.error(404, "Request not found")
+    def unknown_model(self, name: str) -> ApiError:
+        return self.error(404, f"App not found: {name}")
 
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
         if status == 401:
@@ -108,32 +92,7 @@ class SeaArt(Provider):
             return ApiError(402, body)
         return None
 
-    def bad_method(self, request: web.Request) -> ApiError:
-        return self.error(405, "Method Not Allowed")
-
     # -- handlers --------------------------------------------------------------------------
-    async def submit(self, request: web.Request) -> web.Response:
-        owner = self.authenticate(request)
-        self._refuse_webhooks(request)
-        endpoint = request.match_info["endpoint"]
-        model = self.model(endpoint)
-        if model is None:
-            raise self.error(404, f"App not found: {endpoint}")
-        body = await self.body(request, model.request_schema)
-        job = self.new_job(request, model, body, owner)
-        urls = self._urls(request, job)
-        return json_response(
-            200,
-            {
-                "request_id": job.id,
-                "response_url": urls["response_url"],
-                "status_url": urls["status_url"],
-                "cancel_url": urls["cancel_url"],
-                "queue_position": 0,  # documented: "currently returned as a fixed value of 0"
-            },
-            self.warn_unknown(model.request_schema, body),
-        )
-
     async def no_sync(self, request: web.Request) -> web.Response:
         self.authenticate(request)
         raise self.error(404, "Not Found")
@@ -142,20 +101,7 @@ class SeaArt(Provider):
         self.authenticate(request)
         raise self.error(400, "SSE streaming not supported")
 
-    async def status(self, request: web.Request) -> web.Response:
-        job = self._job(request)
-        job.polls += 1
-        state = job.state(self.now())
-        return json_response(
-            self.contract.http_status("status", state), self._status_body(request, job, state)
-        )
-
-    async def result(self, request: web.Request) -> web.Response:
-        job = self._job(request)
-        state = job.state(self.now())
-        code = self.contract.http_status("result", state)
-        if state is not State.SUCCEEDED:
-            return json_response(code, self._status_body(request, job, state))
+    def result_body(self, request: web.Request, job: Job) -> dict[str, Any]:
         ext = images.extension(job.output.fmt)
         outputs = [
             {
@@ -168,64 +114,15 @@ class SeaArt(Provider):
             }
             for i, url in enumerate(self.image_urls(request, job))
         ]
-        body = {
-            "request_id": job.id,
-            "outputs": outputs,
-            "metadata": {"prompt": job.prompt},
-        }
-        return json_response(code, body)
+        return {"request_id": job.id, "outputs": outputs, "metadata": {"prompt": job.prompt}}
 
-    async def cancel(self, request: web.Request) -> web.Response:
-        owner = self.authenticate(request)
-        request_id, endpoint = request.match_info["request_id"], request.match_info["endpoint"]
-        job = self.state.store.find(self.name, request_id, owner, self.now())
-        if job is None or job.model != endpoint:
-            fate = self.fate(request_id, owner, request, endpoint)
-            return json_response(404, {"status": "NOT_FOUND"}, {JOB_STATE_HEADER: fate})
-        if not self.state.store.cancel(job, self.now()):
-            return json_response(400, {"status": "ALREADY_COMPLETED"})
-        return json_response(202, {"status": "CANCELLATION_REQUESTED"})
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _job(self, request: web.Request) -> Job:
-        owner = self.authenticate(request)
-        # ids are scoped to their endpoint
-        return self.find(
-            request.match_info["request_id"], owner, request, request.match_info["endpoint"]
-        )
-
-    def precheck(self, body: Any) -> None:
-        if isinstance(body, dict) and any("webhook" in str(k).lower() for k in body):
-            raise self.error(400, "webhook not supported")
-
-    def _refuse_webhooks(self, request: web.Request) -> None:
-        """Webhook info in the query or headers is rejected before anything else."""
+    # -- webhooks are refused --------------------------------------------------------------
+    def screen(self, request: web.Request) -> None:
+        """Webhook info in the query or headers is rejected before the model and body."""
         names = [*request.query.keys(), *request.headers.keys()]
         if any("webhook" in name.lower() for name in names):
             raise self.error(400, "webhook not supported")
 
-    def _urls(self, request: web.Request, job: Job) -> dict[str, str]:
-        base = f"{origin(request)}{BASE}/{job.model}/requests/{job.id}"
-        return {
-            "response_url": f"{base}/response",
-            "status_url": f"{base}/status",
-            "cancel_url": f"{base}/cancel",
-        }
-
-    def _status_body(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:
-        now = self.now()
-        body: dict[str, Any] = {
-            "status": self.contract.wire(state),
-            "request_id": job.id,
-            "response_url": self._urls(request, job)["response_url"],
-        }
-        if state is State.QUEUED:
-            body["queue_position"] = self.state.store.queue_position(job, now)
-        elif state is State.SUCCEEDED:
-            body["metrics"] = {"inference_time": round(job.end_at - job.start_at, 3)}
-        elif state in (State.FAILED, State.CANCELLED):
-            failure = CANCELED if state is State.CANCELLED else job.failure
-            assert failure is not None
-            body["error"] = failure.error
-            body["error_type"] = failure.error_type
-        return body
+    def precheck(self, body: Any) -> None:
+        if isinstance(body, dict) and any("webhook" in str(k).lower() for k in body):
+            raise self.error(400, "webhook not supported")

@@ -74,13 +74,9 @@ class Segmind(Provider):
     def unknown_job(self, request_id: str) -> ApiError:
         return self.error(404, f"Request {request_id} not found")
 
-    def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
-        if status != 429:
-            return None
-        error = self.error(429, message or FAULT_MESSAGES[429])
+    def wait_headers(self, retry: float) -> dict[str, str]:
         # Segmind sends only this header on 429, no Retry-After [3P]
-        error.headers["x-rate-limit-reset-at-utc"] = self.state.clock.reset_at(retry)
-        return error
+        return {"x-rate-limit-reset-at-utc": self.state.clock.reset_at(retry)}
 
     def insufficient_credits(self, balance: float, cost: float) -> ApiError:
         return self.error(
@@ -91,19 +87,8 @@ class Segmind(Provider):
         return ApiError(405, METHOD_NOT_ALLOWED_HTML, content_type="text/html")
 
     # -- handlers --------------------------------------------------------------------------
-    async def _accept(self, request: web.Request) -> tuple[Job, dict[str, str]]:
-        owner = self.authenticate(request)
-        slug = request.match_info["slug"]
-        model = self.model(slug)
-        if model is None:
-            raise self.error(404, f"Model not found: {slug}")
-        body = await self.body(request, model.request_schema)
-        return self.new_job(request, model, body, owner), self.warn_unknown(
-            model.request_schema, body
-        )
-
     async def submit(self, request: web.Request) -> web.Response:
-        job, headers = await self._accept(request)
+        job, headers = await self.accept(request, request.match_info["slug"])
         base = origin(request)
         return json_response(
             200,
@@ -118,13 +103,14 @@ class Segmind(Provider):
         )
 
     async def sync_generate(self, request: web.Request) -> web.Response:
-        job, headers = await self._accept(request)
-        await self.state.clock.sleep_until(job.busy_until)
-        if job.state(self.now()) is State.FAILED:
+        job, headers = await self.accept(request, request.match_info["slug"])
+        sim = self.sim
+        await sim.settle(job)
+        if job.state(sim.now()) is State.FAILED:
             assert job.failure is not None
             raise self.error(500, job.failure.error)
-        data = await self.image_bytes(job)
-        remaining = self.remaining_credits(job.owner)
+        data = await sim.image_bytes(job)
+        remaining = sim.remaining_credits(job.owner)
         headers.update(
             {
                 "x-cost": f"{job.cost:.4f}",
@@ -145,22 +131,19 @@ class Segmind(Provider):
         return self._status_reply(request, "poll")
 
     def _status_reply(self, request: web.Request, route: str) -> web.Response:
-        job = self.find(request.match_info["request_id"], self.authenticate(request), request)
-        job.polls += 1
-        state = job.state(self.now())
+        job, state = self.read(request, request.match_info["request_id"])
         return json_response(
             self.contract.http_status(route, state), self._status_body(request, job, state)
         )
 
     async def result(self, request: web.Request) -> web.Response:
-        job = self.find(request.match_info["request_id"], self.authenticate(request), request)
-        state = job.state(self.now())
+        job, state = self.read(request, request.match_info["request_id"], poll=False)
         code = self.contract.http_status("result", state)
         if state is not State.SUCCEEDED:
             return json_response(code, self._status_body(request, job, state))
         size = job.file_size
         if size is None:  # rendered once; an answer polled again does not touch the cache
-            size = job.file_size = len(await self.image_bytes(job))
+            size = job.file_size = len(await self.sim.image_bytes(job))
         url = self.image_urls(request, job)[0]
         ext = images.extension(job.output.fmt)
         return json_response(
@@ -182,7 +165,7 @@ class Segmind(Provider):
                 "prompt": job.prompt,
                 "metrics": {
                     "cost": job.cost,
-                    "remaining_credits": round(self.remaining_credits(job.owner), 6),
+                    "remaining_credits": round(self.sim.remaining_credits(job.owner), 6),
                     **_timings(job, job.end_at),
                 },
             },
@@ -194,8 +177,9 @@ class Segmind(Provider):
             body["metrics"] = {"inference_time": round(job.end_at - job.start_at, 3)}
         elif state is State.FAILED:
             assert job.failure is not None
+            now = self.sim.now()
             body["error"] = job.failure.error
-            body["metrics"] = _timings(job, job.finished_at(self.now()) or self.now())
+            body["metrics"] = _timings(job, job.finished_at(now) or now)
         else:
             base = origin(request)
             body["status_url"] = f"{base}/v2/requests/{job.id}/status"
