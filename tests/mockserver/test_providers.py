@@ -1,0 +1,45 @@
+"""Providers are thin adapters: each implements the envelope protocol, none simulates."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from nanobanana_mock.config import MockConfig
+from nanobanana_mock.providers import PROVIDER_CLASSES, Provider, QueueProvider, SeaArt
+from nanobanana_mock.providers.base import Envelopes
+from nanobanana_mock.state import MockState
+
+ENVELOPES = {"error", "auth_error", "invalid", "unknown_job"}
+
+
+def test_the_envelope_protocol_is_what_a_provider_must_implement() -> None:
+    assert Envelopes.__abstractmethods__ == ENVELOPES
+    assert Provider.__abstractmethods__ == ENVELOPES | {"routes"}
+    assert QueueProvider.__abstractmethods__ == {"auth_error", "result_body"}
+    with pytest.raises(TypeError, match="abstract"):
+        QueueProvider(MockState.create(MockConfig()))  # type: ignore[abstract]
+
+
+@pytest.mark.parametrize("cls", PROVIDER_CLASSES, ids=lambda cls: cls.name)
+def test_every_provider_implements_it(cls: type[Provider]) -> None:
+    assert not inspect.isabstract(cls)
+    provider = cls(MockState.create(MockConfig()))
+    assert provider.sim is provider.state.sim
+    assert {route.kwargs["name"].partition(".")[0] for route in provider.routes()} == {cls.name}
+
+
+def test_seaart_is_a_queue_provider() -> None:
+    assert issubclass(SeaArt, QueueProvider)
+
+
+@pytest.mark.parametrize(
+    "module", sorted(Path(inspect.getfile(Provider)).parent.glob("*.py")), ids=lambda p: p.name
+)
+def test_no_provider_module_simulates(module: Path) -> None:
+    """Jobs are found, polled, cancelled and stored by the simulator only."""
+    text = module.read_text(encoding="utf-8")
+    for simulated in ("polls", ".store", "Job(", "ledger", ".images."):
+        assert simulated not in text, f"{module.name} holds {simulated!r}: the simulator's"
