@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 
 from nanobanana_mock.conformance import cost
-from nanobanana_mock.conformance.checks import ContractViolation
 from nanobanana_mock.conformance.exchange import Http
 from nanobanana_mock.conformance.options import (
     DEFAULT_REPORT_DIR,
@@ -35,8 +34,9 @@ from nanobanana_mock.conformance.options import (
 )
 from nanobanana_mock.conformance.outcome import TOOL_ERROR, Outcome, Tally, decide
 from nanobanana_mock.conformance.probe import Probe
-from nanobanana_mock.conformance.report import Report
 from nanobanana_mock.conformance.target import LiveTarget, MockTarget, Target
+from nanobanana_mock.schemas.checks import ContractViolation
+from nanobanana_mock.schemas.report import Report
 
 OPTIONS = pytest.StashKey[RunOptions]()
 REPORT = pytest.StashKey[Report]()

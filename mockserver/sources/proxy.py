@@ -30,14 +30,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from nanobanana_mock import schemas
-from nanobanana_mock.conformance.checks import (
+from nanobanana_mock.schemas.checks import (
     BREAKING,
     Finding,
     response_findings,
     schema_findings,
     transition_findings,
 )
-from nanobanana_mock.conformance.report import Report
+from nanobanana_mock.schemas.report import Report
 
 from ..config import ConfigError, MockConfig
 from ..faults.rules import RequestFacts

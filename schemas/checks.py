@@ -12,6 +12,10 @@ expected and what was observed, and a severity:
 
 These are contract findings, never errors of the tool itself (STYLE rule 5): the suite turns
 breaking ones into failed tests (:class:`ContractViolation`).
+
+They live in the contracts package, beside the schemas they read, because two sides use them:
+the conformance suite and the mock's validating proxy (``sources/proxy.py``), and the mock
+never imports the suite (the import contracts in pyproject.toml).
 """
 
 from __future__ import annotations
