@@ -77,7 +77,8 @@ class Probe:
     # -- the contract's facts ---------------------------------------------------------------
     @property
     def operations(self) -> Mapping[str, Any]:
-        return self.api["operations"]
+        found: Mapping[str, Any] = self.api["operations"]
+        return found
 
     @property
     def poll_routes(self) -> list[str]:
@@ -109,7 +110,8 @@ class Probe:
     def route_codes(self, operation: str) -> Mapping[str, int]:
         """State -> HTTP code on the operation's lifecycle route (lifecycle.json)."""
         route = self.operations[operation].get("lifecycle_route")
-        return self.lifecycle["http_status"].get(route, {})
+        codes: Mapping[str, int] = self.lifecycle["http_status"].get(route, {})
+        return codes
 
     def expired_code(self, operation: str) -> int:
         """The code of a job that is gone (expired, or never was)."""
