@@ -4,15 +4,18 @@ The folders are not import names: setup.py maps `mockserver/` to `nanobanana_moc
 to `nanobanana_mock.schemas`, `nanobanana/` to `nanobanana_mock.client` and `conformance/` to
 `nanobanana_mock.conformance`. Neither mypy nor grimp (import-linter's graph) can follow
 setuptools' editable finder, so `build()` mirrors the installed package: a real directory per
-package, and a symbolic link per Python file to its source. It is cheap (about 150 links),
+package, and a symbolic link per Python file to its source. It is cheap (about 75 links),
 rebuilt on each run (a module added or moved needs no reinstall), and a file written into the
 tree never lands in the sources (tests/test_architecture.py adds a probe module this way).
+
+Usage: `python tools/linktree.py [DEST]` builds it (in build/typecheck by default) and prints where.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,3 +50,7 @@ def _mirror(source: Path, target: Path) -> None:
 
 def _holds_python(folder: Path) -> bool:
     return any(folder.rglob("*.py"))
+
+
+if __name__ == "__main__":
+    print(build(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else TREE))
