@@ -259,7 +259,7 @@ class Latency(Effect, kind="latency"):
 
     @classmethod
     def holds_answer(cls, params: Mapping[str, Any]) -> bool:
-        return params.get("target", "response") == "response"
+        return bool(params.get("target", "response") == "response")
 
     def seconds(self) -> float:
         """The delay asked for, drawn with the rule's own uniform draw."""
