@@ -38,7 +38,7 @@ from .routing import Handler, Locate, Routes, Target
 from .self_check import self_check
 
 if TYPE_CHECKING:
-    from nanobanana_mock.conformance.report import Report
+    from nanobanana_mock.schemas.report import Report
 
 __all__ = ["DRIFT", "SOURCES", "Pipeline", "Source"]
 
