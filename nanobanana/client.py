@@ -43,12 +43,13 @@ StatusCallback = Callable[[StatusReport], Awaitable[None] | None]
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """Strict mode: one place where an answer broke the contract."""
+    """Strict mode: one place where an answer broke the contract (a contracts' violation,
+    :func:`nanobanana_mock.schemas.explain`, with the call it was found on)."""
 
     provider: str
     operation: str
     http_status: int
-    pointer: str  # JSON pointer into the body, "" for the whole body
+    pointer: str  # JSON pointer (RFC 6901) into the body, "" for the whole body
     message: str
 
     def __str__(self) -> str:
@@ -328,10 +329,9 @@ class Client:
                 )
             )
         else:
-            for error in schemas.validator(self.provider, schema).iter_errors(answer.body):
-                pointer = "".join(f"/{part}" for part in error.absolute_path)
+            for each in schemas.explain(self.provider, schema, answer.body):
                 found.append(
-                    Violation(self.provider, operation, answer.status, pointer, error.message)
+                    Violation(self.provider, operation, answer.status, each.pointer, each.message)
                 )
         for violation in found:
             log.warning("contract violation: %s", violation)

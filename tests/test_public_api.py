@@ -22,4 +22,14 @@ def test_mockserver_public_api() -> None:
 
 
 def test_schemas_public_api() -> None:
-    assert schemas.__all__ == ["PROVIDERS", "documents", "load", "search", "validator"]
+    assert schemas.__all__ == [
+        "PROVIDERS",
+        "ContractViolation",
+        "Violation",
+        "documents",
+        "explain",
+        "is_valid",
+        "load",
+        "search",
+        "validator",
+    ]

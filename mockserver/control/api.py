@@ -29,6 +29,8 @@ from typing import Any
 from aiohttp import web
 
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas.located import Document
+from nanobanana_mock.schemas.violations import MAX_PROBLEMS, dotted
 
 from ..config import ConfigError, MockConfig
 from ..contracts import contract
@@ -42,11 +44,11 @@ from ..http import (
     fingerprint,
     json_response,
     parse_json,
-    problems_of,
     read_body,
 )
 from ..names import PROVIDERS, all_operations, unknown
 from ..pipeline.serve import CONTROL_STRAY, DRIFT, SOURCES, allowed_methods
+from ..scenario import ScenarioError, check_scenario
 from ..state import STATE, MockState
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
@@ -267,9 +269,10 @@ async def reset(request: web.Request) -> web.Response:
     if not isinstance(settings, dict):
         raise ControlError(400, "settings must be an object")
     if scenario is not None:
-        problems = problems_of(schemas.validator("mock", "scenario"), scenario)
-        if problems:
-            raise ControlError(400, "invalid scenario", [str(p) for p in problems])
+        try:  # problems worded as a scenario file's, by path: the body has no lines to name
+            check_scenario(Document.of(scenario), limit=MAX_PROBLEMS, seconds=None)
+        except ScenarioError as err:
+            raise ControlError(400, "invalid scenario", err.problems) from None
         _check_rules(request.app[BASE_SCENARIO], scenario)
         settings = {**scenario.get("settings", {}), **settings}
     try:
@@ -306,9 +309,7 @@ def _check_rules(base: dict[str, Any], scenario: dict[str, Any]) -> None:
     if found:
         problems = []
         for index, where, message in found:
-            prefix = ".".join(map(str, where)) + ": "
-            path = ".".join(map(str, ("faults", index - before, *where)))
-            problems.append(f"{path}: {message.removeprefix(prefix)}")
+            problems.append(f"{dotted(('faults', index - before, *where))}: {message}")
         raise ControlError(400, "invalid scenario", problems)
 
 

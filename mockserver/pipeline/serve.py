@@ -31,12 +31,12 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import HttpVersion11, web
 
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas import ContractViolation, Violation, is_valid
 
 from ..engine.clock import ClockStopped, VirtualClock
 from ..engine.journal import Entry, capped
@@ -50,19 +50,10 @@ from ..faults.rules import (
     job_effects,
     latency_seconds,
 )
-from ..http import (
-    MAX_PROBLEMS,
-    ApiError,
-    BodyError,
-    Problem,
-    fingerprint,
-    json_response,
-    problems_of,
-)
+from ..http import ApiError, BodyError, fingerprint, json_response
 from ..names import GENERATE, IMAGE, IMAGE_ERRORS
 from ..providers.base import Provider
 from ..state import MockState
-from ..validation import is_valid
 from .call import CALL, Call
 
 if TYPE_CHECKING:
@@ -84,10 +75,6 @@ STRAY = "mock.stray"  # the catch-all route's name
 CONTROL_STRAY = "control.stray"  # the control plane's catch-all route
 CATCH_ALLS = frozenset({STRAY, CONTROL_STRAY})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ContractViolation(AssertionError):
-    """The mock answered something its own contract does not allow."""
 
 
 class Source(Protocol):
@@ -649,8 +636,9 @@ def _self_check(target: Target, call: Call, response: web.StreamResponse) -> Non
     if schema is None:
         state.violations.append(f"{provider.name}.{operation} {response.status}")
         raise ContractViolation(
+            [],
             f"{provider.name}.{operation} answered {response.status}, "
-            "which its api.json does not list"
+            "which its api.json does not list",
         )
     try:
         body = json.loads(response.text)
@@ -660,25 +648,22 @@ def _self_check(target: Target, call: Call, response: web.StreamResponse) -> Non
     if problems:
         state.violations.append(f"{provider.name}.{operation} {response.status}")
         raise ContractViolation(
+            problems,
             f"{provider.name}.{operation} {response.status} breaks {schema}.json: "
             + "; ".join(map(str, problems))
-            + f"\nbody: {response.text[:500]}"
+            + f"\nbody: {response.text[:500]}",
         )
 
 
-def _answer_problems(provider: str, schema: str, body: Any) -> list[Problem]:
+def _answer_problems(provider: str, schema: str, body: Any) -> list[Violation]:
     """How the mock's own answer breaks its schema. jsonschema-rs, like JSON Schema, counts
     ``12.0`` as an integer: an answer holding such a float is judged by the pure-Python
     validator, where an integer must be written as one."""
     if not _integral_floats(body):
         if is_valid(provider, schema, body):
             return []
-        return problems_of(schemas.validator(provider, schema), body)
-    check = schemas.validator(provider, schema, exact_integers=True)
-    return [
-        Problem(tuple(error.absolute_path), str(error.validator), error.message)
-        for error in islice(check.iter_errors(body), MAX_PROBLEMS)
-    ]
+        return schemas.explain(provider, schema, body)
+    return schemas.explain(provider, schema, body, exact_integers=True)
 
 
 def _integral_floats(body: Any) -> bool:

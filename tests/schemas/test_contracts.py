@@ -47,7 +47,17 @@ REQUESTS = [(p, n) for p in PROVIDERS for n in _requests(p)]
 
 
 def test_public_surface_is_pinned():
-    assert schemas.__all__ == ["PROVIDERS", "documents", "load", "search", "validator"]
+    assert schemas.__all__ == [
+        "PROVIDERS",
+        "ContractViolation",
+        "Violation",
+        "documents",
+        "explain",
+        "is_valid",
+        "load",
+        "search",
+        "validator",
+    ]
     assert PROVIDERS == ("segmind", "seaart", "pixazo")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nanobanana_mock import schemas
-from nanobanana_mock.validation import is_valid
+from nanobanana_mock.schemas import is_valid
 
 ROOT = Path(schemas.__file__).parent
 EXAMPLES = sorted(ROOT.glob("*/examples/*.json"))
