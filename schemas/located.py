@@ -50,6 +50,7 @@ __all__ = [
     "Pos",
     "parse_document",
     "read_document",
+    "read_text",
     "too_deep",
 ]
 
@@ -227,13 +228,18 @@ def parse_document(text: str, source: str = "<document>") -> Document:
 
 def read_document(path: str | os.PathLike[str]) -> Document:
     """Read a UTF-8 file and :func:`parse_document` it; problems name the path as given."""
+    return parse_document(read_text(path), os.fspath(path))
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A document file's text (UTF-8, at most :data:`MAX_BYTES`); problems name the path."""
     source = os.fspath(path)
     try:
         with Path(path).open("rb") as fh:
             raw = fh.read(MAX_BYTES + 4)  # room for a BOM
     except OSError as exc:
         raise DocumentError(f"{source}: cannot read: {exc.strerror or exc}") from exc
-    return parse_document(decode(raw, source), source)
+    return decode(raw, source)
 
 
 def decode(raw: bytes, source: str) -> str:
