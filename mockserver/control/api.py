@@ -128,22 +128,24 @@ def guarded(handler: Handler, *, routed: bool = True) -> Handler:
 
 
 def _self_check(request: web.Request, response: web.StreamResponse) -> None:
-    """With ``self_check``: the answer against the schema its route names for its status;
-    a violation is recorded (``MockState.violations``) and logged."""
-    route = _route(request)
-    schema = plane.answer_schema(route, response.status) if route else plane.ERROR
-    if schema is None or not isinstance(response, web.Response) or response.text is None:
+    """With ``self_check``: a JSON answer against the schema its route names for its status
+    (a refusal: ``control/error``); a violation is recorded (``MockState.violations``) and
+    logged. The drift report's Markdown and HTML are not JSON, and a 204 has no body."""
+    if not isinstance(response, web.Response) or response.content_type != JSON_TYPE:
         return
-    problems = plane.check(schema, json.loads(response.text))
+    route, status = _route(request), response.status
+    if route is not None:
+        schema = plane.answer_schema(route, status)
+    else:  # the catch-all: only refusals
+        schema = plane.ERROR if status >= 400 else None
+    if schema is None:
+        problems: list[Any] = [f"{status} is not an answer schemas/mock/control/api.json lists"]
+    else:
+        problems = plane.check(schema, json.loads(response.text or "null"))
     if problems:
-        _state(request).violations.append(f"control.{route} {response.status}")
-        log.error(
-            "control plane: %s %s breaks %s.json: %s",
-            request.method,
-            request.path,
-            schema,
-            "; ".join(map(str, problems)),
-        )
+        _state(request).violations.append(f"control.{route} {status}")
+        where = f"{request.method} {request.path[:200]}"
+        log.error("control plane: %s breaks its contract: %s", where, "; ".join(map(str, problems)))
 
 
 def _route(request: web.Request) -> str | None:
