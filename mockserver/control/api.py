@@ -748,8 +748,8 @@ async def clear_limits(request: web.Request) -> web.Response:
 # -- journal -----------------------------------------------------------------------------------
 
 
-JOURNAL_QUERY = ("provider", "operation", "method", "status", "request_id", "key", "fault")
-JOURNAL_QUERY += ("model", "job", "since", "limit")
+JOURNAL_QUERY: tuple[str, ...] = ("provider", "operation", "method", "status", "request_id")
+JOURNAL_QUERY += ("key", "fault", "model", "job", "since", "limit")
 
 
 # The methods a journal filter may name: those a fault rule may (upper case, as sent)

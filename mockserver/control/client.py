@@ -139,7 +139,7 @@ class JournalEntry:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalEntry:
         """Build from the server's JSON; unknown fields are ignored, missing ones are None."""
-        values = {f.name: data.get(f.name) for f in fields(cls)}
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
         values["problems"] = tuple(data.get("problems") or ())
         values["findings"] = tuple(data.get("findings") or ())
         return cls(**values)
@@ -187,7 +187,7 @@ class JobInfo:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobInfo:
         """Build from the server's JSON; unknown fields are ignored, missing ones are None."""
-        values = {f.name: data.get(f.name) for f in fields(cls)}
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
         values["output"] = _build(JobOutput, data.get("output"))
         values["failure"] = _build(JobFailure, data.get("failure"))
         return cls(**values)
@@ -283,7 +283,7 @@ class MockControl:
 
     def settings(self) -> Json:
         """The effective settings."""
-        return self._request("GET", f"{PREFIX}/settings")
+        return dict(self._request("GET", f"{PREFIX}/settings"))
 
     def _request(
         self,
@@ -392,7 +392,7 @@ class FaultControl(_Part):
     ) -> str:
         """Add one rule (a dict, and/or its parts as keywords, which win); returns its id."""
         body = dict(rule or {})
-        parts = {"match": match, "effect": effect, "scope": scope}
+        parts: dict[str, Any] = {"match": match, "effect": effect, "scope": scope}
         parts |= {"id": id, "description": description}
         body.update({k: v for k, v in parts.items() if v is not None})
         return str(self._request("POST", "/faults", body)["id"])
@@ -523,7 +523,7 @@ class JournalControl(_Part):
 
     def _query(self, filters: Mapping[str, Any]) -> Json:
         _check_keys("journal filter", filters, JOURNAL_FILTERS)
-        return self._request("GET", "/journal", query=filters)
+        return dict(self._request("GET", "/journal", query=filters))
 
 
 class CreditControl(_Part):
@@ -550,7 +550,7 @@ class CreditControl(_Part):
 
     def info(self) -> Json:
         """The whole ledger: ``enabled``, ``default`` and the ``accounts`` (keys redacted)."""
-        return self._request("GET", "/credits")
+        return dict(self._request("GET", "/credits"))
 
     def disable(self) -> None:
         """Turn the ledger off: no balances, nothing refused."""

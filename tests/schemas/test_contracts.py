@@ -428,3 +428,21 @@ def test_example_http_status_is_declared(path):
         for code, response in op["responses"].items()
     }
     assert (str(wrapper["http_status"]), wrapper["schema"]) in declared
+
+
+# ------------------------------------------------------------------ the neutral states
+
+
+def test_the_neutral_states_are_the_lifecycle_schemas() -> None:
+    from nanobanana_mock.client import JobStatus
+    from nanobanana_mock.engine.jobs import State as EngineState
+    from nanobanana_mock.schemas.lifecycle import EXPIRED, STATES, TERMINAL, State
+
+    defs = load("", "lifecycle.schema")["$defs"]
+    assert [str(s) for s in State] == list(STATES) == defs["stateName"]["enum"]
+    assert EngineState is JobStatus is State
+    assert EXPIRED in defs["route"]["propertyNames"]["enum"] and EXPIRED not in STATES
+    for provider in PROVIDERS:
+        for name, state in load(provider, "lifecycle")["states"].items():
+            assert state["terminal"] == (State(name) in TERMINAL), (provider, name)
+            assert State(name).terminal == state["terminal"]
