@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -130,6 +130,7 @@ def banner(app: web.Application, port: int) -> str:
     base = f"http://{config.host}:{port}"
     urls = base_urls(base)
     mode = {name: _mode(app, name) for name in urls}
+    scenario = app[BASE_SCENARIO]
     lines = [
         f"nanobanana-mock serving on {base} (seed {config.seed}, time scale "
         f"{config.time_scale:g}x{', frozen' if config.time_scale == 0 else ''})",
@@ -137,7 +138,7 @@ def banner(app: web.Application, port: int) -> str:
         f'           (SDK: SegmindClient(base_url="{urls["segmind"]}"))',
         f"  SeaArt   base URL {urls['seaart']}  {mode['seaart']}",
         f"  Pixazo   origin   {urls['pixazo']}  {mode['pixazo']}",
-        *_settings_lines(config, app[BASE_SCENARIO]),
+        *_settings_lines(config, scenario),
         "  keys     "
         + (
             "any non-empty key"
@@ -247,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # lives as long as the process: out of every future collection's scan.
     gc.freeze()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    runner: Callable[[Coroutine[Any, Any, None]], None]
     try:
         import uvloop
 

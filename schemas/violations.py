@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import cache
+from itertools import islice
 from typing import Any
 
 import jsonschema_rs
@@ -300,7 +301,23 @@ def _first_items(original: Keyword) -> Keyword:
 # jsonschema writes the whole instance into each message (``f"{instance!r} is too long"``):
 # for a 256 KiB array that alone costs tens of milliseconds. These keywords decide exactly
 # as jsonschema's own, and write a bounded excerpt instead.
-_EXCERPT = reprlib.Repr()
+class _Excerpt(reprlib.Repr):
+    """``reprlib`` bounds, with a dict's keys in their order (as ``repr`` shows them), not
+    sorted."""
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        shown = [
+            f"{self.repr1(key, level - 1)}: {self.repr1(x[key], level - 1)}"
+            for key in islice(x, self.maxdict)
+        ]
+        return "{" + ", ".join(shown) + (", ...}" if len(x) > self.maxdict else "}")
+
+
+_EXCERPT = _Excerpt()
 _EXCERPT.maxlevel, _EXCERPT.maxlist, _EXCERPT.maxdict = 3, 6, 6
 _EXCERPT.maxstring, _EXCERPT.maxother = 80, 80
 
@@ -409,7 +426,8 @@ def _bounded_class(base: type[Any]) -> Any:
     """The validator class ``base`` (schemas.validator()'s, whose patterns run on RE2) with
     the bounded keywords above."""
     if base not in _BOUNDED:
-        _BOUNDED[base] = validators.extend(base, _bounded_keywords(base))
+        extended = validators.extend(base, _bounded_keywords(base))  # type: ignore[no-untyped-call]
+        _BOUNDED[base] = extended  # (validators.extend is untyped in types-jsonschema)
     return _BOUNDED[base]
 
 
@@ -507,18 +525,24 @@ def _violations(error: ValidationError, hint: bool) -> list[Violation]:
     unknown key of an ``additionalProperties``, at the key a ``propertyNames`` refuses."""
     path: JsonPath = tuple(error.absolute_path)
     rule = str(error.validator)
-    instance = error.instance
+    instance, value, _ = _facts(error)
     if rule == "required" and isinstance(instance, dict):
         return [
             _at((*path, name), rule, "field required", error, name, instance)
-            for name in error.validator_value
+            for name in value
             if name not in instance
         ]
     if rule == "additionalProperties" and isinstance(instance, dict):
         return _unknown_keys(error, path, hint)
     if "propertyNames" in error.schema_path and isinstance(instance, str):
         return [_unknown_name(error, path, hint)]
-    return [_at(path, rule, _message(error, hint), error, error.validator_value, instance)]
+    return [_at(path, rule, _message(error, hint), error, value, instance)]
+
+
+def _facts(error: ValidationError) -> tuple[Any, Any, Any]:
+    """An error's instance, keyword value and schema: JSON values (the stubs also allow
+    jsonschema's Unset, which only a hand-made error leaves)."""
+    return error.instance, error.validator_value, error.schema
 
 
 def _at(
@@ -532,8 +556,9 @@ def _unknown_keys(error: ValidationError, path: JsonPath, hint: bool) -> list[Vi
     its schema neither names nor matches with a ``patternProperties`` pattern."""
     from . import search
 
-    known = list(error.schema.get("properties", {}))
-    patterns = list(error.schema.get("patternProperties", {}))
+    instance, _, schema = _facts(error)
+    known = list(schema.get("properties", {}))
+    patterns = list(schema.get("patternProperties", {}))
     allowed = f"; allowed: {', '.join(known)}" if known else ""
     return [
         _at(
@@ -542,9 +567,9 @@ def _unknown_keys(error: ValidationError, path: JsonPath, hint: bool) -> list[Vi
             f"unknown key{did_you_mean(key, known) if hint else ''}{allowed}",
             error,
             known,
-            error.instance[key],
+            instance[key],
         )
-        for key in list(error.instance)[:MAX_PROBLEMS]
+        for key in list(instance)[:MAX_PROBLEMS]
         if key not in known and not any(search(p, key) for p in patterns)
     ]
 
@@ -552,11 +577,11 @@ def _unknown_keys(error: ValidationError, path: JsonPath, hint: bool) -> list[Vi
 def _unknown_name(error: ValidationError, path: JsonPath, hint: bool) -> Violation:
     """A mapping key its ``propertyNames`` refuses (``processing_seconds: {segmnd/*: 5}``),
     placed at the key itself."""
-    key = error.instance
+    key, value, _ = _facts(error)
     if error.validator != "enum":
         message = f"not an allowed key: {_message(error)}"
-        return _at((*path, key), "propertyNames", message, error, error.validator_value, key)
-    names = _names(error.validator_value)
+        return _at((*path, key), "propertyNames", message, error, value, key)
+    names = _names(value)
     close = did_you_mean(key, names) if hint else ""
     message = f"unknown key{close}; allowed: {', '.join(names)}"
     return _at((*path, key), "propertyNames", message, error, names, key)
@@ -571,20 +596,20 @@ def _message(error: ValidationError, hint: bool = False) -> str:
     allowed one (on the mock's own contracts only: a provider's answers keep the provider's
     plain wording)."""
     rule = error.validator
-    value = error.validator_value
+    instance, value, _ = _facts(error)
     if rule == "enum":
-        close = did_you_mean(error.instance, map(str, value)) if hint else ""
-        return f"{_short(error.instance)} is not one of {', '.join(map(str, value))}{close}"
+        close = did_you_mean(instance, map(str, value)) if hint else ""
+        return f"{_short(instance)} is not one of {', '.join(map(str, value))}{close}"
     if rule in _SIZES:
         noun, bound, verb = _SIZES[rule]
-        return f"{bound} {value} {noun} {verb}, got {len(error.instance)}"
+        return f"{bound} {value} {noun} {verb}, got {len(instance)}"
     if rule == "type":
-        return f"must be of type {value}, got {type(error.instance).__name__}"
+        return f"must be of type {value}, got {type(instance).__name__}"
     if rule in ("minimum", "maximum"):
         sign = ">=" if rule == "minimum" else "<="
-        return f"must be {sign} {value}, got {_short(error.instance)}"
+        return f"must be {sign} {value}, got {_short(instance)}"
     if rule == "pattern":
-        return f"{_short(error.instance)} is not a valid value (must match {value})"
+        return f"{_short(instance)} is not a valid value (must match {value})"
     return _cut(error.message, 300)
 
 

@@ -30,7 +30,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 from nanobanana_mock.schemas.located import DocumentError, read_text
 
@@ -55,7 +58,7 @@ PREFIX = "/_mock"
 Json = dict[str, Any]
 JsonList = list[Json]
 IdList = list[str]
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 MATCH_KEYS = frozenset(
     {"provider", "operation", "method", "api_key", "model"}
     | {"prompt_contains", "prompt_regex", "headers"}
@@ -139,7 +142,7 @@ class JournalEntry:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalEntry:
         """Build from the server's JSON; unknown fields are ignored, missing ones are None."""
-        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        values: Json = {f.name: data.get(f.name) for f in fields(cls)}
         values["problems"] = tuple(data.get("problems") or ())
         values["findings"] = tuple(data.get("findings") or ())
         return cls(**values)
@@ -187,7 +190,7 @@ class JobInfo:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobInfo:
         """Build from the server's JSON; unknown fields are ignored, missing ones are None."""
-        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        values: Json = {f.name: data.get(f.name) for f in fields(cls)}
         values["output"] = _build(JobOutput, data.get("output"))
         values["failure"] = _build(JobFailure, data.get("failure"))
         return cls(**values)
@@ -196,7 +199,8 @@ class JobInfo:
 def _build(cls: type[T], data: Mapping[str, Any] | None) -> T | None:
     if data is None:
         return None
-    return cls(**{f.name: data.get(f.name) for f in fields(cls)})  # type: ignore[arg-type]
+    values: Json = {f.name: data.get(f.name) for f in fields(cls)}
+    return cls(**values)
 
 
 JobList = list[JobInfo]
@@ -278,12 +282,13 @@ class MockControl:
             body["scenario_file"] = {"name": os.fspath(path), "text": read_text(path)}
         elif scenario is not None:
             body["scenario"] = scenario
-        answer: Json = self._request("POST", f"{PREFIX}/reset", body)
-        return dict(answer["settings"])
+        effective: Json = self._request("POST", f"{PREFIX}/reset", body)["settings"]
+        return effective
 
     def settings(self) -> Json:
         """The effective settings."""
-        return dict(self._request("GET", f"{PREFIX}/settings"))
+        effective: Json = self._request("GET", f"{PREFIX}/settings")
+        return effective
 
     def _request(
         self,
@@ -392,7 +397,8 @@ class FaultControl(_Part):
     ) -> str:
         """Add one rule (a dict, and/or its parts as keywords, which win); returns its id."""
         body = dict(rule or {})
-        parts: dict[str, Any] = {"match": match, "effect": effect, "scope": scope}
+        parts: dict[str, Mapping[str, Any] | str | None]
+        parts = {"match": match, "effect": effect, "scope": scope}
         parts |= {"id": id, "description": description}
         body.update({k: v for k, v in parts.items() if v is not None})
         return str(self._request("POST", "/faults", body)["id"])
@@ -523,7 +529,8 @@ class JournalControl(_Part):
 
     def _query(self, filters: Mapping[str, Any]) -> Json:
         _check_keys("journal filter", filters, JOURNAL_FILTERS)
-        return dict(self._request("GET", "/journal", query=filters))
+        answer: Json = self._request("GET", "/journal", query=filters)
+        return answer
 
 
 class CreditControl(_Part):
@@ -550,7 +557,8 @@ class CreditControl(_Part):
 
     def info(self) -> Json:
         """The whole ledger: ``enabled``, ``default`` and the ``accounts`` (keys redacted)."""
-        return dict(self._request("GET", "/credits"))
+        ledger: Json = self._request("GET", "/credits")
+        return ledger
 
     def disable(self) -> None:
         """Turn the ledger off: no balances, nothing refused."""

@@ -190,7 +190,9 @@ class MockHandle:
         """Pixazo's base URL (the origin)."""
         return self.urls["pixazo"]
 
-    def reset(self, *, scenario: Mapping[str, Any] | None = None, **settings: Any) -> dict:
+    def reset(
+        self, *, scenario: Mapping[str, Any] | None = None, **settings: Any
+    ) -> dict[str, Any]:
         """Reset to the session's settings plus ``settings``; returns the effective settings."""
         self.settings = self.control.reset(scenario=scenario, **settings)
         return self.settings

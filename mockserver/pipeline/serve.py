@@ -57,7 +57,7 @@ from ..state import MockState
 from .call import CALL, Call
 
 if TYPE_CHECKING:
-    from nanobanana_mock.conformance.report import Report
+    from nanobanana_mock.schemas.report import Report
 
 __all__ = [
     "DRIFT",

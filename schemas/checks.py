@@ -14,6 +14,10 @@ These are contract findings, never errors of the tool itself (STYLE rule 5): the
 breaking ones into failed tests (the contracts' :class:`ContractViolation`, whose
 ``violations`` are the findings). Schema findings are built from the contracts' one
 explanation, :func:`nanobanana_mock.schemas.explain`.
+
+They live in the contracts package, beside the schemas they read, because two sides use them:
+the conformance suite and the mock's validating proxy (``sources/proxy.py``), and the mock
+never imports the suite (the import contracts in pyproject.toml).
 """
 
 from __future__ import annotations
