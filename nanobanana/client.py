@@ -38,6 +38,12 @@ from .transport import Answer, RetryCallback, RetryPolicy, Timer, WallTimer, exc
 __all__ = ["Client", "Violation"]
 
 log = logging.getLogger("nanobanana_mock.client")
+
+# How wait() polls by default: the first interval, its growth per poll and its ceiling, in
+# seconds (the command line's --interval and --max-interval defaults are these).
+POLL_INTERVAL = 2.0
+POLL_BACKOFF = 1.5
+MAX_POLL_INTERVAL = 15.0
 StatusCallback = Callable[[StatusReport], Awaitable[None] | None]
 
 
@@ -70,9 +76,9 @@ class Client:
         retry: RetryPolicy | None = None,
         strict: bool | Literal["raise"] = False,
         request_timeout: float = 60.0,
-        poll_interval: float = 2.0,
-        poll_backoff: float = 1.5,
-        max_poll_interval: float = 15.0,
+        poll_interval: float = POLL_INTERVAL,
+        poll_backoff: float = POLL_BACKOFF,
+        max_poll_interval: float = MAX_POLL_INTERVAL,
         timer: Timer | None = None,
         on_retry: RetryCallback | None = None,
     ) -> None:

@@ -446,3 +446,17 @@ def test_the_neutral_states_are_the_lifecycle_schemas() -> None:
         for name, state in load(provider, "lifecycle")["states"].items():
             assert state["terminal"] == (State(name) in TERMINAL), (provider, name)
             assert State(name).terminal == state["terminal"]
+
+
+def test_tiers_and_formats_are_named_once() -> None:
+    from nanobanana_mock.client import cli as client_cli
+    from nanobanana_mock.engine import images
+    from nanobanana_mock.schemas import media
+
+    defs = load("", "common")["$defs"]
+    assert set(media.MEDIA_TYPES.values()) == set(defs["imageContentType"]["enum"])
+    assert set(media.TIER_SPELLINGS.values()) == set(media.TIERS)
+    assert images.TIERS is media.TIERS and client_cli.EXTENSIONS is media.EXTENSIONS
+    assert {name: f.content_type for name, f in images.FORMATS.items()} == media.MEDIA_TYPES
+    assert media.spelling_in("512px", ["0.5K", "1K"]) == "0.5K"
+    assert media.spelling_in("jpg", ["jpeg", "png"]) == "jpeg"
