@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from nanobanana_mock import schemas
 from nanobanana_mock.schemas import media
+from nanobanana_mock.schemas.lifecycle import EXPIRED
 
 from .errors import ConfigurationError, message_of
 from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport
@@ -131,7 +132,7 @@ class Adapter:
     def state_codes(self, route: str) -> frozenset[int]:
         """The HTTP codes with which ``route`` answers a job's state (Segmind FAILED: 422)."""
         codes = self.lifecycle["http_status"].get(route, {})
-        return frozenset(code for state, code in codes.items() if state != "EXPIRED")
+        return frozenset(code for state, code in codes.items() if state != EXPIRED)
 
     # -- answers --------------------------------------------------------------------------
     def handle(self, origin: str, model: str, body: Mapping[str, Any]) -> JobHandle:

@@ -58,7 +58,8 @@ from ..http import (
     read_body,
 )
 from ..names import PROVIDERS, all_operations, unknown
-from ..pipeline.serve import CONTROL_STRAY, DRIFT, SOURCES, allowed_methods
+from ..pipeline.routing import CONTROL_STRAY, not_routed
+from ..pipeline.serve import DRIFT, SOURCES
 from ..scenario import ScenarioError, check_scenario
 from ..state import STATE, MockState
 from . import spec as plane
@@ -610,7 +611,7 @@ async def force_job(request: web.Request) -> web.Response:
     if wanted == GONE:
         view = job_view(state, job)
         job.expires_at = now
-        return json_response(200, {**view, "state": "EXPIRED", "expires_at": now})
+        return json_response(200, {**view, "state": GONE, "expires_at": now})
     if job.state(now) in TERMINAL:
         raise ControlError(409, f"job is already {job.state(now)}")
     if failure is not None:
@@ -854,14 +855,14 @@ def control_routes() -> list[web.RouteDef]:
     # anything else under /_mock/ (an unknown path, a wrong method) answers in JSON too; it
     # changes and shows nothing, so it is not guarded (an image path from the LAN gets a 404)
     routes.append(
-        web.route("*", p + "/{tail:.*}", guarded(_not_routed, routed=False), name=CONTROL_STRAY)
+        web.route(
+            "*", p + "/{tail:.*}", guarded(not_routed(_no_route), routed=False), name=CONTROL_STRAY
+        )
     )
     return routes
 
 
-async def _not_routed(request: web.Request) -> web.StreamResponse:
-    """404, or 405 naming the methods the path allows, as ``{"error"}``."""
-    allowed = await allowed_methods(request)
-    if allowed:
-        raise web.HTTPMethodNotAllowed(request.method, allowed)
-    raise ControlError(404, f"no control-plane route {request.path[:200]}")
+def _no_route(request: web.Request) -> ControlError:
+    """The 404 of a path under /_mock/ no route takes (a wrong method is a 405 naming the
+    methods the path allows), as ``{"error"}``."""
+    return ControlError(404, f"no control-plane route {request.path[:200]}")

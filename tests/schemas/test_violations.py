@@ -123,7 +123,7 @@ def test_did_you_mean_suggests_the_closest_name() -> None:
 
 def test_one_contract_violation_for_the_mock_the_suite_and_the_client() -> None:
     from nanobanana_mock.client import ContractViolation as ClientViolation
-    from nanobanana_mock.pipeline.serve import ContractViolation as MockViolation
+    from nanobanana_mock.pipeline.self_check import ContractViolation as MockViolation
     from nanobanana_mock.schemas.checks import ContractViolation as SuiteViolation
 
     assert MockViolation is SuiteViolation is schemas.ContractViolation
