@@ -17,16 +17,17 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas import Violation, explain, is_valid
+from nanobanana_mock.schemas.violations import warm
 
 from ..contracts import Contract, Model, contract
 from ..engine import images
 from ..engine.jobs import Job, State
 from ..engine.simulation import InsufficientCredits, UnknownJob, uuid4
-from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_of
+from ..http import ApiError, BodyError, fingerprint, origin
 from ..names import CREDIT_STATUSES, declared_errors
 from ..pipeline.call import UNKNOWN, Call, call_of, note
 from ..state import MockState
-from ..validation import is_valid, warm
 
 __all__ = ["JOB_STATE_HEADER", "Envelopes", "Provider"]
 
@@ -48,7 +49,7 @@ class Envelopes(ABC):
         """No key in the request (``missing``), or a key the mock does not accept."""
 
     @abstractmethod
-    def invalid(self, problems: list[Problem]) -> ApiError:
+    def invalid(self, problems: list[Violation]) -> ApiError:
         """A body that broke its request schema."""
 
     @abstractmethod
@@ -192,7 +193,7 @@ class Provider(Envelopes):
             if entry is not None:
                 entry.validation = "ok"
             return body  # the schema's type is object
-        problems = problems_of(schemas.validator(self.name, schema_name), body)
+        problems = explain(self.name, schema_name, body)
         note(request, validation="invalid", problems=list(map(str, problems)))
         raise self.invalid(problems)
 

@@ -19,9 +19,11 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from nanobanana_mock.schemas import Violation
+
 from ..engine.jobs import Failure, Job, State
 from ..engine.simulation import NotCancellable, UnknownJob
-from ..http import ApiError, BodyError, Problem, json_response, origin
+from ..http import ApiError, BodyError, json_response, origin
 from ..pipeline.call import note
 from .base import JOB_STATE_HEADER, Provider
 
@@ -51,8 +53,8 @@ class QueueProvider(Provider):
     def error(self, status: int, message: str) -> ApiError:
         return ApiError(status, {"detail": message})
 
-    def invalid(self, problems: list[Problem]) -> ApiError:
-        detail = [{"loc": ["body", *p.loc], "msg": p.message, "type": p.rule} for p in problems]
+    def invalid(self, problems: list[Violation]) -> ApiError:
+        detail = [{"loc": ["body", *p.path], "msg": p.message, "type": p.rule} for p in problems]
         return ApiError(422, {"detail": detail})
 
     def body_error(self, err: BodyError) -> ApiError:
