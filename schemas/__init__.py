@@ -57,8 +57,8 @@ def _path(provider: str, name: str) -> Path:
 def load(provider: str, name: str) -> dict[str, Any]:
     """Return the parsed ``schemas/<provider>/<name>.json`` (cached: do not mutate it)."""
     with _path(provider, name).open(encoding="utf-8") as fh:
-        data: dict[str, Any] = json.load(fh)
-    return _derive(data)
+        data: dict[str, Any] = _derive(json.load(fh))
+    return data
 
 
 def _operations() -> list[str]:

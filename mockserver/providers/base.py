@@ -25,7 +25,7 @@ from ..pipeline.call import UNKNOWN, call_of, note
 from ..state import MockState
 from ..validation import is_valid, warm
 
-__all__ = ["JOB_STATE_HEADER", "Provider"]
+__all__ = ["JOB_STATE_HEADER", "REGISTERED", "Provider"]
 
 WARNING_HEADER = "X-Mock-Warning"
 JOB_STATE_HEADER = "X-Mock-Job-State"  # on a job's 404: expired, evicted or unknown
@@ -33,13 +33,40 @@ MAX_WARNED = 200  # unknown names a warning header can show: it is cut at 512 by
 UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
+REGISTERED: dict[str, type[Provider]] = {}
+"""The provider classes by contract name, filled as their modules are imported (never later);
+``providers.PROVIDER_CLASSES`` checks it against the contract folders."""
+
+
 class Provider:
-    """One simulated provider. Subclasses set ``name`` and ``prefixes`` and the hooks below."""
+    """One simulated provider. A subclass registers for its contract folder with
+    ``class Name(Provider, contract="name")``, which also sets ``name`` and
+    ``fault_messages`` from ``schemas/<name>/api.json``; it sets ``prefixes`` and the hooks
+    below."""
 
     name: ClassVar[str]
     prefixes: ClassVar[tuple[str, ...]]  # path prefixes whose stray requests this provider answers
     credits_status: ClassVar[int] = 402  # the code this provider uses for insufficient credits
-    fault_messages: ClassVar[dict[int, str]] = {}  # its documented text for each error code
+    fault_messages: ClassVar[dict[int, str]] = {}  # api.json fault_messages: text per error code
+
+    def __init_subclass__(cls, contract: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if contract is None:  # a shared base (a queue-style provider), not a provider
+            return
+        if contract not in schemas.PROVIDERS:
+            raise TypeError(
+                f"{cls.__qualname__}: no contract folder schemas/{contract}/ with an api.json; "
+                f"the contracts are: {', '.join(schemas.PROVIDERS)}"
+            )
+        if contract in REGISTERED:
+            raise TypeError(
+                f"{cls.__qualname__}: contract {contract!r} is already registered by "
+                f"{REGISTERED[contract].__module__}.{REGISTERED[contract].__qualname__}"
+            )
+        cls.name = contract
+        messages = schemas.load(contract, "api")["fault_messages"]
+        cls.fault_messages = {int(code): text for code, text in messages.items()}
+        REGISTERED[contract] = cls
 
     def __init__(self, state: MockState) -> None:
         self.state = state
