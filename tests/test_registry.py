@@ -38,6 +38,9 @@ def test_identity_comes_from_api_json(provider: str) -> None:
     api = schemas.load(provider, "api")
     cls = mock_providers.PROVIDER_CLASSES[provider]
     assert cls.fault_messages == {int(code): m for code, m in api["fault_messages"].items()}
+    paths = [op["path"] for op in api["operations"].values()]  # its stray paths are its own
+    assert all(path.startswith(cls.prefixes) for path in paths)
+    assert all(any(path.startswith(p) for path in paths) for p in cls.prefixes)
     adapter = client_providers.ADAPTERS[provider]
     assert adapter.key_env == tuple(api["environment"]["api_key"])
     assert adapter.base_env == api["environment"]["base_url"]

@@ -40,12 +40,14 @@ REGISTERED: dict[str, type[Provider]] = {}
 
 class Provider:
     """One simulated provider. A subclass registers for its contract folder with
-    ``class Name(Provider, contract="name")``, which also sets ``name`` and
-    ``fault_messages`` from ``schemas/<name>/api.json``; it sets ``prefixes`` and the hooks
-    below."""
+    ``class Name(Provider, contract="name")``, which also sets ``name``, ``fault_messages``
+    and (unless the class sets them) ``prefixes`` from ``schemas/<name>/api.json``; it
+    supplies the hooks below."""
 
     name: ClassVar[str]
-    prefixes: ClassVar[tuple[str, ...]]  # path prefixes whose stray requests this provider answers
+    # the path prefixes whose stray requests this provider answers: by default, the first
+    # segment of each of its operations' paths (/v1/ and /v2/, /model/)
+    prefixes: ClassVar[tuple[str, ...]]
     credits_status: ClassVar[int] = 402  # the code this provider uses for insufficient credits
     fault_messages: ClassVar[dict[int, str]] = {}  # api.json fault_messages: text per error code
 
@@ -63,9 +65,12 @@ class Provider:
                 f"{cls.__qualname__}: contract {contract!r} is already registered by "
                 f"{REGISTERED[contract].__module__}.{REGISTERED[contract].__qualname__}"
             )
+        api = schemas.load(contract, "api")
         cls.name = contract
-        messages = schemas.load(contract, "api")["fault_messages"]
-        cls.fault_messages = {int(code): text for code, text in messages.items()}
+        cls.fault_messages = {int(code): text for code, text in api["fault_messages"].items()}
+        if "prefixes" not in cls.__dict__:
+            paths = (op["path"] for op in api["operations"].values())
+            cls.prefixes = tuple(dict.fromkeys(f"/{path.split('/')[1]}/" for path in paths))
         REGISTERED[contract] = cls
 
     def __init__(self, state: MockState) -> None:

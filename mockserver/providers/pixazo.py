@@ -25,8 +25,6 @@ MODEL = "nano-banana-pro"
 
 
 class Pixazo(Provider, contract="pixazo"):
-    prefixes = ("/nano-banana-pro-770/",)
-
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post(BASE + "/nano-banana-pro-request", self.submit, name="pixazo.submit"),

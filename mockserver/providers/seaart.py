@@ -26,8 +26,6 @@ CANCELED = Failure(error="Request was canceled by the user", error_type="CANCELE
 
 
 class SeaArt(Provider, contract="seaart"):
-    prefixes = ("/model/",)
-
     def routes(self) -> list[web.RouteDef]:
         req = BASE + "/{endpoint}/requests/{request_id}"
         return [

@@ -25,7 +25,6 @@ METHOD_NOT_ALLOWED_HTML = (
 
 
 class Segmind(Provider, contract="segmind"):
-    prefixes = ("/v1/", "/v2/")
     credits_status = 406
 
     def routes(self) -> list[web.RouteDef]:
