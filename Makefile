@@ -23,7 +23,7 @@ IDENTIFY := import sys; print(sys.executable, sys.version.split()[0]); sys.exit(
 # Was PYTHON given (command line or environment), or is it the default?
 ASKED  := $(call given,PYTHON)
 
-.PHONY: venv serve test lint typecheck conformance clean fuzz bench soak FORCE
+.PHONY: venv serve test lint typecheck import-contracts conformance clean fuzz bench soak FORCE
 
 # Rewritten only when the venv is (re)made, so that only then is the stamp out of date. A
 # working venv is kept when PYTHON was not given (the default python3 may be too old for it).
@@ -50,7 +50,8 @@ venv: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/python -m nanobanana_mock $(strip $(SERVE_ARGS))
 
-test: $(STAMP)
+# Lint first: CI runs `make test` (.ci/run), so the rules the tools check hold there too.
+test: lint
 	$(BIN)/python -m pytest
 
 fuzz: $(STAMP)
@@ -68,15 +69,25 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --seconds $(or $(SECONDS),120)
 
+# ruff, mypy --strict and the import contracts. Each says one line when clean; all of them run,
+# so one pass shows every problem, and a failure ends with the steps that failed.
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	@failed=; \
+	$(BIN)/ruff check . || failed="$$failed, ruff check"; \
+	$(BIN)/ruff format --check . || failed="$$failed, ruff format (run $(BIN)/ruff format .)"; \
+	$(BIN)/python tools/typecheck.py || failed="$$failed, mypy --strict"; \
+	$(BIN)/python tools/import_contracts.py || failed="$$failed, import contracts"; \
+	if [ -n "$$failed" ]; then echo "make lint FAILED: $${failed#, }" >&2; exit 1; fi
 
 # mypy --strict on all product code, under its import names (tools/typecheck.py says how)
 typecheck: $(STAMP)
 	$(BIN)/python tools/typecheck.py
 
+# who may import whom: pyproject.toml [tool.importlinter] (tools/import_contracts.py says how)
+import-contracts: $(STAMP)
+	$(BIN)/python tools/import_contracts.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info
 
 FORCE:

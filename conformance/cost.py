@@ -14,7 +14,7 @@ Errors::
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,11 +53,14 @@ class Plan:
 
 
 def _model(provider: str, model: str) -> Mapping[str, Any]:
-    return schemas.load(provider, "api")["models"][model]
+    found: Mapping[str, Any] = schemas.load(provider, "api")["models"][model]
+    return found
 
 
 def _properties(provider: str, model: str) -> Mapping[str, Any]:
-    return schemas.load(provider, _model(provider, model)["request"]).get("properties", {})
+    request = schemas.load(provider, _model(provider, model)["request"])
+    found: Mapping[str, Any] = request.get("properties", {})
+    return found
 
 
 def _pick(provider: str, model: str, kind: str, body: Mapping[str, Any]) -> Any:
@@ -145,7 +148,7 @@ class Budget:
 
     def __init__(self, cap: float | None) -> None:
         self.cap = cap
-        self.spent: Counter[str] = Counter()
+        self.spent: defaultdict[str, float] = defaultdict(float)  # provider -> USD
         self._lock = threading.Lock()
 
     @property

@@ -115,12 +115,13 @@ def load_scenario(path: str) -> dict[str, Any]:
         raise UsageError(f"--scenario {path}: {where or '/'}: {errors[0].message}")
     refused = rule_problems(data.get("faults", []))  # duplicate ids, a regex RE2 refuses
     if refused:
-        index, where, message = refused[0]
+        index, _, message = refused[0]
         raise UsageError(f"--scenario {path}: faults/{index}: {message}")
     stuck = _frozen_response_waits(data)
     if stuck is not None:
         raise UsageError(f"--scenario {path}: faults/{stuck}: {FROZEN_RESPONSE_LATENCY}")
-    return json.loads(json.dumps(data))
+    plain: dict[str, Any] = json.loads(json.dumps(data))
+    return plain
 
 
 FROZEN_RESPONSE_LATENCY = (

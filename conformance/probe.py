@@ -1,6 +1,6 @@
 """One check's view of one provider model on the target: it sends raw requests, checks every
 answer against the contracts, records every finding in the run's report, and fails the check
-with :class:`~nanobanana_mock.conformance.checks.ContractViolation` listing the breaking ones.
+with :class:`~nanobanana_mock.schemas.checks.ContractViolation` listing the breaking ones.
 
 Paths, methods, auth headers and the request body of each operation come from ``api.json``
 (through the client's adapter); nothing here restates a contract.
@@ -18,8 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from nanobanana_mock import schemas
 from nanobanana_mock.client.models import JobHandle
 from nanobanana_mock.client.providers import adapter
-
-from .checks import (
+from nanobanana_mock.schemas.checks import (
     BREAKING,
     ContractViolation,
     Finding,
@@ -27,10 +26,11 @@ from .checks import (
     response_findings,
     route_status_findings,
 )
+from nanobanana_mock.schemas.report import Report
+
 from .cost import Budget, Plan, SpendingRefused
 from .exchange import Answer, Http
 from .facts import unknown_request_id
-from .report import Report
 from .target import Target
 
 __all__ = ["DEFAULT_KEY", "URL_FIELDS", "Probe"]
@@ -77,7 +77,8 @@ class Probe:
     # -- the contract's facts ---------------------------------------------------------------
     @property
     def operations(self) -> Mapping[str, Any]:
-        return self.api["operations"]
+        found: Mapping[str, Any] = self.api["operations"]
+        return found
 
     @property
     def poll_routes(self) -> list[str]:
@@ -109,7 +110,8 @@ class Probe:
     def route_codes(self, operation: str) -> Mapping[str, int]:
         """State -> HTTP code on the operation's lifecycle route (lifecycle.json)."""
         route = self.operations[operation].get("lifecycle_route")
-        return self.lifecycle["http_status"].get(route, {})
+        codes: Mapping[str, int] = self.lifecycle["http_status"].get(route, {})
+        return codes
 
     def expired_code(self, operation: str) -> int:
         """The code of a job that is gone (expired, or never was)."""

@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -132,11 +132,12 @@ def banner(app: web.Application, port: int) -> str:
     token is ever printed."""
     config = app[STATE].config
     base = f"http://{config.host}:{port}"
+    scenario = app[BASE_SCENARIO]
     lines = [
         f"nanobanana-mock serving on {base} (seed {config.seed}, time scale "
         f"{config.time_scale:g}x{', frozen' if config.time_scale == 0 else ''})",
         *(line for name, url in base_urls(base).items() for line in _where(app, name, url)),
-        *_settings_lines(config, app[BASE_SCENARIO]),
+        *_settings_lines(config, scenario),
         "  keys     "
         + (
             "any non-empty key"
@@ -257,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # lives as long as the process: out of every future collection's scan.
     gc.freeze()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    runner: Callable[[Coroutine[Any, Any, None]], None]
     try:
         import uvloop
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import json
 import math
 import re
@@ -25,6 +24,7 @@ from aiohttp import web
 
 from nanobanana_mock import schemas
 
+from .engine.keys import fingerprint
 from .names import did_you_mean
 from .validation import MAX_PROBLEMS, explain
 
@@ -112,26 +112,6 @@ def dumps(body: Any) -> bytes:
         return orjson.dumps(body)
     except TypeError:
         return json.dumps(body, separators=(",", ":")).encode("ascii")
-
-
-CACHED_KEY_CHARS = 256
-"""Longest key whose fingerprint is cached: a cache entry holds its key, and control-plane
-keys may be as long as a body (4,096 of 256 KiB were a gigabyte). Longer ones are hashed
-each time (linear, a few microseconds per kilobyte)."""
-
-
-def fingerprint(api_key: str) -> str:
-    """A stable, non-reversible stand-in for an API key (keys are never stored in clear)."""
-    if len(api_key) <= CACHED_KEY_CHARS:
-        return _cached_fingerprint(api_key)
-    return _fingerprint(api_key)
-
-
-def _fingerprint(api_key: str) -> str:
-    return hashlib.blake2b(api_key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-
-
-_cached_fingerprint = lru_cache(maxsize=4096)(_fingerprint)
 
 
 def origin(request: web.Request) -> str:

@@ -24,7 +24,7 @@ import mimetypes
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -144,7 +144,7 @@ def _cancellable() -> list[str]:
     return [api["title"] for api in apis if "cancel" in api["operations"]]
 
 
-def _common_options() -> argparse.ArgumentParser:
+def _common_options() -> _Parser:
     options = _Parser(add_help=False)
     options.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     origins = ", ".join(f"{name} {adapter.default_base}" for name, adapter in ADAPTERS.items())
@@ -165,7 +165,7 @@ def _common_options() -> argparse.ArgumentParser:
     return options
 
 
-def _wait_options() -> argparse.ArgumentParser:
+def _wait_options() -> _Parser:
     options = _Parser(add_help=False)
     options.add_argument(
         "--out", metavar="DIR",
@@ -528,7 +528,7 @@ async def _cancel(run: Run) -> int:
     return 0
 
 
-COMMANDS: Final[dict[str, Callable[[Run], Awaitable[int]]]] = {
+COMMANDS: Final[dict[str, Callable[[Run], Coroutine[Any, Any, int]]]] = {
     "generate": _generate,
     "status": _status,
     "wait": _wait,

@@ -265,18 +265,19 @@ class Client:
 
     # -- plumbing -----------------------------------------------------------------------------
     def _not_done(self, handle: JobHandle, report: StatusReport) -> ApiError:
-        kw = {
-            "provider": self.provider,
-            "handle": handle,
-            "report": report,
-            "error_type": report.error_type,
-            "status": report.http_status,
-            "body": dict(report.body),
-        }
-        if report.status is JobStatus.CANCELLED:
-            return JobCancelled(report.error or "the job was cancelled", **kw)
-        if report.status is JobStatus.FAILED:
-            return JobFailed(report.error or "the job failed", **kw)
+        if report.status in (JobStatus.CANCELLED, JobStatus.FAILED):
+            cancelled = report.status is JobStatus.CANCELLED
+            ended = JobCancelled if cancelled else JobFailed
+            default = "the job was cancelled" if cancelled else "the job failed"
+            return ended(
+                report.error or default,
+                provider=self.provider,
+                handle=handle,
+                report=report,
+                error_type=report.error_type,
+                status=report.http_status,
+                body=dict(report.body),
+            )
         return JobPending(
             f"job {handle.request_id} is still {report.raw_status}",
             provider=self.provider,

@@ -274,7 +274,8 @@ class Pixazo(Adapter, contract="pixazo"):
         return self.status_call(handle)
 
     def result(self, handle: JobHandle, body: Mapping[str, Any]) -> Result:
-        metadata = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
+        found = body.get("metadata")
+        metadata: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         seconds = metadata.get("processing_time_seconds")
         metrics = (
             Metrics(inference_time=float(seconds))

@@ -179,7 +179,8 @@ def _pattern_properties(
                 yield from validator.descend(value, subschema, path=key, schema_path=pattern)
 
 
-_Validator = validators.extend(
+# validators.extend is untyped in types-jsonschema (its arguments and result carry no types)
+_Validator = validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
 )
 
@@ -188,6 +189,6 @@ def _is_exact_integer(checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-_ExactValidator = validators.extend(
+_ExactValidator = validators.extend(  # type: ignore[no-untyped-call]  # as above
     _Validator, type_checker=_Validator.TYPE_CHECKER.redefine("integer", _is_exact_integer)
 )

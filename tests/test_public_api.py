@@ -2,6 +2,7 @@
 
 import nanobanana_mock as mockserver
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas import checks, report
 
 
 def test_mockserver_public_api() -> None:
@@ -23,3 +24,19 @@ def test_mockserver_public_api() -> None:
 
 def test_schemas_public_api() -> None:
     assert schemas.__all__ == ["PROVIDERS", "documents", "load", "search", "validator"]
+
+
+def test_contract_checks_public_api() -> None:
+    assert sorted(checks.__all__) == [
+        "ADDITIVE",
+        "BREAKING",
+        "ContractViolation",
+        "Finding",
+        "http_status_findings",
+        "image_findings",
+        "response_findings",
+        "route_status_findings",
+        "schema_findings",
+        "transition_findings",
+    ]
+    assert report.__all__ == ["Report"]

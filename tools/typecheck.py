@@ -1,43 +1,30 @@
-"""`make typecheck`: mypy --strict on all product code, under the names users import.
+"""`make typecheck` (and part of `make lint`): mypy --strict on all product code.
 
-The folders are not import names (setup.py maps `mockserver/` to `nanobanana_mock`, `schemas/`
-to `nanobanana_mock.schemas`, and so on), and a type checker cannot follow setuptools'
-editable finder. So this builds the installed layout as a tree of symbolic links under
-build/typecheck/ (cheap, rebuilt each run, nothing reinstalled when a module is added) and runs
-mypy there with the settings in pyproject.toml. Extra arguments go to mypy.
+mypy runs in the tree of links that tools/linktree.py builds (the installed layout, under the
+names users import), with the settings in pyproject.toml [tool.mypy]; its cache stays in
+.mypy_cache/ at the root, so a second run only re-reads what changed. Extra arguments go to
+mypy (e.g. `-m nanobanana_mock.engine.clock`).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-TREE = ROOT / "build" / "typecheck"
-# import name under nanobanana_mock -> folder (the mock's own modules are linked one by one)
-SUBPACKAGES = {"schemas": "schemas", "client": "nanobanana", "conformance": "conformance"}
-
-
-def build_tree() -> Path:
-    package = TREE / "nanobanana_mock"
-    shutil.rmtree(TREE, ignore_errors=True)
-    package.mkdir(parents=True)
-    for entry in sorted((ROOT / "mockserver").iterdir()):
-        if entry.name != "__pycache__":
-            os.symlink(entry, package / entry.name)
-    for name, folder in SUBPACKAGES.items():
-        os.symlink(ROOT / folder, package / name)
-    return TREE
+from linktree import ROOT, build
 
 
 def main(argv: list[str]) -> int:
-    tree = build_tree()
+    tree = build()
     command = [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml")]
-    command += argv or ["-p", "nanobanana_mock"]
-    return subprocess.call(command, cwd=tree)
+    code = subprocess.call([*command, *(argv or ["-p", "nanobanana_mock"])], cwd=tree)
+    if code:
+        print(
+            "typecheck FAILED: mypy --strict found the errors above "
+            "(settings: pyproject.toml [tool.mypy]; run `make typecheck` alone to re-check)",
+            file=sys.stderr,
+        )
+    return code
 
 
 if __name__ == "__main__":

@@ -18,13 +18,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nanobanana_mock.conformance import cost
-from nanobanana_mock.conformance.checks import ContractViolation
 from nanobanana_mock.conformance.exchange import Http
 from nanobanana_mock.conformance.options import (
     DEFAULT_REPORT_DIR,
@@ -35,13 +35,14 @@ from nanobanana_mock.conformance.options import (
 )
 from nanobanana_mock.conformance.outcome import TOOL_ERROR, Outcome, Tally, decide
 from nanobanana_mock.conformance.probe import Probe
-from nanobanana_mock.conformance.report import Report
 from nanobanana_mock.conformance.target import LiveTarget, MockTarget, Target
+from nanobanana_mock.schemas.checks import ContractViolation
+from nanobanana_mock.schemas.report import Report
 
 OPTIONS = pytest.StashKey[RunOptions]()
 REPORT = pytest.StashKey[Report]()
 BUDGET = pytest.StashKey[cost.Budget]()
-SCENARIO = pytest.StashKey[dict | None]()
+SCENARIO = pytest.StashKey[dict[str, Any] | None]()
 TOOL_ERRORS = pytest.StashKey[list[str]]()
 STARTED = pytest.StashKey[bool]()
 DRY_RUN_DONE = pytest.StashKey[bool]()
@@ -173,7 +174,9 @@ def _write(config: pytest.Config, lines: list[str]) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Tally each check; a contract finding is shown as its findings (no traceback of the
     suite), anything else that broke a check is a tool error."""
     report = yield
@@ -210,7 +213,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     options = config.stash[OPTIONS]
     report = config.stash[REPORT]
-    ran, skipped = config.stash[RAN], config.stash[SKIPPED] - config.stash[RAN]
+    ran = config.stash[RAN]
+    skipped = config.stash[SKIPPED] - ran
     tally = Tally(
         selected=len(session.items),
         ran=len(ran),

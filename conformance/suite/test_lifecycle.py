@@ -17,11 +17,11 @@ import pytest
 
 from nanobanana_mock import schemas
 from nanobanana_mock.client.models import JobStatus
-from nanobanana_mock.conformance.checks import transition_findings
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.exchange import Answer
 from nanobanana_mock.conformance.probe import URL_FIELDS, Probe
 from nanobanana_mock.conformance.target import Target
+from nanobanana_mock.schemas.checks import transition_findings
 
 pytestmark = [pytest.mark.paid, pytest.mark.cases("model")]
 ACCEPTED = 200

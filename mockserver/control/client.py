@@ -25,7 +25,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "ClockControl",
@@ -46,7 +49,7 @@ PREFIX = "/_mock"
 Json = dict[str, Any]
 JsonList = list[Json]
 IdList = list[str]
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 MATCH_KEYS = frozenset(
     {"provider", "operation", "method", "api_key", "model"}
     | {"prompt_contains", "prompt_regex", "headers"}
@@ -130,7 +133,7 @@ class JournalEntry:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalEntry:
         """Build from the server's JSON; unknown fields are ignored, missing ones are None."""
-        values = {f.name: data.get(f.name) for f in fields(cls)}
+        values: Json = {f.name: data.get(f.name) for f in fields(cls)}
         values["problems"] = tuple(data.get("problems") or ())
         values["findings"] = tuple(data.get("findings") or ())
         return cls(**values)
@@ -178,7 +181,7 @@ class JobInfo:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobInfo:
         """Build from the server's JSON; unknown fields are ignored, missing ones are None."""
-        values = {f.name: data.get(f.name) for f in fields(cls)}
+        values: Json = {f.name: data.get(f.name) for f in fields(cls)}
         values["output"] = _build(JobOutput, data.get("output"))
         values["failure"] = _build(JobFailure, data.get("failure"))
         return cls(**values)
@@ -187,7 +190,8 @@ class JobInfo:
 def _build(cls: type[T], data: Mapping[str, Any] | None) -> T | None:
     if data is None:
         return None
-    return cls(**{f.name: data.get(f.name) for f in fields(cls)})  # type: ignore[arg-type]
+    values: Json = {f.name: data.get(f.name) for f in fields(cls)}
+    return cls(**values)
 
 
 JobList = list[JobInfo]
@@ -256,11 +260,13 @@ class MockControl:
             body["settings"] = settings
         if scenario is not None:
             body["scenario"] = scenario
-        return self._request("POST", f"{PREFIX}/reset", body)["settings"]
+        effective: Json = self._request("POST", f"{PREFIX}/reset", body)["settings"]
+        return effective
 
     def settings(self) -> Json:
         """The effective settings."""
-        return self._request("GET", f"{PREFIX}/settings")
+        effective: Json = self._request("GET", f"{PREFIX}/settings")
+        return effective
 
     def _request(
         self,
@@ -369,6 +375,7 @@ class FaultControl(_Part):
     ) -> str:
         """Add one rule (a dict, and/or its parts as keywords, which win); returns its id."""
         body = dict(rule or {})
+        parts: dict[str, Mapping[str, Any] | str | None]
         parts = {"match": match, "effect": effect, "scope": scope}
         parts |= {"id": id, "description": description}
         body.update({k: v for k, v in parts.items() if v is not None})
@@ -500,7 +507,8 @@ class JournalControl(_Part):
 
     def _query(self, filters: Mapping[str, Any]) -> Json:
         _check_keys("journal filter", filters, JOURNAL_FILTERS)
-        return self._request("GET", "/journal", query=filters)
+        answer: Json = self._request("GET", "/journal", query=filters)
+        return answer
 
 
 class CreditControl(_Part):
@@ -527,7 +535,8 @@ class CreditControl(_Part):
 
     def info(self) -> Json:
         """The whole ledger: ``enabled``, ``default`` and the ``accounts`` (keys redacted)."""
-        return self._request("GET", "/credits")
+        ledger: Json = self._request("GET", "/credits")
+        return ledger
 
     def disable(self) -> None:
         """Turn the ledger off: no balances, nothing refused."""

@@ -194,7 +194,9 @@ class MockHandle:
             return self.url(provider)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def reset(self, *, scenario: Mapping[str, Any] | None = None, **settings: Any) -> dict:
+    def reset(
+        self, *, scenario: Mapping[str, Any] | None = None, **settings: Any
+    ) -> dict[str, Any]:
         """Reset to the session's settings plus ``settings``; returns the effective settings."""
         self.settings = self.control.reset(scenario=scenario, **settings)
         return self.settings

@@ -255,15 +255,16 @@ def _caption(image: Image.Image, lines: list[str]) -> None:
     probe = ImageFont.load_default(size=100)
     widest = max(probe.getlength(line) for line in lines) or 1.0
     size = int(min(min(width, height) * 0.07, 100 * width * 0.9 / widest))
-    font = ImageFont.load_default(size=max(size, 6))
-    gap = font.size // 3
-    line_height = font.size + gap
+    font_size = max(size, 6)  # the size asked for: Pillow's bitmap fallback font has none
+    font = ImageFont.load_default(size=font_size)
+    gap = font_size // 3
+    line_height = font_size + gap
     block = line_height * len(lines) + gap
     top = (height - block) // 2
     draw = ImageDraw.Draw(image, "RGBA")
     draw.rectangle((0, top, width, top + block), fill=(0, 0, 0, 110))
     for i, line in enumerate(lines):
-        y = top + gap + i * line_height + font.size // 2
+        y = top + gap + i * line_height + font_size // 2
         draw.text((width / 2, y), line, font=font, fill=(255, 255, 255), anchor="mm")
 
 

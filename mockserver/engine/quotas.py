@@ -11,8 +11,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from ..http import fingerprint
 from .journal import redact
+from .keys import fingerprint
 
 __all__ = ["Ledger", "LimitError", "RateLimiter"]
 

@@ -66,7 +66,7 @@ from ..validation import is_valid
 from .call import CALL, Call
 
 if TYPE_CHECKING:
-    from nanobanana_mock.conformance.report import Report
+    from nanobanana_mock.schemas.report import Report
 
 __all__ = [
     "DRIFT",

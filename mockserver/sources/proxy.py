@@ -30,14 +30,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from nanobanana_mock import schemas
-from nanobanana_mock.conformance.checks import (
+from nanobanana_mock.schemas.checks import (
     BREAKING,
     Finding,
     response_findings,
     schema_findings,
     transition_findings,
 )
-from nanobanana_mock.conformance.report import Report
+from nanobanana_mock.schemas.report import Report
 
 from ..config import ConfigError, MockConfig
 from ..faults.rules import RequestFacts
@@ -277,7 +277,7 @@ class Proxy:
         """Validate both ways; findings to the journal entry and the drift report."""
         operation = facts.operation
         operations = provider.contract.api["operations"]
-        if operation not in operations:
+        if operation is None or operation not in operations:
             return  # an output image or a route the contract does not know
         spec = operations[operation]
         label = f"{spec['method']} {spec['path']}"
@@ -332,7 +332,7 @@ class Proxy:
     @staticmethod
     def _request_schema(provider: Provider, facts: RequestFacts) -> str | None:
         """The schema of the operation's request body: the model's, a named one, or none."""
-        kind = provider.contract.api["operations"][facts.operation].get("request")
+        kind: str | None = provider.contract.api["operations"][facts.operation].get("request")
         if kind != "model":
             return kind
         model = provider.model(facts.model) if facts.model else None

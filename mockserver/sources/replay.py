@@ -246,8 +246,8 @@ class Replay:
                 continue
             try:
                 record = checked_record(raw, provider)
-                key = (provider, record["method"], record["path"])
-                key += (canonical(record.get("request_body")),)
+                body = canonical(record.get("request_body"))
+                key = (provider, record["method"], record["path"], body)
             except ValueError as exc:
                 raise ConfigError(f"{path}:{number}: {_one_line(str(exc))}") from None
             except RecursionError:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nanobanana_mock.conformance import cli
-from nanobanana_mock.conformance.report import Report
+from nanobanana_mock.schemas.report import Report
 
 from .conftest import SCENARIOS, Run, Runner, assert_plain
 

@@ -7,18 +7,6 @@ import importlib
 import pytest
 
 PUBLIC = {
-    "nanobanana_mock.conformance.checks": [
-        "ADDITIVE",
-        "BREAKING",
-        "ContractViolation",
-        "Finding",
-        "http_status_findings",
-        "image_findings",
-        "response_findings",
-        "route_status_findings",
-        "schema_findings",
-        "transition_findings",
-    ],
     "nanobanana_mock.conformance.cli": ["SUITE", "USAGE", "build_parser", "main", "pytest_args"],
     "nanobanana_mock.conformance.cost": [
         "Budget",

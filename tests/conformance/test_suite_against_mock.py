@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nanobanana_mock.conformance.checks import ADDITIVE, BREAKING
+from nanobanana_mock.schemas.checks import ADDITIVE, BREAKING
 
 from .conftest import SCENARIOS, Runner
 

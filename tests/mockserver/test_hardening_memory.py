@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 
 from nanobanana_mock.config import ConfigError, MockConfig
-from nanobanana_mock.conformance.checks import BREAKING, Finding
-from nanobanana_mock.conformance.report import Report
 from nanobanana_mock.engine.jobs import (
     JOB_BYTES,
     Failure,
@@ -32,6 +30,8 @@ from nanobanana_mock.engine.jobs import (
 )
 from nanobanana_mock.engine.quotas import MAX_KEYS, RateLimiter
 from nanobanana_mock.http import ApiError, fingerprint
+from nanobanana_mock.schemas.checks import BREAKING, Finding
+from nanobanana_mock.schemas.report import Report
 from tests.harness import KEYS, Mock
 
 TIMEOUT = 60.0  # every HTTP exchange here is bounded

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from nanobanana_mock.conformance.checks import BREAKING, Finding, schema_findings
-from nanobanana_mock.conformance.report import Report
+from nanobanana_mock.schemas.checks import BREAKING, Finding, schema_findings
+from nanobanana_mock.schemas.report import Report
 
 
 def finding(observed: str) -> Finding:

@@ -3,7 +3,8 @@
 JSON (``drift.json``), Markdown (``drift.md``) and HTML (``drift.html``), each led by a
 one-screen summary per provider and the run's verdict (the suite sets it; see
 ``conformance/outcome.py``). :meth:`Report.exit_code` is 1 when anything breaking was found,
-5 when nothing was checked, else 0.
+5 when nothing was checked, else 0. In the contracts package, like the checks it gathers: the
+conformance suite writes it, and the mock's validating proxy serves it (``GET /_mock/drift``).
 """
 
 from __future__ import annotations

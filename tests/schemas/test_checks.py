@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from nanobanana_mock import schemas
-from nanobanana_mock.conformance.checks import (
+from nanobanana_mock.schemas.checks import (
     ADDITIVE,
     BREAKING,
     schema_findings,

@@ -12,6 +12,10 @@ expected and what was observed, and a severity:
 
 These are contract findings, never errors of the tool itself (STYLE rule 5): the suite turns
 breaking ones into failed tests (:class:`ContractViolation`).
+
+They live in the contracts package, beside the schemas they read, because two sides use them:
+the conformance suite and the mock's validating proxy (``sources/proxy.py``), and the mock
+never imports the suite (the import contracts in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -110,28 +114,32 @@ def _classify(error: ValidationError) -> list[tuple[str, str, str, str]]:
     """(pointer, expected, observed, severity) for one leaf error; one per unknown field."""
     pointer = _pointer(error.absolute_path)
     rule = error.validator
+    # JSON values; the stubs also allow Unset, which only a hand-made error leaves
+    instance: Any = error.instance
+    value: Any = error.validator_value
     if rule in ("additionalProperties", "unevaluatedProperties"):
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        extra = sorted(set(instance) - set(schema.get("properties", {})))
         return [
             (
                 f"{pointer}/{name}",
                 "no such field",
-                f"new field {name!r} = {_short(error.instance[name])}",
+                f"new field {name!r} = {_short(instance[name])}",
                 ADDITIVE,
             )
             for name in extra
         ]
     if rule == "required":
-        missing = [n for n in error.validator_value if n not in error.instance]
+        missing = [n for n in value if n not in instance]
         return [(f"{pointer}/{n}", f"required field {n!r}", "missing", BREAKING) for n in missing]
     if rule in ("enum", "const"):  # a closed set: any value outside it is breaking
-        allowed = error.validator_value if rule == "enum" else [error.validator_value]
-        return [(pointer, f"one of {_short(allowed)}", _short(error.instance), BREAKING)]
+        allowed = value if rule == "enum" else [value]
+        return [(pointer, f"one of {_short(allowed)}", _short(instance), BREAKING)]
     if rule == "type":
-        observed = f"{type(error.instance).__name__} {_short(error.instance)}"
-        return [(pointer, f"type {error.validator_value}", observed, BREAKING)]
-    expected = f"{rule} {_short(error.validator_value)}"
-    return [(pointer, expected, _short(error.instance), BREAKING)]
+        observed = f"{type(instance).__name__} {_short(instance)}"
+        return [(pointer, f"type {value}", observed, BREAKING)]
+    expected = f"{rule} {_short(value)}"
+    return [(pointer, expected, _short(instance), BREAKING)]
 
 
 def _matched_no_state(leaf: ValidationError) -> bool:
