@@ -21,6 +21,7 @@ from typing import Any
 
 from nanobanana_mock import schemas
 from nanobanana_mock.client.providers import adapter
+from nanobanana_mock.faults.effects import EFFECTS
 from nanobanana_mock.faults.rules import rule_problems
 from nanobanana_mock.scenario import EXPLAIN_SECONDS, ScenarioError, parse_data
 from nanobanana_mock.scenario_files import EXAMPLES, UnknownScenario, locate
@@ -136,9 +137,9 @@ def _frozen_response_waits(data: Mapping[str, Any]) -> int | None:
     scenario may run the clock itself with ``settings.time_scale``)."""
     if (data.get("settings") or {}).get("time_scale", 0) > 0:
         return None
-    for index, rule in enumerate(data.get("faults") or ()):
-        latency = (rule.get("effect") or {}).get("latency")
-        if isinstance(latency, Mapping) and latency.get("target", "response") == "response":
+    for index, rule in enumerate(data.get("faults") or ()):  # schema-valid: one kind each
+        ((kind, params),) = rule["effect"].items()
+        if EFFECTS[kind].holds_answer(params):
             return index
     return None
 

@@ -2,7 +2,7 @@
 
 One application serves all three providers on their real paths, the output images, and the
 control plane under ``/_mock/``. Every provider route, the output images and a catch-all for
-stray paths are wrapped in the pipeline of ``intercept.py`` (journal, faults, quotas, provider
+stray paths are wrapped in the pipeline (``pipeline/``: journal, faults, quotas, provider
 envelopes, self-check).
 """
 
@@ -25,13 +25,17 @@ from .names import PROVIDERS as PROVIDER_NAMES
 from .names import unknown
 from .openapi import openapi_document
 from .pipeline.call import note
-from .pipeline.serve import DRIFT, PROVIDERS, SOURCES, STRAY, ContractViolation, Pipeline, Source
+from .pipeline.routing import STRAY
+from .pipeline.self_check import ContractViolation
+from .pipeline.serve import DRIFT, SOURCES, Pipeline, Source
 from .providers import PROVIDER_CLASSES
-from .providers.base import JOB_STATE_HEADER
+from .providers.base import JOB_STATE_HEADER, Provider
 from .sources.replay import Recorder, Replay
 from .state import STATE, MockState
 
 __all__ = ["PROVIDERS", "STATE", "ContractViolation", "create_app"]
+
+PROVIDERS: web.AppKey[dict[str, Provider]] = web.AppKey("providers", dict)
 
 
 def create_app(
@@ -58,18 +62,19 @@ def create_app(
     providers = {name: cls(state) for name, cls in PROVIDER_CLASSES.items()}
     app[PROVIDERS] = providers
     pipeline = Pipeline(state, providers, _add_sources(app, config))
+    routes = pipeline.routes
     for provider in providers.values():
-        app.router.add_routes(pipeline.wrap(provider, route) for route in provider.routes())
+        app.router.add_routes(routes.wrap(provider, route) for route in provider.routes())
     expect = {"expect_handler": pipeline.expect}  # an odd Expect answered in an envelope
-    files = pipeline.file_handler(_file)
+    files = routes.files(_file)
     app.router.add_get("/_mock/files/{job_id}/{name}", files, name="mock.file", **expect)
     app.router.add_get("/_mock/health", _health, name="mock.health", **expect)
     app.router.add_get("/_mock/openapi/{provider}.json", _openapi, name="mock.openapi", **expect)
     app.router.add_routes(
         web.RouteDef(r.method, r.path, r.handler, {**r.kwargs, **expect}) for r in control_routes()
     )
-    app.router.add_get("/", pipeline.plain_handler(_index), name="mock.index", **expect)
-    stray = pipeline.stray_handler()
+    app.router.add_get("/", routes.plain(_index), name="mock.index", **expect)
+    stray = routes.stray()
     app.router.add_route("*", r"/{path:[\s\S]*}", stray, name=STRAY, **expect)
     apply_scenario(state, scenario)
     app.on_cleanup.append(_close)

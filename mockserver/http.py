@@ -155,6 +155,11 @@ class BodyError(Exception):
         self.kind = kind  # "content_type" | "too_large" | "too_deep" | "json" | "payload"
         self.message = message
 
+    @property
+    def status(self) -> int:
+        """The HTTP code of the answer, when a provider has no code of its own for it."""
+        return {"content_type": 415, "too_large": 413, "too_deep": 413}.get(self.kind, 400)
+
     def bare(self) -> BodyError:
         """The same error without a traceback or context. A raised error keeps the frames it
         went through, and one of them holds the body it refused: an error kept for later (a

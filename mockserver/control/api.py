@@ -46,7 +46,8 @@ from ..http import (
     read_body,
 )
 from ..names import PROVIDERS, all_operations, unknown
-from ..pipeline.serve import CONTROL_STRAY, DRIFT, SOURCES, allowed_methods
+from ..pipeline.routing import CONTROL_STRAY, not_routed
+from ..pipeline.serve import DRIFT, SOURCES
 from ..state import STATE, MockState
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
@@ -765,14 +766,14 @@ def control_routes() -> list[web.RouteDef]:
     # anything else under /_mock/ (an unknown path, a wrong method) answers in JSON too; it
     # changes and shows nothing, so it is not guarded (an image path from the LAN gets a 404)
     routes.append(
-        web.route("*", p + "/{tail:.*}", guarded(_not_routed, routed=False), name=CONTROL_STRAY)
+        web.route(
+            "*", p + "/{tail:.*}", guarded(not_routed(_no_route), routed=False), name=CONTROL_STRAY
+        )
     )
     return routes
 
 
-async def _not_routed(request: web.Request) -> web.StreamResponse:
-    """404, or 405 naming the methods the path allows, as ``{"error"}``."""
-    allowed = await allowed_methods(request)
-    if allowed:
-        raise web.HTTPMethodNotAllowed(request.method, allowed)
-    raise ControlError(404, f"no control-plane route {request.path[:200]}")
+def _no_route(request: web.Request) -> ControlError:
+    """The 404 of a path under /_mock/ no route takes (a wrong method is a 405 naming the
+    methods the path allows), as ``{"error"}``."""
+    return ControlError(404, f"no control-plane route {request.path[:200]}")

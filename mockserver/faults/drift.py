@@ -1,7 +1,8 @@
-"""Deliberate contract breaks applied to an answer (the ``drift`` fault effect).
+"""Deliberate contract breaks applied to an answer (the mechanics of the ``drift`` effect).
 
 Edits use RFC 6901 JSON pointers. A pointer that does not resolve changes nothing: a drift
-rule written for one state's body leaves other bodies alone.
+rule written for one state's body leaves other bodies alone. A drift edits the contract's
+normal answers (:func:`drifts_here`), never an error envelope, unless ``when_status`` says so.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["apply_drift"]
+__all__ = ["apply_drift", "drifts_here"]
 
 MISSING = object()
 
@@ -114,3 +115,20 @@ def apply_drift(
     return web.Response(
         status=status, body=body, headers=headers, content_type=response.content_type
     )
+
+
+def drifts_here(
+    operations: Mapping[str, Any],
+    operation: str | None,
+    status: int,
+    drift: Mapping[str, Any],
+) -> bool:
+    """Does ``drift`` apply to an answer of ``status`` to ``operation``? Only to the answers
+    ``when_status`` names or, without it, to the contract's normal answers (those of
+    ``operations``, a provider's api.json, whose schema is not the error envelope)."""
+    if "when_status" in drift:
+        return status in drift["when_status"]
+    if operation is None or operation not in operations:
+        return status < 400
+    spec = operations[operation]["responses"].get(str(status), {})
+    return ("schema" in spec and spec["schema"] != "error") or "content_type" in spec

@@ -24,7 +24,8 @@ from nanobanana_mock import schemas
 
 from ..http import problems_of
 from ..names import CREDIT_STATUSES, answerable, did_you_mean
-from .rules import Fired, RuleError
+from .effects import Effect, HttpError, JobFailure, Latency
+from .rules import RuleError
 
 __all__ = [
     "CREDIT_STATUSES",
@@ -75,14 +76,15 @@ def may_hold_marker(raw: bytes) -> bool:
 
 def prompt_rules(
     prompt: str | None, declared: Collection[int] = (), where: str = "this operation"
-) -> list[Fired]:
-    """The faults the markers of ``prompt`` ask for. ``declared`` are the error codes the
-    operation's contract allows (``where`` names it): a status outside them, other than
-    the credits equivalence, is refused. Raises :class:`RuleError` naming the marker."""
+) -> list[Effect]:
+    """The effects the markers of ``prompt`` ask for: the same objects fault rules fire, from
+    rule id ``"prompt"``. ``declared`` are the error codes the operation's contract allows
+    (``where`` names it): a status outside them, other than the credits equivalence, is
+    refused. Raises :class:`RuleError` naming the marker."""
     if not prompt or _START.search(prompt) is None:
         return []
     failure: dict[str, Any] = {}
-    fired: list[Fired] = []
+    fired: list[Effect] = []
     for count, start in enumerate(_START.finditer(prompt), start=1):
         if count > MAX_MARKERS:
             raise RuleError([f"at most {MAX_MARKERS} prompt markers in one prompt"])
@@ -92,22 +94,22 @@ def prompt_rules(
         if name == "fail":
             failure.setdefault("error", "Task execution failed")  # a bare [mock:fail] fails
             if value is not None:
-                failure["error_type"] = _marker_valid(match, "job_failure", "error_type", value)
+                failure["error_type"] = _marker_valid(match, JobFailure, "error_type", value)
         elif name == "fail-at":
             if value not in ("submit", "start", "end"):
                 raise RuleError([f"{_shown(match)}: must be submit, start or end"])
             failure["surface"] = value
         elif name == "fail-after-polls":
             polls = _marker_integer(match)
-            failure["after_polls"] = _marker_valid(match, "job_failure", "after_polls", polls)
+            failure["after_polls"] = _marker_valid(match, JobFailure, "after_polls", polls)
         elif name == "status":
-            fired.append(Fired("prompt", "http_error", {"status": _status(match, declared, where)}))
+            fired.append(HttpError("prompt", {"status": _status(match, declared, where)}))
         else:  # delay
             seconds = _marker_number(match)
-            fired.append(Fired("prompt", "latency", {"target": "processing", "fixed": seconds}))
+            fired.append(Latency("prompt", {"target": "processing", "fixed": seconds}))
     if failure:
         failure.setdefault("error", "Task execution failed")
-        fired.insert(0, Fired("prompt", "job_failure", failure))
+        fired.insert(0, JobFailure("prompt", failure))
     return fired  # each value was checked against the rule schema as it was read
 
 
@@ -140,7 +142,7 @@ def _flaw(match: re.Match[str]) -> str | None:
 def _status(match: re.Match[str], declared: Collection[int], where: str) -> int:
     """A status marker's code: one the operation declares, or a credits code where the
     operation declares either (the provider's own is answered)."""
-    status: int = _marker_valid(match, "http_error", "status", _marker_integer(match))
+    status: int = _marker_valid(match, HttpError, "status", _marker_integer(match))
     if answerable(status, declared):
         return status
     credits = CREDIT_STATUSES.intersection(declared)
@@ -162,10 +164,10 @@ def _shown(match: re.Match[str]) -> str:
     return text if len(text) <= 60 else text[:56] + "...]"
 
 
-def _marker_valid(match: re.Match[str], kind: str, name: str, value: Any) -> Any:
-    """``value``, if the rule schema allows it as the ``name`` of a ``kind`` effect."""
+def _marker_valid(match: re.Match[str], effect: type[Effect], name: str, value: Any) -> Any:
+    """``value``, if the rule schema allows it as the ``name`` of an ``effect``."""
     problems = problems_of(
-        schemas.validator("mock", "fault_rule"), {"effect": {kind: {name: value}}}
+        schemas.validator("mock", "fault_rule"), {"effect": {effect.kind: {name: value}}}
     )
     if problems:
         raise RuleError([f"{_shown(match)}: {p.message}" for p in problems])

@@ -6,7 +6,7 @@ request will ever have: an operation or model of another provider than the rule 
 ``http_error`` code that none of the matched operations may answer (the engine never breaks
 an operation's contract, so the rule would silently never fire), or a job effect on an
 operation that creates no job. Each is refused when the rule is added, naming the word and
-what is allowed there.
+what is allowed there. What an effect needs is its class's to say (``Effect.unreachable``).
 """
 
 from __future__ import annotations
@@ -14,15 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..names import (
-    GENERATE,
-    PROVIDERS,
-    answerable,
-    declared_errors,
-    did_you_mean,
-    models,
-    operations,
-)
+from ..names import PROVIDERS, did_you_mean, models, operations
+from .effects import EFFECTS
 
 __all__ = ["unreachable"]
 
@@ -77,34 +70,6 @@ def _article(word: str) -> str:
 def _effect_problems(
     effect: Mapping[str, Any], providers: list[str], ops: list[str]
 ) -> list[tuple[Path, str]]:
+    """What the effect's own kind says about where it can apply (:meth:`Effect.unreachable`)."""
     kind, params = next(iter(effect.items()))
-    if kind == "http_error":
-        return _undeclared(params["status"], providers, ops)
-    creates_job = kind == "job_failure" or (
-        kind == "latency" and params.get("target") in ("queue", "processing")
-    )
-    if creates_job and ops and not GENERATE & set(ops):
-        return [
-            (
-                ("effect", kind),
-                f"changes the job a submit creates (operation {' or '.join(sorted(GENERATE))}), "
-                f"but match.operation is {', '.join(ops)}: the rule would never apply",
-            )
-        ]
-    return []
-
-
-def _undeclared(status: int, providers: list[str], ops: list[str]) -> list[tuple[Path, str]]:
-    """A code none of the matched operations declares: the engine would never fire it."""
-    reached = [(p, o) for p in providers for o in (ops or operations(p)) if o in operations(p)]
-    codes = set().union(*(declared_errors(p, o) for p, o in reached))
-    if answerable(status, codes):
-        return []
-    where = ", ".join(f"{p}.{o}" for p, o in reached)
-    return [
-        (
-            ("effect", "http_error", "status"),
-            f"{status} is not an error code that {where} may answer (their contracts), so the "
-            f"rule would never fire; allowed: {', '.join(map(str, sorted(codes)))}",
-        )
-    ]
+    return EFFECTS[kind].unreachable(params, providers, ops)

@@ -1,43 +1,38 @@
 """The fault engine: rules with a match, an effect and a scope, evaluated in order.
 
 A rule's shape is the contract ``schemas/mock/fault_rule.json``. This module decides which
-rules fire for a request; applying them (an error in the provider's envelope, a failed job,
-a delay, a broken connection) is the middleware's and the providers' job. Every random draw
-comes from a stream seeded by the mock's seed and the rule's id, so a run replays exactly.
+rules fire for a request, as :class:`~.effects.Effect` objects of their kinds; applying them
+(an error in the provider's envelope, a failed job, a delay, a broken connection) is the
+effects' own hooks' job, which the pipeline calls. Every random draw comes from a stream
+seeded by the mock's seed and the rule's id, so a run replays exactly.
 
 Faults asked for by markers in a prompt (``[mock:fail]``) are read in ``markers.py``.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Any
 
 import re2
 
 from nanobanana_mock import schemas
 
-from ..engine.jobs import Failure, Surface
 from ..engine.journal import redact
 from ..http import fingerprint, problems_of
-from ..names import answerable
+from .effects import EFFECTS, Effect
 from .reach import unreachable
 
 __all__ = [
     "FaultEngine",
-    "Fired",
-    "JobEffects",
     "RequestFacts",
     "RuleError",
     "compile_prompt_regex",
     "rule_problems",
 ]
 
-TERMINAL_EFFECTS = ("http_error", "transport")
 MAX_RULES = 1000
 
 # prompt_regex runs on RE2, whose matching time is linear in the text (no backtracking: the
@@ -111,40 +106,23 @@ class RequestFacts:
     found: Mapping[str, bool] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Fired:
-    """A rule that fired for a request: its id, effect kind and effect parameters."""
-
-    rule_id: str
-    kind: str
-    params: Mapping[str, Any]
-    draw: float = 0.0  # a uniform draw for latency distributions, from the rule's stream
-
-
-@dataclass(slots=True)
-class JobEffects:
-    """What fired rules decide about the job a submit creates."""
-
-    failure: Failure | None = None
-    extra_queue: float = 0.0
-    extra_processing: float = 0.0
-    image_scale: float = 1.0
-
-
 @dataclass(slots=True)
 class Rule:
     id: str
     spec: dict[str, Any]
     added_at: float
     rng: random.Random
+    effect: type[Effect] = Effect  # the class of its effect's kind (EFFECTS)
     matched: int = 0
     fired: int = 0
     _regex: Any = None  # a compiled RE2 pattern
     _keys: frozenset[str] | None = None
 
     @property
-    def kind(self) -> str:
-        return next(iter(self.spec["effect"]))
+    def params(self) -> Mapping[str, Any]:
+        """The parameters of its effect."""
+        params: Mapping[str, Any] = self.spec["effect"][self.effect.kind]
+        return params
 
     def public(self) -> dict[str, Any]:
         """The rule as listed: its API keys as fingerprints, never in clear."""
@@ -196,6 +174,7 @@ class FaultEngine:
             spec=spec,
             added_at=now,
             rng=random.Random(f"{self.seed}/fault/{spec['id']}"),
+            effect=EFFECTS[next(iter(spec["effect"]))],
             _regex=regex,
             _keys=None if keys is None else frozenset(map(fingerprint, _listed(keys))),
         )
@@ -244,9 +223,10 @@ class FaultEngine:
         self._ids.clear()
         self._next = 0
 
-    def evaluate(self, facts: RequestFacts, now: float) -> list[Fired]:
-        """The rules that fire for this request, in order, up to the first terminal one."""
-        fired: list[Fired] = []
+    def evaluate(self, facts: RequestFacts, now: float) -> list[Effect]:
+        """The effects of the rules that fire for this request, in order, up to the first
+        that ends the request."""
+        fired: list[Effect] = []
         for rule in self.rules:
             if not _matches(rule, facts):
                 continue
@@ -254,10 +234,9 @@ class FaultEngine:
             if not _admitted(rule, now):
                 continue
             rule.fired += 1
-            fired.append(
-                Fired(rule.id, rule.kind, rule.spec["effect"][rule.kind], rule.rng.random())
-            )
-            if rule.kind in TERMINAL_EFFECTS:
+            effect = rule.effect(rule.id, rule.params, rule.rng.random())
+            fired.append(effect)
+            if effect.ends:
                 break
         return fired
 
@@ -271,8 +250,8 @@ def _listed(value: Any) -> list[str]:
 
 
 def _matches(rule: Rule, facts: RequestFacts) -> bool:
-    if rule.kind == "http_error" and not _declared(rule.spec["effect"]["http_error"], facts):
-        return False  # an injected error stays inside the operation's contract
+    if not rule.effect.admits(rule.params, facts):
+        return False  # e.g. an injected error stays inside the operation's contract
     match = rule.spec.get("match", {})
     for name, actual in (
         ("provider", facts.provider),
@@ -310,10 +289,6 @@ def rule_problems(
     return FaultEngine(seed).check(specs)
 
 
-def _declared(effect: Mapping[str, Any], facts: RequestFacts) -> bool:
-    return answerable(effect["status"], facts.declared)
-
-
 def _admitted(rule: Rule, now: float) -> bool:
     """Apply the rule's scope to its latest matching request (``rule.matched`` counts it)."""
     scope = rule.spec.get("scope", {})
@@ -330,43 +305,3 @@ def _admitted(rule: Rule, now: float) -> bool:
     if "every" in scope and n % scope["every"]:
         return False
     return "probability" not in scope or rule.rng.random() < scope["probability"]
-
-
-def job_effects(fired: list[Fired]) -> JobEffects:
-    """Fold the fired job_failure and queue/processing latency rules into one decision."""
-    effects = JobEffects()
-    for item in fired:
-        if item.kind == "job_failure" and effects.failure is None:
-            p = item.params
-            effects.failure = Failure(
-                error=p.get("error", "Task execution failed"),
-                error_type=p.get("error_type", "INFERENCE_FAILURE"),
-                surface=Surface(p.get("surface", "end")),
-                after_polls=p.get("after_polls"),
-            )
-        elif item.kind == "drift" and "image_scale" in item.params:
-            effects.image_scale *= float(item.params["image_scale"])
-        elif item.kind == "latency" and item.params.get("target") in ("queue", "processing"):
-            seconds = latency_seconds(item)
-            if item.params["target"] == "queue":
-                effects.extra_queue += seconds
-            else:
-                effects.extra_processing += seconds
-    return effects
-
-
-def latency_seconds(item: Fired) -> float:
-    """The delay a latency effect asks for, drawn with the rule's own uniform draw."""
-    p = item.params
-    if "fixed" in p:
-        return float(p["fixed"])
-    if "uniform" in p:
-        low, high = sorted(p["uniform"])
-        return low + (high - low) * item.draw
-    median, sigma = p["lognormal"]["median"], p["lognormal"]["sigma"]
-    return float(median * _lognormal_quantile(item.draw, sigma))
-
-
-def _lognormal_quantile(u: float, sigma: float) -> float:
-    u = min(max(u, 1e-12), 1 - 1e-12)
-    return math.exp(sigma * NormalDist().inv_cdf(u))

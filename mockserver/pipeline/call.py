@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ..engine.journal import MAX_ENTRY_FINDINGS, Entry, capped
-from ..faults.rules import JobEffects
+from ..faults.effects import JobEffects
 from ..http import BodyError, check_body_headers, check_body_length, parse_body, read_body
 
 __all__ = ["CALL", "NO_EFFECTS", "UNKNOWN", "Call", "call_of", "note"]

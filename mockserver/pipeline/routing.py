@@ -1,0 +1,184 @@
+"""What a request is for, and the routes wrapped so that the pipeline serves them.
+
+Each route's handler is registered already wrapped (:meth:`Routes.guard`, a partial of the
+pipeline's ``serve``), with a *locate* function that says what a request on it is for: the
+provider, the operation, the error codes its contract declares, the model and the job id.
+A catch-all route answers the paths and methods no route takes, in the envelope of the
+provider whose prefix the path is under. There is no aiohttp middleware: a middleware costs
+every request two extra coroutine layers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from aiohttp import web
+
+from ..names import IMAGE, IMAGE_ERRORS
+from ..providers.base import Provider
+from ..state import MockState
+
+if TYPE_CHECKING:
+    from .serve import Source
+
+__all__ = [
+    "CATCH_ALLS",
+    "CONTROL_STRAY",
+    "NOWHERE",
+    "STRAY",
+    "Handler",
+    "Locate",
+    "Routes",
+    "Target",
+    "allowed_methods",
+    "not_routed",
+]
+
+STRAY = "mock.stray"  # the catch-all route's name
+CONTROL_STRAY = "control.stray"  # the control plane's catch-all route
+CATCH_ALLS = frozenset({STRAY, CONTROL_STRAY})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_ID = 200  # characters of a job id kept in the journal
+
+
+class Target:
+    """What a request is for: its provider, operation and the error codes its contract
+    declares. Fixed per route; for images and stray paths, one of a few made at start-up."""
+
+    __slots__ = ("declared", "operation", "provider")
+
+    def __init__(
+        self, provider: Provider | None, operation: str | None, declared: frozenset[int]
+    ) -> None:
+        self.provider = provider
+        self.operation = operation
+        self.declared = declared
+
+
+NOWHERE = Target(None, None, frozenset())
+
+Locate = Callable[[web.Request], tuple[Target, str | None, str | None]]  # target, model, id
+Serve = Callable[[Handler, Locate, web.Request], Awaitable[web.StreamResponse]]
+Expect = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
+
+
+class Routes:
+    """Wraps an app's routes in ``serve``, each with the locate function of its kind;
+    ``expect`` answers an ``Expect`` header on each provider route."""
+
+    def __init__(
+        self,
+        serve: Serve,
+        expect: Expect,
+        state: MockState,
+        providers: dict[str, Provider],
+        sources: Sequence[Source],
+    ) -> None:
+        self._serve = serve
+        self._expect = expect
+        self._state = state
+        self._sources = sources
+        self._images = {name: Target(p, IMAGE, IMAGE_ERRORS) for name, p in providers.items()}
+        self._strays = [(p.prefixes, Target(p, None, frozenset())) for p in providers.values()]
+        self._locates: dict[Handler, Locate] = {}  # each guarded handler's, for Expect
+
+    def wrap(self, provider: Provider, route: web.RouteDef) -> web.RouteDef:
+        """A provider route with its handler behind the pipeline."""
+        operation = str(route.kwargs["name"]).partition(".")[2]
+        target = Target(provider, operation, provider.declared_errors(operation))
+        spec = provider.contract.api["operations"].get(operation, {})
+        model_param = next((p for p in ("slug", "endpoint") if f"{{{p}}}" in route.path), None)
+        default_model = spec.get("model")
+        id_param = "request_id" if "{request_id}" in route.path else None
+
+        def fixed(request: web.Request) -> tuple[Target, str | None, str | None]:
+            match = request.match_info
+            model = (match[model_param] if model_param else None) or default_model
+            return target, model, match[id_param][:MAX_ID] if id_param else None
+
+        handler = self.guard(route.handler, fixed)
+        kwargs = {**route.kwargs, "expect_handler": self._expect}
+        return web.RouteDef(route.method, route.path, handler, kwargs)
+
+    def files(self, handler: Handler) -> Handler:
+        """The output-image route: its provider is the job's (none for an unknown job)."""
+        state = self._state
+
+        def image(request: web.Request) -> tuple[Target, str | None, str | None]:
+            job_id = request.match_info["job_id"]
+            job = state.store.get(job_id, state.clock.now())
+            if job is None:
+                return self._followed(request) or NOWHERE, None, job_id[:MAX_ID]
+            return self._images[job.provider], job.model, job_id[:MAX_ID]
+
+        return self.guard(handler, image)
+
+    def plain(self, handler: Handler) -> Handler:
+        """A route of no provider outside the control plane (the index): journaled only."""
+        return self.guard(handler, _nowhere)
+
+    def stray(self) -> Handler:
+        """The catch-all route: a path or method no route takes, answered in the envelope of
+        the provider whose prefix it is under (or whose source handed the URL out)."""
+
+        def stray(request: web.Request) -> tuple[Target, str | None, str | None]:
+            for prefixes, target in self._strays:
+                if request.path.startswith(prefixes):
+                    return target, None, None
+            return self._followed(request) or NOWHERE, None, None
+
+        return self.guard(not_routed(_not_found), stray)  # /_mock/ has a catch-all of its own
+
+    def guard(self, handler: Handler, locate: Locate) -> Handler:
+        """``handler`` behind the pipeline; ``locate`` says what a request is for. (A partial
+        of a coroutine method is itself a coroutine function, with one frame fewer than a
+        closure that awaits.)"""
+        guarded = functools.partial(self._serve, handler, locate)
+        self._locates[guarded] = locate
+        return guarded
+
+    def locate_of(self, handler: Any) -> Locate | None:
+        """The locate function of a guarded handler (None for the control plane's routes)."""
+        return self._locates.get(handler)
+
+    def _followed(self, request: web.Request) -> Target | None:
+        """An output image behind a URL a source handed out (the proxy rewrites them)."""
+        for source in self._sources:
+            owner = source.owner(request.path)
+            if owner is not None:
+                return self._images[owner]
+        return None
+
+
+def _nowhere(request: web.Request) -> tuple[Target, str | None, str | None]:
+    return NOWHERE, None, None
+
+
+def _not_found(request: web.Request) -> Exception:
+    return web.HTTPNotFound()
+
+
+async def allowed_methods(request: web.Request) -> set[str]:
+    """The methods the routes other than the catch-alls take on the request's path."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.name not in CATCH_ALLS:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    return allowed
+
+
+def not_routed(not_found: Callable[[web.Request], Exception]) -> Handler:
+    """A catch-all's handler: what aiohttp's router answers for a request no route takes,
+    405 naming the methods the path allows, else ``not_found(request)`` raised (the
+    pipeline, or the control plane, turns either into its envelope)."""
+
+    async def refuse(request: web.Request) -> NoReturn:
+        allowed = await allowed_methods(request)
+        if allowed:
+            raise web.HTTPMethodNotAllowed(request.method, allowed)
+        raise not_found(request)
+
+    return refuse
