@@ -10,11 +10,11 @@ import pytest
 
 from nanobanana_mock import providers as mock_providers
 from nanobanana_mock import schemas
+from nanobanana_mock.app import PROVIDERS as APP_PROVIDERS
 from nanobanana_mock.app import base_urls, create_app
 from nanobanana_mock.cli import banner
 from nanobanana_mock.client import providers as client_providers
 from nanobanana_mock.openapi import openapi_document
-from nanobanana_mock.pipeline.serve import PROVIDERS as APP_PROVIDERS
 from nanobanana_mock.providers.base import Provider
 
 ROOT = Path(schemas.__file__).resolve().parent
