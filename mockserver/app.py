@@ -59,7 +59,7 @@ def create_app(
     app[STATE] = state
     app[BASE_CONFIG] = config
     app[BASE_SCENARIO] = scenario
-    providers = {name: cls(state) for name, cls in PROVIDER_CLASSES.items()}
+    providers = {cls.name: cls(state) for cls in PROVIDER_CLASSES}
     app[PROVIDERS] = providers
     pipeline = Pipeline(state, providers, _add_sources(app, config))
     routes = pipeline.routes

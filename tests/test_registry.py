@@ -23,11 +23,10 @@ FOLDERS = {path.parent.name for path in ROOT.glob("*/api.json")}
 
 def test_the_mock_providers_the_client_adapters_and_the_contract_folders_are_one_set() -> None:
     assert set(schemas.PROVIDERS) == FOLDERS
-    assert list(mock_providers.PROVIDER_CLASSES) == list(schemas.PROVIDERS)
+    assert [cls.name for cls in mock_providers.PROVIDER_CLASSES] == list(schemas.PROVIDERS)
     assert list(client_providers.ADAPTERS) == list(schemas.PROVIDERS)
-    for name, cls in mock_providers.PROVIDER_CLASSES.items():
-        assert cls.name == name
-        assert cls.__module__ == f"nanobanana_mock.providers.{name}"
+    for cls in mock_providers.PROVIDER_CLASSES:
+        assert cls.__module__ == f"nanobanana_mock.providers.{cls.name}"
     for name, adapter in client_providers.ADAPTERS.items():
         assert adapter.name == name
     assert list(create_app()[APP_PROVIDERS]) == list(schemas.PROVIDERS)
@@ -36,7 +35,7 @@ def test_the_mock_providers_the_client_adapters_and_the_contract_folders_are_one
 @pytest.mark.parametrize("provider", schemas.PROVIDERS)
 def test_identity_comes_from_api_json(provider: str) -> None:
     api = schemas.load(provider, "api")
-    cls = mock_providers.PROVIDER_CLASSES[provider]
+    (cls,) = [c for c in mock_providers.PROVIDER_CLASSES if c.name == provider]
     assert cls.fault_messages == {int(code): m for code, m in api["fault_messages"].items()}
     paths = [op["path"] for op in api["operations"].values()]  # its stray paths are its own
     assert all(path.startswith(cls.prefixes) for path in paths)
@@ -73,7 +72,7 @@ def test_a_shared_base_class_registers_nothing() -> None:
     class Shared(Provider):
         prefixes = ()
 
-    assert Shared not in mock_providers.PROVIDER_CLASSES.values()
+    assert Shared not in mock_providers.PROVIDER_CLASSES
 
 
 def test_a_contract_folder_without_a_module_or_adapter_is_a_clear_error(

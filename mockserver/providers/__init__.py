@@ -8,9 +8,7 @@ folder, and :data:`PROVIDER_CLASSES` is the registry they filled, checked agains
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from importlib import import_module
-from types import MappingProxyType
 
 from nanobanana_mock import schemas
 
@@ -22,7 +20,7 @@ from .segmind import Segmind
 __all__ = ["PROVIDER_CLASSES", "Pixazo", "Provider", "SeaArt", "Segmind"]
 
 
-def _registry() -> Mapping[str, type[Provider]]:
+def _registry() -> tuple[type[Provider], ...]:
     """Import ``providers/<name>.py`` for each contract folder; each must register a class."""
     for name in schemas.PROVIDERS:
         module = f"{__name__}.{name}"
@@ -40,8 +38,8 @@ def _registry() -> Mapping[str, type[Provider]]:
                 f"mockserver/providers/{name}.py registers no class for the contract {name!r}: "
                 f"declare it as class ...(Provider, contract={name!r})"
             )
-    return MappingProxyType({name: REGISTERED[name] for name in schemas.PROVIDERS})
+    return tuple(REGISTERED[name] for name in schemas.PROVIDERS)
 
 
-PROVIDER_CLASSES: Mapping[str, type[Provider]] = _registry()
-"""Every provider class by contract name, in the order of ``schemas.PROVIDERS``."""
+PROVIDER_CLASSES: tuple[type[Provider], ...] = _registry()
+"""Every provider class (its ``name`` is its contract's), in the order of ``schemas.PROVIDERS``."""
