@@ -22,10 +22,9 @@ from typing import Any
 from nanobanana_mock import schemas
 from nanobanana_mock.client.providers import adapter
 from nanobanana_mock.faults.effects import EFFECTS
-from nanobanana_mock.faults.rules import rule_problems
-from nanobanana_mock.scenario import EXPLAIN_SECONDS, ScenarioError, parse_data
+from nanobanana_mock.scenario import check_scenario
 from nanobanana_mock.scenario_files import EXAMPLES, UnknownScenario, locate
-from nanobanana_mock.validation import explain
+from nanobanana_mock.schemas.located import Document, DocumentError, read_document
 
 __all__ = ["DEFAULT_REPORT_DIR", "RunOptions", "UsageError", "live_problems", "load_scenario"]
 
@@ -90,39 +89,37 @@ def parse_providers(values: Iterable[str] | None) -> tuple[str, ...]:
 def load_scenario(path: str) -> dict[str, Any]:
     """A drift scenario: a scenario object (``{"faults": [...]}``, schemas/mock/scenario.json),
     one fault rule, or a list of rules; JSON or YAML. ``path`` may name a packaged drift or
-    example scenario instead (``segmind-renamed-request-id``)."""
+    example scenario instead (``segmind-renamed-request-id``). It is read and checked as
+    the mock reads a scenario file (one loader, one check), so a problem is the same
+    ``file:line:column: path: message`` line that ``nanobanana-mock --scenario`` prints."""
     try:
         path = os.fspath(locate(path, (DRIFT_SCENARIOS, EXAMPLES)))
     except UnknownScenario as exc:
         raise UsageError(f"--scenario {exc}") from exc
-    try:  # the mock's reader: nesting, size, aliases and plain types are bounded
-        data = parse_data(Path(path).read_text(encoding="utf-8"), source=path)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--scenario {path}: {exc}") from exc
-    except ScenarioError as exc:
+    try:
+        document = _as_scenario(read_document(path))
+        data = check_scenario(document)
+    except DocumentError as exc:
         raise UsageError(f"--scenario {'; '.join(exc.problems)}") from exc
-    if isinstance(data, list):
-        data = {"faults": data}
-    elif isinstance(data, Mapping) and "effect" in data:
-        data = {"faults": [data]}
-    if not isinstance(data, Mapping):
-        raise UsageError(f"--scenario {path}: expected a scenario object or fault rules")
-    found = explain(schemas.validator("mock", "scenario"), data, seconds=EXPLAIN_SECONDS)
-    errors = sorted(found.errors, key=str)
-    if not errors and not found.complete:  # the check ran out of time: refuse, say why
-        raise UsageError(f"--scenario {path}: {found.tail()}")
-    if errors:
-        where = "/".join(map(str, errors[0].absolute_path))
-        raise UsageError(f"--scenario {path}: {where or '/'}: {errors[0].message}")
-    refused = rule_problems(data.get("faults", []))  # duplicate ids, a regex RE2 refuses
-    if refused:
-        index, _, message = refused[0]
-        raise UsageError(f"--scenario {path}: faults/{index}: {message}")
     stuck = _frozen_response_waits(data)
     if stuck is not None:
-        raise UsageError(f"--scenario {path}: faults/{stuck}: {FROZEN_RESPONSE_LATENCY}")
-    plain: dict[str, Any] = json.loads(json.dumps(data))
-    return plain
+        line, column = document.at(("faults", stuck))
+        where = f"{path}:{line}:{column}: faults[{stuck}]"
+        raise UsageError(f"--scenario {where}: {FROZEN_RESPONSE_LATENCY}")
+    copy: dict[str, Any] = json.loads(json.dumps(data))
+    return copy
+
+
+def _as_scenario(document: Document) -> Document:
+    """A list of rules as a scenario's ``faults``, one rule as its only rule."""
+    data = document.data
+    if isinstance(data, list):
+        return document.nested(("faults",), {"faults": data})
+    if isinstance(data, Mapping) and "effect" in data:
+        return document.nested(("faults", 0), {"faults": [data]})
+    if not isinstance(data, Mapping):
+        raise UsageError(f"--scenario {document.source}: expected a scenario object or fault rules")
+    return document
 
 
 FROZEN_RESPONSE_LATENCY = (

@@ -26,6 +26,7 @@ from nanobanana_mock.schemas.checks import (
     response_findings,
     route_status_findings,
 )
+from nanobanana_mock.schemas.lifecycle import EXPIRED  # the lifecycle's name for a job that is gone
 from nanobanana_mock.schemas.report import Report
 
 from .cost import Budget, Plan, SpendingRefused
@@ -35,7 +36,6 @@ from .target import Target
 
 __all__ = ["DEFAULT_KEY", "URL_FIELDS", "Probe"]
 
-EXPIRED = "EXPIRED"  # lifecycle.json's name for a job that is gone
 TOO_MANY_REQUESTS = 429
 SERVER_ERROR = 500
 DEFAULT_KEY = object()  # send the target's key for the provider

@@ -11,30 +11,23 @@ import asyncio
 import gc
 import json
 import math
-import re
 import zlib
-from array import array
-from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from nanobanana_mock import schemas
+from nanobanana_mock.schemas.located import MAX_JSON_DEPTH, too_deep
+from nanobanana_mock.schemas.violations import MAX_PROBLEMS, Violation, pointer
 
 from .engine.keys import fingerprint
-from .names import did_you_mean
-from .validation import MAX_PROBLEMS, explain
 
 __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_PROBLEMS",
-    "MORE_PROBLEMS",
     "ApiError",
     "BodyError",
-    "Problem",
     "check_body_headers",
     "check_body_length",
     "fingerprint",
@@ -44,13 +37,11 @@ __all__ = [
     "origin",
     "parse_body",
     "parse_json",
-    "problems_of",
     "read_body",
     "too_deep",
 ]
 
 JSON_TYPES = ("application/json",)
-MORE_PROBLEMS = "more_problems"  # the rule of the Problem that counts those not shown
 
 
 class ApiError(Exception):
@@ -79,24 +70,6 @@ class ApiError(Exception):
             content_type=self.content_type,
             headers=self.headers,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One reason a request body broke its schema: where, which rule, and what was wrong."""
-
-    loc: tuple[str | int, ...]
-    rule: str
-    message: str
-
-    @property
-    def where(self) -> str:
-        return ".".join(str(part) for part in self.loc) or "body"
-
-    def __str__(self) -> str:
-        if self.rule == MORE_PROBLEMS:  # "... and 480 more problems" stands alone
-            return self.message
-        return f"{self.where}: {self.message}"
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -184,35 +157,8 @@ def _finite_float(text: str) -> float:
 LONG_RUN = b"0" * 19
 ZEROED = bytes.maketrans(b"123456789", b"000000000")
 
-MAX_JSON_DEPTH = 64
-"""Deepest nesting of arrays and objects in any JSON the mock reads from outside: provider and
-control-plane bodies, scenario files, recordings, upstream answers. Real bodies nest 3 deep;
-past a few hundred levels the standard library, orjson (which writes at most 254) and the
-validators fail in ways a client could otherwise provoke. A deeper body is refused (413)."""
-# a JSON string; a missing closing quote is a match too, so the search stays linear
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
-_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
-
-
-def too_deep(raw: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether JSON text nests arrays and objects more than ``limit`` levels deep.
-
-    Cheap on the hot path (fewer brackets than ``limit`` cannot nest deeper); otherwise
-    strings are dropped and the deepest running count of open brackets is taken, in C
-    (about 10 ms for 256 KiB of brackets). Linear on any input; text whose brackets do not
-    balance is not JSON, and is left to the parser to refuse."""
-    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return False
-    # strings dropped, then +1 for an opener and -1 (0xff as a signed byte) for a closer
-    steps = _JSON_STRING.sub(b"", data).translate(_STEPS, _NOT_BRACKETS)
-    if steps.count(b"\x01") * 2 != len(steps):
-        return False  # unbalanced: not JSON, which the parser says better
-    leaves = steps.replace(b"\x01\xff", b"")  # empty innermost pairs: each path loses one level
-    if len(leaves) < len(steps):
-        steps, limit = leaves, limit - 1
-    return bool(steps) and max(accumulate(array("b", steps))) > limit
+# MAX_JSON_DEPTH, the one nesting bound of every JSON the mock reads (a deeper body is refused
+# with 413), and too_deep() are the contracts' (schemas.located), which read documents too.
 
 
 MANY_CONTAINERS = 1_000
@@ -405,99 +351,26 @@ def _parse_json(raw: bytes) -> Any:
         raise BodyError("json", "JSON nesting is too deep") from None
 
 
-def problems_of(validator: Any, instance: Any, limit: int = MAX_PROBLEMS) -> list[Problem]:
-    """The schema violations of ``instance``, as :class:`Problem` s sorted by location: at
-    most ``limit``, then one ``more_problems`` Problem counting the rest. Bounded in time
-    and size whatever the instance (:func:`mockserver.validation.explain`)."""
-    found = explain(validator, instance, limit)
-    hint = _MOCK_SCHEMA in validator.schema.get("$id", "")  # the mock's own contracts
-    problems: list[Problem] = []
-    for error in found.errors:
-        loc = tuple(error.absolute_path)
-        if error.validator == "required" and isinstance(error.instance, dict):
-            for name in error.validator_value:
-                if name not in error.instance:
-                    problems.append(Problem((*loc, name), "required", "field required"))
-            continue
-        if error.validator == "additionalProperties" and hint and isinstance(error.instance, dict):
-            for message in _unknown_keys(error):
-                problems.append(Problem(*hide_secrets(loc, "additionalProperties", message)))
-            continue
-        problems.append(Problem(*hide_secrets(loc, str(error.validator), _message(error, hint))))
-    shown = sorted(problems, key=lambda p: (tuple(map(str, p.loc)), p.rule))[:limit]
-    tail = found.tail(len(problems) - len(shown))
-    if tail is not None:
-        shown.append(Problem((), MORE_PROBLEMS, tail))
-    return shown
-
-
 # Where a control-plane or scenario body holds API keys: fields whose values are keys, and
 # objects whose property names are keys (credits.keys). A problem there never shows a value.
 SECRET_FIELDS = frozenset({"api_key", "api_keys", "key", "control_token"})
 SECRET_MAPS = frozenset({"keys"})
 
 
-def hide_secrets(
-    loc: tuple[str | int, ...], rule: str, message: str
-) -> tuple[tuple[str | int, ...], str, str]:
-    """A problem's location, rule and message with no API key in them: a name under a
-    :data:`SECRET_MAPS` object becomes its fingerprint, and a message about a value at or
-    under a secret field says which rule it broke without the value."""
+def hide_secrets(violation: Violation) -> Violation:
+    """A violation with no API key in it: a name under a :data:`SECRET_MAPS` object becomes
+    its fingerprint, and a message about a value at or under a secret field says which rule
+    it broke without the value."""
     secret = False
     shown: list[str | int] = []
-    for index, part in enumerate(loc):
-        if index and loc[index - 1] in SECRET_MAPS and isinstance(part, str):
+    path = violation.path
+    for index, part in enumerate(path):
+        if index and path[index - 1] in SECRET_MAPS and isinstance(part, str):
             part = "fp:" + fingerprint(part)[:8]
         shown.append(part)
         secret = secret or part in SECRET_FIELDS or part in SECRET_MAPS
-    if secret:
-        message = f"breaks the schema's {rule[:40]} rule (the value, a secret, is not shown)"
-    return tuple(shown), rule, message
-
-
-_MOCK_SCHEMA = "/schemas/mock/"  # in the $id of the mock's own contracts (rules, scenarios)
-
-
-def _unknown_keys(error: Any) -> list[str]:
-    """``unknown key 'methd' (did you mean 'method'?); allowed: ...`` for each key of an
-    object that its schema does not name (nor match with a ``patternProperties`` pattern)."""
-    known = list(error.schema.get("properties", {}))
-    patterns = list(error.schema.get("patternProperties", {}))
-    allowed = f"; allowed: {', '.join(known)}" if known else ""
-    return [
-        f"unknown key {_short(key)}{did_you_mean(key, known)}{allowed}"
-        for key in list(error.instance)[:MAX_PROBLEMS]
-        if key not in known and not any(schemas.search(p, key) for p in patterns)
-    ]
-
-
-def _message(error: Any, hint: bool = False) -> str:
-    """One problem in words; ``hint``: an unknown name suggests the closest allowed one (on the
-    mock's own contracts only: a provider's answers keep the provider's plain wording)."""
-    rule = error.validator
-    value = error.validator_value
-    if rule == "enum":
-        close = did_you_mean(error.instance, map(str, value)) if hint else ""
-        return f"{_short(error.instance)} is not one of {', '.join(map(str, value))}{close}"
-    if rule == "maxItems":
-        return f"at most {value} items allowed, got {len(error.instance)}"
-    if rule == "minItems":
-        return f"at least {value} items required, got {len(error.instance)}"
-    if rule == "maxLength":
-        return f"at most {value} characters allowed, got {len(error.instance)}"
-    if rule == "minLength":
-        return f"at least {value} characters required, got {len(error.instance)}"
-    if rule == "type":
-        return f"must be of type {value}, got {type(error.instance).__name__}"
-    if rule in ("minimum", "maximum"):
-        return (
-            f"must be {'>=' if rule == 'minimum' else '<='} {value}, got {_short(error.instance)}"
-        )
-    if rule == "pattern":
-        return f"{_short(error.instance)} is not a valid value (must match {value})"
-    return error.message if len(error.message) < 300 else error.message[:297] + "..."
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    if not secret:
+        return violation
+    rule = violation.rule[:40]
+    message = f"breaks the schema's {rule} rule (the value, a secret, is not shown)"
+    return Violation(pointer(shown), violation.rule, message, tuple(shown))  # no facts kept

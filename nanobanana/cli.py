@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas import media
 
-from .client import Client
+from .client import MAX_POLL_INTERVAL, POLL_BACKOFF, POLL_INTERVAL, Client
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -84,7 +85,7 @@ EXIT_CODES: Final[tuple[tuple[int, str, tuple[type[BaseException], ...]], ...]] 
     (130, "interrupted (Ctrl-C); the handle is saved", (Interrupted, KeyboardInterrupt)),
 )  # fmt: skip
 _CODE_OF: Final = {cls: code for code, _, classes in EXIT_CODES for cls in classes}
-EXTENSIONS: Final = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+EXTENSIONS: Final = media.EXTENSIONS  # the contracts' (schemas/common.json)
 
 
 def exit_code(exc: BaseException) -> int:
@@ -176,12 +177,12 @@ def _wait_options() -> _Parser:
         help="give up waiting after S seconds, saving the handle (default 600)",
     )  # fmt: skip
     options.add_argument(
-        "--interval", type=_seconds, default=2.0, metavar="S",
-        help="first poll interval, growing x1.5 per poll (default 2)",
+        "--interval", type=_seconds, default=POLL_INTERVAL, metavar="S",
+        help=f"first poll interval, growing x{POLL_BACKOFF:g} per poll (default {POLL_INTERVAL:g})",
     )  # fmt: skip
     options.add_argument(
-        "--max-interval", type=_seconds, default=15.0, metavar="S",
-        help="longest poll interval (default 15)",
+        "--max-interval", type=_seconds, default=MAX_POLL_INTERVAL, metavar="S",
+        help=f"longest poll interval (default {MAX_POLL_INTERVAL:g})",
     )  # fmt: skip
     options.add_argument(
         "--quiet", action="store_true", help="no progress (nor retry notices) on stderr"
@@ -195,7 +196,8 @@ def _generate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--aspect-ratio", metavar="R", help="e.g. 16:9")
     parser.add_argument("--resolution", metavar="X", help="e.g. 1K, 2K, 4K")
-    parser.add_argument("--format", choices=("jpg", "png", "webp"), help="output format")
+    formats = sorted(set(EXTENSIONS.values()))  # jpg, png, webp
+    parser.add_argument("--format", choices=formats, help="output format")
     parser.add_argument(
         "--image-url", action="append", default=[], metavar="URL",
         help="a reference image (repeatable)",
@@ -339,8 +341,8 @@ def _client(run: Run, provider: str, base_url: str | None) -> Client:
         base_url=args.base_url or base_url,
         retry=RetryPolicy(attempts=args.retries + 1),
         strict="raise" if args.strict else False,
-        poll_interval=getattr(args, "interval", 2.0),
-        max_poll_interval=getattr(args, "max_interval", 15.0),
+        poll_interval=getattr(args, "interval", POLL_INTERVAL),
+        max_poll_interval=getattr(args, "max_interval", MAX_POLL_INTERVAL),
         on_retry=run.progress.retrying,
     )
 

@@ -38,17 +38,24 @@ from .transport import Answer, RetryCallback, RetryPolicy, Timer, WallTimer, exc
 __all__ = ["Client", "Violation"]
 
 log = logging.getLogger("nanobanana_mock.client")
+
+# How wait() polls by default: the first interval, its growth per poll and its ceiling, in
+# seconds (the command line's --interval and --max-interval defaults are these).
+POLL_INTERVAL = 2.0
+POLL_BACKOFF = 1.5
+MAX_POLL_INTERVAL = 15.0
 StatusCallback = Callable[[StatusReport], Awaitable[None] | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """Strict mode: one place where an answer broke the contract."""
+    """Strict mode: one place where an answer broke the contract (a contracts' violation,
+    :func:`nanobanana_mock.schemas.explain`, with the call it was found on)."""
 
     provider: str
     operation: str
     http_status: int
-    pointer: str  # JSON pointer into the body, "" for the whole body
+    pointer: str  # JSON pointer (RFC 6901) into the body, "" for the whole body
     message: str
 
     def __str__(self) -> str:
@@ -69,9 +76,9 @@ class Client:
         retry: RetryPolicy | None = None,
         strict: bool | Literal["raise"] = False,
         request_timeout: float = 60.0,
-        poll_interval: float = 2.0,
-        poll_backoff: float = 1.5,
-        max_poll_interval: float = 15.0,
+        poll_interval: float = POLL_INTERVAL,
+        poll_backoff: float = POLL_BACKOFF,
+        max_poll_interval: float = MAX_POLL_INTERVAL,
         timer: Timer | None = None,
         on_retry: RetryCallback | None = None,
     ) -> None:
@@ -329,10 +336,9 @@ class Client:
                 )
             )
         else:
-            for error in schemas.validator(self.provider, schema).iter_errors(answer.body):
-                pointer = "".join(f"/{part}" for part in error.absolute_path)
+            for each in schemas.explain(self.provider, schema, answer.body):
                 found.append(
-                    Violation(self.provider, operation, answer.status, pointer, error.message)
+                    Violation(self.provider, operation, answer.status, each.pointer, each.message)
                 )
         for violation in found:
             log.warning("contract violation: %s", violation)

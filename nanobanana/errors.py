@@ -4,7 +4,8 @@ and nowhere else.
     NanoBananaError
     ├── ConfigurationError        a missing key, an unknown provider or model, a bad base URL
     ├── NotSupported              e.g. cancel on a provider without a cancel route
-    ├── ContractViolation         strict mode: an answer broke the contract (also an AssertionError)
+    ├── ContractViolation         strict mode: an answer broke the contract (also the contracts'
+    │                             ContractViolation, an AssertionError)
     └── ApiError                  the provider answered with an error, or could not be reached
         ├── AuthenticationError   401, 403
         ├── InsufficientCredits   402, Segmind's 406 "Insufficient credits"
@@ -27,6 +28,8 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from nanobanana_mock import schemas
 
 if TYPE_CHECKING:
     from .models import JobHandle, StatusReport
@@ -66,12 +69,12 @@ class NotSupported(NanoBananaError):
     """The provider has no such operation (e.g. cancel on Segmind or Pixazo)."""
 
 
-class ContractViolation(NanoBananaError, AssertionError):
-    """Strict mode: an answer broke the provider's contract."""
+class ContractViolation(NanoBananaError, schemas.ContractViolation):
+    """Strict mode: an answer broke the provider's contract. The contracts' one
+    ``ContractViolation`` (an ``AssertionError``), as a member of this error tree."""
 
     def __init__(self, violations: list[Any]) -> None:
-        super().__init__("; ".join(map(str, violations)))
-        self.violations = violations
+        schemas.ContractViolation.__init__(self, violations, "; ".join(map(str, violations)))
 
 
 class ApiError(NanoBananaError):

@@ -6,26 +6,18 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from nanobanana_mock.schemas.lifecycle import State
 
 __all__ = ["Image", "JobHandle", "JobStatus", "Metrics", "Result", "StatusReport"]
 
 
-class JobStatus(StrEnum):
-    """One status vocabulary for the three providers (their own string stays in
-    :attr:`StatusReport.raw_status`)."""
-
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+JobStatus = State
+"""One status vocabulary for the three providers: the provider-neutral states of
+``lifecycle.schema.json``, the mock's own (their wire string stays in
+:attr:`StatusReport.raw_status`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas import media
+from nanobanana_mock.schemas.lifecycle import EXPIRED
 
 from .errors import ConfigurationError, message_of
 from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport
@@ -21,7 +23,6 @@ from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport
 __all__ = ["ADAPTERS", "Adapter", "Call", "adapter"]
 
 _REGISTERED: dict[str, type[Adapter]] = {}  # by contract name, filled as the classes below are made
-SYNONYMS = {"jpg": "jpeg", "jpeg": "jpg", "0.5K": "512", "512": "0.5K", "512px": "0.5K"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +165,7 @@ class Adapter:
     def state_codes(self, route: str) -> frozenset[int]:
         """The HTTP codes with which ``route`` answers a job's state (Segmind FAILED: 422)."""
         codes = self.lifecycle["http_status"].get(route, {})
-        return frozenset(code for state, code in codes.items() if state != "EXPIRED")
+        return frozenset(code for state, code in codes.items() if state != EXPIRED)
 
     # -- answers --------------------------------------------------------------------------
     def handle(self, origin: str, model: str, body: Mapping[str, Any]) -> JobHandle:
@@ -217,14 +218,16 @@ class Adapter:
 def _field_and_spelling(
     fields: list[str], value: Any, properties: Mapping[str, Any]
 ) -> tuple[str, Any]:
-    """The first field whose enum accepts the value, or a known spelling of it (then that
-    spelling is sent); the first field, with the value as given, when none does."""
+    """The first field whose enum accepts the value, or another spelling of it (then that
+    spelling is sent: the contracts' tiers and formats, ``schemas.media``); the first field,
+    with the value as given, when none does."""
     for name in fields:
         allowed = properties.get(name, {}).get("enum")
         if allowed is None or value in allowed:
             return name, value
-        if SYNONYMS.get(str(value)) in allowed:
-            return name, SYNONYMS[str(value)]
+        spelling = media.spelling_in(value, allowed)
+        if spelling is not None:
+            return name, spelling
     return fields[0], value
 
 

@@ -1,9 +1,15 @@
 """The provider contracts: JSON Schema (draft 2020-12) files plus a tiny loader.
 
 Files live in ``schemas/<provider>/<name>.json`` (``mock`` holds the mock's own
-contracts: fault rules and scenario files); top-level files (``common``,
-``lifecycle.schema``, ``api.schema``, ``example.schema``) use provider ``""``.
-Every file with a ``$id`` is registered under it, so relative ``$ref``s resolve.
+contracts: fault rules, scenario files, and under ``mock/control/`` the control plane's
+bodies, named ``control/<name>``); top-level files (``common``, ``lifecycle.schema``,
+``api.schema``, ``example.schema``) use provider ``""``. Every file with a ``$id`` is
+registered under it, so relative ``$ref``s resolve.
+
+The package is the project's shared vocabulary, and imports nothing else of the project:
+``violations`` (one explanation of a schema violation, :func:`explain`, and the one
+:class:`ContractViolation`), ``located`` (the one YAML/JSON document loader whose problems
+name file, line and column), ``lifecycle`` (the provider-neutral job states).
 
 The providers are the contract folders: a folder with an ``api.json`` is one, listed in the
 order its ``api.json`` gives (:data:`PROVIDERS`). Lists of their names in other schema
@@ -25,7 +31,19 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-__all__ = ["PROVIDERS", "documents", "load", "search", "validator"]
+from .violations import ContractViolation, Violation, explain, is_valid
+
+__all__ = [
+    "PROVIDERS",
+    "ContractViolation",
+    "Violation",
+    "documents",
+    "explain",
+    "is_valid",
+    "load",
+    "search",
+    "validator",
+]
 
 _ROOT = Path(__file__).resolve().parent
 
@@ -124,7 +142,7 @@ def documents() -> Iterator[tuple[str, dict[str, Any]]]:
         if "examples" in relative.parts:
             continue
         parts = relative.with_suffix("").parts
-        doc = load(*parts) if len(parts) == 2 else load("", parts[0])
+        doc = load(parts[0], "/".join(parts[1:])) if len(parts) > 1 else load("", parts[0])
         if "$id" in doc:
             yield doc["$id"], doc
 

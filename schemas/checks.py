@@ -11,7 +11,9 @@ expected and what was observed, and a severity:
   contract should learn about it.
 
 These are contract findings, never errors of the tool itself (STYLE rule 5): the suite turns
-breaking ones into failed tests (:class:`ContractViolation`).
+breaking ones into failed tests (the contracts' :class:`ContractViolation`, whose
+``violations`` are the findings). Schema findings are built from the contracts' one
+explanation, :func:`nanobanana_mock.schemas.explain`.
 
 They live in the contracts package, beside the schemas they read, because two sides use them:
 the conformance suite and the mock's validating proxy (``sources/proxy.py``), and the mock
@@ -25,9 +27,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from jsonschema.exceptions import ValidationError
-
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas import ContractViolation, Violation
+from nanobanana_mock.schemas.violations import MORE
 
 __all__ = [
     "ADDITIVE",
@@ -44,14 +46,6 @@ __all__ = [
 
 BREAKING = "breaking"
 ADDITIVE = "additive"
-
-
-class ContractViolation(AssertionError):
-    """A target broke its contract: the findings say where and how."""
-
-    def __init__(self, findings: Sequence[Finding]) -> None:
-        super().__init__("\n".join(map(str, findings)))
-        self.findings = list(findings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +69,6 @@ class Finding:
         )
 
 
-def _pointer(path: Iterable[Any]) -> str:
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
-
-
 def _short(value: Any, limit: int = 120) -> str:
     import json
 
@@ -89,67 +79,58 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _leaves(error: ValidationError) -> list[ValidationError]:
-    """The errors that explain a failure. For ``oneOf``/``anyOf`` (state bodies are told
+def _leaves(violation: Violation) -> list[Violation]:
+    """The violations that explain a failure. For ``oneOf``/``anyOf`` (state bodies are told
     apart by their ``status``), the branch that fits best: the one whose own ``status`` rule
-    holds and that has the fewest errors."""
-    if error.validator not in ("oneOf", "anyOf") or not error.context:
-        return [error]
-    branches: dict[Any, list[ValidationError]] = {}
-    for sub in error.context:
-        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    holds and that has the fewest violations."""
+    branches = violation.branches()
+    if not branches:
+        return [violation]
+    depth = len(violation.path)
 
-    def rank(errors: list[ValidationError]) -> tuple[int, int]:
-        on_status = any(list(e.relative_path)[:1] == ["status"] for e in errors)
-        return (1 if on_status else 0, len(errors))
+    def on_status(each: Violation) -> bool:
+        return list(each.path[depth:])[:1] == ["status"]
 
-    best = min(branches.values(), key=rank)
+    def rank(found: tuple[Violation, ...]) -> tuple[int, int]:
+        return (1 if any(on_status(e) for e in found) else 0, len(found))
+
+    best = min(branches, key=rank)
     if rank(best)[0] == 1:  # no branch has this status: the status value itself is new
-        status = [e for e in best if list(e.relative_path)[:1] == ["status"]]
-        return status[:1] or best
+        status = [e for e in best if on_status(e)]
+        return status[:1] or list(best)
     return [leaf for sub in best for leaf in _leaves(sub)]
 
 
-def _classify(error: ValidationError) -> list[tuple[str, str, str, str]]:
-    """(pointer, expected, observed, severity) for one leaf error; one per unknown field."""
-    pointer = _pointer(error.absolute_path)
-    rule = error.validator
-    # JSON values; the stubs also allow Unset, which only a hand-made error leaves
-    instance: Any = error.instance
-    value: Any = error.validator_value
+def _classify(violation: Violation) -> tuple[str, str, str, str]:
+    """(pointer, expected, observed, severity) for one leaf violation."""
+    rule, value, expected = violation.rule, violation.value, violation.expected
     if rule in ("additionalProperties", "unevaluatedProperties"):
-        schema = error.schema if isinstance(error.schema, Mapping) else {}
-        extra = sorted(set(instance) - set(schema.get("properties", {})))
-        return [
-            (
-                f"{pointer}/{name}",
-                "no such field",
-                f"new field {name!r} = {_short(instance[name])}",
-                ADDITIVE,
-            )
-            for name in extra
-        ]
+        name = violation.path[-1]
+        return (
+            violation.pointer,
+            "no such field",
+            f"new field {name!r} = {_short(value)}",
+            ADDITIVE,
+        )
     if rule == "required":
-        missing = [n for n in value if n not in instance]
-        return [(f"{pointer}/{n}", f"required field {n!r}", "missing", BREAKING) for n in missing]
+        return (violation.pointer, f"required field {expected!r}", "missing", BREAKING)
     if rule in ("enum", "const"):  # a closed set: any value outside it is breaking
-        allowed = value if rule == "enum" else [value]
-        return [(pointer, f"one of {_short(allowed)}", _short(instance), BREAKING)]
+        allowed = expected if rule == "enum" else [expected]
+        return (violation.pointer, f"one of {_short(allowed)}", _short(value), BREAKING)
     if rule == "type":
-        observed = f"{type(instance).__name__} {_short(instance)}"
-        return [(pointer, f"type {value}", observed, BREAKING)]
-    expected = f"{rule} {_short(value)}"
-    return [(pointer, expected, _short(instance), BREAKING)]
+        observed = f"{type(value).__name__} {_short(value)}"
+        return (violation.pointer, f"type {expected}", observed, BREAKING)
+    return (violation.pointer, f"{rule} {_short(expected)}", _short(value), BREAKING)
 
 
-def _matched_no_state(leaf: ValidationError) -> bool:
+def _matched_no_state(parent: Violation, leaf: Violation) -> bool:
     """A status that no state body of a ``oneOf``/``anyOf`` allows (a lone ``const`` or
     ``enum``, as in a submit answer or SeaArt's cancel, keeps its own values)."""
-    parent = leaf.parent
-    return leaf.validator in ("enum", "const") and getattr(parent, "validator", None) in (
-        "oneOf",
-        "anyOf",
-    )
+    return leaf.rule in ("enum", "const") and parent.rule in ("oneOf", "anyOf")
+
+
+EXPLAIN_LIMIT = 10_000  # violations a body's check names: all of them, for any real answer
+EXPLAIN_SECONDS = 5.0  # off the mock's event loop: a hostile body still ends
 
 
 def schema_findings(
@@ -160,26 +141,30 @@ def schema_findings(
     operation: str,
     request: str,
     check: str = "schema",
-    errors: Iterable[ValidationError] | None = None,
+    violations: Iterable[Violation] | None = None,
 ) -> list[Finding]:
     """Every way ``body`` breaks ``schemas/<provider>/<schema>.json`` (or, when the caller
-    already has them, the ``errors`` it found: the mock passes a bounded list for a body a
-    client sent, since an unbounded explanation of a hostile body would stall it)."""
+    already has them, the ``violations`` it found: the mock passes a bounded list for a body
+    a client sent, since an unbounded explanation of a hostile body would stall it)."""
     found: dict[tuple[str, str], Finding] = {}
     statuses = sorted(_neutral(provider))
-    if errors is None:
-        errors = schemas.validator(provider, schema).iter_errors(body)
-    for error in errors:
-        for leaf in _leaves(error):
-            for pointer, expected, observed, severity in _classify(leaf):
-                if check == "request":  # the provider would refuse the request: never additive
-                    severity = BREAKING
-                if pointer == "/status" and _matched_no_state(leaf):
-                    expected = f"one of {_short(statuses)}"  # the lifecycle's wire statuses
-                finding = Finding(
-                    provider, operation, request, pointer, expected, observed, severity, check
-                )
-                found.setdefault((pointer, expected), finding)
+    if violations is None:
+        violations = schemas.explain(
+            provider, schema, body, limit=EXPLAIN_LIMIT, seconds=EXPLAIN_SECONDS
+        )
+    for violation in violations:
+        if violation.rule == MORE:
+            continue
+        for leaf in _leaves(violation):
+            pointer, expected, observed, severity = _classify(leaf)
+            if check == "request":  # the provider would refuse the request: never additive
+                severity = BREAKING
+            if pointer == "/status" and _matched_no_state(violation, leaf):
+                expected = f"one of {_short(statuses)}"  # the lifecycle's wire statuses
+            finding = Finding(
+                provider, operation, request, pointer, expected, observed, severity, check
+            )
+            found.setdefault((pointer, expected), finding)
     return sorted(found.values(), key=lambda f: (f.severity != BREAKING, f.pointer))
 
 

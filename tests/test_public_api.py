@@ -23,7 +23,17 @@ def test_mockserver_public_api() -> None:
 
 
 def test_schemas_public_api() -> None:
-    assert schemas.__all__ == ["PROVIDERS", "documents", "load", "search", "validator"]
+    assert schemas.__all__ == [
+        "PROVIDERS",
+        "ContractViolation",
+        "Violation",
+        "documents",
+        "explain",
+        "is_valid",
+        "load",
+        "search",
+        "validator",
+    ]
 
 
 def test_contract_checks_public_api() -> None:

@@ -14,13 +14,21 @@ cannot send it without a CORS preflight, which the mock never grants). Provider 
 any ``Host``: they reach only the simulation, and LAN clients of a mock bound to 0.0.0.0 may
 use the machine's name. Every failure is ``{"error", "problems"?}`` with a 4xx, or a logged
 JSON 500 for a bug of the mock.
+
+Every body is checked against its schema in ``schemas/mock/control/`` (``api.json`` names
+the schema of each route's request and answer): a member the schema does not name is refused
+first, then each handler's own checks word the usual refusals, and the schema has the last
+word before anything changes (:func:`_conform`). With ``self_check``, every answer is checked
+against its schema too, as the provider routes' are.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 import ipaddress
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -29,26 +37,32 @@ from typing import Any
 from aiohttp import web
 
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas.lifecycle import EXPIRED as GONE
+from nanobanana_mock.schemas.lifecycle import STATES, TERMINAL, State
+from nanobanana_mock.schemas.located import Document, parse_document
+from nanobanana_mock.schemas.violations import MAX_PROBLEMS, dotted
 
 from ..config import ConfigError, MockConfig
 from ..contracts import contract
 from ..engine.clock import MAX_SPEED, MAX_TIME, finite_or_inf
-from ..engine.jobs import EVICTED, EXPIRED, TERMINAL, UNKNOWN, Failure, Job
+from ..engine.jobs import EVICTED, EXPIRED, UNKNOWN, Failure, Job
 from ..engine.quotas import Ledger, LimitError, RateLimiter
 from ..faults.rules import FaultEngine, RuleError, rule_problems
 from ..http import (
     BodyError,
     check_body_length,
     fingerprint,
+    hide_secrets,
     json_response,
     parse_json,
-    problems_of,
     read_body,
 )
 from ..names import PROVIDERS, all_operations, unknown
 from ..pipeline.routing import CONTROL_STRAY, not_routed
 from ..pipeline.serve import DRIFT, SOURCES
+from ..scenario import ScenarioError, check_scenario
 from ..state import STATE, MockState
+from . import spec as plane
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
 
@@ -72,8 +86,9 @@ class ControlError(Exception):
 _SCENARIO = schemas.load("mock", "scenario")
 MAX_CREDITS = float(_SCENARIO["$defs"]["credits"]["maximum"])
 MAX_RPM = float(_SCENARIO["$defs"]["rate_limit"]["properties"]["rpm"]["maximum"])
+SCOPES = tuple(_SCENARIO["$defs"]["rate_limit"]["properties"]["scope"]["enum"])
 MIN_RPM = 0.001  # one request per 1000 minutes: anything slower is a switched-off limit
-MAX_TEXT = 1000  # characters of a forced failure's error and error_type
+MAX_TEXT = schemas.load("mock", "control/job_state.request")["properties"]["error"]["maxLength"]
 JSON_TYPE = "application/json"
 LOOPBACK_NAMES = ("localhost",)  # and every *.localhost name (RFC 6761)
 
@@ -92,22 +107,53 @@ def guarded(handler: Handler, *, routed: bool = True) -> Handler:
             refusal = _refusal(request, config) if routed else None
             if refusal is not None:
                 return json_response(refusal[0], {"error": refusal[1]})
-            return await handler(request)
+            response = await handler(request)
         except ControlError as err:
             body: dict[str, Any] = {"error": err.message}
             if err.problems:
                 body["problems"] = err.problems
-            return json_response(err.status, body)
+            response = json_response(err.status, body)
         except web.HTTPException as exc:  # e.g. a body over --max-body-bytes (413), a 405
             if exc.status < 400:
                 raise
             headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-            return json_response(exc.status, {"error": exc.reason}, headers)
+            response = json_response(exc.status, {"error": exc.reason}, headers)
         except Exception:
             log.exception("control plane: unexpected error on %s %s", request.method, request.path)
             return json_response(500, {"error": "internal error of the mock (logged)"})
+        if config.self_check:
+            _self_check(request, response)
+        return response
 
     return wrapper
+
+
+def _self_check(request: web.Request, response: web.StreamResponse) -> None:
+    """With ``self_check``: a JSON answer against the schema its route names for its status
+    (a refusal: ``control/error``); a violation is recorded (``MockState.violations``) and
+    logged. The drift report's Markdown and HTML are not JSON, and a 204 has no body."""
+    if not isinstance(response, web.Response) or response.content_type != JSON_TYPE:
+        return
+    route, status = _route(request), response.status
+    if route is not None:
+        schema = plane.answer_schema(route, status)
+    else:  # the catch-all: only refusals
+        schema = plane.ERROR if status >= 400 else None
+    if schema is None:
+        problems: list[Any] = [f"{status} is not an answer schemas/mock/control/api.json lists"]
+    else:
+        problems = plane.check(schema, json.loads(response.text or "null"))
+    if problems:
+        _state(request).violations.append(f"control.{route} {status}")
+        where = f"{request.method} {request.path[:200]}"
+        log.error("control plane: %s breaks its contract: %s", where, "; ".join(map(str, problems)))
+
+
+def _route(request: web.Request) -> str | None:
+    """The contract's name of the route a request took (None: the catch-all)."""
+    name = request.match_info.route.name or ""
+    route = name.removeprefix("control.")
+    return route if route in plane.routes() else None
 
 
 def _refusal(request: web.Request, config: MockConfig) -> tuple[int, str] | None:
@@ -203,12 +249,11 @@ def _loopback(remote: str | None) -> bool:
     return address is not None and address.is_loopback
 
 
-async def _fields(
-    request: web.Request, allowed: tuple[str, ...], required: bool = True
-) -> dict[str, Any]:
-    """The JSON object body, whose every member is one of ``allowed`` (a misspelt member
-    would otherwise be ignored: ``{"setings": ...}`` reset to the defaults)."""
+async def _fields(request: web.Request, required: bool = True) -> dict[str, Any]:
+    """The JSON object body, whose every member is one its route's schema names (a misspelt
+    member would otherwise be ignored: ``{"setings": ...}`` reset to the defaults)."""
     body = await _body(request, required)
+    allowed = plane.properties(_route(request) or "")
     strange = [name for name in body if name not in allowed]
     if strange:
         raise ControlError(400, unknown("field", strange, allowed))
@@ -237,6 +282,15 @@ async def _body(request: web.Request, required: bool = True) -> dict[str, Any]:
     return body
 
 
+def _conform(request: web.Request, body: Any) -> None:
+    """The schema's last word on a body the handler's own checks let through, before
+    anything changes: a 400 naming each violation (API keys never shown)."""
+    schema = plane.request_schema(_route(request) or "")
+    problems = plane.check(schema, body) if schema is not None else []
+    if problems:
+        raise ControlError(400, "invalid request body", [str(hide_secrets(p)) for p in problems])
+
+
 def _number(
     body: dict[str, Any], name: str, minimum: float = 0.0, maximum: float = math.inf
 ) -> float:
@@ -261,22 +315,26 @@ async def reset(request: web.Request) -> web.Response:
     """Start afresh, atomically: every setting and the whole scenario are checked (and the
     scenario tried on a scratch copy) before anything changes, so a refused reset leaves
     jobs, rules, quotas, clock and settings as they were."""
-    body = await _fields(request, ("settings", "scenario"), required=False)
+    body = await _fields(request, required=False)
     base = request.app[BASE_CONFIG]
     settings = body.get("settings", {})
     scenario = body.get("scenario")
     if not isinstance(settings, dict):
         raise ControlError(400, "settings must be an object")
+    if isinstance(body.get("scenario_file"), dict) and "scenario" not in body:
+        scenario = await _scenario_file(body["scenario_file"])
     if scenario is not None:
-        problems = problems_of(schemas.validator("mock", "scenario"), scenario)
-        if problems:
-            raise ControlError(400, "invalid scenario", [str(p) for p in problems])
+        try:  # problems worded as a scenario file's, by path: the body has no lines to name
+            check_scenario(Document.of(scenario), limit=MAX_PROBLEMS, seconds=None)
+        except ScenarioError as err:
+            raise ControlError(400, "invalid scenario", err.problems) from None
         _check_rules(request.app[BASE_SCENARIO], scenario)
         settings = {**scenario.get("settings", {}), **settings}
     try:
         config = dataclasses.replace(base, **_settings(settings))
     except (ConfigError, TypeError, ValueError) as err:
         raise ControlError(400, f"invalid settings: {err}") from None
+    _conform(request, body)
     scenarios = [request.app[BASE_SCENARIO], *([scenario] if scenario is not None else [])]
     _try_scenarios(config, scenarios)
     state = _state(request)
@@ -286,6 +344,23 @@ async def reset(request: web.Request) -> web.Response:
     for each in scenarios:
         apply_scenario(state, each)
     return json_response(200, {"ok": True, "settings": config.public()})
+
+
+async def _scenario_file(file: dict[str, Any]) -> dict[str, Any]:
+    """A scenario file's text, read and checked as ``--scenario`` reads the file, so a
+    problem is the same ``name:line:column: path: message`` line. PyYAML reads in pure
+    Python (a large file takes a while): in a thread, so that other requests are served."""
+    name, text = file.get("name"), file.get("text")
+    if not isinstance(name, str) or not isinstance(text, str) or not name:
+        raise ControlError(400, "scenario_file needs a name and a text (strings)")
+    try:
+        return await asyncio.to_thread(_read_scenario, text, name)
+    except ScenarioError as err:
+        raise ControlError(400, "invalid scenario", err.problems) from None
+
+
+def _read_scenario(text: str, name: str) -> dict[str, Any]:
+    return check_scenario(parse_document(text, name), limit=MAX_PROBLEMS, seconds=None)
 
 
 def _try_scenarios(config: MockConfig, scenarios: list[dict[str, Any]]) -> None:
@@ -307,9 +382,7 @@ def _check_rules(base: dict[str, Any], scenario: dict[str, Any]) -> None:
     if found:
         problems = []
         for index, where, message in found:
-            prefix = ".".join(map(str, where)) + ": "
-            path = ".".join(map(str, ("faults", index - before, *where)))
-            problems.append(f"{path}: {message.removeprefix(prefix)}")
+            problems.append(f"{dotted(('faults', index - before, *where))}: {message}")
         raise ControlError(400, "invalid scenario", problems)
 
 
@@ -386,23 +459,25 @@ async def get_clock(request: web.Request) -> web.Response:
 
 
 async def set_clock(request: web.Request) -> web.Response:
-    body = await _fields(request, ("advance", "to", "speed"))
+    body = await _fields(request)
     clock = _state(request).clock
     given = [name for name in ("advance", "to", "speed") if name in body]
     if len(given) > 1:  # one move per request: nothing given is silently left undone
         raise ControlError(400, f"give one of advance, to or speed, not {' and '.join(given)}")
+    if not given:
+        raise ControlError(400, "give one of advance, to or speed")
+    (name,) = given
+    value = _number(body, name, maximum=MAX_SPEED if name == "speed" else MAX_TIME)
+    _conform(request, body)
     try:
-        if "advance" in body:
-            clock.advance(_number(body, "advance", maximum=MAX_TIME))
-        elif "to" in body:
-            target = _number(body, "to", maximum=MAX_TIME)
-            if target < clock.now():
+        if name == "advance":
+            clock.advance(value)
+        elif name == "to":
+            if value < clock.now():
                 raise ControlError(400, f"the clock only moves forward (now {clock.now():g})")
-            clock.advance(target - clock.now())
-        elif "speed" in body:
-            clock.set_speed(_number(body, "speed", maximum=MAX_SPEED))
+            clock.advance(value - clock.now())
         else:
-            raise ControlError(400, "give one of advance, to or speed")
+            clock.set_speed(value)
     except ValueError as err:  # past the clock's maximum time
         raise ControlError(400, str(err)) from None
     return await get_clock(request)
@@ -522,32 +597,34 @@ async def get_job(request: web.Request) -> web.Response:
 async def force_job(request: web.Request) -> web.Response:
     """Force a job to a terminal state now (or expire it)."""
     state, job = _state(request), _job(request)
-    body = await _fields(request, ("state", "error", "error_type"))
+    body = await _fields(request)
     wanted = body.get("state")
     if wanted not in FORCED:
         raise ControlError(400, unknown("state", wanted, FORCED))
+    failure = (
+        Failure(_text(body, "error", "Task execution failed"), _error_type(body))
+        if wanted == State.FAILED
+        else None
+    )
+    _conform(request, body)
     now = state.clock.now()
-    if wanted == "EXPIRED":
+    if wanted == GONE:
         view = job_view(state, job)
         job.expires_at = now
-        return json_response(200, {**view, "state": "EXPIRED", "expires_at": now})
+        return json_response(200, {**view, "state": GONE, "expires_at": now})
     if job.state(now) in TERMINAL:
         raise ControlError(409, f"job is already {job.state(now)}")
-    if wanted == "FAILED":
-        failure = Failure(
-            error=_text(body, "error", "Task execution failed"),
-            error_type=_error_type(body),
-            at=now,
-        )
-        state.store.fail(job, failure, now)
-    elif wanted == "CANCELLED":
+    if failure is not None:
+        state.store.fail(job, dataclasses.replace(failure, at=now), now)
+    elif wanted == State.CANCELLED:
         state.store.cancel(job, now)
     else:
         state.store.finish(job, now)
     return json_response(200, job_view(state, job))
 
 
-FORCED = ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED")  # the states a job can be forced to
+# the states a job can be forced to: the lifecycle's terminal ones, or gone
+FORCED = (*(s for s in STATES if State(s) in TERMINAL), GONE)
 # A forced failure's error_type: one a job_failure rule may give (SeaArt's status contract
 # lists them; any other word would make the mock break its own contract).
 ERROR_TYPES = tuple(
@@ -576,18 +653,27 @@ async def add_faults(request: web.Request) -> web.Response:
     specs = body["faults"] if many else [body]
     if not isinstance(specs, list):
         raise ControlError(400, "faults must be a list of rules")
-    added = []
-    for index, spec in enumerate(specs):
-        try:
-            added.append(state.faults.add(spec, state.clock.now()).id)
-        except RuleError as err:
-            for rule_id in added:  # all or nothing
-                state.faults.remove(rule_id)
-            where = f"faults[{index}]: " if many else ""
-            raise ControlError(
-                400, "invalid fault rule", [where + p for p in err.problems]
-            ) from None
+    added: list[str] = []
+    try:  # each rule is checked against fault_rule.json as it is added, all or nothing
+        for index, spec in enumerate(specs):
+            try:
+                added.append(state.faults.add(spec, state.clock.now()).id)
+            except RuleError as err:
+                problems = _rule_problems(err, index, many)
+                raise ControlError(400, "invalid fault rule", problems) from None
+        _conform(request, body)  # then the whole body (the members beside "faults")
+    except ControlError:
+        for rule_id in added:
+            state.faults.remove(rule_id)
+        raise
     return json_response(201, {"ids": added} if many else {"id": added[0]})
+
+
+def _rule_problems(err: RuleError, index: int, many: bool) -> list[str]:
+    """A refused rule's problems, placed in the body (``faults[2].match.model: ...``)."""
+    if not many:
+        return err.problems
+    return [f"{dotted(('faults', index, *path))}: {reason}" for path, reason in err.reasons()]
 
 
 async def clear_faults(request: web.Request) -> web.Response:
@@ -609,7 +695,7 @@ async def get_credits(request: web.Request) -> web.Response:
 
 
 async def set_credits(request: web.Request) -> web.Response:
-    body = await _fields(request, ("key", "balance", "default"))
+    body = await _fields(request)
     ledger = _state(request).ledger
     if "default" not in body and "key" not in body:
         raise ControlError(400, "give a key and a balance, or a default")
@@ -618,6 +704,7 @@ async def set_credits(request: web.Request) -> web.Response:
     # every value is checked before anything changes: a 400 leaves the ledger as it was
     default = _number(body, "default", maximum=MAX_CREDITS) if "default" in body else None
     balance = _number(body, "balance", maximum=MAX_CREDITS) if "key" in body else None
+    _conform(request, body)
     if default is not None:
         ledger.set_default(default)
     if balance is not None:
@@ -636,16 +723,18 @@ async def get_limits(request: web.Request) -> web.Response:
 
 
 async def set_limits(request: web.Request) -> web.Response:
-    body = await _fields(request, ("rpm", "key", "scope"))
+    body = await _fields(request)
     key = body.get("key")
     scope = body.get("scope", "generate")
     if key is not None and (not isinstance(key, str) or not key):
         raise ControlError(400, "key must be a non-empty string")
-    if scope not in ("generate", "all"):
-        raise ControlError(400, unknown("scope", scope, ("generate", "all")))
+    if scope not in SCOPES:
+        raise ControlError(400, unknown("scope", scope, SCOPES))
+    rpm = _number(body, "rpm", minimum=MIN_RPM, maximum=MAX_RPM)
+    _conform(request, body)
     limiter = _state(request).limiter
     try:
-        limiter.set(_number(body, "rpm", minimum=MIN_RPM, maximum=MAX_RPM), key=key, scope=scope)
+        limiter.set(rpm, key=key, scope=scope)
     except LimitError as err:
         raise ControlError(400, str(err)) from None
     return json_response(200, limiter.public())
@@ -660,8 +749,8 @@ async def clear_limits(request: web.Request) -> web.Response:
 # -- journal -----------------------------------------------------------------------------------
 
 
-JOURNAL_QUERY = ("provider", "operation", "method", "status", "request_id", "key", "fault")
-JOURNAL_QUERY += ("model", "job", "since", "limit")
+JOURNAL_QUERY: tuple[str, ...] = ("provider", "operation", "method", "status", "request_id")
+JOURNAL_QUERY += ("key", "fault", "model", "job", "since", "limit")
 
 
 # The methods a journal filter may name: those a fault rule may (upper case, as sent)

@@ -13,6 +13,10 @@ Errors (one class, raised at one boundary, :meth:`MockControl._request`)::
 
     ControlError   a non-2xx answer (status, body); status 0 when no answer came at all
 
+A scenario file given to :meth:`MockControl.reset` is read here (it may be on this machine
+only) and checked by the mock; a file that cannot be read is the contracts' ``DocumentError``.
+The bodies it sends and the answers it reads are those of ``schemas/mock/control/``.
+
 Misuse that needs no server to detect (an unknown keyword) raises ``TypeError``.
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +34,10 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+
+from nanobanana_mock.schemas.located import DocumentError, read_text
+
+from ..scenario_files import UnknownScenario, locate
 
 __all__ = [
     "ClockControl",
@@ -249,16 +258,29 @@ class MockControl:
             self._urls = dict(self._request("GET", "/")["base_urls"])
         return dict(self._urls)
 
-    def reset(self, *, scenario: Mapping[str, Any] | None = None, **settings: Any) -> Json:
+    def reset(
+        self,
+        *,
+        scenario: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        **settings: Any,
+    ) -> Json:
         """Forget everything (jobs, journal, faults, credits, limits; clock to 0).
 
         ``settings`` override the start-up settings (``MockConfig`` names); ``scenario`` is a
-        scenario object applied after the reset. Returns the effective settings.
+        scenario object applied after the reset, or a scenario file (a path, or the name of
+        a packaged scenario) that the mock reads as ``--scenario`` does: a problem is the
+        same ``file:line:column: path: message``. Returns the effective settings.
         """
         body: Json = {}
         if settings:
             body["settings"] = settings
-        if scenario is not None:
+        if isinstance(scenario, str | os.PathLike):
+            try:
+                path = locate(scenario)
+            except UnknownScenario as exc:
+                raise DocumentError(str(exc)) from exc
+            body["scenario_file"] = {"name": os.fspath(path), "text": read_text(path)}
+        elif scenario is not None:
             body["scenario"] = scenario
         effective: Json = self._request("POST", f"{PREFIX}/reset", body)["settings"]
         return effective

@@ -30,6 +30,8 @@ from typing import Final, NamedTuple
 
 from PIL import Image, ImageDraw, ImageFont
 
+from nanobanana_mock.schemas import media
+
 __all__ = [
     "FAMILIES",
     "FORMATS",
@@ -47,7 +49,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- sizes
 
-TIERS: Final = ("512", "1K", "2K", "4K")
+TIERS: Final = media.TIERS  # and their spellings: schemas/common.json
 FAMILIES: Final = ("nano-banana", "nano-banana-pro", "nano-banana-2")
 
 # Google's Gemini 3 Pro Image table [DOC Google; 3P live matrix], as in
@@ -86,14 +88,7 @@ _AUTO_RATIO: Final[dict[str, str]] = {
     "nano-banana-2": "16:9",
 }
 
-_TIER_SPELLINGS: Final[dict[str, str]] = {
-    "512": "512",
-    "512px": "512",
-    "0.5k": "512",
-    "1k": "1K",
-    "2k": "2K",
-    "4k": "4K",
-}
+_TIER_SPELLINGS: Final = media.TIER_SPELLINGS
 
 
 def normalise_tier(tier: str) -> str:
@@ -160,11 +155,12 @@ class ImageFormat(NamedTuple):
     extension: str
 
 
+# The format names, their media types and extensions are the contracts' (common.json); the
+# encoder of each media type is Pillow's.
+_PILLOW: Final = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
 FORMATS: Final[dict[str, ImageFormat]] = {
-    "jpg": ImageFormat("image/jpeg", "JPEG", "jpg"),
-    "jpeg": ImageFormat("image/jpeg", "JPEG", "jpg"),
-    "png": ImageFormat("image/png", "PNG", "png"),
-    "webp": ImageFormat("image/webp", "WEBP", "webp"),
+    name: ImageFormat(kind, _PILLOW[kind], media.EXTENSIONS[kind])
+    for name, kind in media.MEDIA_TYPES.items()
 }
 
 # Fast settings: the mock's images are synthetic and large; size on disk is no goal.

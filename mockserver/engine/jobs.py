@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
+# Provider-neutral states, read from lifecycle.schema.json; each provider's lifecycle.json
+# maps them to wire strings.
+from nanobanana_mock.schemas.lifecycle import TERMINAL, State
+
 __all__ = [
     "EVICTED",
     "EXPIRED",
@@ -43,19 +47,6 @@ JOB_BYTES = 1024
 EXPIRED, EVICTED, UNKNOWN = "expired", "evicted", "unknown"
 MAX_GONE = 100_000  # gone job ids remembered, the oldest forgotten first: about 130 bytes
 # each (the id, its place in a dict and a queue; the record is shared), 13 MB at most
-
-
-class State(StrEnum):
-    """Provider-neutral states; each provider's lifecycle.json maps them to wire strings."""
-
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
 
 
 class Surface(StrEnum):

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from ..validation import MAX_PROBLEMS
+from nanobanana_mock.schemas.violations import MAX_PROBLEMS
+
 from .keys import CACHED_KEY_CHARS, fingerprint
 
 __all__ = ["MAX_ENTRY_FINDINGS", "MAX_ENTRY_PROBLEMS", "Entry", "Journal", "capped", "redact"]

@@ -22,7 +22,6 @@ from typing import Any
 
 from nanobanana_mock import schemas
 
-from ..http import problems_of
 from ..names import CREDIT_STATUSES, answerable, did_you_mean
 from .effects import Effect, HttpError, JobFailure, Latency
 from .rules import RuleError
@@ -166,9 +165,7 @@ def _shown(match: re.Match[str]) -> str:
 
 def _marker_valid(match: re.Match[str], effect: type[Effect], name: str, value: Any) -> Any:
     """``value``, if the rule schema allows it as the ``name`` of an ``effect``."""
-    problems = problems_of(
-        schemas.validator("mock", "fault_rule"), {"effect": {effect.kind: {name: value}}}
-    )
+    problems = schemas.explain("mock", "fault_rule", {"effect": {effect.kind: {name: value}}})
     if problems:
         raise RuleError([f"{_shown(match)}: {p.message}" for p in problems])
     return value

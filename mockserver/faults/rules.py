@@ -19,9 +19,10 @@ from typing import Any
 import re2
 
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas.violations import dotted
 
 from ..engine.journal import redact
-from ..http import fingerprint, problems_of
+from ..http import fingerprint, hide_secrets
 from .effects import EFFECTS, Effect
 from .reach import unreachable
 
@@ -79,7 +80,8 @@ def compile_prompt_regex(pattern: str) -> Any:
 
 class RuleError(ValueError):
     """A fault rule or marker the engine cannot use; ``problems`` name each reason, and
-    ``paths`` (when known) where in the rule each one is."""
+    ``paths`` (when known) where in the rule each one is. A problem with a path starts with
+    its dotted form (``match.model[1]: ...``, :func:`~nanobanana_mock.schemas.dotted`)."""
 
     def __init__(
         self, problems: list[str], paths: list[tuple[str | int, ...]] | None = None
@@ -87,6 +89,13 @@ class RuleError(ValueError):
         super().__init__("; ".join(problems))
         self.problems = problems
         self.paths = paths if paths is not None else [() for _ in problems]
+
+    def reasons(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Each problem's path, and the problem without the place it starts with."""
+        return [
+            (path, problem.removeprefix(f"{dotted(path)}: ") if path else problem)
+            for path, problem in zip(self.paths, self.problems, strict=True)
+        ]
 
 
 @dataclass(slots=True)  # not frozen: built on every request, and frozen init is slower
@@ -150,12 +159,12 @@ class FaultEngine:
     def add(self, spec: Any, now: float) -> Rule:
         if len(self.rules) >= MAX_RULES:
             raise RuleError([f"at most {MAX_RULES} rules; remove some first"])
-        problems = problems_of(schemas.validator("mock", "fault_rule"), spec)
+        problems = [hide_secrets(v) for v in schemas.explain("mock", "fault_rule", spec)]
         if problems:
-            raise RuleError([str(p) for p in problems], [p.loc for p in problems])
+            raise RuleError([str(p) for p in problems], [p.path for p in problems])
         never = unreachable(spec)  # a known name the rule's other parts rule out
         if never:
-            raise RuleError([f"{_dotted(path)}: {m}" for path, m in never], [p for p, _ in never])
+            raise RuleError([f"{dotted(path)}: {m}" for path, m in never], [p for p, _ in never])
         spec = dict(spec)
         if "id" in spec and spec["id"] in self._ids:
             raise RuleError([f"id: a rule {spec['id']!r} exists already"], [("id",)])
@@ -191,7 +200,7 @@ class FaultEngine:
             try:
                 trial.add(spec, 0.0)
             except RuleError as err:
-                found += [(index, path, p) for path, p in zip(err.paths, err.problems, strict=True)]
+                found += [(index, path, reason) for path, reason in err.reasons()]
                 given = spec.get("id") if isinstance(spec, dict) else None
                 if isinstance(given, str) and given not in trial._ids:
                     # a later rule with the same id is still a duplicate
@@ -239,10 +248,6 @@ class FaultEngine:
             if effect.ends:
                 break
         return fired
-
-
-def _dotted(path: tuple[str | int, ...]) -> str:
-    return ".".join(map(str, path))
 
 
 def _listed(value: Any) -> list[str]:

@@ -2,7 +2,8 @@
 its operation's api.json names for its status.
 
 An answer that breaks it is recorded in ``MockState.violations`` and raised as a
-:class:`ContractViolation`, past the pipeline's error boundary: aiohttp answers 500, and the
+:class:`ContractViolation` (the contracts' one, ``nanobanana_mock.schemas``), past the
+pipeline's error boundary: aiohttp answers 500, and the
 tests, which run with the check on, assert the list is empty. An answer a drift changed or a
 source forwarded is not the mock's own, and is not checked.
 """
@@ -10,24 +11,17 @@ source forwarded is not the mock's own, and is not checked.
 from __future__ import annotations
 
 import json
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from nanobanana_mock import schemas
-
-from ..http import MAX_PROBLEMS, Problem, problems_of
-from ..validation import is_valid
+from nanobanana_mock.schemas import ContractViolation, Violation, is_valid
 
 if TYPE_CHECKING:
     from .routing import Target
 
 __all__ = ["ContractViolation", "self_check"]
-
-
-class ContractViolation(AssertionError):
-    """The mock answered something its own contract does not allow."""
 
 
 def self_check(target: Target, response: web.StreamResponse) -> None:
@@ -46,8 +40,9 @@ def self_check(target: Target, response: web.StreamResponse) -> None:
     if schema is None:
         state.violations.append(f"{provider.name}.{operation} {response.status}")
         raise ContractViolation(
+            [],
             f"{provider.name}.{operation} answered {response.status}, "
-            "which its api.json does not list"
+            "which its api.json does not list",
         )
     try:
         body = json.loads(response.text)
@@ -57,25 +52,22 @@ def self_check(target: Target, response: web.StreamResponse) -> None:
     if problems:
         state.violations.append(f"{provider.name}.{operation} {response.status}")
         raise ContractViolation(
+            problems,
             f"{provider.name}.{operation} {response.status} breaks {schema}.json: "
             + "; ".join(map(str, problems))
-            + f"\nbody: {response.text[:500]}"
+            + f"\nbody: {response.text[:500]}",
         )
 
 
-def answer_problems(provider: str, schema: str, body: Any) -> list[Problem]:
+def answer_problems(provider: str, schema: str, body: Any) -> list[Violation]:
     """How the mock's own answer breaks its schema. jsonschema-rs, like JSON Schema, counts
     ``12.0`` as an integer: an answer holding such a float is judged by the pure-Python
     validator, where an integer must be written as one."""
     if not _integral_floats(body):
         if is_valid(provider, schema, body):
             return []
-        return problems_of(schemas.validator(provider, schema), body)
-    check = schemas.validator(provider, schema, exact_integers=True)
-    return [
-        Problem(tuple(error.absolute_path), str(error.validator), error.message)
-        for error in islice(check.iter_errors(body), MAX_PROBLEMS)
-    ]
+        return schemas.explain(provider, schema, body)
+    return schemas.explain(provider, schema, body, exact_integers=True)
 
 
 def _integral_floats(body: Any) -> bool:

@@ -13,17 +13,18 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas import Violation, explain, is_valid
+from nanobanana_mock.schemas.violations import warm
 
 from ..config import MockConfig
 from ..contracts import Contract, Model, contract
 from ..engine import images
 from ..engine.jobs import Job
 from ..engine.journal import redact
-from ..http import ApiError, BodyError, Problem, fingerprint, origin, problems_of
+from ..http import ApiError, BodyError, fingerprint, origin
 from ..names import CREDIT_STATUSES, declared_errors
 from ..pipeline.call import UNKNOWN, call_of, note
 from ..state import MockState
-from ..validation import is_valid, warm
 
 __all__ = ["JOB_STATE_HEADER", "REGISTERED", "Provider"]
 
@@ -101,7 +102,7 @@ class Provider:
     def auth_error(self, missing: bool) -> ApiError:
         raise NotImplementedError
 
-    def invalid(self, problems: list[Problem]) -> ApiError:
+    def invalid(self, problems: list[Violation]) -> ApiError:
         """A body that broke its request schema."""
         raise NotImplementedError
 
@@ -201,7 +202,7 @@ class Provider:
             if entry is not None:
                 entry.validation = "ok"
             return body
-        problems = problems_of(schemas.validator(self.name, schema_name), body)
+        problems = explain(self.name, schema_name, body)
         note(request, validation="invalid", problems=list(map(str, problems)))
         raise self.invalid(problems)
 

@@ -13,9 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
+from nanobanana_mock.schemas import Violation
+
 from ..engine import images
 from ..engine.jobs import Job, State
-from ..http import ApiError, Problem, json_response
+from ..http import ApiError, json_response
 from .base import Provider
 
 __all__ = ["Pixazo"]
@@ -38,7 +40,7 @@ class Pixazo(Provider, contract="pixazo"):
     def auth_error(self, missing: bool) -> ApiError:
         return self.error(401, "Invalid or missing authentication")
 
-    def invalid(self, problems: list[Problem]) -> ApiError:
+    def invalid(self, problems: list[Violation]) -> ApiError:
         return self.error(400, "Invalid request parameters: " + "; ".join(map(str, problems)))
 
     def unknown_job(self, request_id: str) -> ApiError:

@@ -13,9 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
+from nanobanana_mock.schemas import Violation
+
 from ..engine import images
 from ..engine.jobs import Failure, Job, State
-from ..http import ApiError, BodyError, Problem, json_response, origin
+from ..http import ApiError, BodyError, json_response, origin
 from .base import JOB_STATE_HEADER, Provider
 
 __all__ = ["SeaArt"]
@@ -58,8 +60,8 @@ class SeaArt(Provider, contract="seaart"):
             )
         return self.gateway_error(401, "UNAUTHORIZED", "Invalid API key")
 
-    def invalid(self, problems: list[Problem]) -> ApiError:
-        detail = [{"loc": ["body", *p.loc], "msg": p.message, "type": p.rule} for p in problems]
+    def invalid(self, problems: list[Violation]) -> ApiError:
+        detail = [{"loc": ["body", *p.path], "msg": p.message, "type": p.rule} for p in problems]
         return ApiError(422, {"detail": detail})
 
     def body_error(self, err: BodyError) -> ApiError:

@@ -11,9 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
+from nanobanana_mock.schemas import Violation
+
 from ..engine import images
 from ..engine.jobs import Job, State
-from ..http import ApiError, BodyError, Problem, json_response, origin
+from ..http import ApiError, BodyError, json_response, origin
 from .base import Provider
 
 __all__ = ["Segmind"]
@@ -45,7 +47,7 @@ class Segmind(Provider, contract="segmind"):
             return self.error(401, "Missing Authorization or x-api-key in header")
         return self.error(401, "Unauthorized. API key is invalid or may have expired...")
 
-    def invalid(self, problems: list[Problem]) -> ApiError:
+    def invalid(self, problems: list[Violation]) -> ApiError:
         return self.error(400, "Invalid parameters: " + "; ".join(map(str, problems)))
 
     def body_error(self, err: BodyError) -> ApiError:

@@ -41,10 +41,9 @@ from nanobanana_mock.schemas.report import Report
 
 from ..config import ConfigError, MockConfig
 from ..faults.rules import RequestFacts
-from ..http import BodyError, load_json, origin, problems_of
+from ..http import BodyError, load_json, origin
 from ..pipeline.call import call_of, note
 from ..providers.base import Provider
-from ..validation import explain
 from .replay import Exchange, Recorder, map_strings, redact_key, under, url_path
 
 __all__ = ["Proxy", "Report"]
@@ -313,12 +312,10 @@ class Proxy:
                 provider.name, operation, label, "", "a JSON body", observed, BREAKING, "request"
             )
             return [finding]
-        validator = schemas.validator(provider.name, schema)
-        problems = problems_of(validator, body)
+        problems = schemas.explain(provider.name, schema, body)  # a client's body: bounded
         note(request, validation="invalid" if problems else "ok", problems=list(map(str, problems)))
         if not problems:
-            return []  # no schema error, no finding: spare a second validation
-        errors = explain(validator, body).errors  # a client's body: bounded, like problems_of
+            return []
         return schema_findings(
             provider.name,
             schema,
@@ -326,7 +323,7 @@ class Proxy:
             operation=operation,
             request=label,
             check="request",
-            errors=errors,
+            violations=problems,
         )
 
     @staticmethod

@@ -37,14 +37,14 @@ from aiohttp import web
 from yarl import URL
 
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas import Violation, is_valid
 
 from ..config import ConfigError
 from ..engine.clock import MAX_TIME, utc_stamp
 from ..faults.rules import RequestFacts
-from ..http import MAX_JSON_DEPTH, BodyError, Problem, load_json, origin, problems_of
+from ..http import MAX_JSON_DEPTH, BodyError, load_json, origin
 from ..pipeline.call import call_of
 from ..providers.base import Provider
-from ..validation import is_valid
 
 log = logging.getLogger("nanobanana_mock")
 
@@ -318,10 +318,10 @@ def checked_record(raw: bytes, provider: str) -> dict[str, Any]:
     return dict(record)
 
 
-def _record_problems(record: Any) -> list[Problem]:
+def _record_problems(record: Any) -> list[Violation]:
     """Why a record breaks its schema (the slow validator explains; the fast one decides)."""
-    return problems_of(schemas.validator("mock", "recording"), record) or [
-        Problem((), "schema", "does not match schemas/mock/recording.json")
+    return schemas.explain("mock", "recording", record) or [
+        Violation("", "schema", "does not match schemas/mock/recording.json")
     ]
 
 

@@ -122,7 +122,8 @@ def test_a_refusal_is_one_plain_line(
 def test_a_broken_scenario_is_one_plain_line(run_suite: Runner, tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"faults": [{"effect": {"drift": {"explode": true}}}]}')
-    _refusal(run_suite("--scenario", str(broken)), f"--scenario {broken}: faults/0/effect/drift")
+    located = f"--scenario {broken}:1:35: faults[0].effect.drift.explode: unknown key"
+    _refusal(run_suite("--scenario", str(broken)), located)
 
 
 def test_a_report_dir_that_cannot_be_written_is_refused_before_the_run(
@@ -218,7 +219,7 @@ def test_a_response_latency_on_the_frozen_clock_is_refused(run_suite: Runner, tm
     for scenario in ("slow-queue", str(held)):
         run = run_suite("--provider", "pixazo", "--scenario", scenario)
         assert run.code == USAGE, run.output
-        assert "faults/" in run.output and "response latency" in run.output
+        assert "faults[" in run.output and "response latency" in run.output
         assert_plain(run.output)
     # a job's latency, or a scenario that runs the clock itself, holds nothing
     job = tmp_path / "job.json"

@@ -67,7 +67,7 @@ def test_a_scenario_is_a_scenario_a_rule_list_or_one_rule(tmp_path: Path, conten
 def test_a_broken_scenario_or_provider_is_a_usage_error(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     path.write_text('{"faults": [{"effect": {}}]}')
-    with pytest.raises(UsageError, match=r"s\.json: faults/0/effect"):
+    with pytest.raises(UsageError, match=r"s\.json:1:\d+: faults\[0\]\.effect: "):
         load_scenario(str(path))
     with pytest.raises(UsageError, match=r"(?i)no such file"):
         load_scenario(str(tmp_path / "missing.json"))

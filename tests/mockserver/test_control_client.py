@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.control import client as control_client
+from nanobanana_mock.control import spec
 from nanobanana_mock.control.client import ControlError, JobInfo, JournalEntry, MockControl
 from nanobanana_mock.control.pytest_plugin import MockServer
 
@@ -42,6 +46,110 @@ def submit(mock, prompt: str = "a banana", key: str = KEY, slug: str = "nano-ban
 
 def segmind_status(mock, request_id: str, key: str = KEY) -> tuple[int, Any]:
     return call(f"{mock.base_url}/v2/requests/{request_id}/status", key=key)
+
+
+# -- every body sent and every answer read is checked against schemas/mock/control/ -------------
+
+
+class Recorder:
+    """An opener that records each exchange of a MockControl: method, path, the body sent,
+    the status and the answer's bytes."""
+
+    def __init__(self, opener: Any) -> None:
+        self.opener = opener
+        self.exchanges: list[tuple[str, str, Any, int, bytes]] = []
+
+    def open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
+        sent = json.loads(request.data) if request.data else None  # type: ignore[arg-type]
+        path = urllib.parse.urlsplit(request.full_url).path
+        try:
+            with self.opener.open(request, timeout=timeout) as response:
+                raw = response.read()
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            self.exchanges.append((request.get_method(), path, sent, exc.code, raw))
+            fp = io.BytesIO(raw)
+            raise urllib.error.HTTPError(exc.url, exc.code, exc.msg, exc.hdrs, fp) from exc
+        self.exchanges.append((request.get_method(), path, sent, status, raw))
+        return io.BytesIO(raw)
+
+
+def contract_problems(exchanges: list[tuple[str, str, Any, int, bytes]]) -> list[str]:
+    """Every way the recorded bodies and answers break the control plane's contract: a body
+    its schema refuses that the mock took, an answer that breaks its schema."""
+    found = []
+    for method, path, sent, status, raw in exchanges:
+        route = spec.route_of(method, path)
+        if route is None:
+            found.append(f"{method} {path}: no such route in schemas/mock/control/api.json")
+            continue
+        request = spec.request_schema(route)
+        if sent is not None and status < 400:  # a body the contract refuses must be refused
+            problems = spec.check(request, sent) if request else ["the route takes no body"]
+            found += [f"{method} {path} sent, and the mock took: {p}" for p in problems]
+        answer = spec.answer_schema(route, status)
+        if answer is None and raw.strip():
+            found.append(f"{method} {path} {status}: an answer the contract does not list")
+        elif answer is not None:
+            found += [f"{method} {path} {status}: {p}" for p in spec.check(answer, json.loads(raw))]
+    return found
+
+
+@pytest.fixture(autouse=True)
+def checked_control(request: pytest.FixtureRequest) -> Iterator[Recorder | None]:
+    """In every test of this module that uses the plugin's mock: its MockControl's bodies
+    and answers, checked against the contract when the test ends."""
+    if "nanobanana_mock" not in request.fixturenames:
+        yield None
+        return
+    control = request.getfixturevalue("nanobanana_mock").control
+    recorder = Recorder(control._opener)
+    control._opener = recorder
+    try:
+        yield recorder
+    finally:
+        control._opener = recorder.opener
+    assert contract_problems(recorder.exchanges) == []
+
+
+def test_every_body_and_answer_of_every_call_fits_the_contract(
+    nanobanana_mock, checked_control: Recorder
+) -> None:
+    control = nanobanana_mock.control
+    control.reset(workers=1, queue_seconds=0, scenario={"credits": {"default": 10}})
+    assert control.urls and control.settings()
+    job_id = submit(nanobanana_mock)
+    control.clock.speed()
+    control.clock.advance(1)
+    control.clock.to(2)
+    control.clock.set_speed(0)
+    control.jobs.list(provider="segmind", limit=5)
+    control.jobs.get(job_id)
+    control.jobs.force(job_id, "FAILED", error="boom", error_type="CONTENT_BLOCKED")
+    control.jobs.force(submit(nanobanana_mock), "EXPIRED")
+    rule = control.faults.http_error(503, provider="pixazo", retry_after=2, first=1, id="a")
+    control.faults.job_failure(surface="start", operation="submit", probability=0.5)
+    control.faults.latency(uniform=(1, 2), target="queue", window=(0, 10))
+    control.faults.transport("reset", when="before", provider="seaart", times=1)
+    control.faults.add_many([{"effect": {"latency": {"fixed": 1}}, "description": "d"}])
+    assert control.faults.list() and rule == "a"
+    control.faults.remove(rule)
+    control.faults.clear()
+    control.credits.set(KEY, 5)
+    control.credits.set_default(7)
+    assert control.credits.get(KEY) == 5 and control.credits.info()["enabled"]
+    control.credits.disable()
+    control.rate_limits.set(30, key=KEY, scope="all")
+    assert control.rate_limits.list()
+    control.rate_limits.clear()
+    assert control.journal.entries(provider="segmind", limit=2)
+    assert control.journal.count() and control.journal.counts()
+    control.journal.clear()
+    with pytest.raises(ControlError):
+        control.jobs.get("nope")  # an error answer is in the contract too
+    used = {spec.route_of(method, path) for method, path, *_ in checked_control.exchanges}
+    assert used >= set(spec.routes()) - {"get_drift", "health", "openapi"}
 
 
 # -- the client itself -------------------------------------------------------------------------

@@ -284,17 +284,17 @@ async def test_reset_with_duplicate_ids_or_a_bad_regex_is_a_400(
     mock = await mock_factory(scenario=str(path))
     await add_rule(mock, {"id": "kept", "effect": {"latency": {"fixed": 2}}})
     for rules, fragment in [
-        ([{"id": "a", "effect": {"latency": {"fixed": 1}}}], "faults.0.id: a rule 'a'"),
+        ([{"id": "a", "effect": {"latency": {"fixed": 1}}}], "faults[0].id: a rule 'a'"),
         (
             [
                 {"id": "b", "effect": {"latency": {"fixed": 1}}},
                 {"id": "b", "effect": {"latency": {"fixed": 1}}},
             ],
-            "faults.1.id: a rule 'b'",
+            "faults[1].id: a rule 'b'",
         ),
         (
             [{"match": {"prompt_regex": "(?<=a)"}, "effect": {"latency": {"fixed": 1}}}],
-            "faults.0.match.prompt_regex: not a regular expression RE2 accepts",
+            "faults[0].match.prompt_regex: not a regular expression RE2 accepts",
         ),
     ]:
         status, body, _ = await send(
@@ -610,12 +610,12 @@ async def test_client_reads_an_unparseable_retry_after_as_unsaid(
         (
             b'[{"id": "a", "effect": {"latency": {"fixed": 1}}},'
             b' {"id": "a", "effect": {"latency": {"fixed": 1}}}]',
-            "faults/1: id: a rule 'a' exists already",
+            "faults[1].id: a rule 'a' exists already",
         ),
         (
             b'{"faults": [{"match": {"prompt_regex": "(?!x)"},'
             b' "effect": {"latency": {"fixed": 1}}}]}',
-            "faults/0: match.prompt_regex: not a regular expression RE2 accepts",
+            "faults[0].match.prompt_regex: not a regular expression RE2 accepts",
         ),
         (b"\xff\xfe{}", "--scenario"),
     ],

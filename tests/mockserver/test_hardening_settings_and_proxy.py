@@ -101,7 +101,7 @@ async def test_schema_problems_never_echo_an_api_key(mock: Mock) -> None:
         assert CANARY not in str(caught.value), caught.value
     # the fingerprint stands in for a key that names a problem's place
     status, body = await send(mock, None, "POST", "/_mock/reset", json={"scenario": scenarios[2]})
-    assert "credits.keys.fp:" in json.dumps(body), body
+    assert 'credits.keys["fp:' in body["problems"][0], body
 
 
 async def test_long_control_plane_keys_are_not_kept_by_the_fingerprint_cache(mock: Mock) -> None:

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from nanobanana_mock import schemas, validation
+from nanobanana_mock import schemas
 from nanobanana_mock.app import create_app
 from nanobanana_mock.config import ConfigError, MockConfig
 from nanobanana_mock.conformance.options import UsageError
@@ -27,9 +27,10 @@ from nanobanana_mock.conformance.options import load_scenario as load_drift_scen
 from nanobanana_mock.faults.markers import MAX_MARKERS
 from nanobanana_mock.http import MAX_JSON_DEPTH
 from nanobanana_mock.scenario import ScenarioError, load_scenario
+from nanobanana_mock.schemas import violations
+from nanobanana_mock.schemas.violations import MAX_PROBLEMS
 from nanobanana_mock.sources.replay import Replay
 from nanobanana_mock.state import STATE
-from nanobanana_mock.validation import MAX_PROBLEMS
 from tests.harness import KEYS, Mock, largest_stall, schema_for, validate
 
 TIMEOUT = 20  # seconds for any one request: far above what a bounded mock needs
@@ -559,7 +560,7 @@ async def test_explanation_budget_never_refuses_a_valid_body(
 ) -> None:
     """Out of time (a busy machine) before any error: a valid rule or scenario is still
     accepted, an invalid one still refused."""
-    monkeypatch.setattr(validation, "EXPLAIN_SECONDS", 0.0)
+    monkeypatch.setattr(violations, "EXPLAIN_SECONDS", 0.0)
     rule = {"match": {"operation": "submit"}, "effect": {"http_error": {"status": 503}}}
     resp = await mock.client.post("/_mock/faults", json=rule)
     assert resp.status in (200, 201), await resp.text()

@@ -11,7 +11,7 @@ import pytest
 
 from nanobanana_mock import schemas
 from nanobanana_mock.faults.markers import prompt_rules
-from nanobanana_mock.validation import is_valid
+from nanobanana_mock.schemas import is_valid
 from tests.harness import Mock
 
 SUBMIT = {  # the generation routes: each provider's submit, and Segmind's blocking call

@@ -71,7 +71,7 @@ async def test_an_unknown_name_in_a_rule_is_refused_naming_it(
     value = [meant, word] if as_list else word
     rule = {"match": {field: value}, "effect": {"latency": {"fixed": 1}}}
     text = refusal(await post(mock, "faults", rule, 400))
-    assert f"match.{field}{'.1' if as_list else ''}: '{word}' is not one of" in text
+    assert f"match.{field}{'[1]' if as_list else ''}: '{word}' is not one of" in text
     assert f"(did you mean '{meant}'?)" in text
     assert ", ".join(RULE[field]["enum"]) in text
     assert mock.state.faults.rules == []
@@ -247,24 +247,24 @@ HTTP_500 = {"http_error": {"status": 500}}
         (
             "faults",
             {"match": {"methd": "POST"}, "effect": HTTP_500},
-            "match: unknown key 'methd' (did you mean 'method'?); allowed: provider, operation, "
+            "match.methd: unknown key (did you mean 'method'?); allowed: provider, operation, "
             "method,",
         ),
         (
             "faults",
             {"effect": HTTP_500, "scope": {"frist": 1}},
-            "scope: unknown key 'frist' (did you mean 'first'?); allowed: probability, first,",
+            "scope.frist: unknown key (did you mean 'first'?); allowed: probability, first,",
         ),
         (
             "faults",
             {"faults": [{"effect": {"http_eror": {"status": 500}}}]},
-            "effect: unknown key 'http_eror' (did you mean 'http_error'?); allowed: http_error, "
+            "effect.http_eror: unknown key (did you mean 'http_error'?); allowed: http_error, "
             "job_failure, latency, transport, drift",
         ),
         (
             "reset",
             {"scenario": {"rate_limts": [{"rpm": 1}]}},
-            "body: unknown key 'rate_limts' (did you mean 'rate_limits'?); allowed: description, "
+            "rate_limts: unknown key (did you mean 'rate_limits'?); allowed: description, "
             "settings, faults, credits, rate_limits",
         ),
     ],

@@ -137,7 +137,7 @@ async def test_failed_job(mock: Mock) -> None:
     [
         ({"prompt": "x"}, "image_urls: field required"),
         ({"prompt": "x", "image_urls": []}, "image_urls: at least 1 items"),
-        ({"prompt": "x", "image_urls": ["http://insecure.example/a.png"]}, "image_urls.0:"),
+        ({"prompt": "x", "image_urls": ["http://insecure.example/a.png"]}, "image_urls[0]:"),
         ({"prompt": "x", "image_urls": URLS * 8}, "image_urls: at most 14 items"),
         ({"image_urls": URLS}, "prompt: field required"),
     ],

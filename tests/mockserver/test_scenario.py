@@ -10,6 +10,7 @@ import pytest
 
 from nanobanana_mock import scenario, scenario_files, schemas
 from nanobanana_mock.scenario import ScenarioError, load_scenario, parse_scenario
+from nanobanana_mock.schemas import located
 
 RULE = schemas.load("mock", "fault_rule")["$defs"]
 STATUSES = ", ".join(str(s) for s in RULE["http_error"]["properties"]["status"]["enum"])
@@ -69,7 +70,13 @@ def problems_of(text: str, source: str = "s.yaml") -> list[str]:
 
 
 def test_public_api() -> None:
-    assert scenario.__all__ == ["ScenarioError", "load_scenario", "parse_data", "parse_scenario"]
+    assert scenario.__all__ == [
+        "ScenarioError",
+        "check_scenario",
+        "load_scenario",
+        "parse_data",
+        "parse_scenario",
+    ]
     assert issubclass(ScenarioError, ValueError)
 
 
@@ -388,7 +395,7 @@ def test_long_values_are_shortened() -> None:
 
 
 def test_an_oversized_text_is_refused() -> None:
-    assert problems_of("#" * (scenario.MAX_BYTES + 1)) == ["s.yaml: larger than 1048576 bytes"]
+    assert problems_of("#" * (located.MAX_BYTES + 1)) == ["s.yaml: larger than 1048576 bytes"]
 
 
 def test_error_survives_pickling() -> None:
@@ -430,7 +437,7 @@ def test_non_utf8_bytes_are_located(tmp_path: Path) -> None:
 
 def test_an_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
-    path.write_bytes(b"#" * (scenario.MAX_BYTES + 10))
+    path.write_bytes(b"#" * (located.MAX_BYTES + 10))
     with pytest.raises(ScenarioError, match=r"big\.yaml: larger than"):
         load_scenario(path)
 

@@ -225,7 +225,7 @@ async def test_ids_are_private_to_their_key(mock: Mock) -> None:
         ({"prompt": "x", "aspect_ratio": "7:3"}, "aspect_ratio: '7:3' is not one of"),
         ({"aspect_ratio": "1:1"}, "prompt: field required"),
         ({"prompt": 5}, "prompt: must be of type string"),
-        ({"prompt": "x", "image_urls": ["ftp://x/y.png"]}, "image_urls.0:"),
+        ({"prompt": "x", "image_urls": ["ftp://x/y.png"]}, "image_urls[0]:"),
         (
             {"prompt": "x", "image_urls": ["https://x.io/a.png"] * 15},
             "image_urls: at most 14 items",

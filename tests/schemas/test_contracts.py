@@ -19,15 +19,17 @@ def _schema_files() -> list[Path]:
     out = []
     for path in sorted(ROOT.rglob("*.json")):
         rel = path.relative_to(ROOT)
-        if "examples" in rel.parts or (len(rel.parts) == 2 and path.stem in DATA_FILES):
+        if "examples" in rel.parts or (len(rel.parts) >= 2 and path.stem in DATA_FILES):
             continue
         out.append(path)
     return out
 
 
 def _key(path: Path) -> tuple[str, str]:
-    rel = path.relative_to(ROOT)
-    return (rel.parts[0], path.stem) if len(rel.parts) == 2 else ("", path.stem)
+    """(provider, name) of a schema file; a file in a sub-folder (mock/control/) is named
+    with it (``control/clock``)."""
+    rel = path.relative_to(ROOT).with_suffix("")
+    return (rel.parts[0], "/".join(rel.parts[1:])) if len(rel.parts) > 1 else ("", rel.name)
 
 
 SCHEMA_FILES = _schema_files()
@@ -47,7 +49,17 @@ REQUESTS = [(p, n) for p in PROVIDERS for n in _requests(p)]
 
 
 def test_public_surface_is_pinned():
-    assert schemas.__all__ == ["PROVIDERS", "documents", "load", "search", "validator"]
+    assert schemas.__all__ == [
+        "PROVIDERS",
+        "ContractViolation",
+        "Violation",
+        "documents",
+        "explain",
+        "is_valid",
+        "load",
+        "search",
+        "validator",
+    ]
     assert PROVIDERS == ("segmind", "seaart", "pixazo")
 
 
@@ -152,7 +164,19 @@ def _refs(node):
 
 @pytest.mark.parametrize("path", SCHEMA_FILES, ids=SCHEMA_IDS)
 def test_no_format_keyword(path):
-    assert '"format"' not in path.read_text(encoding="utf-8")
+    assert not _format_keywords(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _format_keywords(node, names=False):
+    """The ``format`` keywords of a schema (a property named ``format`` is not one)."""
+    if isinstance(node, list):
+        return [found for value in node for found in _format_keywords(value)]
+    if not isinstance(node, dict):
+        return []
+    found = ["format"] if "format" in node and not names else []
+    for key, value in node.items():
+        found += _format_keywords(value, names=key in ("properties", "$defs"))
+    return found
 
 
 # ------------------------------------------------------------------ examples
@@ -472,3 +496,35 @@ def test_every_x_enum_is_loaded_with_the_names_it_stands_for():
         else:
             assert spec["names"] == "provider/model", where
             assert len(node["enum"]) == len(plus) + len(PROVIDERS) + len(models), where
+
+
+# ------------------------------------------------------------------ the neutral states
+
+
+def test_the_neutral_states_are_the_lifecycle_schemas() -> None:
+    from nanobanana_mock.client import JobStatus
+    from nanobanana_mock.engine.jobs import State as EngineState
+    from nanobanana_mock.schemas.lifecycle import EXPIRED, STATES, TERMINAL, State
+
+    defs = load("", "lifecycle.schema")["$defs"]
+    assert [str(s) for s in State] == list(STATES) == defs["stateName"]["enum"]
+    assert EngineState is JobStatus is State
+    assert EXPIRED in defs["route"]["propertyNames"]["enum"] and EXPIRED not in STATES
+    for provider in PROVIDERS:
+        for name, state in load(provider, "lifecycle")["states"].items():
+            assert state["terminal"] == (State(name) in TERMINAL), (provider, name)
+            assert State(name).terminal == state["terminal"]
+
+
+def test_tiers_and_formats_are_named_once() -> None:
+    from nanobanana_mock.client import cli as client_cli
+    from nanobanana_mock.engine import images
+    from nanobanana_mock.schemas import media
+
+    defs = load("", "common")["$defs"]
+    assert set(media.MEDIA_TYPES.values()) == set(defs["imageContentType"]["enum"])
+    assert set(media.TIER_SPELLINGS.values()) == set(media.TIERS)
+    assert images.TIERS is media.TIERS and client_cli.EXTENSIONS is media.EXTENSIONS
+    assert {name: f.content_type for name, f in images.FORMATS.items()} == media.MEDIA_TYPES
+    assert media.spelling_in("512px", ["0.5K", "1K"]) == "0.5K"
+    assert media.spelling_in("jpg", ["jpeg", "png"]) == "jpeg"
