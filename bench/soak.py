@@ -36,6 +36,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from faker import Faker
@@ -44,21 +45,31 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nanobanana_mock import schemas  # noqa: E402
-from nanobanana_mock.client.providers import adapter  # noqa: E402
+from nanobanana_mock.client.models import JobHandle  # noqa: E402
+from nanobanana_mock.client.providers import Call, adapter  # noqa: E402
+from nanobanana_mock.conformance.facts import documented_requests  # noqa: E402
 
 KEY = "soak-key-0123456789"
-MODELS = {"segmind": "nano-banana", "seaart": "nano_banana_pro", "pixazo": "nano-banana-pro"}
+# every provider (a contract folder), with the first model of its api.json
+MODELS = {p: next(iter(schemas.load(p, "api")["models"])) for p in schemas.PROVIDERS}
+ADAPTERS = {p: adapter(p) for p in MODELS}
 AUTH = {  # the auth header alone: aiohttp sets Content-Type itself for JSON bodies
-    p: {k: v for k, v in adapter(p).headers(KEY).items() if k != "Content-Type"} for p in MODELS
+    p: {k: v for k, v in ADAPTERS[p].headers(KEY).items() if k != "Content-Type"} for p in MODELS
 }
+
+
+def _smallest_body(provider: str, model: str) -> dict:
+    """A prompt, and the other fields the request schema requires, as documented."""
+    name = schemas.load(provider, "api")["models"][model]["request"]
+    required = set(schemas.load(provider, name).get("required", [])) - {"prompt"}
+    documented = min(documented_requests(provider, model).values(), key=len, default={})
+    return {"prompt": "soak", **{k: v for k, v in documented.items() if k in required}}
+
+
 SUBMIT = {
-    p: (
-        adapter(p).path("submit", model=model),
-        {"prompt": "soak", **({"image_urls": ["https://a.io/b.png"]} if p == "pixazo" else {})},
-    )
+    p: (ADAPTERS[p].path("submit", model=model), _smallest_body(p, model))
     for p, model in MODELS.items()
 }
-PIXAZO_RESULT = adapter("pixazo").path("result")
 RULES = [
     {
         "match": {"operation": ["status", "result"]},
@@ -141,22 +152,24 @@ async def client(
             if resp.status != 200:
                 continue
             run.accepted += 1
+            poll = ADAPTERS[provider].status_call(_handle(base, provider, data))
             for _ in range(rng.randint(1, 4)):
-                if provider == "pixazo":
-                    call = session.post(
-                        base + PIXAZO_RESULT,
-                        json={"request_id": data["request_id"]},
-                        headers=AUTH[provider],
-                    )
-                    operation = "result"
-                else:
-                    call = session.get(data["status_url"], headers=AUTH[provider])
-                    operation = "status"
-                async with call as resp:
+                async with _send(session, poll, provider) as resp:
                     await resp.read()
-                    _record(provider, operation, resp.status, tally, unexpected)
+                    _record(provider, poll.operation, resp.status, tally, unexpected)
         except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError):
             tally["broken (transport rule)"] += 1
+
+
+def _handle(base: str, provider: str, submitted: dict) -> JobHandle:
+    """The job a submit answer describes, as the client library reads it."""
+    return ADAPTERS[provider].handle(base, MODELS[provider], submitted)
+
+
+def _send(session: aiohttp.ClientSession, call: Call, provider: str) -> Any:
+    """One request as the client library would make it (the status of a Pixazo job is a POST
+    to its result route, with the id in the body)."""
+    return session.request(call.method, call.url, json=call.json, headers=AUTH[provider])
 
 
 def _record(
@@ -289,20 +302,16 @@ async def _follow(
     job_id = job["request_id"]
     async with session.post(f"{base}/_mock/jobs/{job_id}/state", json={"state": "SUCCEEDED"}):
         pass
-    if provider == "pixazo":
-        calls = [("result", "POST", base + PIXAZO_RESULT, {"request_id": job_id})]
-    else:
-        calls = [
-            ("status", "GET", job["status_url"], None),
-            ("result", "GET", job["response_url"], None),
-        ]
+    handle = _handle(base, provider, job)
+    status, result = ADAPTERS[provider].status_call(handle), ADAPTERS[provider].result_call(handle)
+    calls = [status] if status == result else [status, result]  # Pixazo's are one route
     images: list[str] = []
-    for operation, method, url, body in calls:
+    for call in calls:
         try:
-            async with session.request(method, url, json=body, headers=AUTH[provider]) as resp:
+            async with _send(session, call, provider) as resp:
                 data = await resp.read()
-                _record(provider, operation, resp.status, run.tally, run.unexpected)
-            if operation == "result" and resp.status == 200:
+                _record(provider, call.operation, resp.status, run.tally, run.unexpected)
+            if call.operation == "result" and resp.status == 200:
                 images = _file_urls(json.loads(data))
         except (TimeoutError, aiohttp.ClientError, ValueError):
             run.tally["broken (transport rule)"] += 1

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+from nanobanana_mock.schemas import PROVIDERS
+
 from .options import DEFAULT_REPORT_DIR
 from .outcome import USAGE
 
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Arguments after -- go to pytest.",
     )
     add = parser.add_argument
-    add("--provider", action="append", help="segmind, seaart, pixazo (repeat or comma list)")
+    add("--provider", action="append", help=f"{', '.join(PROVIDERS)} (repeat or comma list)")
     add("--target", choices=("mock", "live"), default="mock", help="default: mock")
     add("--max-spend", type=float, metavar="USD", help="spending cap; required for live")
     add("--accept-charges", action="store_true", help="opt in to a charged live run")

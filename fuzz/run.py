@@ -22,14 +22,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from nanobanana_mock.client.providers import adapter  # noqa: E402
+from nanobanana_mock.client.providers import ADAPTERS, adapter  # noqa: E402
 from nanobanana_mock.config import MockConfig  # noqa: E402
 from nanobanana_mock.control.pytest_plugin import MockServer  # noqa: E402
 
 KEY = "fuzz-key-0123456789"
 AUTH = {  # the auth header alone, as `-H "name: value"`; schemathesis sets Content-Type
     p: next(f"{k}: {v}" for k, v in adapter(p).headers(KEY).items() if k != "Content-Type")
-    for p in ("segmind", "seaart", "pixazo")
+    for p in ADAPTERS  # every provider: a contract folder
 }
 
 

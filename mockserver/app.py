@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from nanobanana_mock import schemas
+
 from .config import MockConfig
 from .control.api import BASE_CONFIG, BASE_SCENARIO, apply_scenario, control_routes
 from .engine import images
@@ -113,12 +115,9 @@ def _with_settings(config: MockConfig, settings: dict[str, Any]) -> MockConfig:
 
 
 def base_urls(base: str) -> dict[str, str]:
-    """What each provider's client should use as its base URL against this mock."""
-    return {
-        "segmind": f"{base}/v1",
-        "seaart": f"{base}/model",
-        "pixazo": base,
-    }
+    """What each provider's client should use as its base URL against this mock: the mock's
+    origin plus the provider's ``base_url_path`` (``api.json``)."""
+    return {p: base + schemas.load(p, "api")["base_url_path"] for p in PROVIDER_NAMES}
 
 
 async def _index(request: web.Request) -> web.Response:

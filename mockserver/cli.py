@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from nanobanana_mock import schemas
+
 from .app import base_urls, create_app
 from .config import (
     ENV_PREFIX,
@@ -31,7 +33,7 @@ from .config import (
     parse_value,
 )
 from .control.api import BASE_SCENARIO
-from .names import did_you_mean
+from .names import PROVIDERS, did_you_mean
 from .pipeline.serve import SOURCES
 from .scenario import ScenarioError, load_scenario
 from .server import serve_app
@@ -43,7 +45,9 @@ __all__ = ["build_parser", "main", "parse_config"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nanobanana-mock",
-        description="Contract-testing mock of the Nano Banana APIs of Segmind, SeaArt and Pixazo.",
+        description="Contract-testing mock of the Nano Banana APIs of "
+        + ", ".join(schemas.load(p, "api")["title"] for p in PROVIDERS)
+        + ".",
     )
     for f in dataclasses.fields(MockConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -128,16 +132,11 @@ def banner(app: web.Application, port: int) -> str:
     token is ever printed."""
     config = app[STATE].config
     base = f"http://{config.host}:{port}"
-    urls = base_urls(base)
-    mode = {name: _mode(app, name) for name in urls}
     scenario = app[BASE_SCENARIO]
     lines = [
         f"nanobanana-mock serving on {base} (seed {config.seed}, time scale "
         f"{config.time_scale:g}x{', frozen' if config.time_scale == 0 else ''})",
-        f"  Segmind  base URL {urls['segmind']}  {mode['segmind']}",
-        f'           (SDK: SegmindClient(base_url="{urls["segmind"]}"))',
-        f"  SeaArt   base URL {urls['seaart']}  {mode['seaart']}",
-        f"  Pixazo   origin   {urls['pixazo']}  {mode['pixazo']}",
+        *(line for name, url in base_urls(base).items() for line in _where(app, name, url)),
         *_settings_lines(config, scenario),
         "  keys     "
         + (
@@ -152,6 +151,17 @@ def banner(app: web.Application, port: int) -> str:
         "-H 'Content-Type: application/json' -d '{\"prompt\": \"Dancing Banana\"}'",
     ]
     return "\n".join(lines)
+
+
+def _where(app: web.Application, provider: str, url: str) -> list[str]:
+    """A provider's banner lines: its title, base URL (or origin, when the base URL is the
+    origin) and how it is answered; then how its SDK is pointed here, if ``api.json`` says."""
+    api = schemas.load(provider, "api")
+    label = "base URL" if api["base_url_path"] else "origin"
+    lines = [f"  {api['title']:<8} {label:<8} {url}  {_mode(app, provider)}"]
+    if "sdk_example" in api:
+        lines.append(f"           (SDK: {api['sdk_example'].format(base_url=url)})")
+    return lines
 
 
 def _mode(app: web.Application, provider: str) -> str:

@@ -19,7 +19,6 @@ from nanobanana_mock import schemas
 __all__ = ["openapi_document"]
 
 ROOT = "https://nanobanana-mock.local/schemas/"
-TITLES = {"segmind": "Segmind", "seaart": "SeaArt (SeaCloud)", "pixazo": "Pixazo"}
 
 
 def _component(provider: str, name: str) -> str:
@@ -156,6 +155,12 @@ def _operation_id(name: str, model: str | None) -> str:
     return f"{name}.{model}" if model else name
 
 
+def _title(api: dict[str, Any]) -> str:
+    """The provider's title, with the other name its documentation uses: SeaArt (SeaCloud)."""
+    other = api.get("also_known_as")
+    return f"{api['title']} ({other})" if other else str(api["title"])
+
+
 @cache
 def openapi_document(provider: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of one provider (cached; treat it as read-only)."""
@@ -203,7 +208,7 @@ def openapi_document(provider: str) -> dict[str, Any]:
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
-            "title": f"{TITLES[provider]} Nano Banana API (nanobanana-mock contract)",
+            "title": f"{_title(api)} Nano Banana API (nanobanana-mock contract)",
             "version": "1",
             "description": api.get("description", "") or f"Built from schemas/{provider}.",
         },

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from nanobanana_mock import schemas
 from nanobanana_mock.schemas import media
 
 from .client import MAX_POLL_INTERVAL, POLL_BACKOFF, POLL_INTERVAL, Client
@@ -112,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``nanobanana`` and its sub-commands."""
     parser = _Parser(
         prog=PROG,
-        description="Generate images with the Nano Banana APIs of Segmind, SeaArt and Pixazo.",
+        description="Generate images with the Nano Banana APIs of "
+        + ", ".join(schemas.load(p, "api")["title"] for p in ADAPTERS)
+        + ".",
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -127,13 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name, parents, text in (
         ("status", [common], "one status read of a saved job"),
         ("wait", [common, waiting], "resume a saved job: wait, download, save"),
-        ("cancel", [common], "cancel a saved job (SeaArt)"),
+        ("cancel", [common], f"cancel a saved job ({', '.join(_cancellable())})"),
     ):
         sub = commands.add_parser(
             name, parents=parents, help=text, epilog=_epilog(), formatter_class=formatter
         )
         sub.add_argument("handle_file", metavar="HANDLE_FILE", help="a saved job handle (JSON)")
     return parser
+
+
+def _cancellable() -> list[str]:
+    """The titles of the providers whose contract has a ``cancel`` operation."""
+    apis = (schemas.load(p, "api") for p in ADAPTERS)
+    return [api["title"] for api in apis if "cancel" in api["operations"]]
 
 
 def _common_options() -> _Parser:

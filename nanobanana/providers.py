@@ -22,6 +22,8 @@ from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport
 
 __all__ = ["ADAPTERS", "Adapter", "Call", "adapter"]
 
+_REGISTERED: dict[str, type[Adapter]] = {}  # by contract name, filled as the classes below are made
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -34,10 +36,33 @@ class Call:
 
 
 class Adapter:
+    """One provider's requests and answers. A subclass registers for its contract folder with
+    ``class Name(Adapter, contract="name")``, which reads its identity from
+    ``schemas/<name>/api.json``: the variables of its key and base URL (``environment``)
+    and its real origin (``origin``)."""
+
     name: ClassVar[str]
-    key_env: ClassVar[tuple[str, ...]]
-    base_env: ClassVar[str]
-    default_base: ClassVar[str]  # the origin; api.json paths include the base path
+    key_env: ClassVar[tuple[str, ...]]  # api.json environment.api_key: the first set one wins
+    base_env: ClassVar[str]  # api.json environment.base_url
+    default_base: ClassVar[str]  # api.json origin; api.json paths include the base path
+
+    def __init_subclass__(cls, contract: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if contract is None:  # a shared base, not a provider's adapter
+            return
+        if contract not in schemas.PROVIDERS:
+            raise TypeError(
+                f"{cls.__qualname__}: no contract folder schemas/{contract}/ with an api.json; "
+                f"the contracts are: {', '.join(schemas.PROVIDERS)}"
+            )
+        if contract in _REGISTERED:
+            raise TypeError(f"{cls.__qualname__}: an adapter for {contract!r} is registered")
+        api = schemas.load(contract, "api")
+        cls.name = contract
+        cls.key_env = tuple(api["environment"]["api_key"])
+        cls.base_env = api["environment"]["base_url"]
+        cls.default_base = api["origin"]
+        _REGISTERED[contract] = cls
 
     def __init__(self) -> None:
         self.api = schemas.load(self.name, "api")
@@ -65,7 +90,8 @@ class Adapter:
             raise ConfigurationError(
                 f"{self.name}: base URL must start with http(s)://, got {base!r}"
             )
-        suffixes = [s for s in (self.api.get("base_path", ""), "/v1", "/v2", "/queue") if s]
+        own = (self.api["base_url_path"], self.api["base_path"])
+        suffixes = [s for s in dict.fromkeys((*own, "/v1", "/v2", "/queue")) if s]
         stripped = True
         while stripped:
             stripped = False
@@ -127,7 +153,14 @@ class Adapter:
         return Call("result", "GET", url)
 
     def cancel_call(self, handle: JobHandle) -> Call | None:
-        return None
+        """The contract's ``cancel`` operation, or None when the provider has none."""
+        operation = self.api["operations"].get("cancel")
+        if operation is None:
+            return None
+        url = handle.cancel_url or handle.base_url + self.path(
+            "cancel", model=handle.model, request_id=handle.request_id
+        )
+        return Call("cancel", operation["method"], url)
 
     def state_codes(self, route: str) -> frozenset[int]:
         """The HTTP codes with which ``route`` answers a job's state (Segmind FAILED: 422)."""
@@ -213,12 +246,7 @@ def _images(items: Any) -> tuple[Image, ...]:
     return tuple(images)
 
 
-class Segmind(Adapter):
-    name = "segmind"
-    key_env = ("SEGMIND_API_KEY",)
-    base_env = "SEGMIND_BASE_URL"
-    default_base = "https://api.segmind.com"
-
+class Segmind(Adapter, contract="segmind"):
     def sync_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call:
         return Call(
             "sync_generate", "POST", origin + self.path("sync_generate", model=model), dict(body)
@@ -231,28 +259,12 @@ class Segmind(Adapter):
         return Result(handle, images, Metrics.from_mapping(body.get("metrics")), body)
 
 
-class SeaArt(Adapter):
-    name = "seaart"
-    key_env = ("SEAART_API_KEY", "SEACLOUD_API_KEY")
-    base_env = "SEAART_BASE_URL"
-    default_base = "https://cloud.seaart.ai"
-
-    def cancel_call(self, handle: JobHandle) -> Call | None:
-        url = handle.cancel_url or handle.base_url + self.path(
-            "cancel", model=handle.model, request_id=handle.request_id
-        )
-        return Call("cancel", "PUT", url)
-
+class SeaArt(Adapter, contract="seaart"):
     def result(self, handle: JobHandle, body: Mapping[str, Any]) -> Result:
         return Result(handle, _images(body.get("outputs")), Metrics(), body)
 
 
-class Pixazo(Adapter):
-    name = "pixazo"
-    key_env = ("PIXAZO_API_KEY",)
-    base_env = "PIXAZO_BASE_URL"
-    default_base = "https://gateway.pixazo.ai"
-
+class Pixazo(Adapter, contract="pixazo"):
     def submit_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call:
         return Call("submit", "POST", origin + self.path("submit"), dict(body))
 
@@ -276,7 +288,19 @@ class Pixazo(Adapter):
         return Result(handle, _images(body.get("images")), metrics, body)
 
 
-ADAPTERS: dict[str, type[Adapter]] = {cls.name: cls for cls in (Segmind, SeaArt, Pixazo)}
+def _adapters() -> dict[str, type[Adapter]]:
+    """The adapters by provider, in the order of the contract folders; each folder needs one."""
+    missing = [name for name in schemas.PROVIDERS if name not in _REGISTERED]
+    if missing:
+        raise ImportError(
+            f"no client adapter for the contract folder(s) {', '.join(missing)}: write "
+            "class Name(Adapter, contract='name') in nanobanana/providers.py (or subclass the "
+            "adapter of a provider whose answers it parses alike)"
+        )
+    return {name: _REGISTERED[name] for name in schemas.PROVIDERS}
+
+
+ADAPTERS: dict[str, type[Adapter]] = _adapters()
 
 
 def adapter(provider: str) -> Adapter:

@@ -10,13 +10,18 @@ The package is the project's shared vocabulary, and imports nothing else of the 
 ``violations`` (one explanation of a schema violation, :func:`explain`, and the one
 :class:`ContractViolation`), ``located`` (the one YAML/JSON document loader whose problems
 name file, line and column), ``lifecycle`` (the provider-neutral job states).
+
+The providers are the contract folders: a folder with an ``api.json`` is one, listed in the
+order its ``api.json`` gives (:data:`PROVIDERS`). Lists of their names in other schema
+files are not written by hand: a node ``{"x-enum": {"names": "providers"}}`` is loaded with
+the ``enum`` it stands for (:data:`_DERIVED`), so a new folder is known everywhere at once.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +45,21 @@ __all__ = [
     "validator",
 ]
 
-PROVIDERS: tuple[str, ...] = ("segmind", "seaart", "pixazo")
-_FOLDERS = (*PROVIDERS, "mock")  # mock/: the mock's own contracts (fault rules, scenarios)
-
 _ROOT = Path(__file__).resolve().parent
+
+
+def _providers() -> tuple[str, ...]:
+    """The contract folders (those with an ``api.json``), by their ``order``, then name."""
+    found = []
+    for folder in _ROOT.iterdir():
+        if (folder / "api.json").is_file():
+            with (folder / "api.json").open(encoding="utf-8") as fh:
+                found.append((json.load(fh).get("order", 0), folder.name))
+    return tuple(name for _, name in sorted(found))
+
+
+PROVIDERS: tuple[str, ...] = _providers()
+_FOLDERS = (*PROVIDERS, "mock")  # mock/: the mock's own contracts (fault rules, scenarios)
 
 
 def _path(provider: str, name: str) -> Path:
@@ -59,8 +75,49 @@ def _path(provider: str, name: str) -> Path:
 def load(provider: str, name: str) -> dict[str, Any]:
     """Return the parsed ``schemas/<provider>/<name>.json`` (cached: do not mutate it)."""
     with _path(provider, name).open(encoding="utf-8") as fh:
-        data: dict[str, Any] = json.load(fh)
+        data: dict[str, Any] = _derive(json.load(fh))
     return data
+
+
+def _operations() -> list[str]:
+    return [op for p in PROVIDERS for op in load(p, "api")["operations"]]
+
+
+def _models() -> list[str]:
+    return [m for p in PROVIDERS for m in load(p, "api")["models"]]
+
+
+def _provider_models() -> list[str]:
+    return [
+        key
+        for p in PROVIDERS
+        for key in (f"{p}/*", *(f"{p}/{m}" for m in load(p, "api")["models"]))
+    ]
+
+
+_DERIVED: dict[str, Callable[[], list[str]]] = {
+    "providers": lambda: list(PROVIDERS),
+    "operations": _operations,
+    "models": _models,
+    "provider/model": _provider_models,
+}
+"""What an ``x-enum`` node's ``names`` stands for: every provider, every operation or model
+of their ``api.json`` files, or every ``provider/*`` and ``provider/model`` key."""
+
+
+def _derive(node: Any) -> Any:
+    """``node`` with each ``{"x-enum": {"names": kind, "plus": [...]}}`` given its ``enum``:
+    ``plus`` first, then the names of ``kind`` (:data:`_DERIVED`), each once."""
+    if isinstance(node, list):
+        return [_derive(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _derive(value) for key, value in node.items()}
+    spec = out.get("x-enum")
+    if isinstance(spec, dict):
+        names = [*spec.get("plus", []), *_DERIVED[spec["names"]]()]
+        out["enum"] = list(dict.fromkeys(names))
+    return out
 
 
 @functools.cache

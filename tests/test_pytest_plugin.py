@@ -53,6 +53,12 @@ def test_urls_work(nanobanana_mock):
     assert nanobanana_mock.segmind_url.endswith("/v1")
     assert nanobanana_mock.seaart_url.endswith("/model")
     assert get(nanobanana_mock.pixazo_url + "/_mock/health")[1]["ok"] is True
+    for provider, url in nanobanana_mock.urls.items():  # one <provider>_url per contract
+        assert getattr(nanobanana_mock, provider + "_url") == nanobanana_mock.url(provider) == url
+    with pytest.raises(AttributeError, match="segmnd_url"):
+        nanobanana_mock.segmnd_url
+    with pytest.raises(KeyError, match="did you mean 'segmind'"):
+        nanobanana_mock.url("segmnd")
     job = client(nanobanana_mock).submit_async("nano-banana", prompt="a banana")
     assert job.status()["status"] == "QUEUED"
     SEEN["server"] = base

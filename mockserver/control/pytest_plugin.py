@@ -37,6 +37,8 @@ from typing import Any
 
 import pytest
 
+from nanobanana_mock import schemas
+
 from ..app import create_app
 from ..config import MockConfig
 from ..names import unknown
@@ -175,20 +177,22 @@ class MockHandle:
         """Base URL per provider: ``{"segmind": ..., "seaart": ..., "pixazo": ...}``."""
         return self.control.urls
 
-    @property
-    def segmind_url(self) -> str:
-        """Segmind's base URL (``.../v1``), as the official SDK's ``base_url``."""
-        return self.urls["segmind"]
+    def url(self, provider: str) -> str:
+        """The base URL a client of ``provider`` should use against this mock: its origin
+        plus the ``base_url_path`` of the provider's ``api.json`` (Segmind's ends in ``/v1``,
+        as its SDK's ``base_url`` does; Pixazo's is the origin)."""
+        urls = self.urls
+        if provider not in urls:
+            raise KeyError(unknown("provider", provider, list(urls)))
+        return urls[provider]
 
-    @property
-    def seaart_url(self) -> str:
-        """SeaArt's base URL (``.../model``)."""
-        return self.urls["seaart"]
-
-    @property
-    def pixazo_url(self) -> str:
-        """Pixazo's base URL (the origin)."""
-        return self.urls["pixazo"]
+    def __getattr__(self, name: str) -> str:
+        """``<provider>_url`` for every contract folder (``segmind_url``, ``seaart_url``,
+        ``pixazo_url``...): :meth:`url` of that provider."""
+        provider = name.removesuffix("_url")
+        if provider != name and provider in schemas.PROVIDERS:
+            return self.url(provider)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def reset(
         self, *, scenario: Mapping[str, Any] | None = None, **settings: Any

@@ -29,7 +29,7 @@ from ..names import CREDIT_STATUSES, declared_errors
 from ..pipeline.call import UNKNOWN, Call, call_of, note
 from ..state import MockState
 
-__all__ = ["JOB_STATE_HEADER", "Envelopes", "Provider"]
+__all__ = ["JOB_STATE_HEADER", "REGISTERED", "Envelopes", "Provider"]
 
 WARNING_HEADER = "X-Mock-Warning"
 JOB_STATE_HEADER = "X-Mock-Job-State"  # on a job's 404: expired, evicted or unknown
@@ -72,15 +72,46 @@ class Envelopes(ABC):
         return self.error(405, f"Method {request.method} not allowed on {request.path}")
 
 
+REGISTERED: dict[str, type[Provider]] = {}
+"""The provider classes by contract name, filled as their modules are imported (never later);
+``providers.PROVIDER_CLASSES`` checks it against the contract folders."""
+
+
 class Provider(Envelopes):
-    """One simulated provider's HTTP side. Subclasses set ``name`` and ``prefixes``, their
-    routes and their envelopes; the simulation itself is the app's :attr:`sim`."""
+    """One simulated provider's HTTP side. A subclass registers for its contract folder with
+    ``class Name(Provider, contract="name")``, which also sets ``name``, ``fault_messages``
+    and (unless the class sets them) ``prefixes`` from ``schemas/<name>/api.json``; it supplies
+    its routes and its envelopes. The simulation itself is the app's :attr:`sim`."""
 
     name: ClassVar[str]
-    prefixes: ClassVar[tuple[str, ...]]  # path prefixes whose stray requests this provider answers
+    # the path prefixes whose stray requests this provider answers: by default, the first
+    # segment of each of its operations' paths (/v1/ and /v2/, /model/)
+    prefixes: ClassVar[tuple[str, ...]]
     credits_status: ClassVar[int] = 402  # the code this provider uses for insufficient credits
-    fault_messages: ClassVar[dict[int, str]] = {}  # its documented text for each error code
+    fault_messages: ClassVar[dict[int, str]] = {}  # api.json fault_messages: text per error code
     new_id = staticmethod(uuid4)  # its job ids, drawn from its seeded stream
+
+    def __init_subclass__(cls, contract: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if contract is None:  # a shared base (a queue-style provider), not a provider
+            return
+        if contract not in schemas.PROVIDERS:
+            raise TypeError(
+                f"{cls.__qualname__}: no contract folder schemas/{contract}/ with an api.json; "
+                f"the contracts are: {', '.join(schemas.PROVIDERS)}"
+            )
+        if contract in REGISTERED:
+            raise TypeError(
+                f"{cls.__qualname__}: contract {contract!r} is already registered by "
+                f"{REGISTERED[contract].__module__}.{REGISTERED[contract].__qualname__}"
+            )
+        api = schemas.load(contract, "api")
+        cls.name = contract
+        cls.fault_messages = {int(code): text for code, text in api["fault_messages"].items()}
+        if "prefixes" not in cls.__dict__:
+            paths = (op["path"] for op in api["operations"].values())
+            cls.prefixes = tuple(dict.fromkeys(f"/{path.split('/')[1]}/" for path in paths))
+        REGISTERED[contract] = cls
 
     def __init__(self, state: MockState) -> None:
         self.state = state

@@ -22,30 +22,11 @@ from .base import Provider
 
 __all__ = ["Pixazo"]
 
-FAULT_MESSAGES = {  # the model page's table, and [SDK]/[3P] for 402 (docs/providers.md#pixazo)
-    413: "Request entity too large",
-    415: "Unsupported Media Type",
-    400: "Invalid request parameters",
-    401: "Invalid or missing authentication",
-    402: "Insufficient Balance",
-    403: "Access denied for this operation",
-    404: "Endpoint not found",
-    410: "Gone",
-    429: "Rate limit exceeded, please retry later",
-    500: "An unexpected error occurred, please try again later",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 BASE = "/nano-banana-pro-770/v1"
 MODEL = "nano-banana-pro"
 
 
-class Pixazo(Provider):
-    name = "pixazo"
-    fault_messages = FAULT_MESSAGES
-    prefixes = ("/nano-banana-pro-770/",)
-
+class Pixazo(Provider, contract="pixazo"):
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post(BASE + "/nano-banana-pro-request", self.submit, name="pixazo.submit"),

@@ -22,25 +22,9 @@ from .queue import QueueProvider
 __all__ = ["SeaArt"]
 
 CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-FAULT_DETAILS = {
-    413: "Request entity too large",
-    415: "Unsupported Media Type",
-    400: "Bad Request",
-    403: "Model not allowed for this user",
-    404: "Request not found",
-    410: "Gone",
-    422: "Unprocessable Entity",
-    500: "Runtime execution failed",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 
 
-class SeaArt(QueueProvider):
-    name = "seaart"
-    fault_messages = FAULT_DETAILS
-    prefixes = ("/model/",)
+class SeaArt(QueueProvider, contract="seaart"):
     base = "/model/v1/queue"
     result_path = "/response"
 
@@ -75,16 +59,16 @@ class SeaArt(QueueProvider):
 
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
         if status == 401:
-            return self.gateway_error(401, "UNAUTHORIZED", message or "Invalid API key")
+            return self.gateway_error(401, "UNAUTHORIZED", message or self.fault_messages[401])
         if status == 429:
             return self.gateway_error(
-                429, "RATE_LIMIT_EXCEEDED", message or "Rate limit exceeded, please try again later"
+                429, "RATE_LIMIT_EXCEEDED", message or self.fault_messages[429]
             )
         if status == 402:  # the CLI's test mock [SDK]; not in the public docs
             body = {
                 "status": {
                     "code": 402,
-                    "message": message or "Insufficient credits",
+                    "message": message or self.fault_messages[402],
                     "error_code": 40201,
                 },
                 "data": None,

@@ -20,31 +20,13 @@ from .base import Provider
 
 __all__ = ["Segmind"]
 
-FAULT_MESSAGES = {
-    413: "Request entity too large",
-    415: "Unsupported Media Type",
-    400: "Invalid parameters or request format",
-    401: "Unauthorized. API key is invalid or may have expired...",
-    403: "Forbidden: your team is not permitted to use this model",
-    404: "Not Found",
-    406: "Insufficient credits",
-    410: "This model has been retired",
-    429: "rate_limit_exceeded",
-    500: "Internal server error",
-    502: "Bad Gateway",
-    503: "Service temporarily unavailable",
-    504: "Gateway Timeout",
-}
 METHOD_NOT_ALLOWED_HTML = (
     "<!DOCTYPE html><html><head><title>405 Method Not Allowed</title></head>"
     "<body><h1>405 Method Not Allowed</h1></body></html>"
 )
 
 
-class Segmind(Provider):
-    name = "segmind"
-    fault_messages = FAULT_MESSAGES
-    prefixes = ("/v1/", "/v2/")
+class Segmind(Provider, contract="segmind"):
     credits_status = 406
 
     def routes(self) -> list[web.RouteDef]:

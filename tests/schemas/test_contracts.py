@@ -430,6 +430,74 @@ def test_example_http_status_is_declared(path):
     assert (str(wrapper["http_status"]), wrapper["schema"]) in declared
 
 
+# ------------------------------------------------------------------ registration
+
+
+def test_the_providers_are_the_contract_folders_in_their_order():
+    folders = {p.name for p in ROOT.iterdir() if (p / "api.json").is_file()}
+    assert set(PROVIDERS) == folders
+    orders = [load(p, "api")["order"] for p in PROVIDERS]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_api_identity_is_consistent(provider):
+    api = load(provider, "api")
+    environment = api["environment"]
+    assert environment["api_key"][0] == f"{provider.upper()}_API_KEY"
+    assert environment["base_url"] == f"{provider.upper()}_BASE_URL"
+    # the base URL a client is given reaches the operations: their paths start with it
+    base = api["base_url_path"]
+    assert any(op["path"].startswith(base + "/") for op in api["operations"].values())
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_declared_error_code_has_a_fault_message(provider):
+    api = load(provider, "api")
+    error_codes = {
+        code
+        for op in api["operations"].values()
+        for code, response in op["responses"].items()
+        if response.get("schema") == "error"
+    }
+    assert error_codes <= set(api["fault_messages"])
+
+
+def _x_enums(node, where=""):
+    if isinstance(node, dict):
+        if "x-enum" in node:
+            yield where, node
+        for key, value in node.items():
+            yield from _x_enums(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _x_enums(item, f"{where}/{i}")
+
+
+def test_every_x_enum_is_loaded_with_the_names_it_stands_for():
+    found = {}
+    for path in SCHEMA_FILES:
+        for where, node in _x_enums(load(*_key(path))):
+            found[f"{path.stem}{where}"] = node
+    assert len(found) >= 8  # providers in four files, operations, models, map-setting keys
+    operations = [op for p in PROVIDERS for op in load(p, "api")["operations"]]
+    models = [m for p in PROVIDERS for m in load(p, "api")["models"]]
+    expected = {
+        "providers": list(PROVIDERS),
+        "operations": list(dict.fromkeys(operations)),
+        "models": list(dict.fromkeys(models)),
+    }
+    for where, node in found.items():
+        spec = node["x-enum"]
+        plus = spec.get("plus", [])
+        assert node["enum"][: len(plus)] == plus, where
+        if spec["names"] in expected:
+            assert node["enum"][len(plus) :] == expected[spec["names"]], where
+        else:
+            assert spec["names"] == "provider/model", where
+            assert len(node["enum"]) == len(plus) + len(PROVIDERS) + len(models), where
+
+
 # ------------------------------------------------------------------ the neutral states
 
 
