@@ -65,17 +65,19 @@ def create_app(
     routes = pipeline.routes
     for provider in providers.values():
         app.router.add_routes(routes.wrap(provider, route) for route in provider.routes())
-    expect = {"expect_handler": pipeline.expect}  # an odd Expect answered in an envelope
+    expect = pipeline.expect  # an odd Expect answered in an envelope, on every route
     files = routes.files(_file)
-    app.router.add_get("/_mock/files/{job_id}/{name}", files, name="mock.file", **expect)
-    app.router.add_get("/_mock/health", _health, name="mock.health", **expect)
-    app.router.add_get("/_mock/openapi/{provider}.json", _openapi, name="mock.openapi", **expect)
+    get = app.router.add_get
+    get("/_mock/files/{job_id}/{name}", files, name="mock.file", expect_handler=expect)
+    get("/_mock/health", _health, name="mock.health", expect_handler=expect)
+    get("/_mock/openapi/{provider}.json", _openapi, name="mock.openapi", expect_handler=expect)
     app.router.add_routes(
-        web.RouteDef(r.method, r.path, r.handler, {**r.kwargs, **expect}) for r in control_routes()
+        web.RouteDef(r.method, r.path, r.handler, {**r.kwargs, "expect_handler": expect})
+        for r in control_routes()
     )
-    app.router.add_get("/", routes.plain(_index), name="mock.index", **expect)
+    get("/", routes.plain(_index), name="mock.index", expect_handler=expect)
     stray = routes.stray()
-    app.router.add_route("*", r"/{path:[\s\S]*}", stray, name=STRAY, **expect)
+    app.router.add_route("*", r"/{path:[\s\S]*}", stray, name=STRAY, expect_handler=expect)
     apply_scenario(state, scenario)
     app.on_cleanup.append(_close)
     return app
@@ -101,7 +103,8 @@ def _add_sources(app: web.Application, config: MockConfig) -> list[Source]:
 
             app.on_cleanup.append(write_drift)
     if config.replay_dir:
-        sources.append(Replay(config.replay_dir, app[PROVIDERS]))
+        providers: dict[str, Provider] = app[PROVIDERS]
+        sources.append(Replay(config.replay_dir, providers))
     app[SOURCES] = sources
     return sources
 

@@ -129,7 +129,8 @@ class Contract:
 
     def response_schema(self, operation: str, status: int) -> str | None:
         spec = self.api["operations"][operation]["responses"].get(str(status), {})
-        return spec.get("schema")
+        schema = spec.get("schema")
+        return None if schema is None else str(schema)
 
     @property
     def retention_seconds(self) -> float:
@@ -137,7 +138,8 @@ class Contract:
 
     @property
     def auth(self) -> Mapping[str, Any]:
-        return self.api["auth"]
+        auth: Mapping[str, Any] = self.api["auth"]
+        return auth
 
 
 @cache
