@@ -119,7 +119,7 @@ def bench_http(seconds: int, connections: int, rounds: int) -> dict[str, Any]:
         [
             python,
             "-m",
-            "mockserver",
+            "nanobanana_mock",
             "--port",
             str(port),
             "--time-scale",
