@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from aiohttp import web
 
@@ -32,8 +32,9 @@ from .drift import apply_drift, drifts_here
 from .transport import Broken, Outcome, Sent, break_connection, close
 
 if TYPE_CHECKING:
-    from ..providers.base import Provider
-    from .rules import RequestFacts
+    from ..contracts import Contract
+    from ..http import ApiError
+    from .facts import RequestFacts
 
 __all__ = [
     "EFFECTS",
@@ -51,6 +52,16 @@ __all__ = [
 Path = tuple[str | int, ...]  # where in a rule a problem is
 
 EFFECTS: dict[str, type[Effect]] = {}  # kind -> class; each class adds itself when defined
+
+
+class Provider(Protocol):
+    """What an effect asks of the provider it fires on (providers.base.Provider has it)."""
+
+    contract: Contract
+
+    def fault_error(
+        self, status: int, message: str | None = None, retry_after: float = 60.0
+    ) -> ApiError: ...
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ from nanobanana_mock.schemas.violations import dotted
 from ..engine.journal import redact
 from ..http import fingerprint, hide_secrets
 from .effects import EFFECTS, Effect
+from .facts import RequestFacts
 from .reach import unreachable
 
 __all__ = [
@@ -96,23 +97,6 @@ class RuleError(ValueError):
             (path, problem.removeprefix(f"{dotted(path)}: ") if path else problem)
             for path, problem in zip(self.paths, self.problems, strict=True)
         ]
-
-
-@dataclass(slots=True)  # not frozen: built on every request, and frozen init is slower
-class RequestFacts:
-    """What a rule may match on, gathered once per request."""
-
-    provider: str | None
-    operation: str | None
-    method: str
-    key: str | None
-    model: str | None
-    prompt: str | None
-    headers: Mapping[str, str]  # case-insensitive (the request's own headers)
-    declared: frozenset[int] = frozenset()  # error codes this operation's contract allows
-    # prompt_regex pattern -> found in the prompt, worked out off the event loop beforehand
-    # (FaultEngine.search_all); a pattern missing here is searched when matched
-    found: Mapping[str, bool] | None = None
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from aiohttp import web
 
@@ -21,7 +21,7 @@ from ..providers.base import Provider
 from ..state import MockState
 
 if TYPE_CHECKING:
-    from .serve import Source
+    from ..faults.rules import RequestFacts
 
 __all__ = [
     "CATCH_ALLS",
@@ -41,6 +41,24 @@ CONTROL_STRAY = "control.stray"  # the control plane's catch-all route
 CATCH_ALLS = frozenset({STRAY, CONTROL_STRAY})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_ID = 200  # characters of a job id kept in the journal
+
+
+class Source(Protocol):
+    """Answers a provider's requests in place of its simulation (the proxy, a replay)."""
+
+    def serves(self, provider: str) -> bool: ...
+
+    def describe(self, provider: str) -> str:
+        """How it answers ``provider``, as the start-up banner says it."""
+
+    def owner(self, path: str) -> str | None:
+        """The provider behind a URL this source handed out (e.g. an output image)."""
+
+    async def answer(
+        self, request: web.Request, provider: Provider, facts: RequestFacts
+    ) -> web.StreamResponse: ...
+
+    def reset(self) -> None: ...
 
 
 class Target:

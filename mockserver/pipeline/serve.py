@@ -19,7 +19,7 @@ For each request, in order:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from aiohttp import HttpVersion11, web
 
@@ -34,31 +34,13 @@ from ..state import MockState
 from .call import CALL, Call
 from .envelope import envelope
 from .plan import plan, raw
-from .routing import Handler, Locate, Routes, Target
+from .routing import Handler, Locate, Routes, Source, Target
 from .self_check import self_check
 
 if TYPE_CHECKING:
     from nanobanana_mock.schemas.report import Report
 
 __all__ = ["DRIFT", "SOURCES", "Pipeline", "Source"]
-
-
-class Source(Protocol):
-    """Answers a provider's requests in place of its simulation (the proxy, a replay)."""
-
-    def serves(self, provider: str) -> bool: ...
-
-    def describe(self, provider: str) -> str:
-        """How it answers ``provider``, as the start-up banner says it."""
-
-    def owner(self, path: str) -> str | None:
-        """The provider behind a URL this source handed out (e.g. an output image)."""
-
-    async def answer(
-        self, request: web.Request, provider: Provider, facts: RequestFacts
-    ) -> web.StreamResponse: ...
-
-    def reset(self) -> None: ...
 
 
 SOURCES: web.AppKey[list[Source]] = web.AppKey("mock_sources", list)
@@ -114,7 +96,7 @@ class Pipeline:
                 exchange = await plan(state, request, target, model, call)
                 outcome = await exchange.before()
                 if outcome is None:
-                    outcome = await self._answer(request, handler, exchange, call)
+                    outcome = await self._answer(request, handler, provider, exchange, call)
             else:
                 outcome = await handler(request)
         except Exception as exc:  # the one error boundary: every failure gets an envelope
@@ -125,11 +107,15 @@ class Pipeline:
         return self._close(target, call, outcome)
 
     async def _answer(
-        self, request: web.Request, handler: Handler, exchange: Exchange, call: Call
+        self,
+        request: web.Request,
+        handler: Handler,
+        provider: Provider,
+        exchange: Exchange,
+        call: Call,
     ) -> web.StreamResponse:
         """Take a rate-limit token, then the simulated handler's answer, unless a source
         answers for this provider."""
-        provider = exchange.provider
         facts = exchange.facts
         self._take_token(provider, facts)
         for source in self.sources:
