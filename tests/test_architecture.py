@@ -57,6 +57,9 @@ def test_the_import_contracts_hold(tmp_path: Path) -> None:
         ("engine", "engine/_probe.py", "from nanobanana_mock import http\n"),  # aiohttp, later
         ("client", "client/_probe.py", "from nanobanana_mock.engine import clock\n"),
         ("client", "client/_probe.py", LAZY.format("from nanobanana_mock import MockControl")),
+        # a module of the mock that reaches no engine module: the contract itself must see it
+        ("client", "client/_probe.py", "from nanobanana_mock import names\n"),
+        ("client", "client/_probe.py", "from nanobanana_mock.control.client import MockControl\n"),
         ("contracts", "schemas/_probe.py", "from nanobanana_mock import names\n"),
         ("contracts", "schemas/_probe.py", "from nanobanana_mock.client import errors\n"),
         ("mock-conformance", "sources/_probe.py", "from nanobanana_mock.conformance import cli\n"),
