@@ -69,7 +69,7 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --seconds $(or $(SECONDS),120)
 
-# ruff, mypy --strict and the import contracts. Each says one line when clean; all of them run,
+# ruff, mypy --strict, the import contracts and no lines shared by two provider modules. Each says one line when clean; all of them run,
 # so one pass shows every problem, and a failure ends with the steps that failed.
 lint: $(STAMP)
 	@failed=; \
@@ -77,6 +77,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check . || failed="$$failed, ruff format (run $(BIN)/ruff format .)"; \
 	$(BIN)/python tools/typecheck.py || failed="$$failed, mypy --strict"; \
 	$(BIN)/python tools/import_contracts.py || failed="$$failed, import contracts"; \
+	$(BIN)/python tools/provider_duplicates.py || failed="$$failed, provider duplicates"; \
 	if [ -n "$$failed" ]; then echo "make lint FAILED: $${failed#, }" >&2; exit 1; fi
 
 # mypy --strict on all product code, under its import names (tools/typecheck.py says how)

@@ -9,6 +9,7 @@ an import inside a function as much as one at the top of a module.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,9 @@ def test_the_import_contracts_hold(tmp_path: Path) -> None:
         ("engine", "engine/_probe.py", "from nanobanana_mock import http\n"),  # aiohttp, later
         ("client", "client/_probe.py", "from nanobanana_mock.engine import clock\n"),
         ("client", "client/_probe.py", LAZY.format("from nanobanana_mock import MockControl")),
+        # a module of the mock that reaches no engine module: the contract itself must see it
+        ("client", "client/_probe.py", "from nanobanana_mock import names\n"),
+        ("client", "client/_probe.py", "from nanobanana_mock.control.client import MockControl\n"),
         ("contracts", "schemas/_probe.py", "from nanobanana_mock import names\n"),
         ("contracts", "schemas/_probe.py", "from nanobanana_mock.client import errors\n"),
         ("mock-conformance", "sources/_probe.py", "from nanobanana_mock.conformance import cli\n"),
@@ -76,3 +80,18 @@ def test_a_forbidden_import_breaks_its_contract(
     assert "import contracts FAILED" in report
     others = [name for name in CONTRACTS if name != contract]
     assert all(f"{CONTRACTS[name]} KEPT" in report for name in others), report
+
+
+@pytest.mark.skipif(shutil.which("duplicates") is None, reason="the duplicates tool is absent")
+def test_two_provider_modules_that_repeat_each_other_fail_the_duplicates_check(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "providers"
+    shutil.copytree(ROOT / "mockserver" / "providers", folder)
+    clean = tool("provider_duplicates.py", str(folder))
+    assert (clean.returncode, clean.stdout.strip()) == (0, "provider duplicates: none")
+    (folder / "acme.py").write_text((folder / "pixazo.py").read_text().replace("pixazo", "acme"))
+    done = tool("provider_duplicates.py", str(folder))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "acme.py" in done.stderr and "pixazo.py" in done.stderr
+    assert "provider duplicates FAILED" in done.stderr

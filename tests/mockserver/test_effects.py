@@ -168,26 +168,29 @@ EFFECT_MODULE = ROOT / "mockserver" / "faults" / "effects.py"
 
 def _comparisons_of_effect_names(path: Path) -> list[str]:
     """Every comparison in ``path`` with an effect's name as a string (``kind == "drift"``,
-    ``kind in ("http_error", ...)``)."""
+    ``kind in ("http_error", ...)``, ``kind in frozenset({...})``, a key of a dict compared
+    against, ``case "drift":`` in a ``match``)."""
     names = set(EFFECTS)
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not isinstance(node, ast.Compare):
+        if isinstance(node, ast.Compare):
+            operands: list[ast.AST] = [node.left, *node.comparators]
+        elif isinstance(node, ast.match_case):
+            operands = [node.pattern]
+        else:
             continue
-        for operand in (node.left, *node.comparators):
-            values = (
-                operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
-            )
-            for value in values:
+        for operand in operands:
+            for value in ast.walk(operand):  # the set, tuple, dict or call that holds it too
                 if isinstance(value, ast.Constant) and value.value in names:
-                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {value.value}")
+                    line = getattr(node, "lineno", None) or getattr(value, "lineno", 0)
+                    found.append(f"{path.relative_to(ROOT)}:{line}: {value.value}")
     return found
 
 
 def test_no_effect_name_is_compared_as_a_string_outside_its_class() -> None:
     modules = [
         path
-        for folder in ("mockserver", "conformance", "nanobanana")
+        for folder in ("mockserver", "conformance", "nanobanana", "schemas")
         for path in sorted((ROOT / folder).rglob("*.py"))
         if path != EFFECT_MODULE
     ]
