@@ -398,7 +398,15 @@ def _one_of(validator: Any, branches: Any, instance: Any, schema: dict[str, Any]
 
 def _not(validator: Any, refused: Any, instance: Any, schema: dict[str, Any]) -> Any:
     if validator.evolve(schema=refused).is_valid(instance):
-        yield ValidationError(f"{_excerpt(instance)} should not be valid under {refused!r}")
+        names = refused.get("required") if isinstance(refused, dict) else None
+        if isinstance(names, list) and set(refused) == {"required"}:
+            # members that may not come together: name them, never quote the object (its
+            # other members may hold an API key, or be large)
+            listed = ", ".join(repr(name) for name in names)
+            together = "both" if len(names) == 2 else "all of"
+            yield ValidationError(f"must not have {together} {listed}")
+        else:
+            yield ValidationError(f"{_excerpt(instance)} should not be valid under {refused!r}")
 
 
 def _bounded_keywords(base: Any) -> dict[str, Keyword]:

@@ -69,6 +69,22 @@ async def test_a_body_only_the_schema_refuses_is_a_400_naming_the_problem(
     assert (await send(mock, "GET", "/_mock/faults"))[1]["faults"] == []
 
 
+async def test_both_scenario_and_scenario_file_is_a_400_naming_both_and_showing_no_key(
+    mock: Mock,
+) -> None:
+    """The schema's `not` refused the body by quoting all of it: the API keys of its
+    settings included, and no field named."""
+    body = {
+        "settings": {"api_keys": ["CANARY-red12-key"]},
+        "scenario": {},
+        "scenario_file": {"name": "s.yaml", "text": "{}"},
+    }
+    status, answer = await send(mock, "POST", "/_mock/reset", json=body)
+    assert status == 400, answer
+    assert "CANARY" not in str(answer), answer
+    assert any("'scenario'" in p and "'scenario_file'" in p for p in answer["problems"]), answer
+
+
 async def test_an_answer_that_breaks_its_schema_is_a_recorded_violation(
     mock: Mock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
