@@ -607,6 +607,9 @@ def _message(error: ValidationError, hint: bool = False) -> str:
     instance, value, _ = _facts(error)
     if rule == "enum":
         close = did_you_mean(instance, map(str, value)) if hint else ""
+        spelt = [v for v in value if type(v) in (int, float) and json.dumps(v) == instance]
+        if hint and spelt:  # "500" for 500: the value is right, its JSON type is not
+            close = f" (the number {spelt[0]}, not the string {instance!r})"
         return f"{_short(instance)} is not one of {', '.join(map(str, value))}{close}"
     if rule in _SIZES:
         noun, bound, verb = _SIZES[rule]

@@ -77,6 +77,17 @@ async def test_an_unknown_name_in_a_rule_is_refused_naming_it(
     assert mock.state.faults.rules == []
 
 
+async def test_a_number_given_as_a_string_is_told_its_type_not_to_mean_itself(
+    mock: Mock,
+) -> None:
+    """`"500"` for the status 500 was answered `(did you mean '500'?)`."""
+    rule = {"match": {"provider": "segmind"}, "effect": {"http_error": {"status": "500"}}}
+    text = refusal(await post(mock, "faults", rule, 400))
+    assert "effect.http_error.status: '500' is not one of" in text
+    assert "did you mean '500'" not in text, text
+    assert "the number 500, not the string '500'" in text, text
+
+
 @pytest.mark.parametrize(
     ("match", "effect", "expected"),
     [
