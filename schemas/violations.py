@@ -391,6 +391,14 @@ def _one_of(validator: Any, branches: Any, instance: Any, schema: dict[str, Any]
         yield ValidationError(message, context=errors)
         return
     more = [each for _, each in remaining if validator.evolve(schema=each).is_valid(instance)]
+    valid = [first_valid, *more]
+    if more and all(isinstance(b, dict) and set(b) == {"required"} for b in valid):
+        # branches that only require members: a non-object passes each one vacuously (its
+        # sibling "type" names it), and an object that passes several has them together
+        if validator.is_type(instance, "object"):
+            listed = ", ".join(repr(name) for b in valid for name in b["required"])
+            yield ValidationError(f"give only one of {listed}")
+        return
     if more:
         names = ", ".join(repr(each) for each in [*more, first_valid])
         yield ValidationError(f"{_excerpt(instance)} is valid under each of {names}")

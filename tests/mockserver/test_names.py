@@ -89,6 +89,24 @@ async def test_a_number_given_as_a_string_is_told_its_type_not_to_mean_itself(
 
 
 @pytest.mark.parametrize(
+    ("latency", "expected"),
+    [
+        (None, "effect.latency: must be of type object, got NoneType"),
+        (5, "effect.latency: must be of type object, got int"),
+        ({"fixed": 1, "uniform": [1, 2]}, "effect.latency: give only one of 'fixed', 'uniform'"),
+    ],
+)
+async def test_a_latency_of_no_kind_or_two_kinds_is_named_plainly(
+    mock: Mock, latency: Any, expected: str
+) -> None:
+    """A oneOf of `required` branches said `None is valid under each of {'required': ...}`."""
+    rule = {"match": {"provider": "segmind"}, "effect": {"latency": latency}}
+    text = refusal(await post(mock, "faults", rule, 400))
+    assert expected in text, text
+    assert "is valid under each" not in text, text
+
+
+@pytest.mark.parametrize(
     ("match", "effect", "expected"),
     [
         (
