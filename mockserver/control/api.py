@@ -360,7 +360,7 @@ async def _scenario_file(file: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_scenario(text: str, name: str) -> dict[str, Any]:
-    return check_scenario(parse_document(text, name), limit=MAX_PROBLEMS, seconds=None)
+    return check_scenario(parse_document(text, name), limit=MAX_PROBLEMS)  # a file's budget
 
 
 def _try_scenarios(config: MockConfig, scenarios: list[dict[str, Any]]) -> None:

@@ -13,6 +13,7 @@ from nanobanana_mock.app import create_app
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.control import api, spec
 from nanobanana_mock.engine.clock import MAX_SPEED, MAX_TIME
+from nanobanana_mock.scenario import ScenarioError, parse_scenario
 from nanobanana_mock.schemas.lifecycle import EXPIRED, TERMINAL
 from tests.harness import Mock
 
@@ -83,6 +84,25 @@ async def test_both_scenario_and_scenario_file_is_a_400_naming_both_and_showing_
     assert status == 400, answer
     assert "CANARY" not in str(answer), answer
     assert any("'scenario'" in p and "'scenario_file'" in p for p in answer["problems"]), answer
+
+
+async def test_a_scenario_file_too_long_to_explain_in_20_ms_is_still_named(
+    mock: Mock,
+) -> None:
+    """A file of 3,500 rules (at most 1,000) was answered `big.yaml: ... and possibly more
+    problems (the explanation stopped at its time budget)`, naming nothing, by a reset's
+    scenario_file, while --scenario named it: the reset reads the file in a thread, off the
+    event loop, so it gets a file's budget (scenario.EXPLAIN_SECONDS), not a request's."""
+    rule = "  - match: {{provider: segmind}}\n    effect: {{latency: {{fixed: {}}}}}\n"
+    text = "faults:\n" + "".join(rule.format(i) for i in range(3500))
+    expected = "big.yaml:2:3: faults: has 3500 entries, at most 1000 allowed"
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "big.yaml")
+    assert caught.value.problems == [expected]
+    body = {"scenario_file": {"name": "big.yaml", "text": text}}
+    status, answer = await send(mock, "POST", "/_mock/reset", json=body)
+    assert status == 400, answer
+    assert answer["problems"] == [expected], answer
 
 
 async def test_an_answer_that_breaks_its_schema_is_a_recorded_violation(
