@@ -324,8 +324,9 @@ async def reset(request: web.Request) -> web.Response:
     if isinstance(body.get("scenario_file"), dict) and "scenario" not in body:
         scenario = await _scenario_file(body["scenario_file"])
     if scenario is not None:
-        try:  # problems worded as a scenario file's, by path: the body has no lines to name
-            check_scenario(Document.of(scenario), limit=MAX_PROBLEMS, seconds=None)
+        try:  # problems worded as a scenario file's, by path: the body has no lines to name;
+            # in a thread, with a file's budget, so a long scenario's problems are named
+            await asyncio.to_thread(check_scenario, Document.of(scenario), limit=MAX_PROBLEMS)
         except ScenarioError as err:
             raise ControlError(400, "invalid scenario", err.problems) from None
         _check_rules(request.app[BASE_SCENARIO], scenario)

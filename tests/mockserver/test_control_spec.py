@@ -105,6 +105,17 @@ async def test_a_scenario_file_too_long_to_explain_in_20_ms_is_still_named(
     assert answer["problems"] == [expected], answer
 
 
+async def test_an_inline_scenario_too_long_to_explain_in_20_ms_is_still_named(
+    mock: Mock,
+) -> None:
+    """The same 3,000 rules as a reset's inline scenario were answered with nothing named."""
+    rule = {"match": {"provider": "segmind"}, "effect": {"latency": {"fixed": 1}}}
+    body = {"scenario": {"faults": [rule] * 3000}}
+    status, answer = await send(mock, "POST", "/_mock/reset", json=body)
+    assert status == 400, answer
+    assert answer["problems"] == ["faults: has 3000 entries, at most 1000 allowed"], answer
+
+
 async def test_an_answer_that_breaks_its_schema_is_a_recorded_violation(
     mock: Mock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
