@@ -600,6 +600,13 @@ async def force_job(request: web.Request) -> web.Response:
     state, job = _state(request), _job(request)
     body = await _fields(request)
     wanted = body.get("state")
+    allowed = ", ".join(FORCED)
+    if "state" not in body:
+        raise ControlError(400, f"state: field required; allowed: {allowed}")
+    if not isinstance(wanted, str):  # a list is no list of words here: one state is asked
+        kinds = {list: "a list", dict: "an object", bool: "a boolean"}
+        got = "null" if wanted is None else kinds.get(type(wanted), "a number")
+        raise ControlError(400, f"state must be a string, got {got}; allowed: {allowed}")
     if wanted not in FORCED:
         raise ControlError(400, unknown("state", wanted, FORCED))
     failure = (

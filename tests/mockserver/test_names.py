@@ -322,6 +322,27 @@ async def test_a_forced_failure_names_an_unknown_error_type(mock: Mock) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, "state: field required; allowed: SUCCEEDED, FAILED, CANCELLED, EXPIRED"),
+        ({"state": None}, "state must be a string, got null; allowed: SUCCEEDED, FAILED"),
+        ({"state": ["FAILED"]}, "state must be a string, got a list; allowed: SUCCEEDED, FAILED"),
+    ],
+)
+async def test_a_forced_state_that_is_missing_or_no_string_is_named_so(
+    mock: Mock, body: dict[str, Any], expected: str
+) -> None:
+    """`{"state": ["FAILED"]}` was `unknown state 'FAILED' (did you mean 'FAILED'?)`, and a
+    missing state `unknown state None`."""
+    _, job = await mock.call(
+        "seaart", "submit", "POST", "/model/v1/queue/nano_banana_pro", json={"prompt": "x"}
+    )
+    text = refusal(await post(mock, f"jobs/{job['request_id']}/state", body, 400))
+    assert expected in text, text
+    assert "did you mean" not in text, text
+
+
+@pytest.mark.parametrize(
     ("query", "expected"),
     [
         ({"provider": "segmnd"}, "unknown provider 'segmnd' (did you mean 'segmind'?)"),
