@@ -343,6 +343,30 @@ async def test_a_forced_state_that_is_missing_or_no_string_is_named_so(
 
 
 @pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        ("rate-limits", {"rpm": 1, "scope": ["all"]}, "scope must be a string, got a list"),
+        ("rate-limits", {"rpm": 1, "scope": None}, "scope must be a string, got null"),
+        (
+            "jobs/{}/state",
+            {"state": "FAILED", "error_type": ["CONTENT_BLOCKED"]},
+            "error_type must be a string, got a list; allowed: INFERENCE_FAILURE",
+        ),
+    ],
+)
+async def test_a_word_sent_as_a_list_is_told_its_type(
+    mock: Mock, path: str, body: dict[str, Any], expected: str
+) -> None:
+    """`{"scope": ["all"]}` was `unknown scope 'all' (did you mean 'all'?)`."""
+    _, job = await mock.call(
+        "seaart", "submit", "POST", "/model/v1/queue/nano_banana_pro", json={"prompt": "x"}
+    )
+    text = refusal(await post(mock, path.format(job["request_id"]), body, 400))
+    assert expected in text, text
+    assert "did you mean" not in text, text
+
+
+@pytest.mark.parametrize(
     ("query", "expected"),
     [
         ({"provider": "segmnd"}, "unknown provider 'segmnd' (did you mean 'segmind'?)"),
