@@ -391,6 +391,14 @@ def _one_of(validator: Any, branches: Any, instance: Any, schema: dict[str, Any]
         yield ValidationError(message, context=errors)
         return
     more = [each for _, each in remaining if validator.evolve(schema=each).is_valid(instance)]
+    valid = [first_valid, *more]
+    if more and all(isinstance(b, dict) and set(b) == {"required"} for b in valid):
+        # branches that only require members: a non-object passes each one vacuously (its
+        # sibling "type" names it), and an object that passes several has them together
+        if validator.is_type(instance, "object"):
+            listed = ", ".join(repr(name) for b in valid for name in b["required"])
+            yield ValidationError(f"give only one of {listed}")
+        return
     if more:
         names = ", ".join(repr(each) for each in [*more, first_valid])
         yield ValidationError(f"{_excerpt(instance)} is valid under each of {names}")
@@ -398,7 +406,15 @@ def _one_of(validator: Any, branches: Any, instance: Any, schema: dict[str, Any]
 
 def _not(validator: Any, refused: Any, instance: Any, schema: dict[str, Any]) -> Any:
     if validator.evolve(schema=refused).is_valid(instance):
-        yield ValidationError(f"{_excerpt(instance)} should not be valid under {refused!r}")
+        names = refused.get("required") if isinstance(refused, dict) else None
+        if isinstance(names, list) and set(refused) == {"required"}:
+            # members that may not come together: name them, never quote the object (its
+            # other members may hold an API key, or be large)
+            listed = ", ".join(repr(name) for name in names)
+            together = "both" if len(names) == 2 else "all of"
+            yield ValidationError(f"must not have {together} {listed}")
+        else:
+            yield ValidationError(f"{_excerpt(instance)} should not be valid under {refused!r}")
 
 
 def _bounded_keywords(base: Any) -> dict[str, Keyword]:
@@ -599,6 +615,9 @@ def _message(error: ValidationError, hint: bool = False) -> str:
     instance, value, _ = _facts(error)
     if rule == "enum":
         close = did_you_mean(instance, map(str, value)) if hint else ""
+        spelt = [v for v in value if type(v) in (int, float) and json.dumps(v) == instance]
+        if hint and spelt:  # "500" for 500: the value is right, its JSON type is not
+            close = f" (the number {spelt[0]}, not the string {instance!r})"
         return f"{_short(instance)} is not one of {', '.join(map(str, value))}{close}"
     if rule in _SIZES:
         noun, bound, verb = _SIZES[rule]

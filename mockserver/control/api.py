@@ -324,8 +324,9 @@ async def reset(request: web.Request) -> web.Response:
     if isinstance(body.get("scenario_file"), dict) and "scenario" not in body:
         scenario = await _scenario_file(body["scenario_file"])
     if scenario is not None:
-        try:  # problems worded as a scenario file's, by path: the body has no lines to name
-            check_scenario(Document.of(scenario), limit=MAX_PROBLEMS, seconds=None)
+        try:  # problems worded as a scenario file's, by path: the body has no lines to name;
+            # in a thread, with a file's budget, so a long scenario's problems are named
+            await asyncio.to_thread(check_scenario, Document.of(scenario), limit=MAX_PROBLEMS)
         except ScenarioError as err:
             raise ControlError(400, "invalid scenario", err.problems) from None
         _check_rules(request.app[BASE_SCENARIO], scenario)
@@ -360,7 +361,7 @@ async def _scenario_file(file: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_scenario(text: str, name: str) -> dict[str, Any]:
-    return check_scenario(parse_document(text, name), limit=MAX_PROBLEMS, seconds=None)
+    return check_scenario(parse_document(text, name), limit=MAX_PROBLEMS)  # a file's budget
 
 
 def _try_scenarios(config: MockConfig, scenarios: list[dict[str, Any]]) -> None:
@@ -598,9 +599,9 @@ async def force_job(request: web.Request) -> web.Response:
     """Force a job to a terminal state now (or expire it)."""
     state, job = _state(request), _job(request)
     body = await _fields(request)
-    wanted = body.get("state")
-    if wanted not in FORCED:
-        raise ControlError(400, unknown("state", wanted, FORCED))
+    if "state" not in body:
+        raise ControlError(400, f"state: field required; allowed: {', '.join(FORCED)}")
+    wanted = _word(body["state"], "state", FORCED)
     failure = (
         Failure(_text(body, "error", "Task execution failed"), _error_type(body))
         if wanted == State.FAILED
@@ -633,10 +634,21 @@ ERROR_TYPES = tuple(
 
 
 def _error_type(body: dict[str, Any]) -> str:
-    value = body.get("error_type", "INFERENCE_FAILURE")
-    if value not in ERROR_TYPES:
-        raise ControlError(400, unknown("error_type", value, ERROR_TYPES))
-    return str(value)
+    return _word(body.get("error_type", "INFERENCE_FAILURE"), "error_type", ERROR_TYPES)
+
+
+def _word(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    """``value``, one of ``allowed``, or a 400 naming ``name``: a value that is no string is
+    told so (``unknown`` would take a list for several words, ``["all"]`` for 'all')."""
+    if not isinstance(value, str):
+        kinds = {list: "a list", dict: "an object", bool: "a boolean"}
+        got = "null" if value is None else kinds.get(type(value), "a number")
+        raise ControlError(
+            400, f"{name} must be a string, got {got}; allowed: {', '.join(allowed)}"
+        )
+    if value not in allowed:
+        raise ControlError(400, unknown(name, value, allowed))
+    return value
 
 
 # -- faults ------------------------------------------------------------------------------------
@@ -728,8 +740,7 @@ async def set_limits(request: web.Request) -> web.Response:
     scope = body.get("scope", "generate")
     if key is not None and (not isinstance(key, str) or not key):
         raise ControlError(400, "key must be a non-empty string")
-    if scope not in SCOPES:
-        raise ControlError(400, unknown("scope", scope, SCOPES))
+    scope = _word(scope, "scope", SCOPES)
     rpm = _number(body, "rpm", minimum=MIN_RPM, maximum=MAX_RPM)
     _conform(request, body)
     limiter = _state(request).limiter

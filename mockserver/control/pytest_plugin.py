@@ -88,10 +88,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class MockServer:
-    """A mock serving from a daemon thread with its own event loop; a context manager."""
+    """A mock serving from a daemon thread with its own event loop; a context manager.
+    Without ``config``, the default settings on a free loopback port (``MockConfig(port=0)``)."""
 
-    def __init__(self, config: MockConfig) -> None:
-        self.config = config
+    def __init__(self, config: MockConfig | None = None) -> None:
+        self.config = config if config is not None else MockConfig(port=0)
         self.base_url = ""
         self.control: MockControl | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

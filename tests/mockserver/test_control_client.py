@@ -185,6 +185,17 @@ def test_no_answer_is_a_control_error_with_status_0() -> None:
     assert caught.value.status == 0 and caught.value.body is None
 
 
+def test_a_mock_server_by_hand_needs_no_settings() -> None:
+    """The README's "MockServer starts the same server by hand": MockServer() was a
+    TypeError (config was required); with no settings it takes a free port, as the
+    fixture's mock does, never the 8080 a `make serve` may hold."""
+    with MockServer() as server:
+        assert server.control is not None and server.config.port == 0
+        assert server.base_url.startswith("http://127.0.0.1:")
+        assert not server.base_url.endswith(":0")
+        assert server.control.settings()["seed"] == 0
+
+
 def test_token_is_required_when_the_server_has_one() -> None:
     config = MockConfig(port=0, time_scale=0.0, control_token="s3cret")
     with MockServer(config) as server:

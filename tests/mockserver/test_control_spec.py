@@ -13,6 +13,7 @@ from nanobanana_mock.app import create_app
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.control import api, spec
 from nanobanana_mock.engine.clock import MAX_SPEED, MAX_TIME
+from nanobanana_mock.scenario import ScenarioError, parse_scenario
 from nanobanana_mock.schemas.lifecycle import EXPIRED, TERMINAL
 from tests.harness import Mock
 
@@ -67,6 +68,52 @@ async def test_a_body_only_the_schema_refuses_is_a_400_naming_the_problem(
     assert status == 400, answer
     assert answer["error"] == "invalid request body" and answer["problems"], answer
     assert (await send(mock, "GET", "/_mock/faults"))[1]["faults"] == []
+
+
+async def test_both_scenario_and_scenario_file_is_a_400_naming_both_and_showing_no_key(
+    mock: Mock,
+) -> None:
+    """The schema's `not` refused the body by quoting all of it: the API keys of its
+    settings included, and no field named."""
+    body = {
+        "settings": {"api_keys": ["CANARY-red12-key"]},
+        "scenario": {},
+        "scenario_file": {"name": "s.yaml", "text": "{}"},
+    }
+    status, answer = await send(mock, "POST", "/_mock/reset", json=body)
+    assert status == 400, answer
+    assert "CANARY" not in str(answer), answer
+    assert any("'scenario'" in p and "'scenario_file'" in p for p in answer["problems"]), answer
+
+
+async def test_a_scenario_file_too_long_to_explain_in_20_ms_is_still_named(
+    mock: Mock,
+) -> None:
+    """A file of 3,500 rules (at most 1,000) was answered `big.yaml: ... and possibly more
+    problems (the explanation stopped at its time budget)`, naming nothing, by a reset's
+    scenario_file, while --scenario named it: the reset reads the file in a thread, off the
+    event loop, so it gets a file's budget (scenario.EXPLAIN_SECONDS), not a request's."""
+    rule = "  - match: {{provider: segmind}}\n    effect: {{latency: {{fixed: {}}}}}\n"
+    text = "faults:\n" + "".join(rule.format(i) for i in range(3500))
+    expected = "big.yaml:2:3: faults: has 3500 entries, at most 1000 allowed"
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "big.yaml")
+    assert caught.value.problems == [expected]
+    body = {"scenario_file": {"name": "big.yaml", "text": text}}
+    status, answer = await send(mock, "POST", "/_mock/reset", json=body)
+    assert status == 400, answer
+    assert answer["problems"] == [expected], answer
+
+
+async def test_an_inline_scenario_too_long_to_explain_in_20_ms_is_still_named(
+    mock: Mock,
+) -> None:
+    """The same 3,000 rules as a reset's inline scenario were answered with nothing named."""
+    rule = {"match": {"provider": "segmind"}, "effect": {"latency": {"fixed": 1}}}
+    body = {"scenario": {"faults": [rule] * 3000}}
+    status, answer = await send(mock, "POST", "/_mock/reset", json=body)
+    assert status == 400, answer
+    assert answer["problems"] == ["faults: has 3000 entries, at most 1000 allowed"], answer
 
 
 async def test_an_answer_that_breaks_its_schema_is_a_recorded_violation(

@@ -77,6 +77,35 @@ async def test_an_unknown_name_in_a_rule_is_refused_naming_it(
     assert mock.state.faults.rules == []
 
 
+async def test_a_number_given_as_a_string_is_told_its_type_not_to_mean_itself(
+    mock: Mock,
+) -> None:
+    """`"500"` for the status 500 was answered `(did you mean '500'?)`."""
+    rule = {"match": {"provider": "segmind"}, "effect": {"http_error": {"status": "500"}}}
+    text = refusal(await post(mock, "faults", rule, 400))
+    assert "effect.http_error.status: '500' is not one of" in text
+    assert "did you mean '500'" not in text, text
+    assert "the number 500, not the string '500'" in text, text
+
+
+@pytest.mark.parametrize(
+    ("latency", "expected"),
+    [
+        (None, "effect.latency: must be of type object, got NoneType"),
+        (5, "effect.latency: must be of type object, got int"),
+        ({"fixed": 1, "uniform": [1, 2]}, "effect.latency: give only one of 'fixed', 'uniform'"),
+    ],
+)
+async def test_a_latency_of_no_kind_or_two_kinds_is_named_plainly(
+    mock: Mock, latency: Any, expected: str
+) -> None:
+    """A oneOf of `required` branches said `None is valid under each of {'required': ...}`."""
+    rule = {"match": {"provider": "segmind"}, "effect": {"latency": latency}}
+    text = refusal(await post(mock, "faults", rule, 400))
+    assert expected in text, text
+    assert "is valid under each" not in text, text
+
+
 @pytest.mark.parametrize(
     ("match", "effect", "expected"),
     [
@@ -290,6 +319,51 @@ async def test_a_forced_failure_names_an_unknown_error_type(mock: Mock) -> None:
     path = SEAART_STATUS.format(job["request_id"])
     _, status = await mock.call("seaart", "status", "GET", path, expect=200)
     assert status["status"] == "IN_QUEUE"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, "state: field required; allowed: SUCCEEDED, FAILED, CANCELLED, EXPIRED"),
+        ({"state": None}, "state must be a string, got null; allowed: SUCCEEDED, FAILED"),
+        ({"state": ["FAILED"]}, "state must be a string, got a list; allowed: SUCCEEDED, FAILED"),
+    ],
+)
+async def test_a_forced_state_that_is_missing_or_no_string_is_named_so(
+    mock: Mock, body: dict[str, Any], expected: str
+) -> None:
+    """`{"state": ["FAILED"]}` was `unknown state 'FAILED' (did you mean 'FAILED'?)`, and a
+    missing state `unknown state None`."""
+    _, job = await mock.call(
+        "seaart", "submit", "POST", "/model/v1/queue/nano_banana_pro", json={"prompt": "x"}
+    )
+    text = refusal(await post(mock, f"jobs/{job['request_id']}/state", body, 400))
+    assert expected in text, text
+    assert "did you mean" not in text, text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        ("rate-limits", {"rpm": 1, "scope": ["all"]}, "scope must be a string, got a list"),
+        ("rate-limits", {"rpm": 1, "scope": None}, "scope must be a string, got null"),
+        (
+            "jobs/{}/state",
+            {"state": "FAILED", "error_type": ["CONTENT_BLOCKED"]},
+            "error_type must be a string, got a list; allowed: INFERENCE_FAILURE",
+        ),
+    ],
+)
+async def test_a_word_sent_as_a_list_is_told_its_type(
+    mock: Mock, path: str, body: dict[str, Any], expected: str
+) -> None:
+    """`{"scope": ["all"]}` was `unknown scope 'all' (did you mean 'all'?)`."""
+    _, job = await mock.call(
+        "seaart", "submit", "POST", "/model/v1/queue/nano_banana_pro", json={"prompt": "x"}
+    )
+    text = refusal(await post(mock, path.format(job["request_id"]), body, 400))
+    assert expected in text, text
+    assert "did you mean" not in text, text
 
 
 @pytest.mark.parametrize(
