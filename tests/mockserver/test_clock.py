@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from nanobanana_mock.engine.clock import VirtualClock
+from nanobanana_mock.engine.clock import MAX_TIME, VirtualClock
 
 
 class FakeWall:
@@ -73,3 +73,18 @@ async def test_a_running_clock_wakes_sleepers_by_itself() -> None:
     clock = VirtualClock(speed=1000)  # 1 virtual second is 1 ms of wall time
     await asyncio.wait_for(clock.sleep_until(clock.now() + 2), 5)
     assert clock.now() >= 2
+
+
+def test_a_running_clock_moves_to_the_maximum_time_when_asked() -> None:
+    """ "to" reads the time once: read twice, a running clock moved between the reads and a
+    move to the maximum was refused as "asked to advance 1e+10"."""
+    ticks = iter(range(0, 1000, 1))
+    clock = VirtualClock(speed=1000.0, wall=lambda: next(ticks) / 1000)
+    assert clock.advance_to(MAX_TIME) >= MAX_TIME
+    with pytest.raises(ValueError, match=r"only moves forward \(now"):
+        clock.advance_to(5)
+    fresh = VirtualClock(speed=0)
+    with pytest.raises(ValueError, match="asked to go to 2e\\+10"):
+        fresh.advance_to(2 * MAX_TIME)
+    with pytest.raises(ValueError, match="only moves forward"):
+        fresh.advance_to(float("nan"))
