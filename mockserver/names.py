@@ -12,11 +12,11 @@ Imports only the schemas (``config`` uses it too).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection, Iterable
 from functools import cache
 
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas.violations import did_you_mean  # the one wording, shared
 
 __all__ = [
     "CREDIT_STATUSES",
@@ -89,15 +89,6 @@ def answerable(status: int, declared: Collection[int]) -> bool:
     if status in CREDIT_STATUSES:
         return not CREDIT_STATUSES.isdisjoint(declared)
     return status in declared
-
-
-def did_you_mean(word: object, allowed: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the known name closest to ``word``, or ``""``."""
-    if not isinstance(word, str) or len(word) > 200:
-        return ""
-    lowered = {name.lower(): name for name in allowed}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 def unknown(
