@@ -136,6 +136,8 @@ class FaultEngine:
     rules: list[Rule] = field(default_factory=list)
     _next: int = 0
     _ids: set[str] = field(default_factory=set, repr=False)  # of ``rules``: O(1) duplicates
+    # regexes() by pattern, made when the rules change rather than on each request
+    _regexes: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._ids = {rule.id for rule in self.rules}
@@ -173,6 +175,7 @@ class FaultEngine:
         )
         self.rules.append(rule)
         self._ids.add(rule.id)
+        self._regexes = None
         return rule
 
     def check(self, specs: Iterable[Any]) -> list[tuple[int, tuple[str | int, ...], str]]:
@@ -193,10 +196,15 @@ class FaultEngine:
         return found
 
     def regexes(self) -> dict[str, Any]:
-        """The compiled prompt_regex of every rule, by pattern."""
-        return {
-            r.spec["match"]["prompt_regex"]: r._regex for r in self.rules if r._regex is not None
-        }
+        """The compiled prompt_regex of every rule, by pattern (read on every request that
+        has a prompt while rules exist: worked out once per change of the rules)."""
+        if self._regexes is None:
+            self._regexes = {
+                r.spec["match"]["prompt_regex"]: r._regex
+                for r in self.rules
+                if r._regex is not None
+            }
+        return self._regexes
 
     @staticmethod
     def search_all(regexes: Mapping[str, Any], prompt: str) -> dict[str, bool]:
@@ -209,11 +217,13 @@ class FaultEngine:
         before = len(self.rules)
         self.rules = [rule for rule in self.rules if rule.id != rule_id]
         self._ids.discard(rule_id)
+        self._regexes = None
         return len(self.rules) < before
 
     def clear(self) -> None:
         self.rules.clear()
         self._ids.clear()
+        self._regexes = None
         self._next = 0
 
     def evaluate(self, facts: RequestFacts, now: float) -> list[Effect]:

@@ -197,3 +197,16 @@ def test_no_effect_name_is_compared_as_a_string_outside_its_class() -> None:
     assert len(modules) > 50
     assert [hit for path in modules for hit in _comparisons_of_effect_names(path)] == []
     assert _comparisons_of_effect_names(EFFECT_MODULE) == []  # not even there: classes decide
+
+
+def test_the_prompt_regexes_are_worked_out_once_per_change_of_the_rules() -> None:
+    engine = FaultEngine(seed=1)
+    http_error = {"http_error": {"status": 503}}
+    engine.add({"id": "a", "match": {"prompt_regex": "cat"}, "effect": http_error}, 0.0)
+    first = engine.regexes()
+    assert list(first) == ["cat"] and engine.regexes() is first  # per request: no rebuild
+    engine.add({"id": "b", "match": {"prompt_regex": "dog"}, "effect": http_error}, 0.0)
+    assert list(engine.regexes()) == ["cat", "dog"]
+    assert engine.remove("a") and list(engine.regexes()) == ["dog"]
+    engine.clear()
+    assert engine.regexes() == {}
