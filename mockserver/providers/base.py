@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -112,6 +113,23 @@ class Provider(Envelopes):
             paths = (op["path"] for op in api["operations"].values())
             cls.prefixes = tuple(dict.fromkeys(f"/{path.split('/')[1]}/" for path in paths))
         REGISTERED[contract] = cls
+
+    def route(
+        self,
+        operation: str,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        model: str = "model",
+    ) -> web.RouteDef:
+        """``operation``'s route as this provider's api.json gives it (its method and path,
+        ``{model}`` named as the handler reads it), named ``<provider>.<operation>``."""
+        spec = self.contract.api["operations"][operation]
+        path = spec["path"].replace("{model}", "{" + model + "}")
+        return web.route(spec["method"], path, handler, name=f"{self.name}.{operation}")
+
+    def url(self, request: web.Request, operation: str, **params: str) -> str:
+        """The absolute URL of ``operation`` (api.json's path with ``params`` filled in)."""
+        path: str = self.contract.api["operations"][operation]["path"]
+        return origin(request) + path.format(**params)
 
     def __init__(self, state: MockState) -> None:
         self.state = state

@@ -22,15 +22,14 @@ from .base import Provider
 
 __all__ = ["Pixazo"]
 
-BASE = "/nano-banana-pro-770/v1"
 MODEL = "nano-banana-pro"
 
 
 class Pixazo(Provider, contract="pixazo"):
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.post(BASE + "/nano-banana-pro-request", self.submit, name="pixazo.submit"),
-            web.post(BASE + "/nano-banana-pro-request-result", self.result, name="pixazo.result"),
+            self.route("submit", self.submit),
+            self.route("result", self.result),
         ]
 
     # -- envelopes -------------------------------------------------------------------------

@@ -8,8 +8,9 @@ until the job is terminal; ``PUT …/requests/{id}/cancel`` answers ``CANCELLATI
 A failed or cancelled job is ``COMPLETED`` with ``error`` and ``error_type``. Errors use
 FastAPI's ``{"detail": ...}``, invalid bodies its 422 list.
 
-A provider on this queue subclasses :class:`QueueProvider` and gives its ``name``, ``base``
-and ``result_path``, its authentication envelope and its result body.
+A provider on this queue subclasses :class:`QueueProvider` for its contract folder (whose
+api.json gives the four routes' methods and paths) and gives its authentication envelope and
+its result body.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from nanobanana_mock.schemas import Violation
 
 from ..engine.jobs import Failure, Job, State
 from ..engine.simulation import NotCancellable, UnknownJob
-from ..http import ApiError, BodyError, json_response, origin
+from ..http import ApiError, BodyError, json_response
 from ..pipeline.call import note
 from .base import JOB_STATE_HEADER, Provider
 
@@ -35,18 +36,14 @@ CANCELED = Failure(error="Request was canceled by the user", error_type="CANCELE
 class QueueProvider(Provider):
     """The queue's four routes and bodies; ``{model}`` is the ``endpoint`` path segment."""
 
-    base: ClassVar[str]  # the queue's path, before ``/{endpoint}``
-    result_path: ClassVar[str] = ""  # after ``/requests/{id}`` for the result (fal: none)
     cancelled: ClassVar[Failure] = CANCELED  # what a cancelled job's status body says
 
     def routes(self) -> list[web.RouteDef]:
-        req = self.base + "/{endpoint}/requests/{request_id}"
-        name = self.name
         return [
-            web.post(self.base + "/{endpoint}", self.submit, name=f"{name}.submit"),
-            web.get(req + "/status", self.status, name=f"{name}.status"),
-            web.get(req + self.result_path, self.result, name=f"{name}.result"),
-            web.put(req + "/cancel", self.cancel, name=f"{name}.cancel"),
+            self.route("submit", self.submit, "endpoint"),
+            self.route("status", self.status, "endpoint"),
+            self.route("result", self.result, "endpoint"),
+            self.route("cancel", self.cancel, "endpoint"),
         ]
 
     # -- envelopes (FastAPI's) ---------------------------------------------------------------
@@ -120,11 +117,11 @@ class QueueProvider(Provider):
 
     # -- helpers ---------------------------------------------------------------------------
     def _urls(self, request: web.Request, job: Job) -> dict[str, str]:
-        base = f"{origin(request)}{self.base}/{job.model}/requests/{job.id}"
+        ids = {"model": job.model, "request_id": job.id}
         return {
-            "response_url": base + self.result_path,
-            "status_url": f"{base}/status",
-            "cancel_url": f"{base}/cancel",
+            "response_url": self.url(request, "result", **ids),
+            "status_url": self.url(request, "status", **ids),
+            "cancel_url": self.url(request, "cancel", **ids),
         }
 
     def _status_body(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:

@@ -25,15 +25,11 @@ CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
 class SeaArt(QueueProvider, contract="seaart"):
-    base = "/model/v1/queue"
-    result_path = "/response"
-
     def routes(self) -> list[web.RouteDef]:
-        req = self.base + "/{endpoint}/requests/{request_id}"
         return [
             *super().routes(),
-            web.post(self.base + "/{endpoint}/sync", self.no_sync, name="seaart.sync"),
-            web.get(req + "/status/stream", self.no_stream, name="seaart.stream"),
+            self.route("sync", self.no_sync, "endpoint"),
+            self.route("stream", self.no_stream, "endpoint"),
         ]
 
     @staticmethod

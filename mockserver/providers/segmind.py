@@ -31,11 +31,11 @@ class Segmind(Provider, contract="segmind"):
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.post("/v1/{slug}", self.sync_generate, name="segmind.sync_generate"),
-            web.get("/v1/requests/{request_id}", self.poll, name="segmind.poll"),
-            web.post("/v2/{slug}", self.submit, name="segmind.submit"),
-            web.get("/v2/requests/{request_id}/status", self.status, name="segmind.status"),
-            web.get("/v2/requests/{request_id}", self.result, name="segmind.result"),
+            self.route("sync_generate", self.sync_generate, "slug"),
+            self.route("poll", self.poll),
+            self.route("submit", self.submit, "slug"),
+            self.route("status", self.status),
+            self.route("result", self.result),
         ]
 
     # -- envelopes -------------------------------------------------------------------------

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
 
+from nanobanana_mock import schemas
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.providers import PROVIDER_CLASSES, Provider, QueueProvider, SeaArt
 from nanobanana_mock.providers.base import Envelopes
@@ -43,3 +45,18 @@ def test_no_provider_module_simulates(module: Path) -> None:
     text = module.read_text(encoding="utf-8")
     for simulated in ("polls", ".store", "Job(", "ledger", ".images."):
         assert simulated not in text, f"{module.name} holds {simulated!r}: the simulator's"
+
+
+@pytest.mark.parametrize("cls", PROVIDER_CLASSES, ids=lambda cls: cls.name)
+def test_every_route_is_an_operation_of_the_contract(cls: type[Provider]) -> None:
+    """Routes are built from api.json (method, path, name), not written again in Python."""
+    provider = cls(MockState.create(MockConfig()))
+    served = {
+        (r.kwargs["name"], r.method, re.sub(r"\{\w+\}", "{}", r.path)) for r in provider.routes()
+    }
+    operations = schemas.load(cls.name, "api")["operations"]
+    declared = {
+        (f"{cls.name}.{op}", spec["method"], re.sub(r"\{\w+\}", "{}", spec["path"]))
+        for op, spec in operations.items()
+    }
+    assert served == declared
