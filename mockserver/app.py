@@ -32,6 +32,8 @@ from .providers import PROVIDER_CLASSES
 from .providers.base import JOB_STATE_HEADER, Provider
 from .sources.replay import Recorder, Replay
 from .state import STATE, MockState
+from .store.tenant import current
+from .store.tenants import TENANTS, Tenants
 
 __all__ = ["PROVIDERS", "STATE", "ContractViolation", "create_app"]
 
@@ -59,9 +61,10 @@ def create_app(
     app[STATE] = state
     app[BASE_CONFIG] = config
     app[BASE_SCENARIO] = scenario
-    providers = {cls.name: cls(state) for cls in PROVIDER_CLASSES}
+    providers = {cls.name: cls() for cls in PROVIDER_CLASSES}
     app[PROVIDERS] = providers
-    pipeline = Pipeline(state, providers, _add_sources(app, config))
+    tenants = app[TENANTS] = Tenants(state)
+    pipeline = Pipeline(tenants, providers, _add_sources(app, config))
     routes = pipeline.routes
     for provider in providers.values():
         app.router.add_routes(routes.wrap(provider, route) for route in provider.routes())
@@ -158,7 +161,7 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _file(request: web.Request) -> web.StreamResponse:
     """An output image, public like the providers' CDNs: no key needed."""
-    state = request.app[STATE]
+    state = current().state
     job_id = request.match_info["job_id"]
     job = state.store.get(job_id, state.clock.now())
     if job is None:  # image URLs are public: no key or provider narrows the job's fate
@@ -202,3 +205,4 @@ def _image_index(text: str) -> int | None:
 
 async def _close(app: web.Application) -> None:
     await app[STATE].images.close()
+    await app[TENANTS].close()

@@ -46,7 +46,9 @@ from ..config import ConfigError, MockConfig
 from ..contracts import contract
 from ..engine.clock import MAX_SPEED, MAX_TIME, finite_or_inf
 from ..engine.jobs import EVICTED, EXPIRED, UNKNOWN, Failure, Job
+from ..engine.journal import redact
 from ..engine.quotas import Ledger, LimitError, RateLimiter
+from ..engine.simulation import NotCancellable
 from ..faults.rules import FaultEngine, RuleError, rule_problems
 from ..http import (
     BodyError,
@@ -62,6 +64,9 @@ from ..pipeline.routing import CONTROL_STRAY, not_routed
 from ..pipeline.serve import DRIFT, SOURCES
 from ..scenario import ScenarioError, check_scenario
 from ..state import STATE, MockState
+from ..store.ops import JobGone
+from ..store.tenant import current, use
+from ..store.tenants import TENANTS
 from . import spec as plane
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
@@ -102,11 +107,14 @@ def guarded(handler: Handler, *, routed: bool = True) -> Handler:
     cross-site form cannot send without a CORS preflight that the mock never grants."""
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        config = request.app[STATE].config
+        config = request.app[STATE].config  # who may call: the start-up settings
         try:
             refusal = _refusal(request, config) if routed else None
             if refusal is not None:
                 return json_response(refusal[0], {"error": refusal[1]})
+            tenant = await request.app[TENANTS].of(request)
+            use(tenant)
+            await tenant.begin()
             response = await handler(request)
         except ControlError as err:
             body: dict[str, Any] = {"error": err.message}
@@ -305,7 +313,8 @@ def _number(
 
 
 def _state(request: web.Request) -> MockState:
-    return request.app[STATE]
+    """The state of the request's tenant (brought up to date by ``guarded``)."""
+    return current().state
 
 
 # -- reset and settings ------------------------------------------------------------------------
@@ -338,12 +347,9 @@ async def reset(request: web.Request) -> web.Response:
     _conform(request, body)
     scenarios = [request.app[BASE_SCENARIO], *([scenario] if scenario is not None else [])]
     _try_scenarios(config, scenarios)
-    state = _state(request)
-    state.reset(config)
+    await current().do("reset", config, scenarios)
     for source in request.app.get(SOURCES, []):
         source.reset()
-    for each in scenarios:
-        apply_scenario(state, each)
     return json_response(200, {"ok": True, "settings": config.public()})
 
 
@@ -461,7 +467,6 @@ async def get_clock(request: web.Request) -> web.Response:
 
 async def set_clock(request: web.Request) -> web.Response:
     body = await _fields(request)
-    clock = _state(request).clock
     given = [name for name in ("advance", "to", "speed") if name in body]
     if len(given) > 1:  # one move per request: nothing given is silently left undone
         raise ControlError(400, f"give one of advance, to or speed, not {' and '.join(given)}")
@@ -471,15 +476,10 @@ async def set_clock(request: web.Request) -> web.Response:
     value = _number(body, name, maximum=MAX_SPEED if name == "speed" else MAX_TIME)
     _conform(request, body)
     try:
-        if name == "advance":
-            clock.advance(value)
-        elif name == "to":
-            clock.advance_to(value)
-        else:
-            clock.set_speed(value)
+        now, speed = await current().do("clock", name, value)
     except ValueError as err:  # past the clock's maximum time
         raise ControlError(400, str(err)) from None
-    return await get_clock(request)
+    return json_response(200, {"now": now, "speed": speed})
 
 
 # -- jobs --------------------------------------------------------------------------------------
@@ -606,19 +606,15 @@ async def force_job(request: web.Request) -> web.Response:
         else None
     )
     _conform(request, body)
-    now = state.clock.now()
-    if wanted == GONE:
-        view = job_view(state, job)
-        job.expires_at = now
-        return json_response(200, {**view, "state": GONE, "expires_at": now})
-    if job.state(now) in TERMINAL:
-        raise ControlError(409, f"job is already {job.state(now)}")
-    if failure is not None:
-        state.store.fail(job, dataclasses.replace(failure, at=now), now)
-    elif wanted == State.CANCELLED:
-        state.store.cancel(job, now)
-    else:
-        state.store.finish(job, now)
+    view = job_view(state, job) if wanted == GONE else None
+    try:
+        job = await current().do("force", job.id, wanted, failure)
+    except JobGone:  # gone meanwhile (expired by the clock, or forced by another request)
+        raise ControlError(404, f"no job {job.id}") from None
+    except NotCancellable as err:
+        raise ControlError(409, f"job is already {err.state}") from None
+    if view is not None:
+        return json_response(200, {**view, "state": GONE, "expires_at": job.expires_at})
     return json_response(200, job_view(state, job))
 
 
@@ -658,23 +654,21 @@ async def list_faults(request: web.Request) -> web.Response:
 
 async def add_faults(request: web.Request) -> web.Response:
     body = await _body(request)
-    state = _state(request)
     many = "faults" in body and "effect" not in body
     specs = body["faults"] if many else [body]
     if not isinstance(specs, list):
         raise ControlError(400, "faults must be a list of rules")
-    added: list[str] = []
+    tenant = current()
     try:  # each rule is checked against fault_rule.json as it is added, all or nothing
-        for index, spec in enumerate(specs):
-            try:
-                added.append(state.faults.add(spec, state.clock.now()).id)
-            except RuleError as err:
-                problems = _rule_problems(err, index, many)
-                raise ControlError(400, "invalid fault rule", problems) from None
+        added: list[str] = await tenant.do("add_faults", specs)
+    except RuleError as err:
+        problems = _rule_problems(err, err.index, many)
+        raise ControlError(400, "invalid fault rule", problems) from None
+    try:
         _conform(request, body)  # then the whole body (the members beside "faults")
     except ControlError:
         for rule_id in added:
-            state.faults.remove(rule_id)
+            await tenant.do("remove_fault", rule_id)
         raise
     return json_response(201, {"ids": added} if many else {"id": added[0]})
 
@@ -687,12 +681,12 @@ def _rule_problems(err: RuleError, index: int, many: bool) -> list[str]:
 
 
 async def clear_faults(request: web.Request) -> web.Response:
-    _state(request).faults.clear()
+    await current().do("clear_faults")
     return json_response(200, {"faults": []})
 
 
 async def remove_fault(request: web.Request) -> web.StreamResponse:
-    if not _state(request).faults.remove(request.match_info["rule_id"]):
+    if not await current().do("remove_fault", request.match_info["rule_id"]):
         raise ControlError(404, f"no fault rule {request.match_info['rule_id'][:64]}")
     return web.Response(status=204)
 
@@ -706,7 +700,6 @@ async def get_credits(request: web.Request) -> web.Response:
 
 async def set_credits(request: web.Request) -> web.Response:
     body = await _fields(request)
-    ledger = _state(request).ledger
     if "default" not in body and "key" not in body:
         raise ControlError(400, "give a key and a balance, or a default")
     if "key" in body and (not isinstance(body["key"], str) or not body["key"]):
@@ -715,17 +708,16 @@ async def set_credits(request: web.Request) -> web.Response:
     default = _number(body, "default", maximum=MAX_CREDITS) if "default" in body else None
     balance = _number(body, "balance", maximum=MAX_CREDITS) if "key" in body else None
     _conform(request, body)
-    if default is not None:
-        ledger.set_default(default)
-    if balance is not None:
-        ledger.set(body["key"], balance)
-    return json_response(200, ledger.public(body.get("key")))
+    key = body.get("key")
+    await current().do(
+        "set_credits", default, fingerprint(key) if key else None, redact(key), balance or 0.0
+    )
+    return json_response(200, _state(request).ledger.public(key))
 
 
 async def clear_credits(request: web.Request) -> web.Response:
-    ledger = _state(request).ledger
-    ledger.disable()
-    return json_response(200, ledger.public())
+    await current().do("clear_credits")
+    return json_response(200, _state(request).ledger.public())
 
 
 async def get_limits(request: web.Request) -> web.Response:
@@ -741,18 +733,16 @@ async def set_limits(request: web.Request) -> web.Response:
     scope = _word(scope, "scope", SCOPES)
     rpm = _number(body, "rpm", minimum=MIN_RPM, maximum=MAX_RPM)
     _conform(request, body)
-    limiter = _state(request).limiter
     try:
-        limiter.set(rpm, key=key, scope=scope)
+        await current().do("set_limits", rpm, fingerprint(key) if key else None, redact(key), scope)
     except LimitError as err:
         raise ControlError(400, str(err)) from None
-    return json_response(200, limiter.public())
+    return json_response(200, _state(request).limiter.public())
 
 
 async def clear_limits(request: web.Request) -> web.Response:
-    limiter = _state(request).limiter
-    limiter.clear()
-    return json_response(200, limiter.public())
+    await current().do("clear_limits")
+    return json_response(200, _state(request).limiter.public())
 
 
 # -- journal -----------------------------------------------------------------------------------
@@ -776,7 +766,7 @@ async def get_journal(request: web.Request) -> web.Response:
     try:
         if "key" in query:
             query["key_id"] = fingerprint(query.pop("key"))
-        return json_response(200, _state(request).journal.query(query, since, limit))
+        return json_response(200, await current().journal(query, since, limit))
     except ValueError as err:
         raise ControlError(400, str(err)) from None
 
@@ -809,7 +799,7 @@ def _check_name(request: web.Request, name: str, allowed: tuple[str, ...]) -> No
 
 
 async def clear_journal(request: web.Request) -> web.Response:
-    _state(request).journal.clear()
+    await current().clear_journal()
     return json_response(200, {"entries": [], "count": 0})
 
 

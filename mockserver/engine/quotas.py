@@ -38,7 +38,11 @@ class Ledger:
         return self.default is not None or bool(self._accounts)
 
     def set(self, key: str, balance: float) -> None:
-        self._touch(fingerprint(key), Account(redact(key), float(balance)))
+        self.set_id(fingerprint(key), redact(key), balance)
+
+    def set_id(self, key_id: str, shown: str | None, balance: float) -> None:
+        """:meth:`set` by the key's fingerprint and shown (redacted) name: no key in clear."""
+        self._touch(key_id, Account(shown, float(balance)))
 
     def set_default(self, balance: float) -> None:
         self.default = float(balance)
@@ -122,12 +126,17 @@ class RateLimiter:
     def set(self, rpm: float, key: str | None = None, scope: str = "generate") -> None:
         """Set the limit of ``key`` (of every key when None), replacing its previous one;
         :class:`LimitError` (nothing changed) beyond ``MAX_KEYS`` keys."""
-        key_id = fingerprint(key) if key else None
+        self.set_id(rpm, fingerprint(key) if key else None, redact(key), scope)
+
+    def set_id(
+        self, rpm: float, key_id: str | None, shown: str | None, scope: str = "generate"
+    ) -> None:
+        """:meth:`set` by the key's fingerprint and shown name (no key in clear)."""
         limits = self._limits
         previous = limits.pop(key_id, None)
         if key_id is not None and previous is None and len(limits) - (None in limits) >= MAX_KEYS:
             raise LimitError(f"at most {MAX_KEYS} keys may have their own rate limit")
-        limits[key_id] = Limit(key_id, redact(key), float(rpm), scope)
+        limits[key_id] = Limit(key_id, shown, float(rpm), scope)
         if key_id is None:
             self._buckets.clear()  # every key's bucket of the shared limit starts full again
         else:

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..contracts import Model, contract
 from . import images
 from .jobs import Failure, Job, JobStore, State
-from .journal import redact
 
 if TYPE_CHECKING:
     from ..config import MockConfig
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from .quotas import Ledger
 
 __all__ = [
+    "ID_MAKERS",
     "PLAIN",
     "InsufficientCredits",
     "JobShape",
@@ -116,6 +116,7 @@ class _Plain:
 
 PLAIN: JobShape = _Plain()  # a job as its model makes it
 IdMaker = Callable[[random.Random], str]
+ID_MAKERS: dict[str, IdMaker] = {}  # each provider's job ids (its ``new_id``), by name
 
 
 def uuid4(rng: random.Random) -> str:
@@ -144,12 +145,13 @@ class Simulator:
         body: Mapping[str, Any],
         owner: str,
         *,
-        key: str | None = None,
+        shown: str | None = None,
         shape: JobShape = PLAIN,
         new_id: IdMaker = uuid4,
     ) -> Job:
-        """Charge ``owner`` (whose API key is ``key``), then create, plan and store the job a
-        validated ``body`` asks ``model`` for, shaped as fault rules decided. ``new_id``
+        """Charge ``owner`` (whose API key the ledger shows as ``shown``, redacted), then
+        create, plan and store the job a validated ``body`` asks ``model`` for, shaped as
+        fault rules decided. ``new_id``
         draws the provider's id from its seeded stream (after the charge: a refused job
         draws nothing). Raises :class:`InsufficientCredits`."""
         world = self._world
@@ -158,7 +160,7 @@ class Simulator:
         output = plan.output
         cost = plan.price * output.count
         ledger = world.ledger
-        if ledger.enabled and not ledger.charge(owner, redact(key), cost):
+        if ledger.enabled and not ledger.charge(owner, shown, cost):
             raise InsufficientCredits(ledger.balance(owner) or 0.0, cost)
         rng = world.rng(model.provider)
         job_id = new_id(rng)

@@ -90,6 +90,7 @@ class RuleError(ValueError):
         super().__init__("; ".join(problems))
         self.problems = problems
         self.paths = paths if paths is not None else [() for _ in problems]
+        self.index = 0  # which of several rules added together (the control plane's list)
 
     def reasons(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Each problem's path, and the problem without the place it starts with."""

@@ -23,6 +23,7 @@ from ..http import BodyError
 from ..names import GENERATE, IMAGE
 from ..providers.base import Provider
 from ..state import MockState
+from ..store.tenant import Tenant
 from .call import Call
 from .routing import Target
 
@@ -30,14 +31,15 @@ __all__ = ["plan", "raw"]
 
 
 async def plan(
-    state: MockState, request: web.Request, target: Target, model: str | None, call: Call
+    tenant: Tenant, request: web.Request, target: Target, model: str | None, call: Call
 ) -> Exchange:
     """The fired effects of a request (rules, then prompt markers, up to the first that
     ends it), with what their hooks need. A refused marker raises the provider's 400."""
     provider = target.provider
     assert provider is not None
+    state = tenant.state
     facts = await _facts(state, request, target, model, call)
-    effects = _fire(provider, facts, state, call)
+    effects = await _fire(provider, facts, tenant, call)
     if effects:
         entry = call.entry
         assert entry is not None
@@ -101,11 +103,13 @@ async def _facts(
     )
 
 
-def _fire(provider: Provider, facts: RequestFacts, state: MockState, call: Call) -> list[Effect]:
+async def _fire(
+    provider: Provider, facts: RequestFacts, tenant: Tenant, call: Call
+) -> list[Effect]:
     """The rules that fire, then the prompt's markers, up to the first effect that ends the
     request. The markers are read first: a request they refuse leaves no rule counted."""
     markers = _markers(provider, facts, call) if facts.operation in GENERATE else []
-    fired = state.faults.evaluate(facts, state.clock.now()) if state.faults.rules else []
+    fired: list[Effect] = await tenant.do("evaluate", facts) if tenant.state.faults.rules else []
     fired += markers
     end = next((i for i, effect in enumerate(fired) if effect.ends), None)
     return fired if end is None else fired[: end + 1]

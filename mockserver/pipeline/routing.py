@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..names import IMAGE, IMAGE_ERRORS
 from ..providers.base import Provider
-from ..state import MockState
+from ..store.tenant import current
 
 if TYPE_CHECKING:
     from ..faults.rules import RequestFacts
@@ -90,13 +90,11 @@ class Routes:
         self,
         serve: Serve,
         expect: Expect,
-        state: MockState,
         providers: dict[str, Provider],
         sources: Sequence[Source],
     ) -> None:
         self._serve = serve
         self._expect = expect
-        self._state = state
         self._sources = sources
         self._images = {name: Target(p, IMAGE, IMAGE_ERRORS) for name, p in providers.items()}
         self._strays = [(p.prefixes, Target(p, None, frozenset())) for p in providers.values()]
@@ -122,10 +120,10 @@ class Routes:
 
     def files(self, handler: Handler) -> Handler:
         """The output-image route: its provider is the job's (none for an unknown job)."""
-        state = self._state
 
         def image(request: web.Request) -> tuple[Target, str | None, str | None]:
             job_id = request.match_info["job_id"]
+            state = current().state
             job = state.store.get(job_id, state.clock.now())
             if job is None:
                 return self._followed(request) or NOWHERE, None, job_id[:MAX_ID]

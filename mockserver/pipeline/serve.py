@@ -30,7 +30,8 @@ from ..faults.transport import Broken, Outcome, unsent
 from ..http import ApiError, fingerprint, json_response
 from ..names import GENERATE, IMAGE
 from ..providers.base import Provider
-from ..state import MockState
+from ..store.tenant import Tenant, use
+from ..store.tenants import Tenants
 from .call import CALL, Call
 from .envelope import envelope
 from .plan import plan, raw
@@ -51,18 +52,21 @@ class Pipeline:
     """The steps above, for one app: its state, providers and sources."""
 
     def __init__(
-        self, state: MockState, providers: dict[str, Provider], sources: list[Source]
+        self, tenants: Tenants, providers: dict[str, Provider], sources: list[Source]
     ) -> None:
-        self.state = state
+        self.tenants = tenants
         self.providers = providers
         self.sources = sources
-        self.routes = Routes(self.serve, self.expect, state, providers, sources)
+        self.routes = Routes(self.serve, self.expect, providers, sources)
 
     async def serve(
         self, handler: Handler, locate: Locate, request: web.Request
     ) -> web.StreamResponse:
         """Serve one request with ``handler``; ``locate`` says what it is for."""
-        state = self.state
+        tenant = await self.tenants.of(request)
+        use(tenant)
+        await tenant.begin()
+        state = tenant.state
         target, model, request_id = locate(request)
         provider = target.provider
         key = (
@@ -93,10 +97,10 @@ class Pipeline:
                     and may_hold_marker(await raw(request, call, state.config.max_body_bytes))
                 )
             ):
-                exchange = await plan(state, request, target, model, call)
+                exchange = await plan(tenant, request, target, model, call)
                 outcome = await exchange.before()
                 if outcome is None:
-                    outcome = await self._answer(request, handler, provider, exchange, call)
+                    outcome = await self._answer(tenant, request, handler, provider, exchange, call)
             else:
                 outcome = await handler(request)
         except Exception as exc:  # the one error boundary: every failure gets an envelope
@@ -104,10 +108,13 @@ class Pipeline:
         if exchange is not None and exchange.effects and not isinstance(outcome, Broken):
             outcome = await exchange.after(outcome)
             call.drifted = exchange.drifted
-        return self._close(target, call, outcome)
+        response = self._close(tenant, target, call, outcome)
+        await tenant.end(call.entry)
+        return response
 
     async def _answer(
         self,
+        tenant: Tenant,
         request: web.Request,
         handler: Handler,
         provider: Provider,
@@ -117,24 +124,23 @@ class Pipeline:
         """Take a rate-limit token, then the simulated handler's answer, unless a source
         answers for this provider."""
         facts = exchange.facts
-        self._take_token(provider, facts)
+        await self._take_token(tenant, provider, facts)
         for source in self.sources:
             if source.serves(provider.name):
                 call.forwarded = True
                 return await source.answer(request, provider, facts)
         return await handler(request)
 
-    def _take_token(self, provider: Provider, facts: RequestFacts) -> None:
-        state = self.state
-        if not facts.key or not state.limiter or 429 not in facts.declared:
+    async def _take_token(self, tenant: Tenant, provider: Provider, facts: RequestFacts) -> None:
+        if not facts.key or not tenant.state.limiter or 429 not in facts.declared:
             return
-        wait = state.limiter.take(
-            fingerprint(facts.key), facts.operation in GENERATE, state.clock.now()
-        )
+        wait = await tenant.do("take", fingerprint(facts.key), facts.operation in GENERATE)
         if wait is not None:
             raise provider.fault_error(429, retry_after=wait)
 
-    def _close(self, target: Target, call: Call, outcome: Outcome) -> web.StreamResponse:
+    def _close(
+        self, tenant: Tenant, target: Target, call: Call, outcome: Outcome
+    ) -> web.StreamResponse:
         """Note the outcome in the journal; self-check a sent answer of the mock's own."""
         if isinstance(outcome, Broken):
             return unsent()  # the entry keeps no status
@@ -143,7 +149,7 @@ class Pipeline:
         entry = call.entry
         assert entry is not None
         entry.status = outcome.status
-        if self.state.config.self_check and not (call.drifted or call.forwarded):
+        if tenant.state.config.self_check and not (call.drifted or call.forwarded):
             self_check(target, outcome)  # a violation is raised past the error boundary
         return outcome
 
@@ -161,7 +167,8 @@ class Pipeline:
         value = request.headers.get("Expect", "")
         if value.lower() == "100-continue":
             length = request.content_length
-            if length is None or length <= self.state.config.max_body_bytes:
+            tenant = await self.tenants.of(request)
+            if length is None or length <= tenant.state.config.max_body_bytes:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0  # the answer proper has not started
             return None

@@ -24,11 +24,13 @@ from nanobanana_mock.schemas.violations import warm
 from ..contracts import Contract, Model, contract
 from ..engine import images
 from ..engine.jobs import Job, State
-from ..engine.simulation import InsufficientCredits, UnknownJob, uuid4
+from ..engine.journal import redact
+from ..engine.simulation import ID_MAKERS, InsufficientCredits, Simulator, UnknownJob, uuid4
 from ..http import ApiError, BodyError, fingerprint, origin
 from ..names import CREDIT_STATUSES, declared_errors
 from ..pipeline.call import UNKNOWN, Call, call_of, note
 from ..state import MockState
+from ..store.tenant import current
 
 __all__ = ["JOB_STATE_HEADER", "REGISTERED", "Envelopes", "Provider"]
 
@@ -108,6 +110,7 @@ class Provider(Envelopes):
             )
         api = schemas.load(contract, "api")
         cls.name = contract
+        ID_MAKERS[contract] = cls.new_id
         cls.fault_messages = {int(code): text for code, text in api["fault_messages"].items()}
         if "prefixes" not in cls.__dict__:
             paths = (op["path"] for op in api["operations"].values())
@@ -131,9 +134,16 @@ class Provider(Envelopes):
         path: str = self.contract.api["operations"][operation]["path"]
         return origin(request) + path.format(**params)
 
-    def __init__(self, state: MockState) -> None:
-        self.state = state
-        self.sim = state.sim
+    @property
+    def state(self) -> MockState:
+        """The state of the tenant whose request is being served."""
+        return current().state
+
+    @property
+    def sim(self) -> Simulator:
+        return current().state.sim
+
+    def __init__(self) -> None:
         self.contract: Contract = contract(self.name)
         self._auth_header: str = self.contract.auth["header"]
         self._auth_schemes = frozenset(s.lower() for s in self.contract.auth.get("schemes") or [])
@@ -282,14 +292,10 @@ class Provider(Envelopes):
         if model is None:
             raise self.unknown_model(model_name)
         body = await self.body(request, model.request_schema, call)
+        shown = redact(self.request_key(request, call))
         try:
-            job = self.sim.submit(
-                model,
-                body,
-                owner,
-                key=self.request_key(request, call),
-                shape=call.effects,
-                new_id=self.new_id,
+            job = await current().do(
+                "submit", self.name, model.name, body, owner, shown, call.effects
             )
         except InsufficientCredits as refused:
             raise self.insufficient_credits(refused.balance, refused.cost) from None
@@ -299,7 +305,7 @@ class Provider(Envelopes):
             entry.model = model.name
         return job, self.warn_unknown(model.request_schema, body)
 
-    def read(
+    async def read(
         self,
         request: web.Request,
         request_id: str,
@@ -318,7 +324,7 @@ class Provider(Envelopes):
         if entry is not None:
             entry.request_id = request_id[:200]
         try:
-            job, state = self.sim.read(self.name, request_id, owner, model, poll=poll)
+            job, state = await current().do("read", self.name, request_id, owner, model, poll)
         except UnknownJob as missing:
             raise self.gone(request, missing) from None
         if entry is not None:

@@ -64,7 +64,7 @@ class Pixazo(Provider, contract="pixazo"):
     async def result(self, request: web.Request) -> web.Response:
         owner = self.authenticate(request)
         body = await self.body(request, "result_request")
-        job, state = self.read(request, str(body["request_id"]), owner=owner)
+        job, state = await self.read(request, str(body["request_id"]), owner=owner)
         return json_response(
             self.contract.http_status("result", state), self._state_body(request, job, state)
         )

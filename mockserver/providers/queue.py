@@ -26,6 +26,7 @@ from ..engine.jobs import Failure, Job, State
 from ..engine.simulation import NotCancellable, UnknownJob
 from ..http import ApiError, BodyError, json_response
 from ..pipeline.call import note
+from ..store.tenant import current
 from .base import JOB_STATE_HEADER, Provider
 
 __all__ = ["CANCELED", "QueueProvider"]
@@ -90,14 +91,14 @@ class QueueProvider(Provider):
 
     async def status(self, request: web.Request) -> web.Response:
         match = request.match_info  # ids are scoped to their endpoint
-        job, state = self.read(request, match["request_id"], match["endpoint"])
+        job, state = await self.read(request, match["request_id"], match["endpoint"])
         return json_response(
             self.contract.http_status("status", state), self._status_body(request, job, state)
         )
 
     async def result(self, request: web.Request) -> web.Response:
         match = request.match_info
-        job, state = self.read(request, match["request_id"], match["endpoint"], poll=False)
+        job, state = await self.read(request, match["request_id"], match["endpoint"], poll=False)
         code = self.contract.http_status("result", state)
         if state is not State.SUCCEEDED:
             return json_response(code, self._status_body(request, job, state))
@@ -107,7 +108,7 @@ class QueueProvider(Provider):
         owner = self.authenticate(request)
         match = request.match_info
         try:
-            self.sim.cancel(self.name, match["request_id"], owner, match["endpoint"])
+            await current().do("cancel", self.name, match["request_id"], owner, match["endpoint"])
         except UnknownJob as missing:
             note(request, job=missing.reason)
             return json_response(404, {"status": "NOT_FOUND"}, {JOB_STATE_HEADER: missing.reason})

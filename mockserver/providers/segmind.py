@@ -109,19 +109,19 @@ class Segmind(Provider, contract="segmind"):
         )
 
     async def status(self, request: web.Request) -> web.Response:
-        return self._status_reply(request, "status")
+        return await self._status_reply(request, "status")
 
     async def poll(self, request: web.Request) -> web.Response:
-        return self._status_reply(request, "poll")
+        return await self._status_reply(request, "poll")
 
-    def _status_reply(self, request: web.Request, route: str) -> web.Response:
-        job, state = self.read(request, request.match_info["request_id"])
+    async def _status_reply(self, request: web.Request, route: str) -> web.Response:
+        job, state = await self.read(request, request.match_info["request_id"])
         return json_response(
             self.contract.http_status(route, state), self._status_body(request, job, state)
         )
 
     async def result(self, request: web.Request) -> web.Response:
-        job, state = self.read(request, request.match_info["request_id"], poll=False)
+        job, state = await self.read(request, request.match_info["request_id"], poll=False)
         code = self.contract.http_status("result", state)
         if state is not State.SUCCEEDED:
             return json_response(code, self._status_body(request, job, state))

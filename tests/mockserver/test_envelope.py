@@ -20,6 +20,7 @@ from nanobanana_mock.pipeline.self_check import ContractViolation
 from nanobanana_mock.providers import PROVIDER_CLASSES
 from nanobanana_mock.providers.base import Provider
 from nanobanana_mock.state import MockState
+from nanobanana_mock.store.tenant import DEFAULT, Tenant, use
 from tests.harness import validate
 
 # What the pipeline can see, and where from (anything else is "any other Exception"):
@@ -33,6 +34,12 @@ SEEN: dict[type[Exception], str] = {
     " finished answer raises past the boundary, on purpose: aiohttp answers 500)",
 }
 BODY_KINDS = ("content_type", "too_large", "too_deep", "json", "payload")
+
+
+def serving(state: MockState) -> tuple[()]:
+    """Make ``state`` the current tenant's, as a request would (no arguments for a provider)."""
+    use(Tenant(DEFAULT, state))
+    return ()
 
 
 def _leaves(cls: type[web.HTTPException]) -> list[type[web.HTTPException]]:
@@ -63,7 +70,7 @@ def raised(leaf: type[web.HTTPException]) -> web.HTTPException:
 
 def provider_of(name: str) -> Provider:
     (cls,) = [cls for cls in PROVIDER_CLASSES if cls.name == name]
-    return cls(MockState.create(MockConfig()))
+    return cls(*serving(MockState.create(MockConfig())))
 
 
 REQUEST = make_mocked_request("POST", "/some/path")

@@ -32,10 +32,18 @@ from nanobanana_mock.engine.quotas import MAX_KEYS, RateLimiter
 from nanobanana_mock.http import ApiError, fingerprint
 from nanobanana_mock.schemas.checks import BREAKING, Finding
 from nanobanana_mock.schemas.report import Report
+from nanobanana_mock.state import MockState
+from nanobanana_mock.store.tenant import DEFAULT, Tenant, use
 from tests.harness import KEYS, Mock
 
 TIMEOUT = 60.0  # every HTTP exchange here is bounded
 OUTPUT = Output(1024, 1024, "png", 1)
+
+
+def serving(state: MockState) -> tuple[()]:
+    """Make ``state`` the current tenant's, as a request would (no arguments for a provider)."""
+    use(Tenant(DEFAULT, state))
+    return ()
 
 
 def padded_body(prompt: str = "a lean job", items: int = 15_000) -> dict[str, Any]:
@@ -449,7 +457,7 @@ def test_proxy_remembers_bounded_urls_and_lifecycles() -> None:
     from nanobanana_mock.providers.segmind import Segmind
     from nanobanana_mock.state import MockState
 
-    provider = Segmind(MockState.create(MockConfig()))
+    provider = Segmind(*serving(MockState.create(MockConfig())))
     for i in range(MAX_TRACKED + 100):
         proxy._lifecycle(provider, "status", 200, {"status": "QUEUED"}, f"id-{i}", "GET x")
     assert len(proxy._lifecycles) == MAX_TRACKED
@@ -478,7 +486,7 @@ async def test_replay_sequences_are_bounded_by_the_recording(tmp_path: Any) -> N
     }
     (tmp_path / "segmind.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
     replay = Replay(tmp_path, ["segmind"])
-    provider = Segmind(MockState.create(MockConfig()))
+    provider = Segmind(*serving(MockState.create(MockConfig())))
     facts = RequestFacts("segmind", "status", "GET", "k", None, None, {}, frozenset())
     for i in range(200):
         request = make_mocked_request("GET", f"/v2/requests/other-{i}/status")

@@ -15,6 +15,7 @@ from nanobanana_mock.contracts import Model, contract
 from nanobanana_mock.engine.clock import VirtualClock
 from nanobanana_mock.engine.images import ImageCache, ImageSpec
 from nanobanana_mock.engine.jobs import Failure, JobStore, State, Surface
+from nanobanana_mock.engine.journal import redact
 from nanobanana_mock.engine.quotas import Ledger
 from nanobanana_mock.engine.simulation import (
     InsufficientCredits,
@@ -255,13 +256,13 @@ def test_a_job_the_ledger_cannot_cover_is_refused_and_draws_no_id() -> None:
     sim, world = simulator()
     world.ledger.set("key-a", 0.05)
     assert sim.remaining_credits(OWNER) == 0.05
-    sim.submit(model(), BODY, OWNER, key="key-a")
+    sim.submit(model(), BODY, OWNER, shown=redact("key-a"))
     with pytest.raises(InsufficientCredits) as caught:
-        sim.submit(model(), BODY, OWNER, key="key-a")
+        sim.submit(model(), BODY, OWNER, shown=redact("key-a"))
     assert (caught.value.balance, caught.value.cost) == (pytest.approx(0.01), 0.04)
     assert len(world.store) == 1
     world.ledger.set("key-a", 1.0)
-    second = sim.submit(model(), BODY, OWNER, key="key-a")
+    second = sim.submit(model(), BODY, OWNER, shown=redact("key-a"))
     unrefused = simulator()[0]
     assert second.id == [unrefused.submit(model(), BODY, OWNER) for _ in range(2)][1].id
 

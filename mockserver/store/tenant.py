@@ -1,0 +1,80 @@
+"""The seam between requests and where state lives: a :class:`Tenant`, one per tenant name.
+
+A request finds its tenant (the ``/t/{tenant}/`` prefix, the ``X-Mock-Tenant`` header, or the
+default one) and makes it current (:func:`current`) for everything it calls. It then:
+
+- ``await tenant.begin()`` before it reads anything of the tenant's state;
+- changes the state only through ``await tenant.do(name, *args)`` (``ops.py``);
+- ``await tenant.end(entry)`` when its answer is decided, with its journal entry.
+
+In memory (this module) ``do`` is a call, and ``begin`` and ``end`` do nothing. A shared
+store's tenant (``redis.py``) keeps a copy of the state in each process and keeps it up to
+date: ``begin`` and ``do`` bring it up to date, ``do`` appends the operation to the store's
+log, and ``end`` writes the journal entry to the shared journal.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from .ops import apply
+
+if TYPE_CHECKING:
+    from ..engine.journal import Entry
+    from ..state import MockState
+
+__all__ = ["DEFAULT", "Tenant", "current", "use"]
+
+DEFAULT = ""  # the tenant of a request with no prefix and no header: the mock's own state
+
+
+class Tenant:
+    """A tenant whose state lives in this process only (``--store memory``)."""
+
+    remote = False  # does its state live elsewhere (a shared store)?
+
+    def __init__(self, name: str, state: MockState) -> None:
+        self.name = name
+        self.state = state
+        self.last_used = 0.0  # wall-clock seconds (time.monotonic) of its last request
+
+    @property
+    def prefix(self) -> str:
+        """The path prefix of its URLs: ``/t/<name>``, or nothing for the default tenant."""
+        return f"/t/{self.name}" if self.name else ""
+
+    async def begin(self) -> None:
+        """Before a request reads the state (a shared store brings its copy up to date)."""
+
+    async def do(self, name: str, *args: Any) -> Any:
+        """Apply operation ``name`` (``ops.OPS``) to the state; its result, or it raises."""
+        return apply(self.state, name, args)
+
+    async def sync(self) -> None:
+        """Bring this process's copy of the state up to date (in memory, it is)."""
+
+    async def end(self, entry: Entry | None) -> None:
+        """A request's answer is decided; ``entry`` is its journal entry, complete."""
+
+    async def journal(
+        self, filters: dict[str, Any], since: int, limit: int | None
+    ) -> dict[str, Any]:
+        """The journal query of the control plane (``Journal.query``)."""
+        return self.state.journal.query(filters, since, limit)
+
+    async def clear_journal(self) -> None:
+        self.state.journal.clear()
+
+
+_CURRENT: ContextVar[Tenant] = ContextVar("nanobanana_mock_tenant")
+
+
+def current() -> Tenant:
+    """The tenant of the request being served (set by :func:`use`)."""
+    return _CURRENT.get()
+
+
+def use(tenant: Tenant) -> None:
+    """Make ``tenant`` current for the rest of this request (its task's context)."""
+    _CURRENT.set(tenant)
