@@ -9,6 +9,7 @@ envelopes, self-check).
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from aiohttp import web
@@ -152,6 +153,7 @@ async def _health(request: web.Request) -> web.Response:
         200,
         {
             "ok": True,
+            "pid": os.getpid(),  # which process answered (--processes N: N of them)
             "clock": state.clock.now(),
             "jobs": len(state.store),
             "violations": state.violations[-50:],  # answers that broke the contract (self_check)

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from multiprocessing.connection import Connection
 from typing import Any
 
 from aiohttp import web
@@ -31,10 +32,12 @@ from .config import (
     config_from_env,
     env_name,
     parse_value,
+    redacted_store,
 )
 from .control.api import BASE_SCENARIO
 from .names import PROVIDERS, did_you_mean
 from .pipeline.serve import SOURCES
+from .processes import hold_port, supervise, watch_parent
 from .scenario import ScenarioError, load_scenario
 from .server import serve_app
 from .state import STATE
@@ -126,10 +129,11 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     ]
 
 
-def banner(app: web.Application, port: int) -> str:
+def banner(app: web.Application, port: int, pids: Sequence[int] = ()) -> str:
     """What the server says on start: where each provider is and how it is answered, the
-    effective settings (a scenario's included) and who must show a key or token. No key or
-    token is ever printed."""
+    effective settings (a scenario's included), where the state lives and which processes
+    serve (``pids``: the workers of ``--processes``), and who must show a key or token. No
+    key, token or store password is ever printed."""
     config = app[STATE].config
     base = f"http://{config.host}:{port}"
     scenario = app[BASE_SCENARIO]
@@ -138,6 +142,7 @@ def banner(app: web.Application, port: int) -> str:
         f"{config.time_scale:g}x{', frozen' if config.time_scale == 0 else ''})",
         *(line for name, url in base_urls(base).items() for line in _where(app, name, url)),
         *_settings_lines(config, scenario),
+        *_store_lines(config, pids),
         "  keys     "
         + (
             "any non-empty key"
@@ -175,6 +180,7 @@ def _mode(app: web.Application, provider: str) -> str:
 SHOWN_FIRST = frozenset({"host", "port", "seed", "time_scale"})  # the banner's first line
 # said on lines of their own (the providers, the scenario, the control plane), or secret
 NEVER_SHOWN = SECRETS | {"proxy", "record_dir", "replay_dir", "scenario", "control_open"}
+NEVER_SHOWN |= {"store", "processes"}  # said on lines of their own, the store redacted
 
 
 def _settings_lines(config: MockConfig, scenario: Mapping[str, Any]) -> list[str]:
@@ -193,6 +199,20 @@ def _settings_lines(config: MockConfig, scenario: Mapping[str, Any]) -> list[str
     ]
     if changed:
         lines.append(f"  settings {', '.join(changed)}")
+    return lines
+
+
+def _store_lines(config: MockConfig, pids: Sequence[int]) -> list[str]:
+    """Where the state lives (a shared store, password hidden) and the processes sharing the
+    port; nothing for the default, one process with its state in memory."""
+    lines = []
+    if config.store != "memory":
+        lines.append(f"  store    {redacted_store(config.store)} (shared: state lives there)")
+    if pids:
+        lines.append(
+            f"  processes {len(pids)} on one port (pids {', '.join(map(str, pids))}; "
+            f"supervisor {os.getpid()} restarts any that dies)"
+        )
     return lines
 
 
@@ -224,10 +244,23 @@ def _control_exposure(config: MockConfig) -> str:
     return f"{who}; no token" + (": set --control-token" if config.control_open else "")
 
 
-async def serve(app: web.Application, config: MockConfig) -> None:
-    served = await serve_app(app, config)
-    print(banner(app, served.port), flush=True)
+async def serve(app: web.Application, config: MockConfig, pipe: Connection | None = None) -> None:
+    """Serve until SIGTERM (or Ctrl-C). Alone, print the banner; as one of ``--processes``
+    workers, tell the parent through ``pipe`` that it listens (the parent prints the banner),
+    and stop when the parent is gone."""
+    try:
+        served = await serve_app(app, config, reuse_port=pipe is not None)
+    except OSError as exc:
+        if pipe is None:
+            raise
+        pipe.send(("failed", f"cannot serve on {config.host}:{config.port}: {exc}"))
+        return
     stop = asyncio.Event()
+    if pipe is None:
+        print(banner(app, served.port), flush=True)
+    else:
+        pipe.send(("ready", os.getpid()))
+        await watch_parent(pipe, stop)
     with contextlib.suppress(NotImplementedError):  # not on Windows: Ctrl-C still works there
         # SIGTERM (docker stop, CI, a supervisor) shuts down as cleanly as Ctrl-C does: the
         # image renderer processes go with the server instead of being orphaned
@@ -238,9 +271,67 @@ async def serve(app: web.Application, config: MockConfig) -> None:
         await served.close()
 
 
+def _prepare_process(
+    log_level: str, pid_in_logs: bool
+) -> Callable[[Coroutine[Any, Any, None]], None]:
+    """What a serving process sets up before its event loop: the collector, the log format
+    (with the pid when several processes share the log) and the loop runner (uvloop)."""
+    # A long-lived store of jobs makes the default young-generation collections rescan it too
+    # often (a p99 of 70 ms under load, BENCHMARKS.md). The standalone server collects less
+    # often; a library or a test process keeps Python's defaults.
+    gc.set_threshold(50_000, 20, 100)
+    # What start-up made (modules, schemas, compiled validators, the app: ~80,000 objects)
+    # lives as long as the process: out of every future collection's scan.
+    gc.freeze()
+    pid = " %(process)d" if pid_in_logs else ""
+    logging.basicConfig(level=log_level, format=f"%(asctime)s{pid} %(name)s %(message)s")
+    try:
+        import uvloop
+
+        return uvloop.run
+    except ImportError:
+        return asyncio.run
+
+
+def run_worker(argv: list[str], port: int, pipe: Connection) -> None:
+    """One of ``--processes`` workers (a spawned process): the same settings as the parent
+    (its command line and environment) on the port the parent chose."""
+    try:
+        config, args = parse_config(argv)
+        config = dataclasses.replace(config, port=port)
+        app = build_app(config, args)
+    except (ConfigError, ScenarioError) as exc:  # the parent checked them: a changed file
+        pipe.send(("failed", f"worker {os.getpid()}: {exc}"))
+        raise SystemExit(2) from None
+    runner = _prepare_process(args.log_level, pid_in_logs=True)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the whole process group
+        runner(serve(app, config, pipe))
+
+
+def _serve_processes(
+    app: web.Application, config: MockConfig, args: argparse.Namespace, argv: list[str]
+) -> int:
+    """``--processes N``: hold the port, start N workers on it, print one banner, supervise."""
+    try:
+        held, port = hold_port(config.host, config.port)
+    except OSError as exc:
+        print(
+            f"nanobanana-mock: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr
+        )
+        return 1
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(process)d %(name)s %(message)s")
+
+    def announce(pids: list[int]) -> None:
+        print(banner(app, port, pids), flush=True)
+
+    with held:
+        return supervise(run_worker, (argv, port), config.processes, announce)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for warning in unknown_variables(os.environ):
         print(f"nanobanana-mock: {warning}", file=sys.stderr)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         config, args = parse_config(argv)
         app = build_app(config, args)  # loads config.scenario, if any
@@ -250,21 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"nanobanana-mock: invalid scenario\n{exc}", file=sys.stderr)
         return 2
-    # A long-lived store of jobs makes the default young-generation collections rescan it too
-    # often (a p99 of 70 ms under load, BENCHMARKS.md). The standalone server collects less
-    # often; a library or a test process keeps Python's defaults.
-    gc.set_threshold(50_000, 20, 100)
-    # What start-up made (modules, schemas, compiled validators, the app: ~80,000 objects)
-    # lives as long as the process: out of every future collection's scan.
-    gc.freeze()
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    runner: Callable[[Coroutine[Any, Any, None]], None]
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
+    if config.processes > 1:
+        return _serve_processes(app, config, args, argv)
+    runner = _prepare_process(args.log_level, pid_in_logs=False)
     try:
         runner(serve(app, config))
     except KeyboardInterrupt:

@@ -25,6 +25,12 @@ ENV_PREFIX = "MOCK_"
 # exceed any sane open-file limit (the server lowers the cap further to fit the real limit).
 MAX_CLIENT_TIMEOUT = 3600.0
 MAX_CONNECTIONS = 65_536
+# Worker processes on one port (--processes): more than a machine has cores only adds
+# context switches, and each holds its own copy of the schemas and caches.
+MAX_PROCESSES = 64
+# The schemes of a shared store's URL (redis-py's own): TCP, TLS, and a local socket.
+STORE_SCHEMES = ("redis", "rediss", "unix")
+MAX_STORE_DB = 65_535  # a Redis logical database number (redis.conf's "databases" - 1)
 
 
 class ConfigError(ValueError):
@@ -82,6 +88,22 @@ class MockConfig:
         default="127.0.0.1", metadata=_opt("interface to bind (loopback only by default)")
     )
     port: int = field(default=8080, metadata=_opt("TCP port; 0 picks a free one"))
+    store: str = field(
+        default="memory",
+        metadata=_opt(
+            "where the state lives: 'memory' (this process) or a shared Redis, "
+            "'redis://[[user]:password@]host[:port][/db]' (or rediss:// for TLS, "
+            "unix:///path/redis.sock[?db=N]); required by --processes above 1 and by "
+            "replicas behind a load balancer"
+        ),
+    )
+    processes: int = field(
+        default=1,
+        metadata=_opt(
+            f"worker processes serving one port (SO_REUSEPORT), 1 to {MAX_PROCESSES}; "
+            "more than 1 needs a shared --store"
+        ),
+    )
     seed: int = field(default=0, metadata=_opt("seed of every random choice (ids, delays, images)"))
     time_scale: float = field(
         default=1.0,
@@ -247,7 +269,8 @@ class MockConfig:
         view = self._json_view()
         for error in sorted(schemas.validator("mock", "settings").iter_errors(view), key=str):
             where = ".".join(str(p) for p in error.absolute_path) or "settings"
-            if error.absolute_path and error.absolute_path[0] in SECRETS:  # never echo a key
+            # never echo a key, nor a store URL's password
+            if error.absolute_path and error.absolute_path[0] in SECRETS | {"store"}:
                 message = f"breaks the rule {error.validator} {error.validator_value}"
             elif len(error.absolute_path) > 1 and error.absolute_path[0] == "proxy":
                 message = f"breaks the rule {error.validator} {error.validator_value}"  # a URL
@@ -264,6 +287,19 @@ class MockConfig:
                         f"proxy[{provider}] must be an http(s) origin only, not "
                         f"{_short(repr(_without_secrets(url)))}"
                     )
+        if isinstance(self.store, str) and not any(p.startswith("store:") for p in problems):
+            problems += store_problems(self.store)
+        if (
+            not problems
+            and self.store == "memory"
+            and isinstance(self.processes, int)
+            and self.processes > 1
+        ):
+            problems.append(
+                f"processes: {self.processes} processes need a shared store (--store "
+                "redis://host:port/db): with --store memory each process would keep its own "
+                "jobs, clock and faults, and a job submitted to one would be unknown to another"
+            )
         if problems:
             raise ConfigError("; ".join(problems[:MAX_PROBLEMS]))
 
@@ -293,6 +329,8 @@ class MockConfig:
                 value = len(value)
             elif f.name == "control_token":
                 value = value is not None
+            elif f.name == "store":
+                value = redacted_store(value)
             elif isinstance(value, frozenset):
                 value = sorted(value)
             elif isinstance(value, Mapping):
@@ -349,6 +387,68 @@ def _without_secrets(url: str) -> str:
         head, sep, _ = url.partition(mark)
         url = head + sep + "***" if sep else url
     return url
+
+
+def store_problems(url: str) -> list[str]:
+    """What is wrong with a ``store`` setting (``[]``: nothing): ``memory``, or a Redis URL
+    as redis-py reads it, with no option that would change how the mock talks to it. The URL
+    is named redacted (no password)."""
+    if url == "memory":
+        return []
+    shown = _short(repr(redacted_store(url)))
+    expected = (
+        "expected 'memory', redis://[[user]:password@]host[:port][/db], rediss://... (TLS) "
+        "or unix:///path/to/redis.sock[?db=N]"
+    )
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # raises on a bad port
+    except ValueError as exc:
+        return [f"store: {shown} is not a valid URL ({_short(str(exc), 80)}); {expected}"]
+    if parts.scheme not in STORE_SCHEMES:
+        return [f"store: {shown} has no scheme the store knows; {expected}"]
+    if parts.fragment:
+        return [f"store: {shown} may not have a fragment (#...); {expected}"]
+    if parts.scheme == "unix":
+        if not parts.path or parts.netloc.rpartition("@")[2]:
+            return [f"store: {shown} names no socket path (unix:///path/to/redis.sock)"]
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+        if set(query) - {"db"} or len(query.get("db", [])) > 1:
+            return [f"store: {shown}: a unix:// URL takes only ?db=N"]
+        db = query.get("db", ["0"])[0]
+    else:
+        if not parts.hostname:
+            return [f"store: {shown} names no host; {expected}"]
+        if port == 0:
+            return [f"store: {shown}: port 0 is no Redis port"]
+        if parts.query:
+            return [f"store: {shown} may not have a query (?...); {expected}"]
+        db = parts.path.strip("/") or "0"
+    if not (db.isascii() and db.isdigit() and len(db) <= 5 and int(db) <= MAX_STORE_DB):
+        return [f"store: {shown}: the database must be a number from 0 to {MAX_STORE_DB}"]
+    return []
+
+
+def redacted_store(url: str) -> str:
+    """A ``store`` URL as it may be shown (banner, logs, health, settings): its password,
+    if any, as ``***`` (``redis://:***@host:6379/0``); the user name stays."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        return _without_secrets(url) if "@" in url else url
+    rest, hashmark, _ = rest.partition("#")
+    rest, mark, query = rest.partition("?")
+    tail = ""
+    if mark:  # only a database number is shown: other options may hold a password
+        kept = [
+            q if q.startswith("db=") else q.partition("=")[0] + "=***" for q in query.split("&")
+        ]
+        tail = "?" + "&".join(kept)
+    tail += "#***" if hashmark else ""
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at:
+        return f"{head}://{rest}{tail}"
+    user, colon, _ = userinfo.partition(":")  # a lone name may be a password written alone
+    return f"{head}://{user + ':***' if colon else '***'}@{hostpart}{tail}"
 
 
 def _is_origin(url: str) -> bool:

@@ -366,8 +366,10 @@ async def serve_app(
     *,
     handle_signals: bool = False,
     file_limit: Callable[[], int | None] = raise_file_limit,
+    reuse_port: bool = False,
 ) -> Served:
-    """Start serving ``app`` on ``config.host``/``config.port`` with every limit above."""
+    """Start serving ``app`` on ``config.host``/``config.port`` with every limit above;
+    ``reuse_port``: share the port with other processes (``SO_REUSEPORT``)."""
     quiet_protocol_errors()
     kwargs: dict[str, Any] = {
         **config.server_limits(),
@@ -385,7 +387,11 @@ async def serve_app(
     guard = ConnectionGuard(server, config, connection_cap(config, file_limit()))
     loop = asyncio.get_running_loop()
     try:
-        listener = await loop.create_server(guard, config.host, config.port, backlog=128)
+        # several processes (--processes) each listen on the one port; the kernel spreads
+        # the connections over them
+        listener = await loop.create_server(
+            guard, config.host, config.port, backlog=128, reuse_port=reuse_port or None
+        )
     except BaseException:
         await runner.cleanup()
         raise

@@ -406,6 +406,8 @@ SETTABLE = frozenset(f.name for f in dataclasses.fields(MockConfig)) - {
     "proxy_max_response_bytes",
     "record_dir",
     "replay_dir",
+    "store",  # where the state lives, and the processes sharing it: fixed when they start
+    "processes",
     # what the listener was built with at start-up: a reset could not change it
     "max_header_bytes",
     "header_timeout",
