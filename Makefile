@@ -12,18 +12,21 @@ PORT   ?= 8080
 SEED   ?= 0
 TIME_SCALE ?= 10
 SCENARIO ?=
+STORE  ?=
+PROCESSES ?=
 # Given on the command line or in the environment (not the defaults above)?
 given = $(filter command environment,$(firstword $(origin $(1))))
 # A SCENARIO's own seed and time scale hold unless SEED= or TIME_SCALE= is given
 SERVE_ARGS = --host $(HOST) --port $(PORT) $(if $(SCENARIO),--scenario $(SCENARIO) \
   $(if $(call given,SEED),--seed $(SEED)) $(if $(call given,TIME_SCALE),--time-scale $(TIME_SCALE)),\
-  --seed $(SEED) --time-scale $(TIME_SCALE))
+  --seed $(SEED) --time-scale $(TIME_SCALE)) $(if $(STORE),--store $(STORE)) \
+  $(if $(PROCESSES),--processes $(PROCESSES))
 # "path version" of $(PYTHON); it exits 1 when that Python is older than the package allows
 IDENTIFY := import sys; print(sys.executable, sys.version.split()[0]); sys.exit(sys.version_info < (3, 11))
 # Was PYTHON given (command line or environment), or is it the default?
 ASKED  := $(call given,PYTHON)
 
-.PHONY: venv serve test lint typecheck import-contracts conformance clean fuzz bench soak FORCE
+.PHONY: venv serve test redis-server lint typecheck import-contracts conformance clean fuzz bench soak FORCE
 
 # Rewritten only when the venv is (re)made, so that only then is the stamp out of date. A
 # working venv is kept when PYTHON was not given (the default python3 may be too old for it).
@@ -51,8 +54,15 @@ serve: $(STAMP)
 	$(BIN)/python -m nanobanana_mock $(strip $(SERVE_ARGS))
 
 # Lint first: CI runs `make test` (.ci/run), so the rules the tools check hold there too.
-test: lint
+# The store's tests run against a real Redis (tests/redis_server.py starts its own): Debian's
+# redis-server is installed first if it is missing, as `make bench` installs wrk.
+test: lint redis-server
 	$(BIN)/python -m pytest
+
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server from Debian's packages (the store's tests need it)"; \
+	  apt-get install -y -q redis-server >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q redis-server; }; }
 
 fuzz: $(STAMP)
 	$(BIN)/python fuzz/run.py --max-examples $(or $(EXAMPLES),100) --seed $(SEED)

@@ -9,6 +9,7 @@ no network is needed.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -121,14 +122,25 @@ def test_a_changed_setup_py_reinstalls(project: Path) -> None:
         (("SCENARIO=slow-queue", "TIME_SCALE=5"), {}, "--scenario slow-queue --time-scale 5"),
         (("SCENARIO=slow-queue",), {"SEED": "3"}, "--scenario slow-queue --seed 3"),
         (("SEED=4", "TIME_SCALE=1"), {}, "--seed 4 --time-scale 1"),
+        (
+            ("STORE=redis://127.0.0.1:6390/0", "PROCESSES=2"),
+            {},
+            "--seed 0 --time-scale 10 --store redis://127.0.0.1:6390/0 --processes 2",
+        ),
+        (
+            ("STORE=redis://127.0.0.1:6390/0",),
+            {},
+            "--seed 0 --time-scale 10 --store redis://127.0.0.1:6390/0",
+        ),
+        (("SCENARIO=slow-queue", "PROCESSES=3"), {}, "--scenario slow-queue --processes 3"),
     ],
 )
 def test_serve_leaves_a_scenarios_seed_and_time_scale_alone(args, env, wanted) -> None:
     """``make serve SCENARIO=…`` passes no --seed or --time-scale the user did not give,
     so the scenario's own hold (a flag would win over them)."""
     clean = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "SEED")}
-    clean.pop("MAKELEVEL", None)
-    clean.pop("TIME_SCALE", None)
+    for name in ("MAKELEVEL", "TIME_SCALE", "STORE", "PROCESSES"):
+        clean.pop(name, None)
     done = subprocess.run(
         ["make", "--no-print-directory", "-n", "serve", *args],
         cwd=ROOT,
@@ -139,3 +151,46 @@ def test_serve_leaves_a_scenarios_seed_and_time_scale_alone(args, env, wanted) -
     )
     command = done.stdout.strip().splitlines()[-1]
     assert command.endswith(f"-m nanobanana_mock --host 127.0.0.1 --port 8080 {wanted}"), command
+
+
+FAKE_APT_GET = """#!/bin/sh
+# A fake apt-get: logs its arguments; "install" puts a fake redis-server on the PATH.
+echo "$*" >> "{log}"
+case "$*" in
+  *install*) printf '#!/bin/sh\\n' > "{bin}/redis-server"; /bin/chmod +x "{bin}/redis-server" ;;
+esac
+"""
+
+
+def test_make_test_installs_redis_server_when_it_is_missing(tmp_path: Path) -> None:
+    """``make test`` runs the store's tests against a real Redis: it installs Debian's
+    ``redis-server`` first when none is on the PATH, and leaves an installed one alone."""
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "apt.log"
+    apt = bin_dir / "apt-get"
+    apt.write_text(FAKE_APT_GET.format(log=log, bin=bin_dir))
+    apt.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env["PATH"] = str(bin_dir)  # no redis-server (nor anything else) but the fake apt-get
+
+    def make_redis() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [shutil.which("make") or "make", "--no-print-directory", "redis-server"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    done = make_redis()
+    assert done.returncode == 0, done.stderr
+    assert "installing redis-server from Debian's packages" in done.stdout
+    assert log.read_text().splitlines() == ["install -y -q redis-server"]
+    again = make_redis()
+    assert again.returncode == 0 and "installing" not in again.stdout
+    assert len(log.read_text().splitlines()) == 1, "an installed redis-server is kept"
+    planned = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-p", "test"],
+        cwd=ROOT, env={**env, "PATH": os.environ["PATH"]}, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert re.search(r"^test: .*\bredis-server\b", planned.stdout, re.MULTILINE), "a prerequisite"
