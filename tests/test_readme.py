@@ -56,6 +56,9 @@ NOT_RUN: dict[str, str] = {
     " this test replaces with the same server on a free port",
     "install": "installs into the current environment (here it would replace the suite's own"
     " editable install); tests/test_install.py installs the wheel into a fresh one instead",
+    "team-deploy": "starts a redis-server on a fixed port and serves in the foreground;"
+    " tests/test_processes.py starts the same two-process deployment on a free port against"
+    " its own redis-server (tests/redis_server.py)",
     "proxy-live": "forwards to the live Segmind and SeaArt APIs: network and keys",
     "conformance-live": "a live run needs a real key and the network, and spends money",
     "layout": "a folder listing, not a command",
