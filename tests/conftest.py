@@ -11,7 +11,7 @@ from nanobanana_mock.app import create_app
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.state import STATE
 from tests.harness import Mock
-from tests.redis_server import redis_server  # noqa: F401 (a real Redis, session-wide)
+from tests.redis_server import redis_server, redis_session  # noqa: F401 (a real Redis)
 
 # Frozen clock, exact timings, self-check on: every response is validated by the mock itself,
 # and again by the tests through tests.harness.

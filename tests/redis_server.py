@@ -2,10 +2,14 @@
 temporary directory, persisting nothing.
 
 ``RedisServer`` starts it (``start()``, waiting until it answers PING), stops it (``stop()``,
-for outage tests) and starts it again on the same port; ``url`` is its ``redis://`` URL.
-The session fixture ``redis_server`` gives one to every test of a pytest process (each
-``pytest-xdist`` worker has its own); a test that needs a clean store flushes it
-(``flush()``) or uses a database of its own (``url_for(db)``).
+for outage tests) and starts it again on the same port, empty; ``url`` is its ``redis://``
+URL, ``command(...)`` sends one command (plain RESP, no client library).
+
+Two fixtures: ``redis_server``, a fresh, empty one for each test (in the test's ``tmp_path``:
+about 0.1 s to start; a test may stop and start it, and sees no other test's keys), and
+``redis_session``, one for the whole pytest process (each ``pytest-xdist`` worker has its
+own), for tests that only need a Redis to exist: they ``flush()`` it or use a database of
+their own (``url_for(db)``).
 
 ``redis-server`` missing is a failure naming how to install it, never a skip: ``make test``
 installs it (as ``make bench`` installs wrk).
@@ -23,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["RedisServer", "redis_server"]
+__all__ = ["RedisServer", "redis_server", "redis_session"]
 
 START_SECONDS = 20.0  # until it answers PING
 STOP_SECONDS = 10.0  # after SIGTERM, before SIGKILL
@@ -50,13 +54,14 @@ def ping(port: int, timeout: float = 1.0) -> bool:
 class RedisServer:
     """One ``redis-server`` process of the tests' own (see the module's text)."""
 
-    def __init__(self, port: int | None = None, binary: str | None = None) -> None:
-        found = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
+    def __init__(self, directory: Path | None = None, port: int | None = None) -> None:
+        found = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(found).exists():
             pytest.fail(f"redis-server is not installed: {INSTALL}", pytrace=False)
         self.binary = found
         self.port = port or free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="nanobanana-redis-"))
+        self._own_dir = directory is None
+        self.dir = directory or Path(tempfile.mkdtemp(prefix="nanobanana-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -119,17 +124,26 @@ class RedisServer:
         if process.stderr is not None:
             process.stderr.close()
 
+    def command(self, *args: str) -> bytes:
+        """One command over a plain socket (RESP), its raw answer (for small checks)."""
+        parts = [f"*{len(args)}\r\n".encode()]
+        for arg in args:
+            data = arg.encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+            conn.sendall(b"".join(parts))
+            return conn.recv(1 << 20)
+
     def flush(self) -> None:
         """Empty every database (FLUSHALL): a clean store for the next test."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
-            conn.sendall(b"FLUSHALL\r\n")
-            answer = conn.recv(64)
+        answer = self.command("FLUSHALL")
         assert answer.startswith(b"+OK"), answer
 
     def close(self) -> None:
-        """Stop it and remove its directory."""
+        """Stop it (and remove its directory, if it made it)."""
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:
         self.start()
@@ -139,8 +153,15 @@ class RedisServer:
         self.close()
 
 
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh, empty ``redis-server`` on a free loopback port for this test."""
+    with RedisServer(tmp_path) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def redis_session() -> Iterator[RedisServer]:
     """A running ``redis-server`` on a free loopback port for this pytest process."""
     with RedisServer() as server:
         yield server
