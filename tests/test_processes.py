@@ -36,9 +36,12 @@ SECRET = "hunter2-pa55"
 def _redis_store_landed() -> bool:
     """Is the Redis store (``mockserver/store/redis.py``, ``make_tenants``) on this branch?
     Until it is, a ``redis://`` store is accepted but each process keeps its own state."""
+    import importlib.util
+
     from nanobanana_mock.store import tenants
 
-    return hasattr(tenants, "make_tenants")
+    redis = importlib.util.find_spec("nanobanana_mock.store.redis")
+    return redis is not None and hasattr(tenants, "make_tenants")
 
 
 needs_shared_state = pytest.mark.skipif(
