@@ -46,15 +46,26 @@ def ping(port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
             conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith(b"+PONG")
+            return conn.recv(64).startswith((b"+PONG", b"-NOAUTH"))  # up (a password: NOAUTH)
     except OSError:
         return False
+
+
+def _resp(*args: str) -> bytes:
+    """A command in RESP, as redis-cli sends it."""
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 class RedisServer:
     """One ``redis-server`` process of the tests' own (see the module's text)."""
 
-    def __init__(self, directory: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path | None = None, port: int | None = None, password: str | None = None
+    ) -> None:
         found = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(found).exists():
             pytest.fail(f"redis-server is not installed: {INSTALL}", pytrace=False)
@@ -62,6 +73,7 @@ class RedisServer:
         self.port = port or free_port()
         self._own_dir = directory is None
         self.dir = directory or Path(tempfile.mkdtemp(prefix="nanobanana-redis-"))
+        self.password = password  # requirepass: the URL carries it, command() sends AUTH
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,7 +82,8 @@ class RedisServer:
         return self.url_for(0)
 
     def url_for(self, db: int) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
 
     @property
     def running(self) -> bool:
@@ -91,6 +104,7 @@ class RedisServer:
             "--daemonize", "no",
             "--protected-mode", "yes",
             "--logfile", str(log),
+            *(("--requirepass", self.password) if self.password else ()),
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -126,12 +140,12 @@ class RedisServer:
 
     def command(self, *args: str) -> bytes:
         """One command over a plain socket (RESP), its raw answer (for small checks)."""
-        parts = [f"*{len(args)}\r\n".encode()]
-        for arg in args:
-            data = arg.encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
-            conn.sendall(b"".join(parts))
+            if self.password:
+                conn.sendall(_resp("AUTH", self.password))
+                said = conn.recv(64)
+                assert said.startswith(b"+OK"), said
+            conn.sendall(_resp(*args))
             return conn.recv(1 << 20)
 
     def flush(self) -> None:

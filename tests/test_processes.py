@@ -246,12 +246,14 @@ def deployment(tmp_path: Path, store: str, processes: int = 2, *args: str) -> It
             parent.stdout.close()
 
 
-def test_two_processes_serve_one_port(tmp_path: Path, redis_server: RedisServer) -> None:
-    store = redis_server.url.replace("redis://", f"redis://:{SECRET}@")  # never shown
-    redis_server.flush()
-    with deployment(tmp_path, store) as mock:
+def test_two_processes_serve_one_port(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    with (
+        RedisServer(tmp_path / "redis", password=SECRET) as redis,  # never shown
+        deployment(tmp_path, redis.url) as mock,
+    ):
         assert len(mock.pids) == 2 and mock.parent.pid not in mock.pids
-        assert f"store    redis://:***@127.0.0.1:{redis_server.port}/0" in mock.banner
+        assert f"store    redis://:***@127.0.0.1:{redis.port}/0" in mock.banner
         assert mock.banner.count("serving on") == 1  # one banner, from the parent
         assert mock.answering() == set(mock.pids)
         # both serve the providers: a submit answered by each (a new connection each time)

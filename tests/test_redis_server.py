@@ -36,3 +36,9 @@ def test_a_missing_redis_server_fails_naming_the_package(
     monkeypatch.setattr("tests.redis_server.Path.exists", lambda self: False)
     with pytest.raises(pytest.fail.Exception, match="apt-get install redis-server"):
         RedisServer(tmp_path)
+
+
+def test_a_password_is_required_and_in_the_url(tmp_path: Path) -> None:
+    with RedisServer(tmp_path, password="s3cret") as server:
+        assert server.url == f"redis://:s3cret@127.0.0.1:{server.port}/0"
+        assert server.command("PING") == b"+PONG\r\n"  # command() authenticates
