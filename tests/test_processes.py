@@ -364,3 +364,36 @@ def test_a_job_submitted_to_one_process_is_read_on_the_other(
                 break
         assert set(seen) == set(mock.pids)
         assert all(status == 200 for status, _ in seen.values()), seen
+
+
+# --- the supervisor alone (tiny workers: tests/process_targets.py) --------------------------
+
+
+def test_a_worker_that_cannot_start_stops_the_others_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from nanobanana_mock.processes import supervise
+    from tests import process_targets
+
+    announced: list[list[int]] = []
+    assert supervise(process_targets.refuse, (), 2, announced.append) == 1
+    assert announced == [] and "cannot serve (a test)" in capsys.readouterr().err
+
+
+def test_a_worker_that_keeps_dying_at_once_is_given_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nanobanana_mock import processes
+    from tests import process_targets
+
+    monkeypatch.setattr(processes, "FIRST_DELAY", 0.01)
+    monkeypatch.setattr(processes, "MAX_QUICK_FAILURES", 3)
+    announced: list[list[int]] = []
+    started = time.monotonic()
+    code = processes.supervise(process_targets.crash_after_listening, (), 1, announced.append)
+    said = capsys.readouterr().err
+    assert code == 1 and len(announced) == 1, said
+    assert said.count("exited with code 3: restarting it in") == 2, said  # 0.01 s, then 0.02 s
+    assert "3 times in a row soon after starting: not restarted" in said
+    assert "every worker kept failing: stopping" in said
+    assert time.monotonic() - started < 60
