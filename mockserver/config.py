@@ -139,8 +139,8 @@ class MockConfig:
     max_tenants: int = field(
         default=1000,
         metadata=_opt(
-            "tenants kept besides the default one (/t/{tenant}/ or X-Mock-Tenant); one more "
-            "evicts the one used least recently"
+            "tenants kept, each named by a /t/{tenant}/ prefix or an X-Mock-Tenant header "
+            "(the unnamed one aside); one more evicts the one used least recently"
         ),
     )
     tenant_idle_seconds: float = field(
