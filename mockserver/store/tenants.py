@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from multidict import istr
 
 from ..state import MockState
 from .tenant import DEFAULT, Tenant
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 HEADER = "X-Mock-Tenant"  # names the tenant of a request without a /t/{tenant}/ prefix
+_HEADER_KEY = istr(HEADER)  # looked up on every request: case-folded once, here
 PARAM = "tenant"  # the route parameter of the /t/{tenant}/ prefix
 MAX_NAME = 64
 NAME_RULE = f"1 to {MAX_NAME} characters of A-Z a-z 0-9 . _ - (not '.' or '..')"
@@ -121,7 +123,7 @@ class Tenants:
         """The tenant a request names: its ``/t/{tenant}/`` prefix or ``X-Mock-Tenant``
         header (both, if they agree), else the default one. Raises :class:`TenantError`."""
         prefixed = request.match_info.get(PARAM)
-        header = request.headers.get(HEADER)
+        header = request.headers.get(_HEADER_KEY)
         if prefixed is None and header is None:
             return self.default  # the fast path: today's requests
         if prefixed is not None:
