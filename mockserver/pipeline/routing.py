@@ -169,8 +169,9 @@ class Routes:
 
     def _followed(self, request: web.Request) -> Target | None:
         """An output image behind a URL a source handed out (the proxy rewrites them)."""
+        path = local_path(request)  # sources keep paths as the provider sees them
         for source in self._sources:
-            owner = source.owner(request.path)
+            owner = source.owner(path)
             if owner is not None:
                 return self._images[owner]
         return None

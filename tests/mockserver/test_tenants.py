@@ -5,10 +5,14 @@ is checked against its contract (the provider's, or the control plane's)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import pytest
 
 from nanobanana_mock import schemas
@@ -16,6 +20,7 @@ from nanobanana_mock.app import create_app
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.control import spec
 from nanobanana_mock.engine.journal import redact
+from nanobanana_mock.state import STATE
 from nanobanana_mock.store.tenants import TENANTS, TenantError, Tenants, check_name
 from tests.conftest import MockFactory
 from tests.harness import KEYS, Mock, schema_for, validate
@@ -534,3 +539,46 @@ async def test_100_tenants_driven_concurrently_never_cross(mock_factory: MockFac
     listed = await control(mock, "GET", "/_mock/tenants")
     assert listed["total"] == count + 1
     settle(mock)
+
+
+# -- the validating proxy and the replay inside a tenant ----------------------------------------
+
+
+async def test_a_tenant_records_through_the_proxy_and_another_replays_it(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
+    """Through the proxy the path goes upstream without the prefix, the answer's URLs come
+    back inside the tenant, the recording holds provider paths, and a replay serves it to
+    any tenant (the image behind a replayed URL included)."""
+    from tests.mockserver.test_proxy import UPSTREAM_CONFIG, _seaart_job
+
+    async def start(**settings: Any) -> Any:
+        app = create_app(MockConfig(**{**UPSTREAM_CONFIG, **settings}))
+        return await aiohttp_server(app)
+
+    upstream = await start()
+    up = upstream.app[STATE]
+    base = str(upstream.make_url("")).rstrip("/")
+    proxy = await start(proxy={"seaart": base}, record_dir=str(tmp_path))
+    inside = SimpleNamespace(base=str(proxy.make_url("")).rstrip("/") + "/t/rec")
+    async with aiohttp.ClientSession() as http:
+        recorded = await _seaart_job(inside, http, lambda: up.clock.advance(100))
+        assert recorded[0][1]["status_url"].startswith(inside.base + "/model/")
+        assert [status for status, _ in recorded] == [200, 200, 200, 200, 200, 200]
+        upstream_paths = [e["path"] for e in up.journal.query({})["entries"]]
+        assert upstream_paths[0] == "/model/v1/queue/nano_banana_pro", upstream_paths
+        lines = (tmp_path / "seaart.jsonl").read_text(encoding="utf-8").splitlines()
+        assert all(not json.loads(line)["path"].startswith("/t/") for line in lines)
+        tenants = proxy.app[TENANTS]
+        journal = (await tenants.get("rec")).state.journal.query({})["entries"]
+        assert [e["operation"] for e in journal][-1] == "image"
+        assert all(not e["path"].startswith("/t/") for e in journal)
+
+        replay = await start(replay_dir=str(tmp_path))
+        elsewhere = SimpleNamespace(base=str(replay.make_url("")).rstrip("/") + "/t/rep")
+        replayed = await _seaart_job(elsewhere, http, lambda: None)
+        assert [status for status, _ in replayed] == [200] * 6
+        assert replayed[0][1]["status_url"].startswith(elsewhere.base + "/model/")
+        assert replayed[-1][1] == recorded[-1][1]  # the same image bytes
+    for server in (upstream, proxy, replay):
+        assert server.app[STATE].violations == []
