@@ -837,7 +837,8 @@ TENANTS_PAGE_MAX = 100_000
 
 async def list_tenants(request: web.Request) -> web.Response:
     """The tenants, most recently used first, at most ``limit``: each one's name (``""``:
-    the default tenant), wall seconds since its last request, virtual time and jobs. Under
+    the default tenant), wall seconds since its last request (None for the default one),
+    virtual time and jobs. Under
     ``/t/{tenant}/`` only that tenant: a tenant's control plane sees no other."""
     _check_query(request, "tenant listing filter", ("limit",))
     limit = _query_int(request, "limit", TENANTS_PAGE, 1, TENANTS_PAGE_MAX)
@@ -846,7 +847,8 @@ async def list_tenants(request: web.Request) -> web.Response:
     views = [
         {
             "name": tenant.name,
-            "idle_seconds": round(tenants.idle_for(tenant), 3),
+            # the default tenant is never evicted, and its use is not timed (no cost per request)
+            "idle_seconds": round(tenants.idle_for(tenant), 3) if tenant.name else None,
             "clock": tenant.state.clock.now(),
             "jobs": len(tenant.state.store),
         }

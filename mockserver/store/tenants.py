@@ -198,9 +198,11 @@ class Tenants:
             self._evict(oldest.name)
 
     def _evict(self, name: str) -> None:
-        """Forget tenant ``name``. A request still being served on it ends on its own copy
-        of the state; the next request naming it makes it anew."""
-        del self._named[name]
+        """Forget tenant ``name``; the next request naming it makes it anew. A request still
+        being served on it ends on the old state, and one waiting on its clock (a Segmind
+        ``/v1`` call, a latency) is answered at once, as after a reset (a 503: send it again):
+        nothing could move that clock any more."""
+        self._named.pop(name).state.clock.stop()
         self.evicted += 1
 
 

@@ -464,6 +464,27 @@ async def test_an_idle_tenant_is_evicted_and_starts_afresh_when_named_again(
     settle(mock)
 
 
+async def test_a_request_waiting_on_an_evicted_tenants_clock_is_answered_at_once(
+    mock_factory: MockFactory,
+) -> None:
+    """A Segmind /v1 call waits on its tenant's frozen clock; the tenant is evicted (one
+    tenant more than the bound): the call gets the 503 a reset gives, not a wait forever."""
+    mock = await mock_factory(max_tenants=1)
+    waiting = asyncio.ensure_future(
+        mock.call("segmind", "sync_generate", "POST", "/t/t1/v1/nano-banana", json={"prompt": "x"})
+    )
+    tenants: Tenants = mock.client.server.app[TENANTS]
+    while not len(tenants):
+        await asyncio.sleep(0.01)
+    (t1,) = tenants.named()
+    await asyncio.wait_for(t1.state.clock.wait_for_sleepers(1), 10)
+    await control(mock, "GET", "/t/t2/_mock/clock")
+    resp, body = await asyncio.wait_for(waiting, 10)
+    assert resp.status == 503 and "send it again" in body["error"], body
+    assert await names(mock) == ["", "t2"]
+    settle(mock)
+
+
 async def test_tenant_settings_are_checked_and_start_up_only(mock: Mock) -> None:
     with pytest.raises(ValueError, match="max_tenants"):
         MockConfig(max_tenants=0)
