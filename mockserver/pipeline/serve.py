@@ -146,15 +146,18 @@ class Pipeline:
         path follows the prefix (a 404 where its contract declares no 400: a GET of a job),
         or ``{"error"}``. No tenant, so no journal."""
         message = str(refused)
-        if locate is self.routes.image_locate:  # images are public: no provider's envelope
-            return json_response(400, {"error": message})
-        target = locate(request)[0]
-        provider = target.provider
+        provider = None
+        if locate is not self.routes.image_locate:  # images are public: no provider's envelope
+            target = locate(request)[0]
+            provider = target.provider
         if provider is None:
-            return json_response(400, {"error": message})
-        declared = target.declared
-        status = 400 if target.operation is None or 400 in declared else 404
-        return provider.error(status, message).response()
+            response = json_response(400, {"error": message})
+        else:
+            status = 400 if target.operation is None or 400 in target.declared else 404
+            response = provider.error(status, message).response()
+        if request.can_read_body:  # left unread: no next request can follow on the connection
+            response.force_close()
+        return response
 
     def _close(
         self, tenant: Tenant, target: Target, call: Call, outcome: Outcome
