@@ -603,3 +603,19 @@ async def test_a_tenant_records_through_the_proxy_and_another_replays_it(
         assert replayed[-1][1] == recorded[-1][1]  # the same image bytes
     for server in (upstream, proxy, replay):
         assert server.app[STATE].violations == []
+
+
+def test_every_route_is_served_again_under_the_tenant_prefix_and_only_there() -> None:
+    """The same method, path, handler and name (``t:`` before it) under /t/{tenant}; the
+    router indexes them under /t, so a path without the prefix never tries them."""
+    app = create_app(MockConfig())
+    plain, prefixed = {}, {}
+    for route in app.router.routes():
+        key = (route.method, route.resource.canonical if route.resource else None)
+        name = route.name or ""
+        (prefixed if name.startswith("t:") else plain)[key] = (route.handler, name)
+    assert {(m, "/t/{tenant}" + p): (h, "t:" + n) for (m, p), (h, n) in plain.items()} == prefixed
+    index = app.router._resource_index  # aiohttp's: leading path -> resources
+    assert all(
+        not r.canonical.startswith("/t/") for k, rs in index.items() if k != "/t" for r in rs
+    )
