@@ -44,9 +44,10 @@ def _redis_store_landed() -> bool:
     return redis is not None and hasattr(tenants, "make_tenants")
 
 
-needs_shared_state = pytest.mark.skipif(
+needs_redis_store = pytest.mark.skipif(
     not _redis_store_landed(),
-    reason="waits for RedisTenants (mockserver/store/redis.py) and make_tenants",
+    reason="waits for RedisTenants (mockserver/store/redis.py): make_tenants imports it for "
+    "a redis:// store",
 )
 
 
@@ -246,6 +247,7 @@ def deployment(tmp_path: Path, store: str, processes: int = 2, *args: str) -> It
             parent.stdout.close()
 
 
+@needs_redis_store
 def test_two_processes_serve_one_port(tmp_path: Path) -> None:
     (tmp_path / "redis").mkdir()
     with (
@@ -280,6 +282,7 @@ def test_two_processes_serve_one_port(tmp_path: Path) -> None:
     assert set(map(int, access)) == set(mock.pids), log[-2000:]  # each line names its process
 
 
+@needs_redis_store
 def test_a_killed_worker_is_restarted_and_the_other_serves_meanwhile(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
@@ -297,6 +300,7 @@ def test_a_killed_worker_is_restarted_and_the_other_serves_meanwhile(
         assert mock.parent.poll() is None
 
 
+@needs_redis_store
 def test_sigterm_to_the_parent_stops_every_worker(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
@@ -310,6 +314,7 @@ def test_sigterm_to_the_parent_stops_every_worker(
             mock.get("/_mock/health")
 
 
+@needs_redis_store
 def test_workers_stop_by_themselves_when_the_parent_is_killed(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
@@ -320,6 +325,7 @@ def test_workers_stop_by_themselves_when_the_parent_is_killed(
             wait_until(lambda pid=pid: not alive(pid), 60, f"orphaned worker {pid} stopped")
 
 
+@needs_redis_store
 def test_a_taken_port_is_one_line_and_exit_1(redis_server: RedisServer) -> None:
     import socket
 
@@ -336,7 +342,7 @@ def test_a_taken_port_is_one_line_and_exit_1(redis_server: RedisServer) -> None:
     assert f"cannot serve on 127.0.0.1:{port}" in proc.stderr
 
 
-@needs_shared_state
+@needs_redis_store
 def test_a_job_submitted_to_one_process_is_read_on_the_other(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
