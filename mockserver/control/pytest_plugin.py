@@ -282,8 +282,12 @@ class MockServer:
         reset gives it this server's :attr:`config` (plus the settings a reset is given)."""
         if not self.base_url:
             raise RuntimeError("the mock is not started")
-        base = self.base_url + (f"/t/{name}" if name else "")
-        return TenantControl(base, token=self.config.control_token, overrides=self.overrides)
+        assert self.control is not None
+        prefix = f"/t/{name}" if name else ""
+        base = self.base_url + prefix
+        urls = {p: base + url[len(self.base_url) :] for p, url in self.control.urls.items()}
+        token = self.config.control_token
+        return TenantControl(base, token=token, overrides=self.overrides, urls=urls)
 
 
 def _overrides(config: MockConfig, base: MockConfig | None) -> dict[str, Any]:
@@ -310,13 +314,20 @@ def _startup_differences(config: MockConfig, base: MockConfig) -> list[str]:
 class TenantControl(MockControl):
     """The control plane of one tenant (``base_url`` ends in ``/t/<tenant>``), whose
     :meth:`reset` starts from the session's settings, not the shared mock's start-up ones:
-    ``overrides`` go with every reset, below a scenario's settings and the reset's own."""
+    ``overrides`` go with every reset, below a scenario's settings and the reset's own.
+    ``urls``, if given, are the tenant's provider base URLs (else asked of the tenant)."""
 
     def __init__(
-        self, base_url: str, token: str | None = None, overrides: Mapping[str, Any] | None = None
+        self,
+        base_url: str,
+        token: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        urls: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(base_url, token=token)
         self.overrides = dict(overrides or {})
+        if urls is not None:  # known already (the origin's, prefixed): no request to ask
+            self._urls = dict(urls)
 
     def reset(
         self,
