@@ -121,6 +121,7 @@ def test_every_body_and_answer_of_every_call_fits_the_contract(
 ) -> None:
     control = nanobanana_mock.control
     control.reset(workers=1, queue_seconds=0, scenario={"credits": {"default": 10}})
+    control._urls = None  # the plugin's tenant knows its URLs already: ask, as a client does
     assert control.urls and control.settings()
     job_id = submit(nanobanana_mock)
     control.clock.speed()
