@@ -1,0 +1,224 @@
+"""The pytest plugin under pytest-xdist: ONE mock for every worker, a tenant of it per test.
+
+Each run is a fresh pytest process (pytester) with ``-n``; every test of it records, from an
+autouse fixture, its worker's pid, the mock's origin, its own base URL and the tenant the mock
+says served it (``/_mock/health``), so the outer test can count servers and tenants."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from nanobanana_mock.control.client import ControlError, MockControl
+from nanobanana_mock.control.pytest_plugin import MockServer, default_config
+from tests.test_pytest_plugin import ARGS, BASICS, COMMON, MARKERS, OPTIONS
+
+pytest_plugins = ["pytester"]
+
+README = Path(__file__).parents[1] / "README.md"
+PLUGIN_EXAMPLE = re.compile(
+    r"<!-- readme-test:start -->\s*```python\n(.*?)```\s*<!-- readme-test:end -->", re.S
+)
+
+RECORD = """
+import os
+import pathlib
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def record_the_mock(request):
+    # one line per test: worker pid, the mock's origin, the test's base URL, its tenant
+    if "nanobanana_mock" not in request.fixturenames:
+        return
+    mock = request.getfixturevalue("nanobanana_mock")
+    tenant = mock.control.health().get("tenant")
+    line = f"{os.getpid()} {mock.server.base_url} {mock.base_url} {tenant}\\n"
+    folder = pathlib.Path(os.environ["NANOBANANA_RECORDS"])
+    with open(folder / f"{os.getpid()}.txt", "a") as out:
+        out.write(line)
+"""
+
+# Tests that collide on one shared state: each sets a rule, submits, advances the clock by its
+# own amount, and expects to see only its own rule, job, journal and time.
+COLLIDE = """
+from nanobanana_mock import schemas
+
+STATUS = schemas.validator("segmind", "status", exact_integers=True)
+
+
+@pytest.mark.parametrize("n", range(16))
+def test_tenants_do_not_collide(nanobanana_mock, n):
+    rule = nanobanana_mock.faults.http_error(
+        503, provider="segmind", operation="submit", first=1, id=f"down-{n}"
+    )
+    sdk = client(nanobanana_mock)
+    with pytest.raises(SegmindError) as caught:
+        sdk.submit_async("nano-banana", prompt=f"test {n}")
+    assert caught.value.status == 503
+    job = sdk.submit_async("nano-banana", prompt=f"test {n}")
+    assert nanobanana_mock.clock.advance(n + 1) == n + 1
+    status = job.status()
+    assert not list(STATUS.iter_errors(status)), status
+    assert status["status"] == ("QUEUED" if n == 0 else "COMPLETED")
+    assert [r["id"] for r in nanobanana_mock.faults.list()] == [rule]
+    assert [j.id for j in nanobanana_mock.jobs.list()] == [job.request_id]
+    assert nanobanana_mock.journal.counts() == {"segmind.submit": 2, "segmind.status": 1}
+    assert nanobanana_mock.journal.count(fault=rule) == 1
+    assert nanobanana_mock.clock.now() == n + 1
+    assert nanobanana_mock.control.health()["violations"] == []
+"""
+
+GROUPED = 'pytestmark = pytest.mark.xdist_group("basics")  # SEEN: one worker, in order\n'
+
+
+def records(folder: Path) -> list[tuple[str, str, str, str]]:
+    lines = [line for path in folder.glob("*.txt") for line in path.read_text().splitlines()]
+    return [tuple(line.split(" ")) for line in lines]  # type: ignore[misc]
+
+
+@pytest.fixture
+def folder(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the run's tests record what they saw (an environment variable tells them)."""
+    path = pytester.path / "records"
+    path.mkdir()
+    monkeypatch.setenv("NANOBANANA_RECORDS", str(path))
+    return path
+
+
+def readme_example() -> str:
+    (code,) = PLUGIN_EXAMPLE.findall(README.read_text(encoding="utf-8"))
+    return code
+
+
+def test_every_worker_shares_one_mock_and_no_test_sees_another(
+    pytester: pytest.Pytester, folder: Path
+) -> None:
+    pytester.makeconftest(RECORD)
+    pytester.makepyfile(
+        test_basics=COMMON + GROUPED + BASICS,
+        test_readme_example=readme_example(),
+        test_collide=COMMON + COLLIDE,
+    )
+    result = pytester.runpytest_subprocess(*ARGS, "-n", "4", "--dist", "loadgroup")
+    result.assert_outcomes(passed=8 + 1 + 16)
+    seen = records(folder)
+    assert len(seen) == 8 + 1 + 16
+    pids = {pid for pid, _, _, _ in seen}
+    origins = {origin for _, origin, _, _ in seen}
+    assert len(pids) >= 2, seen  # the tests ran in several worker processes...
+    assert len(origins) == 1, origins  # ...against ONE mock
+    (origin,) = origins
+    tenants = [tenant for _, _, _, tenant in seen]
+    assert len(set(tenants)) == len(seen)  # a tenant per test
+    for _, _, base_url, tenant in seen:
+        assert re.fullmatch(r"gw[0-3]-[0-9a-f]{10}", tenant), tenant
+        assert base_url == f"{origin}/t/{tenant}"  # where the SDKs' requests went
+    with pytest.raises(ControlError) as caught:  # the controller stopped it at its end
+        MockControl(origin, timeout=2).health()
+    assert caught.value.status == 0
+
+
+def test_the_session_config_and_markers_apply_to_each_tenant(
+    pytester: pytest.Pytester, folder: Path
+) -> None:
+    pytester.makeconftest(OPTIONS + RECORD)  # workers=2, seed=5: sent with every reset
+    pytester.makepyfile(test_markers=COMMON + MARKERS)
+    result = pytester.runpytest_subprocess(*ARGS, "-n", "2")
+    result.assert_outcomes(passed=7, errors=2)
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_positional_marker_arguments*"])
+    assert len({origin for _, origin, _, _ in records(folder)}) == 1
+
+
+TOKEN_CONFIG = """
+@pytest.fixture(scope="session")
+def nanobanana_mock_config():
+    from nanobanana_mock.config import MockConfig
+
+    return MockConfig(port=0, time_scale=0.0, control_token="s3cret")
+"""
+
+TOKEN_TESTS = """
+def test_one(nanobanana_mock):
+    assert nanobanana_mock.control.token == "s3cret"
+    assert nanobanana_mock.clock.advance(1) == 1.0
+
+
+def test_two(nanobanana_mock):
+    assert nanobanana_mock.clock.advance(2) == 2.0
+"""
+
+
+def test_a_start_up_setting_gives_a_worker_a_mock_of_its_own(
+    pytester: pytest.Pytester, folder: Path
+) -> None:
+    """A control token is a start-up setting the shared mock lacks: each worker starts its
+    own mock, as without xdist (still a tenant per test)."""
+    pytester.makeconftest(RECORD + TOKEN_CONFIG)
+    pytester.makepyfile(test_token=TOKEN_TESTS)
+    result = pytester.runpytest_subprocess(*ARGS, "-n", "2", "--dist", "each")
+    result.assert_outcomes(passed=4)
+    seen = records(folder)
+    by_pid: dict[str, set[str]] = {}
+    for pid, origin, _, _ in seen:
+        by_pid.setdefault(pid, set()).add(origin)
+    assert len(by_pid) == 2 and all(len(origins) == 1 for origins in by_pid.values())
+    assert len({origin for _, origin, _, _ in seen}) == 2
+
+
+def test_a_mock_already_running_is_used_by_url(pytester: pytest.Pytester, folder: Path) -> None:
+    """``--nanobanana-mock-url``: no mock is started; every tenant's name begins with the
+    run's id, so a second run (or another CI job) against the same mock meets none of them;
+    the mock is left running."""
+    pytester.makeconftest(RECORD)
+    pytester.makepyfile(test_collide=COMMON + COLLIDE)
+    with MockServer(default_config()) as server:
+        option = f"--nanobanana-mock-url={server.base_url}/"
+        runs = []
+        for extra in (("-n", "2"), ()):  # with and without xdist
+            result = pytester.runpytest_subprocess(*ARGS, option, *extra)
+            result.assert_outcomes(passed=16)
+            seen = records(folder)
+            assert {origin for _, origin, _, _ in seen} == {server.base_url}
+            runs.append({tenant.split("-")[0] for _, _, _, tenant in seen})
+            for path in folder.iterdir():
+                path.unlink()
+        assert all(len(run) == 1 for run in runs) and runs[0] != runs[1]  # one run id each
+        assert server.control is not None and server.control.health()["ok"] is True
+
+
+def test_a_tenant_per_worker_on_request(pytester: pytest.Pytester, folder: Path) -> None:
+    pytester.makeconftest(RECORD)
+    # all of BASICS but its last test, which holds that each test has a tenant of its own
+    basics = BASICS.split("\n\ndef test_the_server_is_shared")[0]
+    pytester.makepyfile(test_basics=COMMON + GROUPED + basics)
+    result = pytester.runpytest_subprocess(
+        *ARGS, "-n", "2", "--dist", "loadgroup", "--nanobanana-mock-tenant=worker"
+    )
+    result.assert_outcomes(passed=7)  # a reset before each test: test_b sees a clean mock
+    tenants = {tenant for _, _, _, tenant in records(folder)}
+    assert len(tenants) == 1 and re.fullmatch(r"gw[01]", tenants.pop())
+
+
+@pytest.mark.parametrize(
+    "value", ["ftp://127.0.0.1:1", "http://127.0.0.1:1/t/x", "127.0.0.1:1", "http://h:1/?a=1"]
+)
+def test_a_url_that_is_not_an_origin_is_a_usage_error(
+    pytester: pytest.Pytester, value: str
+) -> None:
+    result = pytester.runpytest_subprocess(*ARGS, f"--nanobanana-mock-url={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--nanobanana-mock-url takes a mock's origin*"])
+
+
+def test_a_mock_url_that_does_not_answer_errors_the_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(nanobanana_mock):\n    pass\n")
+    dead = urllib.parse.urlunsplit(("http", "127.0.0.1:9", "", "", ""))
+    result = pytester.runpytest_subprocess(*ARGS, f"--nanobanana-mock-url={dead}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*the mock at http://127.0.0.1:9 does not answer*"])
+    assert "Traceback" not in result.stdout.str()
