@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nanobanana_mock.control.client import ControlError, MockControl
-from nanobanana_mock.control.pytest_plugin import MockServer, default_config
+from nanobanana_mock.control.pytest_plugin import MockServer, default_config, origin_of
 from tests.test_pytest_plugin import ARGS, BASICS, COMMON, MARKERS, OPTIONS
 
 pytest_plugins = ["pytester"]
@@ -51,7 +51,7 @@ from nanobanana_mock import schemas
 STATUS = schemas.validator("segmind", "status", exact_integers=True)
 
 
-@pytest.mark.parametrize("n", range(16))
+@pytest.mark.parametrize("n", range(OFFSET, OFFSET + 4))
 def test_tenants_do_not_collide(nanobanana_mock, n):
     rule = nanobanana_mock.faults.http_error(
         503, provider="segmind", operation="submit", first=1, id=f"down-{n}"
@@ -64,7 +64,6 @@ def test_tenants_do_not_collide(nanobanana_mock, n):
     assert nanobanana_mock.clock.advance(n + 1) == n + 1
     status = job.status()
     assert not list(STATUS.iter_errors(status)), status
-    assert status["status"] == ("QUEUED" if n == 0 else "COMPLETED")
     assert [r["id"] for r in nanobanana_mock.faults.list()] == [rule]
     assert [j.id for j in nanobanana_mock.jobs.list()] == [job.request_id]
     assert nanobanana_mock.journal.counts() == {"segmind.submit": 2, "segmind.status": 1}
@@ -73,7 +72,11 @@ def test_tenants_do_not_collide(nanobanana_mock, n):
     assert nanobanana_mock.control.health()["violations"] == []
 """
 
-GROUPED = 'pytestmark = pytest.mark.xdist_group("basics")  # SEEN: one worker, in order\n'
+
+def collide_files() -> dict[str, str]:
+    """COLLIDE in four files of four tests: ``--dist loadfile`` runs them on four workers at
+    once (and each of BASICS's files on one worker, in order, as its SEEN needs)."""
+    return {f"test_collide_{i}": COMMON + f"OFFSET = {4 * i}\n" + COLLIDE for i in range(4)}
 
 
 def records(folder: Path) -> list[tuple[str, str, str, str]]:
@@ -100,11 +103,11 @@ def test_every_worker_shares_one_mock_and_no_test_sees_another(
 ) -> None:
     pytester.makeconftest(RECORD)
     pytester.makepyfile(
-        test_basics=COMMON + GROUPED + BASICS,
+        test_basics=COMMON + BASICS,
         test_readme_example=readme_example(),
-        test_collide=COMMON + COLLIDE,
+        **collide_files(),
     )
-    result = pytester.runpytest_subprocess(*ARGS, "-n", "4", "--dist", "loadgroup")
+    result = pytester.runpytest_subprocess(*ARGS, "-n", "4", "--dist", "loadfile")
     result.assert_outcomes(passed=8 + 1 + 16)
     seen = records(folder)
     assert len(seen) == 8 + 1 + 16
@@ -173,49 +176,44 @@ def test_a_start_up_setting_gives_a_worker_a_mock_of_its_own(
 def test_a_mock_already_running_is_used_by_url(pytester: pytest.Pytester, folder: Path) -> None:
     """``--nanobanana-mock-url``: no mock is started; every tenant's name begins with the
     run's id, so a second run (or another CI job) against the same mock meets none of them;
-    the mock is left running."""
+    the mock is left running. The second run, without xdist, asks for a tenant per worker
+    (here: the one process, ``<run>-main``), reset before every test."""
     pytester.makeconftest(RECORD)
-    pytester.makepyfile(test_collide=COMMON + COLLIDE)
+    pytester.makepyfile(**collide_files())
     with MockServer(default_config()) as server:
         option = f"--nanobanana-mock-url={server.base_url}/"
         runs = []
-        for extra in (("-n", "2"), ()):  # with and without xdist
+        for extra in (("-n", "2"), ("--nanobanana-mock-tenant=worker",)):
             result = pytester.runpytest_subprocess(*ARGS, option, *extra)
             result.assert_outcomes(passed=16)
             seen = records(folder)
             assert {origin for _, origin, _, _ in seen} == {server.base_url}
-            runs.append({tenant.split("-")[0] for _, _, _, tenant in seen})
+            runs.append([tenant for _, _, _, tenant in seen])
             for path in folder.iterdir():
                 path.unlink()
-        assert all(len(run) == 1 for run in runs) and runs[0] != runs[1]  # one run id each
+        xdist_run, worker_run = runs
+        assert len(set(xdist_run)) == 16
+        assert all(re.fullmatch(r"[0-9a-f]{6}-gw[01]-[0-9a-f]{10}", t) for t in xdist_run)
+        (one,) = set(worker_run)
+        assert re.fullmatch(r"[0-9a-f]{6}-main", one) and one[:6] != xdist_run[0][:6]
         assert server.control is not None and server.control.health()["ok"] is True
-
-
-def test_a_tenant_per_worker_on_request(pytester: pytest.Pytester, folder: Path) -> None:
-    pytester.makeconftest(RECORD)
-    # all of BASICS but its last test, which holds that each test has a tenant of its own
-    basics = BASICS.split("\n\ndef test_the_server_is_shared")[0]
-    pytester.makepyfile(test_basics=COMMON + GROUPED + basics)
-    result = pytester.runpytest_subprocess(
-        *ARGS, "-n", "2", "--dist", "loadgroup", "--nanobanana-mock-tenant=worker"
-    )
-    result.assert_outcomes(passed=7)  # a reset before each test: test_b sees a clean mock
-    tenants = {tenant for _, _, _, tenant in records(folder)}
-    assert len(tenants) == 1 and re.fullmatch(r"gw[01]", tenants.pop())
 
 
 @pytest.mark.parametrize(
     "value", ["ftp://127.0.0.1:1", "http://127.0.0.1:1/t/x", "127.0.0.1:1", "http://h:1/?a=1"]
 )
-def test_a_url_that_is_not_an_origin_is_a_usage_error(
-    pytester: pytest.Pytester, value: str
-) -> None:
-    result = pytester.runpytest_subprocess(*ARGS, f"--nanobanana-mock-url={value}")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--nanobanana-mock-url takes a mock's origin*"])
+def test_a_url_that_is_not_an_origin_is_refused(value: str) -> None:
+    with pytest.raises(pytest.UsageError, match="takes a mock's origin, http://host:port"):
+        origin_of(value)
+    assert origin_of("http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
 
 
 def test_a_mock_url_that_does_not_answer_errors_the_tests(pytester: pytest.Pytester) -> None:
+    """One run, two mistakes: a bad --nanobanana-mock-url is a usage error before any test;
+    a good one where nothing answers errors each test with one line."""
+    result = pytester.runpytest_subprocess(*ARGS, "--nanobanana-mock-url=127.0.0.1:1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--nanobanana-mock-url takes a mock's origin*"])
     pytester.makepyfile("def test_x(nanobanana_mock):\n    pass\n")
     dead = urllib.parse.urlunsplit(("http", "127.0.0.1:9", "", "", ""))
     result = pytester.runpytest_subprocess(*ARGS, f"--nanobanana-mock-url={dead}")

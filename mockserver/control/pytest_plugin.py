@@ -52,19 +52,20 @@ import secrets
 import threading
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from nanobanana_mock import schemas
 
-from ..app import create_app
 from ..config import MockConfig
 from ..names import unknown
 from ..scenario import ScenarioError, load_scenario
 from ..scenario_files import UnknownScenario
-from ..server import Served, serve_app
 from .api import SETTABLE
+
+if TYPE_CHECKING:
+    from ..server import Served
 from .client import (
     ClockControl,
     ControlError,
@@ -165,8 +166,11 @@ class SharedMock:
 def _option_url(config: pytest.Config) -> str | None:
     """``--nanobanana-mock-url`` (or its ini value) as an origin, or None."""
     value = config.getoption(URL_OPTION) or str(config.getini(URL_OPTION) or "")
-    if not value:
-        return None
+    return origin_of(value) if value else None
+
+
+def origin_of(value: str) -> str:
+    """A mock's URL as its origin (``scheme://host:port``), or a usage error saying why not."""
     parts = urllib.parse.urlsplit(value.strip())
     if (
         parts.scheme not in ("http", "https")
@@ -274,6 +278,9 @@ class MockServer:
             loop.close()
 
     async def _listen(self) -> None:
+        from ..app import create_app  # the mock itself: only where one is started (not in
+        from ..server import serve_app  # an xdist worker of a shared one)
+
         self._served = await serve_app(create_app(self.config), self.config)
         self.base_url = self._served.base_url
 
