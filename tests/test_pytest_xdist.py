@@ -6,12 +6,14 @@ says served it (``/_mock/health``), so the outer test can count servers and tena
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
+from nanobanana_mock.control.api import SETTABLE
 from nanobanana_mock.control.client import ControlError, MockControl
 from nanobanana_mock.control.pytest_plugin import MockServer, default_config, origin_of
 from tests.test_pytest_plugin import ARGS, BASICS, COMMON, MARKERS, OPTIONS
@@ -220,3 +222,29 @@ def test_a_mock_url_that_does_not_answer_errors_the_tests(pytester: pytest.Pytes
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*the mock at http://127.0.0.1:9 does not answer*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_tenant_reset_starts_from_the_session_settings_below_a_scenario(
+    nanobanana_mock_server: MockServer, tmp_path: Path
+) -> None:
+    """A shared mock started with other settings: each reset of a tenant sends the session's
+    settable ones that differ; a scenario's settings win over them, the reset's own over
+    both (as a scenario's win over the start-up settings of a mock of one's own)."""
+    session = dataclasses.replace(default_config(), workers=2, queue_seconds=7)
+    origin = nanobanana_mock_server.base_url
+    server = MockServer(session, url=origin, started_with=default_config()).start()
+    assert server.overrides == {"queue_seconds": 7, "workers": 2}
+    control = server.tenant("precedence")
+    assert control.base_url == origin + "/t/precedence"
+    assert control.urls["segmind"] == origin + "/t/precedence/v1"
+    assert control.reset()["workers"] == 2
+    settings = control.reset(scenario={"settings": {"workers": 1}})
+    assert (settings["workers"], settings["queue_seconds"]) == (1, 7)
+    path = tmp_path / "one.yaml"
+    path.write_text("settings: {workers: 1}\n")
+    settings = control.reset(scenario=path)
+    assert (settings["workers"], settings["queue_seconds"]) == (1, 7)
+    assert control.reset(scenario={"settings": {"workers": 1}}, workers=3)["workers"] == 3
+    everything = MockServer(session, url=origin).start()  # its start-up settings unknown
+    assert set(everything.overrides) == set(SETTABLE)
+    assert everything.tenant("all").reset()["queue_seconds"] == 7
