@@ -202,7 +202,8 @@ def test_a_mock_already_running_is_used_by_url(pytester: pytest.Pytester, folder
 
 
 @pytest.mark.parametrize(
-    "value", ["ftp://127.0.0.1:1", "http://127.0.0.1:1/t/x", "127.0.0.1:1", "http://h:1/?a=1"]
+    "value",
+    ["ftp://127.0.0.1:1", "http://127.0.0.1:1/t/x", "127.0.0.1:1", "http://h:1/?a=1", "http://h:x"],
 )
 def test_a_url_that_is_not_an_origin_is_refused(value: str) -> None:
     with pytest.raises(pytest.UsageError, match="takes a mock's origin, http://host:port"):

@@ -172,6 +172,10 @@ def _option_url(config: pytest.Config) -> str | None:
 def origin_of(value: str) -> str:
     """A mock's URL as its origin (``scheme://host:port``), or a usage error saying why not."""
     parts = urllib.parse.urlsplit(value.strip())
+    try:
+        parts.port  # noqa: B018 (a port that is no number raises here)
+    except ValueError:
+        parts = parts._replace(scheme="")
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
