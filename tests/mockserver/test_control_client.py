@@ -152,6 +152,10 @@ def test_every_body_and_answer_of_every_call_fits_the_contract(
     control.journal.clear()
     with pytest.raises(ControlError):
         control.jobs.get("nope")  # an error answer is in the contract too
+    ci = control.tenant("ci-1")  # a tenant's control plane: the same contract
+    ci.clock.advance(3)
+    assert [t["name"] for t in ci.tenants()] == ["ci-1"] and ci.health()["clock"] == 3
+    assert {t["name"] for t in control.tenants()} >= {"", "ci-1"}
     used = {spec.route_of(method, path) for method, path, *_ in checked_control.exchanges}
     assert used >= set(spec.routes()) - {"get_drift", "openapi"}
 
