@@ -236,7 +236,7 @@ def test_a_tenant_reset_starts_from_the_session_settings_below_a_scenario(
     server = MockServer(session, url=origin, started_with=default_config()).start()
     assert server.overrides == {"queue_seconds": 7, "workers": 2}
     control = server.tenant("precedence")
-    assert control.base_url == origin + "/t/precedence"
+    assert (control.base_url, control.tenant_name) == (origin, "precedence")
     assert control.urls["segmind"] == origin + "/t/precedence/v1"
     assert control.reset()["workers"] == 2
     settings = control.reset(scenario={"settings": {"workers": 1}})

@@ -321,11 +321,6 @@ class MockControl:
         effective: Json = self._request("GET", f"{PREFIX}/settings")
         return effective
 
-    def health(self) -> Json:
-        """``GET /_mock/health``: alive, the virtual time, the jobs held (no token needed)."""
-        answer: Json = self._request("GET", f"{PREFIX}/health")
-        return answer
-
     def _request(
         self,
         method: str,

@@ -294,11 +294,12 @@ class MockServer:
         if not self.base_url:
             raise RuntimeError("the mock is not started")
         assert self.control is not None
-        prefix = f"/t/{name}" if name else ""
-        base = self.base_url + prefix
+        base = self.base_url + (f"/t/{name}" if name else "")
         urls = {p: base + url[len(self.base_url) :] for p, url in self.control.urls.items()}
         token = self.config.control_token
-        return TenantControl(base, token=token, overrides=self.overrides, urls=urls)
+        return TenantControl(
+            self.base_url, token=token, overrides=self.overrides, urls=urls, tenant=name
+        )
 
 
 def _overrides(config: MockConfig, base: MockConfig | None) -> dict[str, Any]:
@@ -323,7 +324,7 @@ def _startup_differences(config: MockConfig, base: MockConfig) -> list[str]:
 
 
 class TenantControl(MockControl):
-    """The control plane of one tenant (``base_url`` ends in ``/t/<tenant>``), whose
+    """The control plane of one tenant of the mock at ``base_url`` (its origin), whose
     :meth:`reset` starts from the session's settings, not the shared mock's start-up ones:
     ``overrides`` go with every reset, below a scenario's settings and the reset's own.
     ``urls``, if given, are the tenant's provider base URLs (else asked of the tenant)."""
@@ -334,8 +335,10 @@ class TenantControl(MockControl):
         token: str | None = None,
         overrides: Mapping[str, Any] | None = None,
         urls: Mapping[str, str] | None = None,
+        *,
+        tenant: str | None = None,
     ) -> None:
-        super().__init__(base_url, token=token)
+        super().__init__(base_url, token=token, tenant=tenant)
         self.overrides = dict(overrides or {})
         if urls is not None:  # known already (the origin's, prefixed): no request to ask
             self._urls = dict(urls)
@@ -374,7 +377,8 @@ class MockHandle:
     def __init__(self, server: MockServer, control: MockControl) -> None:
         self.server = server
         self.control = control
-        self.base_url = control.base_url  # with the tenant's /t/<tenant> prefix, if any
+        tenant = getattr(control, "tenant_name", None)  # the tenant's prefix, if any
+        self.base_url = control.base_url + (f"/t/{tenant}" if tenant else "")
         self.settings: dict[str, Any] = {}
         self.clock: ClockControl = control.clock
         self.faults: FaultControl = control.faults

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -23,7 +22,6 @@ from nanobanana_mock.control.pytest_plugin import MockServer
 KEY = "SG_0123456789abcdef"
 OTHER = "SG_fedcba9876543210"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-TENANT_PREFIX = re.compile(r"^/t/[^/]+(?=/)")
 
 
 def call(url: str, body: Any = None, key: str = KEY, method: str | None = None) -> tuple[int, Any]:
@@ -64,7 +62,6 @@ class Recorder:
     def open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
         sent = json.loads(request.data) if request.data else None  # type: ignore[arg-type]
         path = urllib.parse.urlsplit(request.full_url).path
-        path = TENANT_PREFIX.sub("", path, count=1)  # the test's tenant: the contract's route
         try:
             with self.opener.open(request, timeout=timeout) as response:
                 raw = response.read()
@@ -155,7 +152,9 @@ def test_every_body_and_answer_of_every_call_fits_the_contract(
     ci = control.tenant("ci-1")  # a tenant's control plane: the same contract
     ci.clock.advance(3)
     assert [t["name"] for t in ci.tenants()] == ["ci-1"] and ci.health()["clock"] == 3
-    assert {t["name"] for t in control.tenants()} >= {"", "ci-1"}
+    assert [t["name"] for t in control.tenants()] == [control.tenant_name]  # the test's own
+    origin = nanobanana_mock.server.control  # the default tenant's control plane sees all
+    assert {t["name"] for t in origin.tenants()} >= {"", "ci-1", control.tenant_name}
     used = {spec.route_of(method, path) for method, path, *_ in checked_control.exchanges}
     assert used >= set(spec.routes()) - {"get_drift", "openapi"}
 
@@ -182,9 +181,10 @@ def test_public_api_is_pinned() -> None:
 
 def test_urls_name_each_provider_base(nanobanana_mock) -> None:
     control = nanobanana_mock.control
-    base = control.base_url
+    base = nanobanana_mock.base_url  # the test's tenant: the origin and /t/<tenant>
+    assert base == f"{control.base_url}/t/{control.tenant_name}"
     assert control.urls == {"segmind": f"{base}/v1", "seaart": f"{base}/model", "pixazo": base}
-    assert MockControl(base + "/").base_url == base
+    assert MockControl(control.base_url + "/").base_url == control.base_url
 
 
 def test_no_answer_is_a_control_error_with_status_0() -> None:
