@@ -147,14 +147,19 @@ async def _openapi(request: web.Request) -> web.Response:
 
 
 async def _health(request: web.Request) -> web.Response:
+    """Alive, and the store: 503 while a shared store cannot be reached (every answer but
+    this one is a 503 then too, so a load balancer may as well know)."""
     state = request.app[STATE]
+    store = request.app[TENANTS].health()
+    ok = store["store"] == "memory" or bool(store["store"].get("ok"))
     return json_response(
-        200,
+        200 if ok else 503,
         {
-            "ok": True,
+            "ok": ok,
             "clock": state.clock.now(),
             "jobs": len(state.store),
             "violations": state.violations[-50:],  # answers that broke the contract (self_check)
+            **store,
         },
     )
 
