@@ -140,6 +140,9 @@ class RedisTenant(Tenant):
         return random.Random(f"{self.state.config.seed}/{stream}/{self.n}")
 
     async def begin(self) -> None:
+        owner = self._owner
+        if owner._listener is None:
+            owner._listen()
         if self.epoch is None:  # new to this process: load it first
             await self.sync()
         _REQUEST.set(_Request(self, self.cv))
@@ -565,7 +568,7 @@ class RedisTenants(Tenants):
     # -- wake-ups --------------------------------------------------------------------------
 
     def _listen(self) -> None:
-        if self._listener is None or self._listener.done():
+        if self._listener is None or self._listener.done():  # (it never ends but cancelled)
             self._listener = asyncio.get_running_loop().create_task(self._listen_loop())
 
     async def _listen_loop(self) -> None:

@@ -156,3 +156,154 @@ async def test_pixazo_submit_on_one_result_on_the_other(start: Start) -> None:
         json={"request_id": rid}, expect=200,
     )  # fmt: skip
     assert data["status"] == "COMPLETED"
+
+
+async def pixazo_submit(mock: Mock, expect: int | None = 200, **headers: str) -> Any:
+    resp, data = await mock.call(
+        "pixazo", "submit", "POST", f"{PIXAZO}/nano-banana-pro-request",
+        json={"prompt": "a car", "image_urls": PIXAZO_URLS}, expect=expect, headers=headers,
+    )  # fmt: skip
+    return resp.status if expect is None else data
+
+
+# -- faults, credits, rate limits: counted across both --------------------------------------
+
+
+async def test_fault_scopes_count_across_processes(start: Start) -> None:
+    a, b = await start(), await start()
+    await a.control(
+        "POST", "faults", 201,
+        json={
+            "faults": [
+                {
+                    "id": "twice",
+                    "match": {"provider": "pixazo", "operation": "submit"},
+                    "effect": {"http_error": {"status": 500}},
+                    "scope": {"every": 2, "times": 2},
+                }
+            ]
+        },
+    )  # fmt: skip
+    codes = [await pixazo_submit(mock, expect=None) for mock in (a, b, a, b, a, b, a, b)]
+    assert codes == [200, 500, 200, 500, 200, 200, 200, 200]
+    listed = await b.control("GET", "faults")
+    assert [(r["id"], r["matched"], r["fired"]) for r in listed["faults"]] == [("twice", 8, 2)]
+
+
+async def test_credits_and_rate_limits_across_processes(start: Start) -> None:
+    a, b = await start(), await start()
+    await a.control("POST", "credits", json={"default": 0.1})  # two pixazo jobs (0.045)
+    codes = [await pixazo_submit(mock, expect=None) for mock in (a, b, a, b)]
+    assert codes == [200, 200, 402, 402]
+    await b.control("DELETE", "credits")
+    await b.control("POST", "rate-limits", json={"rpm": 2})
+    codes = [await pixazo_submit(mock, expect=None) for mock in (a, b, a)]
+    assert codes == [200, 200, 429]
+    await a.move(30)
+    assert [await pixazo_submit(mock, expect=None) for mock in (b, a)] == [200, 429]
+
+
+# -- the journal and the clock --------------------------------------------------------------
+
+
+async def test_the_journal_is_seen_from_both(start: Start) -> None:
+    a, b = await start(), await start()
+    rid = await seaart_submit(a)
+    await seaart_status(b, rid)
+    await seaart_status(a, rid)
+    for mock in (a, b):
+        journal = await mock.journal()
+        assert [e["operation"] for e in journal["entries"]] == ["submit", "status", "status"]
+        assert [e["seq"] for e in journal["entries"]] == [1, 2, 3]
+        assert (journal["total"], journal["dropped"], journal["count"]) == (3, 0, 3)
+        assert journal["counts"] == {"seaart.status": 2, "seaart.submit": 1}
+    assert (await b.journal(operation="status", since=2))["count"] == 1
+    await b.control("DELETE", "journal")
+    assert (await a.journal())["total"] == 0
+
+
+async def test_the_journal_is_capped_across_processes(start: Start) -> None:
+    a, b = await start(journal_size=3), await start(journal_size=3)
+    rid = await seaart_submit(a)
+    for mock in (a, b, a, b):
+        await seaart_status(mock, rid)
+    journal = await b.journal()
+    assert [e["seq"] for e in journal["entries"]] == [3, 4, 5]
+    assert (journal["total"], journal["dropped"]) == (5, 2)
+
+
+async def test_the_clock_moved_on_one_is_seen_on_the_other(start: Start) -> None:
+    a, b = await start(), await start()
+    await a.move(12.5)
+    assert (await b.control("GET", "clock"))["now"] == 12.5
+    await b.control("POST", "clock", json={"speed": 2})
+    speed_a = (await a.control("GET", "clock"))["speed"]
+    assert speed_a == 2
+    one, two = (await a.control("GET", "clock"))["now"], (await b.control("GET", "clock"))["now"]
+    assert 12.5 <= one <= two < 20  # one running clock: the same anchor on both
+
+
+async def test_a_blocked_segmind_call_is_released_by_the_other_process(start: Start) -> None:
+    a, b = await start(), await start()
+    await a.control("GET", "clock")  # A's copy is loaded: its clock is the one slept on
+    call = asyncio.ensure_future(
+        a.client.post("/v1/nano-banana", json={"prompt": "x"}, headers=KEYS["segmind"])
+    )
+    await asyncio.wait_for(a.state.clock.wait_for_sleepers(1), 10)
+    await b.move(60)
+    resp = await asyncio.wait_for(call, 10)
+    assert resp.status == 200, await resp.text()
+    assert resp.content_type.startswith("image/")
+
+
+async def test_the_default_seaart_gateway_error_is_the_same_on_both(start: Start) -> None:
+    a, b = await start(), await start()
+    bodies = []
+    for mock in (a, b):
+        _, body = await mock.call(
+            "seaart", "status", "GET", f"{SEAART}/nano_banana_pro/requests/x/status",
+            auth=False, expect=401,
+        )  # fmt: skip
+        bodies.append(body)
+    assert bodies[0] == bodies[1]
+
+
+# -- a replay: the same on one process or two -------------------------------------------------
+
+
+async def _replay(first: Shared, second: Shared) -> list[Any]:
+    """A scenario of submits, polls and a cancel, alternating between two mocks."""
+    seen: list[Any] = []
+    mocks = [first, second]
+    ids = [await seaart_submit(mocks[i % 2], prompt=f"p{i}") for i in range(4)]
+    seen.append(ids)
+    await first.move(20)
+    for i, rid in enumerate(ids):
+        seen.append((await seaart_status(mocks[(i + 1) % 2], rid))["status"])
+    _, body = await second.call(
+        "seaart", "cancel", "PUT", f"{SEAART}/nano_banana_pro/requests/{ids[3]}/cancel",
+        expect=None,
+    )  # fmt: skip
+    seen.append(body)
+    await second.move(100)
+    for i, rid in enumerate(ids):
+        _, body = await mocks[i % 2].call(
+            "seaart", "result", "GET", f"{SEAART}/nano_banana_pro/requests/{rid}/response",
+        )  # fmt: skip
+        seen.append(json.loads(json.dumps(body).replace(first.base, "").replace(second.base, "")))
+    journal = await first.journal()
+    seen.append([{k: v for k, v in e.items() if k != "path"} for e in journal["entries"]])
+    return seen
+
+
+async def test_a_scenario_replays_the_same_on_one_process_or_two(
+    start: Start, redis_server: RedisServer
+) -> None:
+    one = await start(processing_jitter=0.2)
+    alone = await _replay(one, one)
+    redis_server.command("FLUSHALL")
+    await one.control("POST", "reset", json={})
+    a, b = await start(processing_jitter=0.2), await start(processing_jitter=0.2)
+    redis_server.command("FLUSHALL")  # a new Redis: every tenant starts afresh
+    together = await _replay(a, b)
+    assert together == alone
