@@ -68,11 +68,15 @@ async def start(
     choosing; each is checked for contract violations at the end."""
     started: list[Shared] = []
 
-    async def begin(scenario: dict[str, Any] | None = None, **overrides: Any) -> Shared:
+    async def begin(
+        scenario: dict[str, Any] | None = None, snapshot_every: int = 10_000, **overrides: Any
+    ) -> Shared:
         config = MockConfig(**{**BASE, **overrides})
 
         def tenants(state: MockState) -> RedisTenants:
-            return RedisTenants(state.config, state, scenario, url=redis_server.url)
+            return RedisTenants(
+                state.config, state, scenario, url=redis_server.url, snapshot_every=snapshot_every
+            )
 
         monkeypatch.setattr(app_module, "Tenants", tenants)
         app = create_app(config, scenario=scenario)
@@ -307,3 +311,132 @@ async def test_a_scenario_replays_the_same_on_one_process_or_two(
     redis_server.command("FLUSHALL")  # a new Redis: every tenant starts afresh
     together = await _replay(a, b)
     assert together == alone
+
+
+# -- snapshots ------------------------------------------------------------------------------
+
+
+async def test_snapshots_trim_the_log_and_a_late_process_catches_up(
+    start: Start, redis_server: RedisServer
+) -> None:
+    a, b = await start(snapshot_every=5), await start(snapshot_every=5)
+    ids = [await seaart_submit(a, prompt=f"p{i}") for i in range(2)]
+    await a.control("POST", "faults", 201, json={"match": {"operation": "cancel"},
+                    "effect": {"http_error": {"status": 500}}, "scope": {"first": 1}})  # fmt: skip
+    for _ in range(12):  # polls on A: the log passes three snapshots
+        await seaart_status(a, ids[0])
+    await asyncio.sleep(0.1)  # the snapshot writes (tasks of A)
+    length = int(redis_server.command("XLEN", "nb:{}:log").split(b"\r\n")[0][1:])
+    assert length < 15, "the log was trimmed up to the snapshot before the last"
+    assert redis_server.command("EXISTS", "nb:{}:snap").startswith(b":1")
+    await a.move(20)
+    late = await start(snapshot_every=5)  # its copy: the snapshot, then the log after it
+    data = await seaart_status(late, ids[1])
+    assert data["status"] == "IN_PROGRESS"
+    rules = (await late.control("GET", "faults"))["faults"]
+    assert [(r["id"], r["matched"]) for r in rules] == [("r1", 0)]
+    for mock in (late, b):  # B, far behind, catches up too
+        _, body = await mock.call(
+            "seaart", "cancel", "PUT", f"{SEAART}/nano_banana_pro/requests/{ids[1]}/cancel",
+            expect=None,
+        )  # fmt: skip
+    assert [e["status"] for e in (await b.journal(operation="cancel"))["entries"]] == [500, 202]
+    assert (await a.journal())["total"] == 2 + 12 + 1 + 2
+
+
+# -- the store failing ------------------------------------------------------------------------
+
+
+async def test_redis_stopped_is_a_503_and_service_resumes(
+    start: Start, redis_server: RedisServer
+) -> None:
+    a, b = await start(), await start()
+    rid = await seaart_submit(a)
+    redis_server.stop()
+    resp, body = await b.call(
+        "seaart", "status", "GET", f"{SEAART}/nano_banana_pro/requests/{rid}/status",
+        expect=503,
+    )  # fmt: skip
+    assert resp.headers["X-Mock-Store"].startswith("unavailable: ")
+    assert "Retry-After" in resp.headers
+    resp, body = await a.call(
+        "pixazo", "submit", "POST", f"{PIXAZO}/nano-banana-pro-request",
+        json={"prompt": "a car", "image_urls": PIXAZO_URLS}, expect=503,
+    )  # fmt: skip
+    assert "unavailable" in resp.headers["X-Mock-Store"]
+    health = await a.client.get("/_mock/health")
+    data = await health.json()
+    assert health.status == 503
+    validate("mock", "control/health", data)
+    assert data["ok"] is False and data["store"]["kind"] == "redis"
+    assert data["store"]["ok"] is False and data["store"]["error"]
+    clock = await b.client.get("/_mock/clock")
+    assert clock.status == 503
+    assert (await clock.json())["error"].startswith("store unavailable: ")
+    redis_server.start()  # empty: every tenant starts afresh
+    await seaart_status(b, rid, expect=404)
+    rid = await seaart_submit(a)
+    assert (await seaart_status(b, rid))["status"] == "IN_QUEUE"
+    health = await b.client.get("/_mock/health")
+    data = await health.json()
+    assert health.status == 200 and data["store"] == {"kind": "redis", "ok": True, "error": None}
+    validate("mock", "control/health", data)
+
+
+# -- no key in clear --------------------------------------------------------------------------
+
+RAW_KEYS = ("SG_0123456789abcdef", "sk-test", "pz-test", "Scenario-Key-42", "Rule-Key-77")
+
+
+async def test_no_api_key_in_clear_anywhere_in_redis(
+    start: Start, redis_server: RedisServer
+) -> None:
+    scenario = {
+        "faults": [{"match": {"api_key": "Rule-Key-77"}, "effect": {"http_error": {"status": 500}}}],
+        "credits": {"default": 100, "keys": {"Scenario-Key-42": 50}},
+        "rate_limits": [{"rpm": 1000, "key": "Scenario-Key-42"}],
+    }
+    keys = {"api_keys": frozenset(RAW_KEYS)}
+    a = await start(scenario, snapshot_every=5, **keys)
+    b = await start(scenario, snapshot_every=5, **keys)
+    await a.control("POST", "faults", 201, json={
+        "match": {"api_key": ["sk-test", "pz-test"], "headers": {"Authorization": "Key sk-test"}},
+        "effect": {"latency": {"fixed": 0}}})  # fmt: skip
+    await b.control("POST", "credits", json={"key": "SG_0123456789abcdef", "balance": 10})
+    await b.control("POST", "rate-limits", json={"rpm": 100, "key": "pz-test"})
+    rid = await seaart_submit(a)
+    for mock in (a, b, a, b, a, b):
+        await seaart_status(mock, rid)
+        await pixazo_submit(mock)
+    _, body = await b.call(
+        "segmind", "submit", "POST", "/v2/nano-banana", json={"prompt": "x"}, expect=200
+    )
+    await b.control("POST", "reset", json={"settings": {"api_keys": ["Reset-Key-9"]}})
+    await asyncio.sleep(0.1)  # snapshot writes
+    found = await _everything(redis_server)
+    assert b"nb:{}:snap" in found  # a snapshot was taken
+    for key in (*RAW_KEYS, "Reset-Key-9"):
+        assert key.encode() not in found, f"{key} is in Redis in clear"
+
+
+async def _everything(server: RedisServer) -> bytes:
+    """Every key of the Redis, its DUMP and its value read out, as one blob."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(server.url)
+    out = []
+    try:
+        async for name in client.scan_iter(count=1000):
+            out.append(name)
+            out.append(await client.dump(name) or b"")
+            kind = (await client.type(name)).decode()
+            if kind == "string":
+                out.append(await client.get(name) or b"")
+            elif kind == "stream":
+                for _id, fields in await client.xrange(name):
+                    out += [v for pair in fields.items() for v in pair]
+            elif kind == "zset":
+                out += await client.zrange(name, 0, -1)
+    finally:
+        await client.aclose()
+    return b"\n".join(out)
