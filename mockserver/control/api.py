@@ -61,8 +61,8 @@ from ..http import (
     read_body,
 )
 from ..names import PROVIDERS, all_operations, unknown
-from ..pipeline.routing import CONTROL_STRAY, not_routed
 from ..pipeline.envelope import STORE_HEADER
+from ..pipeline.routing import CONTROL_STRAY, not_routed
 from ..pipeline.serve import DRIFT, MAX_ATTEMPTS, SOURCES
 from ..scenario import ScenarioError, check_scenario
 from ..state import STATE, MockState

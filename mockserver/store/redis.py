@@ -409,7 +409,7 @@ class RedisTenants(Tenants):
         )
         self._sha: dict[str, str] = {}
         self._copies: OrderedDict[str, RedisTenant] = OrderedDict()
-        self.default = RedisTenant(DEFAULT, default_state, self)
+        self.default = self._default = RedisTenant(DEFAULT, default_state, self)
         self._tokens = itertools.count()
         self._process = f"{os.getpid():x}.{random.getrandbits(32):08x}"
         self._pending: list[tuple[RedisTenant, bytes, asyncio.Future[None]]] = []
@@ -425,7 +425,7 @@ class RedisTenants(Tenants):
     async def get(self, name: str = DEFAULT) -> Tenant:
         self._listen()
         if name == DEFAULT:
-            return self.default
+            return self._default
         copy = self._copies.get(name)
         if copy is None:
             copy = self._copies[name] = self._make(name)
@@ -592,7 +592,7 @@ class RedisTenants(Tenants):
 
     def _changed(self, channel: str) -> None:
         name = channel[len("nb:{") : -len("}:changed")]
-        copy = self.default if name == DEFAULT else self._copies.get(name)
+        copy = self._default if name == DEFAULT else self._copies.get(name)
         if copy is not None and copy.state.clock.sleepers and copy.epoch is not None:
             task = asyncio.get_running_loop().create_task(copy.sync())
             task.add_done_callback(_quiet)

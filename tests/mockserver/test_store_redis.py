@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -21,7 +20,6 @@ from nanobanana_mock.app import create_app
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.state import STATE, MockState
 from nanobanana_mock.store.redis import RedisTenants
-from nanobanana_mock.store.tenants import TENANTS
 from tests.harness import KEYS, Mock, validate
 from tests.redis_server import RedisServer, redis_server
 
@@ -92,17 +90,24 @@ async def start(
 
 async def seaart_submit(mock: Mock, endpoint: str = "nano_banana_pro", **body: Any) -> str:
     _, data = await mock.call(
-        "seaart", "submit", "POST", f"{SEAART}/{endpoint}", json={"prompt": "x", **body},
+        "seaart",
+        "submit",
+        "POST",
+        f"{SEAART}/{endpoint}",
+        json={"prompt": "x", **body},
         expect=200,
-    )  # fmt: skip
+    )
     return str(data["request_id"])
 
 
 async def seaart_status(mock: Mock, rid: str, expect: int = 200) -> Any:
     _, data = await mock.call(
-        "seaart", "status", "GET", f"{SEAART}/nano_banana_pro/requests/{rid}/status",
+        "seaart",
+        "status",
+        "GET",
+        f"{SEAART}/nano_banana_pro/requests/{rid}/status",
         expect=expect,
-    )  # fmt: skip
+    )
     return data
 
 
@@ -112,9 +117,13 @@ async def seaart_status(mock: Mock, rid: str, expect: int = 200) -> Any:
 async def test_segmind_submit_on_one_poll_and_download_on_the_other(start: Start) -> None:
     a, b = await start(), await start()
     _, job = await a.call(
-        "segmind", "submit", "POST", "/v2/nano-banana", json={"prompt": "Dancing Banana"},
+        "segmind",
+        "submit",
+        "POST",
+        "/v2/nano-banana",
+        json={"prompt": "Dancing Banana"},
         expect=200,
-    )  # fmt: skip
+    )
     rid = job["request_id"]
     _, data = await b.call("segmind", "status", "GET", f"/v2/requests/{rid}/status", expect=200)
     assert data["status"] == "QUEUED"
@@ -134,14 +143,20 @@ async def test_seaart_submit_on_one_cancel_on_the_other(start: Start) -> None:
     rid = await seaart_submit(a)
     data = await seaart_status(b, rid)
     assert data["status"] == "IN_QUEUE"
-    _, cancelled = await b.call(
-        "seaart", "cancel", "PUT", f"{SEAART}/nano_banana_pro/requests/{rid}/cancel",
+    _, _cancelled = await b.call(
+        "seaart",
+        "cancel",
+        "PUT",
+        f"{SEAART}/nano_banana_pro/requests/{rid}/cancel",
         expect=202,
-    )  # fmt: skip
+    )
     _, data = await a.call(
-        "seaart", "result", "GET", f"{SEAART}/nano_banana_pro/requests/{rid}/response",
+        "seaart",
+        "result",
+        "GET",
+        f"{SEAART}/nano_banana_pro/requests/{rid}/response",
         expect=200,
-    )  # fmt: skip
+    )
     assert data["status"] == "COMPLETED" and data.get("error_type")
     # an unknown id is the provider's 404 on either
     await seaart_status(a, "mmsu_unknown", expect=404)
@@ -150,23 +165,36 @@ async def test_seaart_submit_on_one_cancel_on_the_other(start: Start) -> None:
 async def test_pixazo_submit_on_one_result_on_the_other(start: Start) -> None:
     a, b = await start(), await start()
     _, data = await a.call(
-        "pixazo", "submit", "POST", f"{PIXAZO}/nano-banana-pro-request",
-        json={"prompt": "a car", "image_urls": PIXAZO_URLS}, expect=200,
-    )  # fmt: skip
+        "pixazo",
+        "submit",
+        "POST",
+        f"{PIXAZO}/nano-banana-pro-request",
+        json={"prompt": "a car", "image_urls": PIXAZO_URLS},
+        expect=200,
+    )
     rid = data["request_id"]
     await a.move(120)
     _, data = await b.call(
-        "pixazo", "result", "POST", f"{PIXAZO}/nano-banana-pro-request-result",
-        json={"request_id": rid}, expect=200,
-    )  # fmt: skip
+        "pixazo",
+        "result",
+        "POST",
+        f"{PIXAZO}/nano-banana-pro-request-result",
+        json={"request_id": rid},
+        expect=200,
+    )
     assert data["status"] == "COMPLETED"
 
 
 async def pixazo_submit(mock: Mock, expect: int | None = 200, **headers: str) -> Any:
     resp, data = await mock.call(
-        "pixazo", "submit", "POST", f"{PIXAZO}/nano-banana-pro-request",
-        json={"prompt": "a car", "image_urls": PIXAZO_URLS}, expect=expect, headers=headers,
-    )  # fmt: skip
+        "pixazo",
+        "submit",
+        "POST",
+        f"{PIXAZO}/nano-banana-pro-request",
+        json={"prompt": "a car", "image_urls": PIXAZO_URLS},
+        expect=expect,
+        headers=headers,
+    )
     return resp.status if expect is None else data
 
 
@@ -176,7 +204,9 @@ async def pixazo_submit(mock: Mock, expect: int | None = 200, **headers: str) ->
 async def test_fault_scopes_count_across_processes(start: Start) -> None:
     a, b = await start(), await start()
     await a.control(
-        "POST", "faults", 201,
+        "POST",
+        "faults",
+        201,
         json={
             "faults": [
                 {
@@ -187,7 +217,7 @@ async def test_fault_scopes_count_across_processes(start: Start) -> None:
                 }
             ]
         },
-    )  # fmt: skip
+    )
     codes = [await pixazo_submit(mock, expect=None) for mock in (a, b, a, b, a, b, a, b)]
     assert codes == [200, 500, 200, 500, 200, 200, 200, 200]
     listed = await b.control("GET", "faults")
@@ -265,9 +295,13 @@ async def test_the_default_seaart_gateway_error_is_the_same_on_both(start: Start
     bodies = []
     for mock in (a, b):
         _, body = await mock.call(
-            "seaart", "status", "GET", f"{SEAART}/nano_banana_pro/requests/x/status",
-            auth=False, expect=401,
-        )  # fmt: skip
+            "seaart",
+            "status",
+            "GET",
+            f"{SEAART}/nano_banana_pro/requests/x/status",
+            auth=False,
+            expect=401,
+        )
         bodies.append(body)
     assert bodies[0] == bodies[1]
 
@@ -285,15 +319,21 @@ async def _replay(first: Shared, second: Shared) -> list[Any]:
     for i, rid in enumerate(ids):
         seen.append((await seaart_status(mocks[(i + 1) % 2], rid))["status"])
     _, body = await second.call(
-        "seaart", "cancel", "PUT", f"{SEAART}/nano_banana_pro/requests/{ids[3]}/cancel",
+        "seaart",
+        "cancel",
+        "PUT",
+        f"{SEAART}/nano_banana_pro/requests/{ids[3]}/cancel",
         expect=None,
-    )  # fmt: skip
+    )
     seen.append(body)
     await second.move(100)
     for i, rid in enumerate(ids):
         _, body = await mocks[i % 2].call(
-            "seaart", "result", "GET", f"{SEAART}/nano_banana_pro/requests/{rid}/response",
-        )  # fmt: skip
+            "seaart",
+            "result",
+            "GET",
+            f"{SEAART}/nano_banana_pro/requests/{rid}/response",
+        )
         seen.append(json.loads(json.dumps(body).replace(first.base, "").replace(second.base, "")))
     journal = await first.journal()
     seen.append([{k: v for k, v in e.items() if k != "path"} for e in journal["entries"]])
@@ -321,8 +361,16 @@ async def test_snapshots_trim_the_log_and_a_late_process_catches_up(
 ) -> None:
     a, b = await start(snapshot_every=5), await start(snapshot_every=5)
     ids = [await seaart_submit(a, prompt=f"p{i}") for i in range(2)]
-    await a.control("POST", "faults", 201, json={"match": {"operation": "cancel"},
-                    "effect": {"http_error": {"status": 500}}, "scope": {"first": 1}})  # fmt: skip
+    await a.control(
+        "POST",
+        "faults",
+        201,
+        json={
+            "match": {"operation": "cancel"},
+            "effect": {"http_error": {"status": 500}},
+            "scope": {"first": 1},
+        },
+    )
     for _ in range(12):  # polls on A: the log passes three snapshots
         await seaart_status(a, ids[0])
     await asyncio.sleep(0.1)  # the snapshot writes (tasks of A)
@@ -336,10 +384,13 @@ async def test_snapshots_trim_the_log_and_a_late_process_catches_up(
     rules = (await late.control("GET", "faults"))["faults"]
     assert [(r["id"], r["matched"]) for r in rules] == [("r1", 0)]
     for mock in (late, b):  # B, far behind, catches up too
-        _, body = await mock.call(
-            "seaart", "cancel", "PUT", f"{SEAART}/nano_banana_pro/requests/{ids[1]}/cancel",
+        _, _body = await mock.call(
+            "seaart",
+            "cancel",
+            "PUT",
+            f"{SEAART}/nano_banana_pro/requests/{ids[1]}/cancel",
             expect=None,
-        )  # fmt: skip
+        )
     assert [e["status"] for e in (await b.journal(operation="cancel"))["entries"]] == [500, 202]
     assert (await a.journal())["total"] == 2 + 12 + 1 + 2
 
@@ -353,16 +404,23 @@ async def test_redis_stopped_is_a_503_and_service_resumes(
     a, b = await start(), await start()
     rid = await seaart_submit(a)
     redis_server.stop()
-    resp, body = await b.call(
-        "seaart", "status", "GET", f"{SEAART}/nano_banana_pro/requests/{rid}/status",
+    resp, _body = await b.call(
+        "seaart",
+        "status",
+        "GET",
+        f"{SEAART}/nano_banana_pro/requests/{rid}/status",
         expect=503,
-    )  # fmt: skip
+    )
     assert resp.headers["X-Mock-Store"].startswith("unavailable: ")
     assert "Retry-After" in resp.headers
-    resp, body = await a.call(
-        "pixazo", "submit", "POST", f"{PIXAZO}/nano-banana-pro-request",
-        json={"prompt": "a car", "image_urls": PIXAZO_URLS}, expect=503,
-    )  # fmt: skip
+    resp, _body = await a.call(
+        "pixazo",
+        "submit",
+        "POST",
+        f"{PIXAZO}/nano-banana-pro-request",
+        json={"prompt": "a car", "image_urls": PIXAZO_URLS},
+        expect=503,
+    )
     assert "unavailable" in resp.headers["X-Mock-Store"]
     health = await a.client.get("/_mock/health")
     data = await health.json()
@@ -392,23 +450,34 @@ async def test_no_api_key_in_clear_anywhere_in_redis(
     start: Start, redis_server: RedisServer
 ) -> None:
     scenario = {
-        "faults": [{"match": {"api_key": "Rule-Key-77"}, "effect": {"http_error": {"status": 500}}}],
+        "faults": [
+            {"match": {"api_key": "Rule-Key-77"}, "effect": {"http_error": {"status": 500}}}
+        ],
         "credits": {"default": 100, "keys": {"Scenario-Key-42": 50}},
         "rate_limits": [{"rpm": 1000, "key": "Scenario-Key-42"}],
     }
     keys = {"api_keys": frozenset(RAW_KEYS)}
     a = await start(scenario, snapshot_every=5, **keys)
     b = await start(scenario, snapshot_every=5, **keys)
-    await a.control("POST", "faults", 201, json={
-        "match": {"api_key": ["sk-test", "pz-test"], "headers": {"Authorization": "Key sk-test"}},
-        "effect": {"latency": {"fixed": 0}}})  # fmt: skip
+    await a.control(
+        "POST",
+        "faults",
+        201,
+        json={
+            "match": {
+                "api_key": ["sk-test", "pz-test"],
+                "headers": {"Authorization": "Key sk-test"},
+            },
+            "effect": {"latency": {"fixed": 0}},
+        },
+    )
     await b.control("POST", "credits", json={"key": "SG_0123456789abcdef", "balance": 10})
     await b.control("POST", "rate-limits", json={"rpm": 100, "key": "pz-test"})
     rid = await seaart_submit(a)
     for mock in (a, b, a, b, a, b):
         await seaart_status(mock, rid)
         await pixazo_submit(mock)
-    _, body = await b.call(
+    _, _body = await b.call(
         "segmind", "submit", "POST", "/v2/nano-banana", json={"prompt": "x"}, expect=200
     )
     await b.control("POST", "reset", json={"settings": {"api_keys": ["Reset-Key-9"]}})
