@@ -25,7 +25,7 @@ from typing import Any
 from ..config import MockConfig
 from ..engine.keys import sealed
 
-__all__ = ["JOURNAL", "STEP", "Pin", "dumps", "keys_of", "loads"]
+__all__ = ["DEFAULT_TAG", "JOURNAL", "STEP", "Pin", "dumps", "keys_of", "loads"]
 
 
 class Pin:
@@ -102,8 +102,9 @@ def loads(data: bytes, control_token: str | None = None) -> Any:
 
 def keys_of(tenant: str) -> dict[str, str]:
     """A tenant's keys, its name in a hash tag (Redis Cluster would keep a tenant on one
-    shard). A name is at most a few dozen safe characters (tenants.py checks them)."""
-    tag = "{" + tenant + "}"
+    shard). A name is at most a few dozen safe characters (tenants.py checks them); the
+    default tenant's tag is ``{=}`` (an empty tag would hash the whole key)."""
+    tag = "{" + (tenant or DEFAULT_TAG) + "}"
     return {
         "log": f"nb:{tag}:log",
         "n": f"nb:{tag}:n",
@@ -115,6 +116,7 @@ def keys_of(tenant: str) -> dict[str, str]:
     }
 
 
+DEFAULT_TAG = "="  # the default tenant's name in its keys: no tenant name has an "="
 TENANTS_KEY = "nb:tenants"  # a sorted set: each tenant's last use (server time)
 
 # KEYS: log, n, epoch, journal, jseq, tenants

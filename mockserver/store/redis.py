@@ -592,6 +592,7 @@ class RedisTenants(Tenants):
 
     def _changed(self, channel: str) -> None:
         name = channel[len("nb:{") : -len("}:changed")]
+        name = DEFAULT if name == codec.DEFAULT_TAG else name
         copy = self._default if name == DEFAULT else self._copies.get(name)
         if copy is not None and copy.state.clock.sleepers and copy.epoch is not None:
             task = asyncio.get_running_loop().create_task(copy.sync())

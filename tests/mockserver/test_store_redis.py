@@ -374,9 +374,9 @@ async def test_snapshots_trim_the_log_and_a_late_process_catches_up(
     for _ in range(12):  # polls on A: the log passes three snapshots
         await seaart_status(a, ids[0])
     await asyncio.sleep(0.1)  # the snapshot writes (tasks of A)
-    length = int(redis_server.command("XLEN", "nb:{}:log").split(b"\r\n")[0][1:])
+    length = int(redis_server.command("XLEN", "nb:{=}:log").split(b"\r\n")[0][1:])
     assert length < 15, "the log was trimmed up to the snapshot before the last"
-    assert redis_server.command("EXISTS", "nb:{}:snap").startswith(b":1")
+    assert redis_server.command("EXISTS", "nb:{=}:snap").startswith(b":1")
     await a.move(20)
     late = await start(snapshot_every=5)  # its copy: the snapshot, then the log after it
     data = await seaart_status(late, ids[1])
@@ -483,7 +483,7 @@ async def test_no_api_key_in_clear_anywhere_in_redis(
     await b.control("POST", "reset", json={"settings": {"api_keys": ["Reset-Key-9"]}})
     await asyncio.sleep(0.1)  # snapshot writes
     found = await _everything(redis_server)
-    assert b"nb:{}:snap" in found  # a snapshot was taken
+    assert b"nb:{=}:snap" in found  # a snapshot was taken
     for key in (*RAW_KEYS, "Reset-Key-9"):
         assert key.encode() not in found, f"{key} is in Redis in clear"
 
@@ -509,3 +509,42 @@ async def _everything(server: RedisServer) -> bytes:
     finally:
         await client.aclose()
     return b"\n".join(out)
+
+
+# -- linearizable: a request planned on a stale copy is served again ---------------------------
+
+
+async def test_a_rule_added_on_the_other_process_applies_to_the_next_request(
+    start: Start,
+) -> None:
+    a, b = await start(), await start()
+    await pixazo_submit(a)  # A's copy: no rules, so A plans the next submit on the fast path
+    await b.control(
+        "POST",
+        "faults",
+        201,
+        json={"match": {"operation": "submit"}, "effect": {"http_error": {"status": 500}}},
+    )
+    assert a.state.faults.rules == []  # A has not heard of it
+    assert await pixazo_submit(a, expect=None) == 500  # served again, up to date
+    entries = (await a.journal())["entries"]
+    assert [(e["status"], e["fault"]) for e in entries] == [(200, None), (500, "r1")]
+
+
+async def test_settings_reset_on_the_other_process_apply_to_a_request_without_operations(
+    start: Start,
+) -> None:
+    a, b = await start(), await start()
+    rid = await seaart_submit(a)
+    await b.move(100)
+    _, data = await a.call(
+        "seaart", "result", "GET", f"{SEAART}/nano_banana_pro/requests/{rid}/response", expect=200
+    )
+    url = data["outputs"][0]["url"]
+    await a.image(url)  # served from A's copy
+    await b.control("POST", f"jobs/{rid}/state", json={"state": "EXPIRED"})
+    resp = await a.client.get(url[len(a.base) :])  # no operation: A syncs at its end
+    assert resp.status == 404
+    assert resp.headers["X-Mock-Job-State"] == "expired"
+    await b.control("POST", "reset", json={"settings": {"api_keys": ["only-this-one"]}})
+    await seaart_status(a, rid, expect=401)  # A's copy had no keys: served again
