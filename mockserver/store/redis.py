@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from ..engine.clock import VirtualClock
@@ -78,6 +79,7 @@ HEALTH_EVERY = 1.0  # seconds between the health answer's pings while the store 
 STATE_FIELDS = ("config", "clock", "store", "faults", "ledger", "limiter", "_rngs")
 
 _STALE: Any = object()  # an outcome: applied under another control version, nothing changed
+_OK, _GAP, _BACK = object(), object(), object()  # how a copy met the rows it was given
 
 
 class _Raised:
@@ -167,6 +169,12 @@ class RedisTenant(Tenant):
             flags = ("c" if name in CONTROL else "") + ("r" if name == "reset" else "")
             reply = await self._step(payload, flags)
             await self._catch_up(reply)
+            if not future.done():
+                # its entry's number was one this copy had applied already: the log went
+                # back (Redis restored from an older RDB/AOF file): the snapshot, then the log
+                async with self._lock:
+                    await self._reload(_text(reply[2]))
+                await self._catch_up(await self._step(b"", ""))
         finally:
             self._waiting.pop(token, None)
         if not future.done():  # behind a snapshot already (the log moved on very fast)
@@ -198,6 +206,7 @@ class RedisTenant(Tenant):
                 pipe.get(self.keys["jseq"])
                 rows, total = await pipe.execute()
         except (RedisError, OSError) as exc:
+            await self._owner._drop_idle(exc)
             raise self._owner.failed(exc) from None
         self._owner.succeeded()
         entries = []
@@ -222,6 +231,7 @@ class RedisTenant(Tenant):
             "step",
             [keys["log"], keys["n"], keys["epoch"], keys["journal"], keys["jseq"]],
             [self.cursor, BATCH, payload, flags, self.name, keys["changed"]],
+            again=not payload,  # a sync changes nothing (but the tenant's last use)
         )
         return reply
 
@@ -230,52 +240,43 @@ class RedisTenant(Tenant):
         snapshot, when the reply alone does not get there)."""
         _own, top, epoch, entries = reply
         top, epoch = int(top), _text(epoch)
-        if (
-            epoch == self.epoch
-            and top >= self.n
-            and not self._lock.locked()
-            and self._apply(entries)
-            and self.n >= top
-        ):
-            return  # the fast path: the reply had all of it
+        kept = None
+        if epoch == self.epoch and not self._lock.locked():
+            kept = self._apply(entries)
+            if kept is _OK and self.n >= top:  # (more: a later reply was applied first)
+                return  # the fast path: the reply had all of it
         async with self._lock:
-            if epoch != self.epoch or top < self.n:  # another log (Redis restarted or new)
+            if epoch != self.epoch or kept is _BACK:  # another log: restarted, or restored
                 await self._reload(epoch)
+            reloads = 0
             while self.n < top:
                 rows = await self._owner.call(
                     lambda r: r.xrange(self.keys["log"], f"({self.cursor}", "+", BATCH)
                 )
-                if not self._apply(rows) or not rows:
-                    await self._reload(epoch)  # behind the log's start: from the snapshot
-                    if self.n < top and not await self._replay_rest(top):
-                        break
+                kept = self._apply(rows)
+                if kept is _OK and rows:
+                    continue
+                if reloads == 2:  # the snapshot does not meet the log: nothing to do but say
+                    raise StoreUnavailable(f"the log of tenant {self.name!r} has a gap")
+                reloads += 1
+                await self._reload(epoch)  # behind the log's start: from the snapshot
 
-    async def _replay_rest(self, top: int) -> bool:
-        """After a reload, whether the log continues where the copy now is."""
-        rows = await self._owner.call(
-            lambda r: r.xrange(self.keys["log"], f"({self.cursor}", "+", BATCH)
-        )
-        if not rows:
-            return False
-        if not self._apply(rows):
-            log.warning(
-                "tenant %r: its log has a gap after its snapshot; starting afresh", self.name
-            )
-            return False
-        return True
-
-    def _apply(self, rows: list[Any]) -> bool:
-        """Apply the rows this copy has not applied yet, in order; False at a gap (a row
-        after the next one), with the rows before it applied."""
+    def _apply(self, rows: list[Any]) -> object:
+        """Apply the rows this copy has not applied yet, in order: :data:`_OK`, or
+        :data:`_GAP` at a row after the next one (this copy is behind the log's start), or
+        :data:`_BACK` at a row new to this copy with a number it had applied (the log went
+        back: Redis restored from an older file); the rows before it applied."""
         for row_id, fields in rows:
             values = _fields(fields)
             n = int(values[b"n"])
             if n <= self.n:
+                if _later(_text(row_id), self.cursor):
+                    return _BACK
                 continue
             if n != self.n + 1:
-                return False
+                return _GAP
             self._apply_one(_text(row_id), n, float(values[b"t"]), values[b"op"])
-        return True
+        return _OK
 
     def _apply_one(self, row_id: str, n: int, t: float, payload: bytes) -> None:
         name, args, cv, token = codec.loads(payload, self._owner.control_token)
@@ -370,6 +371,13 @@ class RedisTenant(Tenant):
         self.epoch = epoch
         if replaced is not self.state.clock:
             replaced.stop()  # its sleepers answer now (the state they waited in is gone)
+
+
+def _later(row_id: str, cursor: str) -> bool:
+    """Is stream id ``row_id`` after ``cursor``?"""
+    ms, _, seq = row_id.partition("-")
+    cursor_ms, _, cursor_seq = cursor.partition("-")
+    return (int(ms), int(seq or 0)) > (int(cursor_ms), int(cursor_seq or 0))
 
 
 def _fields(fields: Any) -> dict[bytes, Any]:
@@ -484,32 +492,51 @@ class RedisTenants(Tenants):
         try:
             result = await command(self.redis)
         except (RedisError, OSError) as exc:
+            await self._drop_idle(exc)
             raise self.failed(exc) from None
         self.succeeded()
         return result
 
-    async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+    async def run(
+        self, script: str, keys: list[str], args: list[Any], *, again: bool = False
+    ) -> Any:
         """Run one of ``log``'s scripts by its SHA (loading it once, and again when Redis
-        forgot it: NOSCRIPT)."""
+        forgot it: NOSCRIPT). ``again``: it changes nothing, so a lost connection (Redis
+        restarted under an idle one) is tried once more, on a new one."""
         source = codec.STEP if script == "step" else codec.JOURNAL
         if script == "step":
             keys = [*keys, codec.TENANTS_KEY]
-        try:
-            for attempt in range(2):
-                sha = self._sha.get(script)
-                if sha is None:
-                    sha = self._sha[script] = await self.redis.script_load(source)
-                try:
-                    result = await self.redis.evalsha(sha, len(keys), *keys, *args)
-                    break
-                except NoScriptError:
-                    self._sha.pop(script, None)
-                    if attempt:
-                        raise
-        except (RedisError, OSError) as exc:
-            raise self.failed(exc) from None
-        self.succeeded()
-        return result
+        for attempt in range(2):
+            try:
+                return await self._run(script, source, keys, args)
+            except (RedisError, OSError) as exc:
+                await self._drop_idle(exc)
+                if not (again and attempt == 0 and isinstance(exc, RedisConnectionError)):
+                    raise self.failed(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _run(self, script: str, source: str, keys: list[str], args: list[Any]) -> Any:
+        for attempt in range(2):
+            sha = self._sha.get(script)
+            if sha is None:
+                sha = self._sha[script] = await self.redis.script_load(source)
+            try:
+                result = await self.redis.evalsha(sha, len(keys), *keys, *args)
+            except NoScriptError:
+                self._sha.pop(script, None)
+                if attempt:
+                    raise
+                continue
+            self.succeeded()
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _drop_idle(self, exc: BaseException) -> None:
+        """After a lost connection, close the idle ones too: after a restart of Redis they
+        are all dead, and each would fail one more request."""
+        if isinstance(exc, RedisConnectionError | OSError):
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.connection_pool.disconnect(inuse_connections=False)
 
     async def _check(self) -> None:
         with contextlib.suppress(StoreUnavailable):
@@ -536,6 +563,7 @@ class RedisTenants(Tenants):
             try:
                 await self._journal_pipeline(by_tenant)
             except (RedisError, OSError) as exc:
+                await self._drop_idle(exc)
                 error = self.failed(exc)
                 for _, _, future in batch:
                     if not future.done():

@@ -548,3 +548,26 @@ async def test_settings_reset_on_the_other_process_apply_to_a_request_without_op
     assert resp.headers["X-Mock-Job-State"] == "expired"
     await b.control("POST", "reset", json={"settings": {"api_keys": ["only-this-one"]}})
     await seaart_status(a, rid, expect=401)  # A's copy had no keys: served again
+
+
+async def test_redis_restored_from_an_older_file_brings_copies_back_to_it(
+    start: Start, redis_server: RedisServer
+) -> None:
+    a, b = await start(snapshot_every=5), await start(snapshot_every=5)
+    kept = [await seaart_submit(mock) for mock in (a, b, a)]
+    for _ in range(4):
+        await seaart_status(b, kept[0])  # past a snapshot
+    assert redis_server.command("SAVE").startswith(b"+OK")
+    lost = [await seaart_submit(mock) for mock in (b, a)]
+    await b.move(5)
+    redis_server.stop()
+    redis_server.start()  # loads dump.rdb from its directory: the log as it was at SAVE
+    for mock in (a, b):  # both copies were ahead of the log: they load the snapshot again
+        await mock.control("GET", "clock")  # a sync
+        assert (await mock.control("GET", "clock"))["now"] == 0
+        for rid in kept:
+            assert (await seaart_status(mock, rid))["status"] == "IN_QUEUE"
+        for rid in lost:
+            await seaart_status(mock, rid, expect=404)
+    again = await seaart_submit(b)
+    assert (await seaart_status(a, again))["status"] == "IN_QUEUE"
