@@ -25,7 +25,7 @@ from .names import PROVIDERS as PROVIDER_NAMES
 from .names import unknown
 from .openapi import openapi_document
 from .pipeline.call import note
-from .pipeline.routing import STRAY
+from .pipeline.routing import STRAY, in_tenant
 from .pipeline.self_check import ContractViolation
 from .pipeline.serve import DRIFT, SOURCES, Pipeline, Source
 from .providers import PROVIDER_CLASSES
@@ -33,7 +33,7 @@ from .providers.base import JOB_STATE_HEADER, Provider
 from .sources.replay import Recorder, Replay
 from .state import STATE, MockState
 from .store.tenant import current
-from .store.tenants import TENANTS, Tenants
+from .store.tenants import TENANTS, TenantError, make_tenants
 
 __all__ = ["PROVIDERS", "STATE", "ContractViolation", "create_app"]
 
@@ -63,24 +63,25 @@ def create_app(
     app[BASE_SCENARIO] = scenario
     providers = {cls.name: cls() for cls in PROVIDER_CLASSES}
     app[PROVIDERS] = providers
-    tenants = app[TENANTS] = Tenants(state)
+    tenants = app[TENANTS] = make_tenants(config, state, scenario)
     pipeline = Pipeline(tenants, providers, _add_sources(app, config))
     routes = pipeline.routes
+    defs: list[web.RouteDef] = []
     for provider in providers.values():
-        app.router.add_routes(routes.wrap(provider, route) for route in provider.routes())
+        defs.extend(routes.wrap(provider, route) for route in provider.routes())
     expect = pipeline.expect  # an odd Expect answered in an envelope, on every route
-    files = routes.files(_file)
-    get = app.router.add_get
-    get("/_mock/files/{job_id}/{name}", files, name="mock.file", expect_handler=expect)
-    get("/_mock/health", _health, name="mock.health", expect_handler=expect)
-    get("/_mock/openapi/{provider}.json", _openapi, name="mock.openapi", expect_handler=expect)
-    app.router.add_routes(
-        web.RouteDef(r.method, r.path, r.handler, {**r.kwargs, "expect_handler": expect})
-        for r in control_routes()
-    )
-    get("/", routes.plain(_index), name="mock.index", expect_handler=expect)
-    stray = routes.stray()
-    app.router.add_route("*", r"/{path:[\s\S]*}", stray, name=STRAY, expect_handler=expect)
+    ours = {"expect_handler": expect}
+    defs.append(web.get("/_mock/files/{job_id}/{name}", routes.files(_file), name="mock.file"))
+    defs.append(web.get("/_mock/health", _health, name="mock.health"))
+    defs.append(web.get("/_mock/openapi/{provider}.json", _openapi, name="mock.openapi"))
+    defs.extend(control_routes())
+    defs.append(web.get("/", routes.plain(_index), name="mock.index"))
+    defs.append(web.route("*", r"/{path:[\s\S]*}", routes.stray(), name=STRAY))
+    defs = [web.RouteDef(r.method, r.path, r.handler, {**r.kwargs, **ours}) for r in defs]
+    # Every route again under /t/{tenant}: the router indexes routes by their path's first
+    # segments, so a path without the prefix never tries these (routing.in_tenant)
+    app.router.add_routes(defs)
+    app.router.add_routes(map(in_tenant, defs))
     apply_scenario(state, scenario)
     app.on_cleanup.append(_close)
     return app
@@ -147,11 +148,17 @@ async def _openapi(request: web.Request) -> web.Response:
 
 
 async def _health(request: web.Request) -> web.Response:
-    """Alive, and the store: 503 while a shared store cannot be reached (every answer but
-    this one is a 503 then too, so a load balancer may as well know)."""
-    state = request.app[STATE]
-    store = request.app[TENANTS].health()
-    ok = store["store"] == "memory" or bool(store["store"].get("ok"))
+    """Alive; the tenant's clock, jobs and violations; the store's kind and tenants. A 503
+    (ok false, and why) while a shared store cannot be reached: every answer but this one
+    is a 503 then too, so a load balancer may as well know."""
+    tenants = request.app[TENANTS]
+    try:
+        tenant = await tenants.of(request)
+    except TenantError as refused:
+        return json_response(400, {"error": str(refused)})
+    state = tenant.state
+    store = tenants.health()
+    ok = "store_error" not in store
     return json_response(
         200 if ok else 503,
         {
@@ -159,6 +166,7 @@ async def _health(request: web.Request) -> web.Response:
             "clock": state.clock.now(),
             "jobs": len(state.store),
             "violations": state.violations[-50:],  # answers that broke the contract (self_check)
+            "tenant": tenant.name,
             **store,
         },
     )

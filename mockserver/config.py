@@ -136,6 +136,17 @@ class MockConfig:
         metadata=_opt("balance reported in Segmind's x-remaining-credits (reported, not enforced)"),
     )
     journal_size: int = field(default=10_000, metadata=_opt("requests kept in the journal"))
+    max_tenants: int = field(
+        default=1000,
+        metadata=_opt(
+            "tenants kept, each named by a /t/{tenant}/ prefix or an X-Mock-Tenant header "
+            "(the unnamed one aside); one more evicts the one used least recently"
+        ),
+    )
+    tenant_idle_seconds: float = field(
+        default=3600.0,
+        metadata=_opt("wall seconds a tenant may go unused before it is evicted (forgotten)"),
+    )
     max_header_bytes: int = field(
         default=8190, metadata=_opt("longest request line and header field accepted")
     )

@@ -22,6 +22,7 @@ from nanobanana_mock.schemas.located import MAX_JSON_DEPTH, too_deep
 from nanobanana_mock.schemas.violations import MAX_PROBLEMS, Violation, pointer
 
 from .engine.keys import fingerprint
+from .store.tenant import prefix
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -34,6 +35,8 @@ __all__ = [
     "hide_secrets",
     "json_response",
     "load_json",
+    "local_path",
+    "local_raw_path",
     "origin",
     "parse_body",
     "parse_json",
@@ -88,8 +91,25 @@ def dumps(body: Any) -> bytes:
 
 
 def origin(request: web.Request) -> str:
-    """The scheme and authority the client used, so returned URLs lead back to this mock."""
-    return _origin(request.scheme, request.host) or _fallback_origin(request)
+    """The scheme and authority the client used, so returned URLs lead back to this mock,
+    and the ``/t/{tenant}`` prefix of the tenant being served, so they stay inside it."""
+    return (_origin(request.scheme, request.host) or _fallback_origin(request)) + prefix()
+
+
+def local_path(request: web.Request) -> str:
+    """The request's path without its ``/t/{tenant}`` prefix: the path as a provider (and the
+    tenant's journal, strays, recordings) sees it."""
+    path = request.path
+    tenant = request.match_info.get("tenant")
+    return path if tenant is None else path[len(tenant) + 3 :]
+
+
+def local_raw_path(request: web.Request) -> str:
+    """:func:`local_path` as sent (percent-encoded, with the query): what a proxy forwards."""
+    raw = request.raw_path
+    if request.match_info.get("tenant") is None:
+        return raw
+    return "/" + raw.split("/", 3)[3] if raw.count("/") >= 3 else "/"
 
 
 MAX_HOST_LENGTH = 255

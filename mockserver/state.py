@@ -41,11 +41,17 @@ class MockState:
         self.sim = Simulator(self)
 
     @classmethod
-    def create(cls, config: MockConfig, clock: VirtualClock | None = None) -> MockState:
+    def create(
+        cls,
+        config: MockConfig,
+        clock: VirtualClock | None = None,
+        images: ImageCache | None = None,
+    ) -> MockState:
+        """A fresh state; ``images`` shares another state's image cache (a tenant's)."""
         return cls(
             config=config,
             clock=clock or VirtualClock(speed=config.time_scale),
-            images=ImageCache(max_bytes=config.image_cache_bytes),
+            images=images if images is not None else ImageCache(max_bytes=config.image_cache_bytes),
             **_fresh(config),
         )
 

@@ -119,7 +119,11 @@ async def test_async_tests_can_use_it(nanobanana_mock):
 
 
 def test_the_server_is_shared_by_the_session(nanobanana_mock, nanobanana_mock_server):
-    assert nanobanana_mock.base_url == nanobanana_mock_server.base_url == SEEN["server"]
+    assert nanobanana_mock.server is nanobanana_mock_server
+    origin = nanobanana_mock_server.base_url
+    assert SEEN["server"].startswith(origin + "/t/")  # a tenant of it per test
+    assert nanobanana_mock.base_url.startswith(origin + "/t/")
+    assert nanobanana_mock.base_url != SEEN["server"]
 """
 
 
@@ -313,6 +317,7 @@ def test_public_api_is_pinned() -> None:
         "MARKER",
         "MockHandle",
         "MockServer",
+        "TenantControl",
         "nanobanana_mock",
         "nanobanana_mock_config",
         "nanobanana_mock_server",

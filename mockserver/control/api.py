@@ -28,6 +28,7 @@ import asyncio
 import dataclasses
 import hmac
 import ipaddress
+import itertools
 import json
 import logging
 import math
@@ -62,13 +63,13 @@ from ..http import (
 )
 from ..names import PROVIDERS, all_operations, unknown
 from ..pipeline.envelope import STORE_HEADER
-from ..pipeline.routing import CONTROL_STRAY, not_routed
+from ..pipeline.routing import CONTROL_STRAY, not_routed, route_name
 from ..pipeline.serve import DRIFT, MAX_ATTEMPTS, SOURCES
 from ..scenario import ScenarioError, check_scenario
 from ..state import STATE, MockState
 from ..store.ops import JobGone
 from ..store.tenant import Stale, StoreUnavailable, Tenant, current, use
-from ..store.tenants import TENANTS
+from ..store.tenants import TENANTS, TenantError
 from . import spec as plane
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
@@ -114,7 +115,10 @@ def guarded(handler: Handler, *, routed: bool = True) -> Handler:
             refusal = _refusal(request, config) if routed else None
             if refusal is not None:
                 return json_response(refusal[0], {"error": refusal[1]})
-            tenant = await request.app[TENANTS].of(request)
+            try:
+                tenant = await request.app[TENANTS].of(request)
+            except TenantError as refused:
+                raise ControlError(400, str(refused)) from None
             use(tenant)
             response = await _handle(tenant, handler, request)
         except StoreUnavailable as err:
@@ -173,15 +177,14 @@ def _self_check(request: web.Request, response: web.StreamResponse) -> None:
     else:
         problems = plane.check(schema, json.loads(response.text or "null"))
     if problems:
-        _state(request).violations.append(f"control.{route} {status}")
+        request.app[STATE].violations.append(f"control.{route} {status}")  # every tenant's
         where = f"{request.method} {request.path[:200]}"
         log.error("control plane: %s breaks its contract: %s", where, "; ".join(map(str, problems)))
 
 
 def _route(request: web.Request) -> str | None:
     """The contract's name of the route a request took (None: the catch-all)."""
-    name = request.match_info.route.name or ""
-    route = name.removeprefix("control.")
+    route = route_name(request).removeprefix("control.")
     return route if route in plane.routes() else None
 
 
@@ -433,6 +436,9 @@ SETTABLE = frozenset(f.name for f in dataclasses.fields(MockConfig)) - {
     "body_timeout",
     "keepalive_timeout",
     "max_connections",
+    # how many tenants the mock keeps, and for how long: one setting for all of them
+    "max_tenants",
+    "tenant_idle_seconds",
 }
 
 
@@ -862,6 +868,36 @@ async def get_drift(request: web.Request) -> web.Response:
     return json_response(200, report.to_json())
 
 
+# -- tenants ------------------------------------------------------------------------------------
+
+TENANTS_PAGE = 1000
+TENANTS_PAGE_MAX = 100_000
+
+
+async def list_tenants(request: web.Request) -> web.Response:
+    """The tenants, most recently used first, at most ``limit``: each one's name (``""``:
+    the default tenant), wall seconds since its last request (None for the default one),
+    virtual time and jobs. Under
+    ``/t/{tenant}/`` only that tenant: a tenant's control plane sees no other."""
+    _check_query(request, "tenant listing filter", ("limit",))
+    limit = _query_int(request, "limit", TENANTS_PAGE, 1, TENANTS_PAGE_MAX)
+    tenants, here = request.app[TENANTS], current()
+    listed = [here] if here.name else itertools.chain([tenants.default], tenants.named())
+    views = [
+        {
+            "name": tenant.name,
+            # the default tenant is never evicted, and its use is not timed (no cost per request)
+            "idle_seconds": round(tenants.idle_for(tenant), 3) if tenant.name else None,
+            "clock": tenant.state.clock.now(),
+            "jobs": len(tenant.state.store),
+        }
+        for tenant in itertools.islice(listed, limit)
+    ]
+    total = 1 if here.name else 1 + len(tenants)
+    store = tenants.health()["store"]
+    return json_response(200, {"tenants": views, "total": total, "limit": limit, "store": store})
+
+
 def control_routes() -> list[web.RouteDef]:
     p = "/_mock"
     table: list[tuple[str, str, Handler]] = [
@@ -885,6 +921,7 @@ def control_routes() -> list[web.RouteDef]:
         ("GET", "/journal", get_journal),
         ("DELETE", "/journal", clear_journal),
         ("GET", "/drift", get_drift),
+        ("GET", "/tenants", list_tenants),
     ]
     routes = [
         web.route(method, p + path, guarded(handler), name=f"control.{handler.__name__}")

@@ -234,10 +234,20 @@ def _json_default(value: Any) -> Any:
 class MockControl:
     """The control plane of one running mock, at ``base_url`` (its origin)."""
 
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout: float = 10.0,
+        *,
+        tenant: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.tenant_name = tenant or None  # None: the default tenant
+        # where every call goes: the origin, then /t/<tenant> for a tenant's control plane
+        self._base = self.base_url + (f"/t/{urllib.parse.quote(tenant, safe='')}" if tenant else "")
         self._urls: dict[str, str] | None = None
         # The mock is a local test server: never route control calls through an HTTP proxy.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -249,11 +259,32 @@ class MockControl:
         self.jobs = JobControl(self)
 
     def __repr__(self) -> str:
-        return f"MockControl({self.base_url!r})"
+        if self.tenant_name is None:
+            return f"MockControl({self.base_url!r})"
+        return f"MockControl({self.base_url!r}, tenant={self.tenant_name!r})"
+
+    def tenant(self, name: str) -> MockControl:
+        """A client of tenant ``name``'s control plane (``/t/<name>/_mock/...``) on the same
+        mock, with the same token and timeout; its :attr:`urls` lead into the tenant. The
+        mock makes the tenant on first use."""
+        return MockControl(self.base_url, self.token, self.timeout, tenant=name)
+
+    def tenants(self, limit: int | None = None) -> JsonList:
+        """The tenants (``GET /_mock/tenants``), most recently used first: name (``""`` for
+        the default one), idle_seconds, clock, jobs. A tenant's client sees only itself."""
+        query = {"limit": limit} if limit is not None else None
+        listed: JsonList = self._request("GET", f"{PREFIX}/tenants", query=query)["tenants"]
+        return listed
+
+    def health(self) -> Json:
+        """``GET /_mock/health``: the tenant's clock and jobs, the store and its tenants."""
+        answer: Json = self._request("GET", f"{PREFIX}/health")
+        return answer
 
     @property
     def urls(self) -> dict[str, str]:
-        """The base URL each provider's client should use (``GET /``, asked once)."""
+        """The base URL each provider's client should use (``GET /``, asked once); a
+        tenant's lead into the tenant (``http://…/t/<name>/v1``)."""
         if self._urls is None:
             self._urls = dict(self._request("GET", "/")["base_urls"])
         return dict(self._urls)
@@ -298,7 +329,7 @@ class MockControl:
         query: Mapping[str, Any] | None = None,
     ) -> Any:
         """Send one request; the decoded JSON answer (None if empty), or ControlError."""
-        url = self.base_url + urllib.parse.quote(path, safe="/:@-._~")
+        url = self._base + urllib.parse.quote(path, safe="/:@-._~")
         params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
         if params:
             url += "?" + urllib.parse.urlencode(params)
@@ -317,7 +348,7 @@ class MockControl:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             # the path without its query: a query may hold an API key (credits, journal)
-            raise ControlError(f"{method} {self.base_url}{path}: no answer ({reason})", 0) from exc
+            raise ControlError(f"{method} {self._base}{path}: no answer ({reason})", 0) from exc
 
 
 def _query_value(value: Any) -> str:

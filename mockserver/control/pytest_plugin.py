@@ -1,4 +1,4 @@
-"""pytest plugin: one mock for the session, reset before every test.
+"""pytest plugin: one mock for the session (for every xdist worker), a tenant of it per test.
 
 Installed with the package (entry point ``pytest11``), so its fixtures are there in any project
 that has ``nanobanana-mock`` installed::
@@ -16,35 +16,56 @@ fault rules and credits)::
     @pytest.mark.nanobanana_mock(workers=1, faults=[{"effect": {"http_error": {"status": 503}}}])
     def test_outage(nanobanana_mock): ...
 
+Each test gets a tenant of its own (``/t/<tenant>/`` before every path), reset with the
+session's settings and its marker's: its URLs, ``base_url`` and control client carry the
+prefix, so the SDK clients built from them land in it, and no test sees another's jobs,
+clock, rules, credits, limits or journal. ``--nanobanana-mock-tenant=worker`` gives each
+process one tenant instead, reset before every test (without xdist, that is the mock's
+default tenant: no prefix).
+
+Under ``pytest -n N`` (pytest-xdist) the controller starts ONE mock (in a thread of its own
+process, on a free loopback port) when it starts its workers, hands its URL to them
+(``workerinput``) and stops it at its end; the workers' tests each use their own tenant of it.
+``--nanobanana-mock-url URL`` (or the ``nanobanana_mock_url`` ini value) uses a mock that is
+already running instead (e.g. a team's), with or without xdist; each run's tenant names then
+begin with a random run id, so two runs against it never meet.
+
 ``scenario=`` takes a scenario object, or a file path read exactly as ``--scenario`` reads
 it. A marker the mock cannot use (an unknown setting name, a bad value, a scenario file with
 a problem) errors the test at setup with the problem named, and no traceback.
 
 Session-wide settings come from overriding the ``nanobanana_mock_config`` fixture in a
-``conftest.py``. The server runs in a daemon thread with its own event loop, so sync tests,
-async tests and threads of the code under test can all talk to it; its clock is frozen
-(``time_scale=0``) and moves only when a test advances it.
+``conftest.py``: on a shared mock they are sent with every reset of a test's tenant (a
+start-up setting such as ``control_token`` that the shared mock lacks makes that worker start
+a mock of its own, as without xdist). The server runs in a daemon thread with its own event
+loop, so sync tests, async tests and threads of the code under test can all talk to it; its
+clock is frozen (``time_scale=0``) and moves only when a test advances it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import os
+import secrets
 import threading
+import urllib.parse
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from nanobanana_mock import schemas
 
-from ..app import create_app
 from ..config import MockConfig
 from ..names import unknown
 from ..scenario import ScenarioError, load_scenario
-from ..server import Served, serve_app
+from ..scenario_files import UnknownScenario
 from .api import SETTABLE
+
+if TYPE_CHECKING:
+    from ..server import Served
 from .client import (
     ClockControl,
     ControlError,
@@ -60,6 +81,7 @@ __all__ = [
     "MARKER",
     "MockHandle",
     "MockServer",
+    "TenantControl",
     "nanobanana_mock",
     "nanobanana_mock_config",
     "nanobanana_mock_server",
@@ -81,20 +103,121 @@ class MarkerError(TypeError):
 
 
 START_TIMEOUT = 30.0
+URL_OPTION = "nanobanana_mock_url"  # option dest, ini name and workerinput key
+TENANT_OPTION = "nanobanana_mock_tenant"
+RUN_KEY = "nanobanana_mock_run"  # workerinput: the run id of tenant names on a mock elsewhere
+TENANT_MODES = ("test", "worker")
+MAIN = "main"  # the "worker id" of a run without xdist
+
+
+def default_config() -> MockConfig:
+    """The settings of the plugin's mock unless a ``conftest.py`` overrides
+    ``nanobanana_mock_config``: a free loopback port, a frozen clock, exact timings,
+    self-check on."""
+    return MockConfig(port=0, time_scale=0.0, self_check=True, processing_jitter=0.0, seed=0)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("nanobanana-mock")
+    url_help = (
+        "use the nanobanana mock already running at this origin (http://host:port) instead "
+        "of starting one; every test (every xdist worker's) gets its own tenant of it"
+    )
+    group.addoption("--nanobanana-mock-url", dest=URL_OPTION, metavar="URL", help=url_help)
+    parser.addini(URL_OPTION, url_help, default="")
+    tenant_help = (
+        "a tenant of the mock for each test (default) or for each worker process, reset "
+        "before every test (without xdist: the default tenant)"
+    )
+    group.addoption(
+        "--nanobanana-mock-tenant", dest=TENANT_OPTION, choices=TENANT_MODES, help=tenant_help
+    )
+    parser.addini(TENANT_OPTION, tenant_help, default="test")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    url = _option_url(config)  # a bad URL or mode is a usage error, before any worker starts
+    _tenant_mode(config)
+    if not hasattr(config, "workerinput"):  # the xdist controller, or a run without xdist
+        config.pluginmanager.register(SharedMock(config, url), "nanobanana-mock-shared")
+
+
+class SharedMock:
+    """The xdist controller's part: ONE mock for every worker, started when the first worker
+    is set up (so a run without workers starts none) and stopped at the controller's end."""
+
+    def __init__(self, config: pytest.Config, url: str | None) -> None:
+        self.config = config
+        self.url = url  # a mock elsewhere (--nanobanana-mock-url), or the one started here
+        self.run = secrets.token_hex(3)  # this run's id, in tenant names on a mock elsewhere
+        self.server: MockServer | None = None
+
+    @pytest.hookimpl(optionalhook=True)  # an xdist hook: no error where xdist is absent
+    def pytest_configure_node(self, node: Any) -> None:
+        if self.url is None:
+            self.server = MockServer(default_config()).start()
+            self.config.add_cleanup(self.server.stop)
+            self.url = self.server.base_url
+        node.workerinput[URL_OPTION] = self.url
+        node.workerinput[RUN_KEY] = self.run
+
+
+def _option_url(config: pytest.Config) -> str | None:
+    """``--nanobanana-mock-url`` (or its ini value) as an origin, or None."""
+    value = config.getoption(URL_OPTION) or str(config.getini(URL_OPTION) or "")
+    return origin_of(value) if value else None
+
+
+def origin_of(value: str) -> str:
+    """A mock's URL as its origin (``scheme://host:port``), or a usage error saying why not."""
+    parts = urllib.parse.urlsplit(value.strip())
+    try:
+        parts.port  # noqa: B018 (a port that is no number raises here)
+    except ValueError:
+        parts = parts._replace(scheme="")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path.strip("/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise pytest.UsageError(
+            f"--nanobanana-mock-url takes a mock's origin, http://host:port, not {value!r}"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _tenant_mode(config: pytest.Config) -> str:
+    mode = config.getoption(TENANT_OPTION) or str(config.getini(TENANT_OPTION) or "test")
+    if mode not in TENANT_MODES:
+        raise pytest.UsageError(f"{TENANT_OPTION} is {' or '.join(TENANT_MODES)}, not {mode!r}")
+    return mode
 
 
 class MockServer:
     """A mock serving from a daemon thread with its own event loop; a context manager.
-    Without ``config``, the default settings on a free loopback port (``MockConfig(port=0)``)."""
+    Without ``config``, the default settings on a free loopback port (``MockConfig(port=0)``).
 
-    def __init__(self, config: MockConfig | None = None) -> None:
+    With ``url`` (an origin), the mock already serving there instead: nothing is started or
+    stopped, and ``config`` is the settings its tenants should have. ``started_with`` is the
+    settings that mock was started with, when known: a reset of a tenant (:meth:`control`)
+    then sends only the settable ones that differ; unknown, it sends them all."""
+
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        *,
+        url: str | None = None,
+        started_with: MockConfig | None = None,
+    ) -> None:
         self.config = config if config is not None else MockConfig(port=0)
+        self.url = url.rstrip("/") if url is not None else None
         self.base_url = ""
         self.control: MockControl | None = None
+        base = started_with if url is not None else self.config
+        self.overrides: dict[str, Any] = _overrides(self.config, base)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._served: Served | None = None
         self._thread = threading.Thread(target=self._serve, name="nanobanana-mock", daemon=True)
@@ -109,6 +232,14 @@ class MockServer:
 
     def start(self) -> MockServer:
         """Start serving; returns once the server listens (or raises why it could not)."""
+        if self.url is not None:  # serving elsewhere: only check that it answers
+            self.base_url = self.url
+            self.control = MockControl(self.base_url, token=self.config.control_token)
+            try:
+                self.control.health()
+            except ControlError as exc:
+                raise RuntimeError(f"the mock at {self.url} does not answer: {exc}") from None
+            return self
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT):
             raise RuntimeError(f"the mock did not start within {START_TIMEOUT} s")
@@ -151,17 +282,103 @@ class MockServer:
             loop.close()
 
     async def _listen(self) -> None:
+        from ..app import create_app  # the mock itself: only where one is started (not in
+        from ..server import serve_app  # an xdist worker of a shared one)
+
         self._served = await serve_app(create_app(self.config), self.config)
         self.base_url = self._served.base_url
 
+    def tenant(self, name: str) -> TenantControl:
+        """The control plane of tenant ``name`` of this mock (``""``: the default tenant), whose
+        reset gives it this server's :attr:`config` (plus the settings a reset is given)."""
+        if not self.base_url:
+            raise RuntimeError("the mock is not started")
+        assert self.control is not None
+        base = self.base_url + (f"/t/{name}" if name else "")
+        urls = {p: base + url[len(self.base_url) :] for p, url in self.control.urls.items()}
+        token = self.config.control_token
+        return TenantControl(
+            self.base_url, token=token, overrides=self.overrides, urls=urls, tenant=name
+        )
+
+
+def _overrides(config: MockConfig, base: MockConfig | None) -> dict[str, Any]:
+    """The settable settings of ``config`` that differ from ``base`` (all of them if None)."""
+    return {
+        name: getattr(config, name)
+        for name in sorted(SETTABLE)
+        if base is None or getattr(config, name) != getattr(base, name)
+    }
+
+
+def _startup_differences(config: MockConfig, base: MockConfig) -> list[str]:
+    """The start-up settings (those a reset cannot change) in which ``config`` differs from
+    ``base``, the port aside (a free one either way)."""
+    return [
+        f.name
+        for f in dataclasses.fields(MockConfig)
+        if f.name not in SETTABLE
+        and f.name != "port"
+        and getattr(config, f.name) != getattr(base, f.name)
+    ]
+
+
+class TenantControl(MockControl):
+    """The control plane of one tenant of the mock at ``base_url`` (its origin), whose
+    :meth:`reset` starts from the session's settings, not the shared mock's start-up ones:
+    ``overrides`` go with every reset, below a scenario's settings and the reset's own.
+    ``urls``, if given, are the tenant's provider base URLs (else asked of the tenant)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        urls: Mapping[str, str] | None = None,
+        *,
+        tenant: str | None = None,
+    ) -> None:
+        super().__init__(base_url, token=token, tenant=tenant)
+        self.overrides = dict(overrides or {})
+        if urls is not None:  # known already (the origin's, prefixed): no request to ask
+            self._urls = dict(urls)
+
+    def reset(
+        self,
+        *,
+        scenario: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        **settings: Any,
+    ) -> dict[str, Any]:
+        if self.overrides:
+            own = _scenario_settings(scenario)  # a scenario's settings win over the session's
+            settings = {
+                **{k: v for k, v in self.overrides.items() if k not in own},
+                **settings,
+            }
+        return super().reset(scenario=scenario, **settings)
+
+
+def _scenario_settings(scenario: Mapping[str, Any] | str | os.PathLike[str] | None) -> set[str]:
+    """The setting names a scenario sets (a file that cannot be read sets none here: the
+    mock names its problem)."""
+    if isinstance(scenario, str | os.PathLike):
+        try:
+            scenario = load_scenario(scenario)
+        except (ScenarioError, UnknownScenario, OSError, ValueError):
+            return set()
+    settings = (scenario or {}).get("settings")
+    return set(settings) if isinstance(settings, Mapping) else set()
+
 
 class MockHandle:
-    """What a test gets: the provider URLs and every part of the control plane."""
+    """What a test gets: the provider URLs and every part of the control plane, of its own
+    tenant of the mock (``base_url`` is the mock's origin plus the tenant's prefix)."""
 
     def __init__(self, server: MockServer, control: MockControl) -> None:
         self.server = server
         self.control = control
-        self.base_url = server.base_url
+        tenant = getattr(control, "tenant_name", None)  # the tenant's prefix, if any
+        self.base_url = control.base_url + (f"/t/{tenant}" if tenant else "")
         self.settings: dict[str, Any] = {}
         self.clock: ClockControl = control.clock
         self.faults: FaultControl = control.faults
@@ -280,23 +497,73 @@ def marker_options(node: pytest.Item) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def nanobanana_mock_config() -> MockConfig:
     """The session mock's settings; override this fixture to change them for a whole run."""
-    return MockConfig(port=0, time_scale=0.0, self_check=True, processing_jitter=0.0, seed=0)
+    return default_config()
 
 
 @pytest.fixture(scope="session")
-def nanobanana_mock_server(nanobanana_mock_config: MockConfig) -> Iterator[MockServer]:
-    """The running mock, shared by the session; stopped at its end."""
-    with MockServer(nanobanana_mock_config) as server:
-        yield server
+def nanobanana_mock_server(
+    nanobanana_mock_config: MockConfig, pytestconfig: pytest.Config
+) -> Iterator[MockServer]:
+    """The running mock, shared by the session (by every xdist worker: the controller's, or
+    ``--nanobanana-mock-url``'s); one started here is stopped at the session's end."""
+    config = nanobanana_mock_config
+    url = _option_url(pytestconfig)
+    started_with: MockConfig | None = None  # a mock elsewhere: its settings are unknown
+    if url is None:
+        url = getattr(pytestconfig, "workerinput", {}).get(URL_OPTION)
+        started_with = default_config()  # the xdist controller's mock
+        if url is not None and _startup_differences(config, started_with):
+            url = None  # settings only a mock of this worker's own can have
+    if url is None:
+        with MockServer(config) as server:
+            yield server
+    else:
+        try:
+            server = MockServer(config, url=url, started_with=started_with).start()
+        except RuntimeError as exc:
+            problem = str(exc)
+        else:
+            yield server
+            return
+        pytest.fail(problem, pytrace=False)  # every test using it errors with this line
+
+
+def tenant_name(config: pytest.Config, nodeid: str | None) -> str:
+    """The tenant of a test (``nodeid``) or of this worker (None): the xdist worker id
+    (``main`` without xdist), a short hash of the test's id, and on a mock given by
+    ``--nanobanana-mock-url``, first, the run's id; ``""`` (the default tenant) for the one
+    process of a run without xdist that has its own mock and a tenant per worker."""
+    workerinput = getattr(config, "workerinput", None)
+    worker = str(workerinput["workerid"]) if workerinput is not None else MAIN
+    parts = [worker]
+    if _option_url(config) is not None:
+        run = workerinput.get(RUN_KEY) if workerinput is not None else None
+        parts.insert(0, str(run or _own_run(config)))
+    if nodeid is not None:
+        parts.append(hashlib.sha1(nodeid.encode()).hexdigest()[:10])
+    elif workerinput is None and _option_url(config) is None:
+        return ""
+    return "-".join(parts)
+
+
+def _own_run(config: pytest.Config) -> str:
+    shared = config.pluginmanager.get_plugin("nanobanana-mock-shared")
+    return shared.run if isinstance(shared, SharedMock) else "run"
 
 
 @pytest.fixture
 def nanobanana_mock(
     nanobanana_mock_server: MockServer, request: pytest.FixtureRequest
 ) -> MockHandle:
-    """The session mock, reset for this test with its marker's settings."""
-    assert nanobanana_mock_server.control is not None
-    handle = MockHandle(nanobanana_mock_server, nanobanana_mock_server.control)
+    """This test's tenant of the session mock, reset with the session's settings and its
+    marker's."""
+    per_test = _tenant_mode(request.config) == "test"
+    tenant = tenant_name(request.config, request.node.nodeid if per_test else None)
+    if not tenant:  # the default tenant of this process's own mock
+        assert nanobanana_mock_server.control is not None
+        handle = MockHandle(nanobanana_mock_server, nanobanana_mock_server.control)
+    else:
+        handle = MockHandle(nanobanana_mock_server, nanobanana_mock_server.tenant(tenant))
     try:
         handle.apply_marker(marker_options(request.node))
     except (MarkerError, ScenarioError, ControlError) as exc:

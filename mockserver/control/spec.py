@@ -60,12 +60,14 @@ def _patterns() -> list[tuple[str, str, re.Pattern[str]]]:
     for name, route in routes().items():
         parts = re.split(r"(\{[a-z_]+\})", route["path"])
         pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
-        found.append((route["method"], name, re.compile(pattern + r"\Z")))
+        # every route is served under /t/{tenant} too
+        found.append((route["method"], name, re.compile(r"(?:/t/[^/]+)?" + pattern + r"\Z")))
     return found
 
 
 def route_of(method: str, path: str) -> str | None:
-    """The route a request (method and path, no query) is for, if the contract has it."""
+    """The route a request (method and path, no query, with or without a ``/t/{tenant}``
+    prefix) is for, if the contract has it."""
     for wanted, name, pattern in _patterns():
         if wanted == method and pattern.match(path):
             return name

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from aiohttp import web
 
+from ..http import local_path
 from ..names import IMAGE, IMAGE_ERRORS
 from ..providers.base import Provider
 from ..store.tenant import current
@@ -33,12 +34,16 @@ __all__ = [
     "Routes",
     "Target",
     "allowed_methods",
+    "in_tenant",
     "not_routed",
+    "route_name",
 ]
 
 STRAY = "mock.stray"  # the catch-all route's name
 CONTROL_STRAY = "control.stray"  # the control plane's catch-all route
-CATCH_ALLS = frozenset({STRAY, CONTROL_STRAY})
+IN_TENANT = "t:"  # the name of a route under /t/{tenant}/ is its own name after this
+TENANT_PREFIX = "/t/{tenant:[^/]*}"  # any segment: a bad name is refused in the envelope
+CATCH_ALLS = frozenset({STRAY, CONTROL_STRAY, IN_TENANT + STRAY, IN_TENANT + CONTROL_STRAY})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_ID = 200  # characters of a job id kept in the journal
 
@@ -99,6 +104,7 @@ class Routes:
         self._images = {name: Target(p, IMAGE, IMAGE_ERRORS) for name, p in providers.items()}
         self._strays = [(p.prefixes, Target(p, None, frozenset())) for p in providers.values()]
         self._locates: dict[Handler, Locate] = {}  # each guarded handler's, for Expect
+        self.image_locate: Locate | None = None
 
     def wrap(self, provider: Provider, route: web.RouteDef) -> web.RouteDef:
         """A provider route with its handler behind the pipeline."""
@@ -129,6 +135,7 @@ class Routes:
                 return self._followed(request) or NOWHERE, None, job_id[:MAX_ID]
             return self._images[job.provider], job.model, job_id[:MAX_ID]
 
+        self.image_locate = image  # the one locate that reads the tenant's state
         return self.guard(handler, image)
 
     def plain(self, handler: Handler) -> Handler:
@@ -140,8 +147,9 @@ class Routes:
         the provider whose prefix it is under (or whose source handed the URL out)."""
 
         def stray(request: web.Request) -> tuple[Target, str | None, str | None]:
+            path = local_path(request)
             for prefixes, target in self._strays:
-                if request.path.startswith(prefixes):
+                if path.startswith(prefixes):
                     return target, None, None
             return self._followed(request) or NOWHERE, None, None
 
@@ -161,11 +169,24 @@ class Routes:
 
     def _followed(self, request: web.Request) -> Target | None:
         """An output image behind a URL a source handed out (the proxy rewrites them)."""
+        path = local_path(request)  # sources keep paths as the provider sees them
         for source in self._sources:
-            owner = source.owner(request.path)
+            owner = source.owner(path)
             if owner is not None:
                 return self._images[owner]
         return None
+
+
+def in_tenant(route: web.RouteDef) -> web.RouteDef:
+    """``route`` under the ``/t/{tenant}`` prefix, named ``t:<its name>``."""
+    name = route.kwargs.get("name")
+    kwargs = {**route.kwargs, "name": IN_TENANT + name} if name else route.kwargs
+    return web.RouteDef(route.method, TENANT_PREFIX + route.path, route.handler, kwargs)
+
+
+def route_name(request: web.Request) -> str:
+    """The name of the route a request took, the same with or without a tenant prefix."""
+    return (request.match_info.route.name or "").removeprefix(IN_TENANT)
 
 
 def _nowhere(request: web.Request) -> tuple[Target, str | None, str | None]:

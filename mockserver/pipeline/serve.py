@@ -27,11 +27,11 @@ from ..faults.effects import Exchange
 from ..faults.markers import may_hold_marker
 from ..faults.rules import RequestFacts
 from ..faults.transport import Broken, Outcome, unsent
-from ..http import ApiError, fingerprint, json_response
+from ..http import ApiError, fingerprint, json_response, local_path
 from ..names import GENERATE, IMAGE
 from ..providers.base import Provider
 from ..store.tenant import Stale, StoreUnavailable, Tenant, use
-from ..store.tenants import Tenants
+from ..store.tenants import TenantError, Tenants
 from .call import CALL, Call
 from .envelope import envelope
 from .plan import plan, raw
@@ -66,7 +66,10 @@ class Pipeline:
         """Serve one request with ``handler``; ``locate`` says what it is for. With a shared
         store, a request planned on a copy a control change made stale (``Stale``) is
         served again from the top, up to date, its body read once."""
-        tenant = await self.tenants.of(request)
+        try:
+            tenant = await self.tenants.of(request)
+        except TenantError as refused:
+            return self._refuse(locate, request, refused)
         use(tenant)
         call: Call | None = None
         for _ in range(MAX_ATTEMPTS):
@@ -107,7 +110,7 @@ class Pipeline:
             provider.name if provider is not None else None,
             target.operation,
             request.method,
-            request.path[:500],
+            (local_path(request) if tenant.prefix else request.path)[:500],
             key,
             request_id,
             model,
@@ -168,6 +171,24 @@ class Pipeline:
         if wait is not None:
             raise provider.fault_error(429, retry_after=wait)
 
+    def _refuse(self, locate: Locate, request: web.Request, refused: TenantError) -> web.Response:
+        """A request that names no usable tenant: a 400 in the envelope of the provider whose
+        path follows the prefix (a 404 where its contract declares no 400: a GET of a job),
+        or ``{"error"}``. No tenant, so no journal."""
+        message = str(refused)
+        provider = None
+        if locate is not self.routes.image_locate:  # images are public: no provider's envelope
+            target = locate(request)[0]
+            provider = target.provider
+        if provider is None:
+            response = json_response(400, {"error": message})
+        else:
+            status = 400 if target.operation is None or 400 in target.declared else 404
+            response = provider.error(status, message).response()
+        if request.can_read_body:  # left unread: no next request can follow on the connection
+            response.force_close()
+        return response
+
     def _close(
         self, tenant: Tenant, target: Target, call: Call, outcome: Outcome
     ) -> web.StreamResponse:
@@ -197,7 +218,10 @@ class Pipeline:
         value = request.headers.get("Expect", "")
         if value.lower() == "100-continue":
             length = request.content_length
-            tenant = await self.tenants.of(request)
+            try:
+                tenant = await self.tenants.of(request)
+            except TenantError:  # refused by the handler, with the body unread
+                tenant = self.tenants.default
             if length is None or length <= tenant.state.config.max_body_bytes:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0  # the answer proper has not started

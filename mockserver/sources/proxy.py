@@ -41,7 +41,7 @@ from nanobanana_mock.schemas.report import Report
 
 from ..config import ConfigError, MockConfig
 from ..faults.rules import RequestFacts
-from ..http import BodyError, load_json, origin
+from ..http import BodyError, load_json, local_path, local_raw_path, origin
 from ..pipeline.call import call_of, note
 from ..providers.base import Provider
 from .replay import Exchange, Recorder, map_strings, redact_key, under, url_path
@@ -153,7 +153,7 @@ class Proxy:
             provider=provider.name,
             operation=facts.operation,
             method=request.method,
-            path=request.path,
+            path=local_path(request),
             query=request.query_string,
             request_body=_json_or_none(sent),
             status=status,
@@ -195,7 +195,7 @@ class Proxy:
     ) -> tuple[int, CIMultiDict[str], bytes]:
         """Send the request upstream; the answer's status, relayable headers and body."""
         assert self.session is not None, "the proxy's session starts with the app"
-        url = URL(upstream + request.raw_path, encoded=True)
+        url = URL(upstream + local_raw_path(request), encoded=True)
         headers = _without(request.headers, NOT_FORWARDED)
         headers["Accept-Encoding"] = ACCEPTED_ENCODINGS
         try:
@@ -257,7 +257,7 @@ class Proxy:
         if not under(text, upstream):
             return text
         rebased = own + text[len(upstream) :]
-        path = url_path(rebased)
+        path = url_path(text)  # as the provider sees it: with no /t/{tenant} prefix
         self._followed.pop(path, None)
         self._followed[path] = provider
         if len(self._followed) > MAX_FOLLOWED:

@@ -42,7 +42,7 @@ from nanobanana_mock.schemas import Violation, is_valid
 from ..config import ConfigError
 from ..engine.clock import MAX_TIME, utc_stamp
 from ..faults.rules import RequestFacts
-from ..http import MAX_JSON_DEPTH, BodyError, load_json, origin
+from ..http import MAX_JSON_DEPTH, BodyError, load_json, local_path, origin
 from ..pipeline.call import call_of
 from ..providers.base import Provider
 
@@ -272,12 +272,11 @@ class Replay:
         self, request: web.Request, provider: Provider, facts: RequestFacts
     ) -> web.StreamResponse:
         body = await _json_body(request, provider)
-        key = (provider.name, request.method, request.path, canonical(redact_key(body, facts.key)))
+        path = local_path(request)  # recordings hold paths without a /t/{tenant} prefix
+        key = (provider.name, request.method, path, canonical(redact_key(body, facts.key)))
         records = self._recordings.get(key)
         if not records:
-            raise provider.error(
-                404, f"no recorded exchange matches {request.method} {request.path[:200]}"
-            )
+            raise provider.error(404, f"no recorded exchange matches {request.method} {path[:200]}")
         index = min(self._cursor[key], len(records) - 1)
         self._cursor[key] += 1
         return replayed(records[index], origin(request))

@@ -20,7 +20,7 @@ snapshot pass ``max(snapshot_every, 2 x jobs)``, the process that appended that 
 a snapshot (``nb:{tenant}:snap``) and trims the log up to the snapshot before it. A copy
 behind the log's start, new, or of another epoch (Redis restarted) loads the snapshot and
 replays after it; with neither snapshot nor log, the tenant starts afresh. Copies per
-process are few (an LRU of ``max_copies``); entries per read are ``BATCH``.
+process are bounded as tenants are (``max_tenants``); entries per read are ``BATCH``.
 
 Also shared: the journal (a capped stream per tenant, written by :meth:`RedisTenant.end` in
 batches, one pipelined write per turn of the loop, awaited before the answer is sent), and
@@ -43,7 +43,6 @@ import logging
 import os
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -72,7 +71,6 @@ log = logging.getLogger("nanobanana_mock")
 
 BATCH = 1000  # log entries read per round trip (a copy far behind reads several times)
 SNAPSHOT_EVERY = 10_000  # entries between snapshots, at least (and 2 x the tenant's jobs)
-MAX_COPIES = 1000  # tenants whose copy one process keeps (least recently used go first)
 MAX_JOURNAL_BATCH = 1000  # journal entries per pipelined write
 SOCKET_TIMEOUT = 2.0  # seconds: an unreachable store is an answer soon, not a hang
 HEALTH_EVERY = 1.0  # seconds between the health answer's pings while the store is down
@@ -352,7 +350,7 @@ class RedisTenant(Tenant):
         snap = codec.loads(data, self._owner.control_token) if data else None
         if snap is not None and snap["epoch"] != epoch:
             snap = None  # from before a restart: of no use to this log
-        fresh = self._owner.fresh_state(self.name, float(epoch)) if snap is None else None
+        fresh = self._owner.shared_state(float(epoch)) if snap is None else None
         replaced = self.state.clock
         if snap is None:
             assert fresh is not None
@@ -391,24 +389,24 @@ def _text(value: Any) -> str:
 
 
 class RedisTenants(Tenants):
-    """Every tenant of one app, shared with every process using the same Redis."""
+    """Every tenant of one app, shared with every process using the same Redis. The copies
+    this process keeps are bounded as named tenants are (``max_tenants``, idle ones
+    dropped): a copy dropped here lives on in Redis, and is loaded again when next named."""
 
     def __init__(
         self,
         config: MockConfig,
         default_state: MockState,
-        base_scenario: dict[str, Any] | None = None,
+        scenario: dict[str, Any] | None = None,
         *,
         url: str | None = None,
         snapshot_every: int = SNAPSHOT_EVERY,
-        max_copies: int = MAX_COPIES,
+        wall: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config = config
-        self.base_scenario = base_scenario or {}
+        super().__init__(config, default_state, scenario, wall=wall)
         self.control_token = config.control_token
         self.url = url or str(getattr(config, "store", ""))
         self.snapshot_every = snapshot_every
-        self.max_copies = max_copies
         self.redis = aioredis.Redis.from_url(
             self.url,
             socket_timeout=SOCKET_TIMEOUT,
@@ -416,8 +414,8 @@ class RedisTenants(Tenants):
             health_check_interval=0,
         )
         self._sha: dict[str, str] = {}
-        self._copies: OrderedDict[str, RedisTenant] = OrderedDict()
         self.default = self._default = RedisTenant(DEFAULT, default_state, self)
+        self.default.last_used = wall()
         self._tokens = itertools.count()
         self._process = f"{os.getpid():x}.{random.getrandbits(32):08x}"
         self._pending: list[tuple[RedisTenant, bytes, asyncio.Future[None]]] = []
@@ -430,28 +428,20 @@ class RedisTenants(Tenants):
 
     # -- the interface ---------------------------------------------------------------------
 
-    async def get(self, name: str = DEFAULT) -> Tenant:
-        self._listen()
-        if name == DEFAULT:
-            return self._default
-        copy = self._copies.get(name)
-        if copy is None:
-            copy = self._copies[name] = self._make(name)
-            while len(self._copies) > self.max_copies:
-                self._copies.popitem(last=False)
-        else:
-            self._copies.move_to_end(name)
-        return copy
-
-    def _make(self, name: str) -> RedisTenant:
-        return RedisTenant(name, self.fresh_state(name), self)
+    async def _make(self, name: str) -> Tenant:
+        return RedisTenant(name, self.shared_state(), self)
 
     def health(self) -> dict[str, Any]:
+        """The store's kind, the tenants this process holds, and while Redis cannot be
+        reached, why (a ping at most every second finds out when it is back)."""
         if not self.ok and time.monotonic() - self._pinged > HEALTH_EVERY:
             self._pinged = time.monotonic()
             if self._ping is None or self._ping.done():
                 self._ping = asyncio.get_running_loop().create_task(self._check())
-        return {"store": {"kind": "redis", "ok": self.ok, "error": self.error}}
+        health: dict[str, Any] = {"store": "redis", "tenants": 1 + len(self)}
+        if not self.ok:
+            health["store_error"] = self.error or "unknown"
+        return health
 
     async def close(self) -> None:
         for task in (self._listener, self._ping, self._writer):
@@ -459,19 +449,27 @@ class RedisTenants(Tenants):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        await super().close()
         await self.redis.aclose()
 
     # -- helpers for the tenants -----------------------------------------------------------
 
-    def fresh_state(self, name: str, epoch: float | None = None) -> MockState:
-        """A tenant as it starts: the start-up settings and scenario, time 0 at ``epoch``
-        (when its log began: the same instant on every process)."""
+    def shared_state(self, epoch: float | None = None) -> MockState:
+        """A tenant as it starts (:meth:`Tenants.fresh_state`), its clock at 0 at ``epoch``
+        (when its log began: the same instant on every process), keys sealed."""
         from ..control.api import apply_scenario, sealed_scenario
 
         pin = Pin()
         pin.t = time.time() if epoch is None else epoch
-        state = MockState.create(self.config, VirtualClock(self.config.time_scale, wall=pin))
-        apply_scenario(state, sealed_scenario(self.base_scenario))
+        base = self._default.state if hasattr(self, "_default") else None
+        state = MockState.create(
+            self.config,
+            VirtualClock(self.config.time_scale, wall=pin),
+            images=base.images if base is not None else None,
+        )
+        if base is not None:
+            state.violations = base.violations
+        apply_scenario(state, sealed_scenario(self.scenario))
         pin.t = None
         return state
 
@@ -621,8 +619,8 @@ class RedisTenants(Tenants):
     def _changed(self, channel: str) -> None:
         name = channel[len("nb:{") : -len("}:changed")]
         name = DEFAULT if name == codec.DEFAULT_TAG else name
-        copy = self._default if name == DEFAULT else self._copies.get(name)
-        if copy is not None and copy.state.clock.sleepers and copy.epoch is not None:
+        copy = self._default if name == DEFAULT else self._named.get(name)
+        if isinstance(copy, RedisTenant) and copy.state.clock.sleepers and copy.epoch is not None:
             task = asyncio.get_running_loop().create_task(copy.sync())
             task.add_done_callback(_quiet)
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..engine.journal import Entry
     from ..state import MockState
 
-__all__ = ["DEFAULT", "Stale", "StoreUnavailable", "Tenant", "current", "use"]
+__all__ = ["DEFAULT", "Stale", "StoreUnavailable", "Tenant", "current", "prefix", "use"]
 
 DEFAULT = ""  # the tenant of a request with no prefix and no header: the mock's own state
 
@@ -54,11 +54,8 @@ class Tenant:
         self.name = name
         self.state = state
         self.last_used = 0.0  # wall-clock seconds (time.monotonic) of its last request
-
-    @property
-    def prefix(self) -> str:
-        """The path prefix of its URLs: ``/t/<name>``, or nothing for the default tenant."""
-        return f"/t/{self.name}" if self.name else ""
+        # the path prefix of the URLs its answers hold: /t/<name>, nothing for the default
+        self.prefix = f"/t/{name}" if name else ""
 
     def draws(self, stream: str) -> random.Random:
         """A random stream for a draw outside every operation (a header's id): in memory the
@@ -90,6 +87,12 @@ class Tenant:
 
 
 _CURRENT: ContextVar[Tenant] = ContextVar("nanobanana_mock_tenant")
+
+
+def prefix() -> str:
+    """The URL path prefix of the tenant being served (``""``: the default one, or none)."""
+    tenant = _CURRENT.get(None)
+    return tenant.prefix if tenant is not None else ""
 
 
 def current() -> Tenant:

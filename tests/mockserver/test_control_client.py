@@ -118,7 +118,8 @@ def test_every_body_and_answer_of_every_call_fits_the_contract(
 ) -> None:
     control = nanobanana_mock.control
     control.reset(workers=1, queue_seconds=0, scenario={"credits": {"default": 10}})
-    assert control.urls and control.settings()
+    control._urls = None  # the plugin's tenant knows its URLs already: ask, as a client does
+    assert control.urls and control.settings() and control.health()["ok"]
     job_id = submit(nanobanana_mock)
     control.clock.speed()
     control.clock.advance(1)
@@ -148,8 +149,14 @@ def test_every_body_and_answer_of_every_call_fits_the_contract(
     control.journal.clear()
     with pytest.raises(ControlError):
         control.jobs.get("nope")  # an error answer is in the contract too
+    ci = control.tenant("ci-1")  # a tenant's control plane: the same contract
+    ci.clock.advance(3)
+    assert [t["name"] for t in ci.tenants()] == ["ci-1"] and ci.health()["clock"] == 3
+    assert [t["name"] for t in control.tenants()] == [control.tenant_name]  # the test's own
+    origin = nanobanana_mock.server.control  # the default tenant's control plane sees all
+    assert {t["name"] for t in origin.tenants()} >= {"", "ci-1", control.tenant_name}
     used = {spec.route_of(method, path) for method, path, *_ in checked_control.exchanges}
-    assert used >= set(spec.routes()) - {"get_drift", "health", "openapi"}
+    assert used >= set(spec.routes()) - {"get_drift", "openapi"}
 
 
 # -- the client itself -------------------------------------------------------------------------
@@ -174,9 +181,10 @@ def test_public_api_is_pinned() -> None:
 
 def test_urls_name_each_provider_base(nanobanana_mock) -> None:
     control = nanobanana_mock.control
-    base = control.base_url
+    base = nanobanana_mock.base_url  # the test's tenant: the origin and /t/<tenant>
+    assert base == f"{control.base_url}/t/{control.tenant_name}"
     assert control.urls == {"segmind": f"{base}/v1", "seaart": f"{base}/model", "pixazo": base}
-    assert MockControl(base + "/").base_url == base
+    assert MockControl(control.base_url + "/").base_url == control.base_url
 
 
 def test_no_answer_is_a_control_error_with_status_0() -> None:

@@ -71,12 +71,14 @@ async def start(
     ) -> Shared:
         config = MockConfig(**{**BASE, **overrides})
 
-        def tenants(state: MockState) -> RedisTenants:
+        def tenants(
+            config: MockConfig, state: MockState, base: dict[str, Any] | None
+        ) -> RedisTenants:
             return RedisTenants(
-                state.config, state, scenario, url=redis_server.url, snapshot_every=snapshot_every
+                config, state, base, url=redis_server.url, snapshot_every=snapshot_every
             )
 
-        monkeypatch.setattr(app_module, "Tenants", tenants)
+        monkeypatch.setattr(app_module, "make_tenants", tenants)
         app = create_app(config, scenario=scenario)
         client: TestClient = await aiohttp_client(app)
         mock = Shared(client, app[STATE])
@@ -426,8 +428,8 @@ async def test_redis_stopped_is_a_503_and_service_resumes(
     data = await health.json()
     assert health.status == 503
     validate("mock", "control/health", data)
-    assert data["ok"] is False and data["store"]["kind"] == "redis"
-    assert data["store"]["ok"] is False and data["store"]["error"]
+    assert data["ok"] is False and data["store"] == "redis"
+    assert data["store_error"].startswith("ConnectionError")
     clock = await b.client.get("/_mock/clock")
     assert clock.status == 503
     assert (await clock.json())["error"].startswith("store unavailable: ")
@@ -437,7 +439,8 @@ async def test_redis_stopped_is_a_503_and_service_resumes(
     assert (await seaart_status(b, rid))["status"] == "IN_QUEUE"
     health = await b.client.get("/_mock/health")
     data = await health.json()
-    assert health.status == 200 and data["store"] == {"kind": "redis", "ok": True, "error": None}
+    assert health.status == 200 and data["ok"] is True and data["store"] == "redis"
+    assert "store_error" not in data
     validate("mock", "control/health", data)
 
 
@@ -571,3 +574,39 @@ async def test_redis_restored_from_an_older_file_brings_copies_back_to_it(
             await seaart_status(mock, rid, expect=404)
     again = await seaart_submit(b)
     assert (await seaart_status(a, again))["status"] == "IN_QUEUE"
+
+
+async def test_named_tenants_are_shared_and_kept_apart(start: Start) -> None:
+    a, b = await start(), await start()
+    _, data = await a.call(
+        "seaart",
+        "submit",
+        "POST",
+        f"/t/ci-1{SEAART}/nano_banana_pro",
+        json={"prompt": "x"},
+        expect=200,
+    )
+    rid = data["request_id"]
+    assert "/t/ci-1/" in data["status_url"]
+    await b.call(
+        "seaart",
+        "status",
+        "GET",
+        f"/t/ci-1{SEAART}/nano_banana_pro/requests/{rid}/status",
+        expect=200,
+    )
+    await b.call(
+        "seaart",
+        "status",
+        "GET",
+        f"/t/ci-2{SEAART}/nano_banana_pro/requests/{rid}/status",
+        expect=404,
+    )
+    await seaart_status(b, rid, expect=404)  # the default tenant has no such job
+    resp = await b.client.post("/t/ci-1/_mock/clock", json={"advance": 7})
+    assert resp.status == 200
+    clock = await (await a.client.get("/_mock/clock", headers={"X-Mock-Tenant": "ci-1"})).json()
+    assert clock["now"] == 7
+    assert (await a.control("GET", "clock"))["now"] == 0
+    journal = await (await b.client.get("/t/ci-1/_mock/journal")).json()
+    assert [e["operation"] for e in journal["entries"]] == ["submit", "status"]
