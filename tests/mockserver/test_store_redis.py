@@ -610,3 +610,41 @@ async def test_named_tenants_are_shared_and_kept_apart(start: Start) -> None:
     assert (await a.control("GET", "clock"))["now"] == 0
     journal = await (await b.client.get("/t/ci-1/_mock/journal")).json()
     assert [e["operation"] for e in journal["entries"]] == ["submit", "status"]
+
+
+async def test_concurrent_requests_on_both_leave_equal_copies(start: Start) -> None:
+    a, b = await start(), await start()
+    await a.control(
+        "POST",
+        "faults",
+        201,
+        json={
+            "match": {"operation": "status"},
+            "effect": {"http_error": {"status": 500}},
+            "scope": {"every": 3},
+        },
+    )
+    ids = await asyncio.gather(*(seaart_submit((a, b)[i % 2], prompt=f"p{i}") for i in range(40)))
+    assert len(set(ids)) == 40
+    codes = await asyncio.gather(
+        *(
+            (a, b)[i % 2].client.get(
+                f"{SEAART}/nano_banana_pro/requests/{rid}/status", headers=KEYS["seaart"]
+            )
+            for i, rid in enumerate(ids)
+        )
+    )
+    assert sorted(resp.status for resp in codes) == [200] * 27 + [500] * 13
+    for mock in (a, b):
+        await mock.control("GET", "clock")  # a sync: both copies at the log's end
+    jobs = [
+        [(j.id, j.seq, j.start_at, j.end_at, j.polls) for j in mock.state.store.jobs()]
+        for mock in (a, b)
+    ]
+    assert len(jobs[0]) == 40 and jobs[0] == jobs[1]
+    rules = [(await mock.control("GET", "faults"))["faults"][0] for mock in (a, b)]
+    assert rules[0] == rules[1] and (rules[0]["matched"], rules[0]["fired"]) == (40, 13)
+    journal = await b.journal()
+    assert journal["total"] == 40 + 40 and [e["seq"] for e in journal["entries"]] == list(
+        range(1, 81)
+    )
