@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from nanobanana_mock import app as app_module
 from nanobanana_mock.app import create_app
 from nanobanana_mock.config import MockConfig
+from nanobanana_mock.engine.journal import redact
 from nanobanana_mock.state import STATE, MockState
 from nanobanana_mock.store.redis import RedisTenants
 from tests.harness import KEYS, Mock, validate
@@ -368,7 +369,7 @@ async def test_snapshots_trim_the_log_and_a_late_process_catches_up(
         "faults",
         201,
         json={
-            "match": {"operation": "cancel"},
+            "match": {"operation": "cancel", "prompt_regex": "^p[0-9]$"},
             "effect": {"http_error": {"status": 500}},
             "scope": {"first": 1},
         },
@@ -483,6 +484,11 @@ async def test_no_api_key_in_clear_anywhere_in_redis(
     _, _body = await b.call(
         "segmind", "submit", "POST", "/v2/nano-banana", json={"prompt": "x"}, expect=200
     )
+    rules = (await b.control("GET", "faults"))["faults"]
+    by_key = {rule["id"]: rule for rule in rules}
+    assert by_key["r2"]["match"]["api_key"] == [redact("sk-test"), redact("pz-test")]
+    assert by_key["r2"]["matched"] == 7  # SeaArt's requests: the key and the header sealed
+    assert by_key["r1"]["match"]["api_key"] == redact("Rule-Key-77")
     await b.control("POST", "reset", json={"settings": {"api_keys": ["Reset-Key-9"]}})
     await asyncio.sleep(0.1)  # snapshot writes
     found = await _everything(redis_server)
