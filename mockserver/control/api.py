@@ -158,7 +158,10 @@ async def _handle(tenant: Tenant, handler: Handler, request: web.Request) -> web
             continue
     await tenant.begin()
     await tenant.sync()
-    return await handler(request)
+    try:
+        return await handler(request)
+    except Stale:
+        raise StoreUnavailable("the tenant's settings kept changing; retry") from None
 
 
 def _self_check(request: web.Request, response: web.StreamResponse) -> None:
