@@ -119,9 +119,10 @@ def keys_of(tenant: str) -> dict[str, str]:
 DEFAULT_TAG = "="  # the default tenant's name in its keys: no tenant name has an "="
 TENANTS_KEY = "nb:tenants"  # a sorted set: each tenant's last use (server time)
 
-# KEYS: log, n, epoch, journal, jseq, tenants
+# KEYS: log, n, epoch, journal, jseq, snap, tenants
 # ARGV: cursor, count, payload ('' for a sync), flags ('c': a control operation, 'r': a
-#       reset, which empties the journal), tenant name, changed channel
+#       reset, which empties the journal), tenant name, changed channel, idle seconds (a
+#       named tenant's keys expire after them unused: it starts afresh; 0: never)
 # Returns: {own id or false, n, epoch, entries after the cursor (at most count)}
 STEP = """
 local t = redis.call('TIME')
@@ -145,17 +146,28 @@ if ARGV[3] ~= '' then
 else
   n = tonumber(redis.call('GET', KEYS[2]) or '0')
 end
-redis.call('ZADD', KEYS[6], t[1], ARGV[5])
+local idle = tonumber(ARGV[7])
+if idle > 0 then
+  for i = 1, 6 do redis.call('EXPIRE', KEYS[i], idle) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (tonumber(t[1]) - idle))
+end
+redis.call('ZADD', KEYS[7], t[1], ARGV[5])
 local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
 return {own, n, epoch, entries}
 """
 
-# KEYS: journal, jseq.  ARGV: max length, then one JSON record per entry.
-# Each entry gets the next sequence number (the journal's seq, counted across processes).
+# KEYS: journal, jseq.  ARGV: max length, idle seconds (as STEP's), then one JSON record
+# per entry. Each entry gets the next sequence number (the journal's seq, counted across
+# processes).
 JOURNAL = """
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local seq = redis.call('INCR', KEYS[2])
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 's', seq, 'e', ARGV[i])
 end
-return #ARGV - 1
+local idle = tonumber(ARGV[2])
+if idle > 0 then
+  redis.call('EXPIRE', KEYS[1], idle)
+  redis.call('EXPIRE', KEYS[2], idle)
+end
+return #ARGV - 2
 """

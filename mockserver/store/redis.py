@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import os
 import random
 import time
@@ -129,6 +130,10 @@ class RedisTenant(Tenant):
         self._lock = asyncio.Lock()  # one slow catch-up (reload, long replay) at a time
         self._snapshotting: asyncio.Task[None] | None = None
         self._pin_clock(state.clock)
+        # a named tenant's keys expire unused for the idle time (it starts afresh then, as
+        # an evicted tenant does in memory); the default tenant's never do
+        idle = owner.idle_seconds
+        self.idle = int(min(max(idle, 1), 2**31)) if name and math.isfinite(idle) else 0
 
     # -- the seam --------------------------------------------------------------------------
 
@@ -227,8 +232,8 @@ class RedisTenant(Tenant):
         keys = self.keys
         reply: list[Any] = await self._owner.run(
             "step",
-            [keys["log"], keys["n"], keys["epoch"], keys["journal"], keys["jseq"]],
-            [self.cursor, BATCH, payload, flags, self.name, keys["changed"]],
+            [keys["log"], keys["n"], keys["epoch"], keys["journal"], keys["jseq"], keys["snap"]],
+            [self.cursor, BATCH, payload, flags, self.name, keys["changed"], self.idle],
             again=not payload,  # a sync changes nothing (but the tenant's last use)
         )
         return reply
@@ -335,7 +340,7 @@ class RedisTenant(Tenant):
         async def write() -> None:
             try:
                 async with self._owner.redis.pipeline(transaction=False) as pipe:
-                    pipe.set(self.keys["snap"], data)
+                    pipe.set(self.keys["snap"], data, ex=self.idle or None)
                     if trim_to != "0-0":
                         pipe.xtrim(self.keys["log"], minid=trim_to)
                     await pipe.execute()
@@ -581,7 +586,13 @@ class RedisTenants(Tenants):
                 for tenant, records in by_tenant.items():
                     size = tenant.state.config.journal_size
                     pipe.evalsha(
-                        sha, 2, tenant.keys["journal"], tenant.keys["jseq"], size, *records
+                        sha,
+                        2,
+                        tenant.keys["journal"],
+                        tenant.keys["jseq"],
+                        size,
+                        tenant.idle,
+                        *records,
                     )
                 try:
                     await pipe.execute()

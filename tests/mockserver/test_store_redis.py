@@ -654,3 +654,22 @@ async def test_concurrent_requests_on_both_leave_equal_copies(start: Start) -> N
     assert journal["total"] == 40 + 40 and [e["seq"] for e in journal["entries"]] == list(
         range(1, 81)
     )
+
+
+async def test_a_named_tenants_keys_expire_when_idle_the_default_ones_never(
+    start: Start, redis_server: RedisServer
+) -> None:
+    a = await start(tenant_idle_seconds=600)
+    await a.call(
+        "seaart",
+        "submit",
+        "POST",
+        f"/t/ci-9{SEAART}/nano_banana_pro",
+        json={"prompt": "x"},
+        expect=200,
+    )
+    await seaart_submit(a)
+    for name in ("log", "n", "epoch", "journal", "jseq"):
+        ttl = int(redis_server.command("TTL", f"nb:{{ci-9}}:{name}")[1:].split(b"\r")[0])
+        assert 590 < ttl <= 600, name
+        assert redis_server.command("TTL", f"nb:{{=}}:{name}").startswith(b":-1"), name
