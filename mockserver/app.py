@@ -149,23 +149,27 @@ async def _openapi(request: web.Request) -> web.Response:
 
 
 async def _health(request: web.Request) -> web.Response:
-    """Alive; the tenant's clock, jobs and violations; the store's kind and tenants."""
+    """Alive; the tenant's clock, jobs and violations; the store's kind and tenants. A 503
+    (ok false, and why) while a shared store cannot be reached: every answer but this one
+    is a 503 then too, so a load balancer may as well know."""
     tenants = request.app[TENANTS]
     try:
         tenant = await tenants.of(request)
     except TenantError as refused:
         return json_response(400, {"error": str(refused)})
     state = tenant.state
+    store = tenants.health()
+    ok = "store_error" not in store
     return json_response(
-        200,
+        200 if ok else 503,
         {
-            "ok": True,
+            "ok": ok,
             "pid": os.getpid(),  # which process answered (--processes N: N of them)
             "clock": state.clock.now(),
             "jobs": len(state.store),
             "violations": state.violations[-50:],  # answers that broke the contract (self_check)
             "tenant": tenant.name,
-            **tenants.health(),
+            **store,
         },
     )
 

@@ -58,7 +58,8 @@ class MockState:
     def reset(self, config: MockConfig) -> None:
         """Back to a fresh start under ``config``: no jobs, rules, quotas or journal; time 0."""
         self.config = config
-        replaced, self.clock = self.clock, VirtualClock(speed=config.time_scale)
+        replaced = self.clock
+        self.clock = VirtualClock(speed=config.time_scale, wall=replaced.wall)
         replaced.stop()  # its sleepers (a Segmind /v1 call, a latency fault) answer now
         self.images.clear()
         for name, value in _fresh(config).items():

@@ -48,9 +48,10 @@ from ..contracts import contract
 from ..engine.clock import MAX_SPEED, MAX_TIME, finite_or_inf
 from ..engine.jobs import EVICTED, EXPIRED, UNKNOWN, Failure, Job
 from ..engine.journal import redact
+from ..engine.keys import sealed
 from ..engine.quotas import Ledger, LimitError, RateLimiter
 from ..engine.simulation import NotCancellable
-from ..faults.rules import FaultEngine, RuleError, rule_problems
+from ..faults.rules import FaultEngine, RuleError, rule_problems, sealed_spec
 from ..http import (
     BodyError,
     check_body_length,
@@ -61,12 +62,13 @@ from ..http import (
     read_body,
 )
 from ..names import PROVIDERS, all_operations, unknown
+from ..pipeline.envelope import STORE_HEADER
 from ..pipeline.routing import CONTROL_STRAY, not_routed, route_name
-from ..pipeline.serve import DRIFT, SOURCES
+from ..pipeline.serve import DRIFT, MAX_ATTEMPTS, SOURCES
 from ..scenario import ScenarioError, check_scenario
 from ..state import STATE, MockState
 from ..store.ops import JobGone
-from ..store.tenant import current, use
+from ..store.tenant import Stale, StoreUnavailable, Tenant, current, use
 from ..store.tenants import TENANTS, TenantError
 from . import spec as plane
 
@@ -118,8 +120,11 @@ def guarded(handler: Handler, *, routed: bool = True) -> Handler:
             except TenantError as refused:
                 raise ControlError(400, str(refused)) from None
             use(tenant)
-            await tenant.begin()
-            response = await handler(request)
+            response = await _handle(tenant, handler, request)
+        except StoreUnavailable as err:
+            response = json_response(
+                503, {"error": f"store unavailable: {err.reason}"}, {STORE_HEADER: "unavailable"}
+            )
         except ControlError as err:
             body: dict[str, Any] = {"error": err.message}
             if err.problems:
@@ -138,6 +143,25 @@ def guarded(handler: Handler, *, routed: bool = True) -> Handler:
         return response
 
     return wrapper
+
+
+async def _handle(tenant: Tenant, handler: Handler, request: web.Request) -> web.StreamResponse:
+    """The handler, on an up-to-date copy of the tenant's state (a shared store syncs it:
+    control calls are rare); served again, a few times at most, when another process's
+    control change came between its checks and its operation (``Stale``)."""
+    for _ in range(MAX_ATTEMPTS - 1):
+        await tenant.begin()
+        await tenant.sync()
+        try:
+            return await handler(request)
+        except Stale:
+            continue
+    await tenant.begin()
+    await tenant.sync()
+    try:
+        return await handler(request)
+    except Stale:
+        raise StoreUnavailable("the tenant's settings kept changing; retry") from None
 
 
 def _self_check(request: web.Request, response: web.StreamResponse) -> None:
@@ -350,7 +374,7 @@ async def reset(request: web.Request) -> web.Response:
     _conform(request, body)
     scenarios = [request.app[BASE_SCENARIO], *([scenario] if scenario is not None else [])]
     _try_scenarios(config, scenarios)
-    await current().do("reset", config, scenarios)
+    await current().do("reset", config, [sealed_scenario(s) for s in scenarios])
     for source in request.app.get(SOURCES, []):
         source.reset()
     return json_response(200, {"ok": True, "settings": config.public()})
@@ -440,6 +464,24 @@ def _settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 async def get_settings(request: web.Request) -> web.Response:
     return json_response(200, _state(request).config.public())
+
+
+def sealed_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
+    """A (validated) scenario with every API key sealed (a fingerprint,
+    :func:`~..engine.keys.sealed`): what an operation may carry to a shared store. Applied,
+    it does what the scenario does."""
+    out = dict(scenario)
+    if "faults" in scenario:
+        out["faults"] = [sealed_spec(spec) for spec in scenario["faults"]]
+    credits = scenario.get("credits")
+    if isinstance(credits, dict) and "keys" in credits:
+        out["credits"] = {**credits, "keys": {sealed(k): v for k, v in credits["keys"].items()}}
+    if "rate_limits" in scenario:
+        out["rate_limits"] = [
+            {**limit, "key": sealed(limit["key"])} if limit.get("key") else limit
+            for limit in scenario["rate_limits"]
+        ]
+    return out
 
 
 def apply_scenario(state: MockState, scenario: dict[str, Any]) -> None:
@@ -668,7 +710,7 @@ async def add_faults(request: web.Request) -> web.Response:
         raise ControlError(400, "faults must be a list of rules")
     tenant = current()
     try:  # each rule is checked against fault_rule.json as it is added, all or nothing
-        added: list[str] = await tenant.do("add_faults", specs)
+        added: list[str] = await tenant.do("add_faults", [sealed_spec(s) for s in specs])
     except RuleError as err:
         problems = _rule_problems(err, err.index, many)
         raise ControlError(400, "invalid fault rule", problems) from None

@@ -52,6 +52,21 @@ class VirtualClock:
         self._sleepers_changed: asyncio.Event | None = None
         self._stopped = False
 
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable (a shared store's snapshot): without its sleepers, which belong to the
+        process that holds the clock; the wall function is kept (a module-level one)."""
+        state = dict(self.__dict__)
+        state.update(_changed=None, _sleepers=0, _sleepers_changed=None)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def wall(self) -> Callable[[], float]:
+        """The wall-clock function the clock runs on (a reset's new clock keeps it)."""
+        return self._wall
+
     def wall_wait(self, virtual: float) -> float:
         """How long a client must wait for ``virtual`` more seconds of virtual time to pass:
         wall seconds at the current speed (``virtual / speed``); on a frozen clock, which

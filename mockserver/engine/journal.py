@@ -16,7 +16,15 @@ from nanobanana_mock.schemas.violations import MAX_PROBLEMS
 
 from .keys import CACHED_KEY_CHARS, fingerprint
 
-__all__ = ["MAX_ENTRY_FINDINGS", "MAX_ENTRY_PROBLEMS", "Entry", "Journal", "capped", "redact"]
+__all__ = [
+    "MAX_ENTRY_FINDINGS",
+    "MAX_ENTRY_PROBLEMS",
+    "Entry",
+    "Journal",
+    "capped",
+    "query",
+    "redact",
+]
 
 MAX_ENTRY_FINDINGS = 20  # contract findings kept per entry (the drift report keeps them all)
 MAX_ENTRY_PROBLEMS = MAX_PROBLEMS  # problems kept per entry, then one line counting the rest
@@ -122,6 +130,20 @@ class Entry:
         self.findings: list[dict[str, Any]] = NOTHING  # proxied answers only
         self.job: str | None = None  # a job id not shown: "expired", "evicted" or "unknown"
 
+    def record(self) -> dict[str, Any]:
+        """What a shared store keeps of it: :meth:`public` and the key's fingerprint."""
+        return {**self.public(), "key_id": self.key_id}
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any]) -> Entry:
+        """An entry back from :meth:`record` (a field it lacks is None)."""
+        entry = cls.__new__(cls)
+        for name in cls.__slots__:
+            setattr(entry, name, record.get(name))
+        entry.problems = record.get("problems") or NOTHING
+        entry.findings = record.get("findings") or NOTHING
+        return entry
+
     def public(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
@@ -186,21 +208,34 @@ class Journal:
         self, filters: Mapping[str, Any], since: int = 0, limit: int | None = None
     ) -> dict[str, Any]:
         """Entries matching every filter, with their count and per-operation counts."""
-        wanted = {name: value for name, value in filters.items() if value is not None}
-        unknown = set(wanted) - set(FILTERS)
-        if unknown:
-            names = ", ".join(sorted(name[:100] for name in unknown)[:10])
-            raise ValueError(f"unknown journal filter(s): {names}")
-        matching = [e for e in self._entries if e.seq > since and _matches(e, wanted)]
-        counts = Counter(f"{e.provider}.{e.operation}" for e in matching)
-        shown: Iterable[Entry] = matching if limit is None else matching[-limit:]
-        return {
-            "entries": [e.public() for e in shown],
-            "count": len(matching),
-            "total": self.total,
-            "dropped": self.dropped,
-            "counts": dict(sorted(counts.items())),
-        }
+        return query(self._entries, filters, since, limit, self.total, self.dropped)
+
+
+def query(
+    entries: Iterable[Entry],
+    filters: Mapping[str, Any],
+    since: int,
+    limit: int | None,
+    total: int,
+    dropped: int,
+) -> dict[str, Any]:
+    """The entries of ``entries`` (oldest first) matching every filter, with their count and
+    per-operation counts: :meth:`Journal.query`, for any store of entries."""
+    wanted = {name: value for name, value in filters.items() if value is not None}
+    unknown = set(wanted) - set(FILTERS)
+    if unknown:
+        names = ", ".join(sorted(name[:100] for name in unknown)[:10])
+        raise ValueError(f"unknown journal filter(s): {names}")
+    matching = [e for e in entries if e.seq > since and _matches(e, wanted)]
+    counts = Counter(f"{e.provider}.{e.operation}" for e in matching)
+    shown: Iterable[Entry] = matching if limit is None else matching[-limit:]
+    return {
+        "entries": [e.public() for e in shown],
+        "count": len(matching),
+        "total": total,
+        "dropped": dropped,
+        "counts": dict(sorted(counts.items())),
+    }
 
 
 def _matches(entry: Entry, wanted: Mapping[str, Any]) -> bool:

@@ -23,3 +23,6 @@ class RequestFacts:
     # prompt_regex pattern -> found in the prompt, worked out off the event loop beforehand
     # (FaultEngine.search_all); a pattern missing here is searched when matched
     found: Mapping[str, bool] | None = None
+    # the key's fingerprint, in place of ``key`` where the facts go to a shared store's log
+    # (rules.portable): rules match on either
+    key_id: str | None = None

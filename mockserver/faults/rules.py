@@ -11,6 +11,7 @@ Faults asked for by markers in a prompt (``[mock:fail]``) are read in ``markers.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from nanobanana_mock import schemas
 from nanobanana_mock.schemas.violations import dotted
 
 from ..engine.journal import redact
+from ..engine.keys import SEALED, sealed
 from ..http import fingerprint, hide_secrets
 from .effects import EFFECTS, Effect
 from .facts import RequestFacts
@@ -32,7 +34,9 @@ __all__ = [
     "RequestFacts",
     "RuleError",
     "compile_prompt_regex",
+    "portable",
     "rule_problems",
+    "sealed_spec",
 ]
 
 MAX_RULES = 1000
@@ -127,6 +131,64 @@ class Rule:
             shown = [redact(k) for k in keys] if isinstance(keys, list) else redact(keys)
             spec = {**spec, "match": {**match, "api_key": shown}}
         return {**spec, "matched": self.matched, "fired": self.fired}
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        """Picklable (a shared store's snapshot): the compiled pattern is left out and made
+        again when loaded."""
+        return (self.id, self.spec, self.added_at, self.rng, self.effect, self.matched,
+                self.fired, self._keys)  # fmt: skip
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        (self.id, self.spec, self.added_at, self.rng, self.effect, self.matched, self.fired,
+         self._keys) = state  # fmt: skip
+        match = self.spec.get("match", {})
+        self._regex = (
+            compile_prompt_regex(match["prompt_regex"]) if "prompt_regex" in match else None
+        )
+
+
+def sealed_spec(spec: Any) -> Any:
+    """A rule as it may go to a shared store: its ``match.api_key`` sealed (a fingerprint,
+    :func:`~..engine.keys.sealed`), which the engine matches and lists as the key itself."""
+    if not isinstance(spec, dict):
+        return spec
+    match = spec.get("match")
+    if not isinstance(match, dict) or "api_key" not in match:
+        return spec
+    keys = match["api_key"]
+    if isinstance(keys, str):
+        keys = _sealed(keys)
+    elif isinstance(keys, list):
+        keys = [_sealed(k) for k in keys]
+    return {**spec, "match": {**match, "api_key": keys}}
+
+
+def _sealed(key: Any) -> Any:
+    """A valid key sealed; anything else as it is (the rule is refused as it was given)."""
+    return sealed(key) if isinstance(key, str) and 0 < len(key) <= 200 else key
+
+
+def portable(facts: RequestFacts, engine: FaultEngine) -> RequestFacts:
+    """``facts`` as they may go to a shared store's log: the key as its fingerprint
+    (``key_id``), and of the headers only those a rule names, a value that holds the key
+    sealed (a rule matches it by fingerprint)."""
+    names = {
+        name.lower()
+        for rule in engine.rules
+        for name in rule.spec.get("match", {}).get("headers", {})
+    }
+    key = facts.key
+    headers: dict[str, str] = {}
+    for name in names:
+        value = facts.headers.get(name)
+        if value is not None:
+            headers[name] = sealed(value) if key and key in value else value
+    return dataclasses.replace(
+        facts,
+        key=None,
+        key_id=fingerprint(key) if key else facts.key_id,
+        headers=headers,
+    )
 
 
 @dataclass(slots=True)
@@ -261,14 +323,27 @@ def _matches(rule: Rule, facts: RequestFacts) -> bool:
     ):
         if name in match and actual not in _listed(match[name]):
             return False
-    if rule._keys is not None and (facts.key is None or fingerprint(facts.key) not in rule._keys):
-        return False
+    if rule._keys is not None:
+        key_id = fingerprint(facts.key) if facts.key is not None else facts.key_id
+        if key_id is None or key_id not in rule._keys:
+            return False
     prompt = facts.prompt
     if "prompt_contains" in match and (prompt is None or match["prompt_contains"] not in prompt):
         return False
     if rule._regex is not None and (prompt is None or not _found(rule, prompt, facts.found)):
         return False
-    return all(facts.headers.get(name) == value for name, value in match.get("headers", {}).items())
+    return all(
+        _header_is(facts.headers.get(name.lower()), value)
+        for name, value in match.get("headers", {}).items()
+    )
+
+
+def _header_is(actual: str | None, value: str) -> bool:
+    """A header's value equals a rule's (a sealed value, from a shared store's log, by its
+    fingerprint)."""
+    if actual is None:
+        return False
+    return actual == value or (actual.startswith(SEALED) and actual == sealed(value))
 
 
 def _found(rule: Rule, prompt: str, found: Mapping[str, bool] | None) -> bool:

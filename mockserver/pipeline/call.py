@@ -36,6 +36,13 @@ class Call:
         self._raw: bytes | BodyError | Any = _UNREAD
         self._body: Any = _UNREAD
 
+    def again(self, entry: Entry | None) -> Call:
+        """A fresh call for the same request served again (a shared store's ``Stale``):
+        the body as read already, nothing else."""
+        call = Call(entry, self.key)
+        call._raw, call._body, call.close = self._raw, self._body, self.close
+        return call
+
     async def raw(self, request: web.Request, max_bytes: int, *, any_type: bool = False) -> bytes:
         """The request body's bytes, read once and only after its headers passed (JSON,
         ``Content-Length`` within ``max_bytes``); raises :class:`BodyError` (an equal one

@@ -10,6 +10,8 @@ becomes (the first entry of :data:`TRANSLATIONS` the exception is an instance of
     BodyError                  a body that cannot be read: the provider's body error (413, 415,
                                400, as its handlers answer it)
     ClockStopped               a wait on the clock that a reset replaced: 503, retry in 1 s
+    StoreUnavailable           the shared store (Redis) cannot be reached: 503, retry in 1 s,
+                               the cause in X-Mock-Store
     TimeoutError               a wait inside the mock that timed out: 504, logged
     ContractViolation          the mock broke its own contract: 500, logged
     Exception                  anything else: 500, logged
@@ -30,6 +32,7 @@ from aiohttp import web
 from ..engine.clock import ClockStopped
 from ..http import ApiError, BodyError, json_response
 from ..providers.base import Provider
+from ..store.tenant import StoreUnavailable
 from .self_check import ContractViolation
 
 __all__ = ["TRANSLATIONS", "envelope"]
@@ -88,6 +91,22 @@ def _clock_stopped(provider: Provider | None, request: web.Request, exc: Excepti
     return provider.fault_error(503, RESET_MESSAGE, retry_after=1.0).response()
 
 
+STORE_HEADER = "X-Mock-Store"
+
+
+def _store_unavailable(
+    provider: Provider | None, request: web.Request, exc: Exception
+) -> web.Response:
+    assert isinstance(exc, StoreUnavailable)
+    message = f"the mock's store is unavailable: {exc.reason}"
+    headers = {STORE_HEADER: f"unavailable: {exc.reason}"}
+    if provider is None:
+        return json_response(503, {"error": message}, {"Retry-After": "1", **headers})
+    error = provider.fault_error(503, message, retry_after=1.0)
+    error.headers.update(headers)
+    return error.response()
+
+
 def _timeout(provider: Provider | None, request: web.Request, exc: Exception) -> web.Response:
     log.error("timed out on %s %s", request.method, request.path, exc_info=exc)
     message = "a wait inside the mock timed out; see the server log"
@@ -115,6 +134,7 @@ TRANSLATIONS: tuple[tuple[type[Exception], Translate], ...] = (
     (web.HTTPException, _http_exception),
     (BodyError, _body_error),
     (ClockStopped, _clock_stopped),
+    (StoreUnavailable, _store_unavailable),
     (TimeoutError, _timeout),
     (ContractViolation, _violation),
     (Exception, _unexpected),

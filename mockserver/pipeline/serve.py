@@ -30,7 +30,7 @@ from ..faults.transport import Broken, Outcome, unsent
 from ..http import ApiError, fingerprint, json_response, local_path
 from ..names import GENERATE, IMAGE
 from ..providers.base import Provider
-from ..store.tenant import Tenant, use
+from ..store.tenant import Stale, StoreUnavailable, Tenant, use
 from ..store.tenants import TenantError, Tenants
 from .call import CALL, Call
 from .envelope import envelope
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["DRIFT", "SOURCES", "Pipeline", "Source"]
 
 
+MAX_ATTEMPTS = 5  # a request served again after a control change met it (a shared store)
 SOURCES: web.AppKey[list[Source]] = web.AppKey("mock_sources", list)
 DRIFT: web.AppKey[Report] = web.AppKey("mock_drift")  # the proxy's findings, when it is on
 
@@ -62,12 +63,39 @@ class Pipeline:
     async def serve(
         self, handler: Handler, locate: Locate, request: web.Request
     ) -> web.StreamResponse:
-        """Serve one request with ``handler``; ``locate`` says what it is for."""
+        """Serve one request with ``handler``; ``locate`` says what it is for. With a shared
+        store, a request planned on a copy a control change made stale (``Stale``) is
+        served again from the top, up to date, its body read once."""
         try:
             tenant = await self.tenants.of(request)
         except TenantError as refused:
             return self._refuse(locate, request, refused)
         use(tenant)
+        call: Call | None = None
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return await self._serve(tenant, handler, locate, request, call)
+            except Stale:
+                call = request[CALL]
+            except StoreUnavailable as exc:
+                return self._unavailable(locate, request, exc)
+        return self._unavailable(
+            locate, request, StoreUnavailable("the tenant's settings kept changing; retry")
+        )
+
+    def _unavailable(
+        self, locate: Locate, request: web.Request, exc: StoreUnavailable
+    ) -> web.StreamResponse:
+        return envelope(locate(request)[0].provider, request, exc)
+
+    async def _serve(
+        self,
+        tenant: Tenant,
+        handler: Handler,
+        locate: Locate,
+        request: web.Request,
+        before: Call | None,
+    ) -> web.StreamResponse:
         await tenant.begin()
         state = tenant.state
         target, model, request_id = locate(request)
@@ -87,7 +115,7 @@ class Pipeline:
             request_id,
             model,
         )
-        call = request[CALL] = Call(entry, key)
+        call = request[CALL] = Call(entry, key) if before is None else before.again(entry)
         exchange: Exchange | None = None
         outcome: Outcome | None
         try:
@@ -106,6 +134,8 @@ class Pipeline:
                     outcome = await self._answer(tenant, request, handler, provider, exchange, call)
             else:
                 outcome = await handler(request)
+        except (Stale, StoreUnavailable):
+            raise  # served again up to date, or the store's 503 (serve)
         except Exception as exc:  # the one error boundary: every failure gets an envelope
             outcome = envelope(provider, request, exc)
         if exchange is not None and exchange.effects and not isinstance(outcome, Broken):

@@ -25,6 +25,7 @@ from ..contracts import Contract, Model, contract
 from ..engine import images
 from ..engine.jobs import Job, State
 from ..engine.journal import redact
+from ..engine.keys import sealed
 from ..engine.simulation import ID_MAKERS, InsufficientCredits, Simulator, UnknownJob, uuid4
 from ..http import ApiError, BodyError, fingerprint, origin
 from ..names import CREDIT_STATUSES, declared_errors
@@ -228,8 +229,8 @@ class Provider(Envelopes):
         key = self.request_key(request, call)
         if key is None:
             raise self.auth_error(missing=True)
-        accepted = self.state.config.api_keys
-        if accepted and key not in accepted:
+        accepted = self.state.config.api_keys  # sealed when from a shared store
+        if accepted and key not in accepted and sealed(key) not in accepted:
             raise self.auth_error(missing=False)
         return fingerprint(key)
 

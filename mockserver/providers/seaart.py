@@ -17,6 +17,7 @@ from aiohttp import web
 from ..engine import images
 from ..engine.jobs import Job
 from ..http import ApiError
+from ..store.tenant import current
 from .queue import QueueProvider
 
 __all__ = ["SeaArt"]
@@ -38,7 +39,8 @@ class SeaArt(QueueProvider, contract="seaart"):
 
     # -- envelopes: the gateway's, in front of the app's FastAPI ones ------------------------
     def gateway_error(self, status: int, code: str, message: str) -> ApiError:
-        gateway_id = f"{self.state.rng('seaart-gateway').getrandbits(64):016x}"
+        # a draw outside any operation: from a stream the tenant shares (tenant.py, ``draws``)
+        gateway_id = f"{current().draws('seaart-gateway').getrandbits(64):016x}"
         return ApiError(
             status, {"error": {"code": code, "message": message}, "request_id": gateway_id}
         )

@@ -15,6 +15,7 @@ log, and ``end`` writes the journal entry to the shared journal.
 
 from __future__ import annotations
 
+import random
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,24 @@ if TYPE_CHECKING:
     from ..engine.journal import Entry
     from ..state import MockState
 
-__all__ = ["DEFAULT", "Tenant", "current", "prefix", "use"]
+__all__ = ["DEFAULT", "Stale", "StoreUnavailable", "Tenant", "current", "prefix", "use"]
 
 DEFAULT = ""  # the tenant of a request with no prefix and no header: the mock's own state
+
+
+class StoreUnavailable(Exception):
+    """The shared store cannot be reached (or answered in a way the mock cannot use): the
+    request gets its provider's 503 naming the cause in ``X-Mock-Store`` (never a secret)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Stale(Exception):
+    """A request was planned on a copy of the state that a control-plane change (logged by
+    another process meanwhile) made out of date; nothing was changed, and the pipeline
+    serves the request again from the top, now up to date."""
 
 
 class Tenant:
@@ -40,6 +56,12 @@ class Tenant:
         self.last_used = 0.0  # wall-clock seconds (time.monotonic) of its last request
         # the path prefix of the URLs its answers hold: /t/<name>, nothing for the default
         self.prefix = f"/t/{name}" if name else ""
+
+    def draws(self, stream: str) -> random.Random:
+        """A random stream for a draw outside every operation (a header's id): in memory the
+        state's own stream; a shared store derives it from the tenant's log position, so it
+        does not depend on which process serves."""
+        return self.state.rng(stream)
 
     async def begin(self) -> None:
         """Before a request reads the state (a shared store brings its copy up to date)."""

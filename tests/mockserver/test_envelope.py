@@ -20,7 +20,7 @@ from nanobanana_mock.pipeline.self_check import ContractViolation
 from nanobanana_mock.providers import PROVIDER_CLASSES
 from nanobanana_mock.providers.base import Provider
 from nanobanana_mock.state import MockState
-from nanobanana_mock.store.tenant import DEFAULT, Tenant, use
+from nanobanana_mock.store.tenant import DEFAULT, StoreUnavailable, Tenant, use
 from tests.harness import validate
 
 # What the pipeline can see, and where from (anything else is "any other Exception"):
@@ -29,6 +29,7 @@ SEEN: dict[type[Exception], str] = {
     web.HTTPException: "aiohttp (a body over the app's limit) and the catch-all's 404 and 405",
     BodyError: "a body read through the Call that no handler turned into its answer",
     ClockStopped: "a wait on the virtual clock that a reset ended",
+    StoreUnavailable: "the shared store (Redis) cannot be reached: the provider's 503",
     TimeoutError: "a wait inside the mock with a deadline",
     ContractViolation: "a check of its own contract inside an answer (the self-check of the"
     " finished answer raises past the boundary, on purpose: aiohttp answers 500)",
@@ -138,7 +139,7 @@ def test_a_request_of_no_provider_gets_an_error_object(
     cls: type[Exception], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The index, an unknown job's image, a path under no provider's prefix."""
-    codes = {ClockStopped: 503, TimeoutError: 504}
+    codes = {ClockStopped: 503, StoreUnavailable: 503, TimeoutError: 504}
     for exc in example(cls, None):
         status, body, _ = answer(None, exc)
         assert status == codes.get(type(exc), getattr(exc, "status", 500)), exc

@@ -1,0 +1,173 @@
+"""What a shared store's log holds, and the scripts that write it (``redis.py`` uses them).
+
+**The codec.** An operation goes to the log as a pickle of ``(name, args, cv, token)``; a
+snapshot as a pickle of a tenant's state. Pickles: the store must be the mock's own, as
+trusted as its memory (a Redis anyone else can write to could run code in the mock). No API
+key in clear goes into either: the operations' arguments carry fingerprints, fault rules and
+scenarios are sealed before they are logged (``faults.rules.sealed_spec``,
+``control.api.sealed_scenario``), a request's facts travel as ``rules.portable`` makes
+them, and a :class:`~..config.MockConfig` is pickled with its accepted keys sealed and
+without its control token (each process keeps its own, from its start-up settings).
+
+**The scripts** (Lua, run by EVALSHA, loaded again on NOSCRIPT): :data:`STEP` appends an
+operation to a tenant's log and reads every entry after the caller's cursor, in one round
+trip; :data:`JOURNAL` appends finished requests to a tenant's capped journal stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import pickle
+import time
+from typing import Any
+
+from ..config import MockConfig
+from ..engine.keys import sealed
+
+__all__ = ["DEFAULT_TAG", "JOURNAL", "STEP", "Pin", "dumps", "keys_of", "loads"]
+
+
+class Pin:
+    """The wall clock of a tenant's copy: epoch seconds (``time.time``, the same on every
+    process of a host), or, while an operation of the log is applied, the time the log
+    stamped on it, so every copy computes the same ``now`` for it."""
+
+    __slots__ = ("t",)
+
+    def __init__(self) -> None:
+        self.t: float | None = None
+
+    def __call__(self) -> float:
+        t = self.t
+        return time.time() if t is None else t
+
+
+def _config(fields: dict[str, Any]) -> MockConfig:
+    """A config back from the log (unchecked: it was checked where it was made); the
+    control token is set by the unpickler from the process's own start-up settings."""
+    config = object.__new__(MockConfig)
+    for field in dataclasses.fields(MockConfig):
+        if field.name in fields:
+            object.__setattr__(config, field.name, fields[field.name])
+    return config
+
+
+def _config_fields(config: MockConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name == "api_keys":
+            value = frozenset(sealed(key) for key in value)
+        elif field.name == "control_token":
+            value = None
+        elif isinstance(value, dict) or type(value).__name__ == "mappingproxy":
+            value = dict(value)
+        out[field.name] = value
+    return out
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is MockConfig:
+            return _config, (_config_fields(obj),)
+        return NotImplemented
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, token: str | None) -> None:
+        super().__init__(io.BytesIO(data))
+        self._token = token
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name == "_config":
+            return self._restore
+        return super().find_class(module, name)
+
+    def _restore(self, fields: dict[str, Any]) -> MockConfig:
+        config = _config(fields)
+        object.__setattr__(config, "control_token", self._token)
+        return config
+
+
+def dumps(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
+def loads(data: bytes, control_token: str | None = None) -> Any:
+    return _Unpickler(data, control_token).load()
+
+
+def keys_of(tenant: str) -> dict[str, str]:
+    """A tenant's keys, its name in a hash tag (Redis Cluster would keep a tenant on one
+    shard). A name is at most a few dozen safe characters (tenants.py checks them); the
+    default tenant's tag is ``{=}`` (an empty tag would hash the whole key)."""
+    tag = "{" + (tenant or DEFAULT_TAG) + "}"
+    return {
+        "log": f"nb:{tag}:log",
+        "n": f"nb:{tag}:n",
+        "epoch": f"nb:{tag}:epoch",
+        "snap": f"nb:{tag}:snap",
+        "journal": f"nb:{tag}:journal",
+        "jseq": f"nb:{tag}:jseq",
+        "changed": f"nb:{tag}:changed",
+    }
+
+
+DEFAULT_TAG = "="  # the default tenant's name in its keys: no tenant name has an "="
+TENANTS_KEY = "nb:tenants"  # a sorted set: each tenant's last use (server time)
+
+# KEYS: log, n, epoch, journal, jseq, snap, tenants
+# ARGV: cursor, count, payload ('' for a sync), flags ('c': a control operation, 'r': a
+#       reset, which empties the journal), tenant name, changed channel, idle seconds (a
+#       named tenant's keys expire after them unused: it starts afresh; 0: never)
+# Returns: {own id or false, n, epoch, entries after the cursor (at most count)}
+STEP = """
+local t = redis.call('TIME')
+local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = now
+  redis.call('SET', KEYS[3], epoch)
+end
+local own = false
+local n
+if ARGV[3] ~= '' then
+  n = redis.call('INCR', KEYS[2])
+  own = redis.call('XADD', KEYS[1], '*', 'n', n, 't', now, 'op', ARGV[3])
+  if string.find(ARGV[4], 'r', 1, true) then
+    redis.call('DEL', KEYS[4], KEYS[5])
+  end
+  if string.find(ARGV[4], 'c', 1, true) then
+    redis.call('PUBLISH', ARGV[6], own)
+  end
+else
+  n = tonumber(redis.call('GET', KEYS[2]) or '0')
+end
+local idle = tonumber(ARGV[7])
+if idle > 0 then
+  for i = 1, 6 do redis.call('EXPIRE', KEYS[i], idle) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (tonumber(t[1]) - idle))
+end
+redis.call('ZADD', KEYS[7], t[1], ARGV[5])
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+return {own, n, epoch, entries}
+"""
+
+# KEYS: journal, jseq.  ARGV: max length, idle seconds (as STEP's), then one JSON record
+# per entry. Each entry gets the next sequence number (the journal's seq, counted across
+# processes).
+JOURNAL = """
+for i = 3, #ARGV do
+  local seq = redis.call('INCR', KEYS[2])
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 's', seq, 'e', ARGV[i])
+end
+local idle = tonumber(ARGV[2])
+if idle > 0 then
+  redis.call('EXPIRE', KEYS[1], idle)
+  redis.call('EXPIRE', KEYS[2], idle)
+end
+return #ARGV - 2
+"""

@@ -1,0 +1,641 @@
+"""Tenants shared by every process through Redis (``--store redis://host:port/db``).
+
+State-machine replication: each tenant has a log in Redis (a stream, ``nb:{tenant}:log``),
+and every change to its state is an operation of ``ops.py`` appended to it. Every process
+keeps a copy of each tenant it serves (a :class:`~..state.MockState`) and applies the log's
+operations to it in log order, each with the clock pinned to the time the log stamped on it
+(:class:`~.log.Pin`), so every copy is the same and an operation's answer is the same on any
+process. One script (``log.STEP``) appends an operation and returns every entry after the
+caller's cursor: **one round trip** per operation, its own answer included.
+
+Linearizable: a request plans on its copy (are there rules? limits?) before its first
+operation; that operation carries the copy's control version (``cv``, bumped by every
+``ops.CONTROL`` operation). A copy that applies it under another ``cv`` (a control change
+was logged meanwhile) applies nothing (on every copy alike) and the asker gets
+:class:`~.tenant.Stale`: the pipeline serves the request again, up to date. A request that
+makes no operation (a 401, a 400, an image) syncs at its end, and likewise.
+
+Bounded: each copy is a snapshot plus the log after it. When the entries since the last
+snapshot pass ``max(snapshot_every, 2 x jobs)``, the process that appended that entry writes
+a snapshot (``nb:{tenant}:snap``) and trims the log up to the snapshot before it. A copy
+behind the log's start, new, or of another epoch (Redis restarted) loads the snapshot and
+replays after it; with neither snapshot nor log, the tenant starts afresh. Copies per
+process are bounded as tenants are (``max_tenants``); entries per read are ``BATCH``.
+
+Also shared: the journal (a capped stream per tenant, written by :meth:`RedisTenant.end` in
+batches, one pipelined write per turn of the loop, awaited before the answer is sent), and
+wake-ups: a control operation publishes on ``nb:{tenant}:changed``, and one subscriber per
+process brings up to date the copies that have sleepers (a Segmind ``/v1`` call waiting for
+its job), so a clock moved on another process releases them.
+
+The store failing is an answer: :class:`~.tenant.StoreUnavailable` (the provider's 503 with
+``X-Mock-Store``), and service resumes when Redis is back (redis-py reconnects).
+
+Redis holds pickles: it must be the mock's own, trusted like its memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+
+from ..engine.clock import VirtualClock
+from ..engine.journal import Entry, Journal, query
+from ..faults.rules import portable
+from ..state import MockState
+from . import log as codec
+from .log import Pin
+from .ops import CONTROL, apply
+from .tenant import DEFAULT, Stale, StoreUnavailable, Tenant
+from .tenants import Tenants
+
+if TYPE_CHECKING:
+    from ..config import MockConfig
+
+__all__ = ["BATCH", "RedisTenant", "RedisTenants"]
+
+log = logging.getLogger("nanobanana_mock")
+
+BATCH = 1000  # log entries read per round trip (a copy far behind reads several times)
+SNAPSHOT_EVERY = 10_000  # entries between snapshots, at least (and 2 x the tenant's jobs)
+MAX_JOURNAL_BATCH = 1000  # journal entries per pipelined write
+SOCKET_TIMEOUT = 2.0  # seconds: an unreachable store is an answer soon, not a hang
+HEALTH_EVERY = 1.0  # seconds between the health answer's pings while the store is down
+STATE_FIELDS = ("config", "clock", "store", "faults", "ledger", "limiter", "_rngs")
+
+_STALE: Any = object()  # an outcome: applied under another control version, nothing changed
+_OK, _GAP, _BACK = object(), object(), object()  # how a copy met the rows it was given
+
+
+class _Raised:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _Request:
+    """What a request's first operation carries: its tenant and that copy's ``cv``."""
+
+    __slots__ = ("cv", "first", "tenant")
+
+    def __init__(self, tenant: RedisTenant, cv: int) -> None:
+        self.tenant = tenant
+        self.cv = cv
+        self.first = True
+
+
+_REQUEST: ContextVar[_Request | None] = ContextVar("nanobanana_mock_redis_request", default=None)
+
+
+def _reason(exc: BaseException) -> str:
+    """Why the store failed, for a header and the health answer: the error's class and
+    message (host and port, never a password: redis-py's messages hold none), bounded."""
+    text = f"{type(exc).__name__}: {exc}".replace("\r", " ").replace("\n", " ")
+    return text[:200]
+
+
+class RedisTenant(Tenant):
+    """One tenant: this process's copy of its state, kept up to date from its log."""
+
+    remote = True
+
+    def __init__(self, name: str, state: MockState, owner: RedisTenants) -> None:
+        super().__init__(name, state)
+        self._owner = owner
+        self.keys = codec.keys_of(name)
+        self._pin = Pin()
+        self.n = 0  # entries applied
+        self.cursor = "0-0"  # the stream id of the last one
+        self.epoch: str | None = None  # the log's epoch (a Redis restarted empty has another)
+        self.cv = 0  # control version: control operations applied
+        self.snap_n = 0  # where the last snapshot was taken (in every copy alike)
+        self.snap_id = "0-0"
+        self.prev_snap_id = "0-0"
+        self._waiting: dict[str, asyncio.Future[Any]] = {}  # this process's operations
+        self._lock = asyncio.Lock()  # one slow catch-up (reload, long replay) at a time
+        self._snapshotting: asyncio.Task[None] | None = None
+        self._pin_clock(state.clock)
+        # a named tenant's keys expire unused for the idle time (it starts afresh then, as
+        # an evicted tenant does in memory); the default tenant's never do
+        idle = owner.idle_seconds
+        self.idle = int(min(max(idle, 1), 2**31)) if name and math.isfinite(idle) else 0
+
+    # -- the seam --------------------------------------------------------------------------
+
+    @property
+    def position(self) -> int:
+        return self.n
+
+    def draws(self, stream: str) -> random.Random:
+        return random.Random(f"{self.state.config.seed}/{stream}/{self.n}")
+
+    async def begin(self) -> None:
+        owner = self._owner
+        if owner._listener is None:
+            owner._listen()
+        if self.epoch is None:  # new to this process: load it first
+            await self.sync()
+        _REQUEST.set(_Request(self, self.cv))
+
+    async def sync(self) -> None:
+        reply = await self._step(b"", "")
+        await self._catch_up(reply)
+
+    async def do(self, name: str, *args: Any) -> Any:
+        request = _REQUEST.get()
+        cv = None
+        if request is not None and request.first and request.tenant is self:
+            request.first = False
+            cv = request.cv
+        if name == "evaluate":  # the key as a fingerprint, only the headers rules name
+            args = (portable(args[0], self.state.faults),)
+        token = self._owner.token()
+        payload = codec.dumps((name, args, cv, token))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = future
+        try:
+            flags = ("c" if name in CONTROL else "") + ("r" if name == "reset" else "")
+            reply = await self._step(payload, flags)
+            await self._catch_up(reply)
+            if not future.done():
+                # its entry's number was one this copy had applied already: the log went
+                # back (Redis restored from an older RDB/AOF file): the snapshot, then the log
+                async with self._lock:
+                    await self._reload(_text(reply[2]))
+                await self._catch_up(await self._step(b"", ""))
+        finally:
+            self._waiting.pop(token, None)
+        if not future.done():  # behind a snapshot already (the log moved on very fast)
+            raise StoreUnavailable("the operation was applied but its answer was lost; retry")
+        outcome = future.result()
+        if outcome is _STALE:
+            raise Stale()
+        if isinstance(outcome, _Raised):
+            raise outcome.error
+        return outcome
+
+    async def end(self, entry: Entry | None) -> None:
+        request = _REQUEST.get()
+        if request is not None and request.tenant is self and request.first:
+            request.first = False  # no operation: was the copy it read up to date?
+            await self.sync()
+            if self.cv != request.cv:
+                raise Stale()
+        if entry is not None:
+            await self._owner.write_journal(self, entry)
+
+    async def journal(
+        self, filters: dict[str, Any], since: int, limit: int | None
+    ) -> dict[str, Any]:
+        size = self.state.config.journal_size
+        try:
+            async with self._owner.redis.pipeline(transaction=False) as pipe:
+                pipe.xrevrange(self.keys["journal"], count=size)
+                pipe.get(self.keys["jseq"])
+                rows, total = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            await self._owner._drop_idle(exc)
+            raise self._owner.failed(exc) from None
+        self._owner.succeeded()
+        entries = []
+        for _id, fields in reversed(rows):
+            entry = Entry.of_record(orjson.loads(fields[b"e"]))
+            entry.seq = int(fields[b"s"])
+            entries.append(entry)
+        total = int(total or 0)
+        return query(entries, filters, since, limit, total, total - len(entries))
+
+    async def clear_journal(self) -> None:
+        try:
+            await self._owner.redis.delete(self.keys["journal"], self.keys["jseq"])
+        except (RedisError, OSError) as exc:
+            raise self._owner.failed(exc) from None
+
+    # -- the log ---------------------------------------------------------------------------
+
+    async def _step(self, payload: bytes, flags: str) -> list[Any]:
+        keys = self.keys
+        reply: list[Any] = await self._owner.run(
+            "step",
+            [keys["log"], keys["n"], keys["epoch"], keys["journal"], keys["jseq"], keys["snap"]],
+            [self.cursor, BATCH, payload, flags, self.name, keys["changed"], self.idle],
+            again=not payload,  # a sync changes nothing (but the tenant's last use)
+        )
+        return reply
+
+    async def _catch_up(self, reply: list[Any]) -> None:
+        """Apply every entry up to the reply's ``n`` (fetching more, or loading the
+        snapshot, when the reply alone does not get there)."""
+        _own, top, epoch, entries = reply
+        top, epoch = int(top), _text(epoch)
+        kept = None
+        if epoch == self.epoch and not self._lock.locked():
+            kept = self._apply(entries)
+            if kept is _OK and self.n >= top:  # (more: a later reply was applied first)
+                return  # the fast path: the reply had all of it
+        async with self._lock:
+            if epoch != self.epoch or kept is _BACK:  # another log: restarted, or restored
+                await self._reload(epoch)
+            reloads = 0
+            while self.n < top:
+                rows = await self._owner.call(
+                    lambda r: r.xrange(self.keys["log"], f"({self.cursor}", "+", BATCH)
+                )
+                kept = self._apply(rows)
+                if kept is _OK and rows:
+                    continue
+                if reloads == 2:  # the snapshot does not meet the log: nothing to do but say
+                    raise StoreUnavailable(f"the log of tenant {self.name!r} has a gap")
+                reloads += 1
+                await self._reload(epoch)  # behind the log's start: from the snapshot
+
+    def _apply(self, rows: list[Any]) -> object:
+        """Apply the rows this copy has not applied yet, in order: :data:`_OK`, or
+        :data:`_GAP` at a row after the next one (this copy is behind the log's start), or
+        :data:`_BACK` at a row new to this copy with a number it had applied (the log went
+        back: Redis restored from an older file); the rows before it applied."""
+        for row_id, fields in rows:
+            values = _fields(fields)
+            n = int(values[b"n"])
+            if n <= self.n:
+                if _later(_text(row_id), self.cursor):
+                    return _BACK
+                continue
+            if n != self.n + 1:
+                return _GAP
+            self._apply_one(_text(row_id), n, float(values[b"t"]), values[b"op"])
+        return _OK
+
+    def _apply_one(self, row_id: str, n: int, t: float, payload: bytes) -> None:
+        name, args, cv, token = codec.loads(payload, self._owner.control_token)
+        future = self._waiting.get(token)
+        self._pin.t = t
+        try:
+            if cv is not None and cv != self.cv:
+                outcome: Any = _STALE
+            else:
+                try:
+                    outcome = apply(self.state, name, args)
+                except Exception as exc:  # the same on every copy: only the asker sees it
+                    outcome = _Raised(exc)
+                if name in CONTROL:
+                    self.cv += 1
+                    if name == "reset":
+                        self._pin_clock(self.state.clock)
+        finally:
+            self._pin.t = None
+        self.n = n
+        self.cursor = row_id
+        if future is not None and not future.done():
+            future.set_result(outcome)
+        if n - self.snap_n >= max(self._owner.snapshot_every, 2 * len(self.state.store)):
+            self.prev_snap_id, self.snap_id, self.snap_n = self.snap_id, row_id, n
+            if future is not None:  # this process appended it: it writes the snapshot
+                self._write_snapshot()
+
+    def _pin_clock(self, clock: VirtualClock) -> None:
+        """The copy's clock runs on :class:`Pin` (epoch seconds, pinned while applying)."""
+        if clock.wall is not self._pin:
+            now, speed = clock.now(), clock.speed
+            clock._wall = self._pin
+            clock._wall_base = self._pin()
+            clock._base = now
+            clock._speed = speed
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def _snapshot(self) -> bytes:
+        state = self.state
+        return codec.dumps(
+            {
+                "epoch": self.epoch,
+                "n": self.n,
+                "id": self.cursor,
+                "cv": self.cv,
+                "snap": (self.snap_n, self.snap_id, self.prev_snap_id),
+                "state": {name: getattr(state, name) for name in STATE_FIELDS},
+            }
+        )
+
+    def _write_snapshot(self) -> None:
+        if self._snapshotting is not None and not self._snapshotting.done():
+            return  # one at a time: the next threshold takes the next one
+        data, trim_to = self._snapshot(), self.prev_snap_id
+
+        async def write() -> None:
+            try:
+                async with self._owner.redis.pipeline(transaction=False) as pipe:
+                    pipe.set(self.keys["snap"], data, ex=self.idle or None)
+                    if trim_to != "0-0":
+                        pipe.xtrim(self.keys["log"], minid=trim_to)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:  # the next snapshot will do
+                log.warning("tenant %r: snapshot not written: %s", self.name, _reason(exc))
+
+        self._snapshotting = asyncio.create_task(write())
+
+    async def _reload(self, epoch: str) -> None:
+        """Load the snapshot of the log's ``epoch`` (or start afresh without one)."""
+        data = await self._owner.call(lambda r: r.get(self.keys["snap"]))
+        snap = codec.loads(data, self._owner.control_token) if data else None
+        if snap is not None and snap["epoch"] != epoch:
+            snap = None  # from before a restart: of no use to this log
+        fresh = self._owner.shared_state(float(epoch)) if snap is None else None
+        replaced = self.state.clock
+        if snap is None:
+            assert fresh is not None
+            for name in STATE_FIELDS:
+                setattr(self.state, name, getattr(fresh, name))
+            self.n, self.cursor, self.cv = 0, "0-0", 0
+            self.snap_n, self.snap_id, self.prev_snap_id = 0, "0-0", "0-0"
+        else:
+            for name, value in snap["state"].items():
+                setattr(self.state, name, value)
+            self.n, self.cursor, self.cv = snap["n"], snap["id"], snap["cv"]
+            self.snap_n, self.snap_id, self.prev_snap_id = snap["snap"]
+        self.state.clock._wall = self._pin
+        self.state.journal = Journal(self.state.config.journal_size)
+        self.state._rngs = dict(self.state._rngs)
+        self.epoch = epoch
+        if replaced is not self.state.clock:
+            replaced.stop()  # its sleepers answer now (the state they waited in is gone)
+
+
+def _later(row_id: str, cursor: str) -> bool:
+    """Is stream id ``row_id`` after ``cursor``?"""
+    ms, _, seq = row_id.partition("-")
+    cursor_ms, _, cursor_seq = cursor.partition("-")
+    return (int(ms), int(seq or 0)) > (int(cursor_ms), int(cursor_seq or 0))
+
+
+def _fields(fields: Any) -> dict[bytes, Any]:
+    if isinstance(fields, dict):
+        return fields
+    return dict(zip(fields[::2], fields[1::2], strict=True))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisTenants(Tenants):
+    """Every tenant of one app, shared with every process using the same Redis. The copies
+    this process keeps are bounded as named tenants are (``max_tenants``, idle ones
+    dropped): a copy dropped here lives on in Redis, and is loaded again when next named."""
+
+    def __init__(
+        self,
+        config: MockConfig,
+        default_state: MockState,
+        scenario: dict[str, Any] | None = None,
+        *,
+        url: str | None = None,
+        snapshot_every: int = SNAPSHOT_EVERY,
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(config, default_state, scenario, wall=wall)
+        self.control_token = config.control_token
+        self.url = url or str(getattr(config, "store", ""))
+        self.snapshot_every = snapshot_every
+        self.redis = aioredis.Redis.from_url(
+            self.url,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            health_check_interval=0,
+        )
+        self._sha: dict[str, str] = {}
+        self.default = self._default = RedisTenant(DEFAULT, default_state, self)
+        self.default.last_used = wall()
+        self._tokens = itertools.count()
+        self._process = f"{os.getpid():x}.{random.getrandbits(32):08x}"
+        self._pending: list[tuple[RedisTenant, bytes, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self.ok = True
+        self.error: str | None = None
+        self._pinged = 0.0
+        self._ping: asyncio.Task[None] | None = None
+
+    # -- the interface ---------------------------------------------------------------------
+
+    async def _make(self, name: str) -> Tenant:
+        return RedisTenant(name, self.shared_state(), self)
+
+    def health(self) -> dict[str, Any]:
+        """The store's kind, the tenants this process holds, and while Redis cannot be
+        reached, why (a ping at most every second finds out when it is back)."""
+        if not self.ok and time.monotonic() - self._pinged > HEALTH_EVERY:
+            self._pinged = time.monotonic()
+            if self._ping is None or self._ping.done():
+                self._ping = asyncio.get_running_loop().create_task(self._check())
+        health: dict[str, Any] = {"store": "redis", "tenants": 1 + len(self)}
+        if not self.ok:
+            health["store_error"] = self.error or "unknown"
+        return health
+
+    async def close(self) -> None:
+        for task in (self._listener, self._ping, self._writer):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await super().close()
+        await self.redis.aclose()
+
+    # -- helpers for the tenants -----------------------------------------------------------
+
+    def shared_state(self, epoch: float | None = None) -> MockState:
+        """A tenant as it starts (:meth:`Tenants.fresh_state`), its clock at 0 at ``epoch``
+        (when its log began: the same instant on every process), keys sealed."""
+        from ..control.api import apply_scenario, sealed_scenario
+
+        pin = Pin()
+        pin.t = time.time() if epoch is None else epoch
+        base = self._default.state if hasattr(self, "_default") else None
+        state = MockState.create(
+            self.config,
+            VirtualClock(self.config.time_scale, wall=pin),
+            images=base.images if base is not None else None,
+        )
+        if base is not None:
+            state.violations = base.violations
+        apply_scenario(state, sealed_scenario(self.scenario))
+        pin.t = None
+        return state
+
+    def token(self) -> str:
+        return f"{self._process}.{next(self._tokens)}"
+
+    def failed(self, exc: BaseException) -> StoreUnavailable:
+        self.ok, self.error = False, _reason(exc)
+        return StoreUnavailable(self.error)
+
+    def succeeded(self) -> None:
+        if not self.ok:
+            log.warning("store: reachable again")
+        self.ok, self.error = True, None
+
+    async def call(self, command: Callable[[aioredis.Redis], Awaitable[Any]]) -> Any:
+        """One command; a failure of the store as :class:`StoreUnavailable`."""
+        try:
+            result = await command(self.redis)
+        except (RedisError, OSError) as exc:
+            await self._drop_idle(exc)
+            raise self.failed(exc) from None
+        self.succeeded()
+        return result
+
+    async def run(
+        self, script: str, keys: list[str], args: list[Any], *, again: bool = False
+    ) -> Any:
+        """Run one of ``log``'s scripts by its SHA (loading it once, and again when Redis
+        forgot it: NOSCRIPT). ``again``: it changes nothing, so a lost connection (Redis
+        restarted under an idle one) is tried once more, on a new one."""
+        source = codec.STEP if script == "step" else codec.JOURNAL
+        if script == "step":
+            keys = [*keys, codec.TENANTS_KEY]
+        for attempt in range(2):
+            try:
+                return await self._run(script, source, keys, args)
+            except (RedisError, OSError) as exc:
+                await self._drop_idle(exc)
+                if not (again and attempt == 0 and isinstance(exc, RedisConnectionError)):
+                    raise self.failed(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _run(self, script: str, source: str, keys: list[str], args: list[Any]) -> Any:
+        for attempt in range(2):
+            sha = self._sha.get(script)
+            if sha is None:
+                sha = self._sha[script] = await self.redis.script_load(source)
+            try:
+                result = await self.redis.evalsha(sha, len(keys), *keys, *args)
+            except NoScriptError:
+                self._sha.pop(script, None)
+                if attempt:
+                    raise
+                continue
+            self.succeeded()
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _drop_idle(self, exc: BaseException) -> None:
+        """After a lost connection, close the idle ones too: after a restart of Redis they
+        are all dead, and each would fail one more request."""
+        if isinstance(exc, RedisConnectionError | OSError):
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.connection_pool.disconnect(inuse_connections=False)
+
+    async def _check(self) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await self.call(lambda r: r.ping())
+
+    # -- the journal -----------------------------------------------------------------------
+
+    async def write_journal(self, tenant: RedisTenant, entry: Entry) -> None:
+        """Append ``entry`` to the tenant's journal with the other entries finished in this
+        turn of the loop (one pipelined write), and return once it is written."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((tenant, orjson.dumps(entry.record()), future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_journal())
+        await future
+
+    async def _write_journal(self) -> None:
+        while self._pending:
+            batch = self._pending[:MAX_JOURNAL_BATCH]
+            del self._pending[:MAX_JOURNAL_BATCH]
+            by_tenant: dict[RedisTenant, list[bytes]] = {}
+            for tenant, record, _ in batch:
+                by_tenant.setdefault(tenant, []).append(record)
+            try:
+                await self._journal_pipeline(by_tenant)
+            except (RedisError, OSError) as exc:
+                await self._drop_idle(exc)
+                error = self.failed(exc)
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(StoreUnavailable(error.reason))
+                continue
+            self.succeeded()
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _journal_pipeline(self, by_tenant: dict[RedisTenant, list[bytes]]) -> None:
+        for attempt in range(2):
+            sha = self._sha.get("journal")
+            if sha is None:
+                sha = self._sha["journal"] = await self.redis.script_load(codec.JOURNAL)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tenant, records in by_tenant.items():
+                    size = tenant.state.config.journal_size
+                    pipe.evalsha(
+                        sha,
+                        2,
+                        tenant.keys["journal"],
+                        tenant.keys["jseq"],
+                        size,
+                        tenant.idle,
+                        *records,
+                    )
+                try:
+                    await pipe.execute()
+                    return
+                except NoScriptError:
+                    self._sha.pop("journal", None)
+                    if attempt:
+                        raise
+
+    # -- wake-ups --------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        if self._listener is None or self._listener.done():  # (it never ends but cancelled)
+            self._listener = asyncio.get_running_loop().create_task(self._listen_loop())
+
+    async def _listen_loop(self) -> None:
+        """Bring up to date the copies with sleepers when another process changes their
+        tenant's control state (a clock moved, a job forced): one subscriber per process,
+        resubscribed after a failure of the store."""
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.psubscribe("nb:{*}:changed")
+                    while True:
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=1.0
+                        )
+                        if message is not None:
+                            self._changed(_text(message["channel"]))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError):
+                await asyncio.sleep(0.5)
+
+    def _changed(self, channel: str) -> None:
+        name = channel[len("nb:{") : -len("}:changed")]
+        name = DEFAULT if name == codec.DEFAULT_TAG else name
+        copy = self._default if name == DEFAULT else self._named.get(name)
+        if isinstance(copy, RedisTenant) and copy.state.clock.sleepers and copy.epoch is not None:
+            task = asyncio.get_running_loop().create_task(copy.sync())
+            task.add_done_callback(_quiet)
+
+
+def _quiet(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # a failed wake-up sync: the next request syncs again
