@@ -96,7 +96,7 @@ class Pipeline:
         request: web.Request,
         before: Call | None,
     ) -> web.StreamResponse:
-        await tenant.begin()
+        await tenant.begin(True)
         state = tenant.state
         target, model, request_id = locate(request)
         provider = target.provider

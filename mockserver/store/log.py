@@ -11,7 +11,9 @@ without its control token (each process keeps its own, from its start-up setting
 
 **The scripts** (Lua, run by EVALSHA, loaded again on NOSCRIPT): :data:`STEP` appends an
 operation to a tenant's log and reads every entry after the caller's cursor, in one round
-trip; :data:`JOURNAL` appends finished requests to a tenant's capped journal stream.
+trip; :data:`JOURNAL` appends finished requests to a tenant's capped journal stream, and
+:data:`READ` reads it once no entry is pending (a request answered whose entry is on its
+way: its mark, which STEP set, is still there).
 """
 
 from __future__ import annotations
@@ -25,7 +27,17 @@ from typing import Any
 from ..config import MockConfig
 from ..engine.keys import sealed
 
-__all__ = ["DEFAULT_TAG", "JOURNAL", "STEP", "Pin", "dumps", "keys_of", "loads"]
+__all__ = [
+    "DEFAULT_TAG",
+    "JOURNAL",
+    "PENDING_SECONDS",
+    "READ",
+    "STEP",
+    "Pin",
+    "dumps",
+    "keys_of",
+    "loads",
+]
 
 
 class Pin:
@@ -113,16 +125,19 @@ def keys_of(tenant: str) -> dict[str, str]:
         "journal": f"nb:{tag}:journal",
         "jseq": f"nb:{tag}:jseq",
         "changed": f"nb:{tag}:changed",
+        "pending": f"nb:{tag}:pending",
     }
 
 
 DEFAULT_TAG = "="  # the default tenant's name in its keys: no tenant name has an "="
 TENANTS_KEY = "nb:tenants"  # a sorted set: each tenant's last use (server time)
 
-# KEYS: log, n, epoch, journal, jseq, snap, tenants
+# KEYS: log, n, epoch, journal, jseq, snap, tenants, pending
 # ARGV: cursor, count, payload ('' for a sync), flags ('c': a control operation, 'r': a
 #       reset, which empties the journal), tenant name, changed channel, idle seconds (a
-#       named tenant's keys expire after them unused: it starts afresh; 0: never)
+#       named tenant's keys expire after them unused: it starts afresh; 0: never), and the
+#       request's mark ('' none): its journal entry is pending until JOURNAL removes the
+#       mark, and a journal read waits for the pending entries (read-your-writes)
 # Returns: {own id or false, n, epoch, entries after the cursor (at most count)}
 STEP = """
 local t = redis.call('TIME')
@@ -146,9 +161,13 @@ if ARGV[3] ~= '' then
 else
   n = tonumber(redis.call('GET', KEYS[2]) or '0')
 end
+if ARGV[8] ~= '' then
+  redis.call('ZADD', KEYS[8], now, ARGV[8])
+end
 local idle = tonumber(ARGV[7])
 if idle > 0 then
   for i = 1, 6 do redis.call('EXPIRE', KEYS[i], idle) end
+  redis.call('EXPIRE', KEYS[8], idle)
   redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (tonumber(t[1]) - idle))
 end
 redis.call('ZADD', KEYS[7], t[1], ARGV[5])
@@ -156,18 +175,42 @@ local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV
 return {own, n, epoch, entries}
 """
 
-# KEYS: journal, jseq.  ARGV: max length, idle seconds (as STEP's), then one JSON record
-# per entry. Each entry gets the next sequence number (the journal's seq, counted across
-# processes).
+PENDING_SECONDS = 5  # a mark older than this is a lost entry (its process died), not pending
+
+# KEYS: journal, jseq, pending.  ARGV: max length, idle seconds (as STEP's), the number of
+# marks k, k marks (each request's, which STEP set: its entry is no longer pending), then one
+# JSON record per entry. Each entry gets the next sequence number (the journal's seq, counted
+# across processes). Marks older than PENDING_SECONDS (a process that died before writing its
+# entries) are dropped.
 JOURNAL = """
-for i = 3, #ARGV do
+local marks = tonumber(ARGV[3])
+for i = 4 + marks, #ARGV do
   local seq = redis.call('INCR', KEYS[2])
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 's', seq, 'e', ARGV[i])
+end
+if marks > 0 then
+  redis.call('ZREM', KEYS[3], unpack(ARGV, 4, 3 + marks))
+  local t = redis.call('TIME')
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(t[1]) - PENDING_SECONDS))
 end
 local idle = tonumber(ARGV[2])
 if idle > 0 then
   redis.call('EXPIRE', KEYS[1], idle)
   redis.call('EXPIRE', KEYS[2], idle)
+  redis.call('EXPIRE', KEYS[3], idle)
 end
-return #ARGV - 2
-"""
+return #ARGV - 3 - marks
+""".replace("PENDING_SECONDS", str(PENDING_SECONDS))
+
+# KEYS: journal, jseq, pending.  ARGV: count, wait ('1': wait for pending entries, '0': read
+# anyway). Returns false while an entry is pending (a mark younger than PENDING_SECONDS, the
+# older ones dropped), else {the last count entries, newest first; the seq counter}.
+READ = """
+if ARGV[2] == '1' then
+  local t = redis.call('TIME')
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(t[1]) - PENDING_SECONDS))
+  if redis.call('ZCARD', KEYS[3]) > 0 then return false end
+end
+return {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1]),
+        redis.call('GET', KEYS[2]) or '0'}
+""".replace("PENDING_SECONDS", str(PENDING_SECONDS))

@@ -71,6 +71,8 @@ __all__ = ["BATCH", "RedisTenant", "RedisTenants"]
 log = logging.getLogger("nanobanana_mock")
 
 BATCH = 1000  # log entries read per round trip (a copy far behind reads several times)
+JOURNAL_WAIT = 2.0  # seconds a journal read waits for the entries still pending, at most
+MAX_JOURNAL_BACKLOG = 10_000  # entries not yet written: a request past it waits for its own
 SNAPSHOT_EVERY = 10_000  # entries between snapshots, at least (and 2 x the tenant's jobs)
 MAX_JOURNAL_BATCH = 1000  # journal entries per pipelined write
 SOCKET_TIMEOUT = 2.0  # seconds: an unreachable store is an answer soon, not a hang
@@ -88,15 +90,22 @@ class _Raised:
         self.error = error
 
 
+class _Lost(Exception):
+    """A write's connection was lost: it may or may not have reached Redis."""
+
+
 class _Request:
-    """What a request's first operation carries: its tenant and that copy's ``cv``."""
+    """What a request's first operation carries: its tenant and that copy's ``cv``; and for
+    a request with a journal entry, its mark (``log.STEP``): the entry is pending until
+    written, so a journal read anywhere waits for it (read-your-writes)."""
 
-    __slots__ = ("cv", "first", "tenant")
+    __slots__ = ("cv", "first", "mark", "tenant")
 
-    def __init__(self, tenant: RedisTenant, cv: int) -> None:
+    def __init__(self, tenant: RedisTenant, cv: int, mark: str) -> None:
         self.tenant = tenant
         self.cv = cv
         self.first = True
+        self.mark = mark
 
 
 _REQUEST: ContextVar[_Request | None] = ContextVar("nanobanana_mock_redis_request", default=None)
@@ -117,7 +126,12 @@ class RedisTenant(Tenant):
     def __init__(self, name: str, state: MockState, owner: RedisTenants) -> None:
         super().__init__(name, state)
         self._owner = owner
-        self.keys = codec.keys_of(name)
+        self.keys = keys = codec.keys_of(name)
+        self._step_keys = [
+            *(keys[k] for k in ("log", "n", "epoch", "journal", "jseq", "snap")),
+            codec.TENANTS_KEY,
+            keys["pending"],
+        ]
         self._pin = Pin()
         self.n = 0  # entries applied
         self.cursor = "0-0"  # the stream id of the last one
@@ -144,24 +158,32 @@ class RedisTenant(Tenant):
     def draws(self, stream: str) -> random.Random:
         return random.Random(f"{self.state.config.seed}/{stream}/{self.n}")
 
-    async def begin(self) -> None:
+    async def begin(self, journaled: bool = False) -> None:
         owner = self._owner
         if owner._listener is None:
             owner._listen()
         if self.epoch is None:  # new to this process: load it first
             await self.sync()
-        _REQUEST.set(_Request(self, self.cv))
+        mark = ""
+        if journaled:  # served again (Stale): the same mark (each request has its own task)
+            before = _REQUEST.get()
+            mark = before.mark if before is not None and before.tenant is self else ""
+            mark = mark or owner.token()
+        _REQUEST.set(_Request(self, self.cv, mark))
 
-    async def sync(self) -> None:
-        reply = await self._step(b"", "")
+    async def sync(self, mark: str = "") -> None:
+        reply = await self._step(b"", "", mark)
         await self._catch_up(reply)
 
     async def do(self, name: str, *args: Any) -> Any:
         request = _REQUEST.get()
         cv = None
-        if request is not None and request.first and request.tenant is self:
-            request.first = False
-            cv = request.cv
+        mark = ""
+        if request is not None and request.tenant is self:
+            mark = request.mark
+            if request.first:
+                request.first = False
+                cv = request.cv
         if name == "evaluate":  # the key as a fingerprint, only the headers rules name
             args = (portable(args[0], self.state.faults),)
         token = self._owner.token()
@@ -170,7 +192,20 @@ class RedisTenant(Tenant):
         self._waiting[token] = future
         try:
             flags = ("c" if name in CONTROL else "") + ("r" if name == "reset" else "")
-            reply = await self._step(payload, flags)
+            try:
+                reply = await self._step(payload, flags, mark)
+            except _Lost as lost:
+                # the connection was lost (Redis restarted under an idle one): was it
+                # appended? The log says (its token): if not, it is sent again, once
+                await self.sync()
+                if future.done():
+                    reply = await self._step(b"", "", mark)
+                else:
+                    try:
+                        reply = await self._step(payload, flags, mark)
+                    except _Lost:
+                        self._owner.ok, self._owner.error = False, str(lost)
+                        raise StoreUnavailable(str(lost)) from None
             await self._catch_up(reply)
             if not future.done():
                 # its entry's number was one this copy had applied already: the log went
@@ -190,32 +225,42 @@ class RedisTenant(Tenant):
         return outcome
 
     async def end(self, entry: Entry | None) -> None:
+        """The journal entry goes to Redis unawaited (the answer does not wait for it): the
+        request's mark, set by its first operation or here, keeps it pending until then."""
         request = _REQUEST.get()
-        if request is not None and request.tenant is self and request.first:
+        if request is None or request.tenant is not self:
+            return
+        if request.first:
             request.first = False  # no operation: was the copy it read up to date?
-            await self.sync()
+            await self.sync(request.mark if entry is not None else "")
             if self.cv != request.cv:
                 raise Stale()
-        if entry is not None:
-            await self._owner.write_journal(self, entry)
+        if request.mark or entry is not None:
+            await self._owner.write_journal(self, entry, request.mark)
+        request.mark = ""
 
     async def journal(
         self, filters: dict[str, Any], since: int, limit: int | None
     ) -> dict[str, Any]:
+        """The journal once no entry is pending (at most ``JOURNAL_WAIT`` seconds: after
+        that, as it is), so an answered request's entry is in it whichever process asks."""
         size = self.state.config.journal_size
-        try:
-            async with self._owner.redis.pipeline(transaction=False) as pipe:
-                pipe.xrevrange(self.keys["journal"], count=size)
-                pipe.get(self.keys["jseq"])
-                rows, total = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            await self._owner._drop_idle(exc)
-            raise self._owner.failed(exc) from None
-        self._owner.succeeded()
+        keys = [self.keys["journal"], self.keys["jseq"], self.keys["pending"]]
+        deadline = time.monotonic() + JOURNAL_WAIT
+        pause = 0.0005
+        while True:
+            wait = time.monotonic() < deadline
+            reply = await self._owner.run("read", keys, [size, "1" if wait else "0"], again=True)
+            if reply is not None:
+                break
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        rows, total = reply
         entries = []
         for _id, fields in reversed(rows):
-            entry = Entry.of_record(orjson.loads(fields[b"e"]))
-            entry.seq = int(fields[b"s"])
+            values = _fields(fields)
+            entry = Entry.of_record(orjson.loads(values[b"e"]))
+            entry.seq = int(values[b"s"])
             entries.append(entry)
         total = int(total or 0)
         return query(entries, filters, since, limit, total, total - len(entries))
@@ -228,13 +273,13 @@ class RedisTenant(Tenant):
 
     # -- the log ---------------------------------------------------------------------------
 
-    async def _step(self, payload: bytes, flags: str) -> list[Any]:
+    async def _step(self, payload: bytes, flags: str, mark: str = "") -> list[Any]:
         keys = self.keys
         reply: list[Any] = await self._owner.run(
             "step",
-            [keys["log"], keys["n"], keys["epoch"], keys["journal"], keys["jseq"], keys["snap"]],
-            [self.cursor, BATCH, payload, flags, self.name, keys["changed"], self.idle],
-            again=not payload,  # a sync changes nothing (but the tenant's last use)
+            self._step_keys,
+            [self.cursor, BATCH, payload, flags, self.name, keys["changed"], self.idle, mark],
+            again=not payload,  # a sync changes nothing (but the tenant's last use, a mark)
         )
         return reply
 
@@ -376,6 +421,9 @@ class RedisTenant(Tenant):
             replaced.stop()  # its sleepers answer now (the state they waited in is gone)
 
 
+SCRIPTS = {"step": codec.STEP, "journal": codec.JOURNAL, "read": codec.READ}
+
+
 def _later(row_id: str, cursor: str) -> bool:
     """Is stream id ``row_id`` after ``cursor``?"""
     ms, _, seq = row_id.partition("-")
@@ -423,7 +471,9 @@ class RedisTenants(Tenants):
         self.default.last_used = wall()
         self._tokens = itertools.count()
         self._process = f"{os.getpid():x}.{random.getrandbits(32):08x}"
-        self._pending: list[tuple[RedisTenant, bytes, asyncio.Future[None]]] = []
+        self._pending: list[
+            tuple[RedisTenant, bytes | None, str, asyncio.Future[None] | None]
+        ] = []
         self._writer: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self.ok = True
@@ -506,15 +556,16 @@ class RedisTenants(Tenants):
         """Run one of ``log``'s scripts by its SHA (loading it once, and again when Redis
         forgot it: NOSCRIPT). ``again``: it changes nothing, so a lost connection (Redis
         restarted under an idle one) is tried once more, on a new one."""
-        source = codec.STEP if script == "step" else codec.JOURNAL
-        if script == "step":
-            keys = [*keys, codec.TENANTS_KEY]
+        source = SCRIPTS[script]
         for attempt in range(2):
             try:
                 return await self._run(script, source, keys, args)
             except (RedisError, OSError) as exc:
                 await self._drop_idle(exc)
-                if not (again and attempt == 0 and isinstance(exc, RedisConnectionError)):
+                lost = attempt == 0 and isinstance(exc, RedisConnectionError)
+                if lost and not again:
+                    raise _Lost(_reason(exc)) from None
+                if not (again and lost):
                     raise self.failed(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -547,51 +598,69 @@ class RedisTenants(Tenants):
 
     # -- the journal -----------------------------------------------------------------------
 
-    async def write_journal(self, tenant: RedisTenant, entry: Entry) -> None:
+    async def write_journal(self, tenant: RedisTenant, entry: Entry | None, mark: str) -> None:
         """Append ``entry`` to the tenant's journal with the other entries finished in this
-        turn of the loop (one pipelined write), and return once it is written."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((tenant, orjson.dumps(entry.record()), future))
+        turn of the loop (one pipelined write), and remove the request's ``mark``. It
+        returns at once, unless more than ``MAX_JOURNAL_BACKLOG`` entries are waiting to be
+        written: then once this one is (the answer waits while Redis is slow)."""
+        record = orjson.dumps(entry.record()) if entry is not None else None
+        future: asyncio.Future[None] | None = None
+        if len(self._pending) >= MAX_JOURNAL_BACKLOG:
+            future = asyncio.get_running_loop().create_future()
+        self._pending.append((tenant, record, mark, future))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_journal())
-        await future
+            self._writer = asyncio.get_running_loop().create_task(self._write_journal())
+        if future is not None:
+            await future
 
     async def _write_journal(self) -> None:
+        await asyncio.sleep(0)  # the entries finished in this turn of the loop: one write
         while self._pending:
             batch = self._pending[:MAX_JOURNAL_BATCH]
             del self._pending[:MAX_JOURNAL_BATCH]
-            by_tenant: dict[RedisTenant, list[bytes]] = {}
-            for tenant, record, _ in batch:
-                by_tenant.setdefault(tenant, []).append(record)
+            by_tenant: dict[RedisTenant, tuple[list[str], list[bytes]]] = {}
+            for tenant, record, mark, _ in batch:
+                marks, records = by_tenant.setdefault(tenant, ([], []))
+                if mark:
+                    marks.append(mark)
+                if record is not None:
+                    records.append(record)
+            error: StoreUnavailable | None = None
             try:
                 await self._journal_pipeline(by_tenant)
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError) as exc:  # lost: the marks expire (PENDING_SECONDS)
                 await self._drop_idle(exc)
                 error = self.failed(exc)
-                for _, _, future in batch:
-                    if not future.done():
+                log.warning("journal: %d entries not written: %s", len(batch), error.reason)
+            else:
+                self.succeeded()
+            for _, _, _, future in batch:
+                if future is not None and not future.done():
+                    if error is None:
+                        future.set_result(None)
+                    else:
                         future.set_exception(StoreUnavailable(error.reason))
-                continue
-            self.succeeded()
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_result(None)
 
-    async def _journal_pipeline(self, by_tenant: dict[RedisTenant, list[bytes]]) -> None:
+    async def _journal_pipeline(
+        self, by_tenant: dict[RedisTenant, tuple[list[str], list[bytes]]]
+    ) -> None:
         for attempt in range(2):
             sha = self._sha.get("journal")
             if sha is None:
                 sha = self._sha["journal"] = await self.redis.script_load(codec.JOURNAL)
             async with self.redis.pipeline(transaction=False) as pipe:
-                for tenant, records in by_tenant.items():
+                for tenant, (marks, records) in by_tenant.items():
                     size = tenant.state.config.journal_size
                     pipe.evalsha(
                         sha,
-                        2,
+                        3,
                         tenant.keys["journal"],
                         tenant.keys["jseq"],
+                        tenant.keys["pending"],
                         size,
                         tenant.idle,
+                        len(marks),
+                        *marks,
                         *records,
                     )
                 try:

@@ -3,7 +3,7 @@
 A request finds its tenant (the ``/t/{tenant}/`` prefix, the ``X-Mock-Tenant`` header, or the
 default one) and makes it current (:func:`current`) for everything it calls. It then:
 
-- ``await tenant.begin()`` before it reads anything of the tenant's state;
+- ``await tenant.begin(True)`` before it reads anything of the tenant's state;
 - changes the state only through ``await tenant.do(name, *args)`` (``ops.py``);
 - ``await tenant.end(entry)`` when its answer is decided, with its journal entry.
 
@@ -63,8 +63,10 @@ class Tenant:
         does not depend on which process serves."""
         return self.state.rng(stream)
 
-    async def begin(self) -> None:
-        """Before a request reads the state (a shared store brings its copy up to date)."""
+    async def begin(self, journaled: bool = False) -> None:
+        """Before a request reads the state (a shared store brings its copy up to date);
+        ``journaled``: the request will :meth:`end` with its journal entry (a provider's
+        request; the control plane's are not journaled)."""
 
     async def do(self, name: str, *args: Any) -> Any:
         """Apply operation ``name`` (``ops.OPS``) to the state; its result, or it raises."""

@@ -669,6 +669,8 @@ async def test_a_named_tenants_keys_expire_when_idle_the_default_ones_never(
         expect=200,
     )
     await seaart_submit(a)
+    await a.journal()  # the journal entries are written after the answers: read, it waits
+    await a.client.get("/t/ci-9/_mock/journal")
     for name in ("log", "n", "epoch", "journal", "jseq"):
         ttl = int(redis_server.command("TTL", f"nb:{{ci-9}}:{name}")[1:].split(b"\r")[0])
         assert 590 < ttl <= 600, name
