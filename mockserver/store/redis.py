@@ -313,7 +313,17 @@ class RedisTenant(Tenant):
         """Apply the rows this copy has not applied yet, in order: :data:`_OK`, or
         :data:`_GAP` at a row after the next one (this copy is behind the log's start), or
         :data:`_BACK` at a row new to this copy with a number it had applied (the log went
-        back: Redis restored from an older file); the rows before it applied."""
+        back: Redis restored from an older file); the rows before it applied.
+
+        A reply holds every entry after the cursor its request was sent with; under
+        concurrent requests most are applied already (by earlier replies): those are passed
+        over by their count when the last of them is the one this copy applied last (else,
+        the log went back, they are looked at one by one)."""
+        if rows:
+            first = int(_fields(rows[0][1])[b"n"])
+            skip = self.n - first  # rows[skip] is the entry this copy applied last
+            if 0 <= skip < len(rows) and _text(rows[skip][0]) == self.cursor:
+                rows = rows[skip + 1 :]  # (else: row by row, below)
         for row_id, fields in rows:
             values = _fields(fields)
             n = int(values[b"n"])
@@ -471,9 +481,7 @@ class RedisTenants(Tenants):
         self.default.last_used = wall()
         self._tokens = itertools.count()
         self._process = f"{os.getpid():x}.{random.getrandbits(32):08x}"
-        self._pending: list[
-            tuple[RedisTenant, bytes | None, str, asyncio.Future[None] | None]
-        ] = []
+        self._pending: list[tuple[RedisTenant, bytes | None, str, asyncio.Future[None] | None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self.ok = True
