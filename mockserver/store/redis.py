@@ -62,6 +62,7 @@ from .log import Pin
 from .ops import CONTROL, apply
 from .tenant import DEFAULT, Stale, StoreUnavailable, Tenant
 from .tenants import Tenants
+from .wire import Wire, supports
 
 if TYPE_CHECKING:
     from ..config import MockConfig
@@ -320,6 +321,9 @@ class RedisTenant(Tenant):
         over by their count when the last of them is the one this copy applied last (else,
         the log went back, they are looked at one by one)."""
         if rows:
+            last_id = _text(rows[-1][0])
+            if last_id == self.cursor:
+                return _OK  # all applied already, the last one last
             first = int(_fields(rows[0][1])[b"n"])
             skip = self.n - first  # rows[skip] is the entry this copy applied last
             if 0 <= skip < len(rows) and _text(rows[skip][0]) == self.cursor:
@@ -476,6 +480,10 @@ class RedisTenants(Tenants):
             socket_connect_timeout=SOCKET_TIMEOUT,
             health_check_interval=0,
         )
+        # the hot path (the scripts) on one shared connection; the rest on redis-py's pool
+        self.wire = Wire(self.url, SOCKET_TIMEOUT) if supports(self.url) else None
+        self.round_trips = 0  # awaited exchanges with Redis (a request waits for them)
+        self.journal_writes = 0  # journal writes (pipelined, in the background)
         self._sha: dict[str, str] = {}
         self.default = self._default = RedisTenant(DEFAULT, default_state, self)
         self.default.last_used = wall()
@@ -501,7 +509,12 @@ class RedisTenants(Tenants):
             self._pinged = time.monotonic()
             if self._ping is None or self._ping.done():
                 self._ping = asyncio.get_running_loop().create_task(self._check())
-        health: dict[str, Any] = {"store": "redis", "tenants": 1 + len(self)}
+        health: dict[str, Any] = {
+            "store": "redis",
+            "tenants": 1 + len(self),
+            "store_round_trips": self.round_trips,
+            "store_journal_writes": self.journal_writes,
+        }
         if not self.ok:
             health["store_error"] = self.error or "unknown"
         return health
@@ -513,6 +526,8 @@ class RedisTenants(Tenants):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         await super().close()
+        if self.wire is not None:
+            self.wire.close()
         await self.redis.aclose()
 
     # -- helpers for the tenants -----------------------------------------------------------
@@ -550,6 +565,7 @@ class RedisTenants(Tenants):
 
     async def call(self, command: Callable[[aioredis.Redis], Awaitable[Any]]) -> Any:
         """One command; a failure of the store as :class:`StoreUnavailable`."""
+        self.round_trips += 1
         try:
             result = await command(self.redis)
         except (RedisError, OSError) as exc:
@@ -578,12 +594,17 @@ class RedisTenants(Tenants):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _run(self, script: str, source: str, keys: list[str], args: list[Any]) -> Any:
+        wire = self.wire
         for attempt in range(2):
             sha = self._sha.get(script)
             if sha is None:
-                sha = self._sha[script] = await self.redis.script_load(source)
+                sha = self._sha[script] = await self._load(source)
+            self.round_trips += 1
             try:
-                result = await self.redis.evalsha(sha, len(keys), *keys, *args)
+                if wire is not None:
+                    result = await wire.execute("EVALSHA", sha, len(keys), *keys, *args)
+                else:
+                    result = await self.redis.evalsha(sha, len(keys), *keys, *args)
             except NoScriptError:
                 self._sha.pop(script, None)
                 if attempt:
@@ -592,6 +613,12 @@ class RedisTenants(Tenants):
             self.succeeded()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _load(self, source: str) -> str:
+        self.round_trips += 1
+        if self.wire is not None:
+            return _text(await self.wire.execute("SCRIPT", "LOAD", source))
+        return str(await self.redis.script_load(source))
 
     async def _drop_idle(self, exc: BaseException) -> None:
         """After a lost connection, close the idle ones too: after a restart of Redis they
@@ -655,29 +682,37 @@ class RedisTenants(Tenants):
         for attempt in range(2):
             sha = self._sha.get("journal")
             if sha is None:
-                sha = self._sha["journal"] = await self.redis.script_load(codec.JOURNAL)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for tenant, (marks, records) in by_tenant.items():
-                    size = tenant.state.config.journal_size
-                    pipe.evalsha(
-                        sha,
-                        3,
-                        tenant.keys["journal"],
-                        tenant.keys["jseq"],
-                        tenant.keys["pending"],
-                        size,
-                        tenant.idle,
-                        len(marks),
-                        *marks,
-                        *records,
-                    )
-                try:
-                    await pipe.execute()
-                    return
-                except NoScriptError:
-                    self._sha.pop("journal", None)
-                    if attempt:
-                        raise
+                sha = self._sha["journal"] = await self._load(codec.JOURNAL)
+            commands = [
+                (
+                    "EVALSHA",
+                    sha,
+                    3,
+                    tenant.keys["journal"],
+                    tenant.keys["jseq"],
+                    tenant.keys["pending"],
+                    tenant.state.config.journal_size,
+                    tenant.idle,
+                    len(marks),
+                    *marks,
+                    *records,
+                )
+                for tenant, (marks, records) in by_tenant.items()
+            ]
+            self.journal_writes += 1
+            try:
+                if self.wire is not None:
+                    await self.wire.pipeline(commands)
+                else:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for command in commands:
+                            pipe.execute_command(*command)
+                        await pipe.execute()
+                return
+            except NoScriptError:
+                self._sha.pop("journal", None)
+                if attempt:
+                    raise
 
     # -- wake-ups --------------------------------------------------------------------------
 
