@@ -3,7 +3,7 @@
 redis-py takes a connection from its pool for each command (a lock, a checkout, a release)
 and wraps every read in a timeout: most of the CPU a request spent on the store. Here the
 commands of all the requests being served go down one socket, pipelined as they come, and
-Redis answers them in the order it got them, so each reply is matched to the first command
+the commands of one turn of the event loop in one write; Redis answers them in the order it got them, so each reply is matched to the first command
 still waiting (FIFO), parsed by hiredis's ``Reader`` as bytes arrive.
 
 - **Timeouts**: one timer, not one per command: while commands wait, it checks every quarter
@@ -71,6 +71,7 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed: Exception | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._out: list[bytes] = []  # commands sent in this turn of the loop, not yet written
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop's is no subclass)
@@ -85,10 +86,19 @@ class _Protocol(asyncio.Protocol):
         now = time.monotonic()
         futures = [loop.create_future() for _ in range(count)]
         self.waiting.extend((future, now) for future in futures)
-        self.transport.write(data)
+        out = self._out
+        out.append(data)
+        if len(out) == 1:  # the commands of this turn of the loop: one write, after it
+            loop.call_soon(self._flush)
         if self._timer is None:
             self._timer = loop.call_later(self.timeout / 4, self._check)
         return futures
+
+    def _flush(self) -> None:
+        out = self._out
+        if out and self.transport is not None and self.closed is None:
+            self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+        out.clear()
 
     def data_received(self, data: bytes) -> None:
         reader, waiting = self.reader, self.waiting
