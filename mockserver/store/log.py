@@ -132,13 +132,16 @@ def keys_of(tenant: str) -> dict[str, str]:
 DEFAULT_TAG = "="  # the default tenant's name in its keys: no tenant name has an "="
 TENANTS_KEY = "nb:tenants"  # a sorted set: each tenant's last use (server time)
 
-# KEYS: log, n, epoch, journal, jseq, snap, tenants, pending
+# KEYS: log, n, epoch, journal, jseq, snap, tenants, pending, seen (this process's)
 # ARGV: cursor, count, payload ('' for a sync), flags ('c': a control operation, 'r': a
 #       reset, which empties the journal), tenant name, changed channel, idle seconds (a
 #       named tenant's keys expire after them unused: it starts afresh; 0: never), and the
 #       request's mark ('' none): its journal entry is pending until JOURNAL removes the
-#       mark, and a journal read waits for the pending entries (read-your-writes)
-# Returns: {own id or false, n, epoch, entries after the cursor (at most count)}
+#       mark, and a journal read waits for the pending entries (read-your-writes); and
+#       '1' when a step of this process on this tenant is ahead of this one on its
+#       connection (its reply, applied first, holds the log up to where it read: KEYS[9],
+#       this process's mark of it), so this one reads after that, not after the cursor
+# Returns: {own id or false, n, epoch, entries after the cursor or the mark (at most count)}
 STEP = """
 local t = redis.call('TIME')
 local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
@@ -171,7 +174,16 @@ if idle > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (tonumber(t[1]) - idle))
 end
 redis.call('ZADD', KEYS[7], t[1], ARGV[5])
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+local from = ARGV[1]
+if ARGV[9] == '1' then
+  from = redis.call('GET', KEYS[9]) or from
+end
+local entries = redis.call('XRANGE', KEYS[1], '(' .. from, '+', 'COUNT', ARGV[2])
+if #entries > 0 then
+  redis.call('SET', KEYS[9], entries[#entries][1], 'EX', 60)
+elseif ARGV[9] ~= '1' then
+  redis.call('SET', KEYS[9], from, 'EX', 60)
+end
 return {own, n, epoch, entries}
 """
 

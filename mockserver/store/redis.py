@@ -132,7 +132,9 @@ class RedisTenant(Tenant):
             *(keys[k] for k in ("log", "n", "epoch", "journal", "jseq", "snap")),
             codec.TENANTS_KEY,
             keys["pending"],
+            f"{keys['log'][: -len(':log')]}:seen:{owner._process}",
         ]
+        self._in_flight = 0  # steps sent on the shared connection, not answered yet
         self._pin = Pin()
         self.n = 0  # entries applied
         self.cursor = "0-0"  # the stream id of the last one
@@ -275,13 +277,32 @@ class RedisTenant(Tenant):
     # -- the log ---------------------------------------------------------------------------
 
     async def _step(self, payload: bytes, flags: str, mark: str = "") -> list[Any]:
+        """One run of ``log.STEP``. On the shared connection, a step behind another of this
+        tenant's reads the log after where that one read (the one ahead is applied first:
+        replies come in order), not after the cursor: under concurrent requests, a reply
+        holds about the entries new to the copy, not every one since the cursor."""
         keys = self.keys
-        reply: list[Any] = await self._owner.run(
-            "step",
-            self._step_keys,
-            [self.cursor, BATCH, payload, flags, self.name, keys["changed"], self.idle, mark],
-            again=not payload,  # a sync changes nothing (but the tenant's last use, a mark)
-        )
+        chained = "1" if self._in_flight and self._owner.wire is not None else ""
+        self._in_flight += 1
+        try:
+            reply: list[Any] = await self._owner.run(
+                "step",
+                self._step_keys,
+                [
+                    self.cursor,
+                    BATCH,
+                    payload,
+                    flags,
+                    self.name,
+                    keys["changed"],
+                    self.idle,
+                    mark,
+                    chained,
+                ],
+                again=not payload,  # a sync changes nothing (but the last use, a mark)
+            )
+        finally:
+            self._in_flight -= 1
         return reply
 
     async def _catch_up(self, reply: list[Any]) -> None:
@@ -485,10 +506,10 @@ class RedisTenants(Tenants):
         self.round_trips = 0  # awaited exchanges with Redis (a request waits for them)
         self.journal_writes = 0  # journal writes (pipelined, in the background)
         self._sha: dict[str, str] = {}
+        self._process = f"{os.getpid():x}.{random.getrandbits(32):08x}"
         self.default = self._default = RedisTenant(DEFAULT, default_state, self)
         self.default.last_used = wall()
         self._tokens = itertools.count()
-        self._process = f"{os.getpid():x}.{random.getrandbits(32):08x}"
         self._pending: list[tuple[RedisTenant, bytes | None, str, asyncio.Future[None] | None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
