@@ -6,8 +6,11 @@ order turned every round, so a neighbour's burst of load on a shared machine mov
 The one-process mocks are pinned to core 0 with wrk and Redis on core 1; the two-process mock
 has both cores, which it shares with wrk and Redis: so the table also gives what each setup
 did per CPU-second (the mock's processes and Redis, read from /proc), which is what a larger
-machine would turn into throughput. Redis commands per request come from Redis's own
-``INFO commandstats`` (a script's inner commands not counted: one EVALSHA is one round trip).
+machine would turn into throughput. Round trips per request come from each process's
+``/_mock/health`` (``store_round_trips``: the exchanges with Redis a request waited for, one
+per script run however many commands it runs; ``store_journal_writes``: the journal's
+pipelined batches, sent in the background); Redis commands per request from Redis's own
+``INFO commandstats``, which counts the commands scripts run too.
 
 ``make bench`` runs it after bench/run.py and adds its section to BENCHMARKS.md; alone:
 ``python bench/store.py --seconds 3 --rounds 3``.
@@ -16,6 +19,7 @@ machine would turn into throughput. Redis commands per request come from Redis's
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +75,26 @@ def commands(port: int) -> int:
     return total
 
 
+def trips(base: str, processes: int) -> tuple[int, int]:
+    """The store's round trips and journal writes so far, summed over the mock's processes
+    (health answers from one process at a time: asked until each has answered)."""
+    seen: dict[int, tuple[int, int]] = {}
+    for _ in range(50 * processes):
+        with urllib.request.urlopen(f"{base}/_mock/health", timeout=10) as resp:
+            health = json.load(resp)
+        seen[health["pid"]] = (
+            health.get("store_round_trips", 0),
+            health.get("store_journal_writes", 0),
+        )
+        if len(seen) == processes:
+            break
+    return sum(a for a, _ in seen.values()), sum(b for _, b in seen.values())
+
+
 class Mock:
     def __init__(self, name: str, store: str, processes: int, pin: str | None) -> None:
         self.name = name
+        self.processes = processes
         self.port = free_port()
         command = [
             sys.executable,
@@ -128,8 +150,10 @@ def measure(
                 script, url = urls[name][route]
                 pids = mocks[name].pids()
                 cpu0, redis0, cmd0 = cpu_seconds(pids), cpu_seconds([redis_pid]), 0
+                trips0 = (0, 0)
                 if name != "memory, 1 process":
                     cmd0 = commands(redis_port)
+                    trips0 = trips(mocks[name].base, mocks[name].processes)
                 result = wrk(url, script, seconds, conns)
                 requests = result["rps"] * seconds
                 result["cpu"] = cpu_seconds(pids) - cpu0
@@ -141,6 +165,11 @@ def measure(
                     if name != "memory, 1 process" and requests
                     else 0.0
                 )
+                result["round_trips"] = result["journal_writes"] = 0.0
+                if name != "memory, 1 process" and requests:
+                    trips1 = trips(mocks[name].base, mocks[name].processes)
+                    result["round_trips"] = (trips1[0] - trips0[0]) / requests
+                    result["journal_writes"] = (trips1[1] - trips0[1]) / requests
                 result["requests"] = requests
                 runs[route][name].append(result)
             print(
@@ -214,13 +243,16 @@ def report(result: dict[str, Any]) -> str:
         f"Three mocks up at once, {result['rounds']} rounds of {result['seconds']} s per route "
         f"and mock (the order turned each round), wrk with {result['connections']} connections. "
         "One-process mocks on core 0, wrk and Redis on core 1; the two-process mock on both cores, "
-        "shared with wrk and Redis. CPU is the mock's processes plus Redis, from /proc; Redis "
-        "commands per request from `INFO commandstats` (one EVALSHA, one round trip, however many "
-        "commands its script runs).",
+        "shared with wrk and Redis. CPU is the mock's processes plus Redis, from /proc. Round "
+        "trips per request: the exchanges with Redis a request waited for (one script run is one, "
+        "however many commands it runs), from the processes' `/_mock/health`; journal writes: "
+        "pipelined batches of entries, sent in the background (not waited for); Redis commands "
+        "per request from `INFO commandstats`, the commands scripts run included.",
         "",
-        "| route | setup | req/s | p50 ms | p99 ms | vs memory | Redis commands per request "
+        "| route | setup | req/s | p50 ms | p99 ms | vs memory | round trips per request "
+        "| journal writes per request | Redis commands per request (in scripts too) "
         "| CPU ms per 1,000 requests (mock + Redis) | requests per CPU-second | target |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for route in ROUTES:
         memory = _median(runs[route][SETUPS[0]], "rps")
@@ -238,10 +270,13 @@ def report(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {route} | {setup} | {rps:,.0f} | {_median(rows, 'p50'):.2f} "
                 f"| {_median(rows, 'p99'):.2f} | {rps / memory:.0%} "
+                f"| {_median(rows, 'round_trips'):.2f} | {_median(rows, 'journal_writes'):.2f} "
                 f"| {_median(rows, 'commands'):.2f} | {cpu:.0f} | {1e6 / cpu:,.0f} | {target} |"
             )
         two, one = _median(runs[route][SETUPS[2]], "rps"), _median(runs[route][SETUPS[1]], "rps")
-        lines.append(f"| {route} | two processes vs one (Redis) | | | | {two / one:.0%} | | | | |")
+        lines.append(
+            f"| {route} | two processes vs one (Redis) | | | | {two / one:.0%} | | | | | | |"
+        )
     return "\n".join(lines) + "\n"
 
 
