@@ -73,7 +73,7 @@ fuzz: $(STAMP)
 conformance: $(STAMP)
 	$(BIN)/nanobanana-conformance --target mock
 
-bench: $(STAMP)
+bench: $(STAMP) redis-server
 	@command -v wrk >/dev/null || { echo "installing wrk from Debian's packages"; \
 	  apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q wrk; }; }
 	$(BIN)/python bench/run.py
