@@ -2,9 +2,10 @@
 
 redis-py takes a connection from its pool for each command (a lock, a checkout, a release)
 and wraps every read in a timeout: most of the CPU a request spent on the store. Here the
-commands of all the requests being served go down one socket, pipelined as they come, and
-the commands of one turn of the event loop in one write; Redis answers them in the order it got them, so each reply is matched to the first command
-still waiting (FIFO), parsed by hiredis's ``Reader`` as bytes arrive.
+commands of all the requests being served go down one socket, pipelined, those of one turn
+of the event loop in one write; Redis answers them in the order it got them, so each reply is
+matched to the first command still waiting (FIFO), parsed by hiredis's ``Reader`` as bytes
+arrive.
 
 - **Timeouts**: one timer, not one per command: while commands wait, it checks every quarter
   of ``timeout`` whether the oldest has waited longer; then the connection is dropped and every
@@ -152,7 +153,7 @@ class Wire:
     """Commands to one Redis on one shared connection (made, and made again, on demand)."""
 
     def __init__(self, url: str, timeout: float) -> None:
-        self.options: dict[str, Any] = parse_url(url)
+        self.options: dict[str, Any] = dict(parse_url(url))
         self.timeout = timeout
         self.round_trips = 0  # batches of commands sent (each answered in one exchange)
         self._protocol: _Protocol | None = None
