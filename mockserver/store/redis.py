@@ -23,10 +23,15 @@ replays after it; with neither snapshot nor log, the tenant starts afresh. Copie
 process are bounded as tenants are (``max_tenants``); entries per read are ``BATCH``.
 
 Also shared: the journal (a capped stream per tenant, written by :meth:`RedisTenant.end` in
-batches, one pipelined write per turn of the loop, awaited before the answer is sent), and
+batches, one pipelined write per turn of the loop, not awaited: the request's mark, left by
+its first operation or its end's sync, keeps the entry pending until written, and a journal
+read waits for no pending entry, ``JOURNAL_WAIT`` at most: read-your-writes), and
 wake-ups: a control operation publishes on ``nb:{tenant}:changed``, and one subscriber per
 process brings up to date the copies that have sleepers (a Segmind ``/v1`` call waiting for
 its job), so a clock moved on another process releases them.
+
+The scripts go down one shared connection per process (``wire.py``); the rest through
+redis-py's pool.
 
 The store failing is an answer: :class:`~.tenant.StoreUnavailable` (the provider's 503 with
 ``X-Mock-Store``), and service resumes when Redis is back (redis-py reconnects).

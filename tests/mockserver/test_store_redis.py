@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -675,3 +676,113 @@ async def test_a_named_tenants_keys_expire_when_idle_the_default_ones_never(
         ttl = int(redis_server.command("TTL", f"nb:{{ci-9}}:{name}")[1:].split(b"\r")[0])
         assert 590 < ttl <= 600, name
         assert redis_server.command("TTL", f"nb:{{=}}:{name}").startswith(b":-1"), name
+
+
+# -- the store's speed: round trips, the journal off the awaited path, the shared connection --
+
+
+async def _trips(mock: Shared) -> int:
+    resp = await mock.client.get("/_mock/health")
+    data = await resp.json()
+    validate("mock", "control/health", data)
+    return int(data["store_round_trips"])
+
+
+async def test_a_status_poll_is_one_round_trip_and_a_submit_at_most_two(start: Start) -> None:
+    a = await start()
+    rid = await seaart_submit(a)
+    await seaart_status(a, rid)  # warm: scripts loaded, the copy loaded
+    before = await _trips(a)
+    await seaart_status(a, rid)
+    assert await _trips(a) - before == 1
+    before = await _trips(a)
+    await seaart_submit(a)
+    assert await _trips(a) - before <= 2
+
+
+async def test_a_journal_read_right_after_answers_sees_them_on_the_other_process(
+    start: Start,
+) -> None:
+    a, b = await start(), await start()
+    rid = await seaart_submit(a)
+    answers = await asyncio.gather(*(seaart_status(a, rid) for _ in range(20)))
+    assert len(answers) == 20
+    journal = await b.journal()  # the entries are written after the answers: it waits
+    assert journal["total"] == 21
+    assert [e["seq"] for e in journal["entries"]] == list(range(1, 22))
+
+
+async def test_a_journal_read_waits_for_a_pending_entry_at_most_the_bound(
+    start: Start, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nanobanana_mock.store import redis as store
+
+    a = await start()
+    await seaart_submit(a)
+    await a.journal()
+    # a request answered on a process that died before writing its entry: its mark stays
+    redis_server.command("ZADD", "nb:{=}:pending", "99999999999", "dead.1")
+    monkeypatch.setattr(store, "JOURNAL_WAIT", 0.2)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    journal = await a.journal()
+    assert 0.2 <= loop.time() - began < 5
+    assert journal["total"] == 1  # read as it is, after the bound
+
+
+async def test_a_lost_mark_expires(start: Start, redis_server: RedisServer) -> None:
+    a = await start()
+    old = str(int(time.time()) - 60)  # older than PENDING_SECONDS
+    redis_server.command("ZADD", "nb:{=}:pending", old, "dead.2")
+    rid = await seaart_submit(a)
+    await seaart_status(a, rid)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert (await a.journal())["total"] == 2
+    assert loop.time() - began < 1
+
+
+async def test_the_shared_connection_survives_a_restart_and_matches_replies_in_order(
+    redis_server: RedisServer,
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError
+
+    from nanobanana_mock.store.wire import Wire
+
+    wire = Wire(redis_server.url, 2.0)
+    try:
+        replies = await asyncio.gather(*(wire.execute("ECHO", str(i)) for i in range(200)))
+        assert replies == [str(i).encode() for i in range(200)]
+        assert await wire.pipeline([("SET", "k", "1"), ("INCR", "k"), ("GET", "k")]) == [
+            b"OK",
+            2,
+            b"2",
+        ]
+        with pytest.raises(ResponseError):
+            await wire.execute("NOSUCHCOMMAND")
+        assert await wire.execute("PING") == b"PONG"  # an error reply breaks nothing
+        redis_server.stop()
+        with pytest.raises(RedisConnectionError):
+            await wire.execute("PING")
+        redis_server.start()
+        assert await wire.execute("PING") == b"PONG"  # connected again, by itself
+    finally:
+        wire.close()
+
+
+async def test_the_shared_connection_times_out_instead_of_hanging(
+    redis_server: RedisServer,
+) -> None:
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from nanobanana_mock.store.wire import Wire
+
+    wire = Wire(redis_server.url, 0.3)
+    try:
+        assert await wire.execute("PING") == b"PONG"
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(wire.execute("BLPOP", "nothing", "2"), 5)  # blocks 2 s
+        assert await wire.execute("PING") == b"PONG"
+    finally:
+        wire.close()
