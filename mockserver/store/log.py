@@ -32,6 +32,7 @@ __all__ = [
     "JOURNAL",
     "PENDING_SECONDS",
     "READ",
+    "TOUCH_SECONDS",
     "STEP",
     "Pin",
     "dumps",
@@ -140,20 +141,25 @@ TENANTS_KEY = "nb:tenants"  # a sorted set: each tenant's last use (server time)
 #       mark, and a journal read waits for the pending entries (read-your-writes); and
 #       '1' when a step of this process on this tenant is ahead of this one on its
 #       connection (its reply, applied first, holds the log up to where it read: KEYS[9],
-#       this process's mark of it), so this one reads after that, not after the cursor
+#       this process's mark of it), so this one reads after that, not after the cursor;
+#       and '1' to touch the tenant (its last use, its keys' expiry: each process does at
+#       most every TOUCH_SECONDS, and whenever the tenant's keys are made anew)
 # Returns: {own id or false, n, epoch, entries after the cursor or the mark (at most count)}
 STEP = """
 local t = redis.call('TIME')
 local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+local touch = ARGV[10] == '1'
 local epoch = redis.call('GET', KEYS[3])
 if not epoch then
   epoch = now
   redis.call('SET', KEYS[3], epoch)
+  touch = true
 end
 local own = false
 local n
 if ARGV[3] ~= '' then
   n = redis.call('INCR', KEYS[2])
+  if n == 1 then touch = true end
   own = redis.call('XADD', KEYS[1], '*', 'n', n, 't', now, 'op', ARGV[3])
   if string.find(ARGV[4], 'r', 1, true) then
     redis.call('DEL', KEYS[4], KEYS[5])
@@ -164,16 +170,18 @@ if ARGV[3] ~= '' then
 else
   n = tonumber(redis.call('GET', KEYS[2]) or '0')
 end
+local idle = tonumber(ARGV[7])
 if ARGV[8] ~= '' then
   redis.call('ZADD', KEYS[8], now, ARGV[8])
+  if idle > 0 then redis.call('EXPIRE', KEYS[8], idle) end
 end
-local idle = tonumber(ARGV[7])
-if idle > 0 then
-  for i = 1, 6 do redis.call('EXPIRE', KEYS[i], idle) end
-  redis.call('EXPIRE', KEYS[8], idle)
-  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (tonumber(t[1]) - idle))
+if touch then
+  if idle > 0 then
+    for i = 1, 6 do redis.call('EXPIRE', KEYS[i], idle) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (tonumber(t[1]) - idle))
+  end
+  redis.call('ZADD', KEYS[7], t[1], ARGV[5])
 end
-redis.call('ZADD', KEYS[7], t[1], ARGV[5])
 local from = ARGV[1]
 if ARGV[9] == '1' then
   from = redis.call('GET', KEYS[9]) or from
@@ -187,6 +195,7 @@ end
 return {own, n, epoch, entries}
 """
 
+TOUCH_SECONDS = 2.0  # a process touches a tenant (last use, keys' expiry) this often at most
 PENDING_SECONDS = 5  # a mark older than this is a lost entry (its process died), not pending
 
 # KEYS: journal, jseq, pending.  ARGV: max length, idle seconds (as STEP's), the number of

@@ -140,6 +140,7 @@ class RedisTenant(Tenant):
             f"{keys['log'][: -len(':log')]}:seen:{owner._process}",
         ]
         self._in_flight = 0  # steps sent on the shared connection, not answered yet
+        self._touched = -math.inf  # when this process last touched the tenant (monotonic)
         self._pin = Pin()
         self.n = 0  # entries applied
         self.cursor = "0-0"  # the stream id of the last one
@@ -288,6 +289,10 @@ class RedisTenant(Tenant):
         holds about the entries new to the copy, not every one since the cursor."""
         keys = self.keys
         chained = "1" if self._in_flight and self._owner.wire is not None else ""
+        touch = ""
+        now = time.monotonic()
+        if now - self._touched >= codec.TOUCH_SECONDS:
+            self._touched, touch = now, "1"
         self._in_flight += 1
         try:
             reply: list[Any] = await self._owner.run(
@@ -303,6 +308,7 @@ class RedisTenant(Tenant):
                     self.idle,
                     mark,
                     chained,
+                    touch,
                 ],
                 again=not payload,  # a sync changes nothing (but the last use, a mark)
             )
