@@ -530,7 +530,7 @@ class RedisProcess:
                 "yes",
                 "--logfile",
                 str(self.dir / "redis.log"),
-            ],  # fmt: skip
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -739,7 +739,7 @@ async def shared_soak(
                     *limits,
                     "--log-level",
                     "ERROR",
-                ],  # fmt: skip
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -783,8 +783,9 @@ async def shared_soak(
                     victim.wait(10)
                     events["killed"] = round(run.now(), 2)
                 if "redis_stopped" not in events and elapsed >= outage_at:
+                    events["redis_stopped"] = round(run.now(), 2)  # SIGTERM sent
                     await asyncio.to_thread(redis.stop)
-                    events["redis_stopped"] = round(run.now(), 2)
+                    events["redis_exited"] = round(run.now(), 2)
                     await asyncio.sleep(OUTAGE_SECONDS)
                     await asyncio.to_thread(redis.start)
                     events["redis_back"] = round(run.now(), 2)
@@ -826,7 +827,7 @@ async def shared_soak(
         last = statistics.median(s[1] for s in steady[-3:])
         growth = (last - first) / first
     stopped, back = events.get("redis_stopped", 0.0), events.get("redis_back", 0.0)
-    outside = [t for t in run.store_503 if t < stopped or t > back + STORE_GRACE]
+    outside = [t for t in run.store_503 if t < stopped - 0.01 or t > back + STORE_GRACE]
     return {
         "requests": sum(run.tally.values()),
         "accepted_submits": run.accepted,
@@ -874,7 +875,8 @@ def shared_verdict(result: dict[str, Any], max_growth: float) -> tuple[bool, lis
         "RSS not flat (or eviction never ran long enough)": growth is None or growth > max_growth,
     }
     failed = [name for name, bad in checks.items() if bad]
-    reasons = failed + [
+    reasons = [
+        *failed,
         f"steady RSS growth {growth:.1%}" if growth is not None else "no steady RSS",
         f"{result['finished']} jobs finished, {result['store_503']} store 503s",
     ]
