@@ -19,6 +19,17 @@ accepted submits, so eviction has really run), bounded by ``--max-seconds``. It 
   slowest answer stays under ``--max-stall`` seconds;
 - resident memory is flat once eviction has started (median of the first and last samples).
 Bounded in time and in requests; it targets 127.0.0.1 only.
+
+    python bench/soak.py --store redis [--processes 2] [--seconds 60]
+
+runs instead two mock processes on two ports and one ``redis-server`` of its own (a free
+port, a temporary directory, an append-only file), clients alternating between the two as a
+load balancer would (``shared_soak``): one process is SIGKILLed at 30% of the run, Redis is
+stopped (SIGTERM: the file written) for 5 s at 50% and started again from its file. It passes
+when every job accepted is seen finished exactly once (polled on either process) and no id
+was answered twice, the store's 503 (``X-Mock-Store``) came only during the outage, jobs are
+accepted again once Redis is back, no answer broke its contract, and the survivor's RSS is
+flat once its job cap is reached.
 """
 
 from __future__ import annotations
