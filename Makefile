@@ -56,8 +56,10 @@ serve: $(STAMP)
 # Lint first: CI runs `make test` (.ci/run), so the rules the tools check hold there too.
 # The store's tests run against a real Redis (tests/redis_server.py starts its own): Debian's
 # redis-server is installed first if it is missing, as `make bench` installs wrk.
+# The tests run on every core (pytest-xdist; WORKERS=1 runs them in one process).
+WORKERS ?= auto
 test: lint redis-server
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter 1,$(WORKERS)),,-n $(WORKERS) --dist worksteal)
 
 redis-server:
 	@command -v redis-server >/dev/null || { \
@@ -71,7 +73,7 @@ fuzz: $(STAMP)
 conformance: $(STAMP)
 	$(BIN)/nanobanana-conformance --target mock
 
-bench: $(STAMP)
+bench: $(STAMP) redis-server
 	@command -v wrk >/dev/null || { echo "installing wrk from Debian's packages"; \
 	  apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q wrk; }; }
 	$(BIN)/python bench/run.py

@@ -404,6 +404,12 @@ def main(argv: list[str] | None = None) -> int:
         "--http-jobs", type=int, default=5_000, help="jobs submitted to measure memory per job"
     )
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument(
+        "--store-rounds", type=int, default=3, help="rounds per route of bench/store.py"
+    )
+    parser.add_argument(
+        "--no-store", action="store_true", help="leave out the shared store (needs redis-server)"
+    )
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -415,6 +421,16 @@ def main(argv: list[str] | None = None) -> int:
     job_memory = bench_job_memory(args.http_jobs)
     render = bench_render()
     text = report(http, memory, job_memory, render, args, command)
+    if not args.no_store:  # the shared store, side by side (bench/store.py)
+        from bench.store import bench_store
+        from bench.store import report as store_report
+
+        store = bench_store(args.seconds, args.store_rounds, args.connections)
+        section = store_report(store)
+        if "\n## Analysis" in text:  # before the analysis kept by hand
+            text = text.replace("\n## Analysis", "\n" + section + "\n## Analysis", 1)
+        else:
+            text += "\n" + section
     Path(args.out).write_text(text, encoding="utf-8")
     print(text)
     return 0
