@@ -79,7 +79,7 @@ bench: $(STAMP) redis-server
 	$(BIN)/python bench/run.py
 
 soak: $(STAMP)
-	$(BIN)/python bench/soak.py --seconds $(or $(SECONDS),120)
+	$(BIN)/python bench/soak.py --seconds $(or $(SECONDS),120) $(if $(STORE),--store $(STORE))
 
 # ruff, mypy --strict, the import contracts and no lines shared by two provider modules. Each says one line when clean; all of them run,
 # so one pass shows every problem, and a failure ends with the steps that failed.

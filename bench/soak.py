@@ -19,6 +19,17 @@ accepted submits, so eviction has really run), bounded by ``--max-seconds``. It 
   slowest answer stays under ``--max-stall`` seconds;
 - resident memory is flat once eviction has started (median of the first and last samples).
 Bounded in time and in requests; it targets 127.0.0.1 only.
+
+    python bench/soak.py --store redis [--processes 2] [--seconds 60]
+
+runs instead two mock processes on two ports and one ``redis-server`` of its own (a free
+port, a temporary directory, an append-only file), clients alternating between the two as a
+load balancer would (``shared_soak``): one process is SIGKILLed at 30% of the run, Redis is
+stopped (SIGTERM: the file written) for 5 s at 50% and started again from its file. It passes
+when every job accepted is seen finished exactly once (polled on either process) and no id
+was answered twice, the store's 503 (``X-Mock-Store``) came only during the outage, jobs are
+accepted again once Redis is back, no answer broke its contract, and the survivor's RSS is
+flat once its job cap is reached.
 """
 
 from __future__ import annotations
@@ -485,6 +496,404 @@ def _steady(
     return [s for s in samples if s[2] >= max_jobs and s[3] >= 1.2 * max_jobs]
 
 
+# -- across two processes on Redis ------------------------------------------------------------
+
+TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
+OUTAGE_SECONDS = 5.0  # Redis stopped this long
+STORE_GRACE = 5.0  # seconds after Redis is back within which a store 503 is still expected
+FOLLOW_SECONDS = 90.0  # the longest a client follows one job (outage and restart included)
+
+
+class RedisProcess:
+    """The soak's own ``redis-server`` on a free loopback port, in a temporary directory,
+    persisting to an append-only file (``--appendonly yes``, fsync every second): a SIGTERM
+    shuts it down gracefully (the AOF flushed), and started again on the same port and
+    directory it loads that file, so the data survives the outage."""
+
+    def __init__(self, directory: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.dir = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--protected-mode",
+                "yes",
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not answer on port {self.port}")
+
+    def stop(self) -> None:
+        """SIGTERM: a graceful shutdown, the append-only file flushed."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+
+class Balancer:
+    """What a load balancer does without sticky sessions: requests alternate between the
+    processes; a process that refuses a connection is left out for a second."""
+
+    def __init__(self, bases: list[str]) -> None:
+        self.bases = bases
+        self.down_until = dict.fromkeys(bases, 0.0)
+        self.turn = 0
+        self.failovers = 0
+
+    def next(self) -> str:
+        now = time.monotonic()
+        for _ in self.bases:
+            self.turn += 1
+            base = self.bases[self.turn % len(self.bases)]
+            if self.down_until[base] <= now:
+                return base
+        return self.bases[self.turn % len(self.bases)]
+
+    def down(self, base: str) -> None:
+        self.down_until[base] = time.monotonic() + 1.0
+        self.failovers += 1
+
+
+class SharedRun(Run):
+    """A run across processes: besides the tallies, every job accepted and seen finished,
+    and when the store answered 503."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: Counter[str] = Counter()  # request id -> times a submit answered it
+        self.finished: Counter[str] = Counter()  # request id -> times seen finished (once)
+        self.unfinished: list[str] = []  # followed for FOLLOW_SECONDS, never finished
+        self.store_503: list[float] = []  # when (run seconds) the store's 503 was answered
+        self.submits_cut = 0  # a submit whose connection died with its process
+        self.start = time.monotonic()
+        self.redis_back: float | None = None  # when Redis answered again
+        self.first_accept_after: float | None = None  # the first job taken after that
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+
+async def _request(
+    session: aiohttp.ClientSession,
+    lb: Balancer,
+    method: str,
+    path: str,
+    provider: str,
+    run: SharedRun,
+    body: Any = None,
+    resend: bool = True,
+) -> tuple[int, Any] | None:
+    """One request through the balancer: (status, body), or None when the connection broke
+    after the request was sent (a transport rule, or a process killed under it). A refused
+    connection is sent to the other process (``resend``: also when it broke mid-way)."""
+    for _ in range(2 * len(lb.bases)):
+        base = lb.next()
+        try:
+            async with session.request(
+                method, base + path, json=body, headers=AUTH[provider]
+            ) as resp:
+                raw = await resp.read()
+                if resp.status == 503 and "X-Mock-Store" in resp.headers:
+                    run.store_503.append(run.now())
+                    run.tally[f"{provider} store 503"] += 1
+                    return 503, None
+                try:
+                    data = json.loads(raw) if raw else None
+                except ValueError:
+                    data = None
+                return resp.status, data
+        except aiohttp.ClientConnectorError:
+            lb.down(base)
+        except (TimeoutError, aiohttp.ClientError):
+            run.tally["broken (transport rule or killed process)"] += 1
+            if not resend:
+                return None
+    return None
+
+
+def _path_of(url: str) -> str:
+    """A URL's path (the process answering it is the balancer's choice)."""
+    return "/" + url.split("/", 3)[3]
+
+
+async def shared_client(
+    session: aiohttp.ClientSession, lb: Balancer, rng: random.Random, run: SharedRun
+) -> None:
+    """Submit a job, then follow it to its end, every request to the next process."""
+    fake = Faker()
+    fake.seed_instance(rng.random())
+    while not run.done:
+        provider = rng.choice(list(SUBMIT))
+        path, body = SUBMIT[provider]
+        body = {**body, "prompt": fake.sentence(nb_words=rng.randint(3, 40))}
+        answer = await _request(session, lb, "POST", path, provider, run, body, resend=False)
+        if answer is None:
+            run.submits_cut += 1
+            continue
+        status, data = answer
+        if status == 503 and data is None:
+            await asyncio.sleep(0.1)
+            continue
+        _record(provider, "submit", status, run.tally, run.unexpected)
+        if status != 200:
+            continue
+        run.accepted += 1
+        if run.redis_back is not None and run.first_accept_after is None:
+            run.first_accept_after = run.now()
+        handle = _handle("http://mock", provider, data)
+        rid = handle.request_id
+        run.ids[rid] += 1
+        poll = ADAPTERS[provider].status_call(handle)
+        deadline = time.monotonic() + FOLLOW_SECONDS
+        while time.monotonic() < deadline:
+            answer = await _request(
+                session, lb, poll.method, _path_of(poll.url), provider, run, poll.json
+            )
+            if answer is not None and answer[1] is not None:
+                status, data = answer
+                _record(provider, poll.operation, status, run.tally, run.unexpected)
+                report = ADAPTERS[provider].report(status, data)
+                if status == 404:
+                    run.unexpected.append(f"{provider} job {rid} lost (404)")
+                    break
+                if report is not None and report.status.value in TERMINAL:
+                    run.finished[rid] += 1
+                    break
+            await asyncio.sleep(0.05)
+        else:
+            run.unfinished.append(rid)
+
+
+async def shared_soak(
+    seconds: float, clients: int, seed: int, max_jobs: int, max_seconds: float | None = None
+) -> dict[str, object]:
+    """Two mock processes on their own ports, one Redis, clients alternating between them;
+    one process SIGKILLed at 30% of ``seconds``, Redis stopped for 5 s at 50% and started
+    again from its append-only file. See ``main``'s verdict."""
+    import tempfile
+
+    kill_at, outage_at = 0.3 * seconds, 0.5 * seconds
+    seconds = max(seconds, outage_at + OUTAGE_SECONDS + 4)  # service seen to resume
+    max_seconds = max_seconds if max_seconds is not None else seconds + 120
+    directory = Path(tempfile.mkdtemp(prefix="nanobanana-soak-redis-"))
+    redis = RedisProcess(directory)
+    redis.start()
+    servers: list[subprocess.Popen[bytes]] = []
+    ports: list[int] = []
+    limits = [part for pair in SERVER_LIMITS.items() for part in pair]
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        servers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mockserver",
+                    "--port",
+                    str(ports[-1]),
+                    "--store",
+                    redis.url,
+                    "--time-scale",
+                    "50",
+                    "--retention-seconds",
+                    "*=86400",
+                    "--max-jobs",
+                    str(max_jobs),
+                    "--journal-size",
+                    "2000",
+                    "--api-keys",
+                    KEY,
+                    "--seed",
+                    str(seed),
+                    "--self-check",
+                    *limits,
+                    "--log-level",
+                    "ERROR",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    survivor, victim = servers
+    run = SharedRun()
+    lb = Balancer(bases)
+    samples: list[tuple[float, int, int, int]] = []
+    latencies: list[float] = []
+    stop_polling = threading.Event()
+    poller = threading.Thread(target=health_poller, args=(ports[0], stop_polling, latencies))
+    events: dict[str, float] = {}
+    violations: list[Any] = []
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            for base in bases:
+                for _ in range(600):
+                    try:
+                        async with session.get(base + "/_mock/health") as resp:
+                            if resp.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.1)
+            for rule in RULES:
+                async with session.post(bases[1] + "/_mock/faults", json=rule) as resp:
+                    assert resp.status == 201, await resp.text()
+            poller.start()
+            run.start = time.monotonic()
+            rng = random.Random(seed)
+            workers = [
+                asyncio.ensure_future(shared_client(session, lb, random.Random(rng.random()), run))
+                for _ in range(clients)
+            ]
+            while True:
+                await asyncio.sleep(0.5)
+                elapsed = run.now()
+                if "killed" not in events and elapsed >= kill_at:
+                    victim.kill()  # SIGKILL: no goodbye
+                    victim.wait(10)
+                    events["killed"] = round(run.now(), 2)
+                if "redis_stopped" not in events and elapsed >= outage_at:
+                    events["redis_stopped"] = round(run.now(), 2)  # SIGTERM sent
+                    await asyncio.to_thread(redis.stop)
+                    events["redis_exited"] = round(run.now(), 2)
+                    await asyncio.sleep(OUTAGE_SECONDS)
+                    await asyncio.to_thread(redis.start)
+                    events["redis_back"] = round(run.now(), 2)
+                    run.redis_back = run.now()
+                    continue
+                jobs = None
+                try:
+                    async with session.get(bases[0] + "/_mock/health") as resp:
+                        jobs = (await resp.json()).get("jobs")
+                except (aiohttp.ClientError, ValueError):
+                    pass
+                if isinstance(jobs, int):
+                    samples.append((elapsed, rss_kib(survivor.pid), jobs, run.accepted))
+                steady = _steady(samples, max_jobs)
+                done = elapsed >= seconds and run.first_accept_after is not None
+                if (done and len(steady) >= 6) or elapsed >= max_seconds:
+                    break
+            run.done = True
+            await asyncio.gather(*workers)
+            async with session.get(bases[0] + "/_mock/health") as resp:
+                violations = (await resp.json()).get("violations", [])
+    finally:
+        run.done = True
+        stop_polling.set()
+        if poller.is_alive():
+            poller.join(90)
+        for server in servers:
+            if server.poll() is None:
+                server.terminate()
+                server.wait(10)
+        redis.stop()
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+    steady = _steady(samples, max_jobs)
+    growth = None
+    if len(steady) >= 6:
+        first = statistics.median(s[1] for s in steady[:3])
+        last = statistics.median(s[1] for s in steady[-3:])
+        growth = (last - first) / first
+    stopped, back = events.get("redis_stopped", 0.0), events.get("redis_back", 0.0)
+    outside = [t for t in run.store_503 if t < stopped - 0.01 or t > back + STORE_GRACE]
+    return {
+        "requests": sum(run.tally.values()),
+        "accepted_submits": run.accepted,
+        "seconds": round(samples[-1][0], 1) if samples else 0,
+        "events": events,
+        "failovers": lb.failovers,
+        "submits_cut": run.submits_cut,
+        "store_503": len(run.store_503),
+        "store_503_outside_outage": len(outside),
+        "last_store_503_after_redis_back": (
+            round(max(run.store_503) - back, 2) if run.store_503 and back else None
+        ),
+        "first_job_after_redis_back": (
+            round(run.first_accept_after - back, 2) if run.first_accept_after else None
+        ),
+        "finished": len(run.finished),
+        "lost": sorted(set(run.ids) - set(run.finished))[:20],
+        "unfinished": run.unfinished[:20],
+        "duplicated": [rid for rid, n in run.ids.items() if n > 1][:20],
+        "finished_twice": [rid for rid, n in run.finished.items() if n > 1][:20],
+        "tally": dict(run.tally.most_common()),
+        "unexpected": run.unexpected[:20],
+        "violations": violations,
+        "health_polls": len(latencies),
+        "max_stall_seconds": round(max(latencies), 3) if latencies else None,
+        "rss_kib": [s[1] for s in samples],
+        "jobs": [s[2] for s in samples],
+        "steady_rss_growth": growth,
+    }
+
+
+def shared_verdict(result: dict[str, Any], max_growth: float) -> tuple[bool, list[str]]:
+    """Pass: every job accepted finished exactly once, none twice accepted; the store's 503
+    only around the outage and at least one; service resumed; no unexpected answer or
+    violation; the survivor's RSS flat."""
+    growth = result["steady_rss_growth"]
+    checks = {
+        "an unexpected answer": bool(result["unexpected"]),
+        "a self-check violation": bool(result["violations"]),
+        "a lost job": bool(result["lost"]),
+        "a duplicated job": bool(result["duplicated"] or result["finished_twice"]),
+        "no store 503 in the outage": not result["store_503"],
+        "a store 503 outside the outage": bool(result["store_503_outside_outage"]),
+        "no job after Redis came back": result["first_job_after_redis_back"] is None,
+        "RSS not flat (or eviction never ran long enough)": growth is None or growth > max_growth,
+    }
+    failed = [name for name, bad in checks.items() if bad]
+    reasons = [
+        *failed,
+        f"steady RSS growth {growth:.1%}" if growth is not None else "no steady RSS",
+        f"{result['finished']} jobs finished, {result['store_503']} store 503s",
+    ]
+    return not failed, reasons
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120, help="the least it runs")
@@ -514,7 +923,22 @@ def main(argv: list[str] | None = None) -> int:
         default=2.0,
         help="slowest /_mock/health answer allowed, in seconds (a stalled loop takes many)",
     )
+    parser.add_argument(
+        "--store",
+        choices=("memory", "redis"),
+        default="memory",
+        help="redis: two mock processes on their own redis-server (see shared_soak)",
+    )
+    parser.add_argument(
+        "--processes", type=int, default=None, help="1 (memory) or 2 (redis, the default)"
+    )
     args = parser.parse_args(argv)
+    if args.store == "redis":
+        if args.processes not in (None, 2):
+            parser.error("--store redis runs two processes (--processes 2)")
+        return _main_shared(args)
+    if args.processes not in (None, 1):
+        parser.error("more than one process needs --store redis")
     attacks = tuple(a for a in args.attacks.split(",") if a)
     unknown = set(attacks) - set(ATTACKS)
     if unknown:
@@ -552,6 +976,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         reasons.append(f"steady RSS growth {growth:.1%}")
     reasons.append(f"slowest health answer {stall} s")
+    print("soak:", "passed" if ok else "FAILED", f"({'; '.join(reasons)})")
+    return 0 if ok else 1
+
+
+def _main_shared(args: argparse.Namespace) -> int:
+    result = asyncio.run(
+        shared_soak(args.seconds, args.clients, args.seed, args.max_jobs, args.max_seconds)
+    )
+    print(json.dumps({k: v for k, v in result.items() if k not in ("rss_kib", "jobs")}, indent=2))
+    print("survivor rss KiB per sample:", result["rss_kib"])
+    print("jobs per sample:            ", result["jobs"])
+    ok, reasons = shared_verdict(result, args.max_growth)
     print("soak:", "passed" if ok else "FAILED", f"({'; '.join(reasons)})")
     return 0 if ok else 1
 
