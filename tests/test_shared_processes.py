@@ -377,12 +377,6 @@ async def test_the_clock_advanced_on_one_is_seen_on_the_other(pair: tuple[Proc, 
 # -- a Redis restart under an idle process ----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store/redis.py: an operation (not a sync) is not retried on a pooled connection "
-    "that a Redis restart closed: a process's first request half a second after Redis "
-    "restarted answers 503 'Connection closed by server.' (served at once, it is fine)",
-)
 async def test_the_first_request_after_a_redis_restart_is_served(tmp_path: Path) -> None:
     """Redis restarted (empty) while a process is idle: its next request is answered as
     the provider would (a new job), not with the store's 503: Redis is up again."""

@@ -596,15 +596,21 @@ class RedisTenants(Tenants):
         self.ok, self.error = True, None
 
     async def call(self, command: Callable[[aioredis.Redis], Awaitable[Any]]) -> Any:
-        """One command; a failure of the store as :class:`StoreUnavailable`."""
-        self.round_trips += 1
-        try:
-            result = await command(self.redis)
-        except (RedisError, OSError) as exc:
-            await self._drop_idle(exc)
-            raise self.failed(exc) from None
-        self.succeeded()
-        return result
+        """One command that changes nothing (a read, a ping); a failure of the store as
+        :class:`StoreUnavailable`. A lost connection (a pooled one that a Redis restart
+        closed) is tried once more, on a new one."""
+        for attempt in range(2):
+            self.round_trips += 1
+            try:
+                result = await command(self.redis)
+            except (RedisError, OSError) as exc:
+                await self._drop_idle(exc)
+                if attempt or not isinstance(exc, RedisConnectionError):
+                    raise self.failed(exc) from None
+                continue
+            self.succeeded()
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def run(
         self, script: str, keys: list[str], args: list[Any], *, again: bool = False
