@@ -96,7 +96,9 @@ class Pipeline:
         request: web.Request,
         before: Call | None,
     ) -> web.StreamResponse:
-        await tenant.begin(True)
+        remote = tenant.remote  # in memory, begin and end do nothing: not even awaited
+        if remote:
+            await tenant.begin(True)
         state = tenant.state
         target, model, request_id = locate(request)
         provider = target.provider
@@ -142,7 +144,8 @@ class Pipeline:
             outcome = await exchange.after(outcome)
             call.drifted = exchange.drifted
         response = self._close(tenant, target, call, outcome)
-        await tenant.end(call.entry)
+        if remote:
+            await tenant.end(call.entry)
         return response
 
     async def _answer(

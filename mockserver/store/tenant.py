@@ -19,7 +19,7 @@ import random
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from .ops import apply
+from .ops import OPS
 
 if TYPE_CHECKING:
     from ..engine.journal import Entry
@@ -70,7 +70,7 @@ class Tenant:
 
     async def do(self, name: str, *args: Any) -> Any:
         """Apply operation ``name`` (``ops.OPS``) to the state; its result, or it raises."""
-        return apply(self.state, name, args)
+        return OPS[name](self.state, *args)  # ops.apply, one call fewer
 
     async def sync(self) -> None:
         """Bring this process's copy of the state up to date (in memory, it is)."""
