@@ -157,6 +157,8 @@ async def _health(request: web.Request) -> web.Response:
         tenant = await tenants.of(request)
     except TenantError as refused:
         return json_response(400, {"error": str(refused)})
+    await tenants.check()  # a shared store is pinged: is it up now? (this process's copy of
+    # the tenant is not brought up to date: its clock and jobs are as it last saw them)
     state = tenant.state
     store = tenants.health()
     ok = "store_error" not in store

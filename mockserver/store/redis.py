@@ -595,12 +595,15 @@ class RedisTenants(Tenants):
             log.warning("store: reachable again")
         self.ok, self.error = True, None
 
-    async def call(self, command: Callable[[aioredis.Redis], Awaitable[Any]]) -> Any:
+    async def call(
+        self, command: Callable[[aioredis.Redis], Awaitable[Any]], *, counted: bool = True
+    ) -> Any:
         """One command that changes nothing (a read, a ping); a failure of the store as
         :class:`StoreUnavailable`. A lost connection (a pooled one that a Redis restart
-        closed) is tried once more, on a new one."""
+        closed) is tried once more, on a new one. ``counted``: a request waits for it (a
+        health ping is no request's round trip)."""
         for attempt in range(2):
-            self.round_trips += 1
+            self.round_trips += counted
             try:
                 result = await command(self.redis)
             except (RedisError, OSError) as exc:
@@ -667,7 +670,12 @@ class RedisTenants(Tenants):
 
     async def _check(self) -> None:
         with contextlib.suppress(StoreUnavailable):
-            await self.call(lambda r: r.ping())
+            await self.call(lambda r: r.ping(), counted=False)
+
+    async def check(self) -> None:
+        """Ping Redis (bounded by the socket timeout), so that the health answer says
+        whether it answers now, not only whether the last request found it."""
+        await self._check()
 
     # -- the journal -----------------------------------------------------------------------
 

@@ -140,6 +140,10 @@ class Tenants:
             check_name(header, f"the {HEADER} header")
         return await self.get(header)
 
+    async def check(self) -> None:
+        """Find out whether the store answers now (``/_mock/health`` asks before it says);
+        in memory it always does."""
+
     def health(self) -> dict[str, Any]:
         """What ``/_mock/health`` says of the store: its kind and how many tenants it holds
         (the default one counted)."""

@@ -402,6 +402,27 @@ async def test_snapshots_trim_the_log_and_a_late_process_catches_up(
 # -- the store failing ------------------------------------------------------------------------
 
 
+async def test_health_finds_an_outage_before_any_request_does(
+    start: Start, redis_server: RedisServer
+) -> None:
+    """Health pings the store: a load balancer learns of an outage from it, not from a
+    user's failed request, and of the recovery at once; its ping counts as no round trip."""
+    a = await start()
+    await seaart_submit(a)
+    before = await _trips(a)
+    redis_server.stop()
+    health = await a.client.get("/_mock/health")
+    data = await health.json()
+    validate("mock", "control/health", data)
+    assert health.status == 503 and data["ok"] is False
+    assert data["store_error"].startswith(("ConnectionError", "TimeoutError"))
+    redis_server.start()
+    health = await a.client.get("/_mock/health")
+    data = await health.json()
+    assert health.status == 200 and data["ok"] is True and "store_error" not in data
+    assert data["store_round_trips"] == before  # its pings are no request's round trips
+
+
 async def test_redis_stopped_is_a_503_and_service_resumes(
     start: Start, redis_server: RedisServer
 ) -> None:
