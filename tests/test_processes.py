@@ -194,12 +194,24 @@ class Deployment:
 
 
 def alive(pid: int) -> bool:
-    """Is ``pid`` a process that has not exited (a zombie has)?"""
+    """Has process ``pid`` not exited yet: is any of its threads still there and not a zombie?
+
+    The whole thread group, not the main thread alone: after a SIGKILL the main thread may be
+    a zombie already while another thread is still exiting, and the files (the listening
+    socket among them) are closed only when the last thread exits. Until then the kernel
+    still gives that socket its share of new connections, and resets them when it closes."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    for thread in threads:
+        try:
+            stat = Path(f"/proc/{pid}/task/{thread}/stat").read_text()
+        except OSError:
+            continue  # that thread is gone
+        if stat.rpartition(")")[2].split()[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def wait_until(check: Any, seconds: float, what: str) -> None:
