@@ -14,27 +14,22 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
-def test_short_soak() -> None:
+def soak(*args: str) -> str:
+    """bench/soak.py with ``args``: its output, once it passed."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "soak.py"),
-            "--seconds",
-            "15",
-            "--clients",
-            "20",
-            "--max-jobs",
-            "1000",
-            "--max-seconds",
-            "150",
-        ],
+        [sys.executable, str(ROOT / "bench" / "soak.py"), *args],
         capture_output=True,
         text=True,
         timeout=240,
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert '"unexpected": []' in proc.stdout and "soak: passed" in proc.stdout
+    return proc.stdout
+
+
+def test_short_soak() -> None:
+    said = soak("--seconds", "15", "--clients", "20", "--max-jobs", "1000", "--max-seconds", "150")
+    assert '"unexpected": []' in said and "soak: passed" in said
 
 
 def test_short_soak_across_two_processes_on_redis() -> None:
@@ -42,27 +37,17 @@ def test_short_soak_across_two_processes_on_redis() -> None:
     alternating: one process SIGKILLed, Redis stopped for 5 s and started again; every job
     accepted finishes exactly once, the store's 503 only in the outage, service resumes, the
     survivor's RSS flat. A few seconds of load, bounded."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "soak.py"),
-            "--store",
-            "redis",
-            "--seconds",
-            "12",
-            "--clients",
-            "12",
-            "--max-jobs",
-            "100",
-            "--max-seconds",
-            "90",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=ROOT,
+    said = soak(
+        "--store",
+        "redis",
+        "--seconds",
+        "12",
+        "--clients",
+        "12",
+        "--max-jobs",
+        "100",
+        "--max-seconds",
+        "90",
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    said = proc.stdout
     assert '"unexpected": []' in said and '"lost": []' in said and "soak: passed" in said
     assert '"duplicated": []' in said and '"store_503_outside_outage": 0' in said
