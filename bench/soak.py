@@ -55,6 +55,7 @@ from faker import Faker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.run import free_port  # noqa: E402
 from nanobanana_mock import schemas  # noqa: E402
 from nanobanana_mock.client.models import JobHandle  # noqa: E402
 from nanobanana_mock.client.providers import Call, adapter  # noqa: E402
@@ -360,28 +361,17 @@ def health_poller(port: int, stop: threading.Event, latencies: list[float]) -> N
         stop.wait(0.1)
 
 
-async def soak(
-    seconds: float,
-    clients: int,
-    seed: int,
-    max_jobs: int,
-    turnover: float = 2.0,
-    max_seconds: float | None = None,
-    attacks: tuple[str, ...] = ATTACKS,
-) -> dict[str, object]:
-    """Run the soak; see the module's docstring for what ends it and what it measures."""
-    max_seconds = max_seconds if max_seconds is not None else max(4 * seconds, seconds + 120)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def start_mock(port: int, max_jobs: int, seed: int, *extra: str) -> subprocess.Popen[bytes]:
+    """A mock process on ``port`` with the soak's settings (and ``extra``), output discarded."""
     limits = [part for pair in SERVER_LIMITS.items() for part in pair]
-    server = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "mockserver",
             "--port",
             str(port),
+            *extra,
             "--time-scale",
             "50",
             "--retention-seconds",
@@ -402,6 +392,21 @@ async def soak(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+async def soak(
+    seconds: float,
+    clients: int,
+    seed: int,
+    max_jobs: int,
+    turnover: float = 2.0,
+    max_seconds: float | None = None,
+    attacks: tuple[str, ...] = ATTACKS,
+) -> dict[str, object]:
+    """Run the soak; see the module's docstring for what ends it and what it measures."""
+    max_seconds = max_seconds if max_seconds is not None else max(4 * seconds, seconds + 120)
+    port = free_port()
+    server = start_mock(port, max_jobs, seed)
     base = f"http://127.0.0.1:{port}"
     run = Run()
     samples: list[tuple[float, int, int, int]] = []  # (seconds, RSS KiB, jobs, accepted)
@@ -511,9 +516,7 @@ class RedisProcess:
     directory it loads that file, so the data survives the outage."""
 
     def __init__(self, directory: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
+        self.port = free_port()
         self.dir = directory
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -719,42 +722,9 @@ async def shared_soak(
     redis.start()
     servers: list[subprocess.Popen[bytes]] = []
     ports: list[int] = []
-    limits = [part for pair in SERVER_LIMITS.items() for part in pair]
     for _ in range(2):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-        servers.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mockserver",
-                    "--port",
-                    str(ports[-1]),
-                    "--store",
-                    redis.url,
-                    "--time-scale",
-                    "50",
-                    "--retention-seconds",
-                    "*=86400",
-                    "--max-jobs",
-                    str(max_jobs),
-                    "--journal-size",
-                    "2000",
-                    "--api-keys",
-                    KEY,
-                    "--seed",
-                    str(seed),
-                    "--self-check",
-                    *limits,
-                    "--log-level",
-                    "ERROR",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        ports.append(free_port())
+        servers.append(start_mock(ports[-1], max_jobs, seed, "--store", redis.url))
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     survivor, victim = servers
     run = SharedRun()

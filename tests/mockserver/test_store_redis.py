@@ -21,8 +21,8 @@ from nanobanana_mock.app import create_app
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.engine.journal import redact
 from nanobanana_mock.state import STATE, MockState
-from nanobanana_mock.store.tenants import TENANTS
 from nanobanana_mock.store.redis import RedisTenants
+from nanobanana_mock.store.tenants import TENANTS
 from tests.harness import KEYS, Mock, validate
 from tests.redis_server import RedisServer, redis_server
 
