@@ -111,12 +111,12 @@ async def seaart_submit(mock: Mock, endpoint: str = "nano_banana_pro", **body: A
     return str(data["request_id"])
 
 
-async def seaart_status(mock: Mock, rid: str, expect: int = 200) -> Any:
+async def seaart_status(mock: Mock, rid: str, expect: int = 200, tenant: str = "") -> Any:
     _, data = await mock.call(
         "seaart",
         "status",
         "GET",
-        f"{SEAART}/nano_banana_pro/requests/{rid}/status",
+        f"{tenant}{SEAART}/nano_banana_pro/requests/{rid}/status",
         expect=expect,
     )
     return data
@@ -175,15 +175,7 @@ async def test_seaart_submit_on_one_cancel_on_the_other(start: Start) -> None:
 
 async def test_pixazo_submit_on_one_result_on_the_other(start: Start) -> None:
     a, b = await start(), await start()
-    _, data = await a.call(
-        "pixazo",
-        "submit",
-        "POST",
-        f"{PIXAZO}/nano-banana-pro-request",
-        json={"prompt": "a car", "image_urls": PIXAZO_URLS},
-        expect=200,
-    )
-    rid = data["request_id"]
+    rid = (await pixazo_submit(a))["request_id"]
     await a.move(120)
     _, data = await b.call(
         "pixazo",
@@ -624,20 +616,8 @@ async def test_named_tenants_are_shared_and_kept_apart(start: Start) -> None:
     )
     rid = data["request_id"]
     assert "/t/ci-1/" in data["status_url"]
-    await b.call(
-        "seaart",
-        "status",
-        "GET",
-        f"/t/ci-1{SEAART}/nano_banana_pro/requests/{rid}/status",
-        expect=200,
-    )
-    await b.call(
-        "seaart",
-        "status",
-        "GET",
-        f"/t/ci-2{SEAART}/nano_banana_pro/requests/{rid}/status",
-        expect=404,
-    )
+    await seaart_status(b, rid, tenant="/t/ci-1")
+    await seaart_status(b, rid, expect=404, tenant="/t/ci-2")
     await seaart_status(b, rid, expect=404)  # the default tenant has no such job
     resp = await b.client.post("/t/ci-1/_mock/clock", json={"advance": 7})
     assert resp.status == 200
