@@ -56,9 +56,28 @@ def wait_until_up(url: str, seconds: float = 20.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def start(command: list[str], probe: str) -> subprocess.Popen[bytes]:
-    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
-    proc = subprocess.Popen(pin + command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def mock_command(port: int, *extra: str) -> list[str]:
+    """The benchmarked mock on ``port``: real time off, quiet, no jitter; and ``extra``."""
+    return [
+        sys.executable,
+        "-m",
+        "nanobanana_mock",
+        "--port",
+        str(port),
+        "--time-scale",
+        "0",
+        "--log-level",
+        "WARNING",
+        "--processing-jitter",
+        "0",
+        *extra,
+    ]
+
+
+def start(command: list[str], probe: str, pin: str | None = "0") -> subprocess.Popen[bytes]:
+    """``command`` pinned to the cores ``pin`` (where taskset is), once ``probe`` answers."""
+    taskset = ["taskset", "-c", pin] if pin and shutil.which("taskset") else []
+    proc = subprocess.Popen(taskset + command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until_up(probe)
     return proc
 
@@ -115,22 +134,7 @@ def bench_http(seconds: int, connections: int, rounds: int) -> dict[str, Any]:
     on a shared machine moves both; the report gives the median round and the spread."""
     python = sys.executable
     port = free_port()
-    mock = start(
-        [
-            python,
-            "-m",
-            "nanobanana_mock",
-            "--port",
-            str(port),
-            "--time-scale",
-            "0",
-            "--log-level",
-            "WARNING",
-            "--processing-jitter",
-            "0",
-        ],
-        f"http://127.0.0.1:{port}/_mock/health",
-    )
+    mock = start(mock_command(port), f"http://127.0.0.1:{port}/_mock/health")
     reference: subprocess.Popen[bytes] | None = None
     base = f"http://127.0.0.1:{port}"
     try:

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import free_port, request, wait_until_up, wrk  # noqa: E402
+from bench.run import free_port, mock_command, request, start, wrk  # noqa: E402
 
 SETUPS = ("memory, 1 process", "Redis, 1 process", "Redis, 2 processes")
 ROUTES = ("status", "submit")
@@ -96,29 +96,9 @@ class Mock:
         self.name = name
         self.processes = processes
         self.port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "nanobanana_mock",
-            "--port",
-            str(self.port),
-            "--time-scale",
-            "0",
-            "--log-level",
-            "WARNING",
-            "--processing-jitter",
-            "0",
-            "--store",
-            store,
-            "--processes",
-            str(processes),
-        ]
-        taskset = ["taskset", "-c", pin] if pin and shutil.which("taskset") else []
-        self.proc = subprocess.Popen(
-            taskset + command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        command = mock_command(self.port, "--store", store, "--processes", str(processes))
         self.base = f"http://127.0.0.1:{self.port}"
-        wait_until_up(f"{self.base}/_mock/health")
+        self.proc = start(command, f"{self.base}/_mock/health", pin)
 
     def pids(self) -> list[int]:
         return [self.proc.pid, *children(self.proc.pid)]
