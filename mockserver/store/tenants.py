@@ -31,7 +31,7 @@ from aiohttp import web
 from multidict import istr
 
 from ..state import MockState
-from .tenant import DEFAULT, Tenant
+from .tenant import DEFAULT, PARAM, Tenant
 
 if TYPE_CHECKING:
     from ..config import MockConfig
@@ -48,7 +48,6 @@ __all__ = [
 
 HEADER = "X-Mock-Tenant"  # names the tenant of a request without a /t/{tenant}/ prefix
 _HEADER_KEY = istr(HEADER)  # looked up on every request: case-folded once, here
-PARAM = "tenant"  # the route parameter of the /t/{tenant}/ prefix
 MAX_NAME = 64
 NAME_RULE = f"1 to {MAX_NAME} characters of A-Z a-z 0-9 . _ - (not '.' or '..')"
 _NAME = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_NAME}}}")
