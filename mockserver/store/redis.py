@@ -540,7 +540,7 @@ class RedisTenants(Tenants):
         if not self.ok and time.monotonic() - self._pinged > HEALTH_EVERY:
             self._pinged = time.monotonic()
             if self._ping is None or self._ping.done():
-                self._ping = asyncio.get_running_loop().create_task(self._check())
+                self._ping = asyncio.get_running_loop().create_task(self.check())
         health: dict[str, Any] = {
             "store": "redis",
             "tenants": 1 + len(self),
@@ -668,14 +668,11 @@ class RedisTenants(Tenants):
             with contextlib.suppress(RedisError, OSError):
                 await self.redis.connection_pool.disconnect(inuse_connections=False)
 
-    async def _check(self) -> None:
-        with contextlib.suppress(StoreUnavailable):
-            await self.call(lambda r: r.ping(), counted=False)
-
     async def check(self) -> None:
         """Ping Redis (bounded by the socket timeout), so that the health answer says
         whether it answers now, not only whether the last request found it."""
-        await self._check()
+        with contextlib.suppress(StoreUnavailable):
+            await self.call(lambda r: r.ping(), counted=False)
 
     # -- the journal -----------------------------------------------------------------------
 
