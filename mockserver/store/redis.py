@@ -402,11 +402,7 @@ class RedisTenant(Tenant):
     def _pin_clock(self, clock: VirtualClock) -> None:
         """The copy's clock runs on :class:`Pin` (epoch seconds, pinned while applying)."""
         if clock.wall is not self._pin:
-            now, speed = clock.now(), clock.speed
-            clock._wall = self._pin
-            clock._wall_base = self._pin()
-            clock._base = now
-            clock._speed = speed
+            clock.run_on(self._pin)
 
     # -- snapshots -------------------------------------------------------------------------
 
