@@ -567,14 +567,11 @@ class RedisTenants(Tenants):
 
         pin = Pin()
         pin.t = time.time() if epoch is None else epoch
-        base = self._default.state if hasattr(self, "_default") else None
+        base = self._default.state  # (made after the default tenant: shares its images)
         state = MockState.create(
-            self.config,
-            VirtualClock(self.config.time_scale, wall=pin),
-            images=base.images if base is not None else None,
+            self.config, VirtualClock(self.config.time_scale, wall=pin), images=base.images
         )
-        if base is not None:
-            state.violations = base.violations
+        state.violations = base.violations
         apply_scenario(state, sealed_scenario(self.scenario))
         pin.t = None
         return state
