@@ -137,7 +137,7 @@ class RedisTenant(Tenant):
             *(keys[k] for k in ("log", "n", "epoch", "journal", "jseq", "snap")),
             codec.TENANTS_KEY,
             keys["pending"],
-            f"{keys['log'][: -len(':log')]}:seen:{owner._process}",
+            f"{keys['seen']}:{owner._process}",
         ]
         self._in_flight = 0  # steps sent on the shared connection, not answered yet
         self._touched = -math.inf  # when this process last touched the tenant (monotonic)
