@@ -22,7 +22,7 @@ from nanobanana_mock.schemas.located import MAX_JSON_DEPTH, too_deep
 from nanobanana_mock.schemas.violations import MAX_PROBLEMS, Violation, pointer
 
 from .engine.keys import fingerprint
-from .store.tenant import prefix
+from .store.tenant import PARAM, prefix
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -100,14 +100,14 @@ def local_path(request: web.Request) -> str:
     """The request's path without its ``/t/{tenant}`` prefix: the path as a provider (and the
     tenant's journal, strays, recordings) sees it."""
     path = request.path
-    tenant = request.match_info.get("tenant")
+    tenant = request.match_info.get(PARAM)
     return path if tenant is None else path[len(tenant) + 3 :]
 
 
 def local_raw_path(request: web.Request) -> str:
     """:func:`local_path` as sent (percent-encoded, with the query): what a proxy forwards."""
     raw = request.raw_path
-    if request.match_info.get("tenant") is None:
+    if request.match_info.get(PARAM) is None:
         return raw
     return "/" + raw.split("/", 3)[3] if raw.count("/") >= 3 else "/"
 

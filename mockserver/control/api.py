@@ -149,19 +149,14 @@ async def _handle(tenant: Tenant, handler: Handler, request: web.Request) -> web
     """The handler, on an up-to-date copy of the tenant's state (a shared store syncs it:
     control calls are rare); served again, a few times at most, when another process's
     control change came between its checks and its operation (``Stale``)."""
-    for _ in range(MAX_ATTEMPTS - 1):
+    for _ in range(MAX_ATTEMPTS):
         await tenant.begin()
         await tenant.sync()
         try:
             return await handler(request)
         except Stale:
             continue
-    await tenant.begin()
-    await tenant.sync()
-    try:
-        return await handler(request)
-    except Stale:
-        raise StoreUnavailable("the tenant's settings kept changing; retry") from None
+    raise StoreUnavailable("the tenant's settings kept changing; retry")
 
 
 def _self_check(request: web.Request, response: web.StreamResponse) -> None:

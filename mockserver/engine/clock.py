@@ -134,6 +134,12 @@ class VirtualClock:
         self._wake()
         return self.now()
 
+    def run_on(self, wall: Callable[[], float]) -> None:
+        """Run on another wall-clock function from now on, without a jump in virtual time."""
+        self._base = self.now()
+        self._wall = wall
+        self._wall_base = wall()
+
     def set_speed(self, speed: float) -> None:
         """Change the speed from now on, without a jump in virtual time."""
         _check_speed(speed)

@@ -172,11 +172,7 @@ def portable(facts: RequestFacts, engine: FaultEngine) -> RequestFacts:
     """``facts`` as they may go to a shared store's log: the key as its fingerprint
     (``key_id``), and of the headers only those a rule names, a value that holds the key
     sealed (a rule matches it by fingerprint)."""
-    names = {
-        name.lower()
-        for rule in engine.rules
-        for name in rule.spec.get("match", {}).get("headers", {})
-    }
+    names = engine.header_names()
     key = facts.key
     headers: dict[str, str] = {}
     for name in names:
@@ -201,6 +197,7 @@ class FaultEngine:
     _ids: set[str] = field(default_factory=set, repr=False)  # of ``rules``: O(1) duplicates
     # regexes() by pattern, made when the rules change rather than on each request
     _regexes: dict[str, Any] | None = field(default=None, repr=False)
+    _header_names: frozenset[str] | None = field(default=None, repr=False)  # (likewise)
 
     def __post_init__(self) -> None:
         self._ids = {rule.id for rule in self.rules}
@@ -238,7 +235,7 @@ class FaultEngine:
         )
         self.rules.append(rule)
         self._ids.add(rule.id)
-        self._regexes = None
+        self._regexes = self._header_names = None
         return rule
 
     def check(self, specs: Iterable[Any]) -> list[tuple[int, tuple[str | int, ...], str]]:
@@ -269,6 +266,17 @@ class FaultEngine:
             }
         return self._regexes
 
+    def header_names(self) -> frozenset[str]:
+        """The headers the rules name, lower-cased (read on every request a shared store
+        logs while rules exist: worked out once per change of the rules)."""
+        if self._header_names is None:
+            self._header_names = frozenset(
+                name.lower()
+                for rule in self.rules
+                for name in rule.spec.get("match", {}).get("headers", {})
+            )
+        return self._header_names
+
     @staticmethod
     def search_all(regexes: Mapping[str, Any], prompt: str) -> dict[str, bool]:
         """Which of ``regexes`` are found in ``prompt``: a pure function, safe to run in a
@@ -280,13 +288,13 @@ class FaultEngine:
         before = len(self.rules)
         self.rules = [rule for rule in self.rules if rule.id != rule_id]
         self._ids.discard(rule_id)
-        self._regexes = None
+        self._regexes = self._header_names = None
         return len(self.rules) < before
 
     def clear(self) -> None:
         self.rules.clear()
         self._ids.clear()
-        self._regexes = None
+        self._regexes = self._header_names = None
         self._next = 0
 
     def evaluate(self, facts: RequestFacts, now: float) -> list[Effect]:

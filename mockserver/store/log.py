@@ -141,6 +141,7 @@ def keys_of(tenant: str) -> dict[str, str]:
         "jseq": f"nb:{tag}:jseq",
         "changed": f"nb:{tag}:changed",
         "pending": f"nb:{tag}:pending",
+        "seen": f"nb:{tag}:seen",  # and ":<process>": how far a process's steps read
     }
 
 

@@ -137,7 +137,7 @@ class RedisTenant(Tenant):
             *(keys[k] for k in ("log", "n", "epoch", "journal", "jseq", "snap")),
             codec.TENANTS_KEY,
             keys["pending"],
-            f"{keys['log'][: -len(':log')]}:seen:{owner._process}",
+            f"{keys['seen']}:{owner._process}",
         ]
         self._in_flight = 0  # steps sent on the shared connection, not answered yet
         self._touched = -math.inf  # when this process last touched the tenant (monotonic)
@@ -402,11 +402,7 @@ class RedisTenant(Tenant):
     def _pin_clock(self, clock: VirtualClock) -> None:
         """The copy's clock runs on :class:`Pin` (epoch seconds, pinned while applying)."""
         if clock.wall is not self._pin:
-            now, speed = clock.now(), clock.speed
-            clock._wall = self._pin
-            clock._wall_base = self._pin()
-            clock._base = now
-            clock._speed = speed
+            clock.run_on(self._pin)
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -540,7 +536,7 @@ class RedisTenants(Tenants):
         if not self.ok and time.monotonic() - self._pinged > HEALTH_EVERY:
             self._pinged = time.monotonic()
             if self._ping is None or self._ping.done():
-                self._ping = asyncio.get_running_loop().create_task(self._check())
+                self._ping = asyncio.get_running_loop().create_task(self.check())
         health: dict[str, Any] = {
             "store": "redis",
             "tenants": 1 + len(self),
@@ -571,14 +567,11 @@ class RedisTenants(Tenants):
 
         pin = Pin()
         pin.t = time.time() if epoch is None else epoch
-        base = self._default.state if hasattr(self, "_default") else None
+        base = self._default.state  # (made after the default tenant: shares its images)
         state = MockState.create(
-            self.config,
-            VirtualClock(self.config.time_scale, wall=pin),
-            images=base.images if base is not None else None,
+            self.config, VirtualClock(self.config.time_scale, wall=pin), images=base.images
         )
-        if base is not None:
-            state.violations = base.violations
+        state.violations = base.violations
         apply_scenario(state, sealed_scenario(self.scenario))
         pin.t = None
         return state
@@ -668,14 +661,11 @@ class RedisTenants(Tenants):
             with contextlib.suppress(RedisError, OSError):
                 await self.redis.connection_pool.disconnect(inuse_connections=False)
 
-    async def _check(self) -> None:
-        with contextlib.suppress(StoreUnavailable):
-            await self.call(lambda r: r.ping(), counted=False)
-
     async def check(self) -> None:
         """Ping Redis (bounded by the socket timeout), so that the health answer says
         whether it answers now, not only whether the last request found it."""
-        await self._check()
+        with contextlib.suppress(StoreUnavailable):
+            await self.call(lambda r: r.ping(), counted=False)
 
     # -- the journal -----------------------------------------------------------------------
 

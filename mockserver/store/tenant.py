@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from ..engine.journal import Entry
     from ..state import MockState
 
-__all__ = ["DEFAULT", "Stale", "StoreUnavailable", "Tenant", "current", "prefix", "use"]
+__all__ = ["DEFAULT", "PARAM", "Stale", "StoreUnavailable", "Tenant", "current", "prefix", "use"]
 
 DEFAULT = ""  # the tenant of a request with no prefix and no header: the mock's own state
+PARAM = "tenant"  # the route parameter of the /t/{tenant}/ prefix
 
 
 class StoreUnavailable(Exception):

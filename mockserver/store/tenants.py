@@ -31,7 +31,7 @@ from aiohttp import web
 from multidict import istr
 
 from ..state import MockState
-from .tenant import DEFAULT, Tenant
+from .tenant import DEFAULT, PARAM, Tenant
 
 if TYPE_CHECKING:
     from ..config import MockConfig
@@ -48,12 +48,9 @@ __all__ = [
 
 HEADER = "X-Mock-Tenant"  # names the tenant of a request without a /t/{tenant}/ prefix
 _HEADER_KEY = istr(HEADER)  # looked up on every request: case-folded once, here
-PARAM = "tenant"  # the route parameter of the /t/{tenant}/ prefix
 MAX_NAME = 64
 NAME_RULE = f"1 to {MAX_NAME} characters of A-Z a-z 0-9 . _ - (not '.' or '..')"
 _NAME = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_NAME}}}")
-DEFAULT_MAX_TENANTS = 1000
-DEFAULT_IDLE_SECONDS = 3600.0
 
 
 class TenantError(ValueError):
@@ -85,8 +82,8 @@ class Tenants:
         self.config = config
         self.scenario = scenario or {}
         self.default = Tenant(DEFAULT, default)
-        self.max_tenants: int = getattr(config, "max_tenants", DEFAULT_MAX_TENANTS)
-        self.idle_seconds: float = getattr(config, "tenant_idle_seconds", DEFAULT_IDLE_SECONDS)
+        self.max_tenants = config.max_tenants
+        self.idle_seconds = config.tenant_idle_seconds
         self.wall = wall
         self.evicted = 0  # tenants evicted so far (idle or over the bound)
         self._named: OrderedDict[str, Tenant] = OrderedDict()  # least recently used first
@@ -215,8 +212,7 @@ def make_tenants(
 ) -> Tenants:
     """The tenants of an app, where ``config.store`` says their state lives: in this process
     (``memory``, the default) or in Redis (``redis://host:port/db``)."""
-    store = getattr(config, "store", "memory")
-    if store.startswith(("redis://", "rediss://", "unix://")):
+    if config.store.startswith(("redis://", "rediss://", "unix://")):
         from .redis import RedisTenants  # type: ignore[import-not-found,unused-ignore]
 
         tenants: Tenants = RedisTenants(config, default_state, base_scenario)

@@ -210,3 +210,16 @@ def test_the_prompt_regexes_are_worked_out_once_per_change_of_the_rules() -> Non
     assert engine.remove("a") and list(engine.regexes()) == ["dog"]
     engine.clear()
     assert engine.regexes() == {}
+
+
+def test_the_headers_rules_name_are_worked_out_once_per_change_of_the_rules() -> None:
+    engine = FaultEngine(seed=1)
+    http_error = {"http_error": {"status": 503}}
+    engine.add({"id": "a", "match": {"headers": {"X-One": "1"}}, "effect": http_error}, 0.0)
+    first = engine.header_names()
+    assert first == {"x-one"} and engine.header_names() is first  # per request: no rebuild
+    engine.add({"id": "b", "match": {"headers": {"X-Two": "2"}}, "effect": http_error}, 0.0)
+    assert engine.header_names() == {"x-one", "x-two"}
+    assert engine.remove("a") and engine.header_names() == {"x-two"}
+    engine.clear()
+    assert engine.header_names() == frozenset()

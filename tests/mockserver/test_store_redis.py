@@ -21,7 +21,7 @@ from nanobanana_mock.app import create_app
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.engine.journal import redact
 from nanobanana_mock.state import STATE, MockState
-from nanobanana_mock.store.redis import RedisTenants
+from nanobanana_mock.store.redis import RedisTenant, RedisTenants
 from nanobanana_mock.store.tenants import TENANTS
 from tests.harness import KEYS, Mock, validate
 from tests.redis_server import RedisServer, redis_server
@@ -60,11 +60,13 @@ class Shared(Mock):
         data: dict[str, Any] = await self.control("GET", "journal", params=filters)
         return data
 
-    async def snapshot_written(self) -> None:
-        """The snapshot this process is writing (a task of its own), written."""
-        task = self.client.server.app[TENANTS].default._snapshotting
-        if task is not None:
-            await asyncio.wait_for(task, 10)
+    async def snapshots_written(self) -> None:
+        """This process's snapshot writes (tasks, one at a time per tenant) are done."""
+        tenants = self.client.app[TENANTS]
+        for tenant in (tenants.default, *tenants._named.values()):
+            assert isinstance(tenant, RedisTenant)
+            if tenant._snapshotting is not None:
+                await tenant._snapshotting
 
 
 @pytest.fixture
@@ -376,7 +378,7 @@ async def test_snapshots_trim_the_log_and_a_late_process_catches_up(
     )
     for _ in range(12):  # polls on A: the log passes three snapshots
         await seaart_status(a, ids[0])
-    await a.snapshot_written()
+    await a.snapshots_written()
     length = int(redis_server.command("XLEN", "nb:{=}:log").split(b"\r\n")[0][1:])
     assert length < 15, "the log was trimmed up to the snapshot before the last"
     assert redis_server.command("EXISTS", "nb:{=}:snap").startswith(b":1")
@@ -511,8 +513,8 @@ async def test_no_api_key_in_clear_anywhere_in_redis(
     assert by_key["r2"]["matched"] == 7  # SeaArt's requests: the key and the header sealed
     assert by_key["r1"]["match"]["api_key"] == redact("Rule-Key-77")
     await b.control("POST", "reset", json={"settings": {"api_keys": ["Reset-Key-9"]}})
-    await a.snapshot_written()
-    await b.snapshot_written()
+    for mock in (a, b):
+        await mock.snapshots_written()
     found = await _everything(redis_server)
     assert b"nb:{=}:snap" in found  # a snapshot was taken
     for key in (*RAW_KEYS, "Reset-Key-9"):
