@@ -176,6 +176,8 @@ class Provider(Envelopes):
         )
         if status == 503:
             error.headers["Retry-After"] = str(self.state.clock.retry_after(retry_after))
+        elif status == 429:  # the journal keeps when it allowed the next request
+            error.retry_at = self.state.clock.now() + retry_after
         return error
 
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
@@ -292,7 +294,12 @@ class Provider(Envelopes):
         model = self.contract.models.get(model_name)
         if model is None:
             raise self.unknown_model(model_name)
-        body = await self.body(request, model.request_schema, call)
+        try:
+            body = await self.body(request, model.request_schema, call)
+        finally:  # the scorecard tells a body sent again (valid or not) by this fingerprint
+            entry = call.entry
+            if entry is not None:
+                entry.digest = call.digest()
         shown = redact(self.request_key(request, call))
         try:
             job = await current().do(
@@ -300,10 +307,10 @@ class Provider(Envelopes):
             )
         except InsufficientCredits as refused:
             raise self.insufficient_credits(refused.balance, refused.cost) from None
-        entry = call.entry
         if entry is not None:
             entry.request_id = job.id
             entry.model = model.name
+            entry.cost = job.cost
         return job, self.warn_unknown(model.request_schema, body)
 
     async def read(
@@ -330,6 +337,7 @@ class Provider(Envelopes):
             raise self.gone(request, missing) from None
         if entry is not None:
             entry.model = job.model
+            entry.state = state
         return job, state
 
     def gone(self, request: web.Request, missing: UnknownJob) -> ApiError:
