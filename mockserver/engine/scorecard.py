@@ -11,10 +11,12 @@ journal entries (``seq``) that prove it. The rules, in the order they are report
 ``tight_polling``
     Reads of a job (status, poll, result) sent less than the poll floor after an answer that
     said it was still queued or running; the floor defaults to :data:`POLL_FLOOR`. Retries
-    after an error are not polls (the other rules judge them).
+    after an error, or after an answer a transport fault may have cut, are not polls (the
+    other rules judge them).
 ``ignored_rate_limit``
     A request (same key, provider, operation) sent before the time a 429's ``Retry-After`` or
     ``x-rate-limit-reset-at-utc`` allowed, less :data:`GRACE` (headers speak whole seconds).
+    A 429 with neither header (SeaArt documents none) told no time, and is not judged.
 ``hopeless_retry``
     A request repeated after a 400, 401, 403, 404 or 422 that was not a job's state (same key,
     operation, and body or job or path): it could not succeed. An expired job's 404 is left to
@@ -177,6 +179,11 @@ def _ok(entry: Entry) -> bool:
     return entry.status is not None and 200 <= entry.status < 300
 
 
+def _answered(entry: Entry) -> bool:
+    """A job's state answered whole: not one a transport fault may have cut."""
+    return _ok(entry) and _state(entry) is not None and "transport" not in (entry.effect or "")
+
+
 def _uncertain(entry: Entry) -> bool:
     """May have arrived, and the client cannot tell: no answer, or a 5xx."""
     return entry.status is None or entry.status >= 500
@@ -274,10 +281,7 @@ def _tight_polling(entries: Sequence[Entry], floor: float) -> list[Finding]:
         tight = [
             e
             for prev, e in pairwise(polls)
-            if _ok(prev)
-            and _state(prev) is not None
-            and not _terminal(prev)
-            and e.t - prev.t < floor - 1e-9
+            if _answered(prev) and not _terminal(prev) and e.t - prev.t < floor - 1e-9
         ]
         if tight:
             found.append(

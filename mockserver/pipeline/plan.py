@@ -81,6 +81,8 @@ async def _facts(
             and isinstance(body.get("request_id"), str)
         ):
             request_id = body["request_id"]
+            if call.entry is not None:  # the journal ties the answer, faulted or not, to it
+                call.entry.request_id = request_id[:200]
         job = state.store.get(request_id, state.clock.now()) if request_id else None
         if job is not None and job.provider == provider.name:
             model = job.model

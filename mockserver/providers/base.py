@@ -37,6 +37,7 @@ __all__ = ["JOB_STATE_HEADER", "REGISTERED", "Envelopes", "Provider"]
 
 WARNING_HEADER = "X-Mock-Warning"
 JOB_STATE_HEADER = "X-Mock-Job-State"  # on a job's 404: expired, evicted or unknown
+WAIT_HEADERS = frozenset({"Retry-After", "x-rate-limit-reset-at-utc"})  # a 429's, if any
 MAX_WARNED = 200  # unknown names a warning header can show: it is cut at 512 bytes anyway
 
 
@@ -176,8 +177,8 @@ class Provider(Envelopes):
         )
         if status == 503:
             error.headers["Retry-After"] = str(self.state.clock.retry_after(retry_after))
-        elif status == 429:  # the journal keeps when it allowed the next request
-            error.retry_at = self.state.clock.now() + retry_after
+        elif status == 429 and WAIT_HEADERS & error.headers.keys():  # told when to retry
+            error.retry_at = self.state.clock.now() + retry_after  # kept by the journal
         return error
 
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:

@@ -18,6 +18,7 @@ from tests.harness import Mock, validate
 
 KEY = "sk-careless"
 AUTH = {"Authorization": f"Key {KEY}"}
+PIXAZO = {"Ocp-Apim-Subscription-Key": "pz-careless"}
 MODEL = "nano_banana_pro"
 SUBMIT = f"/model/v1/queue/{MODEL}"
 
@@ -202,22 +203,27 @@ async def careless_client(mock: Mock) -> dict[str, list[int]]:
     mock.advance(120)
     assert (await status(mock, followed))[1]["status"] == "COMPLETED"
     assert await result(mock, followed) == 200
-    # ignores Retry-After: sends again at once, twice
+    # ignores Pixazo's Retry-After: sends again at once, twice
     await control(
         mock,
         "POST",
         "/_mock/faults",
         json={"match": {"operation": "submit"}, "effect": {"http_error": {"status": 429}}}
-        | {"scope": {"first": 2}},
+        | {"scope": {"first": 3}},
     )
-    second = {"prompt": "an abandoned pear"}
-    assert [(await submit(mock, second))[0] for _ in range(3)] == [429, 429, 200]
-    proof["ignored_rate_limit"] = (await seqs(mock, operation="submit"))[-3:]
+    pear = {"prompt": "a rate-limited pear", "image_urls": ["https://a.io/pear.png"]}
+    for _ in range(3):
+        resp = await mock.client.post("/nano-banana-pro-770/v1/nano-banana-pro-request", json=pear, headers=PIXAZO)
+        assert resp.status == 429 and resp.headers["Retry-After"] == "60"
+    proof["ignored_rate_limit"] = await seqs(mock, provider="pixazo")
+    # abandons a fig (never read again)
+    code, answer = await submit(mock, {"prompt": "an abandoned fig"})
+    assert code == 200
     # retries a 404 that cannot turn around
     assert [(await status(mock, "mmsu_nosuchjob"))[0] for _ in range(3)] == [404] * 3
     proof["hopeless_retry"] = await seqs(mock, request_id="mmsu_nosuchjob")
-    # abandons the pear (never read again); forgets a plum until it has expired
     proof["abandoned_job"] = (await seqs(mock, operation="submit"))[-1:]
+    # forgets a plum until it has expired
     mock.advance(61)  # the 429's wait is over: the plum's submit is in time
     code, answer = await submit(mock, {"prompt": "a forgotten plum", "resolution": "4K"})
     late = answer["request_id"]
@@ -237,7 +243,7 @@ async def test_a_careless_client_is_flagged_on_every_rule_with_its_entries_and_d
     assert sorted(rules(answer)) == sorted(RULES), answer["findings"]  # each rule once
     for rule, entries in proof.items():
         assert found[rule]["entries"] == entries, rule
-        assert found[rule]["key"] == redact(KEY)
+        assert found[rule]["key"] == redact("pz-careless" if rule == "ignored_rate_limit" else KEY)
     wasted = {rule: (f["wasted_requests"], f["wasted_usd"]) for rule, f in found.items()}
     assert wasted == {
         "paid_duplicate": (1, pytest.approx(price("1K"))),  # the job the reset answer hid
@@ -245,11 +251,13 @@ async def test_a_careless_client_is_flagged_on_every_rule_with_its_entries_and_d
         "ignored_rate_limit": (2, 0),
         "hopeless_retry": (2, 0),
         "after_expiry": (1, pytest.approx(price("4K"))),  # the plum, never collected
-        "abandoned_job": (1, pytest.approx(price("1K"))),  # the pear
+        "abandoned_job": (1, pytest.approx(price("1K"))),  # the fig
     }
-    (key,) = answer["keys"]
-    assert key["wasted_usd"] == pytest.approx(2 * price("1K") + price("4K"))
-    assert key["requests"] == answer["entries"] == len(await seqs(mock))
+    keys = {k["key"]: k for k in answer["keys"]}
+    assert keys[redact(KEY)]["wasted_usd"] == pytest.approx(2 * price("1K") + price("4K"))
+    assert keys[redact(KEY)]["findings"] == 5 and keys[redact("pz-careless")]["findings"] == 1
+    assert sum(k["requests"] for k in keys.values()) == answer["entries"]
+    assert answer["entries"] == len(await seqs(mock))
 
 
 async def test_the_scorecard_in_markdown_and_html_and_narrowed(mock: Mock) -> None:
@@ -264,7 +272,8 @@ async def test_the_scorecard_in_markdown_and_html_and_narrowed(mock: Mock) -> No
     assert (await scorecard(mock, key=KEY))["findings"]
     assert (await scorecard(mock, key=redact(KEY) or ""))["findings"]
     assert (await scorecard(mock, key="sk-someone-else"))["clean"]
-    assert (await scorecard(mock, provider="pixazo"))["entries"] == 0
+    assert (await scorecard(mock, provider="pixazo"))["entries"] == 3
+    assert (await scorecard(mock, provider="segmind"))["entries"] == 0
 
 
 @pytest.mark.parametrize(
