@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from nanobanana_mock import schemas
@@ -14,6 +15,7 @@ from nanobanana_mock.engine.journal import Entry, redact
 from nanobanana_mock.engine.keys import fingerprint
 from nanobanana_mock.engine.scorecard import MAX_FINDING_ENTRIES, RULES, Policy, score
 from nanobanana_mock.engine.scorecard_report import to_html, to_markdown
+from nanobanana_mock.schemas.lifecycle import State
 from tests.harness import Mock, validate
 
 KEY = "sk-careless"
@@ -213,7 +215,9 @@ async def careless_client(mock: Mock) -> dict[str, list[int]]:
     )
     pear = {"prompt": "a rate-limited pear", "image_urls": ["https://a.io/pear.png"]}
     for _ in range(3):
-        resp = await mock.client.post("/nano-banana-pro-770/v1/nano-banana-pro-request", json=pear, headers=PIXAZO)
+        resp = await mock.client.post(
+            "/nano-banana-pro-770/v1/nano-banana-pro-request", json=pear, headers=PIXAZO
+        )
         assert resp.status == 429 and resp.headers["Retry-After"] == "60"
     proof["ignored_rate_limit"] = await seqs(mock, provider="pixazo")
     # abandons a fig (never read again)
@@ -305,3 +309,13 @@ async def test_each_tenant_has_its_own_scorecard(mock: Mock) -> None:
     validate("mock", "control/scorecard", team)
     assert team["tenant"] == "team-a" and rules(team) == ["hopeless_retry"]
     assert (await scorecard(mock))["entries"] == 0
+
+
+def test_what_it_judges_by_survives_a_shared_stores_record_and_stays_out_of_the_view() -> None:
+    judged = entry(1, 0.0, "submit", 200, digest="d", state=State.SUCCEEDED, retry_at=3.0)
+    judged.cost = 0.1
+    back = Entry.of_record(orjson.loads(orjson.dumps(judged.record())))
+    assert [getattr(back, name) for name in Entry.SCORED] == ["d", "SUCCEEDED", 3.0, 0.1]
+    bare = Entry.of_record(orjson.loads(orjson.dumps(entry(2, 0.0, "status", 200).record())))
+    assert [getattr(bare, name) for name in Entry.SCORED] == [None] * 4
+    assert not set(Entry.SCORED) & set(judged.public())

@@ -5,6 +5,8 @@ completes the job, or raises the right error without wasting a request or a doll
 from __future__ import annotations
 
 import contextlib
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -149,3 +151,25 @@ async def test_a_rate_limited_client_keeps_to_the_wait(make_client: Any, mock: M
         with contextlib.suppress(RateLimited):
             await client.generate(MODEL["seaart"], **PARAMS["seaart"])
     (await scorecard(mock)).assert_clean()
+
+
+def test_the_plugin_fixture_asserts_it_clean_naming_each_finding(nanobanana_mock: Any) -> None:
+    """``nanobanana_mock.scorecard().assert_clean()``: its failure lists each finding on a
+    line, with its rule, key, job, journal entries and wasted dollars."""
+    nanobanana_mock.scorecard().assert_clean()
+    url = f"{nanobanana_mock.base_url}/model/v1/queue/nano_banana_pro/requests/mmsu_lost/status"
+    for _ in range(3):
+        request = urllib.request.Request(url, headers={"Authorization": "Key sk-plugin"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 404
+    card = nanobanana_mock.scorecard(provider="seaart")
+    assert not card.clean and [f["rule"] for f in card.findings] == ["hopeless_retry"]
+    with pytest.raises(AssertionError) as failed:
+        card.assert_clean()
+    message = str(failed.value)
+    assert message.startswith("the client resilience scorecard has 1 finding(s):")
+    assert "hopeless_retry" in message and "job mmsu_lost" in message
+    assert "journal entries 1, 2, 3" in message and "$0.0000" in message
+    assert "sk-plugin" not in message and "fp:" in message
+    assert "| hopeless_retry |" in card.markdown()
