@@ -21,6 +21,7 @@ from tests.harness import Mock, validate
 KEY = "sk-careless"
 AUTH = {"Authorization": f"Key {KEY}"}
 PIXAZO = {"Ocp-Apim-Subscription-Key": "pz-careless"}
+PIXAZO_SUBMIT = "/nano-banana-pro-770/v1/nano-banana-pro-request"
 MODEL = "nano_banana_pro"
 SUBMIT = f"/model/v1/queue/{MODEL}"
 
@@ -81,9 +82,7 @@ def test_the_poll_floor_is_a_setting() -> None:
     assert "2 s" in answer["rules"][1]["threshold"]
 
 
-def test_a_state_answered_with_a_4xx_is_not_a_refusal_and_a_repeat_that_succeeds_is_not_hopeless() -> (
-    None
-):
+def test_a_4xx_state_is_no_refusal_and_a_repeat_that_succeeds_is_not_hopeless() -> None:
     answer = card(
         entry(1, 0.0, "status", 422, request_id="j", state="FAILED"),  # Segmind's FAILED
         entry(2, 9.0, "status", 422, request_id="j", state="FAILED"),
