@@ -897,11 +897,14 @@ async def get_scorecard(request: web.Request) -> web.Response:
     tenant = current()
     entries, total = await tenant.entries()
     state = tenant.state
-    card = scorecard.score(
+    now = state.clock.now()
+    over = _jobs_over(state, scorecard.paid_jobs(entries), now)  # the store, on the loop
+    card = await asyncio.to_thread(  # a journal of a million entries takes seconds
+        scorecard.score,
         entries,
         total,
-        state.clock.now(),
-        _job_over(state),
+        now,
+        lambda provider, job, key: over.get((provider, job, key), True),
         tenant=tenant.name or None,
         policy=scorecard.Policy(poll_floor=floor),
         key=key,
@@ -914,14 +917,14 @@ async def get_scorecard(request: web.Request) -> web.Response:
     return json_response(200, card)
 
 
-def _job_over(state: MockState) -> scorecard.Over:
-    """Whether a job is over now (terminal, or gone from the store) for the scorecard."""
-    now = state.clock.now()
-
-    def over(provider: str, job_id: str, owner: str | None) -> bool:
+def _jobs_over(
+    state: MockState, jobs: set[tuple[str, str, str | None]], now: float
+) -> dict[tuple[str, str, str | None], bool]:
+    """Whether each job is over now (terminal, or gone from the store), for the scorecard."""
+    over = {}
+    for provider, job_id, owner in jobs:
         job = state.store.find(provider, job_id, owner or "", now)
-        return job is None or job.state(now) in TERMINAL
-
+        over[(provider, job_id, owner)] = job is None or job.state(now) in TERMINAL
     return over
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "RULES",
     "Finding",
     "Policy",
+    "paid_jobs",
     "score",
 ]
 
@@ -226,6 +227,16 @@ def _finding(
 
 def _usd(value: float) -> str:
     return f"${value:.4f}".rstrip("0").rstrip(".") if value else "$0"
+
+
+def paid_jobs(entries: Iterable[Entry]) -> set[tuple[str, str, str | None]]:
+    """(provider, job id, key fingerprint) of every job a submit made and told the client of:
+    those the ``abandoned_job`` rule asks ``over`` about."""
+    return {
+        (e.provider, e.request_id, e.key_id)
+        for e in entries
+        if e.operation in GENERATE and e.request_id is not None and e.provider and _ok(e)
+    }
 
 
 def _submits(entries: Sequence[Entry]) -> dict[tuple[str | None, str | None, str | None], Entry]:
