@@ -897,19 +897,23 @@ async def get_scorecard(request: web.Request) -> web.Response:
     tenant = current()
     entries, total = await tenant.entries()
     state = tenant.state
-    now = state.clock.now()
-    over = _jobs_over(state, scorecard.paid_jobs(entries), now)  # the store, on the loop
-    card = await asyncio.to_thread(  # a journal of a million entries takes seconds
-        scorecard.score,
+    steps = scorecard.judge(
         entries,
         total,
-        now,
-        lambda provider, job, key: over.get((provider, job, key), True),
+        state.clock.now(),
+        _job_over(state),
         tenant=tenant.name or None,
         policy=scorecard.Policy(poll_floor=floor),
         key=key,
         provider=request.query.get("provider"),
     )
+    while True:  # in steps, the loop serving between them: a long journal takes seconds
+        try:
+            next(steps)
+        except StopIteration as done:
+            card = done.value
+            break
+        await asyncio.sleep(0)
     if kind == "markdown":
         return web.Response(text=scorecard_report.to_markdown(card), content_type="text/markdown")
     if kind == "html":
@@ -917,14 +921,14 @@ async def get_scorecard(request: web.Request) -> web.Response:
     return json_response(200, card)
 
 
-def _jobs_over(
-    state: MockState, jobs: set[tuple[str, str, str | None]], now: float
-) -> dict[tuple[str, str, str | None], bool]:
-    """Whether each job is over now (terminal, or gone from the store), for the scorecard."""
-    over = {}
-    for provider, job_id, owner in jobs:
+def _job_over(state: MockState) -> scorecard.Over:
+    """Whether a job is over now (terminal, or gone from the store), for the scorecard."""
+    now = state.clock.now()
+
+    def over(provider: str, job_id: str, owner: str | None) -> bool:
         job = state.store.find(provider, job_id, owner or "", now)
-        over[(provider, job_id, owner)] = job is None or job.state(now) in TERMINAL
+        return job is None or job.state(now) in TERMINAL
+
     return over
 
 

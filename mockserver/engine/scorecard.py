@@ -33,10 +33,10 @@ journal entries (``seq``) that prove it. The rules, in the order they are report
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 from nanobanana_mock.schemas.lifecycle import TERMINAL
 
@@ -53,7 +53,7 @@ __all__ = [
     "RULES",
     "Finding",
     "Policy",
-    "paid_jobs",
+    "judge",
     "score",
 ]
 
@@ -76,6 +76,9 @@ RULES: dict[str, str] = {
     "abandoned_job": "Abandoned paid jobs",
 }
 
+T = TypeVar("T")
+Steps = Generator[None, None, T]  # a computation in steps: next() until StopIteration.value
+STEP = 2000  # entries (or jobs) a rule looks at between two yields
 Over = Callable[[str, str, str | None], bool]  # (provider, job id, key fingerprint): done by now?
 
 
@@ -137,27 +140,54 @@ def score(
 ) -> dict[str, Any]:
     """The scorecard of ``entries`` (the journal's, oldest first; ``total`` ever recorded)
     at virtual time ``now``; ``key`` (``fp:…``) and ``provider`` narrow it."""
+    steps = judge(
+        entries, total, now, over, tenant=tenant, policy=policy, key=key, provider=provider
+    )
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            card: dict[str, Any] = done.value
+            return card
+
+
+def judge(
+    entries: Sequence[Entry],
+    total: int,
+    now: float,
+    over: Over,
+    *,
+    tenant: str | None = None,
+    policy: Policy = Policy(),
+    key: str | None = None,
+    provider: str | None = None,
+) -> Steps[dict[str, Any]]:
+    """:func:`score` in steps of at most :data:`STEP` entries or jobs: a caller on an event
+    loop lets it run between two (the mock's route), so a long journal never stalls it."""
     dropped = max(0, total - len(entries))
-    judged = [
-        e
-        for e in entries
-        if e.provider is not None
-        and (key is None or e.key == key)
-        and (provider is None or e.provider == provider)
-    ]
+    judged: list[Entry] = []
+    for chunk in _chunks(entries):
+        yield
+        judged += [
+            e
+            for e in chunk
+            if e.provider is not None
+            and (key is None or e.key == key)
+            and (provider is None or e.provider == provider)
+        ]
     findings = [
-        *_paid_duplicates(judged),
-        *_tight_polling(judged, policy.poll_floor),
-        *_ignored_rate_limits(judged),
-        *_hopeless_retries(judged),
-        *_after_expiry(judged),
-        *_abandoned(judged, over),
+        *(yield from _paid_duplicates(judged)),
+        *(yield from _tight_polling(judged, policy.poll_floor)),
+        *(yield from _ignored_rate_limits(judged)),
+        *(yield from _hopeless_retries(judged)),
+        *(yield from _after_expiry(judged)),
+        *(yield from _abandoned(judged, over)),
     ]
     thresholds = policy.thresholds()
     counted = defaultdict(int, ((f.rule, 0) for f in findings))
     for finding in findings:
         counted[finding.rule] += 1
-    keys = _keys(judged, findings)
+    keys = yield from _keys(judged, findings)
     return {
         "tenant": tenant,
         "clean": not findings,
@@ -174,6 +204,12 @@ def score(
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``items`` in slices of :data:`STEP`: a rule yields before each (:func:`judge`)."""
+    for start in range(0, len(items), STEP):
+        yield items[start : start + STEP]
 
 
 def _ok(entry: Entry) -> bool:
@@ -229,16 +265,6 @@ def _usd(value: float) -> str:
     return f"${value:.4f}".rstrip("0").rstrip(".") if value else "$0"
 
 
-def paid_jobs(entries: Iterable[Entry]) -> set[tuple[str, str, str | None]]:
-    """(provider, job id, key fingerprint) of every job a submit made and told the client of:
-    those the ``abandoned_job`` rule asks ``over`` about."""
-    return {
-        (e.provider, e.request_id, e.key_id)
-        for e in entries
-        if e.operation in GENERATE and e.request_id is not None and e.provider and _ok(e)
-    }
-
-
 def _submits(entries: Sequence[Entry]) -> dict[tuple[str | None, str | None, str | None], Entry]:
     """The submit that made each job, by (key, provider, job id)."""
     return {
@@ -251,10 +277,12 @@ def _submits(entries: Sequence[Entry]) -> dict[tuple[str | None, str | None, str
 # -- the rules -------------------------------------------------------------------------------
 
 
-def _paid_duplicates(entries: Sequence[Entry]) -> list[Finding]:
+def _paid_duplicates(entries: Sequence[Entry]) -> Steps[list[Finding]]:
     found: list[Finding] = []
     pending: dict[tuple[Any, ...], list[Entry]] = {}  # attempts that may have arrived
-    for e in entries:
+    for i, e in enumerate(entries):
+        if not i % STEP:
+            yield
         digest = getattr(e, "digest", None)
         if e.operation not in GENERATE or digest is None:
             continue
@@ -282,13 +310,20 @@ def _paid_duplicates(entries: Sequence[Entry]) -> list[Finding]:
     return found
 
 
-def _tight_polling(entries: Sequence[Entry], floor: float) -> list[Finding]:
+def _tight_polling(entries: Sequence[Entry], floor: float) -> Steps[list[Finding]]:
     reads: dict[tuple[str | None, str | None, str | None], list[Entry]] = defaultdict(list)
-    for e in entries:
+    for i, e in enumerate(entries):
+        if not i % STEP:
+            yield
         if e.operation in READS and e.request_id is not None:
             reads[_job_of(e)].append(e)
     found = []
+    looked = 0
     for polls in reads.values():
+        looked += len(polls)
+        if looked >= STEP:  # a step of polls, whatever the jobs
+            looked = 0
+            yield
         tight = [
             e
             for prev, e in pairwise(polls)
@@ -310,7 +345,7 @@ def _tight_polling(entries: Sequence[Entry], floor: float) -> list[Finding]:
     return found
 
 
-def _ignored_rate_limits(entries: Sequence[Entry]) -> list[Finding]:
+def _ignored_rate_limits(entries: Sequence[Entry]) -> Steps[list[Finding]]:
     found: list[Finding] = []
     open_: dict[tuple[Any, ...], tuple[Entry, float, list[Entry]]] = {}
 
@@ -329,7 +364,9 @@ def _ignored_rate_limits(entries: Sequence[Entry]) -> list[Finding]:
                 )
             )
 
-    for e in entries:
+    for i, e in enumerate(entries):
+        if not i % STEP:
+            yield
         ident = (e.key_id, e.provider, e.operation)
         limited = open_.get(ident)
         early = limited is not None and e.t < limited[1] - GRACE
@@ -358,7 +395,7 @@ def _refusal_of(e: Entry) -> bool:
     )
 
 
-def _hopeless_retries(entries: Sequence[Entry]) -> list[Finding]:
+def _hopeless_retries(entries: Sequence[Entry]) -> Steps[list[Finding]]:
     found: list[Finding] = []
     refused: dict[tuple[Any, ...], tuple[Entry, list[Entry]]] = {}
 
@@ -377,7 +414,9 @@ def _hopeless_retries(entries: Sequence[Entry]) -> list[Finding]:
                 )
             )
 
-    for e in entries:
+    for i, e in enumerate(entries):
+        if not i % STEP:
+            yield
         what = getattr(e, "digest", None) or e.request_id or e.path
         ident = (e.key_id, e.provider, e.operation, what)
         if ident in refused:
@@ -392,12 +431,14 @@ def _hopeless_retries(entries: Sequence[Entry]) -> list[Finding]:
     return found
 
 
-def _after_expiry(entries: Sequence[Entry]) -> list[Finding]:
+def _after_expiry(entries: Sequence[Entry]) -> Steps[list[Finding]]:
     submits = _submits(entries)
     seen_end: set[tuple[str | None, str | None, str | None]] = set()
     expired: dict[tuple[str | None, str | None, str | None], list[Entry]] = defaultdict(list)
     collected: set[tuple[str | None, str | None, str | None]] = set()
-    for e in entries:
+    for i, e in enumerate(entries):
+        if not i % STEP:
+            yield
         job = _job_of(e)
         if _terminal(e):
             seen_end.add(job)
@@ -406,7 +447,12 @@ def _after_expiry(entries: Sequence[Entry]) -> list[Finding]:
                 collected.add(job)
             expired[job].append(e)
     found = []
+    looked = 0
     for job, reads in expired.items():
+        looked += len(reads)
+        if looked >= STEP:
+            looked = 0
+            yield
         late = job not in collected
         proof = reads if late else reads[1:]
         if not proof:
@@ -430,17 +476,21 @@ def _after_expiry(entries: Sequence[Entry]) -> list[Finding]:
     return found
 
 
-def _abandoned(entries: Sequence[Entry], over: Over) -> list[Finding]:
+def _abandoned(entries: Sequence[Entry], over: Over) -> Steps[list[Finding]]:
     submits = _submits(entries)
     followed = {job for job, s in submits.items() if _terminal(s)}
-    for e in entries:
+    for i, e in enumerate(entries):
+        if not i % STEP:
+            yield
         job = _job_of(e)
         if job not in submits or e is submits[job]:
             continue
         if _terminal(e) or e.status == 404 or (e.operation == CANCEL and e.status in (202, 400)):
             followed.add(job)
     found = []
-    for job, submit in submits.items():
+    for i, (job, submit) in enumerate(submits.items()):
+        if not i % STEP:
+            yield
         key_id, provider, job_id = job
         if job in followed or provider is None or job_id is None:
             continue
@@ -461,10 +511,12 @@ def _abandoned(entries: Sequence[Entry], over: Over) -> list[Finding]:
     return found
 
 
-def _keys(entries: Sequence[Entry], findings: Sequence[Finding]) -> list[dict[str, Any]]:
+def _keys(entries: Sequence[Entry], findings: Sequence[Finding]) -> Steps[list[dict[str, Any]]]:
     """Per key: requests, findings, wasted requests and dollars; the most wasteful first."""
     rows: dict[str | None, dict[str, Any]] = {}
-    for e in entries:
+    for i, e in enumerate(entries):
+        if not i % STEP:
+            yield
         row = rows.get(e.key_id)
         if row is None:
             row = rows[e.key_id] = {

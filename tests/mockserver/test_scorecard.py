@@ -4,6 +4,7 @@ with the right entries and the right wasted dollars (priced here from the schema
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import aiohttp
@@ -11,12 +12,12 @@ import orjson
 import pytest
 
 from nanobanana_mock import schemas
-from nanobanana_mock.engine.journal import Entry, redact
+from nanobanana_mock.engine.journal import Entry, Journal, redact
 from nanobanana_mock.engine.keys import fingerprint
-from nanobanana_mock.engine.scorecard import MAX_FINDING_ENTRIES, RULES, Policy, score
+from nanobanana_mock.engine.scorecard import MAX_FINDING_ENTRIES, RULES, Policy, judge, score
 from nanobanana_mock.engine.scorecard_report import to_html, to_markdown
 from nanobanana_mock.schemas.lifecycle import State
-from tests.harness import Mock, validate
+from tests.harness import Mock, largest_stall, validate
 
 KEY = "sk-careless"
 AUTH = {"Authorization": f"Key {KEY}"}
@@ -318,3 +319,50 @@ def test_what_it_judges_by_survives_a_shared_stores_record_and_stays_out_of_the_
     bare = Entry.of_record(orjson.loads(orjson.dumps(entry(2, 0.0, "status", 200).record())))
     assert [getattr(bare, name) for name in Entry.SCORED] == [None] * 4
     assert not set(Entry.SCORED) & set(judged.public())
+
+
+async def test_a_cancelled_job_is_not_abandoned(mock: Mock) -> None:
+    code, answer = await submit(mock, {"prompt": "a cancelled quince"})
+    assert code == 200
+    job = answer["request_id"]
+    path = f"{SUBMIT}/requests/{job}/cancel"
+    resp, _ = await mock.call("seaart", "cancel", "PUT", path, headers=AUTH, auth=False)
+    assert resp.status == 202
+    mock.advance(3600 * 24)
+    assert (await scorecard(mock))["clean"]
+
+
+async def test_a_full_journal_is_judged_without_stalling_the_mock(mock_factory: Any) -> None:
+    """A hundred thousand entries take a second or more to judge: off the event loop, so the
+    mock keeps answering between its steps."""
+    mock = await mock_factory(journal_size=100_000)
+    journal = mock.state.journal
+    for i in range(100_000):  # a tight poller's journal, filled without the HTTP round trips
+        polled = journal.open(i * 0.001, "seaart", "status", "GET", "/p", KEY, f"j{i % 500}")
+        polled.status, polled.state = 200, State.RUNNING
+    started = time.perf_counter()
+    score(journal.entries(), journal.total, 0.0, lambda *_: True)  # on the loop, for scale
+    on_the_loop = time.perf_counter() - started
+    answer = await scorecard(mock)
+    assert answer["entries"] == 100_000 and len(answer["findings"]) == 500
+    stall = await largest_stall(mock, scorecard(mock))
+    assert stall < on_the_loop, f"the loop stalled {stall:.2f} s of {on_the_loop:.2f} s"
+
+
+def test_no_step_of_the_judging_is_long() -> None:
+    """Each step looks at a bounded number of entries, however many jobs they are spread on."""
+    journal = Journal(100_000)
+    for i in range(100_000):
+        polled = journal.open(i * 0.001, "seaart", "status", "GET", "/p", KEY, f"j{i % 500}")
+        polled.status, polled.state = 200, State.RUNNING
+    steps = judge(journal.entries(), journal.total, 0.0, lambda *_: True)
+    longest, started = 0.0, time.perf_counter()
+    while True:
+        step = time.perf_counter()
+        try:
+            next(steps)
+        except StopIteration as done:
+            assert len(done.value["findings"]) == 500
+            break
+        longest = max(longest, time.perf_counter() - step)
+    assert longest < (time.perf_counter() - started) / 10
