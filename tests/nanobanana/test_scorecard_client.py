@@ -142,14 +142,18 @@ async def test_the_client_scores_clean_under_every_fault_kind(
     assert card.data["entries"] >= 1
 
 
-async def test_a_rate_limited_client_keeps_to_the_wait(make_client: Any, mock: Mock) -> None:
+@pytest.mark.parametrize("provider", ["segmind", "pixazo"])  # SeaArt's 429 tells no wait
+async def test_a_rate_limited_client_keeps_to_the_wait(
+    make_client: Any, mock: Mock, provider: str
+) -> None:
     """The limiter's own 429s (not a rule's): every submit after one waits its turn."""
-    resp = await mock.client.post("/_mock/rate-limits", json={"rpm": 6})
+    resp = await mock.client.post("/_mock/rate-limits", json={"rpm": 1, "scope": "all"})
     assert resp.status < 300, await resp.text()
-    client = make_client("seaart", retry=RetryPolicy(attempts=6, seed=3))
-    for _ in range(3):
-        with contextlib.suppress(RateLimited):
-            await client.generate(MODEL["seaart"], **PARAMS["seaart"])
+    client = make_client(provider, retry=RetryPolicy(attempts=6, seed=3))
+    for _ in range(2):
+        await client.generate(MODEL[provider], **PARAMS[provider])
+    journal = await (await mock.client.get("/_mock/journal", params={"status": "429"})).json()
+    assert journal["count"] >= 2  # it was told to wait, more than once
     (await scorecard(mock)).assert_clean()
 
 
