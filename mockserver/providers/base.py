@@ -299,7 +299,7 @@ class Provider(Envelopes):
             body = await self.body(request, model.request_schema, call)
         finally:  # the scorecard tells a body sent again (valid or not) by this fingerprint
             entry = call.entry
-            if entry is not None:
+            if entry is not None and getattr(entry, "digest", None) is None:  # not yet (plan)
                 entry.digest = call.digest()
         shown = redact(self.request_key(request, call))
         try:

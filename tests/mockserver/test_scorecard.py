@@ -119,6 +119,16 @@ def test_a_resubmit_after_a_4xx_or_a_2xx_is_no_paid_duplicate() -> None:
     assert answer["clean"], answer["findings"]
 
 
+def test_a_resubmit_after_a_5xx_is_flagged_at_no_cost_when_nothing_was_charged() -> None:
+    answer = card(
+        entry(1, 0.0, "submit", 503, digest="d"),  # refused before any job was made
+        entry(2, 1.0, "submit", 200, digest="d", request_id="a", cost=0.1, state="SUCCEEDED"),
+    )
+    (finding,) = answer["findings"]
+    assert finding["rule"] == "paid_duplicate" and finding["entries"] == [1, 2]
+    assert (finding["wasted_requests"], finding["wasted_usd"]) == (1, 0)
+
+
 def test_findings_and_their_entries_are_bounded() -> None:
     polls = [entry(i, 0.0, "status", 200, request_id="j", state="QUEUED") for i in range(1, 80)]
     finding = card(*polls)["findings"][0]
