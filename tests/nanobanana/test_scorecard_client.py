@@ -16,7 +16,6 @@ from nanobanana_mock.client import (
     ApiError,
     JobFailed,
     NotFound,
-    RateLimited,
     RetryPolicy,
     ServerError,
     TransportError,
