@@ -375,4 +375,7 @@ def test_no_step_of_the_judging_is_long() -> None:
             assert len(done.value["findings"]) == 500
             break
         longest = max(longest, time.perf_counter() - step)
-    assert longest < (time.perf_counter() - started) / 10
+    # a step is a small part of the whole (a quarter second at most: a busy machine may
+    # pause any one step, but not for as long as judging everything in one go takes)
+    whole = time.perf_counter() - started
+    assert longest < max(whole / 10, 0.25), f"a step took {longest:.3f} s of {whole:.3f} s"
