@@ -149,21 +149,26 @@ DEFAULT_TAG = "="  # the default tenant's name in its keys: no tenant name has a
 TENANTS_KEY = "nb:tenants"  # a sorted set: each tenant's last use (server time)
 
 # KEYS: log, n, epoch, journal, jseq, snap, tenants, pending, seen (this process's)
-# ARGV: cursor, count, payload ('' for a sync), flags ('c': a control operation, 'r': a
-#       reset, which empties the journal), tenant name, changed channel, idle seconds (a
-#       named tenant's keys expire after them unused: it starts afresh; 0: never), and the
-#       request's mark ('' none): its journal entry is pending until JOURNAL removes the
-#       mark, and a journal read waits for the pending entries (read-your-writes); and
-#       '1' when a step of this process on this tenant is ahead of this one on its
-#       connection (its reply, applied first, holds the log up to where it read: KEYS[9],
-#       this process's mark of it), so this one reads after that, not after the cursor;
-#       and '1' to touch the tenant (its last use, its keys' expiry: each process does at
-#       most every TOUCH_SECONDS, and whenever the tenant's keys are made anew)
-# Returns: {own id or false, n, epoch, entries after the cursor or the mark (at most count)}
+# ARGV: first those the same for every step of a tenant (``redis.py`` packs them once):
+#       count, tenant name, changed channel, idle seconds (a named tenant's keys expire
+#       after them unused: it starts afresh; 0: never); then the cursor and its entry's
+#       number n, payload ('' for a sync), flags ('c': a control operation, 'r': a reset,
+#       which empties the journal, 'o': the caller applies its own operation itself, so
+#       when it is the only entry new to the caller, it is not read back), the request's
+#       mark ('' none): its journal entry is pending until JOURNAL removes the mark, and a
+#       journal read waits for the pending entries (read-your-writes); and '1' when a step
+#       of this process on this tenant is ahead of this one on its connection (its reply,
+#       applied first, holds the log up to where it read: KEYS[9], this process's mark of
+#       it, "<id> <n>"), so this one reads after that, not after the cursor; and '1' to
+#       touch the tenant (its last use, its keys' expiry: each process does at most every
+#       TOUCH_SECONDS, and whenever the tenant's keys are made anew)
+# Returns: {own id or false, n, epoch, entries after the cursor or the mark (at most count),
+#           the time stamped on the own entry}. Nothing new to the caller (n is the
+#           cursor's), or only its own entry with 'o': no entries (no XRANGE).
 STEP = """
 local t = redis.call('TIME')
 local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
-local touch = ARGV[10] == '1'
+local touch = ARGV[11] == '1'
 local epoch = redis.call('GET', KEYS[3])
 if not epoch then
   epoch = now
@@ -172,22 +177,22 @@ if not epoch then
 end
 local own = false
 local n
-if ARGV[3] ~= '' then
+if ARGV[7] ~= '' then
   n = redis.call('INCR', KEYS[2])
   if n == 1 then touch = true end
-  own = redis.call('XADD', KEYS[1], '*', 'n', n, 't', now, 'op', ARGV[3])
-  if string.find(ARGV[4], 'r', 1, true) then
+  own = redis.call('XADD', KEYS[1], '*', 'n', n, 't', now, 'op', ARGV[7])
+  if string.find(ARGV[8], 'r', 1, true) then
     redis.call('DEL', KEYS[4], KEYS[5])
   end
-  if string.find(ARGV[4], 'c', 1, true) then
-    redis.call('PUBLISH', ARGV[6], own)
+  if string.find(ARGV[8], 'c', 1, true) then
+    redis.call('PUBLISH', ARGV[3], own)
   end
 else
   n = tonumber(redis.call('GET', KEYS[2]) or '0')
 end
-local idle = tonumber(ARGV[7])
-if ARGV[8] ~= '' then
-  redis.call('ZADD', KEYS[8], now, ARGV[8])
+local idle = tonumber(ARGV[4])
+if ARGV[9] ~= '' then
+  redis.call('ZADD', KEYS[8], now, ARGV[9])
   if idle > 0 then redis.call('EXPIRE', KEYS[8], idle) end
 end
 if touch then
@@ -195,19 +200,30 @@ if touch then
     for i = 1, 6 do redis.call('EXPIRE', KEYS[i], idle) end
     redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (tonumber(t[1]) - idle))
   end
-  redis.call('ZADD', KEYS[7], t[1], ARGV[5])
+  redis.call('ZADD', KEYS[7], t[1], ARGV[2])
 end
-local from = ARGV[1]
-if ARGV[9] == '1' then
-  from = redis.call('GET', KEYS[9]) or from
+local from, from_n = ARGV[5], tonumber(ARGV[6])
+if ARGV[10] == '1' then
+  local seen = redis.call('GET', KEYS[9])
+  if seen then
+    local space = string.find(seen, ' ', 1, true)
+    from, from_n = string.sub(seen, 1, space - 1), tonumber(string.sub(seen, space + 1))
+  end
 end
-local entries = redis.call('XRANGE', KEYS[1], '(' .. from, '+', 'COUNT', ARGV[2])
+local mine = own and string.find(ARGV[8], 'o', 1, true)
+if (not own and n == from_n) or (mine and n == from_n + 1) then
+  if own then redis.call('SET', KEYS[9], own .. ' ' .. n, 'EX', 60)
+  elseif ARGV[10] ~= '1' then redis.call('SET', KEYS[9], from .. ' ' .. from_n, 'EX', 60) end
+  return {own, n, epoch, {}, now}
+end
+local entries = redis.call('XRANGE', KEYS[1], '(' .. from, '+', 'COUNT', ARGV[1])
 if #entries > 0 then
-  redis.call('SET', KEYS[9], entries[#entries][1], 'EX', 60)
-elseif ARGV[9] ~= '1' then
-  redis.call('SET', KEYS[9], from, 'EX', 60)
+  local last = entries[#entries]
+  redis.call('SET', KEYS[9], last[1] .. ' ' .. last[2][2], 'EX', 60)
+elseif ARGV[10] ~= '1' then
+  redis.call('SET', KEYS[9], from .. ' ' .. from_n, 'EX', 60)
 end
-return {own, n, epoch, entries}
+return {own, n, epoch, entries, now}
 """
 
 TOUCH_SECONDS = 2.0  # a process touches a tenant (last use, keys' expiry) this often at most

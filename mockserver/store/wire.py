@@ -33,7 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["Wire", "supports"]
+__all__ = ["Wire", "bulk", "head", "supports"]
 
 MAX_WAITING = 100_000  # commands in flight on the connection: more is a store too slow
 
@@ -45,7 +45,14 @@ def supports(url: str) -> bool:
 
 def _pack(args: tuple[Any, ...]) -> bytes:
     """A command in RESP: an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
+    return b"*%d\r\n" % len(args) + bulk(args)
+
+
+def bulk(args: tuple[Any, ...] | list[Any]) -> bytes:
+    """``args`` as RESP bulk strings (a command's array header not included: a caller
+    that sends many commands with the same first arguments packs those once, with the
+    header for the whole length, and these after them: :meth:`Wire.execute_packed`)."""
+    parts = []
     for arg in args:
         if isinstance(arg, bytes):
             data = arg
@@ -55,6 +62,11 @@ def _pack(args: tuple[Any, ...]) -> bytes:
             data = str(arg).encode()
         parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(parts)
+
+
+def head(length: int, args: tuple[Any, ...] | list[Any]) -> bytes:
+    """The start of a command of ``length`` arguments: its header and its first ``args``."""
+    return b"*%d\r\n" % length + bulk(args)
 
 
 def _error(reply: hiredis.ReplyError) -> Exception:
@@ -76,6 +88,24 @@ class _Protocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop's is no subclass)
+
+    def send_one(self, data: bytes) -> asyncio.Future[Any]:
+        """Write one command (``data``); its reply's future (:meth:`send`, for one)."""
+        if self.closed is not None or self.transport is None:
+            raise RedisConnectionError(f"connection to the store lost: {self.closed}")
+        waiting = self.waiting
+        if len(waiting) >= MAX_WAITING:
+            raise RedisConnectionError(f"more than {MAX_WAITING} commands wait for the store")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        waiting.append((future, time.monotonic()))
+        out = self._out
+        out.append(data)
+        if len(out) == 1:  # the commands of this turn of the loop: one write, after it
+            loop.call_soon(self._flush)
+        if self._timer is None:
+            self._timer = loop.call_later(self.timeout / 4, self._check)
+        return future
 
     def send(self, data: bytes, count: int) -> list[asyncio.Future[Any]]:
         """Write ``count`` commands (``data``); their replies' futures, in order."""
@@ -165,7 +195,15 @@ class Wire:
         if protocol is None or protocol.closed is not None:
             protocol = await self._connect()
         self.round_trips += 1
-        return await protocol.send(_pack(args), 1)[0]
+        return await protocol.send_one(_pack(args))
+
+    async def execute_packed(self, data: bytes) -> Any:
+        """One command's reply, the command already in RESP (:func:`head`, :func:`bulk`)."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed is not None:
+            protocol = await self._connect()
+        self.round_trips += 1
+        return await protocol.send_one(data)
 
     async def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Several commands in one write; every reply, or the first error raised (after
