@@ -201,7 +201,7 @@ class RedisTenant(Tenant):
         if name == "evaluate":  # the key as a fingerprint, only the headers rules name
             args = (portable(args[0], self.state.faults),)
         token = self._owner.token()
-        payload = codec.dumps((name, args, cv, token))
+        payload = codec.dumps_op(name, args, cv, token)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[token] = future
         # a request's operation is applied here from its own objects when the log says it
@@ -381,7 +381,7 @@ class RedisTenant(Tenant):
         return _OK
 
     def _apply_one(self, row_id: str, n: int, t: float, payload: bytes) -> None:
-        name, args, cv, token = codec.loads(payload, self._owner.control_token)
+        name, args, cv, token = codec.loads_op(payload, self._owner.control_token)
         self._apply_op(row_id, n, t, name, args, cv, token)
 
     def _apply_op(

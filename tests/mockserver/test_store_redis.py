@@ -797,3 +797,38 @@ async def test_the_shared_connection_times_out_instead_of_hanging(
         assert await wire.execute("PING") == b"PONG"
     finally:
         wire.close()
+
+
+def _calls(redis_server: RedisServer, command: str) -> int:
+    """How many times Redis ran ``command`` (scripts' calls too) since its stats were reset."""
+    stats = redis_server.command("INFO", "commandstats").decode()
+    for line in stats.split("\r\n"):
+        if line.startswith(f"cmdstat_{command}:"):
+            return int(line.split("calls=", 1)[1].split(",", 1)[0])
+    return 0
+
+
+async def test_an_operation_is_not_read_back_while_the_copy_is_up_to_date(
+    start: Start, redis_server: RedisServer
+) -> None:
+    """A request's operation is applied from its own objects when it is the only entry new
+    to the copy (no XRANGE); entries of the other process are read (and applied) first."""
+    a, b = await start(), await start()
+    rid = await seaart_submit(a)
+    await seaart_status(a, rid)  # warm
+    redis_server.command("CONFIG", "RESETSTAT")
+    for _ in range(3):
+        await seaart_status(a, rid)
+    await asyncio.gather(*(seaart_status(a, rid) for _ in range(10)))  # chained on the wire
+    await seaart_submit(a)
+    assert _calls(redis_server, "xrange") == 0 and _calls(redis_server, "xadd") >= 14
+    for _ in range(2):
+        await seaart_status(b, rid)  # b: its copy loaded, then its own
+    before = _calls(redis_server, "xrange")
+    assert (await seaart_status(a, rid))["status"] == "IN_QUEUE"
+    assert _calls(redis_server, "xrange") > before  # b's two polls, read by a
+    for mock in (a, b):
+        await mock.control("GET", "clock")  # a sync: both copies at the log's end
+    polls = [[(j.id, j.polls) for j in mock.state.store.jobs()] for mock in (a, b)]
+    assert polls[0] == polls[1] and dict(polls[0])[rid] == 1 + 3 + 10 + 2 + 1
+    assert (await b.journal())["total"] == 2 + 1 + 3 + 10 + 2 + 1
