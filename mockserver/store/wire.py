@@ -48,20 +48,29 @@ def _pack(args: tuple[Any, ...]) -> bytes:
     return b"*%d\r\n" % len(args) + bulk(args)
 
 
+_HEADERS = [b"$%d\r\n" % size for size in range(1024)]  # a bulk string's header, by size
+
+
 def bulk(args: tuple[Any, ...] | list[Any]) -> bytes:
     """``args`` as RESP bulk strings (a command's array header not included: a caller
     that sends many commands with the same first arguments packs those once, with the
-    header for the whole length, and these after them: :meth:`Wire.execute_packed`)."""
-    parts = []
+    header for the whole length, and these after them: :meth:`Wire.execute_packed`).
+    Pieces joined once, small sizes' headers made once: the packing is per request."""
+    out: list[bytes] = []
+    add = out.append
     for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
+        kind = type(arg)
+        if kind is str:
             data = arg.encode()
+        elif kind is bytes or isinstance(arg, bytes):
+            data = arg
         else:
-            data = str(arg).encode()
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
+            data = arg.encode() if isinstance(arg, str) else str(arg).encode()
+        size = len(data)
+        add(_HEADERS[size] if size < 1024 else b"$%d\r\n" % size)
+        add(data)
+        add(b"\r\n")
+    return b"".join(out)
 
 
 def head(length: int, args: tuple[Any, ...] | list[Any]) -> bytes:
