@@ -14,9 +14,10 @@ own, from its start-up settings).
 
 **The scripts** (Lua, run by EVALSHA, loaded again on NOSCRIPT): :data:`STEP` appends an
 operation to a tenant's log and reads every entry after the caller's cursor, in one round
-trip; :data:`JOURNAL` appends finished requests to a tenant's capped journal stream, and
-:data:`READ` reads it once no entry is pending (a request answered whose entry is on its
-way: its mark, which STEP set, is still there).
+trip (all but the caller's own when that is the only one new: ``'o'``); :data:`JOURNAL`
+appends finished requests to a tenant's capped journal stream, and :data:`READ` reads it
+once no entry is pending (a request answered whose entry is on its way: its mark, which STEP
+set, is still there).
 """
 
 from __future__ import annotations

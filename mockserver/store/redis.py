@@ -6,7 +6,10 @@ keeps a copy of each tenant it serves (a :class:`~..state.MockState`) and applie
 operations to it in log order, each with the clock pinned to the time the log stamped on it
 (:class:`~.log.Pin`), so every copy is the same and an operation's answer is the same on any
 process. One script (``log.STEP``) appends an operation and returns every entry after the
-caller's cursor: **one round trip** per operation, its own answer included.
+caller's cursor: **one round trip** per operation, its own answer included. When the
+caller's own entry is the only one new to its copy (the common case), it is not read back:
+the process applies a request's operation from the objects it already holds, at the time the
+log stamped on it (a control operation is read back: its config goes sealed).
 
 Linearizable: a request plans on its copy (are there rules? limits?) before its first
 operation; that operation carries the copy's control version (``cv``, bumped by every
@@ -36,7 +39,7 @@ redis-py's pool.
 The store failing is an answer: :class:`~.tenant.StoreUnavailable` (the provider's 503 with
 ``X-Mock-Store``), and service resumes when Redis is back (redis-py reconnects).
 
-Redis holds pickles: it must be the mock's own, trusted like its memory.
+Redis holds pickles and marshal data: it must be the mock's own, trusted like its memory.
 """
 
 from __future__ import annotations
