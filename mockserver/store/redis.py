@@ -205,7 +205,7 @@ class RedisTenant(Tenant):
             args = (portable(args[0], self.state.faults),)
         token = self._owner.token()
         payload = codec.dumps_op(name, args, cv, token)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = self._owner.loop().create_future()
         self._waiting[token] = future
         # a request's operation is applied here from its own objects when the log says it
         # is the only entry new to this copy ('o': not read back); the control plane's go
@@ -545,6 +545,7 @@ class RedisTenants(Tenants):
         self.round_trips = 0  # awaited exchanges with Redis (a request waits for them)
         self.journal_writes = 0  # journal writes (pipelined, in the background)
         self._sha: dict[str, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._process = f"{os.getpid():x}.{random.getrandbits(32):08x}"
         self.default = self._default = RedisTenant(DEFAULT, default_state, self)
         self.default.last_used = wall()
@@ -607,6 +608,14 @@ class RedisTenants(Tenants):
         apply_scenario(state, sealed_scenario(self.scenario))
         pin.t = None
         return state
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, kept (``asyncio.get_running_loop`` is a system call on Python
+        3.11, and a request needs it); found again if the one kept was closed."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def token(self) -> str:
         return f"{self._process}.{next(self._tokens)}"
@@ -734,10 +743,10 @@ class RedisTenants(Tenants):
         record = orjson.dumps(entry.record()) if entry is not None else None
         future: asyncio.Future[None] | None = None
         if len(self._pending) >= MAX_JOURNAL_BACKLOG:
-            future = asyncio.get_running_loop().create_future()
+            future = self.loop().create_future()
         self._pending.append((tenant, record, mark, future))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_journal())
+            self._writer = self.loop().create_task(self._write_journal())
         if future is not None:
             await future
 

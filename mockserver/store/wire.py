@@ -87,6 +87,9 @@ def _error(reply: hiredis.ReplyError) -> Exception:
 
 class _Protocol(asyncio.Protocol):
     def __init__(self, timeout: float) -> None:
+        # made in the loop it serves; kept (asyncio.get_running_loop() is a getpid() system
+        # call on Python 3.11: twice per request, as much as the rest of the wire's work)
+        self.loop = asyncio.get_running_loop()
         self.timeout = timeout
         self.reader = hiredis.Reader()
         self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
@@ -105,7 +108,7 @@ class _Protocol(asyncio.Protocol):
         waiting = self.waiting
         if len(waiting) >= MAX_WAITING:
             raise RedisConnectionError(f"more than {MAX_WAITING} commands wait for the store")
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         future = loop.create_future()
         waiting.append((future, time.monotonic()))
         out = self._out
@@ -122,7 +125,7 @@ class _Protocol(asyncio.Protocol):
             raise RedisConnectionError(f"connection to the store lost: {self.closed}")
         if len(self.waiting) + count > MAX_WAITING:
             raise RedisConnectionError(f"more than {MAX_WAITING} commands wait for the store")
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         now = time.monotonic()
         futures = [loop.create_future() for _ in range(count)]
         self.waiting.extend((future, now) for future in futures)
@@ -172,7 +175,7 @@ class _Protocol(asyncio.Protocol):
         if time.monotonic() - self.waiting[0][1] > self.timeout:
             self._fail(RedisTimeoutError("Timeout reading from the store"))
             return
-        self._timer = asyncio.get_running_loop().call_later(self.timeout / 4, self._check)
+        self._timer = self.loop.call_later(self.timeout / 4, self._check)
 
     def _fail(self, exc: Exception) -> None:
         if self.closed is None:
