@@ -832,3 +832,21 @@ async def test_an_operation_is_not_read_back_while_the_copy_is_up_to_date(
     polls = [[(j.id, j.polls) for j in mock.state.store.jobs()] for mock in (a, b)]
     assert polls[0] == polls[1] and dict(polls[0])[rid] == 1 + 3 + 10 + 2 + 1
     assert (await b.journal())["total"] == 2 + 1 + 3 + 10 + 2 + 1
+
+
+async def test_a_command_packed_once_in_part_is_the_same_command(
+    redis_server: RedisServer,
+) -> None:
+    """STEP's start is packed once per tenant (``head``), a request's arguments after it
+    (``bulk``): the same bytes as the whole command packed at once, and Redis runs it."""
+    from nanobanana_mock.store.wire import Wire, _pack, bulk, head
+
+    args = ("SET", "k", "é" * 400, 12, 1.5, b"\x00\r\n" * 700, "", True)
+    assert head(len(args), args[:2]) + bulk(args[2:]) == _pack(args)
+    wire = Wire(redis_server.url, 2.0)
+    try:
+        start = head(3, ["SET", "k"])
+        assert await wire.execute_packed(start + bulk([b"v" * 2000])) == b"OK"
+        assert await wire.execute("GET", "k") == b"v" * 2000
+    finally:
+        wire.close()
