@@ -710,7 +710,8 @@ class RedisTenants(Tenants):
                 if attempt:
                     raise
                 continue
-            self.succeeded()
+            if not self.ok:
+                self.succeeded()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from typing import Any, cast
 
@@ -225,11 +226,15 @@ class Wire:
             protocol = await self._connect()
         self.round_trips += 1
         futures = protocol.send(b"".join(_pack(c) for c in commands), len(commands))
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return results
+        # replies come in order (a lost connection fails every command on it, in order):
+        # once the last is answered, all are (no gather: a callback per command)
+        with contextlib.suppress(Exception):
+            await futures[-1]
+        errors = [future.exception() for future in futures]  # (each retrieved)
+        for error in errors:
+            if error is not None:
+                raise error
+        return [future.result() for future in futures]
 
     def close(self) -> None:
         if self._protocol is not None:
