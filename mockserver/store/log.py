@@ -1,11 +1,13 @@
 """What a shared store's log holds, and the scripts that write it (``redis.py`` uses them).
 
 **The codec.** An operation goes to the log as ``(name, args, cv, token)``: by
-:mod:`marshal` when its arguments are plain data (a request's operations, but a rule's:
-several times faster both ways than a pickle; a submit's job effects as their numbers), else
-as a pickle (:func:`dumps_op`); a snapshot as a pickle of a tenant's state. Pickles (and
-marshal): the store must be the mock's own, as trusted as its memory (a Redis anyone else
-can write to could run code in the mock). No API key in clear goes into either: the
+:mod:`marshal` when its arguments are plain data (a status poll's, a submit's, a rate-limit
+token's: several times faster both ways than a pickle; a submit's job effects go as their
+three numbers), else as a pickle (a rule's facts, a config, a failure: :func:`dumps_op`); a
+snapshot as a pickle of a tenant's state. Pickles (and marshal): the store must be the
+mock's own, as trusted as its memory (a Redis anyone else can write to could run code in the
+mock), and every process sharing it runs the same version of the mock (the encoding and the
+scripts' arguments are the version's own). No API key in clear goes into either: the
 operations' arguments carry fingerprints, fault rules and scenarios are sealed before they
 are logged (``faults.rules.sealed_spec``, ``control.api.sealed_scenario``), a request's
 facts travel as ``rules.portable`` makes them, and a :class:`~..config.MockConfig` is
