@@ -8,6 +8,7 @@ costs aiohttp a raised ``KeyError`` on every lookup.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from ..engine.journal import MAX_ENTRY_FINDINGS, Entry, capped
 from ..faults.effects import JobEffects
 from ..http import BodyError, check_body_headers, check_body_length, parse_body, read_body
 
-__all__ = ["CALL", "NO_EFFECTS", "UNKNOWN", "Call", "call_of", "note"]
+__all__ = ["CALL", "NO_EFFECTS", "UNKNOWN", "Call", "call_for", "call_of", "note"]
 
 NO_EFFECTS = JobEffects()  # read only
 UNKNOWN: Any = object()  # a key the pipeline did not read
@@ -69,6 +70,14 @@ class Call:
             raise outcome.bare()  # a copy: the one kept never holds a frame
         return outcome
 
+    def digest(self) -> str | None:
+        """A short fingerprint of the body's bytes once read (None before, or unreadable):
+        what tells the scorecard that a body was sent again."""
+        raw = self._raw
+        if not isinstance(raw, bytes):
+            return None
+        return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
     async def body(self, request: web.Request, max_bytes: int) -> Any:
         """The request body as parsed JSON, read and parsed once; raises :class:`BodyError`
         (an equal one each time) with a clear reason."""
@@ -94,6 +103,16 @@ def call_of(request: web.Request) -> Call:
     except KeyError:
         call = request[CALL] = Call(None)
         return call
+
+
+def call_for(request: web.Request, entry: Entry | None, key: str | None) -> Call:
+    """The call of a request served again (a shared store's ``Stale``): a fresh one with
+    the body as read already; a new one the first time."""
+    try:
+        before = request[CALL]
+    except KeyError:
+        return Call(entry, key)
+    return before.again(entry)
 
 
 def note(request: web.Request, **fields: Any) -> None:
