@@ -19,6 +19,7 @@ For each request, in order:
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from aiohttp import HttpVersion11, web
@@ -72,21 +73,24 @@ class Pipeline:
             return self._refuse(locate, request, refused)
         use(tenant)
         call: Call | None = None
+        started = perf_counter()  # the latency the metrics count (metrics.Counters)
         for _ in range(MAX_ATTEMPTS):
             try:
-                return await self._serve(tenant, handler, locate, request, call)
+                return await self._serve(tenant, handler, locate, request, call, started)
             except Stale:
                 call = request[CALL]
             except StoreUnavailable as exc:
-                return self._unavailable(locate, request, exc)
+                return self._unavailable(tenant, locate, request, exc)
         return self._unavailable(
-            locate, request, StoreUnavailable("the tenant's settings kept changing; retry")
+            tenant, locate, request, StoreUnavailable("the tenant's settings kept changing; retry")
         )
 
     def _unavailable(
-        self, locate: Locate, request: web.Request, exc: StoreUnavailable
+        self, tenant: Tenant, locate: Locate, request: web.Request, exc: StoreUnavailable
     ) -> web.StreamResponse:
-        return envelope(locate(request)[0].provider, request, exc)
+        provider = locate(request)[0].provider
+        tenant.state.metrics.store_error(provider.name if provider is not None else None)
+        return envelope(provider, request, exc)
 
     async def _serve(
         self,
@@ -95,6 +99,7 @@ class Pipeline:
         locate: Locate,
         request: web.Request,
         before: Call | None,
+        started: float,
     ) -> web.StreamResponse:
         remote = tenant.remote  # in memory, begin and end do nothing: not even awaited
         if remote:
@@ -146,6 +151,10 @@ class Pipeline:
         response = self._close(tenant, target, call, outcome)
         if remote:
             await tenant.end(call.entry)
+        metrics = state.metrics  # the entry is complete: count it (its status None: unsent)
+        metrics.count(entry.provider, entry.operation, entry.status, perf_counter() - started)
+        if exchange is not None and exchange.effects:
+            metrics.fired(exchange.effects)
         return response
 
     async def _answer(
@@ -172,6 +181,7 @@ class Pipeline:
             return
         wait = await tenant.do("take", fingerprint(facts.key), facts.operation in GENERATE)
         if wait is not None:
+            tenant.state.metrics.rate_limited(provider.name)
             raise provider.fault_error(429, retry_after=wait)
 
     def _refuse(self, locate: Locate, request: web.Request, refused: TenantError) -> web.Response:
