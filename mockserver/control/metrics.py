@@ -185,16 +185,16 @@ def families(shown: list[View]) -> Iterator[Metric]:
         for (provider, operation, status), slot in sorted(v.counters.served.items(), key=_order):
             p, o = provider or "none", operation or "none"
             s = "none" if status is None else str(status)
-            requests.add_metric([t, p, o, s], slot[0])
+            requests.add_metric([t, p, o, s], sum(slot[1:]))
             mine = by_operation.setdefault((p, o), [0.0] * len(slot))
             for i, value in enumerate(slot):
                 mine[i] += value
         for (p, o), slot in sorted(by_operation.items()):
             cumulative, buckets = 0.0, []
-            for bound, n in zip((*BOUNDS, float("inf")), slot[2:], strict=False):
+            for bound, n in zip((*BOUNDS, float("inf")), slot[1:], strict=True):
                 cumulative += n
                 buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            latency.add_metric([t, p, o], buckets, slot[1])
+            latency.add_metric([t, p, o], buckets, slot[0])
         for (rule, effect), n in sorted(v.counters.faults.items()):
             faults.add_metric([t, rule, effect], n)
         for provider, n in sorted(v.counters.limited.items()):

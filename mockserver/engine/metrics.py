@@ -1,9 +1,9 @@
 """What a tenant counts for its Prometheus metrics, as plain numbers (``/_mock/metrics``).
 
 One :class:`Counters` per tenant state, made anew by a reset (a new series start: Prometheus
-reads a counter that went down as a reset). Counting a request is a dict lookup and a few
-list stores on a slot the pipeline finds once, where the request's journal entry closes; no
-lock, no label object. The exposition (``control/metrics.py``) reads these at scrape time.
+reads a counter that went down as a reset). Counting a request (``pipeline/serve.py``, where
+its journal entry closes) is a dict lookup and two list stores, inline: no call, no lock, no
+label object. The exposition (``control/metrics.py``) reads these at scrape time.
 
 Every key is bounded: providers, operations and statuses are the mock's own (a fault rule's
 status is one of at most 500), fault series by :data:`MAX_FAULT_SERIES`.
@@ -48,8 +48,8 @@ class Counters:
     """A tenant's counts: requests and their latency per (provider, operation, status),
     faults fired per (rule, effect), rate-limited answers and store errors per provider.
 
-    A request's slot is a list: ``[count, seconds, n(le BOUNDS[0]), ..., n(+Inf)]``
-    (bucket counts, not cumulative)."""
+    A request's slot is a list: ``[seconds, n(le BOUNDS[0]), ..., n(+Inf)]`` (bucket
+    counts, not cumulative; their sum is the count of requests)."""
 
     __slots__ = ("faults", "limited", "served", "shipped", "store_errors")
 
@@ -63,22 +63,23 @@ class Counters:
     def count(
         self, provider: str | None, operation: str | None, status: int | None, seconds: float
     ) -> None:
-        """One request served (its journal entry closed) in ``seconds`` of wall time."""
+        """One request served (its journal entry closed) in ``seconds`` of wall time (what
+        the pipeline does inline)."""
         slot = self.served.get((provider, operation, status))
         if slot is None:
-            slot = self._slot(provider, operation, status)
-        slot[0] += 1
-        slot[1] += seconds
-        slot[2 + bisect_left(BOUNDS, seconds)] += 1
+            slot = self.slot(provider, operation, status)
+        slot[0] += seconds
+        slot[1 + bisect_left(BOUNDS, seconds)] += 1
 
-    def _slot(self, provider: str | None, operation: str | None, status: int | None) -> list[float]:
+    def slot(self, provider: str | None, operation: str | None, status: int | None) -> list[float]:
+        """A new slot (bounded: past :data:`MAX_SERIES`, a shared one with status None)."""
         served = self.served
         if len(served) >= MAX_SERIES:
             status = None  # bounded: a flood of odd statuses is counted as unsent
             slot = served.get((provider, operation, status))
             if slot is not None:
                 return slot
-        slot = served[(provider, operation, status)] = [0.0] * (len(BOUNDS) + 3)
+        slot = served[(provider, operation, status)] = [0.0] * (len(BOUNDS) + 2)
         return slot
 
     def fired(self, effects: Iterable[Fired]) -> None:
@@ -121,7 +122,7 @@ class Counters:
     def of_fields(cls, fields: dict[str, float]) -> Counters:
         """Counters back from :meth:`fields` (a field it cannot read is left out)."""
         counters = cls()
-        width = len(BOUNDS) + 3
+        width = len(BOUNDS) + 2
         for name, value in fields.items():
             kind, *parts = name.split("\x1f")
             try:

@@ -19,11 +19,13 @@ For each request, in order:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from time import perf_counter
 from typing import TYPE_CHECKING
 
 from aiohttp import HttpVersion11, web
 
+from ..engine.metrics import BOUNDS
 from ..faults.effects import Exchange
 from ..faults.markers import may_hold_marker
 from ..faults.rules import RequestFacts
@@ -151,10 +153,15 @@ class Pipeline:
         response = self._close(tenant, target, call, outcome)
         if remote:
             await tenant.end(call.entry)
-        metrics = state.metrics  # the entry is complete: count it (its status None: unsent)
-        metrics.count(entry.provider, entry.operation, entry.status, perf_counter() - started)
+        # the entry is complete: count it (metrics.Counters.count, inline; status None: unsent)
+        seconds = perf_counter() - started
+        slot = state.metrics.served.get((entry.provider, entry.operation, entry.status))
+        if slot is None:
+            slot = state.metrics.slot(entry.provider, entry.operation, entry.status)
+        slot[0] += seconds
+        slot[1 + bisect_left(BOUNDS, seconds)] += 1
         if exchange is not None and exchange.effects:
-            metrics.fired(exchange.effects)
+            state.metrics.fired(exchange.effects)
         return response
 
     async def _answer(
