@@ -101,6 +101,14 @@ async def view(tenant: Tenant) -> View:
     return shown
 
 
+async def synced(tenant: Tenant) -> Tenant:
+    """``tenant`` with its copy up to date (a shared store; the control plane syncs only the
+    tenant it serves)."""
+    if tenant.remote:
+        await tenant.sync()
+    return tenant
+
+
 async def views(here: Tenant, tenants: Iterable[Tenant]) -> list[View]:
     """The views a scrape shows: ``here`` alone under a prefix; else the default tenant,
     the most recently used named ones, and the rest summed as ``_other``."""
@@ -108,10 +116,10 @@ async def views(here: Tenant, tenants: Iterable[Tenant]) -> list[View]:
         return [await view(here)]
     listed = iter(tenants)
     shown = [await view(here)]
-    shown += [await view(t) for t in itertools.islice(listed, MAX_TENANT_LABELS)]
+    shown += [await view(await synced(t)) for t in itertools.islice(listed, MAX_TENANT_LABELS)]
     other: View | None = None
     for tenant in listed:
-        rest = await view(tenant)
+        rest = await view(await synced(tenant))
         if other is None:
             other = View(OTHER, Counters())
         other.add(rest)

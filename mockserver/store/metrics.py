@@ -10,6 +10,8 @@ the hash (``clear``): every copy's counters start anew with the reset they apply
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -64,16 +66,39 @@ def shipped(done: list[Any]) -> None:
 
 async def fetch(tenant: RedisTenant) -> tuple[Counters, int]:
     """The whole tenant's counters, and how many journal entries it dropped, once no
-    journal entry is pending (so every answered request is counted, on any process)."""
-    journal = await tenant.journal({"seq": None}, 0, 0)
-    raw = await tenant._owner.call(lambda r: r.hgetall(metrics_key(tenant)))
+    journal entry is pending (at most ``JOURNAL_WAIT`` seconds, as a journal read), so every
+    answered request is counted, whichever process answered it."""
+    from .redis import JOURNAL_WAIT
+
+    owner = tenant._owner
+    keys = [tenant.keys["journal"], tenant.keys["jseq"], tenant.keys["pending"]]
+    deadline = time.monotonic() + JOURNAL_WAIT
+    pause = 0.0005
+    while True:
+        wait = time.monotonic() < deadline
+        reply = await owner.run("read", keys, [1, "1" if wait else "0"], again=True)
+        if reply is not None:
+            break
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.02)
+    total = int(reply[1] or 0)
+    key, journal = metrics_key(tenant), tenant.keys["journal"]
+
+    async def read(redis: Any) -> list[Any]:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(key)
+            pipe.xlen(journal)
+            return list(await pipe.execute())
+
+    raw, length = await owner.call(read)
     fields: dict[str, float] = {}
     for name, value in (raw or {}).items():
         try:
             fields[_text(name)] = float(value)
         except ValueError:
             continue
-    return Counters.of_fields(fields), int(journal["dropped"])
+    kept = min(int(length or 0), tenant.state.config.journal_size)
+    return Counters.of_fields(fields), max(0, total - kept)
 
 
 async def clear(tenant: RedisTenant) -> None:

@@ -345,10 +345,22 @@ async def test_with_redis_either_process_counts_the_whole_tenant(start: Start) -
         }
         jobs = values(samples, "nanobanana_mock_jobs", tenant="", provider="seaart")
         assert jobs[("QUEUED",)] == 1
+    # unprefixed, a process shows the named tenants it holds a copy of, counted in full
+    assert requests_of(await scrape(b), "ci") == {("submit", "pixazo", "200"): 1}
     await b.control("POST", "reset", json={})
     await seaart_submit(a)
     for mock in (a, b):
         assert requests_of(await scrape(mock)) == {("submit", "seaart", "200"): 1}
+
+
+async def test_with_redis_dropped_entries_are_the_shared_journals(start: Start) -> None:
+    a, b = await start(journal_size=3), await start(journal_size=3)
+    for mock in (a, b, a, b, a):
+        await seaart_submit(mock)
+    for mock in (a, b):
+        samples = await scrape(mock)
+        assert values(samples, "nanobanana_mock_journal_dropped_total") == {("",): 2}
+        assert requests_of(samples) == {("submit", "seaart", "200"): 5}
 
 
 async def test_with_redis_store_errors_are_counted_by_the_process_that_answered(
