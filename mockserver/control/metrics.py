@@ -13,7 +13,6 @@ Store errors are each process's own: a process counts the ones it answered.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -114,15 +113,18 @@ async def views(here: Tenant, tenants: Iterable[Tenant]) -> list[View]:
     the most recently used named ones, and the rest summed as ``_other``."""
     if here.name:
         return [await view(here)]
-    listed = iter(tenants)
+    everyone = list(tenants)  # (bounded: max_tenants)
+    # a tenant named _other itself is summed with the rest: no two series alike
+    listed = [t for t in everyone if t.name != OTHER][:MAX_TENANT_LABELS]
     shown = [await view(here)]
-    shown += [await view(await synced(t)) for t in itertools.islice(listed, MAX_TENANT_LABELS)]
+    shown += [await view(await synced(t)) for t in listed]
+    kept = {id(t) for t in listed}
     other: View | None = None
-    for tenant in listed:
-        rest = await view(await synced(tenant))
-        if other is None:
-            other = View(OTHER, Counters())
-        other.add(rest)
+    for tenant in everyone:
+        if id(tenant) not in kept:
+            if other is None:
+                other = View(OTHER, Counters())
+            other.add(await view(await synced(tenant)))
     if other is not None:
         shown.append(other)
     return shown

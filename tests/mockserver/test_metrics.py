@@ -220,16 +220,19 @@ async def test_the_tenant_label_is_capped_the_rest_summed_as_other(
 ) -> None:
     monkeypatch.setattr(exposition, "MAX_TENANT_LABELS", 2)
     method, path, body = SUBMIT["segmind"]
-    for i, tenant in enumerate(("t1", "t2", "t3", "t4")):  # t4 used last
+    for i, tenant in enumerate(("t1", "t2", "t3", OTHER)):  # each used later than the one before
         for _ in range(i + 1):
             await mock.call("segmind", "submit", method, f"/t/{tenant}{path}", json=body)
     samples = await scrape(mock)
-    shown = {labels["tenant"] for labels, _ in samples["nanobanana_mock_requests_total"]}
-    assert shown == {"t4", "t3", OTHER}  # the default tenant served nothing
-    assert requests_of(samples, OTHER) == {("submit", "segmind", "200"): 1 + 2}
-    assert requests_of(samples, "t4") == {("submit", "segmind", "200"): 4}
+    shown = [labels["tenant"] for labels, _ in samples["nanobanana_mock_requests_total"]]
+    assert sorted(shown) == ["_other", "t2", "t3"]  # the default tenant served nothing
+    # a tenant named _other is summed with the rest, however recently used: one series each
+    assert requests_of(samples, OTHER) == {("submit", "segmind", "200"): 1 + 4}
+    assert requests_of(samples, "t3") == {("submit", "segmind", "200"): 3}
     jobs = values(samples, "nanobanana_mock_jobs", provider="segmind", state="QUEUED")
-    assert jobs == {("",): 0, ("t4",): 4, ("t3",): 3, (OTHER,): 3}
+    assert jobs == {("",): 0, ("t3",): 3, ("t2",): 2, (OTHER,): 5}
+    alone = await scrape(mock, f"/t/{OTHER}/_mock/metrics")  # by itself, under its own name
+    assert requests_of(alone, OTHER) == {("submit", "segmind", "200"): 4}
 
 
 async def test_no_key_in_the_output_not_even_its_fingerprint_as_a_label(mock: Mock) -> None:
