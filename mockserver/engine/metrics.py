@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
     "BOUNDS",
@@ -23,6 +23,7 @@ __all__ = [
     "Counters",
     "Fired",
     "Key",
+    "served_field",
 ]
 
 # the latency histogram's upper bounds, in wall-clock seconds the mock spent serving
@@ -32,6 +33,12 @@ MAX_FAULT_SERIES = 1000  # (rule, effect) pairs (rules are capped at 1000); more
 OTHER = "_other"
 
 Key = tuple[str | None, str | None, int | None]  # provider, operation, status (None: unsent)
+
+
+def served_field(key: Key) -> str:
+    """The flat field of a request slot (``:`` and its index follow): see :meth:`fields`."""
+    provider, operation, status = key
+    return f"s\x1f{provider or ''}\x1f{operation or ''}\x1f{'' if status is None else status}"
 
 
 class Fired(Protocol):
@@ -58,7 +65,7 @@ class Counters:
         self.faults: dict[tuple[str, str], int] = {}
         self.limited: dict[str, int] = {}  # 429s the rate limiter gave, by provider
         self.store_errors: dict[str, int] = {}  # the store's 503s, by provider ("" none)
-        self.shipped: dict[str, float] = {}  # what a shared store has of these (store/)
+        self.shipped: Any = None  # what a shared store has of these (store/metrics.py)
 
     def count(
         self, provider: str | None, operation: str | None, status: int | None, seconds: float
@@ -103,10 +110,8 @@ class Counters:
         """Every count as one flat field (``kind``, then the labels, ``\\x1f``-separated):
         what a shared store sums across processes (:meth:`of_fields` reads it back)."""
         out: dict[str, float] = {}
-        for (provider, operation, status), slot in self.served.items():
-            head = (
-                f"s\x1f{provider or ''}\x1f{operation or ''}\x1f{'' if status is None else status}"
-            )
+        for key, slot in self.served.items():
+            head = served_field(key)
             for i, value in enumerate(slot):
                 if value:
                     out[f"{head}\x1f{i}"] = value

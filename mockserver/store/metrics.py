@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..engine.metrics import Counters
+from ..engine.metrics import Counters, Key, served_field
 
 if TYPE_CHECKING:
     from .redis import RedisTenant
@@ -38,30 +38,67 @@ def metrics_key(tenant: RedisTenant) -> str:
     return journal.removesuffix("journal") + "metrics"
 
 
+class _Shipped:
+    """What a process shipped of a tenant's counters so far (``Counters.shipped``)."""
+
+    __slots__ = ("errors", "faults", "limited", "served")
+
+    def __init__(self) -> None:
+        self.served: dict[Key, list[float]] = {}
+        self.faults: dict[tuple[str, str], int] = {}
+        self.limited: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+
+
 def ship(tenants: Iterable[RedisTenant]) -> tuple[list[tuple[Any, ...]], list[Any]]:
     """The commands that add what each tenant's counters gained since their last shipment,
-    and what to note as shipped once they succeeded (:func:`shipped`)."""
+    and what to note as shipped once they are written (:func:`shipped`). A request slot
+    whose seconds did not change gained nothing: a batch looks at each slot once, and
+    only at a changed one's buckets."""
     commands: list[tuple[Any, ...]] = []
     done: list[Any] = []
     for tenant in tenants:
         counters = tenant.state.metrics
-        fields = counters.fields()
         before = counters.shipped
+        if before is None:
+            before = counters.shipped = _Shipped()
         pairs: list[Any] = []
-        for name, value in fields.items():
-            gained = value - before.get(name, 0)
-            if gained:
-                pairs += (name, repr(gained))
+        served: dict[Key, list[float]] = {}
+        for key, slot in counters.served.items():
+            old = before.served.get(key)
+            if old is not None and old[0] == slot[0]:
+                continue
+            head = served_field(key)
+            for i, value in enumerate(slot):
+                gained = value - (old[i] if old is not None else 0.0)
+                if gained:
+                    pairs += (f"{head}\x1f{i}", repr(gained))
+            served[key] = slot.copy()
+        tables = []
+        for kind, now, then in (
+            ("f", counters.faults, before.faults),
+            ("l", counters.limited, before.limited),
+            ("e", counters.store_errors, before.errors),
+        ):
+            if now != then:
+                for name, n in now.items():
+                    gained = n - then.get(name, 0)
+                    if gained:
+                        label = "\x1f".join(name) if isinstance(name, tuple) else name
+                        pairs += (f"{kind}\x1f{label}", repr(gained))
+                tables.append((kind, dict(now)))
         if pairs:
             commands.append(("EVAL", SHIP, 1, metrics_key(tenant), tenant.idle, *pairs))
-            done.append((counters, fields))
+            done.append((before, served, tables))
     return commands, done
 
 
 def shipped(done: list[Any]) -> None:
     """The shipment :func:`ship` made was written."""
-    for counters, fields in done:
-        counters.shipped = fields
+    for before, served, tables in done:
+        before.served.update(served)
+        for kind, table in tables:
+            setattr(before, {"f": "faults", "l": "limited", "e": "errors"}[kind], table)
 
 
 async def fetch(tenant: RedisTenant) -> tuple[Counters, int]:
