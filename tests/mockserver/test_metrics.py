@@ -5,14 +5,21 @@ the virtual clock."""
 
 from __future__ import annotations
 
+import json
+import unittest.mock as um
 from collections import Counter
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
+from nanobanana_mock.app import create_app
+from nanobanana_mock.config import MockConfig
 from nanobanana_mock.control import metrics as exposition
+from nanobanana_mock.control.api import control_routes
 from nanobanana_mock.engine.journal import redact
 from nanobanana_mock.engine.keys import fingerprint
 from nanobanana_mock.engine.metrics import BOUNDS, MAX_FAULT_SERIES, OTHER, Counters
@@ -287,6 +294,29 @@ async def test_the_control_planes_guards_apply(mock_factory: MockFactory) -> Non
     resp = await mock.client.post("/_mock/metrics", headers=token, json={})
     assert resp.status == 405 and set(await resp.json()) == {"error"}
     await scrape(mock, **token)
+
+
+async def test_a_client_off_loopback_is_refused_unless_the_control_plane_is_opened() -> None:
+    """As every control route (test_limits.py): the peer's address decides, so a mocked
+    request stands in for a client on the LAN."""
+
+    async def answer(remote: str, **settings: Any) -> tuple[int, str]:
+        app = create_app(MockConfig(time_scale=0, **settings))
+        route = next(r for r in control_routes() if r.path == "/_mock/metrics")
+        transport = um.Mock()
+        transport.get_extra_info.side_effect = lambda name, default=None: (
+            (remote, 50000) if name == "peername" else default
+        )
+        request = make_mocked_request("GET", "/_mock/metrics", app=app, transport=transport)
+        response = await route.handler(request)
+        assert isinstance(response, web.Response) and response.text is not None
+        return response.status, response.text
+
+    status, text = await answer("10.1.2.3")
+    assert status == 403 and "loopback" in json.loads(text)["error"]
+    status, text = await answer("10.1.2.3", control_open=True)
+    assert status == 200 and "# TYPE nanobanana_mock_requests_total counter" in text
+    assert (await answer("10.1.2.3", control_open=True, control_token="t"))[0] == 401
 
 
 def test_counters_survive_the_flat_fields_a_shared_store_sums() -> None:
