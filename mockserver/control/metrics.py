@@ -31,7 +31,7 @@ from nanobanana_mock.schemas.lifecycle import EXPIRED, STATES
 from ..engine.metrics import BOUNDS, OTHER, Counters
 from ..names import PROVIDERS
 from ..store.tenant import Tenant, current
-from ..store.tenants import TENANTS
+from ..store.tenants import TENANTS, Tenants
 
 __all__ = ["CONTENT_TYPE", "MAX_TENANT_LABELS", "forget", "get_metrics"]
 
@@ -100,34 +100,54 @@ async def view(tenant: Tenant) -> View:
     return shown
 
 
-async def synced(tenant: Tenant) -> Tenant:
-    """``tenant`` with its copy up to date (a shared store; the control plane syncs only the
-    tenant it serves)."""
-    if tenant.remote:
-        await tenant.sync()
-    return tenant
-
-
-async def views(here: Tenant, tenants: Iterable[Tenant]) -> list[View]:
+async def views(here: Tenant, tenants: Tenants) -> list[View]:
     """The views a scrape shows: ``here`` alone under a prefix; else the default tenant,
-    the most recently used named ones, and the rest summed as ``_other``."""
+    the most recently used named ones, and the rest summed as ``_other``. With a shared
+    store, the named tenants are every process's: one this process holds no copy of shows
+    its counts (from the store), not its jobs, lanes or credits."""
     if here.name:
         return [await view(here)]
-    everyone = list(tenants)  # (bounded: max_tenants)
+    everyone: list[Tenant | str] = list(tenants.named())  # (bounded: max_tenants)
+    if here.remote:
+        from ..store.metrics import recent
+
+        held = {t.name for t in everyone if isinstance(t, Tenant)}
+        names = await recent(tenants, MAX_TENANT_LABELS + 1)  # type: ignore[arg-type]
+        everyone = [*(n for n in names if n not in held), *everyone]
+        order = {name: i for i, name in enumerate(names)}
+        everyone.sort(key=lambda t: order.get(_name(t), len(order)))  # (stable)
     # a tenant named _other itself is summed with the rest: no two series alike
-    listed = [t for t in everyone if t.name != OTHER][:MAX_TENANT_LABELS]
+    listed = [t for t in everyone if _name(t) != OTHER][:MAX_TENANT_LABELS]
     shown = [await view(here)]
-    shown += [await view(await synced(t)) for t in listed]
+    shown += [await _view(t, tenants) for t in listed]
     kept = {id(t) for t in listed}
     other: View | None = None
     for tenant in everyone:
         if id(tenant) not in kept:
             if other is None:
                 other = View(OTHER, Counters())
-            other.add(await view(await synced(tenant)))
+            other.add(await _view(tenant, tenants))
     if other is not None:
         shown.append(other)
     return shown
+
+
+def _name(tenant: Tenant | str) -> str:
+    return tenant if isinstance(tenant, str) else tenant.name
+
+
+async def _view(tenant: Tenant | str, tenants: Tenants) -> View:
+    """A held tenant's view, its copy up to date (a shared store: the control plane syncs
+    only the tenant it serves); a name's, from the shared store alone."""
+    if isinstance(tenant, str):
+        from ..store.metrics import fetch_named
+
+        size = tenants.default.state.config.journal_size
+        counters, dropped = await fetch_named(tenants, tenant, size)  # type: ignore[arg-type]
+        return View(tenant, counters, dropped)
+    if tenant.remote:
+        await tenant.sync()
+    return await view(tenant)
 
 
 def families(shown: list[View]) -> Iterator[Metric]:
@@ -251,7 +271,7 @@ def exposition(shown: list[View]) -> bytes:
 async def get_metrics(request: web.Request) -> web.Response:
     """Every metric of this tenant (under ``/t/{tenant}/``) or of every tenant."""
     here = current()
-    shown = await views(here, request.app[TENANTS].named() if not here.name else ())
+    shown = await views(here, request.app[TENANTS])
     return web.Response(body=exposition(shown), headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -16,11 +16,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..engine.metrics import Counters, Key, served_field
+from .log import TENANTS_KEY, keys_of
 
 if TYPE_CHECKING:
-    from .redis import RedisTenant
+    from .redis import RedisTenant, RedisTenants
 
-__all__ = ["SHIP", "clear", "fetch", "metrics_key", "ship"]
+__all__ = ["SHIP", "clear", "fetch", "fetch_named", "metrics_key", "recent", "ship", "shipped"]
 
 # KEYS: the hash.  ARGV: idle seconds (a named tenant's keys expire unused; 0 never), then
 # field, increment pairs.
@@ -128,14 +129,45 @@ async def fetch(tenant: RedisTenant) -> tuple[Counters, int]:
             return list(await pipe.execute())
 
     raw, length = await owner.call(read)
+    kept = min(int(length or 0), tenant.state.config.journal_size)
+    return _counters(raw), max(0, total - kept)
+
+
+async def recent(owner: RedisTenants, count: int) -> list[str]:
+    """The named tenants of the store (every process's), most recently used first, at most
+    ``count`` (the default tenant left out)."""
+    names = await owner.call(lambda r: r.zrevrange(TENANTS_KEY, 0, count))
+    return [name for name in map(_text, names or []) if name][:count]
+
+
+async def fetch_named(owner: RedisTenants, name: str, journal_size: int) -> tuple[Counters, int]:
+    """A tenant's summed counters and dropped entries by its name alone, for a tenant this
+    process holds no copy of (nothing made, loaded or touched; its pending entries not
+    waited for)."""
+    keys = keys_of(name)
+    journal = keys["journal"]
+    key = journal.removesuffix("journal") + "metrics"
+
+    async def read(redis: Any) -> list[Any]:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(key)
+            pipe.get(keys["jseq"])
+            pipe.xlen(journal)
+            return list(await pipe.execute())
+
+    raw, total, length = await owner.call(read)
+    kept = min(int(length or 0), journal_size)
+    return _counters(raw), max(0, int(total or 0) - kept)
+
+
+def _counters(raw: Any) -> Counters:
     fields: dict[str, float] = {}
     for name, value in (raw or {}).items():
         try:
             fields[_text(name)] = float(value)
         except ValueError:
             continue
-    kept = min(int(length or 0), tenant.state.config.journal_size)
-    return Counters.of_fields(fields), max(0, total - kept)
+    return Counters.of_fields(fields)
 
 
 async def clear(tenant: RedisTenant) -> None:

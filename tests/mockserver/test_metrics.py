@@ -23,6 +23,7 @@ from nanobanana_mock.control.api import control_routes
 from nanobanana_mock.engine.journal import redact
 from nanobanana_mock.engine.keys import fingerprint
 from nanobanana_mock.engine.metrics import BOUNDS, MAX_FAULT_SERIES, OTHER, Counters
+from nanobanana_mock.store.tenants import TENANTS
 from tests.conftest import MockFactory
 from tests.harness import KEYS, Mock
 from tests.mockserver.test_faults import SUBMIT, add_rule, submit
@@ -364,6 +365,13 @@ async def test_with_redis_either_process_counts_the_whole_tenant(start: Start) -
     await seaart_status(a, rid)
     await seaart_status(b, rid, expect=429)
     entries = (await a.journal(limit=1000))["entries"]
+    # unprefixed, every process's named tenants: b holds a copy of ci, a only reads its counts
+    for mock in (a, b):
+        samples = await scrape(mock)
+        assert requests_of(samples, "ci") == {("submit", "pixazo", "200"): 1}
+        charged = values(samples, "nanobanana_mock_credits_charged_total", tenant="ci")
+        assert charged.get(("pixazo",)) == (0.045 if mock is b else None)
+    assert "ci" not in [t.name for t in a.client.app[TENANTS].named()]  # not made by a scrape
     for mock in (a, b):
         samples = await scrape(mock)
         assert requests_of(samples) == by_request(entries)
@@ -378,8 +386,6 @@ async def test_with_redis_either_process_counts_the_whole_tenant(start: Start) -
         }
         jobs = values(samples, "nanobanana_mock_jobs", tenant="", provider="seaart")
         assert jobs[("QUEUED",)] == 1
-    # unprefixed, a process shows the named tenants it holds a copy of, counted in full
-    assert requests_of(await scrape(b), "ci") == {("submit", "pixazo", "200"): 1}
     await b.control("POST", "reset", json={})
     await seaart_submit(a)
     for mock in (a, b):
