@@ -7,8 +7,10 @@ that tenant; unprefixed, every tenant (label ``tenant``, ``""`` the default one)
 :data:`MAX_TENANT_LABELS` most recently used by name and the rest summed as ``_other``.
 
 With a shared store, a tenant's per-request counts are every process's (``store/metrics.py``);
-jobs, lanes and credits come from the copy, which is up to date (the control plane syncs).
-Store errors are each process's own: a process counts the ones it answered.
+jobs, lanes and credits come from this process's copy, brought up to date first; the named
+tenants listed are every process's (a tenant without a copy here shows its counts only: a
+scrape makes no copy). Store errors are each process's own: a process counts the ones it
+answered, and ships them once the store is back.
 """
 
 from __future__ import annotations
