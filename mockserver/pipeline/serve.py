@@ -33,9 +33,9 @@ from ..faults.transport import Broken, Outcome, unsent
 from ..http import ApiError, fingerprint, json_response, local_path
 from ..names import GENERATE, IMAGE
 from ..providers.base import Provider
-from ..store.tenant import Stale, StoreUnavailable, Tenant, use
-from ..store.tenants import TenantError, Tenants
-from .call import CALL, Call
+from ..store.tenant import PARAM, Stale, StoreUnavailable, Tenant, current, use
+from ..store.tenants import TENANT_HEADER, TenantError, Tenants
+from .call import CALL, Call, call_for
 from .envelope import envelope
 from .plan import plan, raw
 from .routing import Handler, Locate, Routes, Source, Target
@@ -61,48 +61,24 @@ class Pipeline:
         self.tenants = tenants
         self.providers = providers
         self.sources = sources
-        self.routes = Routes(self.serve, self.expect, providers, sources)
+        # what each route calls: a shared store's requests may be served again
+        self.routed = self.serve_shared if tenants.remote else self.serve
+        self.routes = Routes(self.routed, self.expect, providers, sources)
 
     async def serve(
         self, handler: Handler, locate: Locate, request: web.Request
     ) -> web.StreamResponse:
-        """Serve one request with ``handler``; ``locate`` says what it is for. With a shared
-        store, a request planned on a copy a control change made stale (``Stale``) is
-        served again from the top, up to date, its body read once."""
-        try:
-            tenant = await self.tenants.of(request)
-        except TenantError as refused:
-            return self._refuse(locate, request, refused)
-        use(tenant)
-        call: Call | None = None
+        """Serve one request with ``handler``; ``locate`` says what it is for. (In memory,
+        every route's handler; a shared store's routes go through :meth:`serve_shared`.)"""
         started = perf_counter()  # the latency the metrics count (metrics.Counters)
-        for _ in range(MAX_ATTEMPTS):
+        if PARAM not in request.match_info and request.headers.get(TENANT_HEADER) is None:
+            tenant = self.tenants.default  # no prefix, no header: not even awaited
+        else:
             try:
-                return await self._serve(tenant, handler, locate, request, call, started)
-            except Stale:
-                call = request[CALL]
-            except StoreUnavailable as exc:
-                return self._unavailable(tenant, locate, request, exc)
-        return self._unavailable(
-            tenant, locate, request, StoreUnavailable("the tenant's settings kept changing; retry")
-        )
-
-    def _unavailable(
-        self, tenant: Tenant, locate: Locate, request: web.Request, exc: StoreUnavailable
-    ) -> web.StreamResponse:
-        provider = locate(request)[0].provider
-        tenant.state.metrics.store_error(provider.name if provider is not None else None)
-        return envelope(provider, request, exc)
-
-    async def _serve(
-        self,
-        tenant: Tenant,
-        handler: Handler,
-        locate: Locate,
-        request: web.Request,
-        before: Call | None,
-        started: float,
-    ) -> web.StreamResponse:
+                tenant = await self.tenants.of(request)
+            except TenantError as refused:
+                return self._refuse(locate, request, refused)
+        use(tenant)
         remote = tenant.remote  # in memory, begin and end do nothing: not even awaited
         if remote:
             await tenant.begin(True)
@@ -124,7 +100,8 @@ class Pipeline:
             request_id,
             model,
         )
-        call = request[CALL] = Call(entry, key) if before is None else before.again(entry)
+        # a request served again (serve_shared) keeps its body, read once, on its Call
+        call = request[CALL] = Call(entry, key) if not remote else call_for(request, entry, key)
         exchange: Exchange | None = None
         outcome: Outcome | None
         try:
@@ -144,7 +121,7 @@ class Pipeline:
             else:
                 outcome = await handler(request)
         except (Stale, StoreUnavailable):
-            raise  # served again up to date, or the store's 503 (serve)
+            raise  # served again up to date, or the store's 503 (serve_shared)
         except Exception as exc:  # the one error boundary: every failure gets an envelope
             outcome = envelope(provider, request, exc)
         if exchange is not None and exchange.effects and not isinstance(outcome, Broken):
@@ -163,6 +140,34 @@ class Pipeline:
         if exchange is not None and exchange.effects:
             state.metrics.fired(exchange.effects)
         return response
+
+    async def serve_shared(
+        self, handler: Handler, locate: Locate, request: web.Request
+    ) -> web.StreamResponse:
+        """:meth:`serve` with a shared store: a request planned on a copy a control change
+        made stale (``Stale``) is served again from the top, up to date, its body read once;
+        the store out of reach is the provider's 503."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return await self.serve(handler, locate, request)
+            except Stale:
+                continue
+            except StoreUnavailable as exc:
+                return self._unavailable(locate, request, exc)
+        return self._unavailable(
+            locate, request, StoreUnavailable("the tenant's settings kept changing; retry")
+        )
+
+    def _unavailable(
+        self, locate: Locate, request: web.Request, exc: StoreUnavailable
+    ) -> web.StreamResponse:
+        provider = locate(request)[0].provider
+        try:
+            tenant = current()  # the request's, once serve found it
+        except LookupError:
+            tenant = self.tenants.default
+        tenant.state.metrics.store_error(provider.name if provider is not None else None)
+        return envelope(provider, request, exc)
 
     async def _answer(
         self,
@@ -260,4 +265,4 @@ class Pipeline:
                 raise ApiError(417, {"error": message})
             raise provider.error(400, message)
 
-        return await self.serve(unmet, locate, request)
+        return await self.routed(unmet, locate, request)
