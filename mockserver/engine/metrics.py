@@ -28,7 +28,7 @@ __all__ = [
 
 # the latency histogram's upper bounds, in wall-clock seconds the mock spent serving
 BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-MAX_SERIES = 5000  # (provider, operation, status) slots; more are counted as status None
+MAX_SERIES = 5000  # (provider, operation, status) slots; then with status None (one more each)
 MAX_FAULT_SERIES = 1000  # (rule, effect) pairs (rules are capped at 1000); more: OTHER
 OTHER = "_other"
 

@@ -22,7 +22,7 @@ from nanobanana_mock.control import metrics as exposition
 from nanobanana_mock.control.api import control_routes
 from nanobanana_mock.engine.journal import redact
 from nanobanana_mock.engine.keys import fingerprint
-from nanobanana_mock.engine.metrics import BOUNDS, MAX_FAULT_SERIES, OTHER, Counters
+from nanobanana_mock.engine.metrics import BOUNDS, MAX_FAULT_SERIES, MAX_SERIES, OTHER, Counters
 from nanobanana_mock.store.tenants import TENANTS
 from tests.conftest import MockFactory
 from tests.harness import KEYS, Mock
@@ -349,6 +349,10 @@ def test_counters_survive_the_flat_fields_a_shared_store_sums() -> None:
         counters.fired([Fired(f"x{i}", "latency")])
     assert len(counters.faults) == MAX_FAULT_SERIES + 1  # then one: _other
     assert counters.faults[(OTHER, "latency")] == 2
+    for status in range(MAX_SERIES):  # request slots are bounded too: then status None
+        counters.count("seaart", "status", 1000 + status, 0.001)
+    assert len(counters.served) == MAX_SERIES + 1  # and one for the rest, status None
+    assert counters.served[("seaart", "status", None)][1 + BOUNDS.index(0.001)] == 2
 
 
 # -- a shared store: two processes ---------------------------------------------------------
