@@ -26,6 +26,7 @@ from nanobanana_mock.engine.metrics import BOUNDS, MAX_FAULT_SERIES, MAX_SERIES,
 from nanobanana_mock.store.tenants import TENANTS
 from tests.conftest import MockFactory
 from tests.harness import KEYS, Mock
+from tests.mockserver.test_control_client import call as client_call
 from tests.mockserver.test_faults import SUBMIT, add_rule, submit
 from tests.mockserver.test_store_redis import Start, seaart_status, seaart_submit, start
 
@@ -318,6 +319,20 @@ async def test_a_client_off_loopback_is_refused_unless_the_control_plane_is_open
     status, text = await answer("10.1.2.3", control_open=True)
     assert status == 200 and "# TYPE nanobanana_mock_requests_total counter" in text
     assert (await answer("10.1.2.3", control_open=True, control_token="t"))[0] == 401
+
+
+def test_the_plugins_control_reads_its_tenants_metrics(nanobanana_mock: Any) -> None:
+    control = nanobanana_mock.control  # the test's own tenant
+    for _ in range(2):
+        status, _ = client_call(f"{nanobanana_mock.base_url}/v2/nano-banana", {"prompt": "x"})
+        assert status == 200
+    found = {
+        (sample.labels["tenant"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(control.metrics())
+        for sample in family.samples
+        if sample.name == "nanobanana_mock_requests_total"
+    }
+    assert found == {(control.tenant_name, "200"): 2}
 
 
 def test_counters_survive_the_flat_fields_a_shared_store_sums() -> None:
