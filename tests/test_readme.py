@@ -64,6 +64,8 @@ NOT_RUN: dict[str, str] = {
     "layout": "a folder listing, not a command",
     "prometheus-config": "a Prometheus configuration, not a command; the block before it"
     " scrapes the same path, and tests/mockserver/test_metrics.py parses what it answers",
+    "scorecard-example": "the Segmind SDK's scorecard: tests/test_segmind_sdk_scorecard.py checks"
+    " that it is that test's output, unedited",
 }
 # A step whose documented exit is not 0: (a word of its command, the exit the README gives).
 EXPECTED_EXIT: dict[str, int] = {
