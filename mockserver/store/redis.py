@@ -66,6 +66,7 @@ from ..engine.journal import Entry, Journal, query
 from ..faults.rules import portable
 from ..state import MockState
 from . import log as codec
+from . import metrics
 from .log import Pin
 from .ops import CONTROL, apply
 from .tenant import DEFAULT, Stale, StoreUnavailable, Tenant
@@ -789,11 +790,12 @@ class RedisTenants(Tenants):
     async def _journal_pipeline(
         self, by_tenant: dict[RedisTenant, tuple[list[str], list[bytes]]]
     ) -> None:
+        counts, counted = metrics.ship(by_tenant)  # each request's counts before its entry
         for attempt in range(2):
             sha = self._sha.get("journal")
             if sha is None:
                 sha = self._sha["journal"] = await self._load(codec.JOURNAL)
-            commands = [
+            commands = counts + [
                 (
                     "EVALSHA",
                     sha,
@@ -818,8 +820,11 @@ class RedisTenants(Tenants):
                         for command in commands:
                             pipe.execute_command(*command)
                         await pipe.execute()
+                metrics.shipped(counted)
                 return
-            except NoScriptError:
+            except NoScriptError:  # the counts (EVAL) went in: not again
+                metrics.shipped(counted)
+                counts = []
                 self._sha.pop("journal", None)
                 if attempt:
                     raise
