@@ -81,9 +81,10 @@ class Entry:
 
     # what the scorecard judges by (engine/scorecard.py): a submit's body fingerprint, the
     # job's state as a read (or a blocking generation) answered it, a 429's retry time
-    # (virtual), a submit's price (USD). Set only where the request already holds them and
+    # (virtual), a submit's price (USD), whether a fault may have cut its answer (an effect
+    # that ``cuts``). Set only where the request already holds them and
     # left unset otherwise (no store per request): read with ``getattr(entry, name, None)``
-    SCORED = ("digest", "state", "retry_at", "cost")
+    SCORED = ("digest", "state", "retry_at", "cost", "cut")
     __slots__ = (
         "effect",
         "fault",
@@ -108,6 +109,7 @@ class Entry:
     state: str | None
     retry_at: float | None
     cost: float | None
+    cut: bool | None
 
     def __init__(
         self,

@@ -218,7 +218,7 @@ def _ok(entry: Entry) -> bool:
 
 def _answered(entry: Entry) -> bool:
     """A job's state answered whole: not one a transport fault may have cut."""
-    return _ok(entry) and _state(entry) is not None and "transport" not in (entry.effect or "")
+    return _ok(entry) and _state(entry) is not None and not getattr(entry, "cut", None)
 
 
 def _uncertain(entry: Entry) -> bool:

@@ -141,6 +141,7 @@ class Effect:
 
     kind: ClassVar[str]  # the name in fault_rule.json's effect.properties
     ends: ClassVar[bool]  # it ends the request: no rule after it fires
+    cuts: ClassVar[bool] = False  # it may cut the answer: the client may not read all of it
 
     __slots__ = ("draw", "params", "rule_id")
 
@@ -299,6 +300,8 @@ class Latency(Effect, kind="latency"):
 
 class Transport(Effect, kind="transport", ends=True):
     """A broken connection: before the handler (the request goes unseen) or after it."""
+
+    cuts = True
 
     @property
     def when(self) -> str:

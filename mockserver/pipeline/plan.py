@@ -47,6 +47,8 @@ async def plan(
         assert entry is not None
         entry.fault = ",".join(dict.fromkeys(e.rule_id for e in effects))
         entry.effect = ",".join(dict.fromkeys(e.kind for e in effects))
+        if any(e.cuts for e in effects):
+            entry.cut = True  # the scorecard does not count its answer as read whole
         call.effects = shape_job(effects)
     return Exchange(request, provider, facts, effects, state.clock)
 

@@ -323,11 +323,11 @@ async def test_each_tenant_has_its_own_scorecard(mock: Mock) -> None:
 
 def test_what_it_judges_by_survives_a_shared_stores_record_and_stays_out_of_the_view() -> None:
     judged = entry(1, 0.0, "submit", 200, digest="d", state=State.SUCCEEDED, retry_at=3.0)
-    judged.cost = 0.1
+    judged.cost, judged.cut = 0.1, True
     back = Entry.of_record(orjson.loads(orjson.dumps(judged.record())))
-    assert [getattr(back, name) for name in Entry.SCORED] == ["d", "SUCCEEDED", 3.0, 0.1]
+    assert [getattr(back, name) for name in Entry.SCORED] == ["d", "SUCCEEDED", 3.0, 0.1, True]
     bare = Entry.of_record(orjson.loads(orjson.dumps(entry(2, 0.0, "status", 200).record())))
-    assert [getattr(bare, name) for name in Entry.SCORED] == [None] * 4
+    assert [getattr(bare, name) for name in Entry.SCORED] == [None] * 5
     assert not set(Entry.SCORED) & set(judged.public())
 
 
