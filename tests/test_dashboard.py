@@ -1,0 +1,413 @@
+"""The dashboard (``/_mock/ui/``) in a real browser: Debian's chromium, driven headless by
+Playwright, against a real mock on a loopback port, as a person would use it.
+
+Each test has its own tenant (``/t/{name}/_mock/ui/``) of one mock per module, a fresh
+browser context, and checks every control-plane answer the page received against the schema
+``schemas/mock/control/api.json`` names for it; a page error or a failed load fails it. A
+browser that does not start fails the test: it never skips. Screenshots of each view go to
+the test's ``tmp_path``; with ``DASHBOARD_SCREENSHOTS=1`` the timeline's is also written to
+``docs/img/dashboard-timeline.png`` (the README's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+
+from nanobanana_mock.control import spec
+from tests.harness import KEYS, mock_process, schema_for, validate
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MOCK_ARGS = ["--port", "0", "--time-scale", "0", "--seed", "7", "--queue-seconds", "2"]
+MOCK_ARGS += ["--processing-jitter", "0", "--workers", "2", "--self-check"]
+TOKEN = "s3cret-dashboard-token"
+WAIT_MS = 8000  # for a DOM condition; the page refreshes at once after its own actions
+DOCS_IMAGE = Path(__file__).resolve().parents[1] / "docs" / "img" / "dashboard-timeline.png"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless chromium per module (per xdist worker); failing to start it fails."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Served:
+    base: str
+    log: Path
+
+    def url(self, path: str, tenant: str = "") -> str:
+        return f"{self.base}{f'/t/{tenant}' if tenant else ''}{path}"
+
+    def control(
+        self, method: str, path: str, tenant: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any]:
+        """A control-plane call from the test (not the page), its answer checked."""
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["X-Mock-Token"] = token
+        data = json.dumps(body).encode() if body is not None else None
+        status, answer = _send(method, self.url(f"/_mock/{path}", tenant), data, headers)
+        _check_control(method, urlsplit(self.url(f"/_mock/{path}", tenant)).path, status, answer)
+        return status, answer
+
+    def submit(self, tenant: str, provider: str = "segmind") -> str:
+        """A job submitted as a client would, its answer checked against the contract."""
+        path, body = {
+            "segmind": ("/v2/nano-banana", {"prompt": "Dancing Banana"}),
+            "seaart": ("/model/v1/queue/nano_banana_pro", {"prompt": "A red apple"}),
+        }[provider]
+        headers = {"Content-Type": "application/json", **KEYS[provider]}
+        status, answer = _send("POST", self.url(path, tenant), json.dumps(body).encode(), headers)
+        validate(provider, schema_for(provider, "submit", status), answer)
+        return str(answer["request_id"])
+
+    def status(self, tenant: str, job: str) -> tuple[int, Any]:
+        path = f"/v2/requests/{job}/status"
+        status, answer = _send("GET", self.url(path, tenant), None, KEYS["segmind"])
+        validate("segmind", schema_for("segmind", "status", status), answer)
+        return status, answer
+
+
+def _send(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"null")
+
+
+def _check_control(method: str, path: str, status: int, body: Any) -> None:
+    """An answer against the schema its route names (a path of no route: the catch-all's
+    refusal, e.g. the 404 of a route this mock does not have)."""
+    route = spec.route_of(method, path)
+    assert route is not None or status >= 400, f"{method} {path}: no route of the contract"
+    schema = spec.ERROR if route is None else spec.answer_schema(route, status)
+    if schema is not None:
+        assert spec.check(schema, body) == [], (route, status, body)
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[Served]:
+    log = tmp_path_factory.mktemp("mock") / "stderr.log"
+    with log.open("w") as stderr:
+        command = [sys.executable, "-m", "nanobanana_mock", *MOCK_ARGS, *extra]
+        with mock_process(command, stderr=stderr) as (base, _):
+            yield Served(base, log)
+    logged = log.read_text()
+    assert "breaks its contract" not in logged and "Traceback" not in logged, logged[-3000:]
+
+
+@pytest.fixture(scope="module")
+def mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A mock whose control plane needs a token."""
+    yield from _serve(tmp_path_factory, "--control-token", TOKEN)
+
+
+@dataclass
+class Watched:
+    """A page, and what it received: every control-plane answer is checked against its
+    schema, and any page error or failed load is kept (the test fails on it)."""
+
+    page: Page
+    answers: list[tuple[str, str, int]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def on_response(self, response: Response) -> None:
+        method, path = response.request.method, urlsplit(response.url).path
+        self.answers.append((method, path, response.status))
+        if "/_mock/ui" in path:
+            if response.status != 200:
+                self.errors.append(f"{method} {path}: {response.status}")
+            return
+        if response.headers.get("content-type", "").startswith("application/json"):
+            try:
+                _check_control(method, path, response.status, response.json())
+            except AssertionError as broken:
+                self.errors.append(f"answer off its contract: {broken}")
+
+    def view(self, name: str) -> None:
+        self.page.locator(f"#tabs button[data-view={name}]").click()
+        expect(self.page.locator(f"#view-{name}")).to_be_visible()
+
+    def advance(self, seconds: float) -> None:
+        self.page.fill("#advance-seconds", str(seconds))
+        self.page.click("#advance")
+
+    def shot(self, path: Path) -> None:
+        self.page.screenshot(path=str(path), full_page=True)
+
+
+@pytest.fixture
+def watched(browser: Browser) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    found = Watched(page)
+    page.on("response", found.on_response)
+    page.on("pageerror", lambda error: found.errors.append(f"page error: {error}"))
+    page.on(
+        "console",  # a refusal the page shows is logged too: answers are checked above
+        lambda message: message.type == "error"
+        and not message.text.startswith("Failed to load resource")
+        and found.errors.append(f"console: {message.text}"),
+    )
+    yield found
+    context.close()
+    assert found.errors == []
+
+
+def bar(page: Page, job: str) -> Any:
+    return page.locator(f'#timeline g.job[data-job="{job}"]')
+
+
+# -- the timeline and the clock ----------------------------------------------------------------
+
+
+def test_a_jobs_bar_goes_queued_processing_completed_as_the_page_advances_the_clock(
+    mock: Served, watched: Watched, tmp_path: Path
+) -> None:
+    tenant, page = "ui-timeline", watched.page
+    page.goto(mock.url("/_mock/ui/", tenant))
+    expect(page.locator("#timeline")).to_contain_text("No jobs yet")
+    job = mock.submit(tenant)
+    expect(bar(page, job)).to_have_attribute("data-state", "QUEUED")  # live, no reload
+    expect(bar(page, job)).to_have_attribute("data-wire", "QUEUED")
+    watched.advance(3)  # past the 2 s queue
+    expect(page.locator("#clock-now")).to_have_text("3.00")
+    expect(bar(page, job)).to_have_attribute("data-state", "RUNNING")
+    expect(bar(page, job)).to_have_attribute("data-wire", "PROCESSING")
+    assert mock.status(tenant, job)[1]["status"] == "PROCESSING"  # a client's poll...
+    expect(bar(page, job).locator("line.tick-poll")).to_have_count(1)  # ...marked on its bar
+    page.click(".advance-by[data-seconds='60']")
+    expect(page.locator("#clock-now")).to_have_text("63.00")
+    expect(bar(page, job)).to_have_attribute("data-state", "SUCCEEDED")
+    expect(bar(page, job)).to_have_attribute("data-wire", "COMPLETED")
+    expect(bar(page, job).locator("rect.seg.queued")).to_have_count(1)
+    expect(bar(page, job).locator("rect.seg.running")).to_have_count(1)
+    expect(bar(page, job).locator("rect.seg.succeeded")).to_have_count(1)
+    expect(bar(page, job).locator("rect.seg.expiry")).to_have_count(1)
+    assert mock.status(tenant, job)[1]["status"] == "COMPLETED"
+    bar(page, job).click()  # the job's requests and answers
+    entries = page.locator("#job-entries tbody tr")
+    expect(entries).to_have_count(3)
+    expect(entries.nth(0)).to_contain_text("POST")
+    expect(entries.nth(0)).to_contain_text("/v2/nano-banana")
+    expect(entries.nth(2)).to_contain_text(f"/v2/requests/{job}/status")
+    expect(page.locator("#job-facts")).to_contain_text("SUCCEEDED (COMPLETED)")
+    watched.shot(tmp_path / "timeline.png")
+
+
+def test_the_clock_controls_set_the_speed_and_freeze(mock: Served, watched: Watched) -> None:
+    tenant, page = "ui-clock", watched.page
+    page.goto(mock.url("/_mock/ui/", tenant))
+    page.fill("#speed-value", "1000")
+    page.click("#set-speed")
+    expect(page.locator("#clock-speed")).to_have_text("1000")
+    page.click("#freeze")
+    expect(page.locator("#clock-speed")).to_have_text("0 (frozen)")
+    status, clock = mock.control("GET", "clock", tenant)
+    assert status == 200 and clock["speed"] == 0 and clock["now"] > 0
+    frozen = page.locator("#clock-now").inner_text()
+    assert float(frozen) == pytest.approx(clock["now"], abs=0.01)
+    page.fill("#advance-seconds", "1e11")  # past the clock's end: refused, said so
+    page.click("#advance")
+    expect(page.locator("#status")).to_contain_text("advance must be")
+    assert mock.control("GET", "clock", tenant)[1] == clock
+
+
+# -- fault rules -------------------------------------------------------------------------------
+
+FAIL_NEXT_JOB = """{"id": "fail-next", "match": {"provider": "segmind", "operation": "submit"},
+ "effect": {"job_failure": {"error": "Blocked by the dashboard"}}, "scope": {"times": 1}}"""
+
+
+def test_a_rule_added_in_the_page_fails_the_next_job(
+    mock: Served, watched: Watched, tmp_path: Path
+) -> None:
+    tenant, page = "ui-faults", watched.page
+    page.goto(mock.url("/_mock/ui/", tenant))
+    watched.view("faults")
+    page.fill("#fault-json", "{not json")
+    page.click("#fault-add")
+    expect(page.locator("#fault-note")).to_contain_text("not JSON")
+    page.fill("#fault-json", '{"match": {"provider": "segmnd"}, "effect": {"latency": {}}}')
+    page.click("#fault-add")  # the mock's refusal, shown with its problems
+    expect(page.locator("#fault-note")).to_contain_text("did you mean 'segmind'")
+    page.fill("#fault-json", FAIL_NEXT_JOB)
+    page.click("#fault-add")
+    expect(page.locator("#fault-note")).to_have_text("added fail-next")
+    row = page.locator("#fault-rules tbody tr")
+    expect(row).to_have_count(1)
+    expect(row.locator(".fired")).to_have_text("0")
+    failing, fine = mock.submit(tenant), mock.submit(tenant)
+    expect(row.locator(".matched")).to_have_text("2")  # live: both submits matched...
+    expect(row.locator(".fired")).to_have_text("1")  # ...and it fired once
+    watched.shot(tmp_path / "faults.png")
+    watched.view("timeline")
+    watched.advance(60)
+    expect(bar(page, failing)).to_have_attribute("data-state", "FAILED")
+    expect(bar(page, fine)).to_have_attribute("data-state", "SUCCEEDED")
+    expect(bar(page, failing).locator("rect.seg.failed")).to_have_count(1)
+    status, answer = mock.status(tenant, failing)
+    assert (status, answer["status"]) == (422, "FAILED")
+    bar(page, failing).click()
+    expect(page.locator("#job-facts")).to_contain_text("Blocked by the dashboard")
+    expect(page.locator("#job-entries tbody tr").last).to_contain_text("422")
+    watched.shot(tmp_path / "timeline.png")
+    if os.environ.get("DASHBOARD_SCREENSHOTS") == "1":  # the README's picture
+        DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+        page.locator("main").screenshot(path=str(DOCS_IMAGE))
+    watched.view("faults")
+    page.locator("#fault-rules button.remove[data-rule='fail-next']").click()
+    expect(row).to_have_count(0)
+    assert mock.control("GET", "faults", tenant)[1] == {"faults": []}
+
+
+# -- the journal -------------------------------------------------------------------------------
+
+
+def test_the_journal_shows_the_requests_and_filters_them(
+    mock: Served, watched: Watched, tmp_path: Path
+) -> None:
+    tenant, page = "ui-journal", watched.page
+    page.goto(mock.url("/_mock/ui/", tenant))
+    watched.view("journal")
+    job = mock.submit(tenant)
+    mock.submit(tenant, "seaart")
+    assert mock.status(tenant, "no-such-job")[0] == 404
+    rows = page.locator("#journal-entries tbody tr")
+    expect(rows).to_have_count(3)  # live, newest first
+    expect(rows.nth(0)).to_contain_text("/v2/requests/no-such-job/status")
+    expect(rows.nth(0)).to_contain_text("fp:")  # a key only as its fingerprint
+    page.select_option("#journal-filters select[name=provider]", "seaart")
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0)).to_contain_text("/model/v1/queue/nano_banana_pro")
+    page.select_option("#journal-filters select[name=provider]", "")
+    page.fill("#journal-filters input[name=status]", "404")
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0)).to_contain_text("job unknown")
+    page.fill("#journal-filters input[name=status]", "")
+    page.fill("#journal-filters input[name=request_id]", job)
+    expect(rows).to_have_count(1)
+    expect(page.locator("#journal-summary")).to_contain_text("1 matching of 3 recorded")
+    page.fill("#journal-filters input[name=request_id]", "")
+    page.fill("#journal-filters input[name=key]", KEYS["segmind"]["x-api-key"])
+    expect(rows).to_have_count(2)
+    page.fill("#journal-filters input[name=status]", "abc")  # the mock's 400, shown
+    expect(page.locator("#status")).to_contain_text("status must be a whole number")
+    page.click("#journal-filters button[type=reset]")
+    expect(rows).to_have_count(3)
+    expect(page.locator("#status")).to_have_text("")
+    watched.shot(tmp_path / "journal.png")
+
+
+# -- the other views ---------------------------------------------------------------------------
+
+
+def test_credits_rate_limits_drift_and_scorecard_views(
+    mock: Served, watched: Watched, tmp_path: Path
+) -> None:
+    tenant, page = "ui-views", watched.page
+    assert mock.control("POST", "credits", tenant, {"key": "SG_dash", "balance": 2.5})[0] == 200
+    assert mock.control("POST", "rate-limits", tenant, {"rpm": 30, "scope": "all"})[0] == 200
+    page.goto(mock.url("/_mock/ui/", tenant))
+    watched.view("quotas")
+    expect(page.locator("#credits-summary")).to_contain_text("credits on")
+    accounts = page.locator("#credit-accounts tbody tr")
+    expect(accounts).to_have_count(1)
+    expect(accounts).to_contain_text("fp:")
+    expect(accounts).not_to_contain_text("SG_dash")
+    expect(page.locator("#rate-limits tbody tr")).to_contain_text("every key")
+    watched.shot(tmp_path / "quotas.png")
+    watched.view("drift")
+    expect(page.locator("#drift-summary")).to_contain_text("validating proxy is off")
+    watched.shot(tmp_path / "drift.png")
+    watched.view("scorecard")
+    summary = page.locator("#scorecard-summary")
+    if spec.routes().get("get_scorecard") is None:
+        expect(summary).to_have_text("scorecard not available")
+    else:
+        expect(summary).to_contain_text("journal entries judged")
+    watched.shot(tmp_path / "scorecard.png")
+
+
+# -- who may use it ----------------------------------------------------------------------------
+
+
+def test_a_token_protected_mock_asks_for_its_token_and_sends_it(
+    locked: Served, watched: Watched
+) -> None:
+    tenant, page = "ui-token", watched.page
+    opened = page.goto(locked.url("/_mock/ui/", tenant))  # the page itself needs no token
+    assert opened is not None and opened.status == 200
+    assert "default-src 'self'" in opened.headers["content-security-policy"]
+    assert opened.headers["x-content-type-options"] == "nosniff"
+    expect(page.locator("#token-form")).to_be_visible()  # its data does
+    expect(page.locator("#token-note")).to_contain_text("X-Mock-Token")
+    page.fill("#token", "wrong")
+    page.click("#token-save")
+    expect(page.locator("#token-form")).to_be_visible()
+    job = locked.submit(tenant)
+    page.fill("#token", TOKEN)
+    with page.expect_request(lambda r: r.url.endswith("/_mock/clock")) as sent:
+        page.click("#token-save")
+    assert sent.value.headers.get("x-mock-token") == TOKEN
+    expect(page.locator("#token-form")).to_be_hidden()
+    expect(bar(page, job)).to_have_attribute("data-state", "QUEUED")
+    watched.advance(3)
+    expect(bar(page, job)).to_have_attribute("data-state", "RUNNING")
+    assert locked.control("GET", "clock", tenant, token=TOKEN)[1]["now"] == 3
+    refused = page.evaluate("fetch('../clock').then((r) => r.status)")  # no token: refused
+    assert refused == 401
+
+
+def test_a_tenants_page_sees_and_moves_only_its_tenant(mock: Served, watched: Watched) -> None:
+    page = watched.page
+    mine = mock.submit("ui-mine")
+    theirs = [mock.submit("ui-theirs") for _ in range(3)]  # (the same seed: the same ids)
+    assert mock.control("GET", "jobs", "ui-theirs")[1]["total"] == len(theirs)
+    page.goto(mock.url("/_mock/ui/", "ui-mine"))
+    expect(page.locator("#tenant")).to_have_text("tenant ui-mine")
+    expect(bar(page, mine)).to_have_count(1)
+    expect(page.locator("#jobs-summary")).to_contain_text("1 live job;")
+    expect(page.locator("#timeline g.job")).to_have_count(1)
+    watched.advance(5)
+    expect(bar(page, mine)).to_have_attribute("data-state", "RUNNING")
+    assert mock.control("GET", "clock", "ui-theirs")[1]["now"] == 0
+    watched.view("journal")
+    expect(page.locator("#journal-entries tbody tr")).to_have_count(1)
+    expect(page.locator("#journal-entries tbody tr")).to_contain_text(mine)
+    assert all(
+        path.startswith("/t/ui-mine/") for _, path, _ in watched.answers
+    ), "every call of the page stays in its tenant"
