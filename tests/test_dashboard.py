@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -24,7 +23,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 from nanobanana_mock.control import spec
 from tests.harness import KEYS, mock_process, schema_for, validate
@@ -156,6 +162,11 @@ class Watched:
             except AssertionError as broken:
                 self.errors.append(f"answer off its contract: {broken}")
 
+    def on_console(self, message: ConsoleMessage) -> None:
+        # a refusal the page shows is logged as a failed load too: answers are checked above
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(f"console: {message.text}")
+
     def view(self, name: str) -> None:
         self.page.locator(f"#tabs button[data-view={name}]").click()
         expect(self.page.locator(f"#view-{name}")).to_be_visible()
@@ -176,12 +187,7 @@ def watched(browser: Browser) -> Iterator[Watched]:
     found = Watched(page)
     page.on("response", found.on_response)
     page.on("pageerror", lambda error: found.errors.append(f"page error: {error}"))
-    page.on(
-        "console",  # a refusal the page shows is logged too: answers are checked above
-        lambda message: message.type == "error"
-        and not message.text.startswith("Failed to load resource")
-        and found.errors.append(f"console: {message.text}"),
-    )
+    page.on("console", found.on_console)
     yield found
     context.close()
     assert found.errors == []
@@ -408,6 +414,6 @@ def test_a_tenants_page_sees_and_moves_only_its_tenant(mock: Served, watched: Wa
     watched.view("journal")
     expect(page.locator("#journal-entries tbody tr")).to_have_count(1)
     expect(page.locator("#journal-entries tbody tr")).to_contain_text(mine)
-    assert all(
-        path.startswith("/t/ui-mine/") for _, path, _ in watched.answers
-    ), "every call of the page stays in its tenant"
+    assert all(path.startswith("/t/ui-mine/") for _, path, _ in watched.answers), (
+        "every call of the page stays in its tenant"
+    )

@@ -203,8 +203,8 @@ def _refusal(
     origin_header = request.headers.get("Origin")
     if origin_header is not None and not _allowed_origin(origin_header, config):
         return 403, "the control plane refuses requests from web pages of other origins"
-    token = config.control_token
-    if token is not None and needs_token and not _token_matches(request.headers.get("X-Mock-Token", ""), token):
+    token = config.control_token if needs_token else None
+    if token is not None and not _token_matches(request.headers.get("X-Mock-Token", ""), token):
         return 401, "control plane token missing or wrong (X-Mock-Token)"
     if _needs_json(request) and request.content_type != JSON_TYPE:
         return 415, f"the control plane takes {JSON_TYPE} (Content-Type) on every write"
