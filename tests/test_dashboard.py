@@ -1,5 +1,6 @@
 """The dashboard (``/_mock/ui/``) in a real browser: Debian's chromium, driven headless by
-Playwright, against a real mock on a loopback port, as a person would use it.
+Playwright, against a real mock on a loopback port (served from a thread: the browser is
+driven from the test's), as a person would use it.
 
 Each test has its own tenant (``/t/{name}/_mock/ui/``) of one mock per module, a fresh
 browser context, and checks every control-plane answer the page received against the schema
@@ -11,12 +12,14 @@ the test's ``tmp_path``; with ``DASHBOARD_SCREENSHOTS=1`` the timeline's is also
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,9 @@ from playwright.sync_api import (
 )
 
 from nanobanana_mock.control import spec
-from tests.harness import KEYS, mock_process, schema_for, validate
+from tests import harness
+from tests.harness import KEYS, schema_for, validate
+from tests.redis_server import RedisServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -46,8 +51,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-MOCK_ARGS = ["--port", "0", "--time-scale", "0", "--seed", "7", "--queue-seconds", "2"]
-MOCK_ARGS += ["--processing-jitter", "0", "--workers", "2", "--self-check"]
+MOCK_SETTINGS = {"seed": 7, "queue_seconds": 2.0, "workers": 2}  # frozen clock, self-checked
 TOKEN = "s3cret-dashboard-token"
 WAIT_MS = 8000  # for a DOM condition; the page refreshes at once after its own actions
 DOCS_IMAGE = Path(__file__).resolve().parents[1] / "docs" / "img" / "dashboard-timeline.png"
@@ -65,7 +69,6 @@ def browser() -> Iterator[Browser]:
 @dataclass
 class Served:
     base: str
-    log: Path
 
     def url(self, path: str, tenant: str = "") -> str:
         return f"{self.base}{f'/t/{tenant}' if tenant else ''}{path}"
@@ -119,25 +122,38 @@ def _check_control(method: str, path: str, status: int, body: Any) -> None:
         assert spec.check(schema, body) == [], (route, status, body)
 
 
-def _serve(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[Served]:
-    log = tmp_path_factory.mktemp("mock") / "stderr.log"
-    with log.open("w") as stderr:
-        command = [sys.executable, "-m", "nanobanana_mock", *MOCK_ARGS, *extra]
-        with mock_process(command, stderr=stderr) as (base, _):
-            yield Served(base, log)
-    logged = log.read_text()
-    assert "breaks its contract" not in logged and "Traceback" not in logged, logged[-3000:]
+@contextmanager
+def _serve(**settings: Any) -> Iterator[Served]:
+    """A mock on a free loopback port, served from a thread with its own event loop (the
+    browser is driven from this one), checking its own answers (``tests.harness.serving``
+    fails on any it broke)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="dashboard-mock", daemon=True)
+    thread.start()
+    serving = harness.serving(**{**MOCK_SETTINGS, **settings})
+    try:
+        served, _ = asyncio.run_coroutine_threadsafe(serving.__aenter__(), loop).result(30)
+        try:
+            yield Served(served.base_url)
+        finally:
+            asyncio.run_coroutine_threadsafe(serving.__aexit__(None, None, None), loop).result(30)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 @pytest.fixture(scope="module")
-def mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    yield from _serve(tmp_path_factory)
+def mock() -> Iterator[Served]:
+    with _serve() as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
-def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def locked() -> Iterator[Served]:
     """A mock whose control plane needs a token."""
-    yield from _serve(tmp_path_factory, "--control-token", TOKEN)
+    with _serve(control_token=TOKEN) as served:
+        yield served
 
 
 @dataclass
@@ -152,6 +168,8 @@ class Watched:
     def on_response(self, response: Response) -> None:
         method, path = response.request.method, urlsplit(response.url).path
         self.answers.append((method, path, response.status))
+        if response.status >= 500:
+            self.errors.append(f"{method} {path}: {response.status}")
         if "/_mock/ui" in path:
             if response.status != 200:
                 self.errors.append(f"{method} {path}: {response.status}")
@@ -417,3 +435,22 @@ def test_a_tenants_page_sees_and_moves_only_its_tenant(mock: Served, watched: Wa
     assert all(path.startswith("/t/ui-mine/") for _, path, _ in watched.answers), (
         "every call of the page stays in its tenant"
     )
+
+
+# -- a shared store ----------------------------------------------------------------------------
+
+
+def test_the_page_of_one_mock_shows_and_moves_a_shared_stores_tenant(
+    redis_server: RedisServer, watched: Watched
+) -> None:
+    """Two mocks on one Redis: a job submitted to one shows on the other's page, and the
+    clock that page moves is the tenant's, for both."""
+    tenant, page = "ui-shared", watched.page
+    with _serve(store=redis_server.url) as one, _serve(store=redis_server.url) as other:
+        job = other.submit(tenant)
+        page.goto(one.url("/_mock/ui/", tenant))
+        expect(bar(page, job)).to_have_attribute("data-state", "QUEUED")
+        watched.advance(3)
+        expect(bar(page, job)).to_have_attribute("data-state", "RUNNING")
+        assert other.status(tenant, job)[1]["status"] == "PROCESSING"
+        expect(bar(page, job).locator("line.tick-poll")).to_have_count(1)
