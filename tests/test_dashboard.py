@@ -164,12 +164,15 @@ class Watched:
     page: Page
     answers: list[tuple[str, str, int]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    faked: tuple[str, ...] = ()  # routes the test answers for the page (page.route)
 
     def on_response(self, response: Response) -> None:
         method, path = response.request.method, urlsplit(response.url).path
         self.answers.append((method, path, response.status))
         if response.status >= 500:
             self.errors.append(f"{method} {path}: {response.status}")
+        if path.endswith(self.faked):
+            return
         if "/_mock/ui" in path:
             if response.status != 200:
                 self.errors.append(f"{method} {path}: {response.status}")
@@ -367,7 +370,9 @@ def test_credits_rate_limits_drift_and_scorecard_views(
     assert mock.control("POST", "rate-limits", tenant, {"rpm": 30, "scope": "all"})[0] == 200
     page.goto(mock.url("/_mock/ui/", tenant))
     watched.view("quotas")
-    expect(page.locator("#credits-summary")).to_contain_text("credits on")
+    expect(page.locator("#credits-summary")).to_have_text(
+        "credits on; default balance none; 1 account"
+    )
     accounts = page.locator("#credit-accounts tbody tr")
     expect(accounts).to_have_count(1)
     expect(accounts).to_contain_text("fp:")
@@ -379,10 +384,101 @@ def test_credits_rate_limits_drift_and_scorecard_views(
     watched.shot(tmp_path / "drift.png")
     watched.view("scorecard")
     summary = page.locator("#scorecard-summary")
-    if spec.routes().get("get_scorecard") is None:
+    if spec.route_of("GET", "/_mock/scorecard") is None:
         expect(summary).to_have_text("scorecard not available")
     else:
         expect(summary).to_contain_text("journal entries judged")
+    watched.shot(tmp_path / "scorecard.png")
+
+
+DRIFT = {
+    "target": "http://127.0.0.1:9/ (proxy)",
+    "started": "2026-12-02T14:00:00+00:00",
+    "verdict": "breaking drift found",
+    "summary": {"segmind": {"checks": 4, "breaking": 1, "additive": 0}},
+    "breaking": 1,
+    "dropped": 0,
+    "findings": [
+        {
+            "provider": "segmind",
+            "operation": "status",
+            "request": "GET /v2/requests/{id}/status",
+            "pointer": "/status",
+            "expected": "one of QUEUED, PROCESSING, COMPLETED, FAILED",
+            "observed": '"DONE"',
+            "severity": "breaking",
+            "check": "schema",
+            "times": 3,
+        }
+    ],
+}
+# The scorecard's JSON as agreed with its route's author (GET /_mock/scorecard), with text
+# that must be shown as text
+SCORECARD = {
+    "tenant": "ui-reports",
+    "clean": False,
+    "entries": 12,
+    "dropped": 0,
+    "rules": [
+        {
+            "rule": "tight_polling",
+            "title": "polls closer together than the provider advises",
+            "threshold": "polls closer than 1.0 s",
+            "findings": 1,
+        },
+        {
+            "rule": "hopeless_retry",
+            "title": "repeats of a request that could not succeed",
+            "threshold": "a repeat of a 400, 401, 403, 404 or 422",
+            "findings": 0,
+        },
+    ],
+    "keys": [
+        {"key": "fp:1a2b3c4d", "requests": 12, "findings": 1, "wasted_requests": 7, "wasted_usd": 0}
+    ],
+    "findings": [
+        {
+            "rule": "tight_polling",
+            "key": "fp:1a2b3c4d",
+            "provider": "segmind",
+            "job": "job-1",
+            "message": "<img src=x onerror=alert(1)> polled job-1 8 times in 0.4 s",
+            "wasted_requests": 7,
+            "wasted_usd": 0,
+            "entries": [2, 3, 4],
+        }
+    ],
+    "truncated": False,
+}
+
+
+def test_the_drift_and_scorecard_views_show_their_reports(
+    mock: Served, watched: Watched, tmp_path: Path
+) -> None:
+    """The two reports as their routes answer when they have findings (here answered by the
+    test for the page: the proxy is off, and the scorecard is built elsewhere)."""
+    assert spec.check("control/drift", DRIFT) == []
+    page = watched.page
+    watched.faked = ("/_mock/drift", "/_mock/scorecard")
+    page.route("**/_mock/drift", lambda route: route.fulfill(json=DRIFT))
+    page.route("**/_mock/scorecard", lambda route: route.fulfill(json=SCORECARD))
+    page.goto(mock.url("/_mock/ui/", "ui-reports"))
+    watched.view("drift")
+    expect(page.locator("#drift-summary")).to_contain_text("breaking drift found")
+    finding = page.locator("#drift-findings tbody tr")
+    expect(finding).to_have_count(1)
+    expect(finding).to_contain_text('"DONE"')
+    watched.view("scorecard")
+    expect(page.locator("#scorecard-summary")).to_have_text("1 finding — 12 journal entries judged")
+    expect(page.locator("#scorecard-rules tbody tr")).to_have_count(2)
+    expect(page.locator("#scorecard-rules tbody tr").first).to_contain_text(
+        "polls closer than 1.0 s"
+    )
+    expect(page.locator("#scorecard-keys tbody tr")).to_contain_text("fp:1a2b3c4d")
+    row = page.locator("#scorecard-findings tbody tr")
+    expect(row).to_contain_text("<img src=x onerror=alert(1)> polled job-1")  # text, not markup
+    expect(row).to_contain_text("#2 #3 #4")
+    assert page.locator("#scorecard-findings img").count() == 0
     watched.shot(tmp_path / "scorecard.png")
 
 

@@ -12,7 +12,7 @@ export class Quotas {
     const [credits, limits] = await Promise.all([get("credits"), get("rate-limits")]);
     const accounts = credits.accounts ?? [];
     this.root.querySelector("#credits-summary").textContent = credits.enabled
-      ? `credits on; default balance ${text(credits.default)}; ${accounts.length} account${accounts.length === 1 ? "" : "s"}`
+      ? `credits on; default balance ${credits.default === null ? "none" : text(credits.default)}; ${accounts.length} account${accounts.length === 1 ? "" : "s"}`
       : "credits off: every key may spend without limit";
     rows(this.root.querySelector("#credit-accounts tbody"), accounts, (a) => [a.key, text(a.balance), text(a.spent)]);
     this.root.querySelector("#limits-summary").textContent = limits.limits.length

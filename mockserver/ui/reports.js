@@ -50,7 +50,8 @@ export class Scorecard {
       return;
     }
     body.hidden = false;
-    const verdict = card.clean ? "clean: no finding" : `${card.findings.length}${card.truncated ? "+" : ""} findings`;
+    const count = card.findings.length;
+    const verdict = card.clean ? "clean: no finding" : `${count}${card.truncated ? "+" : ""} finding${count === 1 ? "" : "s"}`;
     const dropped = card.dropped ? ` (${card.dropped} older entries were dropped, not judged)` : "";
     summary.textContent = `${verdict} — ${card.entries} journal entries judged${dropped}`;
     summary.classList.toggle("clean", Boolean(card.clean));

@@ -59,8 +59,7 @@ export class Timeline {
   }
 
   async refresh() {
-    const [listing] = await Promise.all([get(`jobs${query({ limit: JOBS })}`), this.feed.refresh()]);
-    const clock = await get("clock");
+    const [listing, clock] = await Promise.all([get(`jobs${query({ limit: JOBS })}`), get("clock"), this.feed.refresh()]);
     const jobs = listing.jobs.slice(-JOBS);
     const shown = jobs.length < listing.total ? `, the newest ${jobs.length} shown` : "";
     this.root.querySelector("#jobs-summary").textContent =
