@@ -468,6 +468,7 @@ def test_the_drift_and_scorecard_views_show_their_reports(
     finding = page.locator("#drift-findings tbody tr")
     expect(finding).to_have_count(1)
     expect(finding).to_contain_text('"DONE"')
+    watched.shot(tmp_path / "drift.png")
     watched.view("scorecard")
     expect(page.locator("#scorecard-summary")).to_have_text("1 finding — 12 journal entries judged")
     expect(page.locator("#scorecard-rules tbody tr")).to_have_count(2)
