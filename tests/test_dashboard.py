@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -551,3 +552,41 @@ def test_the_page_of_one_mock_shows_and_moves_a_shared_stores_tenant(
         expect(bar(page, job)).to_have_attribute("data-state", "RUNNING")
         assert other.status(tenant, job)[1]["status"] == "PROCESSING"
         expect(bar(page, job).locator("line.tick-poll")).to_have_count(1)
+
+
+# -- live updates ------------------------------------------------------------------------------
+
+HIDE = """() => {
+  Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+SHOW = """() => {
+  Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_the_page_polls_about_once_a_second_and_not_while_hidden(
+    mock: Served, watched: Watched
+) -> None:
+    """On the page's own timers (Playwright's clock), not the wall clock's. (The page's
+    policy forbids evaluating strings, so no ``wait_for_function``: its counter of refreshes,
+    ``data-refreshed``, is watched instead.)"""
+    page, sent = watched.page, []
+    page.clock.install()
+    page.on("request", lambda request: sent.append(urlsplit(request.url).path))
+    page.goto(mock.url("/_mock/ui/", "ui-live"))
+    body = page.locator("body")
+    expect(body).to_have_attribute("data-refreshed", re.compile(r"\d"))
+    first = body.get_attribute("data-refreshed")
+    page.clock.run_for(1100)  # the next refresh is due
+    expect(body).not_to_have_attribute("data-refreshed", str(first))
+    page.evaluate(HIDE)
+    before = len(sent)  # (the events of every request sent before it came first)
+    page.clock.run_for(10_000)  # ten seconds hidden: nothing asked
+    assert page.evaluate("document.visibilityState") == "hidden"
+    assert sent[before:] == []
+    hidden = body.get_attribute("data-refreshed")
+    page.evaluate(SHOW)  # back: at once, then every second again
+    expect(body).not_to_have_attribute("data-refreshed", str(hidden))
+    assert "/t/ui-live/_mock/clock" in sent[before:]
