@@ -280,6 +280,14 @@ FAIL_NEXT_JOB = """{"id": "fail-next", "match": {"provider": "segmind", "operati
  "effect": {"job_failure": {"error": "Blocked by the dashboard"}}, "scope": {"times": 1}}"""
 
 
+FLAKY_STATUS = {
+    "id": "flaky-status",
+    "match": {"provider": "segmind", "operation": "status"},
+    "effect": {"http_error": {"status": 503}},
+    "scope": {"times": 1},
+}
+
+
 def test_a_rule_added_in_the_page_fails_the_next_job(
     mock: Served, watched: Watched, tmp_path: Path
 ) -> None:
@@ -302,13 +310,29 @@ def test_a_rule_added_in_the_page_fails_the_next_job(
     expect(row.locator(".matched")).to_have_text("2")  # live: both submits matched...
     expect(row.locator(".fired")).to_have_text("1")  # ...and it fired once
     watched.shot(tmp_path / "faults.png")
+    page.fill("#fault-json", json.dumps({"faults": [FLAKY_STATUS]}))  # the list form
+    page.click("#fault-add")
+    expect(page.locator("#fault-note")).to_have_text("added flaky-status")
+    expect(row).to_have_count(2)
     watched.view("timeline")
-    watched.advance(60)
+    watched.advance(5)
+    expect(page.locator("#clock-now")).to_have_text("5.00")
+    assert mock.status(tenant, failing)[0] == 503  # a fault...
+    watched.advance(1)
+    expect(page.locator("#clock-now")).to_have_text("6.00")
+    assert mock.status(tenant, failing)[0] == 200  # ...and the client's retry
+    watched.advance(54)
     expect(bar(page, failing)).to_have_attribute("data-state", "FAILED")
     expect(bar(page, fine)).to_have_attribute("data-state", "SUCCEEDED")
     expect(bar(page, failing).locator("rect.seg.failed")).to_have_count(1)
     status, answer = mock.status(tenant, failing)
     assert (status, answer["status"]) == (422, "FAILED")
+    ticks = bar(page, failing).locator("line.tick")
+    expect(ticks).to_have_count(4)  # its submit (a rule fired), the 503, the retry, the 422
+    expect(bar(page, failing).locator("line.tick-fault")).to_have_count(2)
+    expect(bar(page, failing).locator("line.tick-retry")).to_have_count(1)
+    expect(bar(page, failing).locator("line.tick-poll")).to_have_count(1)
+    expect(bar(page, fine).locator("line.tick")).to_have_count(1)
     bar(page, failing).click()
     expect(page.locator("#job-facts")).to_contain_text("Blocked by the dashboard")
     expect(page.locator("#job-entries tbody tr").last).to_contain_text("422")
@@ -318,6 +342,9 @@ def test_a_rule_added_in_the_page_fails_the_next_job(
         page.locator("main").screenshot(path=str(DOCS_IMAGE))
     watched.view("faults")
     page.locator("#fault-rules button.remove[data-rule='fail-next']").click()
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("flaky-status")
+    page.click("#fault-clear")
     expect(row).to_have_count(0)
     assert mock.control("GET", "faults", tenant)[1] == {"faults": []}
 

@@ -5,7 +5,7 @@
 import { get, query } from "./api.js";
 import { el, rows, seconds, svg, text } from "./dom.js";
 
-const JOBS = 200; // bars shown (the newest); the listing counts them all
+const JOBS = 200; // bars shown (the oldest live jobs, as the listing gives them); it counts them all
 const KEPT = 5000; // journal entries kept for the ticks (the newest)
 const PAGE = 1000; // journal entries read per refresh
 const ROW = 24;
@@ -60,8 +60,8 @@ export class Timeline {
 
   async refresh() {
     const [listing, clock] = await Promise.all([get(`jobs${query({ limit: JOBS })}`), get("clock"), this.feed.refresh()]);
-    const jobs = listing.jobs.slice(-JOBS);
-    const shown = jobs.length < listing.total ? `, the newest ${jobs.length} shown` : "";
+    const jobs = listing.jobs;
+    const shown = jobs.length < listing.total ? `, the oldest ${jobs.length} shown` : "";
     this.root.querySelector("#jobs-summary").textContent =
       `${listing.total} live job${listing.total === 1 ? "" : "s"}${shown}; t = ${seconds(clock.now)} s`;
     this.draw(jobs, this.feed.byJob(), clock.now);
