@@ -486,6 +486,9 @@ def test_the_drift_and_scorecard_views_show_their_reports(
     """The two reports as their routes answer when they have findings (here answered by the
     test for the page: the proxy is off, and the scorecard is built elsewhere)."""
     assert spec.check("control/drift", DRIFT) == []
+    scorecard = spec.route_of("GET", "/_mock/scorecard")
+    if scorecard is not None:  # the route's own schema, where this mock has the route
+        assert spec.check(str(spec.answer_schema(scorecard, 200)), SCORECARD) == []
     page = watched.page
     watched.faked = ("/_mock/drift", "/_mock/scorecard")
     page.route("**/_mock/drift", lambda route: route.fulfill(json=DRIFT))
