@@ -620,3 +620,29 @@ def test_the_page_polls_about_once_a_second_and_not_while_hidden(
     page.evaluate(SHOW)  # back: at once, then every second again
     expect(body).not_to_have_attribute("data-refreshed", str(hidden))
     assert "/t/ui-live/_mock/clock" in sent[before:]
+
+
+def test_after_a_reset_the_timeline_reads_the_journal_afresh(
+    mock: Served, watched: Watched
+) -> None:
+    tenant, page = "ui-reset", watched.page
+    page.goto(mock.url("/_mock/ui/", tenant))
+    job = mock.submit(tenant)
+    for _ in range(3):
+        mock.status(tenant, job)
+    expect(bar(page, job).locator("line.tick")).to_have_count(4)
+    assert mock.control("POST", "reset", tenant, {})[0] == 200
+    expect(page.locator("#timeline")).to_contain_text("No jobs yet")
+    again = mock.submit(tenant)  # (the same seed: the same id)
+    expect(bar(page, again).locator("line.tick")).to_have_count(1)  # its submit only
+    mock.status(tenant, again)
+    expect(bar(page, again).locator("line.tick")).to_have_count(2)
+    watched.advance(10)
+    expect(page.locator("#clock-now")).to_have_text("10.00")
+    page.uncheck("#live")  # (no refresh between the reset and the requests after it)
+    assert mock.control("POST", "reset", tenant, {})[0] == 200
+    last = mock.submit(tenant)
+    for _ in range(4):  # a journal as long as before the reset, on a clock gone back
+        mock.status(tenant, last)
+    page.check("#live")
+    expect(bar(page, last).locator("line.tick")).to_have_count(5)

@@ -20,12 +20,15 @@ class Feed {
     this.last = 0;
   }
 
+  restart() {
+    this.entries = [];
+    this.last = 0;
+  }
+
   async refresh() {
     const page = await get(`journal${query({ since: this.last, limit: PAGE })}`);
     if ((page.total ?? 0) < this.last) {
-      // cleared or reset: read again from the start
-      this.entries = [];
-      this.last = 0;
+      this.restart(); // cleared or reset: read again from the start
       return this.refresh();
     }
     if (page.entries.length) {
@@ -53,6 +56,7 @@ export class Timeline {
     this.root = root;
     this.feed = new Feed();
     this.open = null; // the job whose entries are shown
+    this.now = 0; // the virtual time of the last refresh
     this.chart = root.querySelector("#timeline");
     this.detail = root.querySelector("#job-detail");
     root.querySelector("#job-close").addEventListener("click", () => this.close());
@@ -60,6 +64,12 @@ export class Timeline {
 
   async refresh() {
     const [listing, clock] = await Promise.all([get(`jobs${query({ limit: JOBS })}`), get("clock"), this.feed.refresh()]);
+    if (clock.now < this.now) {
+      // the clock went back: a reset (whose journal may already be as long as the last one)
+      this.feed.restart();
+      await this.feed.refresh();
+    }
+    this.now = clock.now;
     const jobs = listing.jobs;
     const shown = jobs.length < listing.total ? `, the oldest ${jobs.length} shown` : "";
     this.root.querySelector("#jobs-summary").textContent =
