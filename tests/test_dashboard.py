@@ -637,12 +637,17 @@ def test_after_a_reset_the_timeline_reads_the_journal_afresh(
     expect(bar(page, again).locator("line.tick")).to_have_count(1)  # its submit only
     mock.status(tenant, again)
     expect(bar(page, again).locator("line.tick")).to_have_count(2)
+    for _ in range(3):
+        mock.status(tenant, again)
+    expect(bar(page, again).locator("line.tick")).to_have_count(5)  # seen up to entry 5
     watched.advance(10)
     expect(page.locator("#clock-now")).to_have_text("10.00")
     page.uncheck("#live")  # (no refresh between the reset and the requests after it)
     assert mock.control("POST", "reset", tenant, {})[0] == 200
-    last = mock.submit(tenant)
     for _ in range(4):  # a journal as long as before the reset, on a clock gone back
-        mock.status(tenant, last)
+        assert mock.status(tenant, "no-such-job")[0] == 404
+    last = mock.submit(tenant)  # entry 5 again, and the same id again
+    mock.status(tenant, last)
     page.check("#live")
-    expect(bar(page, last).locator("line.tick")).to_have_count(5)
+    expect(page.locator("#clock-now")).to_have_text("0.00")
+    expect(bar(page, last).locator("line.tick")).to_have_count(2)
