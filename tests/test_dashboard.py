@@ -355,7 +355,8 @@ def test_a_rule_added_in_the_page_fails_the_next_job(
 def test_the_journal_shows_the_requests_and_filters_them(
     mock: Served, watched: Watched, tmp_path: Path
 ) -> None:
-    tenant, page = "ui-journal", watched.page
+    tenant, page, sent = "ui-journal", watched.page, []
+    page.on("request", lambda request: sent.append(request.url))
     page.goto(mock.url("/_mock/ui/", tenant))
     watched.view("journal")
     job = mock.submit(tenant)
@@ -377,8 +378,15 @@ def test_the_journal_shows_the_requests_and_filters_them(
     expect(rows).to_have_count(1)
     expect(page.locator("#journal-summary")).to_contain_text("1 matching of 3 recorded")
     page.fill("#journal-filters input[name=request_id]", "")
-    page.fill("#journal-filters input[name=key]", KEYS["segmind"]["x-api-key"])
+    raw = KEYS["segmind"]["x-api-key"]
+    fingerprint = mock.control("GET", f"journal?request_id={job}", tenant)[1]["entries"][0]["key"]
+    page.fill("#journal-filters input[name=key]", raw)  # a key itself: never sent
+    expect(page.locator("#journal-summary")).to_contain_text("type a fingerprint")
+    expect(rows).to_have_count(3)
+    page.fill("#journal-filters input[name=key]", fingerprint)  # as the journal shows it
     expect(rows).to_have_count(2)
+    expect(page.locator("#journal-summary")).to_contain_text(f"2 of key {fingerprint}")
+    assert not [url for url in sent if raw in url], "a key in a URL"
     page.fill("#journal-filters input[name=status]", "abc")  # the mock's 400, shown
     expect(page.locator("#status")).to_contain_text("status must be a whole number")
     page.click("#journal-filters button[type=reset]")
