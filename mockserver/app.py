@@ -33,7 +33,7 @@ from .providers import PROVIDER_CLASSES
 from .providers.base import JOB_STATE_HEADER, Provider
 from .sources.replay import Recorder, Replay
 from .state import STATE, MockState
-from .store.tenant import current
+from .store.tenant import adopt, current
 from .store.tenants import TENANTS, TenantError, make_tenants
 
 __all__ = ["PROVIDERS", "STATE", "ContractViolation", "create_app"]
@@ -84,6 +84,7 @@ def create_app(
     app.router.add_routes(defs)
     app.router.add_routes(map(in_tenant, defs))
     apply_scenario(state, scenario)
+    app.on_startup.append(_adopt_default)
     app.on_cleanup.append(_close)
     return app
 
@@ -218,6 +219,12 @@ def _image_index(text: str) -> int | None:
     ):
         return None
     return int(text)
+
+
+async def _adopt_default(app: web.Application) -> None:
+    """The default tenant current where the server starts, so that its connections' requests
+    inherit it (``store.tenant.use``: a request of the default tenant then sets nothing)."""
+    adopt(app[TENANTS].default)
 
 
 async def _close(app: web.Application) -> None:

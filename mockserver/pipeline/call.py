@@ -16,7 +16,7 @@ from ..engine.journal import MAX_ENTRY_FINDINGS, Entry, capped
 from ..faults.effects import JobEffects
 from ..http import BodyError, check_body_headers, check_body_length, parse_body, read_body
 
-__all__ = ["CALL", "NO_EFFECTS", "UNKNOWN", "Call", "call_of", "note"]
+__all__ = ["CALL", "NO_EFFECTS", "UNKNOWN", "Call", "call_for", "call_of", "note"]
 
 NO_EFFECTS = JobEffects()  # read only
 UNKNOWN: Any = object()  # a key the pipeline did not read
@@ -94,6 +94,16 @@ def call_of(request: web.Request) -> Call:
     except KeyError:
         call = request[CALL] = Call(None)
         return call
+
+
+def call_for(request: web.Request, entry: Entry | None, key: str | None) -> Call:
+    """The call of a request served again (a shared store's ``Stale``): a fresh one with
+    the body as read already; a new one the first time."""
+    try:
+        before = request[CALL]
+    except KeyError:
+        return Call(entry, key)
+    return before.again(entry)
 
 
 def note(request: web.Request, **fields: Any) -> None:

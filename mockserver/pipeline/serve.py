@@ -30,9 +30,9 @@ from ..faults.transport import Broken, Outcome, unsent
 from ..http import ApiError, fingerprint, json_response, local_path
 from ..names import GENERATE, IMAGE
 from ..providers.base import Provider
-from ..store.tenant import Stale, StoreUnavailable, Tenant, use
-from ..store.tenants import TenantError, Tenants
-from .call import CALL, Call
+from ..store.tenant import PARAM, Stale, StoreUnavailable, Tenant, use
+from ..store.tenants import TENANT_HEADER, TenantError, Tenants
+from .call import CALL, Call, call_for
 from .envelope import envelope
 from .plan import plan, raw
 from .routing import Handler, Locate, Routes, Source, Target
@@ -58,44 +58,23 @@ class Pipeline:
         self.tenants = tenants
         self.providers = providers
         self.sources = sources
-        self.routes = Routes(self.serve, self.expect, providers, sources)
+        # what each route calls: a shared store's requests may be served again
+        self.routed = self.serve_shared if tenants.remote else self.serve
+        self.routes = Routes(self.routed, self.expect, providers, sources)
 
     async def serve(
         self, handler: Handler, locate: Locate, request: web.Request
     ) -> web.StreamResponse:
-        """Serve one request with ``handler``; ``locate`` says what it is for. With a shared
-        store, a request planned on a copy a control change made stale (``Stale``) is
-        served again from the top, up to date, its body read once."""
-        try:
-            tenant = await self.tenants.of(request)
-        except TenantError as refused:
-            return self._refuse(locate, request, refused)
-        use(tenant)
-        call: Call | None = None
-        for _ in range(MAX_ATTEMPTS):
+        """Serve one request with ``handler``; ``locate`` says what it is for. (In memory,
+        every route's handler; a shared store's routes go through :meth:`serve_shared`.)"""
+        if PARAM not in request.match_info and request.headers.get(TENANT_HEADER) is None:
+            tenant = self.tenants.default  # no prefix, no header: not even awaited
+        else:
             try:
-                return await self._serve(tenant, handler, locate, request, call)
-            except Stale:
-                call = request[CALL]
-            except StoreUnavailable as exc:
-                return self._unavailable(locate, request, exc)
-        return self._unavailable(
-            locate, request, StoreUnavailable("the tenant's settings kept changing; retry")
-        )
-
-    def _unavailable(
-        self, locate: Locate, request: web.Request, exc: StoreUnavailable
-    ) -> web.StreamResponse:
-        return envelope(locate(request)[0].provider, request, exc)
-
-    async def _serve(
-        self,
-        tenant: Tenant,
-        handler: Handler,
-        locate: Locate,
-        request: web.Request,
-        before: Call | None,
-    ) -> web.StreamResponse:
+                tenant = await self.tenants.of(request)
+            except TenantError as refused:
+                return self._refuse(locate, request, refused)
+        use(tenant)
         remote = tenant.remote  # in memory, begin and end do nothing: not even awaited
         if remote:
             await tenant.begin(True)
@@ -117,7 +96,8 @@ class Pipeline:
             request_id,
             model,
         )
-        call = request[CALL] = Call(entry, key) if before is None else before.again(entry)
+        # a request served again (serve_shared) keeps its body, read once, on its Call
+        call = request[CALL] = Call(entry, key) if not remote else call_for(request, entry, key)
         exchange: Exchange | None = None
         outcome: Outcome | None
         try:
@@ -137,7 +117,7 @@ class Pipeline:
             else:
                 outcome = await handler(request)
         except (Stale, StoreUnavailable):
-            raise  # served again up to date, or the store's 503 (serve)
+            raise  # served again up to date, or the store's 503 (serve_shared)
         except Exception as exc:  # the one error boundary: every failure gets an envelope
             outcome = envelope(provider, request, exc)
         if exchange is not None and exchange.effects and not isinstance(outcome, Broken):
@@ -147,6 +127,28 @@ class Pipeline:
         if remote:
             await tenant.end(call.entry)
         return response
+
+    async def serve_shared(
+        self, handler: Handler, locate: Locate, request: web.Request
+    ) -> web.StreamResponse:
+        """:meth:`serve` with a shared store: a request planned on a copy a control change
+        made stale (``Stale``) is served again from the top, up to date, its body read once;
+        the store out of reach is the provider's 503."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return await self.serve(handler, locate, request)
+            except Stale:
+                continue
+            except StoreUnavailable as exc:
+                return self._unavailable(locate, request, exc)
+        return self._unavailable(
+            locate, request, StoreUnavailable("the tenant's settings kept changing; retry")
+        )
+
+    def _unavailable(
+        self, locate: Locate, request: web.Request, exc: StoreUnavailable
+    ) -> web.StreamResponse:
+        return envelope(locate(request)[0].provider, request, exc)
 
     async def _answer(
         self,
@@ -243,4 +245,4 @@ class Pipeline:
                 raise ApiError(417, {"error": message})
             raise provider.error(400, message)
 
-        return await self.serve(unmet, locate, request)
+        return await self.routed(unmet, locate, request)

@@ -293,14 +293,14 @@ class Provider(Envelopes):
         if model is None:
             raise self.unknown_model(model_name)
         body = await self.body(request, model.request_schema, call)
-        shown = redact(self.request_key(request, call))
+        entry = call.entry  # its key is the one read here, already redacted by the journal
+        shown = entry.key if entry is not None else redact(self.request_key(request, call))
         try:
             job = await current().do(
                 "submit", self.name, model.name, body, owner, shown, call.effects
             )
         except InsufficientCredits as refused:
             raise self.insufficient_credits(refused.balance, refused.cost) from None
-        entry = call.entry
         if entry is not None:
             entry.request_id = job.id
             entry.model = model.name

@@ -109,13 +109,16 @@ class Segmind(Provider, contract="segmind"):
         )
 
     async def status(self, request: web.Request) -> web.Response:
-        return await self._status_reply(request, "status")
+        job, state = await self.read(request, request.match_info["request_id"])
+        return self._status_reply(request, "status", job, state)
 
     async def poll(self, request: web.Request) -> web.Response:
-        return await self._status_reply(request, "poll")
-
-    async def _status_reply(self, request: web.Request, route: str) -> web.Response:
         job, state = await self.read(request, request.match_info["request_id"])
+        return self._status_reply(request, "poll", job, state)
+
+    def _status_reply(
+        self, request: web.Request, route: str, job: Job, state: State
+    ) -> web.Response:
         return json_response(
             self.contract.http_status(route, state), self._status_body(request, job, state)
         )

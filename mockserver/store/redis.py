@@ -488,6 +488,8 @@ class RedisTenants(Tenants):
     this process keeps are bounded as named tenants are (``max_tenants``, idle ones
     dropped): a copy dropped here lives on in Redis, and is loaded again when next named."""
 
+    remote = True
+
     def __init__(
         self,
         config: MockConfig,

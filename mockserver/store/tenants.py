@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 HEADER = "X-Mock-Tenant"  # names the tenant of a request without a /t/{tenant}/ prefix
-_HEADER_KEY = istr(HEADER)  # looked up on every request: case-folded once, here
+TENANT_HEADER = istr(HEADER)  # looked up on every request: case-folded once, here
 MAX_NAME = 64
 NAME_RULE = f"1 to {MAX_NAME} characters of A-Z a-z 0-9 . _ - (not '.' or '..')"
 _NAME = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_NAME}}}")
@@ -70,6 +70,8 @@ class Tenants:
     """Every tenant of one app: the default one, and named ones made on first use.
 
     ``wall`` is the clock of idleness (``time.monotonic``; a test passes its own)."""
+
+    remote = False  # do its tenants' states live elsewhere (a shared store)?
 
     def __init__(
         self,
@@ -120,7 +122,7 @@ class Tenants:
         """The tenant a request names: its ``/t/{tenant}/`` prefix or ``X-Mock-Tenant``
         header (both, if they agree), else the default one. Raises :class:`TenantError`."""
         prefixed = request.match_info.get(PARAM)
-        header = request.headers.get(_HEADER_KEY)
+        header = request.headers.get(TENANT_HEADER)
         if prefixed is None and header is None:
             return self.default  # the fast path: today's requests
         if prefixed is not None:
