@@ -50,6 +50,8 @@ JSON_TYPES = ("application/json",)
 class ApiError(Exception):
     """A provider-shaped error response, raised anywhere in a handler."""
 
+    retry_at: float | None = None  # a 429: the virtual time its wait headers allow again
+
     def __init__(
         self,
         status: int,

@@ -45,6 +45,7 @@ from nanobanana_mock.schemas.violations import MAX_PROBLEMS, dotted
 
 from ..config import ConfigError, MockConfig
 from ..contracts import contract
+from ..engine import scorecard, scorecard_report
 from ..engine.clock import MAX_SPEED, MAX_TIME, finite_or_inf
 from ..engine.jobs import EVICTED, EXPIRED, UNKNOWN, Failure, Job
 from ..engine.journal import redact
@@ -872,6 +873,69 @@ async def get_drift(request: web.Request) -> web.Response:
     return json_response(200, report.to_json())
 
 
+# -- client resilience scorecard ---------------------------------------------------------------
+
+SCORECARD_QUERY = ("format", "key", "provider", "poll_floor")
+MAX_POLL_FLOOR = 3600.0
+
+
+async def get_scorecard(request: web.Request) -> web.Response:
+    """What the clients did wrong, from the journal (``engine/scorecard.py``): JSON,
+    ``?format=markdown`` or ``?format=html``; ``key`` (in clear or ``fp:``), ``provider``
+    and ``poll_floor`` (seconds) narrow it or set its threshold."""
+    _check_query(request, "scorecard filter", SCORECARD_QUERY)
+    kind = request.query.get("format", "json")
+    if kind not in DRIFT_FORMATS:
+        raise ControlError(400, f"format must be one of {', '.join(sorted(DRIFT_FORMATS))}")
+    _check_name(request, "provider", PROVIDERS)
+    key = request.query.get("key")
+    if key is not None and not key.startswith("fp:"):
+        key = redact(key)
+    floor = scorecard.POLL_FLOOR
+    if "poll_floor" in request.query:
+        try:
+            floor = float(request.query["poll_floor"][:40])
+        except ValueError:
+            floor = math.nan
+        floor = _number({"poll_floor": floor}, "poll_floor", 0.0, MAX_POLL_FLOOR)
+    tenant = current()
+    entries, total = await tenant.entries()
+    state = tenant.state
+    steps = scorecard.judge(
+        entries,
+        total,
+        state.clock.now(),
+        _job_over(state),
+        tenant=tenant.name or None,
+        policy=scorecard.Policy(poll_floor=floor),
+        key=key,
+        provider=request.query.get("provider"),
+    )
+    while True:  # in steps, the loop serving between them: a long journal takes seconds
+        try:
+            next(steps)
+        except StopIteration as done:
+            card = done.value
+            break
+        await asyncio.sleep(0)
+    if kind == "markdown":
+        return web.Response(text=scorecard_report.to_markdown(card), content_type="text/markdown")
+    if kind == "html":
+        return web.Response(text=scorecard_report.to_html(card), content_type="text/html")
+    return json_response(200, card)
+
+
+def _job_over(state: MockState) -> scorecard.Over:
+    """Whether a job is over now (terminal, or gone from the store), for the scorecard."""
+    now = state.clock.now()
+
+    def over(provider: str, job_id: str, owner: str | None) -> bool:
+        job = state.store.find(provider, job_id, owner or "", now)
+        return job is None or job.state(now) in TERMINAL
+
+    return over
+
+
 # -- tenants ------------------------------------------------------------------------------------
 
 TENANTS_PAGE = 1000
@@ -926,6 +990,7 @@ def control_routes() -> list[web.RouteDef]:
         ("DELETE", "/journal", clear_journal),
         ("GET", "/drift", get_drift),
         ("GET", "/tenants", list_tenants),
+        ("GET", "/scorecard", get_scorecard),
     ]
     routes = [
         web.route(method, p + path, guarded(handler), name=f"control.{handler.__name__}")

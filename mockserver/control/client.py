@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 from nanobanana_mock.schemas.located import DocumentError, read_text
 
 from ..scenario_files import UnknownScenario, locate
+from .scorecard import Scorecard
 
 __all__ = [
     "ClockControl",
@@ -320,6 +321,18 @@ class MockControl:
         """The effective settings."""
         effective: Json = self._request("GET", f"{PREFIX}/settings")
         return effective
+
+    def scorecard(
+        self,
+        *,
+        key: str | None = None,
+        provider: str | None = None,
+        poll_floor: float | None = None,
+    ) -> Scorecard:
+        """The client resilience scorecard (``GET /_mock/scorecard``), of one ``key`` (in
+        clear or ``fp:``) or ``provider`` if given; ``.assert_clean()`` in a test."""
+        query = {"key": key, "provider": provider, "poll_floor": poll_floor}
+        return Scorecard(self._request("GET", f"{PREFIX}/scorecard", query=query))
 
     def _request(
         self,

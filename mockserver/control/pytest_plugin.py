@@ -76,6 +76,7 @@ from .client import (
     MockControl,
     RateLimitControl,
 )
+from .scorecard import Scorecard
 
 __all__ = [
     "MARKER",
@@ -418,6 +419,16 @@ class MockHandle:
         """Reset to the session's settings plus ``settings``; returns the effective settings."""
         self.settings = self.control.reset(scenario=scenario, **settings)
         return self.settings
+
+    def scorecard(
+        self,
+        *,
+        key: str | None = None,
+        provider: str | None = None,
+        poll_floor: float | None = None,
+    ) -> Scorecard:
+        """This test's client resilience scorecard (``.assert_clean()`` in a test)."""
+        return self.control.scorecard(key=key, provider=provider, poll_floor=poll_floor)
 
     def apply_marker(self, marker: Mapping[str, Any]) -> None:
         """Reset with a marker's settings and scenario, then add its fault rules and credits.

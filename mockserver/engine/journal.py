@@ -79,6 +79,11 @@ class Entry:
     A plain slotted class rather than a dataclass: one is made for every request, so its
     construction is kept to a few attribute stores."""
 
+    # what the scorecard judges by (engine/scorecard.py): a submit's body fingerprint, the
+    # job's state as a read (or a blocking generation) answered it, a 429's retry time
+    # (virtual), a submit's price (USD). Set only where the request already holds them and
+    # left unset otherwise (no store per request): read with ``getattr(entry, name, None)``
+    SCORED = ("digest", "state", "retry_at", "cost")
     __slots__ = (
         "effect",
         "fault",
@@ -97,7 +102,12 @@ class Entry:
         "status",
         "t",
         "validation",
+        *SCORED,
     )
+    digest: str | None
+    state: str | None
+    retry_at: float | None
+    cost: float | None
 
     def __init__(
         self,
@@ -131,8 +141,12 @@ class Entry:
         self.job: str | None = None  # a job id not shown: "expired", "evicted" or "unknown"
 
     def record(self) -> dict[str, Any]:
-        """What a shared store keeps of it: :meth:`public` and the key's fingerprint."""
-        return {**self.public(), "key_id": self.key_id}
+        """What a shared store keeps of it: :meth:`public`, the key's fingerprint and what
+        the scorecard judges by."""
+        record = {**self.public(), "key_id": self.key_id}
+        for name in self.SCORED:
+            record[name] = getattr(self, name, None)
+        return record
 
     @classmethod
     def of_record(cls, record: Mapping[str, Any]) -> Entry:
@@ -199,6 +213,10 @@ class Journal:
         )
         self._entries.append(entry)
         return entry
+
+    def entries(self) -> list[Entry]:
+        """The entries kept, oldest first (the scorecard reads them)."""
+        return list(self._entries)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -8,6 +8,7 @@ costs aiohttp a raised ``KeyError`` on every lookup.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from aiohttp import web
@@ -68,6 +69,14 @@ class Call:
         if isinstance(outcome, BodyError):
             raise outcome.bare()  # a copy: the one kept never holds a frame
         return outcome
+
+    def digest(self) -> str | None:
+        """A short fingerprint of the body's bytes once read (None before, or unreadable):
+        what tells the scorecard that a body was sent again."""
+        raw = self._raw
+        if not isinstance(raw, bytes):
+            return None
+        return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
     async def body(self, request: web.Request, max_bytes: int) -> Any:
         """The request body as parsed JSON, read and parsed once; raises :class:`BodyError`

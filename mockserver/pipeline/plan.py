@@ -39,9 +39,11 @@ async def plan(
     assert provider is not None
     state = tenant.state
     facts = await _facts(state, request, target, model, call)
+    entry = call.entry
+    if target.operation in GENERATE and entry is not None:  # even if no handler reads it
+        entry.digest = call.digest()  # the scorecard tells a body sent again by it
     effects = await _fire(provider, facts, tenant, call)
     if effects:
-        entry = call.entry
         assert entry is not None
         entry.fault = ",".join(dict.fromkeys(e.rule_id for e in effects))
         entry.effect = ",".join(dict.fromkeys(e.kind for e in effects))
@@ -81,6 +83,8 @@ async def _facts(
             and isinstance(body.get("request_id"), str)
         ):
             request_id = body["request_id"]
+            if call.entry is not None:  # the journal ties the answer, faulted or not, to it
+                call.entry.request_id = request_id[:200]
         job = state.store.get(request_id, state.clock.now()) if request_id else None
         if job is not None and job.provider == provider.name:
             model = job.model

@@ -120,6 +120,8 @@ class Pipeline:
             raise  # served again up to date, or the store's 503 (serve_shared)
         except Exception as exc:  # the one error boundary: every failure gets an envelope
             outcome = envelope(provider, request, exc)
+            if isinstance(exc, ApiError) and exc.retry_at is not None:
+                entry.retry_at = exc.retry_at  # a 429's wait, for the scorecard
         if exchange is not None and exchange.effects and not isinstance(outcome, Broken):
             outcome = await exchange.after(outcome)
             call.drifted = exchange.drifted

@@ -37,6 +37,7 @@ __all__ = ["JOB_STATE_HEADER", "REGISTERED", "Envelopes", "Provider"]
 
 WARNING_HEADER = "X-Mock-Warning"
 JOB_STATE_HEADER = "X-Mock-Job-State"  # on a job's 404: expired, evicted or unknown
+WAIT_HEADERS = frozenset({"Retry-After", "x-rate-limit-reset-at-utc"})  # a 429's, if any
 MAX_WARNED = 200  # unknown names a warning header can show: it is cut at 512 bytes anyway
 
 
@@ -176,6 +177,8 @@ class Provider(Envelopes):
         )
         if status == 503:
             error.headers["Retry-After"] = str(self.state.clock.retry_after(retry_after))
+        elif status == 429 and WAIT_HEADERS & error.headers.keys():  # told when to retry
+            error.retry_at = self.state.clock.now() + retry_after  # kept by the journal
         return error
 
     def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
@@ -292,8 +295,13 @@ class Provider(Envelopes):
         model = self.contract.models.get(model_name)
         if model is None:
             raise self.unknown_model(model_name)
-        body = await self.body(request, model.request_schema, call)
-        entry = call.entry  # its key is the one read here, already redacted by the journal
+        try:
+            body = await self.body(request, model.request_schema, call)
+        finally:  # the scorecard tells a body sent again (valid or not) by this fingerprint
+            entry = call.entry
+            if entry is not None:
+                entry.digest = call.digest()
+        # the key read here, already redacted by the journal (no second hash)
         shown = entry.key if entry is not None else redact(self.request_key(request, call))
         try:
             job = await current().do(
@@ -304,6 +312,7 @@ class Provider(Envelopes):
         if entry is not None:
             entry.request_id = job.id
             entry.model = model.name
+            entry.cost = job.cost
         return job, self.warn_unknown(model.request_schema, body)
 
     async def read(
@@ -330,6 +339,7 @@ class Provider(Envelopes):
             raise self.gone(request, missing) from None
         if entry is not None:
             entry.model = job.model
+            entry.state = state
         return job, state
 
     def gone(self, request: web.Request, missing: UnknownJob) -> ApiError:

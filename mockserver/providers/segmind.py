@@ -16,6 +16,7 @@ from nanobanana_mock.schemas import Violation
 from ..engine import images
 from ..engine.jobs import Job, State
 from ..http import ApiError, BodyError, json_response, origin
+from ..pipeline.call import note
 from .base import Provider
 
 __all__ = ["Segmind"]
@@ -90,7 +91,9 @@ class Segmind(Provider, contract="segmind"):
         job, headers = await self.accept(request, request.match_info["slug"])
         sim = self.sim
         await sim.settle(job)
-        if job.state(sim.now()) is State.FAILED:
+        state = job.state(sim.now())
+        note(request, state=state)  # followed to its end in this one call
+        if state is State.FAILED:
             assert job.failure is not None
             raise self.error(500, job.failure.error)
         data = await sim.image_bytes(job)

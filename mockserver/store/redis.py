@@ -253,6 +253,12 @@ class RedisTenant(Tenant):
     ) -> dict[str, Any]:
         """The journal once no entry is pending (at most ``JOURNAL_WAIT`` seconds: after
         that, as it is), so an answered request's entry is in it whichever process asks."""
+        entries, total = await self.entries()
+        return query(entries, filters, since, limit, total, total - len(entries))
+
+    async def entries(self) -> tuple[list[Entry], int]:
+        """The shared journal's entries, oldest first, and its total, read as
+        :meth:`journal` reads them."""
         size = self.state.config.journal_size
         keys = [self.keys["journal"], self.keys["jseq"], self.keys["pending"]]
         deadline = time.monotonic() + JOURNAL_WAIT
@@ -271,8 +277,7 @@ class RedisTenant(Tenant):
             entry = Entry.of_record(orjson.loads(values[b"e"]))
             entry.seq = int(values[b"s"])
             entries.append(entry)
-        total = int(total or 0)
-        return query(entries, filters, since, limit, total, total - len(entries))
+        return entries, int(total or 0)
 
     async def clear_journal(self) -> None:
         try:

@@ -86,6 +86,12 @@ class Tenant:
         """The journal query of the control plane (``Journal.query``)."""
         return self.state.journal.query(filters, since, limit)
 
+    async def entries(self) -> tuple[list[Entry], int]:
+        """The journal's entries kept, oldest first, and how many were ever recorded (the
+        scorecard's input)."""
+        journal = self.state.journal
+        return journal.entries(), journal.total
+
     async def clear_journal(self) -> None:
         self.state.journal.clear()
 

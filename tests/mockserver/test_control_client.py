@@ -146,6 +146,8 @@ def test_every_body_and_answer_of_every_call_fits_the_contract(
     control.rate_limits.clear()
     assert control.journal.entries(provider="segmind", limit=2)
     assert control.journal.count() and control.journal.counts()
+    assert control.scorecard(poll_floor=2).data["entries"]
+    assert control.scorecard(key=KEY, provider="segmind").data["rules"]
     control.journal.clear()
     with pytest.raises(ControlError):
         control.jobs.get("nope")  # an error answer is in the contract too
