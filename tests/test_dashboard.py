@@ -418,12 +418,18 @@ def test_credits_rate_limits_drift_and_scorecard_views(
     watched.view("drift")
     expect(page.locator("#drift-summary")).to_contain_text("validating proxy is off")
     watched.shot(tmp_path / "drift.png")
+    job = mock.submit(tenant)
+    for _ in range(5):  # a client polling in a tight loop
+        mock.status(tenant, job)
     watched.view("scorecard")
     summary = page.locator("#scorecard-summary")
     if spec.route_of("GET", "/_mock/scorecard") is None:
         expect(summary).to_have_text("scorecard not available")
     else:
-        expect(summary).to_contain_text("journal entries judged")
+        expect(summary).to_contain_text("6 journal entries judged")
+        finding = page.locator("#scorecard-findings tbody tr", has_text="tight_polling")
+        expect(finding).to_have_count(1)
+        expect(finding).to_contain_text(job)
     watched.shot(tmp_path / "scorecard.png")
 
 

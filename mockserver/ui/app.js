@@ -25,6 +25,7 @@ const clock = new Clock(document.querySelector("#clock"), () => refresh(), fail)
 let active = "timeline";
 let running = null; // the refresh under way
 let again = false; // another was asked for meanwhile
+let reopened = false; // ...for a view just opened
 let timer = null;
 let waitingForToken = false;
 
@@ -37,17 +38,22 @@ function fail(error) {
   status.classList.add("error");
 }
 
-/** Refresh the clock and the open view now; a call meanwhile runs once more after it. */
-async function refresh() {
+/** Refresh the clock and the open view now (``opened``: the view was just opened); a call
+ * meanwhile runs once more after it. */
+async function refresh(opened = false) {
   if (running) {
     again = true;
+    reopened ||= opened;
     return running;
   }
+  reopened = opened;
   running = (async () => {
     do {
       again = false;
+      const fresh = reopened;
+      reopened = false;
       try {
-        await Promise.all([clock.refresh(), views[active].refresh()]);
+        await Promise.all([clock.refresh(), views[active].refresh(fresh)]);
         status.textContent = "";
         status.classList.remove("error");
         document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed ?? 0) + 1);
@@ -79,7 +85,7 @@ function show(view) {
   active = view;
   for (const button of document.querySelectorAll("#tabs button")) button.classList.toggle("active", button.dataset.view === view);
   for (const [key] of Object.entries(views)) document.querySelector(`#view-${key}`).hidden = key !== view;
-  refresh();
+  refresh(true);
 }
 
 for (const button of document.querySelectorAll("#tabs button")) button.addEventListener("click", () => show(button.dataset.view));

@@ -32,12 +32,17 @@ export class Drift {
   }
 }
 
+const SCORECARD_EVERY_MS = 5000; // the scorecard judges the whole journal: less often
+
 export class Scorecard {
   constructor(root) {
     this.root = root;
+    this.at = 0;
   }
 
-  async refresh() {
+  async refresh(opened = false) {
+    if (!opened && Date.now() - this.at < SCORECARD_EVERY_MS) return;
+    this.at = Date.now();
     const summary = this.root.querySelector("#scorecard-summary");
     const body = this.root.querySelector("#scorecard-body");
     let card;
