@@ -160,7 +160,9 @@ def measure(
     return runs
 
 
-def bench_store(seconds: int, rounds: int, connections: int) -> dict[str, Any]:
+def start_redis() -> tuple[subprocess.Popen[bytes], int, str]:
+    """A Redis of the benchmark's own on core 1 (loopback, a temporary folder, persisting
+    nothing), once it answers: its process, its port and its folder."""
     if not shutil.which("redis-server"):
         raise SystemExit("redis-server is not installed: apt-get install redis-server")
     folder = tempfile.mkdtemp(prefix="nb-bench-redis-")
@@ -183,18 +185,24 @@ def bench_store(seconds: int, rounds: int, connections: int) -> dict[str, Any]:
         ],
         stdout=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 10
+    while (
+        subprocess.run(
+            ["redis-cli", "-p", str(redis_port), "ping"], capture_output=True
+        ).stdout.strip()
+        != b"PONG"
+    ):
+        if time.monotonic() > deadline:
+            redis.kill()
+            raise RuntimeError("redis-server did not come up")
+        time.sleep(0.05)
+    return redis, redis_port, folder
+
+
+def bench_store(seconds: int, rounds: int, connections: int) -> dict[str, Any]:
+    redis, redis_port, folder = start_redis()
     mocks: dict[str, Mock] = {}
     try:
-        deadline = time.monotonic() + 10
-        while (
-            subprocess.run(
-                ["redis-cli", "-p", str(redis_port), "ping"], capture_output=True
-            ).stdout.strip()
-            != b"PONG"
-        ):
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not come up")
-            time.sleep(0.05)
         url = f"redis://127.0.0.1:{redis_port}"
         mocks = {
             SETUPS[0]: Mock(SETUPS[0], "memory", 1, "0"),

@@ -5,12 +5,16 @@ this one's (each with its own venv's Python, whose editable install points at it
 both pinned to core 0, and loads both at once from core 1 (`wrk -c25` each, 4 s per round),
 route by route. A neighbour's burst of load on a shared machine then falls on both alike, which
 two runs of `make bench` seconds apart cannot promise. It prints, for each route, the new
-version's requests per second over the old one's in every round, and the median.
+version's requests per second over the old one's in every round, and the median; and the new
+version's CPU per request over the old one's (each mock's process, from /proc), which a busy
+host moves less. `--redis`: both on the shared store (a Redis of their own on core 1, a
+database each, one process each).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import HERE, free_port, request, start
+from bench.store import cpu_seconds
 
 ROUTES = {  # name: the wrk script that loads it
     "submit": "post.lua",
@@ -30,10 +35,11 @@ ROUTES = {  # name: the wrk script that loads it
 }
 
 
-def serve(python: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    """One mock, and the URL of each route on it (a finished 4K job for the reads)."""
+def serve(python: str, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """One mock (``extra``: more flags), and the URL of each route on it (a finished 4K job
+    for the reads)."""
     port = free_port()
-    flags = ["--port", str(port), "--time-scale", "0", "--log-level", "WARNING"]
+    flags = ["--port", str(port), "--time-scale", "0", "--log-level", "WARNING", *extra]
     proc = start(
         [python, "-m", "nanobanana_mock", *flags, "--processing-jitter", "0"],
         f"http://127.0.0.1:{port}/_mock/health",
@@ -78,21 +84,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=25)
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="both on a Redis of their own (one process each, a database each): the shared store",
+    )
     args = parser.parse_args(argv)
-    old, old_urls = serve(args.old)
-    new, new_urls = serve(args.new)
+    redis: tuple[subprocess.Popen[bytes], int, str] | None = None
+    stores: list[list[str]] = [[], []]
+    if args.redis:
+        from bench.store import start_redis
+
+        redis = start_redis()
+        url = f"redis://127.0.0.1:{redis[1]}"
+        stores = [["--store", f"{url}/{db}", "--processes", "1"] for db in (0, 1)]
+    procs: list[subprocess.Popen[bytes]] = []
     try:
+        old, old_urls = serve(args.old, *stores[0])
+        procs.append(old)
+        new, new_urls = serve(args.new, *stores[1])
+        procs.append(new)
         for name, script in ROUTES.items():
-            ratios = []
+            ratios, costs = [], []
             for _ in range(args.rounds):
+                cpu = [cpu_seconds([proc.pid]) for proc in (old, new)]
                 a, b = both(script, old_urls[name], new_urls[name], args.seconds, args.connections)
+                used = [
+                    cpu_seconds([proc.pid]) - was for proc, was in zip((old, new), cpu, strict=True)
+                ]
                 ratios.append(b / a)
+                costs.append((used[1] / b) / (used[0] / a) if a and b and used[0] else 0.0)
             shown = ", ".join(f"{r:.2f}" for r in ratios)
-            print(f"{name}: new/old {statistics.median(ratios):.2f} (rounds {shown})", flush=True)
+            spent = ", ".join(f"{c:.2f}" for c in costs)
+            print(
+                f"{name}: new/old {statistics.median(ratios):.2f} (rounds {shown}); "
+                f"CPU per request new/old {statistics.median(costs):.2f} (rounds {spent})",
+                flush=True,
+            )
     finally:
-        for proc in (old, new):
+        for proc in procs:
             proc.terminate()
             proc.wait(10)
+        if redis is not None:
+            redis[0].terminate()
+            redis[0].wait(10)
+            shutil.rmtree(redis[2], ignore_errors=True)
     return 0
 
 

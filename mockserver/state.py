@@ -14,6 +14,7 @@ from .engine.clock import VirtualClock
 from .engine.images import ImageCache
 from .engine.jobs import JobStore
 from .engine.journal import Journal
+from .engine.metrics import Counters
 from .engine.quotas import Ledger, RateLimiter
 from .engine.simulation import Simulator
 from .faults.rules import FaultEngine
@@ -33,6 +34,7 @@ class MockState:
     faults: FaultEngine
     ledger: Ledger
     limiter: RateLimiter
+    metrics: Counters  # what /_mock/metrics counts per request (a reset starts anew)
     violations: list[str] = field(default_factory=list)  # self-check failures, for tests
     _rngs: dict[str, random.Random] = field(default_factory=dict)
     sim: Simulator = field(init=False, repr=False)  # reads this state: a reset is seen at once
@@ -83,6 +85,7 @@ def _fresh(config: MockConfig) -> dict[str, Any]:
         "faults": FaultEngine(seed=config.seed),
         "ledger": Ledger(),
         "limiter": RateLimiter(),
+        "metrics": Counters(),
     }
 
 

@@ -62,6 +62,8 @@ NOT_RUN: dict[str, str] = {
     "proxy-live": "forwards to the live Segmind and SeaArt APIs: network and keys",
     "conformance-live": "a live run needs a real key and the network, and spends money",
     "layout": "a folder listing, not a command",
+    "prometheus-config": "a Prometheus configuration, not a command; the block before it"
+    " scrapes the same path, and tests/mockserver/test_metrics.py parses what it answers",
     "scorecard-example": "the Segmind SDK's scorecard: tests/test_segmind_sdk_scorecard.py checks"
     " that it is that test's output, unedited",
 }

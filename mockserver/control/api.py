@@ -71,6 +71,7 @@ from ..state import STATE, MockState
 from ..store.ops import JobGone
 from ..store.tenant import Stale, StoreUnavailable, Tenant, current, use
 from ..store.tenants import TENANTS, TenantError
+from . import metrics
 from . import spec as plane
 from . import ui
 
@@ -375,6 +376,7 @@ async def reset(request: web.Request) -> web.Response:
     scenarios = [request.app[BASE_SCENARIO], *([scenario] if scenario is not None else [])]
     _try_scenarios(config, scenarios)
     await current().do("reset", config, [sealed_scenario(s) for s in scenarios])
+    await metrics.forget(current())  # a new series start (a shared store's sums too)
     for source in request.app.get(SOURCES, []):
         source.reset()
     return json_response(200, {"ok": True, "settings": config.public()})
@@ -966,6 +968,15 @@ async def list_tenants(request: web.Request) -> web.Response:
     return json_response(200, {"tenants": views, "total": total, "limit": limit, "store": store})
 
 
+# -- metrics ------------------------------------------------------------------------------------
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """The Prometheus text format (control/metrics.py); it takes no query parameter."""
+    _check_query(request, "metrics parameter", ())
+    return await metrics.get_metrics(request)
+
+
 def control_routes() -> list[web.RouteDef]:
     p = "/_mock"
     table: list[tuple[str, str, Handler]] = [
@@ -990,6 +1001,7 @@ def control_routes() -> list[web.RouteDef]:
         ("DELETE", "/journal", clear_journal),
         ("GET", "/drift", get_drift),
         ("GET", "/tenants", list_tenants),
+        ("GET", "/metrics", get_metrics),
         ("GET", "/scorecard", get_scorecard),
     ]
     routes = [

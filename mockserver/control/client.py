@@ -322,6 +322,13 @@ class MockControl:
         effective: Json = self._request("GET", f"{PREFIX}/settings")
         return effective
 
+    def metrics(self) -> str:
+        """``GET /_mock/metrics``: the Prometheus text format, this tenant's (the default
+        tenant's client: every tenant's). ``prometheus_client.parser``'s
+        ``text_string_to_metric_families`` reads it."""
+        text: bytes = self._request("GET", f"{PREFIX}/metrics", raw=True)
+        return text.decode("utf-8")
+
     def scorecard(
         self,
         *,
@@ -340,8 +347,11 @@ class MockControl:
         path: str,
         body: Any = None,
         query: Mapping[str, Any] | None = None,
+        *,
+        raw: bool = False,
     ) -> Any:
-        """Send one request; the decoded JSON answer (None if empty), or ControlError."""
+        """Send one request; the decoded JSON answer (None if empty; ``raw``: its bytes), or
+        ControlError."""
         url = self._base + urllib.parse.quote(path, safe="/:@-._~")
         params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
         if params:
@@ -355,7 +365,7 @@ class MockControl:
             request.add_header("X-Mock-Token", self.token)
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                return _decode(response.read())
+                return response.read() if raw else _decode(response.read())
         except urllib.error.HTTPError as exc:
             raise _control_error(method, path, exc.code, exc.read()) from exc
         except (urllib.error.URLError, OSError) as exc:

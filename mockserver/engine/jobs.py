@@ -386,6 +386,7 @@ class JobStore:
         self._max_gone = max_gone
         self._seq = 0
         self.evicted = 0
+        self.charged: dict[str, float] = {}  # what jobs cost, by provider (the metrics)
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -515,8 +516,9 @@ class JobStore:
         """Every waiting job's queue position in one provider, by ``seq`` (one pass)."""
         return self.pool(provider).queue_positions(now)
 
-    def charge(self, owner: str, cost: float) -> float:
-        """Record what an owner spent; returns their total so far."""
+    def charge(self, owner: str, cost: float, provider: str = "") -> float:
+        """Record what an owner spent (on ``provider``); returns their total so far."""
+        self.charged[provider] = self.charged.get(provider, 0.0) + cost
         owners = self._owners
         account = owners.get(owner)
         if account is None:

@@ -200,7 +200,7 @@ class Simulator:
         )
         store = world.store
         store.add(job, now)
-        store.charge(owner, cost)
+        store.charge(owner, cost, model.provider)
         return job
 
     def read(

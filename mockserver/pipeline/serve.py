@@ -19,10 +19,13 @@ For each request, in order:
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from aiohttp import HttpVersion11, web
 
+from ..engine.metrics import BOUNDS
 from ..faults.effects import Exchange
 from ..faults.markers import may_hold_marker
 from ..faults.rules import RequestFacts
@@ -30,7 +33,7 @@ from ..faults.transport import Broken, Outcome, unsent
 from ..http import ApiError, fingerprint, json_response, local_path
 from ..names import GENERATE, IMAGE
 from ..providers.base import Provider
-from ..store.tenant import PARAM, Stale, StoreUnavailable, Tenant, use
+from ..store.tenant import PARAM, Stale, StoreUnavailable, Tenant, current, use
 from ..store.tenants import TENANT_HEADER, TenantError, Tenants
 from .call import CALL, Call, call_for
 from .envelope import envelope
@@ -67,6 +70,7 @@ class Pipeline:
     ) -> web.StreamResponse:
         """Serve one request with ``handler``; ``locate`` says what it is for. (In memory,
         every route's handler; a shared store's routes go through :meth:`serve_shared`.)"""
+        started = perf_counter()  # the latency the metrics count (metrics.Counters)
         if PARAM not in request.match_info and request.headers.get(TENANT_HEADER) is None:
             tenant = self.tenants.default  # no prefix, no header: not even awaited
         else:
@@ -128,6 +132,15 @@ class Pipeline:
         response = self._close(tenant, target, call, outcome)
         if remote:
             await tenant.end(call.entry)
+        # the entry is complete: count it (metrics.Counters.count, inline; status None: unsent)
+        seconds = perf_counter() - started
+        slot = state.metrics.served.get((entry.provider, entry.operation, entry.status))
+        if slot is None:
+            slot = state.metrics.slot(entry.provider, entry.operation, entry.status)
+        slot[0] += seconds
+        slot[1 + bisect_left(BOUNDS, seconds)] += 1
+        if exchange is not None and exchange.effects:
+            state.metrics.fired(exchange.effects)
         return response
 
     async def serve_shared(
@@ -150,7 +163,13 @@ class Pipeline:
     def _unavailable(
         self, locate: Locate, request: web.Request, exc: StoreUnavailable
     ) -> web.StreamResponse:
-        return envelope(locate(request)[0].provider, request, exc)
+        provider = locate(request)[0].provider
+        try:
+            tenant = current()  # the request's, once serve found it
+        except LookupError:
+            tenant = self.tenants.default
+        tenant.state.metrics.store_error(provider.name if provider is not None else None)
+        return envelope(provider, request, exc)
 
     async def _answer(
         self,
@@ -176,6 +195,7 @@ class Pipeline:
             return
         wait = await tenant.do("take", fingerprint(facts.key), facts.operation in GENERATE)
         if wait is not None:
+            tenant.state.metrics.rate_limited(provider.name)
             raise provider.fault_error(429, retry_after=wait)
 
     def _refuse(self, locate: Locate, request: web.Request, refused: TenantError) -> web.Response:

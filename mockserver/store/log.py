@@ -1,31 +1,39 @@
 """What a shared store's log holds, and the scripts that write it (``redis.py`` uses them).
 
-**The codec.** An operation goes to the log as a pickle of ``(name, args, cv, token)``; a
-snapshot as a pickle of a tenant's state. Pickles: the store must be the mock's own, as
-trusted as its memory (a Redis anyone else can write to could run code in the mock). No API
-key in clear goes into either: the operations' arguments carry fingerprints, fault rules and
-scenarios are sealed before they are logged (``faults.rules.sealed_spec``,
-``control.api.sealed_scenario``), a request's facts travel as ``rules.portable`` makes
-them, and a :class:`~..config.MockConfig` is pickled with its accepted keys sealed and
-without its control token (each process keeps its own, from its start-up settings).
+**The codec.** An operation goes to the log as ``(name, args, cv, token)``: by
+:mod:`marshal` when its arguments are plain data (a status poll's, a submit's, a rate-limit
+token's: several times faster both ways than a pickle; a submit's job effects go as their
+three numbers), else as a pickle (a rule's facts, a config, a failure: :func:`dumps_op`); a
+snapshot as a pickle of a tenant's state. Pickles (and marshal): the store must be the
+mock's own, as trusted as its memory (a Redis anyone else can write to could run code in the
+mock), and every process sharing it runs the same version of the mock (the encoding and the
+scripts' arguments are the version's own). No API key in clear goes into either: the
+operations' arguments carry fingerprints, fault rules and scenarios are sealed before they
+are logged (``faults.rules.sealed_spec``, ``control.api.sealed_scenario``), a request's
+facts travel as ``rules.portable`` makes them, and a :class:`~..config.MockConfig` is
+pickled with its accepted keys sealed and without its control token (each process keeps its
+own, from its start-up settings).
 
 **The scripts** (Lua, run by EVALSHA, loaded again on NOSCRIPT): :data:`STEP` appends an
 operation to a tenant's log and reads every entry after the caller's cursor, in one round
-trip; :data:`JOURNAL` appends finished requests to a tenant's capped journal stream, and
-:data:`READ` reads it once no entry is pending (a request answered whose entry is on its
-way: its mark, which STEP set, is still there).
+trip (all but the caller's own when that is the only one new: ``'o'``); :data:`JOURNAL`
+appends finished requests to a tenant's capped journal stream, and :data:`READ` reads it
+once no entry is pending (a request answered whose entry is on its way: its mark, which STEP
+set, is still there).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import marshal
 import pickle
 import time
 from typing import Any
 
 from ..config import MockConfig
 from ..engine.keys import sealed
+from ..faults.effects import JobEffects
 
 __all__ = [
     "DEFAULT_TAG",
@@ -36,8 +44,10 @@ __all__ = [
     "TOUCH_SECONDS",
     "Pin",
     "dumps",
+    "dumps_op",
     "keys_of",
     "loads",
+    "loads_op",
 ]
 
 
@@ -127,6 +137,36 @@ def loads(data: bytes, control_token: str | None = None) -> Any:
     return _Unpickler(data, control_token).load()
 
 
+MARSHALLED = b"M"  # the first byte of an operation by marshal (a pickle's is 0x80)
+
+Op = tuple[str, tuple[Any, ...], int | None, str]  # name, args, control version, token
+
+
+def dumps_op(name: str, args: tuple[Any, ...], cv: int | None, token: str) -> bytes:
+    """An operation for the log: by marshal when it takes its arguments (plain data, exact
+    types: a str subclass, a config or a rule's facts it refuses), a submit's job effects
+    (the last argument, no failure) as their three numbers; else by :func:`dumps`."""
+    try:
+        last = args[-1] if args else None
+        if type(last) is JobEffects and last.failure is None:
+            shape = (last.extra_queue, last.extra_processing, last.image_scale)
+            return MARSHALLED + marshal.dumps((name, args[:-1], cv, token, shape))
+        return MARSHALLED + marshal.dumps((name, args, cv, token, None))
+    except ValueError:  # (not marshallable)
+        return dumps((name, args, cv, token))
+
+
+def loads_op(data: bytes, control_token: str | None = None) -> Op:
+    """Back from :func:`dumps_op`."""
+    if data[:1] != MARSHALLED:
+        op: Op = loads(data, control_token)
+        return op
+    name, args, cv, token, shape = marshal.loads(memoryview(data)[1:])
+    if shape is not None:
+        args = (*args, JobEffects(None, *shape))
+    return name, args, cv, token
+
+
 def keys_of(tenant: str) -> dict[str, str]:
     """A tenant's keys, its name in a hash tag (Redis Cluster would keep a tenant on one
     shard). A name is at most a few dozen safe characters (tenants.py checks them); the
@@ -149,21 +189,26 @@ DEFAULT_TAG = "="  # the default tenant's name in its keys: no tenant name has a
 TENANTS_KEY = "nb:tenants"  # a sorted set: each tenant's last use (server time)
 
 # KEYS: log, n, epoch, journal, jseq, snap, tenants, pending, seen (this process's)
-# ARGV: cursor, count, payload ('' for a sync), flags ('c': a control operation, 'r': a
-#       reset, which empties the journal), tenant name, changed channel, idle seconds (a
-#       named tenant's keys expire after them unused: it starts afresh; 0: never), and the
-#       request's mark ('' none): its journal entry is pending until JOURNAL removes the
-#       mark, and a journal read waits for the pending entries (read-your-writes); and
-#       '1' when a step of this process on this tenant is ahead of this one on its
-#       connection (its reply, applied first, holds the log up to where it read: KEYS[9],
-#       this process's mark of it), so this one reads after that, not after the cursor;
-#       and '1' to touch the tenant (its last use, its keys' expiry: each process does at
-#       most every TOUCH_SECONDS, and whenever the tenant's keys are made anew)
-# Returns: {own id or false, n, epoch, entries after the cursor or the mark (at most count)}
+# ARGV: first those the same for every step of a tenant (``redis.py`` packs them once):
+#       count, tenant name, changed channel, idle seconds (a named tenant's keys expire
+#       after them unused: it starts afresh; 0: never); then the cursor and its entry's
+#       number n, payload ('' for a sync), flags ('c': a control operation, 'r': a reset,
+#       which empties the journal, 'o': the caller applies its own operation itself, so
+#       when it is the only entry new to the caller, it is not read back), the request's
+#       mark ('' none): its journal entry is pending until JOURNAL removes the mark, and a
+#       journal read waits for the pending entries (read-your-writes); and '1' when a step
+#       of this process on this tenant is ahead of this one on its connection (its reply,
+#       applied first, holds the log up to where it read: KEYS[9], this process's mark of
+#       it, "<id> <n>"), so this one reads after that, not after the cursor; and '1' to
+#       touch the tenant (its last use, its keys' expiry: each process does at most every
+#       TOUCH_SECONDS, and whenever the tenant's keys are made anew)
+# Returns: {own id or false, n, epoch, entries after the cursor or the mark (at most count),
+#           the time stamped on the own entry}. Nothing new to the caller (n is the
+#           cursor's), or only its own entry with 'o': no entries (no XRANGE).
 STEP = """
 local t = redis.call('TIME')
 local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
-local touch = ARGV[10] == '1'
+local touch = ARGV[11] == '1'
 local epoch = redis.call('GET', KEYS[3])
 if not epoch then
   epoch = now
@@ -172,22 +217,22 @@ if not epoch then
 end
 local own = false
 local n
-if ARGV[3] ~= '' then
+if ARGV[7] ~= '' then
   n = redis.call('INCR', KEYS[2])
   if n == 1 then touch = true end
-  own = redis.call('XADD', KEYS[1], '*', 'n', n, 't', now, 'op', ARGV[3])
-  if string.find(ARGV[4], 'r', 1, true) then
+  own = redis.call('XADD', KEYS[1], '*', 'n', n, 't', now, 'op', ARGV[7])
+  if string.find(ARGV[8], 'r', 1, true) then
     redis.call('DEL', KEYS[4], KEYS[5])
   end
-  if string.find(ARGV[4], 'c', 1, true) then
-    redis.call('PUBLISH', ARGV[6], own)
+  if string.find(ARGV[8], 'c', 1, true) then
+    redis.call('PUBLISH', ARGV[3], own)
   end
 else
   n = tonumber(redis.call('GET', KEYS[2]) or '0')
 end
-local idle = tonumber(ARGV[7])
-if ARGV[8] ~= '' then
-  redis.call('ZADD', KEYS[8], now, ARGV[8])
+local idle = tonumber(ARGV[4])
+if ARGV[9] ~= '' then
+  redis.call('ZADD', KEYS[8], now, ARGV[9])
   if idle > 0 then redis.call('EXPIRE', KEYS[8], idle) end
 end
 if touch then
@@ -195,19 +240,30 @@ if touch then
     for i = 1, 6 do redis.call('EXPIRE', KEYS[i], idle) end
     redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (tonumber(t[1]) - idle))
   end
-  redis.call('ZADD', KEYS[7], t[1], ARGV[5])
+  redis.call('ZADD', KEYS[7], t[1], ARGV[2])
 end
-local from = ARGV[1]
-if ARGV[9] == '1' then
-  from = redis.call('GET', KEYS[9]) or from
+local from, from_n = ARGV[5], tonumber(ARGV[6])
+if ARGV[10] == '1' then
+  local seen = redis.call('GET', KEYS[9])
+  if seen then
+    local space = string.find(seen, ' ', 1, true)
+    from, from_n = string.sub(seen, 1, space - 1), tonumber(string.sub(seen, space + 1))
+  end
 end
-local entries = redis.call('XRANGE', KEYS[1], '(' .. from, '+', 'COUNT', ARGV[2])
+local mine = own and string.find(ARGV[8], 'o', 1, true)
+if (not own and n == from_n) or (mine and n == from_n + 1) then
+  if own then redis.call('SET', KEYS[9], own .. ' ' .. n, 'EX', 60)
+  elseif ARGV[10] ~= '1' then redis.call('SET', KEYS[9], from .. ' ' .. from_n, 'EX', 60) end
+  return {own, n, epoch, {}, now}
+end
+local entries = redis.call('XRANGE', KEYS[1], '(' .. from, '+', 'COUNT', ARGV[1])
 if #entries > 0 then
-  redis.call('SET', KEYS[9], entries[#entries][1], 'EX', 60)
-elseif ARGV[9] ~= '1' then
-  redis.call('SET', KEYS[9], from, 'EX', 60)
+  local last = entries[#entries]
+  redis.call('SET', KEYS[9], last[1] .. ' ' .. last[2][2], 'EX', 60)
+elseif ARGV[10] ~= '1' then
+  redis.call('SET', KEYS[9], from .. ' ' .. from_n, 'EX', 60)
 end
-return {own, n, epoch, entries}
+return {own, n, epoch, entries, now}
 """
 
 TOUCH_SECONDS = 2.0  # a process touches a tenant (last use, keys' expiry) this often at most

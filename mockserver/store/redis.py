@@ -6,7 +6,10 @@ keeps a copy of each tenant it serves (a :class:`~..state.MockState`) and applie
 operations to it in log order, each with the clock pinned to the time the log stamped on it
 (:class:`~.log.Pin`), so every copy is the same and an operation's answer is the same on any
 process. One script (``log.STEP``) appends an operation and returns every entry after the
-caller's cursor: **one round trip** per operation, its own answer included.
+caller's cursor: **one round trip** per operation, its own answer included. When the
+caller's own entry is the only one new to its copy (the common case), it is not read back:
+the process applies a request's operation from the objects it already holds, at the time the
+log stamped on it (a control operation is read back: its config goes sealed).
 
 Linearizable: a request plans on its copy (are there rules? limits?) before its first
 operation; that operation carries the copy's control version (``cv``, bumped by every
@@ -36,7 +39,7 @@ redis-py's pool.
 The store failing is an answer: :class:`~.tenant.StoreUnavailable` (the provider's 503 with
 ``X-Mock-Store``), and service resumes when Redis is back (redis-py reconnects).
 
-Redis holds pickles: it must be the mock's own, trusted like its memory.
+Redis holds pickles and marshal data: it must be the mock's own, trusted like its memory.
 """
 
 from __future__ import annotations
@@ -63,11 +66,12 @@ from ..engine.journal import Entry, Journal, query
 from ..faults.rules import portable
 from ..state import MockState
 from . import log as codec
+from . import metrics
 from .log import Pin
 from .ops import CONTROL, apply
 from .tenant import DEFAULT, Stale, StoreUnavailable, Tenant
 from .tenants import Tenants
-from .wire import Wire, supports
+from .wire import Wire, bulk, head, supports
 
 if TYPE_CHECKING:
     from ..config import MockConfig
@@ -139,6 +143,10 @@ class RedisTenant(Tenant):
             keys["pending"],
             f"{keys['seen']}:{owner._process}",
         ]
+        # STEP's arguments the same for every step, and each command's start packed once
+        # (by the script's SHA: Redis restarted, it may be loaded again)
+        self._step_const: list[Any] = [BATCH, name, keys["changed"], 0]
+        self._packed: dict[str, bytes] = {}
         self._in_flight = 0  # steps sent on the shared connection, not answered yet
         self._touched = -math.inf  # when this process last touched the tenant (monotonic)
         self._pin = Pin()
@@ -157,6 +165,7 @@ class RedisTenant(Tenant):
         # an evicted tenant does in memory); the default tenant's never do
         idle = owner.idle_seconds
         self.idle = int(min(max(idle, 1), 2**31)) if name and math.isfinite(idle) else 0
+        self._step_const[3] = self.idle
 
     # -- the seam --------------------------------------------------------------------------
 
@@ -196,11 +205,15 @@ class RedisTenant(Tenant):
         if name == "evaluate":  # the key as a fingerprint, only the headers rules name
             args = (portable(args[0], self.state.faults),)
         token = self._owner.token()
-        payload = codec.dumps((name, args, cv, token))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        payload = codec.dumps_op(name, args, cv, token)
+        future: asyncio.Future[Any] = self._owner.loop().create_future()
         self._waiting[token] = future
+        # a request's operation is applied here from its own objects when the log says it
+        # is the only entry new to this copy ('o': not read back); the control plane's go
+        # through the log (a config is sealed on its way)
+        mine = None if name in CONTROL else (name, args, cv, token)
         try:
-            flags = ("c" if name in CONTROL else "") + ("r" if name == "reset" else "")
+            flags = "o" if mine is not None else "c" + ("r" if name == "reset" else "")
             try:
                 reply = await self._step(payload, flags, mark)
             except _Lost as lost:
@@ -208,14 +221,14 @@ class RedisTenant(Tenant):
                 # appended? The log says (its token): if not, it is sent again, once
                 await self.sync()
                 if future.done():
-                    reply = await self._step(b"", "", mark)
+                    reply, mine = await self._step(b"", "", mark), None
                 else:
                     try:
                         reply = await self._step(payload, flags, mark)
                     except _Lost:
                         self._owner.ok, self._owner.error = False, str(lost)
                         raise StoreUnavailable(str(lost)) from None
-            await self._catch_up(reply)
+            await self._catch_up(reply, mine)
             if not future.done():
                 # its entry's number was one this copy had applied already: the log went
                 # back (Redis restored from an older RDB/AOF file): the snapshot, then the log
@@ -292,7 +305,6 @@ class RedisTenant(Tenant):
         tenant's reads the log after where that one read (the one ahead is applied first:
         replies come in order), not after the cursor: under concurrent requests, a reply
         holds about the entries new to the copy, not every one since the cursor."""
-        keys = self.keys
         chained = "1" if self._in_flight and self._owner.wire is not None else ""
         touch = ""
         now = time.monotonic()
@@ -303,32 +315,32 @@ class RedisTenant(Tenant):
             reply: list[Any] = await self._owner.run(
                 "step",
                 self._step_keys,
-                [
-                    self.cursor,
-                    BATCH,
-                    payload,
-                    flags,
-                    self.name,
-                    keys["changed"],
-                    self.idle,
-                    mark,
-                    chained,
-                    touch,
-                ],
+                [self.cursor, self.n, payload, flags, mark, chained, touch],
                 again=not payload,  # a sync changes nothing (but the last use, a mark)
+                const=self._step_const,
+                packed=self._packed,
             )
         finally:
             self._in_flight -= 1
         return reply
 
-    async def _catch_up(self, reply: list[Any]) -> None:
+    async def _catch_up(
+        self, reply: list[Any], mine: tuple[str, tuple[Any, ...], int | None, str] | None = None
+    ) -> None:
         """Apply every entry up to the reply's ``n`` (fetching more, or loading the
-        snapshot, when the reply alone does not get there)."""
-        _own, top, epoch, entries = reply
+        snapshot, when the reply alone does not get there). ``mine``: the operation the
+        step appended (name, args, cv, token), applied from these objects when the reply
+        says its entry is the only one new (no entries: ``log.STEP``'s 'o')."""
+        own, top, epoch, entries, stamp = reply
         top, epoch = int(top), _text(epoch)
         kept = None
         if epoch == self.epoch and not self._lock.locked():
-            kept = self._apply(entries)
+            if entries:
+                kept = self._apply(entries)
+            else:
+                kept = _OK
+                if own and mine is not None and self.n == top - 1:
+                    self._apply_op(_text(own), top, float(stamp), *mine)
             if kept is _OK and self.n >= top:  # (more: a later reply was applied first)
                 return  # the fast path: the reply had all of it
         async with self._lock:
@@ -361,24 +373,36 @@ class RedisTenant(Tenant):
             last_id = _text(rows[-1][0])
             if last_id == self.cursor:
                 return _OK  # all applied already, the last one last
-            first = int(_fields(rows[0][1])[b"n"])
+            first = int(_row(rows[0][1])[0])
             skip = self.n - first  # rows[skip] is the entry this copy applied last
             if 0 <= skip < len(rows) and _text(rows[skip][0]) == self.cursor:
                 rows = rows[skip + 1 :]  # (else: row by row, below)
         for row_id, fields in rows:
-            values = _fields(fields)
-            n = int(values[b"n"])
+            number, stamp, payload = _row(fields)
+            n = int(number)
             if n <= self.n:
                 if _later(_text(row_id), self.cursor):
                     return _BACK
                 continue
             if n != self.n + 1:
                 return _GAP
-            self._apply_one(_text(row_id), n, float(values[b"t"]), values[b"op"])
+            self._apply_one(_text(row_id), n, float(stamp), payload)
         return _OK
 
     def _apply_one(self, row_id: str, n: int, t: float, payload: bytes) -> None:
-        name, args, cv, token = codec.loads(payload, self._owner.control_token)
+        name, args, cv, token = codec.loads_op(payload, self._owner.control_token)
+        self._apply_op(row_id, n, t, name, args, cv, token)
+
+    def _apply_op(
+        self,
+        row_id: str,
+        n: int,
+        t: float,
+        name: str,
+        args: tuple[Any, ...],
+        cv: int | None,
+        token: str,
+    ) -> None:
         future = self._waiting.get(token)
         self._pin.t = t
         try:
@@ -478,6 +502,15 @@ def _later(row_id: str, cursor: str) -> bool:
     return (int(ms), int(seq or 0)) > (int(cursor_ms), int(cursor_seq or 0))
 
 
+def _row(fields: Any) -> tuple[Any, Any, Any]:
+    """A log entry's number, time and operation: by position as STEP's XADD wrote them
+    (the shared connection's replies), else by name (redis-py's)."""
+    if type(fields) is list and len(fields) == 6:
+        return fields[1], fields[3], fields[5]
+    values = _fields(fields)
+    return values[b"n"], values[b"t"], values[b"op"]
+
+
 def _fields(fields: Any) -> dict[bytes, Any]:
     if isinstance(fields, dict):
         return fields
@@ -520,6 +553,7 @@ class RedisTenants(Tenants):
         self.round_trips = 0  # awaited exchanges with Redis (a request waits for them)
         self.journal_writes = 0  # journal writes (pipelined, in the background)
         self._sha: dict[str, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._process = f"{os.getpid():x}.{random.getrandbits(32):08x}"
         self.default = self._default = RedisTenant(DEFAULT, default_state, self)
         self.default.last_used = wall()
@@ -583,6 +617,14 @@ class RedisTenants(Tenants):
         pin.t = None
         return state
 
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, kept (``asyncio.get_running_loop`` is a system call on Python
+        3.11, and a request needs it); found again if the one kept was closed."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
     def token(self) -> str:
         return f"{self._process}.{next(self._tokens)}"
 
@@ -616,15 +658,24 @@ class RedisTenants(Tenants):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def run(
-        self, script: str, keys: list[str], args: list[Any], *, again: bool = False
+        self,
+        script: str,
+        keys: list[str],
+        args: list[Any],
+        *,
+        again: bool = False,
+        const: list[Any] | None = None,
+        packed: dict[str, bytes] | None = None,
     ) -> Any:
         """Run one of ``log``'s scripts by its SHA (loading it once, and again when Redis
         forgot it: NOSCRIPT). ``again``: it changes nothing, so a lost connection (Redis
-        restarted under an idle one) is tried once more, on a new one."""
+        restarted under an idle one) is tried once more, on a new one. ``const``: the first
+        arguments, the same for each run of a caller, which keeps in ``packed`` the
+        command's start packed once (by SHA) for the shared connection."""
         source = SCRIPTS[script]
         for attempt in range(2):
             try:
-                return await self._run(script, source, keys, args)
+                return await self._run(script, source, keys, args, const or [], packed)
             except (RedisError, OSError) as exc:
                 await self._drop_idle(exc)
                 lost = attempt == 0 and isinstance(exc, RedisConnectionError)
@@ -634,7 +685,15 @@ class RedisTenants(Tenants):
                     raise self.failed(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _run(self, script: str, source: str, keys: list[str], args: list[Any]) -> Any:
+    async def _run(
+        self,
+        script: str,
+        source: str,
+        keys: list[str],
+        args: list[Any],
+        const: list[Any],
+        packed: dict[str, bytes] | None,
+    ) -> Any:
         wire = self.wire
         for attempt in range(2):
             sha = self._sha.get(script)
@@ -642,16 +701,25 @@ class RedisTenants(Tenants):
                 sha = self._sha[script] = await self._load(source)
             self.round_trips += 1
             try:
-                if wire is not None:
-                    result = await wire.execute("EVALSHA", sha, len(keys), *keys, *args)
+                if wire is not None and packed is not None:
+                    start = packed.get(sha)
+                    if start is None:
+                        start = packed[sha] = head(
+                            3 + len(keys) + len(const) + len(args),
+                            ["EVALSHA", sha, len(keys), *keys, *const],
+                        )
+                    result = await wire.execute_packed(start + bulk(args))
+                elif wire is not None:
+                    result = await wire.execute("EVALSHA", sha, len(keys), *keys, *const, *args)
                 else:
-                    result = await self.redis.evalsha(sha, len(keys), *keys, *args)
+                    result = await self.redis.evalsha(sha, len(keys), *keys, *const, *args)
             except NoScriptError:
                 self._sha.pop(script, None)
                 if attempt:
                     raise
                 continue
-            self.succeeded()
+            if not self.ok:
+                self.succeeded()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -684,10 +752,10 @@ class RedisTenants(Tenants):
         record = orjson.dumps(entry.record()) if entry is not None else None
         future: asyncio.Future[None] | None = None
         if len(self._pending) >= MAX_JOURNAL_BACKLOG:
-            future = asyncio.get_running_loop().create_future()
+            future = self.loop().create_future()
         self._pending.append((tenant, record, mark, future))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_journal())
+            self._writer = self.loop().create_task(self._write_journal())
         if future is not None:
             await future
 
@@ -722,11 +790,12 @@ class RedisTenants(Tenants):
     async def _journal_pipeline(
         self, by_tenant: dict[RedisTenant, tuple[list[str], list[bytes]]]
     ) -> None:
+        counts, counted = metrics.ship(by_tenant)  # each request's counts before its entry
         for attempt in range(2):
             sha = self._sha.get("journal")
             if sha is None:
                 sha = self._sha["journal"] = await self._load(codec.JOURNAL)
-            commands = [
+            commands = counts + [
                 (
                     "EVALSHA",
                     sha,
@@ -751,8 +820,11 @@ class RedisTenants(Tenants):
                         for command in commands:
                             pipe.execute_command(*command)
                         await pipe.execute()
+                metrics.shipped(counted)
                 return
-            except NoScriptError:
+            except NoScriptError:  # the counts (EVAL) went in: not again
+                metrics.shipped(counted)
+                counts = []
                 self._sha.pop("journal", None)
                 if attempt:
                     raise

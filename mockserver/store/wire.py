@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from typing import Any, cast
 
@@ -33,7 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["Wire", "supports"]
+__all__ = ["Wire", "bulk", "head", "supports"]
 
 MAX_WAITING = 100_000  # commands in flight on the connection: more is a store too slow
 
@@ -45,16 +46,37 @@ def supports(url: str) -> bool:
 
 def _pack(args: tuple[Any, ...]) -> bytes:
     """A command in RESP: an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
+    return b"*%d\r\n" % len(args) + bulk(args)
+
+
+_HEADERS = [b"$%d\r\n" % size for size in range(1024)]  # a bulk string's header, by size
+
+
+def bulk(args: tuple[Any, ...] | list[Any]) -> bytes:
+    """``args`` as RESP bulk strings (a command's array header not included: a caller
+    that sends many commands with the same first arguments packs those once, with the
+    header for the whole length, and these after them: :meth:`Wire.execute_packed`).
+    Pieces joined once, small sizes' headers made once: the packing is per request."""
+    out: list[bytes] = []
+    add = out.append
     for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
+        kind = type(arg)
+        if kind is str:
             data = arg.encode()
+        elif kind is bytes or isinstance(arg, bytes):
+            data = arg
         else:
-            data = str(arg).encode()
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
+            data = arg.encode() if isinstance(arg, str) else str(arg).encode()
+        size = len(data)
+        add(_HEADERS[size] if size < 1024 else b"$%d\r\n" % size)
+        add(data)
+        add(b"\r\n")
+    return b"".join(out)
+
+
+def head(length: int, args: tuple[Any, ...] | list[Any]) -> bytes:
+    """The start of a command of ``length`` arguments: its header and its first ``args``."""
+    return b"*%d\r\n" % length + bulk(args)
 
 
 def _error(reply: hiredis.ReplyError) -> Exception:
@@ -66,6 +88,9 @@ def _error(reply: hiredis.ReplyError) -> Exception:
 
 class _Protocol(asyncio.Protocol):
     def __init__(self, timeout: float) -> None:
+        # made in the loop it serves; kept (asyncio.get_running_loop() is a getpid() system
+        # call on Python 3.11: twice per request, as much as the rest of the wire's work)
+        self.loop = asyncio.get_running_loop()
         self.timeout = timeout
         self.reader = hiredis.Reader()
         self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
@@ -77,13 +102,31 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop's is no subclass)
 
+    def send_one(self, data: bytes) -> asyncio.Future[Any]:
+        """Write one command (``data``); its reply's future (:meth:`send`, for one)."""
+        if self.closed is not None or self.transport is None:
+            raise RedisConnectionError(f"connection to the store lost: {self.closed}")
+        waiting = self.waiting
+        if len(waiting) >= MAX_WAITING:
+            raise RedisConnectionError(f"more than {MAX_WAITING} commands wait for the store")
+        loop = self.loop
+        future = loop.create_future()
+        waiting.append((future, time.monotonic()))
+        out = self._out
+        out.append(data)
+        if len(out) == 1:  # the commands of this turn of the loop: one write, after it
+            loop.call_soon(self._flush)
+        if self._timer is None:
+            self._timer = loop.call_later(self.timeout / 4, self._check)
+        return future
+
     def send(self, data: bytes, count: int) -> list[asyncio.Future[Any]]:
         """Write ``count`` commands (``data``); their replies' futures, in order."""
         if self.closed is not None or self.transport is None:
             raise RedisConnectionError(f"connection to the store lost: {self.closed}")
         if len(self.waiting) + count > MAX_WAITING:
             raise RedisConnectionError(f"more than {MAX_WAITING} commands wait for the store")
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         now = time.monotonic()
         futures = [loop.create_future() for _ in range(count)]
         self.waiting.extend((future, now) for future in futures)
@@ -133,7 +176,7 @@ class _Protocol(asyncio.Protocol):
         if time.monotonic() - self.waiting[0][1] > self.timeout:
             self._fail(RedisTimeoutError("Timeout reading from the store"))
             return
-        self._timer = asyncio.get_running_loop().call_later(self.timeout / 4, self._check)
+        self._timer = self.loop.call_later(self.timeout / 4, self._check)
 
     def _fail(self, exc: Exception) -> None:
         if self.closed is None:
@@ -165,7 +208,15 @@ class Wire:
         if protocol is None or protocol.closed is not None:
             protocol = await self._connect()
         self.round_trips += 1
-        return await protocol.send(_pack(args), 1)[0]
+        return await protocol.send_one(_pack(args))
+
+    async def execute_packed(self, data: bytes) -> Any:
+        """One command's reply, the command already in RESP (:func:`head`, :func:`bulk`)."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed is not None:
+            protocol = await self._connect()
+        self.round_trips += 1
+        return await protocol.send_one(data)
 
     async def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Several commands in one write; every reply, or the first error raised (after
@@ -175,11 +226,15 @@ class Wire:
             protocol = await self._connect()
         self.round_trips += 1
         futures = protocol.send(b"".join(_pack(c) for c in commands), len(commands))
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return results
+        # replies come in order (a lost connection fails every command on it, in order):
+        # once the last is answered, all are (no gather: a callback per command)
+        with contextlib.suppress(Exception):
+            await futures[-1]
+        errors = [future.exception() for future in futures]  # (each retrieved)
+        for error in errors:
+            if error is not None:
+                raise error
+        return [future.result() for future in futures]
 
     def close(self) -> None:
         if self._protocol is not None:

@@ -355,7 +355,9 @@ async def test_a_full_journal_is_judged_without_stalling_the_mock(mock_factory: 
     on_the_loop = time.perf_counter() - started
     answer = await scorecard(mock)
     assert answer["entries"] == 100_000 and len(answer["findings"]) == 500
-    stall = await largest_stall(mock, scorecard(mock))
+    # the work measured is the route alone: the answer's schema check (above) runs in this
+    # process too, on the loop the mock shares, and is no stall of the mock's
+    stall = await largest_stall(mock, control(mock, "GET", "/_mock/scorecard"))
     assert stall < on_the_loop, f"the loop stalled {stall:.2f} s of {on_the_loop:.2f} s"
 
 

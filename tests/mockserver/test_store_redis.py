@@ -797,3 +797,56 @@ async def test_the_shared_connection_times_out_instead_of_hanging(
         assert await wire.execute("PING") == b"PONG"
     finally:
         wire.close()
+
+
+def _calls(redis_server: RedisServer, command: str) -> int:
+    """How many times Redis ran ``command`` (scripts' calls too) since its stats were reset."""
+    stats = redis_server.command("INFO", "commandstats").decode()
+    for line in stats.split("\r\n"):
+        if line.startswith(f"cmdstat_{command}:"):
+            return int(line.split("calls=", 1)[1].split(",", 1)[0])
+    return 0
+
+
+async def test_an_operation_is_not_read_back_while_the_copy_is_up_to_date(
+    start: Start, redis_server: RedisServer
+) -> None:
+    """A request's operation is applied from its own objects when it is the only entry new
+    to the copy (no XRANGE); entries of the other process are read (and applied) first."""
+    a, b = await start(), await start()
+    rid = await seaart_submit(a)
+    await seaart_status(a, rid)  # warm
+    redis_server.command("CONFIG", "RESETSTAT")
+    for _ in range(3):
+        await seaart_status(a, rid)
+    await asyncio.gather(*(seaart_status(a, rid) for _ in range(10)))  # chained on the wire
+    await seaart_submit(a)
+    assert _calls(redis_server, "xrange") == 0 and _calls(redis_server, "xadd") >= 14
+    for _ in range(2):
+        await seaart_status(b, rid)  # b: its copy loaded, then its own
+    before = _calls(redis_server, "xrange")
+    assert (await seaart_status(a, rid))["status"] == "IN_QUEUE"
+    assert _calls(redis_server, "xrange") > before  # b's two polls, read by a
+    for mock in (a, b):
+        await mock.control("GET", "clock")  # a sync: both copies at the log's end
+    polls = [[(j.id, j.polls) for j in mock.state.store.jobs()] for mock in (a, b)]
+    assert polls[0] == polls[1] and dict(polls[0])[rid] == 1 + 3 + 10 + 2 + 1
+    assert (await b.journal())["total"] == 2 + 1 + 3 + 10 + 2 + 1
+
+
+async def test_a_command_packed_once_in_part_is_the_same_command(
+    redis_server: RedisServer,
+) -> None:
+    """STEP's start is packed once per tenant (``head``), a request's arguments after it
+    (``bulk``): the same bytes as the whole command packed at once, and Redis runs it."""
+    from nanobanana_mock.store.wire import Wire, _pack, bulk, head
+
+    args = ("SET", "k", "é" * 400, 12, 1.5, b"\x00\r\n" * 700, "", True)
+    assert head(len(args), args[:2]) + bulk(args[2:]) == _pack(args)
+    wire = Wire(redis_server.url, 2.0)
+    try:
+        start = head(3, ["SET", "k"])
+        assert await wire.execute_packed(start + bulk([b"v" * 2000])) == b"OK"
+        assert await wire.execute("GET", "k") == b"v" * 2000
+    finally:
+        wire.close()
