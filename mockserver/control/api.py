@@ -71,9 +71,8 @@ from ..state import STATE, MockState
 from ..store.ops import JobGone
 from ..store.tenant import Stale, StoreUnavailable, Tenant, current, use
 from ..store.tenants import TENANTS, TenantError
-from . import metrics
+from . import metrics, ui
 from . import spec as plane
-from . import ui
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
 
