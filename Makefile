@@ -26,7 +26,7 @@ IDENTIFY := import sys; print(sys.executable, sys.version.split()[0]); sys.exit(
 # Was PYTHON given (command line or environment), or is it the default?
 ASKED  := $(call given,PYTHON)
 
-.PHONY: venv serve test redis-server lint typecheck import-contracts conformance clean fuzz bench soak FORCE
+.PHONY: venv serve test redis-server chromium lint typecheck import-contracts conformance clean fuzz bench soak FORCE
 
 # Rewritten only when the venv is (re)made, so that only then is the stamp out of date. A
 # working venv is kept when PYTHON was not given (the default python3 may be too old for it).
@@ -58,13 +58,20 @@ serve: $(STAMP)
 # redis-server is installed first if it is missing, as `make bench` installs wrk.
 # The tests run on every core (pytest-xdist; WORKERS=1 runs them in one process).
 WORKERS ?= auto
-test: lint redis-server
+test: lint redis-server chromium
 	$(BIN)/python -m pytest $(if $(filter 1,$(WORKERS)),,-n $(WORKERS) --dist worksteal)
 
 redis-server:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server from Debian's packages (the store's tests need it)"; \
 	  apt-get install -y -q redis-server >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q redis-server; }; }
+
+# The dashboard's tests drive Debian's chromium headless (Playwright, pointed at the system
+# browser: nothing is downloaded): installed first if it is missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium from Debian's packages (the dashboard's tests need it)"; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium; }; }
 
 fuzz: $(STAMP)
 	$(BIN)/python fuzz/run.py --max-examples $(or $(EXAMPLES),100) --seed $(SEED)

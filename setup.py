@@ -4,7 +4,8 @@ The repository keeps one folder per part (``mockserver/``, ``schemas/``, ``nanob
 ``conformance/``); the install puts all of them under the one import name this project
 owns, ``nanobanana_mock``, so nothing it installs can collide with a user's own
 ``schemas`` or ``conformance`` module. Sub-packages are found, never listed by hand; data
-folders (the schemas, the scenarios) are packages too, so their files ship with them.
+folders (the schemas, the scenarios, the dashboard's ``ui/``) are packages too, so their files
+ship with them.
 """
 
 from setuptools import find_namespace_packages, setup
@@ -29,6 +30,6 @@ def packages() -> list[str]:
 setup(
     packages=packages(),
     package_dir=ROOTS,
-    package_data={"": ["*.json", "*.yaml"]},
+    package_data={"": ["*.json", "*.yaml"], "nanobanana_mock.ui": ["*.html", "*.css", "*.js"]},
     include_package_data=False,
 )

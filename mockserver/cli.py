@@ -150,6 +150,7 @@ def banner(app: web.Application, port: int, pids: Sequence[int] = ()) -> str:
             else f"{len(config.api_keys)} accepted (--api-keys); any other gets the provider's 401"
         ),
         f"  control  {base}/_mock/ ({_control_exposure(config)})",
+        f"  dashboard {base}/_mock/ui/",
         "Try:",
         f"  curl -s -X POST {base}/v2/nano-banana -H 'x-api-key: "
         f"{'YOUR_KEY' if config.api_keys else 'test'}' "

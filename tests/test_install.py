@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from nanobanana_mock.control import ui
 from tests.harness import mock_process
 from tests.test_readme import PLUGIN_EXAMPLE, README
 
@@ -148,6 +149,8 @@ def test_the_shipped_data_is_in_the_wheel(installed: Installed) -> None:
     for folder in ("schemas/segmind", "schemas/mock", "scenarios", "conformance/drift_scenarios"):
         assert any(n.startswith(f"nanobanana_mock/{folder}/") for n in names), folder
     assert "nanobanana_mock/conformance/suite/conftest.py" in names
+    dashboard = {n.rpartition("/")[2] for n in names if n.startswith("nanobanana_mock/ui/")}
+    assert dashboard >= set(ui.FILES), set(ui.FILES) - dashboard
 
 
 def test_the_readme_plugin_example_passes_beside_the_users_modules(

@@ -194,3 +194,30 @@ def test_make_test_installs_redis_server_when_it_is_missing(tmp_path: Path) -> N
         timeout=60,
     )  # fmt: skip
     assert re.search(r"^test: .*\bredis-server\b", planned.stdout, re.MULTILINE), "a prerequisite"
+
+
+def test_make_test_installs_chromium_when_it_is_missing(tmp_path: Path) -> None:
+    """The dashboard's tests drive Debian's ``chromium``: ``make test`` installs it first when
+    none is on the PATH, and leaves an installed one alone."""
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "apt.log"
+    apt = bin_dir / "apt-get"
+    apt.write_text(FAKE_APT_GET.format(log=log, bin=bin_dir).replace("redis-server", "chromium"))
+    apt.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env["PATH"] = str(bin_dir)  # no chromium (nor anything else) but the fake apt-get
+    make = [shutil.which("make") or "make", "--no-print-directory", "chromium"]
+    for _ in range(2):
+        done = subprocess.run(
+            make, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+    assert log.read_text().splitlines() == ["install -y -q chromium"], "installed once, then kept"
+    planned = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-p", "test"],
+        cwd=ROOT, env={**env, "PATH": os.environ["PATH"]}, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert re.search(r"^test: .*\bchromium\b", planned.stdout, re.MULTILINE), "a prerequisite"

@@ -71,7 +71,7 @@ from ..state import STATE, MockState
 from ..store.ops import JobGone
 from ..store.tenant import Stale, StoreUnavailable, Tenant, current, use
 from ..store.tenants import TENANTS, TenantError
-from . import metrics
+from . import metrics, ui
 from . import spec as plane
 
 __all__ = ["BASE_CONFIG", "BASE_SCENARIO", "apply_scenario", "control_routes"]
@@ -103,18 +103,19 @@ JSON_TYPE = "application/json"
 LOOPBACK_NAMES = ("localhost",)  # and every *.localhost name (RFC 6761)
 
 
-def guarded(handler: Handler, *, routed: bool = True) -> Handler:
+def guarded(handler: Handler, *, routed: bool = True, token: bool = True) -> Handler:
     """Who may call, then the handler; every failure is answered as ``{"error", "problems"}``.
 
     The control plane belongs to the test author: loopback clients (unless --control-open),
     a ``Host`` of the allow-list (against DNS rebinding), no foreign ``Origin`` (a web page
     the developer has open), the token if one is set, and JSON on every write, which a
-    cross-site form cannot send without a CORS preflight that the mock never grants."""
+    cross-site form cannot send without a CORS preflight that the mock never grants.
+    ``token=False``: the dashboard's static files, which a browser opens without headers."""
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
         config = request.app[STATE].config  # who may call: the start-up settings
         try:
-            refusal = _refusal(request, config) if routed else None
+            refusal = _refusal(request, config, token) if routed else None
             if refusal is not None:
                 return json_response(refusal[0], {"error": refusal[1]})
             try:
@@ -188,7 +189,9 @@ def _route(request: web.Request) -> str | None:
     return route if route in plane.routes() else None
 
 
-def _refusal(request: web.Request, config: MockConfig) -> tuple[int, str] | None:
+def _refusal(
+    request: web.Request, config: MockConfig, needs_token: bool = True
+) -> tuple[int, str] | None:
     """Why a request may not use the control plane (status, message), or None."""
     if not config.control_open and not _loopback(request.remote):
         return 403, "the control plane answers loopback clients only (--control-open)"
@@ -201,7 +204,7 @@ def _refusal(request: web.Request, config: MockConfig) -> tuple[int, str] | None
     origin_header = request.headers.get("Origin")
     if origin_header is not None and not _allowed_origin(origin_header, config):
         return 403, "the control plane refuses requests from web pages of other origins"
-    token = config.control_token
+    token = config.control_token if needs_token else None
     if token is not None and not _token_matches(request.headers.get("X-Mock-Token", ""), token):
         return 401, "control plane token missing or wrong (X-Mock-Token)"
     if _needs_json(request) and request.content_type != JSON_TYPE:
@@ -1004,6 +1007,10 @@ def control_routes() -> list[web.RouteDef]:
         web.route(method, p + path, guarded(handler), name=f"control.{handler.__name__}")
         for method, path, handler in table
     ]
+    # the dashboard's static files: guarded, but a browser opens a page without the token
+    for path, page in (("/ui", ui.ui_bare), ("/ui/", ui.ui_page), ("/ui/{file}", ui.ui_file)):
+        handler = guarded(page, token=False)
+        routes.append(web.get(p + path, handler, name=f"control.{page.__name__}"))
     # anything else under /_mock/ (an unknown path, a wrong method) answers in JSON too; it
     # changes and shows nothing, so it is not guarded (an image path from the LAN gets a 404)
     routes.append(
