@@ -826,6 +826,8 @@ def _check_query(request: web.Request, what: str, allowed: tuple[str, ...]) -> N
     """A 400 for a query parameter that is not one of ``allowed``, or one given twice (only
     one of its values would count)."""
     strange = [name for name in dict.fromkeys(request.query) if name not in allowed]
+    if strange and not allowed:
+        raise ControlError(400, f"{what} {strange[0][:60]!r}: this route takes no parameters")
     if strange:
         raise ControlError(400, unknown(what, strange, allowed))
     twice = [name for name in dict.fromkeys(request.query) if len(request.query.getall(name)) > 1]
