@@ -32,7 +32,7 @@ from .errors import (
     TransportError,
 )
 from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport
-from .providers import Adapter, Call, Segmind, adapter
+from .providers import Adapter, Call, adapter
 from .transport import Answer, RetryCallback, RetryPolicy, Timer, WallTimer, exchange
 
 __all__ = ["Client", "Violation"]
@@ -230,7 +230,10 @@ class Client:
         on_status: StatusCallback | None = None,
         **params: Any,
     ) -> Result:
-        """Submit, wait and (by default) download every image."""
+        """Submit, wait and (by default) download every image; one blocking call where the
+        provider has no queue (Gemini)."""
+        if "submit" not in self.adapter.api["operations"]:
+            return await self.generate_sync(model, **params)
         handle = await self.submit(model, **params)
         result = await self.wait(handle, timeout=timeout, on_status=on_status)
         return await self.download_all(result) if download else result
@@ -252,13 +255,17 @@ class Client:
         return replace(result, images=images)
 
     async def generate_sync(self, model: str, **params: Any) -> Result:
-        """Segmind's blocking ``/v1`` call: the image bytes, with the accounting headers as
-        metrics. Like submit, never retried once sent."""
-        if not isinstance(self.adapter, Segmind):
-            raise NotSupported(f"{self.provider} has no synchronous generation")
+        """A blocking generation: Segmind's ``/v1`` (the image bytes, with the accounting
+        headers as metrics) or Gemini's ``generateContent`` (the image inline). Like submit,
+        never retried once sent."""
         body = self.adapter.body(model, params)
         call = self.adapter.sync_call(self.base_url, model, body)
+        if call is None:
+            raise NotSupported(f"{self.provider} has no synchronous generation")
         answer = await self._send(call, idempotent=False)
+        parsed = self.adapter.sync_result(self.base_url, model, answer.body)
+        if parsed is not None:
+            return parsed
         headers = {k.lower(): v for k, v in answer.headers.items()}
         handle = JobHandle(self.provider, model, headers.get("x-request-id", ""), self.base_url)
         width, height = _dimensions(answer.raw)

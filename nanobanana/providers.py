@@ -7,6 +7,8 @@ adapters restate none of them.
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import time
 from collections.abc import Mapping
@@ -17,7 +19,7 @@ from nanobanana_mock import schemas
 from nanobanana_mock.schemas import media
 from nanobanana_mock.schemas.lifecycle import EXPIRED
 
-from .errors import ConfigurationError, message_of
+from .errors import ConfigurationError, JobFailed, message_of
 from .models import Image, JobHandle, JobStatus, Metrics, Result, StatusReport
 
 __all__ = ["ADAPTERS", "Adapter", "Call", "adapter"]
@@ -214,6 +216,14 @@ class Adapter:
     def result(self, handle: JobHandle, body: Mapping[str, Any]) -> Result:
         raise NotImplementedError
 
+    def sync_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call | None:
+        """The blocking generation, or None when the provider has none."""
+        return None
+
+    def sync_result(self, origin: str, model: str, body: Any) -> Result | None:
+        """A blocking generation's JSON answer parsed, or None when it answers raw bytes."""
+        return None
+
 
 def _field_and_spelling(
     fields: list[str], value: Any, properties: Mapping[str, Any]
@@ -286,6 +296,69 @@ class Pixazo(Adapter, contract="pixazo"):
             else Metrics()
         )
         return Result(handle, _images(body.get("images")), metrics, body)
+
+
+class Gemini(Adapter, contract="gemini"):
+    """Google's Gemini API: one blocking ``generateContent`` call, the image inline (base64)."""
+
+    def body(self, model: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        flat = super().body(model, params)
+        parts: list[dict[str, Any]] = [{"text": str(flat.pop("prompt", ""))}]
+        for url in flat.pop("image_urls", None) or []:
+            parts.append({"fileData": {"fileUri": url}})
+        image = {
+            wire: flat.pop(name)
+            for name, wire in (("aspect_ratio", "aspectRatio"), ("image_size", "imageSize"))
+            if name in flat
+        }
+        config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"], **flat}
+        if image:
+            config["imageConfig"] = image
+        return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
+
+    def sync_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call:
+        url = origin + self.path("sync_generate", model=model)
+        return Call("sync_generate", "POST", url, dict(body))
+
+    def sync_result(self, origin: str, model: str, body: Any) -> Result:
+        found = body.get("candidates") if isinstance(body, Mapping) else None
+        candidate = found[0] if isinstance(found, list) and found else {}
+        handle = JobHandle(self.name, model, str(body.get("responseId", "")), origin)
+        parts = (candidate.get("content") or {}).get("parts") or []
+        images = tuple(
+            _inline(origin, part["inlineData"])
+            for part in parts
+            if isinstance(part, Mapping) and isinstance(part.get("inlineData"), Mapping)
+        )
+        if not images:
+            reason = str(candidate.get("finishReason", "NO_IMAGE"))
+            raise JobFailed(
+                f"no image (finishReason {reason})",
+                provider=self.name,
+                handle=handle,
+                error_type=reason,
+                status=200,
+                body=dict(body),
+            )
+        return Result(handle, images, Metrics(), body)
+
+
+def _inline(origin: str, blob: Mapping[str, Any]) -> Image:
+    data = base64.b64decode(str(blob.get("data", "")))
+    width, height = _size(data)
+    mime = str(blob.get("mimeType", "image/png"))
+    return Image(f"{origin}#inlineData", width, height, mime, data)
+
+
+def _size(data: bytes) -> tuple[int | None, int | None]:
+    try:
+        from PIL import Image as PILImage
+
+        with PILImage.open(io.BytesIO(data)) as picture:
+            width, height = picture.size
+            return int(width), int(height)
+    except Exception:  # not an image the client can read: sizes unknown
+        return None, None
 
 
 def _adapters() -> dict[str, type[Adapter]]:

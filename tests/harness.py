@@ -27,6 +27,7 @@ KEYS = {
     "segmind": {"x-api-key": "SG_0123456789abcdef"},
     "seaart": {"Authorization": "Key sk-test"},
     "pixazo": {"Ocp-Apim-Subscription-Key": "pz-test"},
+    "gemini": {"x-goog-api-key": "AIza-test-0123456789"},
 }
 
 

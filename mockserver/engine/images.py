@@ -50,7 +50,7 @@ __all__ = [
 # --------------------------------------------------------------------------- sizes
 
 TIERS: Final = media.TIERS  # and their spellings: schemas/common.json
-FAMILIES: Final = ("nano-banana", "nano-banana-pro", "nano-banana-2")
+FAMILIES: Final = ("nano-banana", "nano-banana-pro", "nano-banana-2", "gemini-2.5-flash-image")
 
 # Google's Gemini 3 Pro Image table [DOC Google; 3P live matrix], as in
 # docs/providers.md#output-image-sizes:
@@ -69,6 +69,21 @@ _STANDARD: Final[dict[str, dict[str, tuple[int, int]]]] = {
 }
 STANDARD_RATIOS: Final = tuple(_STANDARD)
 
+# Gemini 2.5 Flash Image as Google's own API serves it: one size per ratio [DOC Google
+# image-generation, the 2.5 Flash table] (the resellers' nano-banana uses the table above).
+_GEMINI_25: Final[dict[str, tuple[int, int]]] = {
+    "1:1": (1024, 1024),
+    "2:3": (832, 1248),
+    "3:2": (1248, 832),
+    "3:4": (864, 1184),
+    "4:3": (1184, 864),
+    "4:5": (896, 1152),
+    "5:4": (1152, 896),
+    "9:16": (768, 1344),
+    "16:9": (1344, 768),
+    "21:9": (1536, 672),
+}
+
 # Nano Banana 2 only, 1K sizes from a third-party live matrix [3P].
 _EXTREME_1K: Final[dict[str, tuple[int, int]]] = {
     "1:4": (512, 2064),
@@ -86,6 +101,7 @@ _AUTO_RATIO: Final[dict[str, str]] = {
     "nano-banana": "1:1",
     "nano-banana-pro": "1:1",
     "nano-banana-2": "16:9",
+    "gemini-2.5-flash-image": "1:1",
 }
 
 _TIER_SPELLINGS: Final = media.TIER_SPELLINGS
@@ -111,6 +127,10 @@ def pixel_size(family: str, aspect_ratio: str, tier: str) -> tuple[int, int]:
     if family == "nano-banana":
         # Gemini 2.5 Flash Image has no size tiers: always the 1K size [DOC Google].
         return _standard_size(family, ratio, "1K")
+    if family == "gemini-2.5-flash-image":
+        if ratio not in _GEMINI_25:
+            raise ValueError(f"unknown aspect ratio {ratio!r} for {family}")
+        return _GEMINI_25[ratio]
     if family == "nano-banana-pro":
         if norm == "512":
             raise ValueError("nano-banana-pro has no 512 tier; expected 1K, 2K or 4K")

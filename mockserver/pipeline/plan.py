@@ -75,8 +75,8 @@ async def _facts(
         job = state.store.get(request.match_info.get("job_id", ""), state.clock.now())
         prompt = job.prompt if job is not None else None
     body = await _peek_json(request, state, call, bool(state.faults.rules))
-    if isinstance(body, dict) and isinstance(body.get("prompt"), str):
-        prompt = body["prompt"]
+    if isinstance(body, dict) and (asked := provider.prompt_of(body)) is not None:
+        prompt = asked
     if state.faults.rules:  # read again: the control plane may have changed them meanwhile
         request_id = request.match_info.get("request_id")
         if (

@@ -102,7 +102,9 @@ class Routes:
         self._expect = expect
         self._sources = sources
         self._images = {name: Target(p, IMAGE, IMAGE_ERRORS) for name, p in providers.items()}
-        self._strays = [(p.prefixes, Target(p, None, frozenset())) for p in providers.values()]
+        # the longest prefix first: Gemini's /v1/models/ is under Segmind's /v1/
+        strays = [(pre, Target(p, None, frozenset())) for p in providers.values() for pre in p.prefixes]
+        self._strays = sorted(strays, key=lambda stray: -len(stray[0]))
         self._locates: dict[Handler, Locate] = {}  # each guarded handler's, for Expect
         self.image_locate: Locate | None = None
 
@@ -148,8 +150,8 @@ class Routes:
 
         def stray(request: web.Request) -> tuple[Target, str | None, str | None]:
             path = local_path(request)
-            for prefixes, target in self._strays:
-                if path.startswith(prefixes):
+            for prefix, target in self._strays:
+                if path.startswith(prefix):
                     return target, None, None
             return self._followed(request) or NOWHERE, None, None
 

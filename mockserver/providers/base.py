@@ -211,6 +211,16 @@ class Provider(Envelopes):
     def precheck(self, body: Any) -> None:
         """Provider rules answered before schema validation (raise an ApiError)."""
 
+    def as_job(self, body: Any) -> Any:
+        """The body a model's request schema checks and the simulator reads: the wire body
+        itself, unless the provider nests it (Gemini's contents and generationConfig)."""
+        return body
+
+    def prompt_of(self, body: Any) -> str | None:
+        """The prompt a generation body carries (fault rules and markers match on it)."""
+        prompt = body.get("prompt") if isinstance(body, dict) else None
+        return prompt if isinstance(prompt, str) else None
+
     # -- the request ------------------------------------------------------------------------
     def api_key(self, request: web.Request) -> str | None:
         """The key the request carries in this provider's header and scheme, if any."""
@@ -251,6 +261,7 @@ class Provider(Envelopes):
             note(request, validation="invalid", problems=[err.message])
             raise self.body_error(err) from None
         self.precheck(body)
+        body = self.as_job(body)
         if is_valid(self.name, schema_name, body):
             entry = call.entry
             if entry is not None:

@@ -1,0 +1,265 @@
+"""Google's Gemini API (native Nano Banana): ``x-goog-api-key`` or ``?key=``; Google's
+``{"error": {code, message, status}}`` envelope; a blocked image is a 200 with a blocking
+``finishReason``.
+
+Routes: ``POST /v1beta/models/{model}:generateContent`` and ``POST /v1/models/{model}:
+generateContent`` (google-genai 3.x), one blocking call each: the job runs on the shared
+engine and the answer carries the image as base64 ``inlineData`` when it ends, as Segmind's
+``/v1`` answers its bytes. The wire body is nested; :meth:`Gemini.as_job` flattens it into
+what ``request.<model>.json`` checks and the simulator reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any
+
+from aiohttp import web
+
+from nanobanana_mock import schemas
+from nanobanana_mock.schemas import Violation, explain, is_valid
+
+from ..engine import images
+from ..engine.jobs import Job, State
+from ..http import ApiError, BodyError, json_response
+from ..pipeline.call import call_of, note
+from .base import Provider
+
+__all__ = ["Gemini"]
+
+WIRE = "generate_request"  # the nested body, checked before the model's flat schema
+STATUS = {  # google.rpc.Code names by HTTP status
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+# each flat field the model schemas check, and the wire field it was read from
+WIRE_NAMES = {
+    "prompt": "contents[].parts[].text",
+    "aspect_ratio": "generationConfig.imageConfig.aspectRatio",
+    "image_size": "generationConfig.imageConfig.imageSize",
+    "response_modalities": "generationConfig.responseModalities",
+    "seed": "generationConfig.seed",
+    "inputs": "contents[].parts[].inlineData",
+}
+FINISH_REASONS = frozenset(
+    schemas.load("gemini", "generate")["$defs"]["candidate"]["properties"]["finishReason"]["enum"]
+)
+# a failed job's error_type, when its error names no finish reason (api.json's description)
+BY_TYPE = {
+    "CONTENT_BLOCKED": "IMAGE_SAFETY",
+    "REQUEST_INVALID": "NO_IMAGE",
+    "INFERENCE_FAILURE": "IMAGE_OTHER",
+}
+AS_ERROR = {"INTERNAL_SERVER_ERROR": 500, "INFERENCE_TIMEOUT": 504}
+IMAGE_TOKENS: dict[str, dict[str, int]] = schemas.load("gemini", "generate")["imageTokens"]
+MAX_PARTS = 10_000  # parts a prompt is read from (the schema bounds a valid body far lower)
+
+
+class Gemini(Provider, contract="gemini"):
+    credits_status = 429  # Google's prepaid billing answers RESOURCE_EXHAUSTED when depleted
+    prefixes = ("/v1beta/", "/v1/models/")  # /v1/ is Segmind's
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            self.route("sync_generate", self.generate, "slug"),
+            self.route("sync_generate_v1", self.generate, "slug"),
+        ]
+
+    # -- envelopes -------------------------------------------------------------------------
+    def error(self, status: int, message: str, details: list[Any] | None = None) -> ApiError:
+        body: dict[str, Any] = {
+            "code": status,
+            "message": message,
+            "status": STATUS.get(status, "UNKNOWN" if status < 500 else "INTERNAL"),
+        }
+        if details:
+            body["details"] = details
+        return ApiError(status, {"error": body})
+
+    def auth_error(self, missing: bool) -> ApiError:
+        if missing:
+            return self.error(
+                403,
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity to call "
+                "this API.",
+            )
+        info = {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+            "metadata": {"service": "generativelanguage.googleapis.com"},
+        }
+        return self.error(400, "API key not valid. Please pass a valid API key.", [info])
+
+    def invalid(self, problems: list[Violation]) -> ApiError:
+        shown = []
+        for problem in map(str, problems):
+            for flat, wire in WIRE_NAMES.items():
+                if problem.startswith(flat + ":"):
+                    problem = wire + problem[len(flat) :]
+                    break
+            shown.append(problem)
+        return self.error(400, "Invalid value: " + "; ".join(shown))
+
+    def body_error(self, err: BodyError) -> ApiError:
+        status = 413 if err.kind in ("too_large", "too_deep") else 400
+        return self.error(status, f"Invalid JSON payload received. {err.message}")
+
+    def unknown_job(self, request_id: str) -> ApiError:
+        return self.error(404, f"Requested entity was not found: {request_id}")
+
+    def unknown_model(self, name: str) -> ApiError:
+        return self.error(
+            404,
+            f"models/{name} is not found for API version v1beta, or is not supported for "
+            "generateContent. Call ListModels to see the list of available models and their "
+            "supported methods.",
+        )
+
+    def special_fault(self, status: int, message: str | None, retry: float) -> ApiError | None:
+        if status != 429:
+            return None
+        wait = self.state.clock.retry_after(retry)
+        info = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{wait}s"}
+        text = message or self.fault_messages[429]
+        return self.error(429, text, [info])
+
+    def insufficient_credits(self, balance: float, cost: float) -> ApiError:
+        return self.error(
+            429,
+            f"Your prepayment credits are depleted: balance ${balance:.4f} is below the cost "
+            f"${cost:.4f}. Please go to AI Studio to manage your project and billing.",
+        )
+
+    # -- the request -----------------------------------------------------------------------
+    def api_key(self, request: web.Request) -> str | None:
+        """The ``x-goog-api-key`` header, else the ``key`` query parameter [DOC]."""
+        return super().api_key(request) or request.query.get("key", "").strip() or None
+
+    def as_job(self, body: Any) -> Any:
+        """The nested body checked, then flattened for ``request.<model>.json``."""
+        if not is_valid(self.name, WIRE, body):
+            raise self.invalid(explain(self.name, WIRE, body))
+        config = body.get("generationConfig") or {}
+        image = config.get("imageConfig") or {}
+        parts = [part for content in body["contents"] for part in content["parts"]]
+        job: dict[str, Any] = {"prompt": _text(parts)}
+        for flat, value in (
+            ("aspect_ratio", image.get("aspectRatio")),
+            ("image_size", image.get("imageSize")),
+            ("response_modalities", config.get("responseModalities")),
+            ("seed", config.get("seed")),
+        ):
+            if value is not None:
+                job[flat] = value
+        inputs = sum(1 for part in parts if "inlineData" in part or "fileData" in part)
+        if inputs:
+            job["inputs"] = inputs
+        return job
+
+    def prompt_of(self, body: Any) -> str | None:
+        contents = body.get("contents") if isinstance(body, dict) else None
+        if not isinstance(contents, list):
+            return None
+        parts = [
+            part
+            for content in contents[:MAX_PARTS]
+            if isinstance(content, dict) and isinstance(content.get("parts"), list)
+            for part in content["parts"][:MAX_PARTS]
+            if isinstance(part, dict)
+        ]
+        return _text(parts[:MAX_PARTS]) or None
+
+    # -- the handler -----------------------------------------------------------------------
+    async def generate(self, request: web.Request) -> web.Response:
+        job, headers = await self.accept(request, request.match_info["slug"])
+        sim = self.sim
+        await sim.settle(job)
+        state = job.state(sim.now())
+        note(request, state=state)  # followed to its end in this one call
+        call = call_of(request)
+        asked = self.as_job(await call.body(request, self.state.config.max_body_bytes))
+        if state is State.FAILED:
+            return json_response(200, self._blocked(job, asked), headers)
+        modalities = asked.get("response_modalities", ["TEXT", "IMAGE"])
+        parts: list[dict[str, Any]] = []
+        if "TEXT" in modalities:
+            parts.append({"text": "Here is the image you asked for."})
+        image_tokens = 0
+        if "IMAGE" in modalities:
+            data = await sim.image_bytes(job)
+            mime = images.content_type(job.output.fmt)
+            parts.append({"inlineData": {"mimeType": mime, "data": _b64(data)}})
+            image_tokens = self._image_tokens(job, asked)
+        body = self._answer(job, asked, parts, image_tokens, "STOP")
+        return json_response(200, body, headers)
+
+    def _blocked(self, job: Job, asked: dict[str, Any]) -> dict[str, Any]:
+        """A failed job: a finishReason with no image, or the error its type asks for."""
+        failure = job.failure
+        assert failure is not None
+        if failure.error in FINISH_REASONS:
+            reason = failure.error
+        elif failure.error_type in AS_ERROR:
+            raise self.fault_error(AS_ERROR[failure.error_type], failure.error)
+        else:
+            reason = BY_TYPE.get(failure.error_type, "IMAGE_OTHER")
+        return self._answer(job, asked, None, 0, reason)
+
+    def _answer(
+        self,
+        job: Job,
+        asked: dict[str, Any],
+        parts: list[dict[str, Any]] | None,
+        image_tokens: int,
+        reason: str,
+    ) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"finishReason": reason, "index": 0}
+        if parts is not None:
+            candidate = {"content": {"role": "model", "parts": parts}, **candidate}
+        prompt_tokens = math.ceil(len(asked["prompt"]) / 4)
+        text_tokens = 10 if parts and "text" in parts[0] else 0
+        usage: dict[str, Any] = {
+            "promptTokenCount": prompt_tokens,
+            "totalTokenCount": prompt_tokens + text_tokens + image_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+        }
+        if parts:
+            usage["candidatesTokenCount"] = text_tokens + image_tokens
+            usage["candidatesTokensDetails"] = [
+                {"modality": kind, "tokenCount": count}
+                for kind, count in (("TEXT", text_tokens), ("IMAGE", image_tokens))
+                if count
+            ]
+        return {
+            "candidates": [candidate],
+            "usageMetadata": usage,
+            "modelVersion": job.model,
+            "responseId": job.id,
+        }
+
+    def _image_tokens(self, job: Job, asked: dict[str, Any]) -> int:
+        model = self.contract.models[job.model]
+        tier = images.normalise_tier(model.plan(asked).resolution)
+        table = IMAGE_TOKENS.get(job.model) or IMAGE_TOKENS["*"]
+        return table.get(tier, max(table.values()))
+
+
+def _text(parts: list[Any]) -> str:
+    return "\n".join(part["text"] for part in parts if isinstance(part.get("text"), str))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
