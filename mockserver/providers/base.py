@@ -326,6 +326,18 @@ class Provider(Envelopes):
             entry.cost = job.cost
         return job, self.warn_unknown(model.request_schema, body)
 
+    async def settled(
+        self, request: web.Request, model_name: str
+    ) -> tuple[Job, dict[str, str], State]:
+        """A blocking generation (Segmind's /v1, Gemini's generateContent): the job accepted,
+        then waited for on the virtual clock; its end state noted for the journal."""
+        job, headers = await self.accept(request, model_name)
+        sim = self.sim
+        await sim.settle(job)
+        state = job.state(sim.now())
+        note(request, state=state)  # followed to its end in this one call
+        return job, headers, state
+
     async def read(
         self,
         request: web.Request,

@@ -23,7 +23,7 @@ from nanobanana_mock.schemas import Violation, explain, is_valid
 from ..engine import images
 from ..engine.jobs import Job, State
 from ..http import ApiError, BodyError, json_response
-from ..pipeline.call import call_of, note
+from ..pipeline.call import call_of
 from .base import Provider
 
 __all__ = ["Gemini"]
@@ -73,7 +73,7 @@ class Gemini(Provider, contract="gemini"):
     def routes(self) -> list[web.RouteDef]:
         return [
             self.route("sync_generate", self.generate, "slug"),
-            self.route("sync_generate_v1", self.generate, "slug"),
+            self.route("sync_generate_stable", self.generate, "slug"),
         ]
 
     # -- envelopes -------------------------------------------------------------------------
@@ -184,11 +184,8 @@ class Gemini(Provider, contract="gemini"):
 
     # -- the handler -----------------------------------------------------------------------
     async def generate(self, request: web.Request) -> web.Response:
-        job, headers = await self.accept(request, request.match_info["slug"])
+        job, headers, state = await self.settled(request, request.match_info["slug"])
         sim = self.sim
-        await sim.settle(job)
-        state = job.state(sim.now())
-        note(request, state=state)  # followed to its end in this one call
         call = call_of(request)
         asked = self.as_job(await call.body(request, self.state.config.max_body_bytes))
         if state is State.FAILED:

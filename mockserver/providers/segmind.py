@@ -16,7 +16,7 @@ from nanobanana_mock.schemas import Violation
 from ..engine import images
 from ..engine.jobs import Job, State
 from ..http import ApiError, BodyError, json_response, origin
-from ..pipeline.call import note
+
 from .base import Provider
 
 __all__ = ["Segmind"]
@@ -88,11 +88,8 @@ class Segmind(Provider, contract="segmind"):
         )
 
     async def sync_generate(self, request: web.Request) -> web.Response:
-        job, headers = await self.accept(request, request.match_info["slug"])
+        job, headers, state = await self.settled(request, request.match_info["slug"])
         sim = self.sim
-        await sim.settle(job)
-        state = job.state(sim.now())
-        note(request, state=state)  # followed to its end in this one call
         if state is State.FAILED:
             assert job.failure is not None
             raise self.error(500, job.failure.error)

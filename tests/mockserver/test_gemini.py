@@ -34,7 +34,7 @@ async def generate(
     **kwargs: Any,
 ) -> Any:
     """POST generateContent, moving the virtual clock while it blocks."""
-    operation = "sync_generate" if version == "v1beta" else "sync_generate_v1"
+    operation = "sync_generate" if version == "v1beta" else "sync_generate_stable"
     path = f"/{version}/models/{model}:generateContent"
     call = asyncio.ensure_future(
         mock.call(P, operation, "POST", path, json=json, expect=expect, **kwargs)
@@ -109,8 +109,14 @@ async def test_no_key_and_a_bad_key(mock_factory) -> None:
     _, data = await mock.call(P, "sync_generate", "POST", path, json=body(), auth=False, expect=403)
     assert data["error"]["status"] == "PERMISSION_DENIED"
     _, data = await mock.call(
-        P, "sync_generate", "POST", path, json=body(), auth=False,
-        headers={"x-goog-api-key": "AIza-wrong"}, expect=400,
+        P,
+        "sync_generate",
+        "POST",
+        path,
+        json=body(),
+        auth=False,
+        headers={"x-goog-api-key": "AIza-wrong"},
+        expect=400,
     )
     assert data["error"]["details"][0]["reason"] == "API_KEY_INVALID"
     assert "AIza-wrong" not in str(data)
@@ -121,10 +127,20 @@ async def test_no_key_and_a_bad_key(mock_factory) -> None:
     [
         ("gemini-9-image", body(), 404, "NOT_FOUND", "models/gemini-9-image is not found"),
         ("gemini-2.5-flash-image", {"contents": []}, 400, "INVALID_ARGUMENT", "contents"),
-        ("gemini-2.5-flash-image", body(aspectRatio="8:1"), 400, "INVALID_ARGUMENT",
-         "generationConfig.imageConfig.aspectRatio"),
-        ("gemini-3-pro-image", body(imageSize="512"), 400, "INVALID_ARGUMENT",
-         "generationConfig.imageConfig.imageSize"),
+        (
+            "gemini-2.5-flash-image",
+            body(aspectRatio="8:1"),
+            400,
+            "INVALID_ARGUMENT",
+            "generationConfig.imageConfig.aspectRatio",
+        ),
+        (
+            "gemini-3-pro-image",
+            body(imageSize="512"),
+            400,
+            "INVALID_ARGUMENT",
+            "generationConfig.imageConfig.imageSize",
+        ),
         ("gemini-3-pro-image", body(imageSize="4k"), 400, "INVALID_ARGUMENT", "imageSize"),
         ("gemini-3-pro-image", body(prompt=""), 400, "INVALID_ARGUMENT", "contents[].parts[].text"),
         ("gemini-3-pro-image", [1, 2], 400, "INVALID_ARGUMENT", ""),
@@ -163,13 +179,16 @@ async def test_a_failed_job_is_a_finish_reason_with_no_image(mock, failure, reas
 
 
 async def test_a_prompt_marker_blocks_the_image(mock: Mock) -> None:
-    answer = await generate(mock, "gemini-3.1-flash-image", body("a cat [mock:fail=CONTENT_BLOCKED]"))
+    answer = await generate(
+        mock, "gemini-3.1-flash-image", body("a cat [mock:fail=CONTENT_BLOCKED]")
+    )
     assert answer["candidates"][0]["finishReason"] == "IMAGE_SAFETY"
 
 
-@pytest.mark.parametrize(("error_type", "code", "status"), [
-    ("INTERNAL_SERVER_ERROR", 500, "INTERNAL"), ("INFERENCE_TIMEOUT", 504, "DEADLINE_EXCEEDED")
-])
+@pytest.mark.parametrize(
+    ("error_type", "code", "status"),
+    [("INTERNAL_SERVER_ERROR", 500, "INTERNAL"), ("INFERENCE_TIMEOUT", 504, "DEADLINE_EXCEEDED")],
+)
 async def test_failures_that_are_errors(mock, error_type, code, status):
     rule = {"match": {"provider": P}, "effect": {"job_failure": {"error_type": error_type}}}
     assert (await mock.client.post("/_mock/faults", json=rule)).status == 201

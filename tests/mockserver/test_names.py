@@ -135,7 +135,7 @@ async def test_a_latency_of_no_kind_or_two_kinds_is_named_plainly(
             {"operation": ["status", "result"]},
             {"job_failure": {"error_type": "CONTENT_BLOCKED"}},
             "effect.job_failure: changes the job a submit creates (operation submit or "
-            "sync_generate), but match.operation is status, result",
+            "sync_generate or sync_generate_stable), but match.operation is status, result",
         ),
     ],
 )
@@ -168,7 +168,7 @@ def test_a_scenario_rule_with_an_unknown_provider_names_its_line() -> None:
         parse_scenario(text, "s.yaml")
     assert caught.value.problems == [
         's.yaml:2:23: faults[0].match.provider: "segmnd" is not one of "segmind", "seaart", '
-        "\"pixazo\" (did you mean 'segmind'?)"
+        "\"pixazo\", \"gemini\" (did you mean 'segmind'?)"
     ]
 
 
@@ -203,7 +203,7 @@ PROCESSING_KEYS = ", ".join(SETTINGS["processing_seconds"]["propertyNames"]["enu
         (
             {"MOCK_RETENTION_SECONDS": "seaart=600,pixzo=900"},
             "retention_seconds: unknown key 'pixzo' (did you mean 'pixazo'?); "
-            "allowed: *, segmind, seaart, pixazo",
+            "allowed: *, segmind, seaart, pixazo, gemini",
         ),
     ],
 )
@@ -217,7 +217,7 @@ def test_the_cli_refuses_an_unknown_key_in_one_line() -> None:
     stderr = mock_refuses("--retention-seconds", "segmnd=5")
     assert stderr.strip() == (
         "nanobanana-mock: retention_seconds: unknown key 'segmnd' (did you mean 'segmind'?); "
-        "allowed: *, segmind, seaart, pixazo"
+        "allowed: *, segmind, seaart, pixazo, gemini"
     )
 
 
@@ -418,7 +418,7 @@ async def test_an_openapi_document_of_an_unknown_provider_is_named(mock: Mock) -
     resp = await mock.client.get("/_mock/openapi/seart.json")
     assert resp.status == 404
     assert (await resp.json())["error"] == (
-        "unknown provider 'seart' (did you mean 'seaart'?); allowed: segmind, seaart, pixazo"
+        "unknown provider 'seart' (did you mean 'seaart'?); allowed: segmind, seaart, pixazo, gemini"
     )
 
 

@@ -60,7 +60,7 @@ def test_public_surface_is_pinned():
         "search",
         "validator",
     ]
-    assert PROVIDERS == ("segmind", "seaart", "pixazo")
+    assert PROVIDERS == ("segmind", "seaart", "pixazo", "gemini")
 
 
 def test_load_is_cached_and_supports_top_level():
