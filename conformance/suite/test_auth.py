@@ -8,7 +8,7 @@ from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.probe import Probe
 from nanobanana_mock.conformance.target import WRONG_KEY
 
-pytestmark = [pytest.mark.free, pytest.mark.cases("model")]
+pytestmark = [pytest.mark.free, pytest.mark.cases("model", needs="submit")]
 UNAUTHORIZED = 401
 
 

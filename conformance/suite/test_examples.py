@@ -7,7 +7,7 @@ import pytest
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.probe import Probe
 
-pytestmark = [pytest.mark.paid, pytest.mark.cases("example")]
+pytestmark = [pytest.mark.paid, pytest.mark.cases("example", needs="submit")]
 ACCEPTED = 200
 
 

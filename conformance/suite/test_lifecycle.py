@@ -23,7 +23,7 @@ from nanobanana_mock.conformance.probe import URL_FIELDS, Probe
 from nanobanana_mock.conformance.target import Target
 from nanobanana_mock.schemas.checks import transition_findings
 
-pytestmark = [pytest.mark.paid, pytest.mark.cases("model")]
+pytestmark = [pytest.mark.paid, pytest.mark.cases("model", needs="submit")]
 ACCEPTED = 200
 POLLS_PER_JOB = 6  # polls over a job's typical time
 EXTRA_POLLS = 2  # after the terminal status, to see that it stays terminal

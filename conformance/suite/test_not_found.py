@@ -12,7 +12,7 @@ from nanobanana_mock.conformance.probe import Probe
 pytestmark = [pytest.mark.free]
 
 
-@pytest.mark.cases("model")
+@pytest.mark.cases("model", needs="submit")
 def test_an_unknown_request_id_is_not_found(probe: Probe, case: Case) -> None:
     for operation in probe.poll_routes:
         answer = probe.send(operation, request_id=probe.unknown_id)

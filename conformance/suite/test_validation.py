@@ -9,7 +9,7 @@ from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.facts import INVALID_KINDS, invalid_body
 from nanobanana_mock.conformance.probe import Probe
 
-pytestmark = [pytest.mark.free, pytest.mark.cases("model")]
+pytestmark = [pytest.mark.free, pytest.mark.cases("model", needs="submit")]
 VALIDATION_CODES = frozenset({400, 422})  # the codes of a refused body; api.json says which
 
 
