@@ -37,7 +37,9 @@ __all__ = [
 PROVIDERS: tuple[str, ...] = schemas.PROVIDERS
 IMAGE = "image"  # an output image download: an operation of every provider (its CDN)
 IMAGE_ERRORS = frozenset({403, 404, 429, 500, 502, 503, 504})  # what a CDN may answer
-GENERATE = frozenset({"submit", "sync_generate", "sync_generate_stable"})  # the operations that create a job
+GENERATE = frozenset(
+    {"submit", "sync_generate", "sync_generate_stable"}
+)  # the operations that create a job
 CREDIT_STATUSES = frozenset({402, 406})  # insufficient credits: each provider has its own code
 MAX_WORD = 60  # characters of an unknown word repeated in a message
 

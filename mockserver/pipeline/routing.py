@@ -103,7 +103,9 @@ class Routes:
         self._sources = sources
         self._images = {name: Target(p, IMAGE, IMAGE_ERRORS) for name, p in providers.items()}
         # the longest prefix first: Gemini's /v1/models/ is under Segmind's /v1/
-        strays = [(pre, Target(p, None, frozenset())) for p in providers.values() for pre in p.prefixes]
+        strays = [
+            (pre, Target(p, None, frozenset())) for p in providers.values() for pre in p.prefixes
+        ]
         self._strays = sorted(strays, key=lambda stray: -len(stray[0]))
         self._locates: dict[Handler, Locate] = {}  # each guarded handler's, for Expect
         self.image_locate: Locate | None = None

@@ -19,10 +19,7 @@ from .queue import QueueProvider
 from .seaart import SeaArt
 from .segmind import Segmind
 
-__all__ = [
-    "PROVIDER_CLASSES",
-    "Gemini",
-    "Pixazo", "Provider", "QueueProvider", "SeaArt", "Segmind"]
+__all__ = ["PROVIDER_CLASSES", "Gemini", "Pixazo", "Provider", "QueueProvider", "SeaArt", "Segmind"]
 
 
 def _registry() -> tuple[type[Provider], ...]:

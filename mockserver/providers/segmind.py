@@ -16,7 +16,6 @@ from nanobanana_mock.schemas import Violation
 from ..engine import images
 from ..engine.jobs import Job, State
 from ..http import ApiError, BodyError, json_response, origin
-
 from .base import Provider
 
 __all__ = ["Segmind"]

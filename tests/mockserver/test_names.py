@@ -168,7 +168,7 @@ def test_a_scenario_rule_with_an_unknown_provider_names_its_line() -> None:
         parse_scenario(text, "s.yaml")
     assert caught.value.problems == [
         's.yaml:2:23: faults[0].match.provider: "segmnd" is not one of "segmind", "seaart", '
-        "\"pixazo\", \"gemini\" (did you mean 'segmind'?)"
+        '"pixazo", "gemini" (did you mean \'segmind\'?)'
     ]
 
 
@@ -418,7 +418,8 @@ async def test_an_openapi_document_of_an_unknown_provider_is_named(mock: Mock) -
     resp = await mock.client.get("/_mock/openapi/seart.json")
     assert resp.status == 404
     assert (await resp.json())["error"] == (
-        "unknown provider 'seart' (did you mean 'seaart'?); allowed: segmind, seaart, pixazo, gemini"
+        "unknown provider 'seart' (did you mean 'seaart'?); "
+        "allowed: segmind, seaart, pixazo, gemini"
     )
 
 
