@@ -12,6 +12,7 @@ from nanobanana_mock.client import Client, RetryPolicy
 from tests.harness import KEYS, Mock
 
 KEY = {"segmind": KEYS["segmind"]["x-api-key"], "seaart": "sk-test", "pixazo": "pz-test"}
+KEY["gemini"] = KEYS["gemini"]["x-goog-api-key"]
 MODEL = {"segmind": "nano-banana", "seaart": "nano_banana_pro", "pixazo": "nano-banana-pro"}
 PARAMS = {
     "segmind": {"prompt": "Dancing Banana"},

@@ -1,0 +1,49 @@
+"""The client over Gemini's blocking generateContent: generic names in, a decoded image out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from nanobanana_mock.client import JobFailed
+
+
+async def _blocking(mock, call):
+    task = asyncio.ensure_future(call)
+    await mock.state.clock.wait_for_sleepers(1)
+    mock.advance(60)
+    return await asyncio.wait_for(task, 30)
+
+
+async def test_generate_is_one_blocking_call(make_client, mock) -> None:
+    client = make_client("gemini")
+    result = await _blocking(
+        mock,
+        client.generate("gemini-3-pro-image", prompt="a cat", aspect_ratio="16:9", resolution="2K"),
+    )
+    image = result.image
+    assert (image.width, image.height, image.content_type) == (2752, 1536, "image/png")
+    assert image.data is not None and result.handle.request_id
+
+
+async def test_a_blocked_image_raises_job_failed_with_the_finish_reason(make_client, mock) -> None:
+    rule = {"match": {"provider": "gemini"}, "effect": {"job_failure": {"error": "IMAGE_SAFETY"}}}
+    assert (await mock.client.post("/_mock/faults", json=rule)).status == 201
+    client = make_client("gemini")
+    with pytest.raises(JobFailed) as caught:
+        await _blocking(mock, client.generate_sync("gemini-2.5-flash-image", prompt="x"))
+    assert caught.value.error_type == "IMAGE_SAFETY"
+
+
+def test_the_body_is_googles_nested_one(make_client) -> None:
+    body = make_client("gemini").adapter.body(
+        "gemini-3.1-flash-image", {"prompt": "x", "aspect_ratio": "1:4", "resolution": "0.5K"}
+    )
+    assert body == {
+        "contents": [{"role": "user", "parts": [{"text": "x"}]}],
+        "generationConfig": {
+            "responseModalities": ["TEXT", "IMAGE"],
+            "imageConfig": {"aspectRatio": "1:4", "imageSize": "512"},
+        },
+    }
