@@ -370,6 +370,11 @@ async def _generate(run: Run) -> int:
     params = _generation_params(args)
     run.out = _out_folder(args.out or ".")
     async with _client(run, args.provider, None) as client:
+        if "submit" not in client.adapter.api["operations"]:  # one blocking call (Gemini)
+            result = await client.generate_sync(args.model, **params)
+            run.job = result.handle
+            _report(run, result, _save_images(result, run.out))
+            return 0
         handle = await client.submit(args.model, **params)
         _keep(run, handle)
         return await _collect(run, client, handle)

@@ -47,3 +47,20 @@ def test_the_body_is_googles_nested_one(make_client) -> None:
             "imageConfig": {"aspectRatio": "1:4", "imageSize": "512"},
         },
     }
+
+
+@pytest.mark.nanobanana_mock(queue_seconds=0, processing_seconds={"*": 0})
+def test_the_cli_generates_and_saves_a_gemini_image(nanobanana_mock, tmp_path, capsys) -> None:
+    from PIL import Image
+
+    from nanobanana_mock.client.cli import main
+
+    argv = [
+        "generate",
+        *("--provider", "gemini", "--model", "gemini-3.1-flash-image", "--prompt", "a test"),
+        *("--aspect-ratio", "16:9", "--resolution", "512"),
+        *("--base-url", nanobanana_mock.base_url, "--api-key", "AIza-k", "--out", str(tmp_path)),
+    ]
+    assert main(argv) == 0
+    (saved,) = tmp_path.glob("*.png")
+    assert Image.open(saved).size == (688, 384)
