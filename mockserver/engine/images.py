@@ -50,7 +50,13 @@ __all__ = [
 # --------------------------------------------------------------------------- sizes
 
 TIERS: Final = media.TIERS  # and their spellings: schemas/common.json
-FAMILIES: Final = ("nano-banana", "nano-banana-pro", "nano-banana-2", "gemini-2.5-flash-image")
+FAMILIES: Final = (
+    "nano-banana",
+    "nano-banana-pro",
+    "nano-banana-2",
+    "gemini-2.5-flash-image",
+    "gemini-3.1-flash-image",
+)
 
 # Google's Gemini 3 Pro Image table [DOC Google; 3P live matrix], as in
 # docs/providers.md#output-image-sizes:
@@ -91,6 +97,14 @@ _EXTREME_1K: Final[dict[str, tuple[int, int]]] = {
     "1:8": (352, 2928),
     "8:1": (2928, 352),
 }
+# Gemini 3.1 Flash Image as Google's own page gives it [DOC Google image-generation]: 1:4 is
+# 512x2048 and 8:1 3072x384 at 1K, 8:1 12288x1536 at 4K; 4:1 and 1:8 are their transposes [INF].
+_GOOGLE_EXTREME_1K: Final[dict[str, tuple[int, int]]] = {
+    "1:4": (512, 2048),
+    "4:1": (2048, 512),
+    "1:8": (384, 3072),
+    "8:1": (3072, 384),
+}
 # [INF] No source gives the extreme ratios at 2K/4K; we assume exactly 2x/4x the 1K
 # size, which is what the standard table does for every ratio.
 _TIER_SCALE: Final[dict[str, int]] = {"1K": 1, "2K": 2, "4K": 4}
@@ -102,6 +116,7 @@ _AUTO_RATIO: Final[dict[str, str]] = {
     "nano-banana-pro": "1:1",
     "nano-banana-2": "16:9",
     "gemini-2.5-flash-image": "1:1",
+    "gemini-3.1-flash-image": "16:9",
 }
 
 _TIER_SPELLINGS: Final = media.TIER_SPELLINGS
@@ -135,7 +150,8 @@ def pixel_size(family: str, aspect_ratio: str, tier: str) -> tuple[int, int]:
         if norm == "512":
             raise ValueError("nano-banana-pro has no 512 tier; expected 1K, 2K or 4K")
         return _standard_size(family, ratio, norm)
-    return _nano_banana_2_size(ratio, norm)
+    extremes = _GOOGLE_EXTREME_1K if family == "gemini-3.1-flash-image" else _EXTREME_1K
+    return _nano_banana_2_size(ratio, norm, extremes)
 
 
 def _standard_size(family: str, ratio: str, tier: str) -> tuple[int, int]:
@@ -148,15 +164,17 @@ def _standard_size(family: str, ratio: str, tier: str) -> tuple[int, int]:
         ) from None
 
 
-def _nano_banana_2_size(ratio: str, tier: str) -> tuple[int, int]:
+def _nano_banana_2_size(
+    ratio: str, tier: str, extremes: dict[str, tuple[int, int]] = _EXTREME_1K
+) -> tuple[int, int]:
     if tier == "512":
         # [3P] The 512px / 0.5K tier is half the 1K size on each side (all 1K sides are even).
-        width, height = _nano_banana_2_size(ratio, "1K")
+        width, height = _nano_banana_2_size(ratio, "1K", extremes)
         return width // 2, height // 2
     if ratio in _STANDARD:
         return _STANDARD[ratio][tier]
-    if ratio in _EXTREME_1K:
-        width, height = _EXTREME_1K[ratio]
+    if ratio in extremes:
+        width, height = extremes[ratio]
         return width * _TIER_SCALE[tier], height * _TIER_SCALE[tier]
     known = ", ".join((*STANDARD_RATIOS, *_EXTREME_1K))
     raise ValueError(

@@ -65,6 +65,8 @@ def picture(answer: dict[str, Any]) -> Image.Image:
         ("gemini-3.1-flash-image", "1:1", "512", (512, 512)),
         ("gemini-3.1-flash-image-preview", "16:9", "512", (688, 384)),
         ("gemini-3.1-flash-lite-image", "4:5", "1K", (928, 1152)),
+        ("gemini-3.1-flash-image", "1:4", "1K", (512, 2048)),
+        ("gemini-3.1-flash-image", "8:1", "4K", (12288, 1536)),
     ],
 )
 async def test_the_image_is_real_at_the_documented_size(mock, model, ratio, size, expected):
@@ -75,7 +77,8 @@ async def test_the_image_is_real_at_the_documented_size(mock, model, ratio, size
     assert candidate["finishReason"] == "STOP"
     assert candidate["content"]["parts"][0]["text"]
     usage = answer["usageMetadata"]
-    tokens = 1290 if model.startswith("gemini-2.5") else (747 if size == "512" else 1120)
+    tokens = {"512": 747, "4K": 2000}.get(size or "", 1120)
+    tokens = 1290 if model.startswith("gemini-2.5") else tokens
     assert usage["candidatesTokensDetails"][-1] == {"modality": "IMAGE", "tokenCount": tokens}
     assert answer["modelVersion"] == model
 
