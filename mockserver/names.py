@@ -38,7 +38,7 @@ PROVIDERS: tuple[str, ...] = schemas.PROVIDERS
 IMAGE = "image"  # an output image download: an operation of every provider (its CDN)
 IMAGE_ERRORS = frozenset({403, 404, 429, 500, 502, 503, 504})  # what a CDN may answer
 GENERATE = frozenset(
-    {"submit", "sync_generate", "sync_generate_stable"}
+    {"submit", "sync_generate", "sync_generate_stable", "batch_create", "batch_create_stable"}
 )  # the operations that create a job
 CREDIT_STATUSES = frozenset({402, 406})  # insufficient credits: each provider has its own code
 MAX_WORD = 60  # characters of an unknown word repeated in a message

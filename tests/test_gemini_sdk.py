@@ -130,3 +130,33 @@ async def test_an_unknown_model_is_not_found(mock: Mock) -> None:
             client.models.generate_content, model="gemini-9-image", contents="x"
         )
     assert caught.value.code == 404 and caught.value.status == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("version", ["v1", "v1beta"])
+async def test_a_batch_with_the_sdk(mock: Mock, version: str) -> None:
+    client = client_for(mock, api_version=version)
+    config = types.GenerateContentConfig(
+        response_modalities=["IMAGE"], image_config=types.ImageConfig(aspect_ratio="9:16")
+    )
+    requests = [types.InlinedRequest(contents=prompt, config=config) for prompt in ("one", "two")]
+    job = await asyncio.to_thread(
+        client.batches.create, model="gemini-2.5-flash-image", src=requests
+    )
+    assert job.name.startswith("batches/") and job.state == types.JobState.JOB_STATE_PENDING
+    mock.advance(60)
+    done = await asyncio.to_thread(client.batches.get, name=job.name)
+    assert done.state == types.JobState.JOB_STATE_SUCCEEDED
+    sizes = [decoded(each.response).size for each in done.dest.inlined_responses]
+    assert sizes == [(768, 1344)] * 2
+
+
+async def test_a_batch_cancelled_with_the_sdk(mock: Mock) -> None:
+    client = client_for(mock)
+    job = await asyncio.to_thread(
+        client.batches.create,
+        model="gemini-3-pro-image",
+        src=[types.InlinedRequest(contents="x")],
+    )
+    await asyncio.to_thread(client.batches.cancel, name=job.name)
+    ended = await asyncio.to_thread(client.batches.get, name=job.name)
+    assert ended.state == types.JobState.JOB_STATE_CANCELLED

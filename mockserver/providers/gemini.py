@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import math
+from contextvars import ContextVar
 from typing import Any
 
 from aiohttp import web
@@ -20,15 +21,22 @@ from aiohttp import web
 from nanobanana_mock import schemas
 from nanobanana_mock.schemas import Violation, explain, is_valid
 
+from ..contracts import Model
 from ..engine import images
+from ..engine.clock import utc_stamp
 from ..engine.jobs import Job, State
+from ..engine.simulation import NotCancellable
 from ..http import ApiError, BodyError, json_response
 from ..pipeline.call import call_of
+from ..store.tenant import current
 from .base import Provider
 
 __all__ = ["Gemini"]
 
 WIRE = "generate_request"  # the nested body, checked before the model's flat schema
+BATCH = "batch_request"  # a batch of them
+BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
+_IN_BATCH: ContextVar[bool] = ContextVar("gemini_batch", default=False)  # this request's kind
 STATUS = {  # google.rpc.Code names by HTTP status
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -63,17 +71,29 @@ BY_TYPE = {
 }
 AS_ERROR = {"INTERNAL_SERVER_ERROR": 500, "INFERENCE_TIMEOUT": 504}
 IMAGE_TOKENS: dict[str, dict[str, int]] = schemas.load("gemini", "generate")["imageTokens"]
+RATIOS = tuple(
+    schemas.load("gemini", "generate_request")["properties"]["generationConfig"]["properties"][
+        "imageConfig"
+    ]["properties"]["aspectRatio"]["enum"]
+)
 MAX_PARTS = 10_000  # parts a prompt is read from (the schema bounds a valid body far lower)
 
 
 class Gemini(Provider, contract="gemini"):
     credits_status = 429  # Google's prepaid billing answers RESOURCE_EXHAUSTED when depleted
-    prefixes = ("/v1beta/", "/v1/models/")  # /v1/ is Segmind's
+    prefixes = ("/v1beta/", "/v1/models/", "/v1/batches/")  # /v1/ is Segmind's
 
     def routes(self) -> list[web.RouteDef]:
-        return [
-            self.route("sync_generate", self.generate, "slug"),
-            self.route("sync_generate_stable", self.generate, "slug"),
+        handlers = {
+            "sync_generate": self.generate,
+            "batch_create": self.batch_create,
+            "batch_get": self.batch_get,
+            "batch_cancel": self.batch_cancel,
+        }
+        return [  # each under /v1beta/ and, as <operation>_stable, under /v1/
+            self.route(operation + version, handler, "slug")
+            for operation, handler in handlers.items()
+            for version in ("", "_stable")
         ]
 
     # -- envelopes -------------------------------------------------------------------------
@@ -149,27 +169,23 @@ class Gemini(Provider, contract="gemini"):
         return super().api_key(request) or request.query.get("key", "").strip() or None
 
     def as_job(self, body: Any) -> Any:
-        """The nested body checked, then flattened for ``request.<model>.json``."""
+        """The nested body checked, then flattened for ``request.<model>.json``; a batch is
+        planned as its first request, one image per request."""
+        if _IN_BATCH.get():
+            if not is_valid(self.name, BATCH, body):
+                raise self.invalid(explain(self.name, BATCH, body))
+            requests = body["batch"]["inputConfig"]["requests"]["requests"]
+            return {**_flat(requests[0]["request"]), "num_images": len(requests)}
         if not is_valid(self.name, WIRE, body):
             raise self.invalid(explain(self.name, WIRE, body))
-        config = body.get("generationConfig") or {}
-        image = config.get("imageConfig") or {}
-        parts = [part for content in body["contents"] for part in content["parts"]]
-        job: dict[str, Any] = {"prompt": _text(parts)}
-        for flat, value in (
-            ("aspect_ratio", image.get("aspectRatio")),
-            ("image_size", image.get("imageSize")),
-            ("response_modalities", config.get("responseModalities")),
-            ("seed", config.get("seed")),
-        ):
-            if value is not None:
-                job[flat] = value
-        inputs = sum(1 for part in parts if "inlineData" in part or "fileData" in part)
-        if inputs:
-            job["inputs"] = inputs
-        return job
+        return _flat(body)
 
     def prompt_of(self, body: Any) -> str | None:
+        if isinstance(body, dict) and isinstance(body.get("batch"), dict):
+            try:  # a batch: its first request's
+                body = body["batch"]["inputConfig"]["requests"]["requests"][0]["request"]
+            except (KeyError, IndexError, TypeError):
+                return None
         contents = body.get("contents") if isinstance(body, dict) else None
         if not isinstance(contents, list):
             return None
@@ -199,9 +215,64 @@ class Gemini(Provider, contract="gemini"):
             data = await sim.image_bytes(job)
             mime = images.content_type(job.output.fmt)
             parts.append({"inlineData": {"mimeType": mime, "data": _b64(data)}})
-            image_tokens = self._image_tokens(job, asked)
+            image_tokens = self._image_tokens(job)
         body = self._answer(job, asked, parts, image_tokens, "STOP")
         return json_response(200, body, headers)
+
+    async def batch_create(self, request: web.Request) -> web.Response:
+        token = _IN_BATCH.set(True)
+        try:
+            job, headers = await self.accept(request, request.match_info["slug"])
+        finally:
+            _IN_BATCH.reset(token)
+        return json_response(200, await self._batch(request, job, State.QUEUED), headers)
+
+    async def batch_get(self, request: web.Request) -> web.Response:
+        job, state = await self.read(request, request.match_info["request_id"])
+        code = self.contract.http_status("batch", state)
+        return json_response(code, await self._batch(request, job, state))
+
+    async def batch_cancel(self, request: web.Request) -> web.Response:
+        owner = self.authenticate(request)
+        rid = request.match_info["request_id"]
+        _, state = await self.read(request, rid, poll=False, owner=owner)
+        try:
+            await current().do("cancel", self.name, rid, owner, None)
+        except NotCancellable:
+            raise self.error(400, f"Batch batches/{rid} has already ended ({state}).") from None
+        return json_response(200, {})
+
+    async def _batch(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:
+        now = self.sim.now()
+        count = job.output.count
+        metadata: dict[str, Any] = {
+            "@type": BATCH_TYPE,
+            "name": f"batches/{job.id}",
+            "model": f"models/{job.model}",
+            "displayName": f"batch {job.id}",
+            "state": self.contract.wire(state),
+            "createTime": utc_stamp(job.submitted_at),
+            "updateTime": utc_stamp(now),
+            "batchStats": {"requestCount": str(count)},
+        }
+        ended = job.finished_at(now)
+        if ended is not None:
+            metadata["endTime"] = utc_stamp(ended)
+        if state is State.SUCCEEDED:
+            asked = {"prompt": job.prompt}
+            tokens = self._image_tokens(job)
+            mime = images.content_type(job.output.fmt)
+            responses = []
+            for index in range(count):
+                data = await self.sim.image_bytes(job, index)
+                part = {"inlineData": {"mimeType": mime, "data": _b64(data)}}
+                responses.append({"response": self._answer(job, asked, [part], tokens, "STOP")})
+            metadata["output"] = {"inlinedResponses": {"inlinedResponses": responses}}
+            metadata["batchStats"]["successfulRequestCount"] = str(count)
+        body: dict[str, Any] = {"name": f"batches/{job.id}", "metadata": metadata}
+        if ended is not None:
+            body["done"] = True
+        return body
 
     def _blocked(self, job: Job, asked: dict[str, Any]) -> dict[str, Any]:
         """A failed job: a finishReason with no image, or the error its type asks for."""
@@ -247,11 +318,44 @@ class Gemini(Provider, contract="gemini"):
             "responseId": job.id,
         }
 
-    def _image_tokens(self, job: Job, asked: dict[str, Any]) -> int:
-        model = self.contract.models[job.model]
-        tier = images.normalise_tier(model.plan(asked).resolution)
+    def _image_tokens(self, job: Job) -> int:
+        """The documented tokens of one image (generate.json's imageTokens), by the size tier
+        whose pixel size the job's image has."""
         table = IMAGE_TOKENS.get(job.model) or IMAGE_TOKENS["*"]
-        return table.get(tier, max(table.values()))
+        return table.get(_tier(self.contract.models[job.model], job), max(table.values()))
+
+
+def _flat(body: dict[str, Any]) -> dict[str, Any]:
+    """A generateContent body as the model schemas and the simulator read it."""
+    config = body.get("generationConfig") or {}
+    image = config.get("imageConfig") or {}
+    parts = [part for content in body["contents"] for part in content["parts"]]
+    job: dict[str, Any] = {"prompt": _text(parts)}
+    for flat, value in (
+        ("aspect_ratio", image.get("aspectRatio")),
+        ("image_size", image.get("imageSize")),
+        ("response_modalities", config.get("responseModalities")),
+        ("seed", config.get("seed")),
+    ):
+        if value is not None:
+            job[flat] = value
+    inputs = sum(1 for part in parts if "inlineData" in part or "fileData" in part)
+    if inputs:
+        job["inputs"] = inputs
+    return job
+
+
+def _tier(model: Model, job: Job) -> str:
+    """The size tier (512, 1K, 2K, 4K) that gives the job's image its pixel size."""
+    size = (job.output.width, job.output.height)
+    for tier in images.TIERS:
+        for ratio in RATIOS:
+            try:
+                if images.pixel_size(model.image_family, ratio, tier) == size:
+                    return tier
+            except ValueError:
+                continue
+    return "1K"
 
 
 def _text(parts: list[Any]) -> str:

@@ -233,3 +233,75 @@ async def test_the_call_blocks_for_the_generation_time(mock: Mock) -> None:
     mock.advance(60)
     resp, _ = await asyncio.wait_for(call, 30)
     assert resp.status == 200
+
+
+def batch(*prompts: str, **image: str) -> dict[str, Any]:
+    requests = [{"request": body(prompt, **image)} for prompt in prompts]
+    return {"batch": {"displayName": "b", "inputConfig": {"requests": {"requests": requests}}}}
+
+
+async def batch_call(mock: Mock, operation: str, method: str, path: str, **kwargs: Any) -> Any:
+    _, data = await mock.call(P, operation, method, path, **kwargs)
+    return data
+
+
+@pytest.mark.parametrize("version", ["v1beta", "v1"])
+async def test_a_batch_runs_on_the_job_engine(mock: Mock, version: str) -> None:
+    suffix = "" if version == "v1beta" else "_stable"
+    created = await batch_call(
+        mock,
+        "batch_create" + suffix,
+        "POST",
+        f"/{version}/models/gemini-3-pro-image:batchGenerateContent",
+        json=batch("a", "b", "c", aspectRatio="16:9", imageSize="2K"),
+        expect=200,
+    )
+    name = created["name"]
+    assert created["metadata"]["state"] == "BATCH_STATE_PENDING" and "done" not in created
+    mock.advance(5)
+    got = await batch_call(mock, "batch_get" + suffix, "GET", f"/{version}/{name}", expect=200)
+    assert got["metadata"]["state"] == "BATCH_STATE_RUNNING"
+    mock.advance(60)
+    got = await batch_call(mock, "batch_get" + suffix, "GET", f"/{version}/{name}", expect=200)
+    assert got["metadata"]["state"] == "BATCH_STATE_SUCCEEDED" and got["done"] is True
+    responses = got["metadata"]["output"]["inlinedResponses"]["inlinedResponses"]
+    assert [picture(r["response"]).size for r in responses] == [(2752, 1536)] * 3
+    assert responses[0]["response"]["usageMetadata"]["candidatesTokenCount"] == 1120
+    cancel = f"/{version}/{name}:cancel"
+    data = await batch_call(mock, "batch_cancel" + suffix, "POST", cancel, expect=400)
+    assert data["error"]["status"] == "INVALID_ARGUMENT"
+
+
+async def test_a_batch_is_cancelled_and_an_unknown_one_is_not_found(mock: Mock) -> None:
+    created = await batch_call(
+        mock,
+        "batch_create",
+        "POST",
+        "/v1beta/models/gemini-2.5-flash-image:batchGenerateContent",
+        json=batch("a"),
+        expect=200,
+    )
+    name = created["name"]
+    assert (
+        await batch_call(mock, "batch_cancel", "POST", f"/v1beta/{name}:cancel", expect=200) == {}
+    )
+    got = await batch_call(mock, "batch_get", "GET", f"/v1beta/{name}", expect=200)
+    assert got["metadata"]["state"] == "BATCH_STATE_CANCELLED" and got["done"] is True
+    data = await batch_call(mock, "batch_get", "GET", "/v1beta/batches/nope", expect=404)
+    assert data["error"]["status"] == "NOT_FOUND"
+
+
+async def test_a_failed_batch_says_so(mock: Mock) -> None:
+    rule = {"match": {"provider": P}, "effect": {"job_failure": {"error": "IMAGE_SAFETY"}}}
+    assert (await mock.client.post("/_mock/faults", json=rule)).status == 201
+    created = await batch_call(
+        mock,
+        "batch_create",
+        "POST",
+        "/v1beta/models/gemini-2.5-flash-image:batchGenerateContent",
+        json=batch("a"),
+        expect=200,
+    )
+    mock.advance(60)
+    got = await batch_call(mock, "batch_get", "GET", f"/v1beta/{created['name']}", expect=200)
+    assert got["metadata"]["state"] == "BATCH_STATE_FAILED" and "output" not in got["metadata"]

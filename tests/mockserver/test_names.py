@@ -134,8 +134,9 @@ async def test_a_latency_of_no_kind_or_two_kinds_is_named_plainly(
         (
             {"operation": ["status", "result"]},
             {"job_failure": {"error_type": "CONTENT_BLOCKED"}},
-            "effect.job_failure: changes the job a submit creates (operation submit or "
-            "sync_generate or sync_generate_stable), but match.operation is status, result",
+            "effect.job_failure: changes the job a submit creates (operation batch_create or "
+            "batch_create_stable or submit or sync_generate or sync_generate_stable), "
+            "but match.operation is status, result",
         ),
     ],
 )
