@@ -117,7 +117,7 @@ class Routes:
         spec = provider.contract.api["operations"].get(operation, {})
         model_param = next((p for p in ("slug", "endpoint") if f"{{{p}}}" in route.path), None)
         default_model = spec.get("model")
-        id_param = "request_id" if "{request_id}" in route.path else None
+        id_param = "request_id" if "{request_id" in route.path else None  # or {request_id:re}
 
         def fixed(request: web.Request) -> tuple[Target, str | None, str | None]:
             match = request.match_info

@@ -91,7 +91,7 @@ class Gemini(Provider, contract="gemini"):
             "batch_cancel": self.batch_cancel,
         }
         return [  # each under /v1beta/ and, as <operation>_stable, under /v1/
-            self.route(operation + version, handler, "slug")
+            _no_colon(self.route(operation + version, handler, "slug"))
             for operation, handler in handlers.items()
             for version in ("", "_stable")
         ]
@@ -323,6 +323,13 @@ class Gemini(Provider, contract="gemini"):
         whose pixel size the job's image has."""
         table = IMAGE_TOKENS.get(job.model) or IMAGE_TOKENS["*"]
         return table.get(_tier(self.contract.models[job.model], job), max(table.values()))
+
+
+def _no_colon(route: web.RouteDef) -> web.RouteDef:
+    """A batch id never holds ':', so GET batches/{id} leaves batches/{id}:cancel alone (a
+    405 there names POST only)."""
+    path = route.path.replace("{request_id}", "{request_id:[^/:]+}")
+    return web.RouteDef(route.method, path, route.handler, route.kwargs)
 
 
 def _flat(body: dict[str, Any]) -> dict[str, Any]:
