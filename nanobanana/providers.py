@@ -288,6 +288,11 @@ class Pixazo(Adapter, contract="pixazo"):
         return Result(handle, _images(body.get("images")), metrics, body)
 
 
+class Fal(Adapter, contract="fal"):
+    def result(self, handle: JobHandle, body: Mapping[str, Any]) -> Result:
+        return Result(handle, _images(body.get("images")), Metrics(), body)
+
+
 def _adapters() -> dict[str, type[Adapter]]:
     """The adapters by provider, in the order of the contract folders; each folder needs one."""
     missing = [name for name in schemas.PROVIDERS if name not in _REGISTERED]

@@ -13,12 +13,13 @@ from importlib import import_module
 from nanobanana_mock import schemas
 
 from .base import REGISTERED, Provider
+from .fal import Fal
 from .pixazo import Pixazo
 from .queue import QueueProvider
 from .seaart import SeaArt
 from .segmind import Segmind
 
-__all__ = ["PROVIDER_CLASSES", "Pixazo", "Provider", "QueueProvider", "SeaArt", "Segmind"]
+__all__ = ["PROVIDER_CLASSES", "Fal", "Pixazo", "Provider", "QueueProvider", "SeaArt", "Segmind"]
 
 
 def _registry() -> tuple[type[Provider], ...]:

@@ -285,18 +285,22 @@ class Provider(Envelopes):
         return {WARNING_HEADER: f"unknown fields ignored: {names}"[:512]}
 
     # -- the simulator's answers ------------------------------------------------------------
-    async def accept(self, request: web.Request, model_name: str) -> tuple[Job, dict[str, str]]:
+    async def accept(
+        self, request: web.Request, model_name: str, schema: str | None = None
+    ) -> tuple[Job, dict[str, str]]:
         """A generation request taken in: its key, the provider's rules, its model and body
-        checked, then its job charged and submitted. Returns the job and the warning headers
-        its answer carries. (The request's ``Call`` is looked up once, here.)"""
+        (checked by ``schema``, else the model's request schema), then its job charged and
+        submitted. Returns the job and the warning headers its answer carries. (The request's
+        ``Call`` is looked up once, here.)"""
         call = call_of(request)
         owner = self.authenticate(request, call)
         self.screen(request)
         model = self.contract.models.get(model_name)
         if model is None:
             raise self.unknown_model(model_name)
+        schema = schema or model.request_schema
         try:
-            body = await self.body(request, model.request_schema, call)
+            body = await self.body(request, schema, call)
         finally:  # the scorecard tells a body sent again (valid or not) by this fingerprint
             entry = call.entry
             if entry is not None:
@@ -313,7 +317,7 @@ class Provider(Envelopes):
             entry.request_id = job.id
             entry.model = model.name
             entry.cost = job.cost
-        return job, self.warn_unknown(model.request_schema, body)
+        return job, self.warn_unknown(schema, body)
 
     async def read(
         self,
