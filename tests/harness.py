@@ -27,6 +27,7 @@ KEYS = {
     "segmind": {"x-api-key": "SG_0123456789abcdef"},
     "seaart": {"Authorization": "Key sk-test"},
     "pixazo": {"Ocp-Apim-Subscription-Key": "pz-test"},
+    "fal": {"Authorization": "Key fal-id:fal-secret"},
 }
 
 
