@@ -168,7 +168,7 @@ def test_a_scenario_rule_with_an_unknown_provider_names_its_line() -> None:
         parse_scenario(text, "s.yaml")
     assert caught.value.problems == [
         's.yaml:2:23: faults[0].match.provider: "segmnd" is not one of "segmind", "seaart", '
-        "\"pixazo\", \"fal\" (did you mean 'segmind'?)"
+        '"pixazo", "fal" (did you mean \'segmind\'?)'
     ]
 
 
