@@ -163,8 +163,8 @@ def test_the_banner_tells_fal_client_how_to_reach_the_https_port() -> None:
     text = banner(app, 8080, tls=(8443, Path("/tmp/x/nanobanana-mock-ca.pem")))
     assert "  https    https://127.0.0.1:8443 (certificate from a test CA: " in text
     assert (
-        "    SSL_CERT_FILE=/tmp/x/nanobanana-mock-ca.pem FAL_QUEUE_RUN_HOST=127.0.0.1:8443/fal/queue "
-        "FAL_RUN_HOST=127.0.0.1:8443/fal/run"
+        "    SSL_CERT_FILE=/tmp/x/nanobanana-mock-ca.pem "
+        "FAL_QUEUE_RUN_HOST=127.0.0.1:8443/fal/queue FAL_RUN_HOST=127.0.0.1:8443/fal/run"
     ) in text.splitlines()
 
 
