@@ -62,6 +62,10 @@ NOT_RUN: dict[str, str] = {
     "proxy-live": "forwards to the live Segmind and SeaArt APIs: network and keys",
     "conformance-live": "a live run needs a real key and the network, and spends money",
     "layout": "a folder listing, not a command",
+    "fal-serve": "a foreground server on a fixed port; tests/mockserver/test_banner.py starts"
+    " it with --tls-port 0 and reaches it over HTTPS with the CA it prints",
+    "fal-client": "needs the variables of a running --tls-port mock set before the import;"
+    " tests/test_fal_client.py runs these calls against one",
     "prometheus-config": "a Prometheus configuration, not a command; the block before it"
     " scrapes the same path, and tests/mockserver/test_metrics.py parses what it answers",
     "scorecard-example": "the Segmind SDK's scorecard: tests/test_segmind_sdk_scorecard.py checks"
