@@ -154,8 +154,10 @@ class Provider(Envelopes):
             operation: declared_errors(self.name, operation)
             for operation in self.contract.api["operations"]
         }
+        suffixes = {op.get("request_suffix", "") for op in self.contract.api["operations"].values()}
         for model in self.contract.models.values():  # a first bad body must not build them
-            warm(self.name, model.request_schema)
+            for suffix in suffixes:  # "" and a variant's (fal's ".edit")
+                warm(self.name, model.request_schema + suffix)
         for op in self.contract.api["operations"].values():
             if op.get("request") not in (None, "model"):
                 warm(self.name, op["request"])

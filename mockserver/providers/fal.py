@@ -52,12 +52,12 @@ class Fal(QueueProvider, contract="fal"):
 
     # -- what differs from SeaArt's queue --------------------------------------------------
     def request_schema(self, request: web.Request) -> str | None:
-        """An ``/edit`` route's body is checked by ``request.<model>.edit``."""
-        route = request.match_info.route.name or ""
-        if not route.endswith("_edit"):
-            return None
+        """An ``/edit`` route's body is checked by ``request.<model>.edit`` (its operation's
+        ``request_suffix`` in api.json)."""
+        operation = (request.match_info.route.name or "").rsplit(".", 1)[-1]
+        suffix = self.contract.api["operations"].get(operation, {}).get("request_suffix")
         model = self.model(request.match_info["endpoint"])
-        return None if model is None else f"{model.request_schema}.edit"
+        return None if suffix is None or model is None else model.request_schema + suffix
 
     def status_body(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:
         body = super().status_body(request, job, state)
