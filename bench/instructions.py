@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import free_port, wait_until_up
+from bench.run import free_port, mock_command, wait_until_up
 
 ROUTES = ("status", "submit", "result")
 KEY = "bench-key"
@@ -68,24 +68,9 @@ def count(python: str, route: str, requests: int, warm: int = 300) -> float:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        mock = subprocess.Popen(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                f"--callgrind-out-file={out}",
-                python,
-                "-m",
-                "nanobanana_mock",
-                "--port",
-                str(port),
-                "--time-scale",
-                "0",
-                "--processing-jitter",
-                "0",
-                "--log-level",
-                "WARNING",
-            ],
+        valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        mock = subprocess.Popen(  # bench/run.py's mock, run by the version's own Python
+            [*valgrind, f"--callgrind-out-file={out}", python, *mock_command(port)[1:]],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
