@@ -234,3 +234,22 @@ async def test_prices_are_charged_per_image_and_tier(mock: Mock) -> None:
     ]:
         rid = (await submit(mock, app, **body))["request_id"]
         assert mock.state.store.get(rid, 0.0).cost == pytest.approx(cost)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [
+        ("POST", "/fal/queue/other-owner/nano-banana", 404),
+        ("GET", f"{Q}/nano-banana", 405),
+        ("POST", f"{Q}/nano-banana/requests/x/status", 405),
+        ("GET", f"{Q}/nano-banana/requests/{'9' * 300}/status", 404),
+        ("POST", f"{RUN}/nano-banana/other", 404),
+    ],
+)
+async def test_stray_requests_get_fals_envelope(
+    mock: Mock, method: str, path: str, code: int
+) -> None:
+    resp = await mock.client.request(method, path, headers={"Authorization": "Key k"}, json={})
+    assert resp.status == code
+    body = await resp.json()
+    assert isinstance(body["detail"], str)
