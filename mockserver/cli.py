@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -41,6 +42,7 @@ from .processes import hold_port, supervise, watch_parent
 from .scenario import ScenarioError, load_scenario
 from .server import serve_app
 from .state import STATE
+from .tls import fal_environment
 
 __all__ = ["build_parser", "main", "parse_config"]
 
@@ -129,11 +131,17 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     ]
 
 
-def banner(app: web.Application, port: int, pids: Sequence[int] = ()) -> str:
+def banner(
+    app: web.Application,
+    port: int,
+    pids: Sequence[int] = (),
+    tls: tuple[int, Path] | None = None,
+) -> str:
     """What the server says on start: where each provider is and how it is answered, the
     effective settings (a scenario's included), where the state lives and which processes
-    serve (``pids``: the workers of ``--processes``), and who must show a key or token. No
-    key, token or store password is ever printed."""
+    serve (``pids``: the workers of ``--processes``), the HTTPS port and its test CA file
+    (``tls``), and who must show a key or token. No key, token or store password is ever
+    printed."""
     config = app[STATE].config
     base = f"http://{config.host}:{port}"
     scenario = app[BASE_SCENARIO]
@@ -143,6 +151,7 @@ def banner(app: web.Application, port: int, pids: Sequence[int] = ()) -> str:
         *(line for name, url in base_urls(base).items() for line in _where(app, name, url)),
         *_settings_lines(config, scenario),
         *_store_lines(config, pids),
+        *_tls_lines(config.host, tls),
         "  keys     "
         + (
             "any non-empty key"
@@ -203,6 +212,20 @@ def _settings_lines(config: MockConfig, scenario: Mapping[str, Any]) -> list[str
     return lines
 
 
+def _tls_lines(host: str, tls: tuple[int, Path] | None) -> list[str]:
+    """The HTTPS port, its test CA, and the environment that points fal-client here."""
+    if tls is None:
+        return []
+    port, ca_file = tls
+    api = schemas.load("fal", "api")
+    run_path = api["operations"]["run"]["path"].split("/fal-ai/")[0]
+    return [
+        f"  https    https://{host}:{port} (certificate from a test CA: {ca_file})",
+        "  fal-client, to reach this mock set:",
+        "    " + fal_environment(host, port, api["base_url_path"], run_path, ca_file),
+    ]
+
+
 def _store_lines(config: MockConfig, pids: Sequence[int]) -> list[str]:
     """Where the state lives (a shared store, password hidden) and the processes sharing the
     port; nothing for the default, one process with its state in memory."""
@@ -258,7 +281,8 @@ async def serve(app: web.Application, config: MockConfig, pipe: Connection | Non
         return
     stop = asyncio.Event()
     if pipe is None:
-        print(banner(app, served.port), flush=True)
+        tls = None if served.ca_file is None else (served.tls_port or 0, served.ca_file)
+        print(banner(app, served.port, tls=tls), flush=True)
     else:
         pipe.send(("ready", os.getpid()))
         await watch_parent(pipe, stop)

@@ -48,6 +48,10 @@ def _optional(text: str) -> str | None:
     return text.strip() or None
 
 
+def _optional_int(text: str) -> int | None:
+    return int(text) if text.strip() else None
+
+
 def parse_keys(text: str) -> frozenset[str]:
     """``"k1,k2"`` -> the set of accepted API keys (blank entries dropped)."""
     return frozenset(part.strip() for part in text.split(",") if part.strip())
@@ -88,6 +92,16 @@ class MockConfig:
         default="127.0.0.1", metadata=_opt("interface to bind (loopback only by default)")
     )
     port: int = field(default=8080, metadata=_opt("TCP port; 0 picks a free one"))
+    tls_port: int | None = field(
+        default=None,
+        metadata=_opt(
+            "also serve over HTTPS on this port (0 picks a free one), with a certificate from "
+            "a test CA the mock creates (trustme); the banner prints the CA file and the "
+            "SSL_CERT_FILE, FAL_QUEUE_RUN_HOST and FAL_RUN_HOST lines for fal-client",
+            _optional_int,
+            "none",
+        ),
+    )
     store: str = field(
         default="memory",
         metadata=_opt(
@@ -311,6 +325,8 @@ class MockConfig:
                 "redis://host:port/db): with --store memory each process would keep its own "
                 "jobs, clock and faults, and a job submitted to one would be unknown to another"
             )
+        if not problems and self.tls_port is not None and self.processes != 1:
+            problems.append("tls_port: serves one process only, not --processes above 1")
         if problems:
             raise ConfigError("; ".join(problems[:MAX_PROBLEMS]))
 

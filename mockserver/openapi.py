@@ -41,6 +41,12 @@ def _schema_files(provider: str) -> list[tuple[str, str]]:
         if "headers" in spec
     }
     names |= {info["request"] for info in api["models"].values()}
+    names |= {  # a variant's schemas (fal's /edit: request.<model>.edit)
+        info["request"] + op["request_suffix"]
+        for op in api["operations"].values()
+        if "request_suffix" in op
+        for info in api["models"].values()
+    }
     names |= {
         op["request"]
         for op in api["operations"].values()
@@ -190,7 +196,7 @@ def openapi_document(provider: str) -> dict[str, Any]:
                     }
                 ]
             request = (
-                api["models"][model]["request"]
+                api["models"][model]["request"] + op.get("request_suffix", "")
                 if op.get("request") == "model" and model
                 else op.get("request")
             )

@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 from aiohttp import web
@@ -36,6 +37,7 @@ from aiohttp.web_request import BaseRequest
 
 from .accesslog import ACCESS_LOG_FORMAT, AccessLog
 from .config import MockConfig
+from .tls import TestCA, test_ca
 
 __all__ = ["BodyTimeout", "ConnectionGuard", "Served", "raise_file_limit", "serve_app"]
 
@@ -327,20 +329,33 @@ class Served:
         guard: ConnectionGuard,
         host: str,
         port: int,
+        tls: tuple[asyncio.Server, TestCA] | None = None,
     ) -> None:
         self.runner = runner
         self.listener = listener
         self.guard = guard
         self.host = host
         self.port = port
+        self.tls = tls  # the HTTPS listener (--tls-port) and its test CA
+        self.tls_port: int | None = None
+        if tls is not None:
+            self.tls_port = tls[0].sockets[0].getsockname()[1]
 
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def ca_file(self) -> Path | None:
+        """The test CA's certificate to trust (SSL_CERT_FILE) when serving HTTPS."""
+        return None if self.tls is None else self.tls[1].ca_file
+
     async def close(self) -> None:
         self.listener.close()  # no new connections; the runner then ends the open ones
+        if self.tls is not None:
+            self.tls[0].close()
+            self.tls[1].remove()
         await self.guard.stop()
         await self.runner.cleanup()
 
@@ -395,6 +410,19 @@ async def serve_app(
     except BaseException:
         await runner.cleanup()
         raise
+    tls = None
+    if config.tls_port is not None:  # the same app and guard, over HTTPS (fal-client)
+        ca = test_ca()
+        try:
+            secure = await loop.create_server(
+                guard, config.host, config.tls_port, backlog=128, ssl=ca.context
+            )
+        except BaseException:
+            ca.remove()
+            listener.close()
+            await runner.cleanup()
+            raise
+        tls = (secure, ca)
     guard.start()
     host, port = listener.sockets[0].getsockname()[:2]
-    return Served(runner, listener, guard, host, port)
+    return Served(runner, listener, guard, host, port, tls)

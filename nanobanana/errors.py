@@ -8,7 +8,7 @@ and nowhere else.
     │                             ContractViolation, an AssertionError)
     └── ApiError                  the provider answered with an error, or could not be reached
         ├── AuthenticationError   401, 403
-        ├── InsufficientCredits   402, Segmind's 406 "Insufficient credits"
+        ├── InsufficientCredits   402, Segmind's 406 "Insufficient credits", fal's 403 balance
         ├── RateLimited           429; ``retry_after`` is the wait the provider asked for
         ├── InvalidRequest        400, 406 (content type), 413, 415, 422
         ├── NotFound              404, 410: an unknown or expired id, model or route
@@ -262,10 +262,13 @@ def error_from_response(
     """The one place an HTTP error answer becomes an exception of this tree."""
     message = message_of(body) or f"HTTP {status}"
     kw: dict[str, Any] = {"provider": provider, "status": status, "body": body, "headers": headers}
+    lowered = message.lower()
+    if status == 402 or (
+        status in (403, 406) and ("credit" in lowered or "exhausted balance" in lowered)
+    ):  # Segmind's 406 "Insufficient credits", fal's 403 "... Exhausted balance ..."
+        return InsufficientCredits(message, **kw)
     if status in (401, 403):
         return AuthenticationError(message, **kw)
-    if status == 402 or (status == 406 and "credit" in message.lower()):
-        return InsufficientCredits(message, **kw)
     if status == 429:
         return RateLimited(message, retry_after=retry_after_of(headers), **kw)
     if status in (404, 410):

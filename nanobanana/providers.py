@@ -298,6 +298,11 @@ class Pixazo(Adapter, contract="pixazo"):
         return Result(handle, _images(body.get("images")), metrics, body)
 
 
+class Fal(Adapter, contract="fal"):
+    def result(self, handle: JobHandle, body: Mapping[str, Any]) -> Result:
+        return Result(handle, _images(body.get("images")), Metrics(), body)
+
+
 class Gemini(Adapter, contract="gemini"):
     """Google's Gemini API: one blocking ``generateContent`` call, the image inline (base64)."""
 

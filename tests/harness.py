@@ -28,6 +28,7 @@ KEYS = {
     "seaart": {"Authorization": "Key sk-test"},
     "pixazo": {"Ocp-Apim-Subscription-Key": "pz-test"},
     "gemini": {"x-goog-api-key": "AIza-test-0123456789"},
+    "fal": {"Authorization": "Key fal-id:fal-secret"},
 }
 
 

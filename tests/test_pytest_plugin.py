@@ -49,6 +49,7 @@ def test_urls_work(nanobanana_mock):
     base = nanobanana_mock.base_url
     assert nanobanana_mock.urls == {
         "segmind": base + "/v1", "seaart": base + "/model", "pixazo": base, "gemini": base,
+        "fal": base + "/fal/queue",
     }
     assert nanobanana_mock.segmind_url.endswith("/v1")
     assert nanobanana_mock.seaart_url.endswith("/model")
@@ -289,7 +290,9 @@ def test_marker_mistakes_are_named(pytester: pytest.Pytester) -> None:
     )
     result.stdout.fnmatch_lines(["*cannot change port on reset (start-up settings)*"])
     result.stdout.fnmatch_lines(
-        ["*match.provider: 'segmnd' is not one of segmind, seaart, pixazo, gemini (did you mean*"]
+        [
+            "*match.provider: 'segmnd' is not one of segmind, seaart, pixazo, gemini, fal (did you mean*"
+        ]
     )
     result.stdout.fnmatch_lines(
         [

@@ -62,6 +62,10 @@ NOT_RUN: dict[str, str] = {
     "proxy-live": "forwards to the live Segmind and SeaArt APIs: network and keys",
     "conformance-live": "a live run needs a real key and the network, and spends money",
     "layout": "a folder listing, not a command",
+    "fal-serve": "a foreground server on a fixed port; tests/mockserver/test_banner.py starts"
+    " it with --tls-port 0 and reaches it over HTTPS with the CA it prints",
+    "fal-client": "needs the variables of a running --tls-port mock set before the import;"
+    " tests/test_fal_client.py runs these calls against one",
     "prometheus-config": "a Prometheus configuration, not a command; the block before it"
     " scrapes the same path, and tests/mockserver/test_metrics.py parses what it answers",
     "scorecard-example": "the Segmind SDK's scorecard: tests/test_segmind_sdk_scorecard.py checks"
@@ -381,6 +385,18 @@ def check_fault_rule(ran: Ran) -> None:
     assert json.loads(ran.steps[0].out)
 
 
+def check_failover(ran: Ran) -> None:
+    """Segmind's outage sends the client to fal; once it is over, Segmind answers again."""
+    lines = ran.steps[0].out.splitlines()
+    assert lines == [
+        "segmind is down (ServerError); falling back",
+        "('fal', 2752, 1536)",
+        "('segmind', 2752, 1536)",
+    ], lines
+    submits = ran.control.journal.entries(provider="segmind", operation="submit")
+    assert [e.status for e in submits] == [503, 200]
+
+
 def check_conformance(ran: Ran) -> None:
     for step in ran.steps:
         verdict = "breaking" if expected_exit(step.command) else "verdict: conformant"
@@ -400,6 +416,7 @@ CHECKS: dict[str, Callable[[Ran], None]] = {
     "The client library (`nanobanana_mock.client`)#1": check_library,
     "The CLI#1": check_cli,
     "Failures on demand#1": check_fault_rule,
+    "Failover between providers#1": check_failover,
     "Conformance and drift#1": check_conformance,
     "Conformance and drift#2": check_dry_run,
 }

@@ -424,6 +424,7 @@ def _check_rules(base: dict[str, Any], scenario: dict[str, Any]) -> None:
 SETTABLE = frozenset(f.name for f in dataclasses.fields(MockConfig)) - {
     "host",
     "port",
+    "tls_port",
     "control_open",  # who may use the control plane is decided at start-up only
     "control_hosts",
     "control_token",

@@ -13,13 +13,23 @@ from importlib import import_module
 from nanobanana_mock import schemas
 
 from .base import REGISTERED, Provider
+from .fal import Fal
 from .gemini import Gemini
 from .pixazo import Pixazo
 from .queue import QueueProvider
 from .seaart import SeaArt
 from .segmind import Segmind
 
-__all__ = ["PROVIDER_CLASSES", "Gemini", "Pixazo", "Provider", "QueueProvider", "SeaArt", "Segmind"]
+__all__ = [
+    "PROVIDER_CLASSES",
+    "Fal",
+    "Gemini",
+    "Pixazo",
+    "Provider",
+    "QueueProvider",
+    "SeaArt",
+    "Segmind",
+]
 
 
 def _registry() -> tuple[type[Provider], ...]:

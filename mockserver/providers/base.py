@@ -154,8 +154,10 @@ class Provider(Envelopes):
             operation: declared_errors(self.name, operation)
             for operation in self.contract.api["operations"]
         }
+        suffixes = {op.get("request_suffix", "") for op in self.contract.api["operations"].values()}
         for model in self.contract.models.values():  # a first bad body must not build them
-            warm(self.name, model.request_schema)
+            for suffix in suffixes:  # "" and a variant's (fal's ".edit")
+                warm(self.name, model.request_schema + suffix)
         for op in self.contract.api["operations"].values():
             if op.get("request") not in (None, "model"):
                 warm(self.name, op["request"])
@@ -296,18 +298,22 @@ class Provider(Envelopes):
         return {WARNING_HEADER: f"unknown fields ignored: {names}"[:512]}
 
     # -- the simulator's answers ------------------------------------------------------------
-    async def accept(self, request: web.Request, model_name: str) -> tuple[Job, dict[str, str]]:
+    async def accept(
+        self, request: web.Request, model_name: str, schema: str | None = None
+    ) -> tuple[Job, dict[str, str]]:
         """A generation request taken in: its key, the provider's rules, its model and body
-        checked, then its job charged and submitted. Returns the job and the warning headers
-        its answer carries. (The request's ``Call`` is looked up once, here.)"""
+        (checked by ``schema``, else the model's request schema), then its job charged and
+        submitted. Returns the job and the warning headers its answer carries. (The request's
+        ``Call`` is looked up once, here.)"""
         call = call_of(request)
         owner = self.authenticate(request, call)
         self.screen(request)
         model = self.contract.models.get(model_name)
         if model is None:
             raise self.unknown_model(model_name)
+        schema = schema or model.request_schema
         try:
-            body = await self.body(request, model.request_schema, call)
+            body = await self.body(request, schema, call)
         finally:  # the scorecard tells a body sent again (valid or not) by this fingerprint
             entry = call.entry
             if entry is not None:
@@ -324,7 +330,7 @@ class Provider(Envelopes):
             entry.request_id = job.id
             entry.model = model.name
             entry.cost = job.cost
-        return job, self.warn_unknown(model.request_schema, body)
+        return job, self.warn_unknown(schema, body)
 
     async def settled(
         self, request: web.Request, model_name: str

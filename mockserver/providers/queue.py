@@ -75,7 +75,9 @@ class QueueProvider(Provider):
 
     # -- handlers --------------------------------------------------------------------------
     async def submit(self, request: web.Request) -> web.Response:
-        job, headers = await self.accept(request, request.match_info["endpoint"])
+        job, headers = await self.accept(
+            request, request.match_info["endpoint"], self.request_schema(request)
+        )
         urls = self._urls(request, job)
         return json_response(
             200,
@@ -93,7 +95,7 @@ class QueueProvider(Provider):
         match = request.match_info  # ids are scoped to their endpoint
         job, state = await self.read(request, match["request_id"], match["endpoint"])
         return json_response(
-            self.contract.http_status("status", state), self._status_body(request, job, state)
+            self.contract.http_status("status", state), self.status_body(request, job, state)
         )
 
     async def result(self, request: web.Request) -> web.Response:
@@ -101,7 +103,7 @@ class QueueProvider(Provider):
         job, state = await self.read(request, match["request_id"], match["endpoint"], poll=False)
         code = self.contract.http_status("result", state)
         if state is not State.SUCCEEDED:
-            return json_response(code, self._status_body(request, job, state))
+            return self.unfinished(request, job, state, code)
         return json_response(code, self.result_body(request, job))
 
     async def cancel(self, request: web.Request) -> web.Response:
@@ -116,6 +118,15 @@ class QueueProvider(Provider):
             return json_response(400, {"status": "ALREADY_COMPLETED"})
         return json_response(202, {"status": "CANCELLATION_REQUESTED"})
 
+    # -- hooks a queue may change ------------------------------------------------------------
+    def request_schema(self, request: web.Request) -> str | None:
+        """The schema a submit's body is checked by; None: its model's own."""
+        return None
+
+    def unfinished(self, request: web.Request, job: Job, state: State, code: int) -> web.Response:
+        """The result route's answer for a job that did not succeed: its status body."""
+        return json_response(code, self.status_body(request, job, state))
+
     # -- helpers ---------------------------------------------------------------------------
     def _urls(self, request: web.Request, job: Job) -> dict[str, str]:
         ids = {"model": job.model, "request_id": job.id}
@@ -125,7 +136,7 @@ class QueueProvider(Provider):
             "cancel_url": self.url(request, "cancel", **ids),
         }
 
-    def _status_body(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:
+    def status_body(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:
         body: dict[str, Any] = {
             "status": self.contract.wire(state),
             "request_id": job.id,

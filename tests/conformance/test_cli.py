@@ -104,7 +104,10 @@ def _refusal(run: Run, message: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--provider", "nobody"), "unknown provider(s) nobody; one of segmind, seaart, pixazo"),
+        (
+            ("--provider", "nobody"),
+            "unknown provider(s) nobody; one of segmind, seaart, pixazo, fal",
+        ),
         (("--scenario", "/nonexistent/s.json"), "--scenario /nonexistent/s.json: "),
         (("--target", "live", "--scenario", "s.json"), "--scenario applies to the mock target"),
         (("--max-spend", "nan"), "--max-spend must be a finite amount of USD, 0 or more, not nan"),

@@ -72,6 +72,6 @@ def test_a_broken_scenario_or_provider_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"(?i)no such file"):
         load_scenario(str(tmp_path / "missing.json"))
     with pytest.raises(UsageError, match="unknown provider"):
-        parse_providers(["segmind,fal"])
+        parse_providers(["segmind,fall"])
     assert parse_providers(["pixazo", "segmind"]) == ("segmind", "pixazo")
     assert parse_providers(None) == schemas.PROVIDERS

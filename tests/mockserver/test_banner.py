@@ -156,3 +156,38 @@ def test_a_refused_proxy_url_is_named_without_its_password_or_query(url: str) ->
     assert proc.returncode == 2
     assert "proxy" in proc.stderr
     assert "pa55word" not in proc.stderr + proc.stdout
+
+
+def test_the_banner_tells_fal_client_how_to_reach_the_https_port() -> None:
+    app = create_app(MockConfig(port=0, tls_port=0))
+    text = banner(app, 8080, tls=(8443, Path("/tmp/x/nanobanana-mock-ca.pem")))
+    assert "  https    https://127.0.0.1:8443 (certificate from a test CA: " in text
+    assert (
+        "    SSL_CERT_FILE=/tmp/x/nanobanana-mock-ca.pem "
+        "FAL_QUEUE_RUN_HOST=127.0.0.1:8443/fal/queue FAL_RUN_HOST=127.0.0.1:8443/fal/run"
+    ) in text.splitlines()
+
+
+def test_tls_port_serves_https_with_the_ca_it_prints() -> None:
+    import ssl
+    import urllib.request
+
+    command = [sys.executable, "-m", "nanobanana_mock", "--port", "0", "--tls-port", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        for _ in range(60):  # the banner's lines, up to the fal-client one
+            line = process.stdout.readline()
+            if "FAL_RUN_HOST=" in line or not line:
+                break
+        env = dict(pair.split("=", 1) for pair in line.split())
+        ca_file = Path(env["SSL_CERT_FILE"])
+        assert ca_file.is_file()
+        context = ssl.create_default_context(cafile=str(ca_file))
+        host = env["FAL_QUEUE_RUN_HOST"].split("/")[0]
+        with urllib.request.urlopen(f"https://{host}/_mock/health", context=context) as resp:
+            assert resp.status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert not ca_file.exists()  # removed on shutdown

@@ -186,7 +186,12 @@ def test_urls_name_each_provider_base(nanobanana_mock) -> None:
     control = nanobanana_mock.control
     base = nanobanana_mock.base_url  # the test's tenant: the origin and /t/<tenant>
     assert base == f"{control.base_url}/t/{control.tenant_name}"
-    assert control.urls == {"segmind": f"{base}/v1", "seaart": f"{base}/model", "pixazo": base}
+    assert control.urls == {
+        "segmind": f"{base}/v1",
+        "seaart": f"{base}/model",
+        "pixazo": base,
+        "fal": f"{base}/fal/queue",
+    }
     assert MockControl(control.base_url + "/").base_url == control.base_url
 
 

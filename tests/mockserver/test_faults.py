@@ -20,6 +20,7 @@ SUBMIT = {
         "/nano-banana-pro-770/v1/nano-banana-pro-request",
         {"prompt": "x", "image_urls": ["https://a.io/b.png"]},
     ),
+    "fal": ("POST", "/fal/queue/fal-ai/nano-banana-pro", {"prompt": "x"}),
 }
 
 

@@ -169,7 +169,7 @@ def test_a_scenario_rule_with_an_unknown_provider_names_its_line() -> None:
         parse_scenario(text, "s.yaml")
     assert caught.value.problems == [
         's.yaml:2:23: faults[0].match.provider: "segmnd" is not one of "segmind", "seaart", '
-        '"pixazo", "gemini" (did you mean \'segmind\'?)'
+        '"pixazo", "gemini", "fal" (did you mean \'segmind\'?)'
     ]
 
 
@@ -204,7 +204,7 @@ PROCESSING_KEYS = ", ".join(SETTINGS["processing_seconds"]["propertyNames"]["enu
         (
             {"MOCK_RETENTION_SECONDS": "seaart=600,pixzo=900"},
             "retention_seconds: unknown key 'pixzo' (did you mean 'pixazo'?); "
-            "allowed: *, segmind, seaart, pixazo, gemini",
+            "allowed: *, segmind, seaart, pixazo, gemini, fal",
         ),
     ],
 )
@@ -218,7 +218,7 @@ def test_the_cli_refuses_an_unknown_key_in_one_line() -> None:
     stderr = mock_refuses("--retention-seconds", "segmnd=5")
     assert stderr.strip() == (
         "nanobanana-mock: retention_seconds: unknown key 'segmnd' (did you mean 'segmind'?); "
-        "allowed: *, segmind, seaart, pixazo, gemini"
+        "allowed: *, segmind, seaart, pixazo, gemini, fal"
     )
 
 
@@ -419,8 +419,7 @@ async def test_an_openapi_document_of_an_unknown_provider_is_named(mock: Mock) -
     resp = await mock.client.get("/_mock/openapi/seart.json")
     assert resp.status == 404
     assert (await resp.json())["error"] == (
-        "unknown provider 'seart' (did you mean 'seaart'?); "
-        "allowed: segmind, seaart, pixazo, gemini"
+        "unknown provider 'seart' (did you mean 'seaart'?); allowed: segmind, seaart, pixazo, gemini, fal"
     )
 
 

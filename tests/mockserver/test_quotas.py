@@ -16,14 +16,14 @@ async def control(mock: Mock, method: str, path: str, body: dict | None = None) 
 
 
 @pytest.mark.parametrize(
-    ("provider", "status"), [("segmind", 406), ("seaart", 402), ("pixazo", 402)]
+    ("provider", "status"), [("segmind", 406), ("seaart", 402), ("pixazo", 402), ("fal", 403)]
 )
 async def test_balance_drops_then_insufficient_credits(
     mock: Mock, provider: str, status: int
 ) -> None:
     await control(mock, "POST", "credits", {"default": 0.1})
     codes = [(await submit(mock, provider, expect=None))[0].status for _ in range(4)]
-    price = {"segmind": 0.04, "seaart": 0.134, "pixazo": 0.045}[provider]
+    price = {"segmind": 0.04, "seaart": 0.134, "pixazo": 0.045, "fal": 0.15}[provider]
     allowed = int(0.1 // price)
     assert codes == [200] * allowed + [status] * (4 - allowed)
     assert len(mock.state.store.jobs()) == allowed

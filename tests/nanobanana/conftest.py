@@ -11,13 +11,24 @@ import pytest
 from nanobanana_mock.client import Client, RetryPolicy
 from tests.harness import KEYS, Mock
 
-KEY = {"segmind": KEYS["segmind"]["x-api-key"], "seaart": "sk-test", "pixazo": "pz-test"}
+KEY = {
+    "segmind": KEYS["segmind"]["x-api-key"],
+    "seaart": "sk-test",
+    "pixazo": "pz-test",
+    "fal": "fal-id:fal-secret",
+}
 KEY["gemini"] = KEYS["gemini"]["x-goog-api-key"]
-MODEL = {"segmind": "nano-banana", "seaart": "nano_banana_pro", "pixazo": "nano-banana-pro"}
+MODEL = {
+    "segmind": "nano-banana",
+    "seaart": "nano_banana_pro",
+    "pixazo": "nano-banana-pro",
+    "fal": "nano-banana-pro",
+}
 PARAMS = {
     "segmind": {"prompt": "Dancing Banana"},
     "seaart": {"prompt": "A red apple"},
     "pixazo": {"prompt": "a car", "image_urls": ["https://a.io/in.png"]},
+    "fal": {"prompt": "a banana"},
 }
 
 

@@ -51,7 +51,7 @@ def declared() -> list[tuple[str, str, int]]:
 
 
 def expected(provider: str, status: int) -> type[ApiError]:
-    if provider == "segmind" and status == 406:
+    if (provider, status) in (("segmind", 406), ("fal", 403)):
         return (
             InsufficientCredits  # the credits message; see test_segmind_406_is_read_by_its_message
         )

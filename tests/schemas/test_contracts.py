@@ -60,7 +60,7 @@ def test_public_surface_is_pinned():
         "search",
         "validator",
     ]
-    assert PROVIDERS == ("segmind", "seaart", "pixazo", "gemini")
+    assert PROVIDERS == ("segmind", "seaart", "pixazo", "gemini", "fal")
 
 
 def test_load_is_cached_and_supports_top_level():
@@ -122,6 +122,21 @@ def test_expected_files_exist():
             "result_request",
             "submit",
             "result",
+            "error",
+            "lifecycle",
+            "api",
+        },
+        "fal": {
+            *(
+                f"request.{m}{e}"
+                for m in ("nano-banana", "nano-banana-2", "nano-banana-pro")
+                for e in ("", ".edit")
+            ),
+            "submit",
+            "status",
+            "result",
+            "output",
+            "cancel",
             "error",
             "lifecycle",
             "api",
@@ -233,7 +248,8 @@ def test_seaart_prompt_length_bounds(provider, name):
 
 @pytest.mark.parametrize(("provider", "name"), [(p, n) for p, n in REQUESTS if p != "seaart"])
 def test_long_prompt_bound(provider, name):
-    base = {"image_urls": ["https://a.example/x.png"]} if provider == "pixazo" else {}
+    needs_images = "image_urls" in load(provider, name)["required"]
+    base = {"image_urls": ["https://a.example/x.png"]} if needs_images else {}
     check = validator(provider, name)
     assert check.is_valid({**base, "prompt": "a" * 20000})
     assert not check.is_valid({**base, "prompt": "a" * 20001})
@@ -414,6 +430,7 @@ def test_model_catalogue():
     }
     assert set(load("seaart", "api")["models"]) == {"nano_banana_pro", "nano_banana_2"}
     assert set(load("pixazo", "api")["models"]) == {"nano-banana-pro"}
+    assert set(load("fal", "api")["models"]) == {"nano-banana", "nano-banana-2", "nano-banana-pro"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=EXAMPLE_IDS)

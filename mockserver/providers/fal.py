@@ -1,0 +1,138 @@
+"""fal.ai (queue.fal.run and fal.run): ``Authorization: Key``; the queue SeaArt copies.
+
+Routes, on the mock's one origin: the queue under ``/fal/queue/fal-ai/{model}`` (submit, its
+``/edit`` variant, status, result, cancel) and the synchronous form under
+``/fal/run/fal-ai/{model}`` (and ``/edit``), which blocks until the job ends on the virtual
+clock. Request URLs name the app (``fal-ai/{model}``) without the ``/edit`` sub-path, as fal's
+do, so a job of an edit is read at its model's URLs. Status: ``IN_QUEUE`` with
+``queue_position``; ``IN_PROGRESS`` and ``COMPLETED`` with ``logs`` (null unless ``?logs=1``).
+The result is 202 until done, then the output with ``x-fal-request-id``; a failed or cancelled
+job answers ``{"detail": ...}``. Errors are FastAPI's ``{"detail": ...}`` (queue.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from ..engine import images
+from ..engine.jobs import Job, State
+from ..http import ApiError, json_response
+from ..pipeline.call import note
+from .queue import QueueProvider
+
+__all__ = ["Fal"]
+
+REQUEST_ID_HEADER = "x-fal-request-id"
+DESCRIPTION = "Here is the image you asked for."  # the model's text: the mock's own [INF]
+TRUE = frozenset({"1", "true", "True", "yes"})
+
+
+class Fal(QueueProvider, contract="fal"):
+    credits_status = 403  # "User is locked. Reason: Exhausted balance." [3P]
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            *super().routes(),
+            self.route("submit_edit", self.submit, "endpoint"),
+            self.route("run", self.run, "endpoint"),
+            self.route("run_edit", self.run, "endpoint"),
+        ]
+
+    # -- envelopes (FastAPI's {detail}, from queue.py) ---------------------------------------
+    def auth_error(self, missing: bool) -> ApiError:
+        if missing:
+            return self.error(401, "Authentication is required to access this application.")
+        return self.error(401, self.fault_messages[401])
+
+    def unknown_model(self, name: str) -> ApiError:
+        return self.error(404, f"Application 'fal-ai/{name[:60]}' not found")
+
+    # -- what differs from SeaArt's queue --------------------------------------------------
+    def request_schema(self, request: web.Request) -> str | None:
+        """An ``/edit`` route's body is checked by ``request.<model>.edit`` (its operation's
+        ``request_suffix`` in api.json)."""
+        operation = (request.match_info.route.name or "").rsplit(".", 1)[-1]
+        suffix = self.contract.api["operations"].get(operation, {}).get("request_suffix")
+        model = self.model(request.match_info["endpoint"])
+        return None if suffix is None or model is None else model.request_schema + suffix
+
+    def status_body(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:
+        body = super().status_body(request, job, state)
+        urls = self._urls(request, job)
+        body["status_url"] = urls["status_url"]
+        body["cancel_url"] = urls["cancel_url"]
+        if state is State.QUEUED:
+            return body
+        body["logs"] = self._logs(job, state) if _asks_logs(request) else None
+        if state in (State.FAILED, State.CANCELLED):
+            body["metrics"] = {}
+        return body
+
+    def unfinished(self, request: web.Request, job: Job, state: State, code: int) -> web.Response:
+        if state is State.CANCELLED:
+            raise self.error(code, self.cancelled.error)
+        if state is State.FAILED:
+            assert job.failure is not None
+            raise self.error(code, job.failure.error)
+        return super().unfinished(request, job, state, code)
+
+    def result_body(self, request: web.Request, job: Job) -> dict[str, Any]:
+        ext = images.extension(job.output.fmt)
+        return {
+            "images": [
+                {
+                    "url": url,
+                    "content_type": images.content_type(job.output.fmt),
+                    "file_name": f"nano-banana-output-{i + 1}.{ext}",
+                    "width": job.output.width,
+                    "height": job.output.height,
+                }
+                for i, url in enumerate(self.image_urls(request, job))
+            ],
+            "description": DESCRIPTION,
+        }
+
+    # -- handlers --------------------------------------------------------------------------
+    async def result(self, request: web.Request) -> web.Response:
+        answer = await super().result(request)
+        if answer.status == 200:  # fal-client reads the id from the finished result [SDK]
+            answer.headers[REQUEST_ID_HEADER] = request.match_info["request_id"]
+        return answer
+
+    async def run(self, request: web.Request) -> web.Response:
+        """fal.run: the job followed to its end on the virtual clock, answered in one call."""
+        job, headers = await self.accept(
+            request, request.match_info["endpoint"], self.request_schema(request)
+        )
+        sim = self.sim
+        await sim.settle(job)
+        state = job.state(sim.now())
+        note(request, state=state)
+        if state is not State.SUCCEEDED:  # failed (or cancelled through the queue meanwhile)
+            raise self.error(422, (job.failure or self.cancelled).error)
+        headers[REQUEST_ID_HEADER] = job.id
+        return json_response(200, self.result_body(request, job), headers)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _logs(self, job: Job, state: State) -> list[dict[str, str]]:
+        """The job's log lines, stamped on the virtual clock (the mock's own wording)."""
+        count = job.output.count
+        lines = [(job.start_at, f"Generating {count} image{'s' if count > 1 else ''}")]
+        if state is State.SUCCEEDED:
+            lines.append((job.end_at, "Done"))
+        return [
+            {
+                "message": message,
+                "level": "INFO",
+                "source": "user",
+                "timestamp": datetime.fromtimestamp(at, UTC).isoformat(),
+            }
+            for at, message in lines
+        ]
+
+
+def _asks_logs(request: web.Request) -> bool:
+    return request.query.get("logs", "") in TRUE
