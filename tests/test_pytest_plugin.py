@@ -291,7 +291,8 @@ def test_marker_mistakes_are_named(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*cannot change port on reset (start-up settings)*"])
     result.stdout.fnmatch_lines(
         [
-            "*match.provider: 'segmnd' is not one of segmind, seaart, pixazo, gemini, fal (did you mean*"
+            "*match.provider: 'segmnd' is not one of segmind, seaart, pixazo, gemini, fal "
+            "(did you mean*"
         ]
     )
     result.stdout.fnmatch_lines(

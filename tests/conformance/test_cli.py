@@ -106,7 +106,7 @@ def _refusal(run: Run, message: str) -> None:
     [
         (
             ("--provider", "nobody"),
-            "unknown provider(s) nobody; one of segmind, seaart, pixazo, fal",
+            "unknown provider(s) nobody; one of segmind, seaart, pixazo, gemini, fal",
         ),
         (("--scenario", "/nonexistent/s.json"), "--scenario /nonexistent/s.json: "),
         (("--target", "live", "--scenario", "s.json"), "--scenario applies to the mock target"),

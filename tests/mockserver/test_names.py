@@ -419,7 +419,8 @@ async def test_an_openapi_document_of_an_unknown_provider_is_named(mock: Mock) -
     resp = await mock.client.get("/_mock/openapi/seart.json")
     assert resp.status == 404
     assert (await resp.json())["error"] == (
-        "unknown provider 'seart' (did you mean 'seaart'?); allowed: segmind, seaart, pixazo, gemini, fal"
+        "unknown provider 'seart' (did you mean 'seaart'?); "
+        "allowed: segmind, seaart, pixazo, gemini, fal"
     )
 
 
