@@ -97,6 +97,7 @@ def test_serves_on_a_free_loopback_port_and_prints_base_urls() -> None:
                 "segmind": f"{base}/v1",
                 "seaart": f"{base}/model",
                 "pixazo": base,
+                "gemini": base,
                 "fal": base + "/fal/queue",
             }
         with urllib.request.urlopen(base + "/_mock/health", timeout=10) as resp:

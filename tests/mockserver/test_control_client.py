@@ -190,6 +190,7 @@ def test_urls_name_each_provider_base(nanobanana_mock) -> None:
         "segmind": f"{base}/v1",
         "seaart": f"{base}/model",
         "pixazo": base,
+        "gemini": base,
         "fal": f"{base}/fal/queue",
     }
     assert MockControl(control.base_url + "/").base_url == control.base_url
