@@ -49,7 +49,13 @@ def _optional(text: str) -> str | None:
 
 
 def _optional_int(text: str) -> int | None:
-    return int(text) if text.strip() else None
+    """A whole number, or none for a blank."""
+    if not text.strip():
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"expected a whole number, got {_short(repr(text))}") from None
 
 
 def parse_keys(text: str) -> frozenset[str]:

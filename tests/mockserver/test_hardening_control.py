@@ -667,11 +667,13 @@ def _kind(name: str) -> str:
 
 
 def _bad_json_values(name: str) -> list[Any]:
-    """Values of the wrong type, negative, huge, fractional for integers."""
+    """Values of the wrong type, negative, huge, fractional for integers (None too, unless
+    the setting is optional)."""
     kind = str(_kind(name))
-    if kind in ("int", "float"):
-        bad: list[Any] = [-1, 1e300, 10**400, "1", None, True, [1]]
-        return bad + ([1.5] if kind == "int" else [])
+    if kind.removesuffix(" | None") in ("int", "float"):
+        bad: list[Any] = [-1, 1e300, 10**400, "1", True, [1]]
+        bad += [] if kind.endswith("None") else [None]
+        return bad + ([1.5] if kind.startswith("int") else [])
     if kind == "bool":
         return ["yes", 1, None]
     if kind.startswith("Mapping"):
@@ -683,9 +685,9 @@ def _bad_json_values(name: str) -> list[Any]:
 
 def _bad_cli_values(name: str) -> list[str]:
     kind = str(_kind(name))
-    if kind in ("int", "float"):
+    if kind.removesuffix(" | None") in ("int", "float"):
         return ["nan", "inf", "-inf", "-1", "1e300", "abc", "9" * 5000] + (
-            ["1.5"] if kind == "int" else []
+            ["1.5"] if kind.startswith("int") else []
         )
     if kind == "bool":
         return []  # a switch (--flag / --no-flag): no value to get wrong

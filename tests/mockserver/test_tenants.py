@@ -29,6 +29,7 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {  # a provider's submit: model,
     "segmind": ("nano-banana", {"prompt": "a banana"}),
     "seaart": ("nano_banana_pro", {"prompt": "a banana"}),
     "pixazo": ("nano-banana-pro", {"prompt": "a banana", "image_urls": ["https://e.x/a.png"]}),
+    "fal": ("nano-banana-pro", {"prompt": "a banana"}),
 }
 
 
