@@ -62,8 +62,14 @@ from nanobanana_mock.client.providers import Call, adapter  # noqa: E402
 from nanobanana_mock.conformance.facts import documented_requests  # noqa: E402
 
 KEY = "soak-key-0123456789"
-# every provider (a contract folder), with the first model of its api.json
-MODELS = {p: next(iter(schemas.load(p, "api")["models"])) for p in schemas.PROVIDERS}
+# every provider with a job queue (a contract folder with a submit operation), with the
+# first model of its api.json; a surface of blocking calls alone (Gemini's generateContent)
+# has no job to poll, and is not soaked here
+MODELS = {
+    p: next(iter(schemas.load(p, "api")["models"]))
+    for p in schemas.PROVIDERS
+    if "submit" in schemas.load(p, "api")["operations"]
+}
 ADAPTERS = {p: adapter(p) for p in MODELS}
 AUTH = {  # the auth header alone: aiohttp sets Content-Type itself for JSON bodies
     p: {k: v for k, v in ADAPTERS[p].headers(KEY).items() if k != "Content-Type"} for p in MODELS
