@@ -477,6 +477,25 @@ async def soak(
             poller.join(90)
         server.terminate()
         server.wait(10)
+    return {
+        "requests": sum(run.tally.values()),
+        "accepted_submits": run.accepted,
+        "seconds": round(samples[-1][0], 1) if samples else 0,
+        "regex_rule": regex_rule,
+        **_observed(run, violations, latencies, samples, max_jobs),
+    }
+
+
+def _observed(
+    run: Any,
+    violations: Any,
+    latencies: list[float],
+    samples: list[tuple[float, int, int, int]],
+    max_jobs: int,
+) -> dict[str, Any]:
+    """What both soaks report alike: the answers tallied, the mock's own contract
+    violations, how long health waited, and memory over the run (its growth once the job
+    store is full: None when too few samples are steady)."""
     steady = _steady(samples, max_jobs)
     growth = None
     if len(steady) >= 6:
@@ -484,10 +503,6 @@ async def soak(
         last = statistics.median(s[1] for s in steady[-3:])
         growth = (last - first) / first
     return {
-        "requests": sum(run.tally.values()),
-        "accepted_submits": run.accepted,
-        "seconds": round(samples[-1][0], 1) if samples else 0,
-        "regex_rule": regex_rule,
         "tally": dict(run.tally.most_common()),
         "unexpected": run.unexpected[:20],
         "violations": violations,
@@ -807,12 +822,6 @@ async def shared_soak(
         import shutil
 
         shutil.rmtree(directory, ignore_errors=True)
-    steady = _steady(samples, max_jobs)
-    growth = None
-    if len(steady) >= 6:
-        first = statistics.median(s[1] for s in steady[:3])
-        last = statistics.median(s[1] for s in steady[-3:])
-        growth = (last - first) / first
     stopped, back = events.get("redis_stopped", 0.0), events.get("redis_back", 0.0)
     outside = [t for t in run.store_503 if t < stopped - 0.01 or t > back + STORE_GRACE]
     return {
@@ -835,14 +844,7 @@ async def shared_soak(
         "unfinished": run.unfinished[:20],
         "duplicated": [rid for rid, n in run.ids.items() if n > 1][:20],
         "finished_twice": [rid for rid, n in run.finished.items() if n > 1][:20],
-        "tally": dict(run.tally.most_common()),
-        "unexpected": run.unexpected[:20],
-        "violations": violations,
-        "health_polls": len(latencies),
-        "max_stall_seconds": round(max(latencies), 3) if latencies else None,
-        "rss_kib": [s[1] for s in samples],
-        "jobs": [s[2] for s in samples],
-        "steady_rss_growth": growth,
+        **_observed(run, violations, latencies, samples, max_jobs),
     }
 
 

@@ -53,8 +53,8 @@ __all__ = [
     "RULES",
     "Finding",
     "Policy",
+    "finished",
     "judge",
-    "score",
 ]
 
 POLL_FLOOR = 1.0  # seconds; no provider documents an interval, Segmind's own SDK polls each 1 s
@@ -127,28 +127,15 @@ class Finding:
         }
 
 
-def score(
-    entries: Sequence[Entry],
-    total: int,
-    now: float,
-    over: Over,
-    *,
-    tenant: str | None = None,
-    policy: Policy = Policy(),
-    key: str | None = None,
-    provider: str | None = None,
-) -> dict[str, Any]:
-    """The scorecard of ``entries`` (the journal's, oldest first; ``total`` ever recorded)
-    at virtual time ``now``; ``key`` (``fp:…``) and ``provider`` narrow it."""
-    steps = judge(
-        entries, total, now, over, tenant=tenant, policy=policy, key=key, provider=provider
-    )
+def finished(steps: Steps[T]) -> T:
+    """What ``steps`` (:func:`judge`) come to, run to their end at once: for a caller with
+    no event loop to share (the mock's route runs them with the loop served between)."""
     while True:
         try:
             next(steps)
         except StopIteration as done:
-            card: dict[str, Any] = done.value
-            return card
+            result: T = done.value
+            return result
 
 
 def judge(
@@ -162,8 +149,10 @@ def judge(
     key: str | None = None,
     provider: str | None = None,
 ) -> Steps[dict[str, Any]]:
-    """:func:`score` in steps of at most :data:`STEP` entries or jobs: a caller on an event
-    loop lets it run between two (the mock's route), so a long journal never stalls it."""
+    """The scorecard of ``entries`` (the journal's, oldest first; ``total`` ever recorded)
+    at virtual time ``now``; ``key`` (``fp:…``) and ``provider`` narrow it. In steps of at
+    most :data:`STEP` entries or jobs: a caller on an event loop lets it run between two (the
+    mock's route), so a long journal never stalls it; :func:`finished` runs them at once."""
     dropped = max(0, total - len(entries))
     judged: list[Entry] = []
     for chunk in _chunks(entries):

@@ -14,7 +14,7 @@ import pytest
 from nanobanana_mock import schemas
 from nanobanana_mock.engine.journal import Entry, Journal, redact
 from nanobanana_mock.engine.keys import fingerprint
-from nanobanana_mock.engine.scorecard import MAX_FINDING_ENTRIES, RULES, Policy, judge, score
+from nanobanana_mock.engine.scorecard import MAX_FINDING_ENTRIES, RULES, Policy, finished, judge
 from nanobanana_mock.engine.scorecard_report import to_html, to_markdown
 from nanobanana_mock.schemas.lifecycle import State
 from tests.harness import Mock, largest_stall, validate
@@ -48,7 +48,7 @@ def entry(seq: int, t: float, operation: str, status: int | None, **fields: Any)
 
 
 def card(*entries: Entry, over: bool = True, **options: Any) -> dict[str, Any]:
-    answer = score(list(entries), len(entries), 1000.0, lambda *_: over, **options)
+    answer = finished(judge(list(entries), len(entries), 1000.0, lambda *_: over, **options))
     validate("mock", "control/scorecard", answer)
     return answer
 
@@ -351,7 +351,7 @@ async def test_a_full_journal_is_judged_without_stalling_the_mock(mock_factory: 
         polled = journal.open(i * 0.001, "seaart", "status", "GET", "/p", KEY, f"j{i % 500}")
         polled.status, polled.state = 200, State.RUNNING
     started = time.perf_counter()
-    score(journal.entries(), journal.total, 0.0, lambda *_: True)  # on the loop, for scale
+    finished(judge(journal.entries(), journal.total, 0.0, lambda *_: True))  # for scale
     on_the_loop = time.perf_counter() - started
     answer = await scorecard(mock)
     assert answer["entries"] == 100_000 and len(answer["findings"]) == 500
