@@ -245,6 +245,12 @@ async def batch_call(mock: Mock, operation: str, method: str, path: str, **kwarg
     return data
 
 
+async def create_batch(mock: Mock) -> Any:
+    """A batch of one request for gemini-2.5-flash-image, made (v1beta)."""
+    path = "/v1beta/models/gemini-2.5-flash-image:batchGenerateContent"
+    return await batch_call(mock, "batch_create", "POST", path, json=batch("a"), expect=200)
+
+
 @pytest.mark.parametrize("version", ["v1beta", "v1"])
 async def test_a_batch_runs_on_the_job_engine(mock: Mock, version: str) -> None:
     suffix = "" if version == "v1beta" else "_stable"
@@ -273,14 +279,7 @@ async def test_a_batch_runs_on_the_job_engine(mock: Mock, version: str) -> None:
 
 
 async def test_a_batch_is_cancelled_and_an_unknown_one_is_not_found(mock: Mock) -> None:
-    created = await batch_call(
-        mock,
-        "batch_create",
-        "POST",
-        "/v1beta/models/gemini-2.5-flash-image:batchGenerateContent",
-        json=batch("a"),
-        expect=200,
-    )
+    created = await create_batch(mock)
     name = created["name"]
     assert (
         await batch_call(mock, "batch_cancel", "POST", f"/v1beta/{name}:cancel", expect=200) == {}
@@ -294,14 +293,7 @@ async def test_a_batch_is_cancelled_and_an_unknown_one_is_not_found(mock: Mock) 
 async def test_a_failed_batch_says_so(mock: Mock) -> None:
     rule = {"match": {"provider": P}, "effect": {"job_failure": {"error": "IMAGE_SAFETY"}}}
     assert (await mock.client.post("/_mock/faults", json=rule)).status == 201
-    created = await batch_call(
-        mock,
-        "batch_create",
-        "POST",
-        "/v1beta/models/gemini-2.5-flash-image:batchGenerateContent",
-        json=batch("a"),
-        expect=200,
-    )
+    created = await create_batch(mock)
     mock.advance(60)
     got = await batch_call(mock, "batch_get", "GET", f"/v1beta/{created['name']}", expect=200)
     assert got["metadata"]["state"] == "BATCH_STATE_FAILED" and "output" not in got["metadata"]
