@@ -203,15 +203,20 @@ class Case:
         return f"{self.provider}-{self.model}{tail}"
 
 
-def cases(providers: Iterable[str], kind: str, needs: str | None = None) -> list[Case]:
-    """The cases of a check, for the providers that have operation ``needs``:
+def cases(
+    providers: Iterable[str], kind: str, needs: str | Iterable[str] | None = None
+) -> list[Case]:
+    """The cases of a check, for the providers that have operation ``needs`` (or all of
+    several: a check of a submit-and-poll surface needs ``submit``, one of a blocking call
+    ``sync_generate``, one of Gemini's batches ``batch_create``):
     ``model``: each model's cheapest request; ``example``: each documented request;
     ``provider``: the provider's cheapest request of all (a check of the provider, not of a
     model, e.g. cancelling)."""
     found = []
     for provider in providers:
         api = schemas.load(provider, "api")
-        if needs is not None and needs not in api["operations"]:
+        wanted = (needs,) if isinstance(needs, str) else tuple(needs or ())
+        if not all(name in api["operations"] for name in wanted):
             continue
         mine = []
         for model in api["models"]:

@@ -13,9 +13,12 @@ from nanobanana_mock import schemas
 __all__ = [
     "INVALID_KINDS",
     "documented_body",
+    "documented_example",
+    "documented_invalid",
     "documented_requests",
     "invalid_body",
     "unknown_request_id",
+    "variants",
 ]
 
 INVALID_KINDS = ("bad-enum", "missing-prompt", "too-many-image-urls")
@@ -53,6 +56,33 @@ def documented_body(provider: str, schema: str, http_status: int) -> Any:
         if same and wrapper.get("valid") is True:
             return wrapper["instance"]
     return None
+
+
+def variants(provider: str, operation: str) -> list[str]:
+    """The operation and its twins on other paths, as api.json names them
+    (``sync_generate_stable``: Gemini's generateContent under /v1/ besides /v1beta/)."""
+    operations = schemas.load(provider, "api")["operations"]
+    return [op for op in operations if op == operation or op.startswith(operation + "_")]
+
+
+def documented_example(provider: str, schema: str) -> Any:
+    """The first valid documented example of ``schema`` (e.g. a request), or None."""
+    for _, wrapper in _examples(provider):
+        if wrapper.get("schema") == schema and wrapper.get("valid") is True:
+            return wrapper["instance"]
+    return None
+
+
+def documented_invalid(provider: str, schema: Any) -> list[Any]:
+    """The documented invalid examples of a request schema (none for the model's own
+    ``model`` schema: its invalid bodies are made from its rules, :func:`invalid_body`)."""
+    if schema in (None, "model"):
+        return []
+    return [
+        wrapper["instance"]
+        for _, wrapper in _examples(provider)
+        if wrapper.get("schema") == schema and wrapper.get("valid") is False
+    ]
 
 
 def unknown_request_id(provider: str) -> str:

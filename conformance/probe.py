@@ -36,6 +36,7 @@ from .target import Target
 
 __all__ = ["DEFAULT_KEY", "URL_FIELDS", "Probe"]
 
+UNAUTHORIZED = 401
 TOO_MANY_REQUESTS = 429
 SERVER_ERROR = 500
 DEFAULT_KEY = object()  # send the target's key for the provider
@@ -94,6 +95,25 @@ class Probe:
     @property
     def main_route(self) -> str:
         return "status" if "status" in self.operations else "result"
+
+    def wire_status(self, answer: Answer) -> Any:
+        """The wire status a lifecycle route's body reports, where lifecycle.json's
+        ``status_pointer`` says (default ``/status``); None when absent."""
+        node: Any = answer.body
+        for part in self.status_pointer.split("/")[1:]:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        return node
+
+    @property
+    def status_pointer(self) -> str:
+        return str(self.lifecycle.get("status_pointer", "/status"))
+
+    def refusal(self, key: Any) -> Mapping[str, Any]:
+        """How a request without a key (``key`` None), or with a wrong one, is refused:
+        api.json's ``auth.errors`` (absent: 401 for both)."""
+        errors = self.api["auth"].get("errors", {})
+        found: Mapping[str, Any] = errors.get("missing" if key is None else "invalid", {})
+        return found or {"http_status": UNAUTHORIZED}
 
     def states(self, wire: Any) -> list[str]:
         """The lifecycle states a wire status stands for (empty: not a wire status)."""
@@ -201,7 +221,7 @@ class Probe:
         the body reports, else ``wire`` (the main route's, for a body without a status)."""
         if self.transient(answer):
             return []
-        own = answer.json.get("status")
+        own = self.wire_status(answer)
         wire = own if self.states(own) else wire
         return self.record(
             route_status_findings(
@@ -279,7 +299,7 @@ class Probe:
         lifecycle finding, and the check stops."""
         states = self.lifecycle["states"].values()
         terminal = " or ".join(sorted({s["wire"] for s in states if s["terminal"]}))
-        status = last.json.get("status")
+        status = self.wire_status(last)
         observed = (
             f"never reached a terminal state after {polls} polls / {seconds:.0f} s; "
             f"last status {status!r} (HTTP {last.status})"
@@ -290,7 +310,7 @@ class Probe:
                     self.provider,
                     operation,
                     self.label(operation),
-                    "/status",
+                    self.status_pointer,
                     f"a terminal status ({terminal})",
                     observed,
                     BREAKING,

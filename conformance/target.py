@@ -6,25 +6,32 @@
   suite says so.
 - :class:`LiveTarget`: the real origins with the keys from the environment. Time is real.
 
-Both give each provider's origin and key, :meth:`~MockTarget.prepare` (before a check) and
-:meth:`~MockTarget.wait` (between polls).
+Both give each provider's origin and key, :meth:`~MockTarget.prepare` (before a check),
+:meth:`~MockTarget.wait` (between polls) and :meth:`~MockTarget.blocking` (a call that answers
+when its job ends: Segmind's /v1, Gemini's generateContent).
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 from nanobanana_mock.client.providers import adapter
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.control.pytest_plugin import MockServer
 
+from .exchange import Answer
+
 __all__ = ["MOCK_KEY", "MOCK_SEED", "WRONG_KEY", "LiveTarget", "MockTarget", "Target"]
 
 MOCK_KEY = "conformance-suite-key"
 WRONG_KEY = "conformance-wrong-key"
 MOCK_SEED = 20240601
+ARRIVAL_SECONDS = 0.01  # wall time between looks for the job a blocking call created
+ANSWER_SECONDS = 120.0  # wall time for the answer once its job has ended
 
 
 class Target(Protocol):
@@ -34,6 +41,9 @@ class Target(Protocol):
     def key(self, provider: str) -> str: ...
     def prepare(self) -> None: ...
     def wait(self, seconds: float) -> None: ...
+    def blocking(
+        self, provider: str, send: Callable[[], Answer], seconds: float
+    ) -> Answer | None: ...
     def close(self) -> None: ...
 
 
@@ -70,8 +80,39 @@ class MockTarget:
     def wait(self, seconds: float) -> None:
         self.control.clock.advance(seconds)
 
+    def blocking(self, provider: str, send: Callable[[], Answer], seconds: float) -> Answer | None:
+        """``send`` a call that answers when its job ends, and move the clock to that end, at
+        most ``seconds`` on: the answer, or None when the job would not end by then (the call
+        is left waiting; the next reset ends it)."""
+        deadline = self.control.clock.now() + seconds
+        known = {job.id for job in self.control.jobs.list(provider)}
+        answer: Future[Answer] = Future()
+        threading.Thread(target=_settle, args=(send, answer), daemon=True).start()
+        while True:
+            try:  # an answer at once: refused, or no job to wait for
+                return answer.result(timeout=ARRIVAL_SECONDS)
+            except TimeoutError:
+                pass
+            job = next((j for j in self.control.jobs.list(provider) if j.id not in known), None)
+            if job is not None:
+                break
+        end = job.end_at if job.end_at is not None else deadline
+        self.control.clock.to(max(min(end, deadline), self.control.clock.now()))
+        if job.end_at is None or job.end_at > deadline:
+            ended = self.control.jobs.get(job.id).end_at
+            if ended is None or ended > deadline:
+                return None
+        return answer.result(timeout=ANSWER_SECONDS)
+
     def close(self) -> None:
         self.server.stop()
+
+
+def _settle(send: Callable[[], Answer], answer: Future[Answer]) -> None:
+    try:
+        answer.set_result(send())
+    except BaseException as exc:  # handed to the check that waits for it
+        answer.set_exception(exc)
 
 
 class LiveTarget:
@@ -103,6 +144,10 @@ class LiveTarget:
 
     def wait(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def blocking(self, provider: str, send: Callable[[], Answer], seconds: float) -> Answer | None:
+        """The call, answered in real time (the HTTP timeout bounds it)."""
+        return send()
 
     def close(self) -> None:
         return None

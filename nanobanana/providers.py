@@ -316,7 +316,8 @@ class Gemini(Adapter, contract="gemini"):
             for name, wire in (("aspect_ratio", "aspectRatio"), ("image_size", "imageSize"))
             if name in flat
         }
-        config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"], **flat}
+        modalities = flat.pop("response_modalities", None) or ["TEXT", "IMAGE"]
+        config: dict[str, Any] = {"responseModalities": modalities, **flat}
         if image:
             config["imageConfig"] = image
         return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}

@@ -4,8 +4,10 @@
   ``--accept-charges``, ``--base-url``, ``--report-dir``, ``--scenario``, ``--dry-run``.
 - Cases: a check taking ``case`` runs once per provider model (``@pytest.mark.cases("model")``,
   its cheapest request), per documented request (``cases("example")``) or per provider
-  (``cases("provider")``, its cheapest request); ``needs=op`` keeps the providers that have
-  that operation.
+  (``cases("provider")``, its cheapest request); ``needs=op`` (or a tuple of operations)
+  keeps the providers that have that operation. A check that also takes ``operation`` runs
+  once per path of its ``needs`` operation (Gemini's ``sync_generate`` and
+  ``sync_generate_stable``: /v1beta/ and /v1/).
 - Cost: free checks run first; each paid check costs its case's price. Before a live run (or
   with ``--dry-run``) the plan is printed, and a live run without its opt-in, cap or keys, or
   over its cap, is refused before any request.
@@ -26,6 +28,7 @@ import pytest
 
 from nanobanana_mock.conformance import cost
 from nanobanana_mock.conformance.exchange import Http
+from nanobanana_mock.conformance.facts import variants
 from nanobanana_mock.conformance.options import (
     DEFAULT_REPORT_DIR,
     RunOptions,
@@ -109,7 +112,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     kind = marker.args[0] if marker and marker.args else "model"
     needs = marker.kwargs.get("needs") if marker else None
     found = cost.cases(metafunc.config.stash[OPTIONS].providers, kind, needs)
-    metafunc.parametrize("case", found, ids=[c.id for c in found])
+    if "operation" not in metafunc.fixturenames:
+        metafunc.parametrize("case", found, ids=[c.id for c in found])
+        return
+    first = str(needs if isinstance(needs, str) else next(iter(needs or ("submit",))))
+    pairs = [(c, op) for c in found for op in variants(c.provider, first)]
+    ids = [f"{c.id}-{op}" for c, op in pairs]
+    metafunc.parametrize(("case", "operation"), pairs, ids=ids)
 
 
 def _case(item: pytest.Item) -> cost.Case | None:

@@ -1,18 +1,24 @@
 """Paid, once per provider that can cancel (SeaArt), with its cheapest request: cancelling
 a queued job is accepted (202), the job ends cancelled (COMPLETED with error_type CANCELED),
 and a second cancel is refused (400 ALREADY_COMPLETED). The codes come from the lifecycle,
-the bodies from the documented examples."""
+the bodies from the documented examples. Gemini's batches likewise, once running: 200 {},
+BATCH_STATE_CANCELLED, then 400."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from nanobanana_mock.client.models import JobStatus
+from nanobanana_mock.conformance.blocking import batch_body, batch_id, wire_body
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.exchange import Answer
 from nanobanana_mock.conformance.facts import documented_body
 from nanobanana_mock.conformance.probe import Probe
 from nanobanana_mock.conformance.target import Target
+from nanobanana_mock.schemas.lifecycle import State
 
 pytestmark = [pytest.mark.paid, pytest.mark.cases("provider", needs="cancel")]
 ACCEPTED = 200
@@ -60,3 +66,52 @@ def _check_cancelled(probe: Probe, target: Target, request_id: str) -> None:
         if poll == POLLS:
             probe.never_ended(probe.main_route, poll, (poll - 1) * INTERVAL, answer)
         target.wait(INTERVAL)
+
+
+@pytest.mark.cases("provider", needs="batch_cancel")
+def test_cancelling_a_running_batch(
+    probe: Probe, case: Case, operation: str, target: Target
+) -> None:
+    """Gemini's batches, under each path: a running batch's cancel is accepted (the code of a
+    live state on the cancel route), the batch ends cancelled, and a second cancel is refused
+    (the code of a terminal state)."""
+    suffix = operation.removeprefix("batch_cancel")
+    create, read = "batch_create" + suffix, "batch_get" + suffix
+    probe.spend(case.plan)
+    created = probe.send(
+        create, body=batch_body(probe, create, wire_body(probe, create, case.body))
+    )
+    probe.check(create, created, expected={ACCEPTED})
+    rid = batch_id(created.json)
+    if rid is None:
+        probe.stop("the batch answer names no batches/<id>; it cannot be cancelled")
+    assert rid is not None
+    wire = _until(probe, target, read, rid, lambda w: State.QUEUED not in probe.states(w))
+    if probe.terminal(wire):
+        probe.stop(f"the batch ended {wire} before it could be cancelled")
+    first = probe.send(operation, request_id=rid)
+    probe.check(operation, first, expected=probe.state_codes(operation, terminal=False))
+    wire = _until(probe, target, read, rid, probe.terminal)
+    if not probe.terminal(wire):
+        probe.stop(f"the cancelled batch never ended; last state {wire!r}")
+    if State.CANCELLED not in probe.states(wire):
+        cancelled = probe.lifecycle["states"][State.CANCELLED]["wire"]
+        probe.expect(read, probe.status_pointer, cancelled, wire)
+    second = probe.send(operation, request_id=rid)
+    probe.check(operation, second, expected=probe.state_codes(operation, terminal=True))
+    probe.verdict()
+
+
+def _until(probe: Probe, target: Target, read: str, rid: str, done: Callable[[Any], bool]) -> Any:
+    """Read the batch (each read checked) until its state is ``done`` or terminal, at most
+    ``POLLS`` times; its last state."""
+    wire: Any = None
+    for poll in range(1, POLLS + 1):
+        answer = probe.send(read, request_id=rid)
+        probe.check(read, answer)
+        wire = probe.wire_status(answer)
+        probe.check_state_code(read, answer, wire)
+        if done(wire) or probe.terminal(wire) or poll == POLLS:
+            return wire
+        target.wait(INTERVAL)
+    return wire

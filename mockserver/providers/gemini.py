@@ -108,20 +108,24 @@ class Gemini(Provider, contract="gemini"):
         return ApiError(status, {"error": body})
 
     def auth_error(self, missing: bool) -> ApiError:
+        """The refusal api.json's ``auth.errors`` declares (its code; for a wrong key, the
+        ErrorInfo reason), in Google's envelope."""
+        declared = self.contract.auth["errors"]["missing" if missing else "invalid"]
+        status = int(declared["http_status"])
         if missing:
             return self.error(
-                403,
+                status,
                 "Method doesn't allow unregistered callers (callers without established "
                 "identity). Please use API Key or other form of API consumer identity to call "
                 "this API.",
             )
         info = {
             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-            "reason": "API_KEY_INVALID",
+            "reason": declared["fields"]["/error/details/0/reason"],
             "domain": "googleapis.com",
             "metadata": {"service": "generativelanguage.googleapis.com"},
         }
-        return self.error(400, "API key not valid. Please pass a valid API key.", [info])
+        return self.error(status, "API key not valid. Please pass a valid API key.", [info])
 
     def invalid(self, problems: list[Violation]) -> ApiError:
         shown = []

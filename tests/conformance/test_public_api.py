@@ -7,6 +7,23 @@ import importlib
 import pytest
 
 PUBLIC = {
+    "nanobanana_mock.conformance.blocking": [
+        "DEADLINE_FACTOR",
+        "FINISHED",
+        "FINISH_POINTER",
+        "QUEUE_ALLOWANCE",
+        "batch_body",
+        "batch_id",
+        "batch_images",
+        "check_images",
+        "check_refused",
+        "deadline",
+        "finish_reason",
+        "images_of",
+        "send_blocking",
+        "unknown_batch_id",
+        "wire_body",
+    ],
     "nanobanana_mock.conformance.cli": ["SUITE", "USAGE", "build_parser", "main", "pytest_args"],
     "nanobanana_mock.conformance.cost": [
         "Budget",
@@ -22,9 +39,12 @@ PUBLIC = {
     "nanobanana_mock.conformance.facts": [
         "INVALID_KINDS",
         "documented_body",
+        "documented_example",
+        "documented_invalid",
         "documented_requests",
         "invalid_body",
         "unknown_request_id",
+        "variants",
     ],
     "nanobanana_mock.conformance.options": [
         "DEFAULT_REPORT_DIR",

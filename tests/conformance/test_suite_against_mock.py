@@ -148,7 +148,7 @@ def test_the_suite_passes_against_the_mock_for_every_provider(run_suite: Runner)
     assert report["target"] == "mock"
     assert report["breaking"] == 0
     assert report["findings"] == []
-    assert set(report["summary"]) == {"segmind", "seaart", "pixazo", "fal"}
+    assert set(report["summary"]) == {"segmind", "seaart", "pixazo", "fal", "gemini"}
     assert all(row["checks"] > 0 for row in report["summary"].values())
     for name in ("drift.md", "drift.html"):
         assert (run.report_dir / name).is_file()
