@@ -3,9 +3,9 @@ path (/v1beta/ and /v1/): a batch of one request is created (200 with the batch 
 then read until it ends. Every read matches its schema and the HTTP code the lifecycle
 declares for the state it reports (``metadata.state``, lifecycle.json's status pointer); the
 states follow the lifecycle, a terminal one stays terminal, and the finished batch's inlined
-answer carries the image the request implies. On the mock the virtual clock moves between
-reads; a batch that reaches no terminal state within ten typical times (plus a queue
-allowance) is breaking."""
+answer carries the image the request implies. The reads back off (each wait half again the
+last, up to a minute); on the mock the virtual clock moves between them. A batch that
+reaches no terminal state within ten typical times (plus a queue allowance) is breaking."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ pytestmark = [pytest.mark.paid, pytest.mark.cases("provider", needs="batch_creat
 OK = 200
 POLLS_PER_JOB = 6  # reads over a job's typical time
 EXTRA_POLLS = 2  # after the terminal state, to see that it stays terminal
+BACKOFF = 1.5  # each wait between reads this much longer than the last (a batch may take long)
+MAX_INTERVAL = 60.0
 
 
 def test_a_batch_runs_its_lifecycle(
@@ -47,24 +49,25 @@ def test_a_batch_runs_its_lifecycle(
         probe.stop("the batch answer names no batches/<id>; it cannot be followed")
     assert rid is not None
     typical = float(probe.api["models"][case.model]["typical_seconds"])
-    interval = max(1.0, typical / POLLS_PER_JOB)
+    interval = first = max(1.0, typical / POLLS_PER_JOB)
     observed: list[Any] = []
-    last, polls = created, 0
-    while polls < 1 + int(deadline(probe) // interval):
+    last, polls, waited = created, 0, 0.0
+    while True:
         last, polls = _read(probe, read, rid, observed), polls + 1
-        if observed and probe.terminal(observed[-1]):
+        if (observed and probe.terminal(observed[-1])) or waited >= deadline(probe):
             break
         target.wait(interval)
+        waited, interval = waited + interval, min(interval * BACKOFF, MAX_INTERVAL)
     ended = bool(observed) and probe.terminal(observed[-1])
     final = observed[-1] if ended else None
     for _ in range(EXTRA_POLLS if ended else 0):
-        target.wait(interval)
+        target.wait(first)
         _read(probe, read, rid, observed)
     probe.record(
         transition_findings(probe.provider, observed, request=probe.label(read), operation=read)
     )
     if not ended:
-        probe.never_ended(read, polls, (polls - 1) * interval, last)
+        probe.never_ended(read, polls, waited, last)
     if State.SUCCEEDED not in probe.states(final):
         probe.verdict()
         pytest.skip(f"the batch ended {final}; no output to check")

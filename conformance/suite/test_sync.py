@@ -49,12 +49,15 @@ def test_a_blocking_call_answers_its_image(probe: Probe, case: Case, operation: 
     check_images(probe, operation, images, case.plan)
     reason = finish_reason(answer)
     if images and reason is not None and reason != FINISHED:
-        probe.record([_finding(probe, operation, FINISH_POINTER, repr(FINISHED), repr(reason))])
+        expected, observed = repr(FINISHED), repr(reason)
+        probe.record(
+            [_finding(probe, operation, FINISH_POINTER, expected, observed, "finish_reason")]
+        )
     probe.verdict()
 
 
-def _finding(probe: Probe, operation: str, pointer: str, expected: str, observed: str) -> Finding:
+def _finding(
+    probe: Probe, operation: str, pointer: str, expected: str, observed: str, check: str
+) -> Finding:
     request = probe.label(operation)
-    return Finding(
-        probe.provider, operation, request, pointer, expected, observed, BREAKING, "lifecycle"
-    )
+    return Finding(probe.provider, operation, request, pointer, expected, observed, BREAKING, check)
