@@ -66,6 +66,7 @@ class MockTarget:
         self.server = MockServer(config).start()
         assert self.server.control is not None
         self.control = self.server.control
+        self.waiting: list[Future[Answer]] = []  # blocking calls still waiting for their job
 
     def origin(self, provider: str) -> str:
         return self.server.base_url
@@ -87,6 +88,7 @@ class MockTarget:
         deadline = self.control.clock.now() + seconds
         known = {job.id for job in self.control.jobs.list(provider)}
         answer: Future[Answer] = Future()
+        self.waiting = [f for f in self.waiting if not f.done()] + [answer]
         threading.Thread(target=_settle, args=(send, answer), daemon=True).start()
         while True:
             try:  # an answer at once: refused, or no job to wait for
@@ -105,6 +107,8 @@ class MockTarget:
         return answer.result(timeout=ANSWER_SECONDS)
 
     def close(self) -> None:
+        if any(not f.done() for f in self.waiting):  # a reset ends them: stop waits for none
+            self.control.reset()
         self.server.stop()
 
 

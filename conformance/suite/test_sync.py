@@ -34,9 +34,8 @@ def test_a_blocking_call_answers_its_image(probe: Probe, case: Case, operation: 
     if answer is None:
         seconds = deadline(probe)
         observed = f"no answer after {seconds:.0f} s: the call was still waiting"
-        probe.record(
-            [_finding(probe, operation, "", f"an answer within {seconds:.0f} s", observed)]
-        )
+        expected = f"an answer within {seconds:.0f} s"
+        probe.record([_finding(probe, operation, "", expected, observed, "lifecycle")])
         probe.stop(observed)
     assert answer is not None
     probe.check(operation, answer, expected={OK})

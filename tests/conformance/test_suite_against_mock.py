@@ -186,6 +186,19 @@ EXPECTED = {
             )
         ],
     ),
+    "gemini-generate-never-answers": (
+        1,
+        [
+            (
+                "sync_generate",
+                "",
+                BREAKING,
+                "lifecycle",
+                "an answer within 350 s",
+                "no answer after 350 s: the call was still waiting",
+            )
+        ],
+    ),
     "gemini-batch-state-outside-lifecycle": (
         1,
         [
@@ -216,6 +229,7 @@ SELECT = {
     "gemini-half-size-images": "answers_its_image and gemini-3.1-flash-image-sync",
     "gemini-finish-reason-outside-enum": "answers_its_image and lite",
     "gemini-batch-never-ends": "batch",
+    "gemini-generate-never-answers": "answers_its_image and lite",
     "gemini-batch-state-outside-lifecycle": "batch",
 }
 
