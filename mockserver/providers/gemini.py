@@ -35,6 +35,7 @@ __all__ = ["Gemini"]
 
 WIRE = "generate_request"  # the nested body, checked before the model's flat schema
 BATCH = "batch_request"  # a batch of them
+REASON = "/error/details/0/reason"  # api.json auth.errors: the ErrorInfo reason of a wrong key
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 _IN_BATCH: ContextVar[bool] = ContextVar("gemini_batch", default=False)  # this request's kind
 STATUS = {  # google.rpc.Code names by HTTP status
@@ -119,13 +120,15 @@ class Gemini(Provider, contract="gemini"):
                 "identity). Please use API Key or other form of API consumer identity to call "
                 "this API.",
             )
+        reason = declared.get("fields", {}).get(REASON)
         info = {
             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-            "reason": declared["fields"]["/error/details/0/reason"],
+            "reason": reason,
             "domain": "googleapis.com",
             "metadata": {"service": "generativelanguage.googleapis.com"},
         }
-        return self.error(status, "API key not valid. Please pass a valid API key.", [info])
+        text = "API key not valid. Please pass a valid API key."
+        return self.error(status, text, [info] if reason else None)
 
     def invalid(self, problems: list[Violation]) -> ApiError:
         shown = []

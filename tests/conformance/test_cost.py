@@ -9,6 +9,7 @@ import pytest
 
 from nanobanana_mock import schemas
 from nanobanana_mock.conformance import cost
+from nanobanana_mock.conformance.facts import variants
 from nanobanana_mock.conformance.options import UsageError, load_scenario, parse_providers
 
 MODELS = [(p, m) for p in schemas.PROVIDERS for m in schemas.load(p, "api")["models"]]
@@ -75,3 +76,25 @@ def test_a_broken_scenario_or_provider_is_a_usage_error(tmp_path: Path) -> None:
         parse_providers(["segmind,fall"])
     assert parse_providers(["pixazo", "segmind"]) == ("segmind", "pixazo")
     assert parse_providers(None) == schemas.PROVIDERS
+
+
+@pytest.mark.parametrize(
+    ("needs", "providers"),
+    [
+        ("sync_generate", {"segmind", "gemini"}),
+        ("batch_create", {"gemini"}),
+        (("submit", "cancel"), {"seaart", "fal"}),
+        (("sync_generate", "submit"), {"segmind"}),
+    ],
+)
+def test_needs_keeps_the_providers_with_every_operation_named(needs, providers) -> None:
+    found = cost.cases(schemas.PROVIDERS, "provider", needs)
+    assert {case.provider for case in found} == providers
+    assert len(found) == len(providers)  # one case per provider
+
+
+def test_an_operation_s_variants_are_its_twins_on_other_paths() -> None:
+    assert variants("gemini", "sync_generate") == ["sync_generate", "sync_generate_stable"]
+    assert variants("gemini", "batch_get") == ["batch_get", "batch_get_stable"]
+    assert variants("segmind", "sync_generate") == ["sync_generate"]
+    assert variants("pixazo", "sync_generate") == []
