@@ -4,9 +4,10 @@ whose finished batch inlines its answers.
 
 Each function takes the check's :class:`~nanobanana_mock.conformance.probe.Probe`: requests
 go where api.json says, bodies are built from the documented requests, findings go to the
-run's report. Nothing here restates a schema: the wire body of an operation whose request is
-not the model's own schema comes from the client's adapter, a batch's from its documented
-example.
+run's report. The wire body of an operation whose request is not the model's own schema
+comes from the client's adapter, a batch's from its documented example. The three paths into
+Gemini's bodies it needs (where a batch holds its requests and its answers, and a candidate's
+finish reason) are named once below, each beside the schema it comes from.
 """
 
 from __future__ import annotations
