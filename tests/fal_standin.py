@@ -69,6 +69,7 @@ def closed_port() -> int:
 def _handler(standin: FalStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go in two writes
 
         def do_GET(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
