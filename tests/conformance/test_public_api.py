@@ -52,6 +52,7 @@ PUBLIC = {
         "LiveTarget",
         "MockTarget",
         "Target",
+        "live_endpoints",
     ],
 }
 
