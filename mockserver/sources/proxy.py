@@ -178,9 +178,12 @@ class Proxy:
         if self.recorder is not None:
             self.recorder.record(exchange, facts.key)
         own = origin(request)
+        api = schemas.load(provider.name, "api")
+        real = hosts.layout(api, upstream) is not None  # fal's real hosts: under their prefixes
 
         def rebase(text: str) -> str:
-            return self._rebase(provider.name, upstream, own, text)
+            moved = hosts.to_mock(api, text, own) if real else None
+            return moved or self._rebase(provider.name, upstream, own, text)
 
         if is_json and (rebased := map_strings(answer, rebase)) != answer:
             data = json.dumps(rebased, separators=(",", ":")).encode()
@@ -258,13 +261,7 @@ class Proxy:
         return b"".join(chunks)
 
     def _rebase(self, provider: str, upstream: str, own: str, text: str) -> str:
-        """``text`` pointed at this mock if it is a URL under ``upstream`` (remembered); a URL on
-        one of the provider's real hosts goes under the mock path prefix it stands for."""
-        api = schemas.load(provider, "api")
-        if hosts.layout(api, upstream) is not None:
-            moved = hosts.to_mock(api, text, own)
-            if moved is not None:
-                return moved
+        """``text`` pointed at this mock if it is a URL under ``upstream`` (remembered)."""
         if not under(text, upstream):
             return text
         rebased = own + text[len(upstream) :]
