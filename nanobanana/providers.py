@@ -151,6 +151,13 @@ class Adapter:
         """The operation's URL on ``origin``: the mock's, or the real hosts' layout."""
         return hosts.url(self.api, origin, self.path(operation, **values))
 
+    def rebased(self, handle: JobHandle, origin: str) -> JobHandle:
+        """``handle``'s job reached through ``origin``: its URLs moved from its base URL's
+        layout to ``origin``'s (fal's real hosts or the mock's prefixes, ``schemas.hosts``)."""
+        return handle.rebased(
+            origin, lambda url: hosts.rebase(self.api, url, handle.base_url, origin)
+        )
+
     def submit_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call:
         return Call("submit", "POST", self.url(origin, "submit", model=model), dict(body))
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["is_host_map", "layout", "parse_host_map", "to_mock", "url"]
+__all__ = ["is_host_map", "layout", "parse_host_map", "rebase", "to_mock", "url"]
 
 SCHEMES = ("http://", "https://")
 
@@ -92,7 +92,24 @@ def to_mock(api: Mapping[str, Any], text: str, origin: str) -> str | None:
     """A URL on one of the real hosts, moved onto the mock at ``origin`` under the prefix its
     host stands for (``https://queue.fal.run/x`` -> ``origin/fal/queue/x``); None for any
     other text."""
-    for prefix, host in _real(api).items():
+    path = _mock_path(_real(api), text)
+    return None if path is None else origin + path
+
+
+def rebase(api: Mapping[str, Any], text: str, old: str, new: str) -> str:
+    """``text``, a URL reached through base URL ``old``, reached through ``new`` instead (a
+    job submitted live and read on the mock: ``https://queue.fal.run/x`` ->
+    ``http://127.0.0.1:8080/fal/queue/x``); any other text as it is."""
+    hosts = layout(api, old)
+    path = _mock_path(hosts, text) if hosts is not None else None
+    if path is None and (text == old or text.startswith((old + "/", old + "?"))):
+        path = text[len(old) :]
+    return text if path is None else url(api, new, path)
+
+
+def _mock_path(hosts: Mapping[str, str], text: str) -> str | None:
+    """The mock's path (with its prefix) of a URL on one of ``hosts``; None if on none."""
+    for prefix, host in hosts.items():
         if text == host or text.startswith((host + "/", host + "?")):
-            return origin + prefix + text[len(host) :]
+            return prefix + text[len(host) :]
     return None

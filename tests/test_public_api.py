@@ -53,4 +53,4 @@ def test_contract_checks_public_api() -> None:
 
 
 def test_hosts_public_api() -> None:
-    assert hosts.__all__ == ["is_host_map", "layout", "parse_host_map", "to_mock", "url"]
+    assert hosts.__all__ == ["is_host_map", "layout", "parse_host_map", "rebase", "to_mock", "url"]

@@ -97,3 +97,24 @@ def _kind(method: str, path: str) -> str:
     if "/requests/" not in path:
         return "submit"
     return {"/status": "status", "/cancel": "cancel", None: "result"}[found.group(1)]
+
+
+def test_a_live_handle_read_on_the_mock_keeps_the_mocks_prefixes() -> None:
+    real = "https://queue.fal.run/fal-ai/nano-banana/requests/r1"
+    handle = JobHandle(
+        "fal",
+        "nano-banana",
+        "r1",
+        "https://queue.fal.run",
+        real + "/status",
+        real,
+        real + "/cancel",
+    )
+    moved = adapter("fal").rebased(handle, "http://127.0.0.1:8080")
+    mock = "http://127.0.0.1:8080/fal/queue/fal-ai/nano-banana/requests/r1"
+    assert (moved.status_url, moved.response_url, moved.cancel_url) == (
+        mock + "/status",
+        mock,
+        mock + "/cancel",
+    )
+    assert moved.base_url == "http://127.0.0.1:8080"

@@ -88,3 +88,39 @@ def test_every_operation_lies_under_exactly_one_host_prefix(provider: str) -> No
     for name, operation in api["operations"].items():
         under = [p for p in api["hosts"] if operation["path"].startswith(p + "/")]
         assert len(under) == 1, (name, operation["path"], under)
+
+
+MOCK = "http://127.0.0.1:8080"
+JOB = "/fal-ai/x/requests/1/status"
+
+
+@pytest.mark.parametrize(
+    ("text", "old", "new", "expected"),
+    [
+        ("https://queue.fal.run" + JOB, "https://queue.fal.run", MOCK, MOCK + "/fal/queue" + JOB),
+        (MOCK + "/fal/queue" + JOB, MOCK, "https://fal.run", "https://queue.fal.run" + JOB),
+        (
+            "https://queue.fal.run" + JOB,
+            "https://fal.run",
+            f"queue.fal.run={STANDIN}",
+            STANDIN + JOB,
+        ),
+        (STANDIN + JOB, f"queue.fal.run={STANDIN}", MOCK, MOCK + "/fal/queue" + JOB),
+        (
+            "https://v3.fal.media/files/a.png",
+            "https://queue.fal.run",
+            MOCK,
+            "https://v3.fal.media/files/a.png",
+        ),
+        (
+            MOCK + "/_mock/files/a.png",
+            MOCK,
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9/_mock/files/a.png",
+        ),
+    ],
+)
+def test_a_url_is_rebased_from_one_layout_to_the_other(
+    text: str, old: str, new: str, expected: str
+) -> None:
+    assert hosts.rebase(FAL, text, old, new) == expected
