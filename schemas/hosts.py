@@ -51,16 +51,15 @@ def parse_host_map(api: Mapping[str, Any], text: str) -> dict[str, str]:
     real = _real(api)
     names = {urlsplit(host).hostname: prefix for prefix, host in real.items()}
     if not names:
-        raise ValueError(f"{api['provider']} has no real hosts a host map could replace")
+        raise ValueError(f"a host map replaces real hosts, and {api['provider']} has none")
     hosts, seen = dict(real), set()
     for pair in text.split(","):
         name, _, where = (piece.strip() for piece in pair.partition("="))
-        if name not in names or name in seen:
+        if name not in names:
             known = ", ".join(str(n) for n in names)
-            raise ValueError(
-                f"host map {text!r}: {name!r} is no real host (or given twice); "
-                f"the real hosts: {known}"
-            )
+            raise ValueError(f"host map {text!r}: {name!r} is no real host; they are: {known}")
+        if name in seen:
+            raise ValueError(f"host map {text!r}: {name} is given twice")
         if not where.lower().startswith(SCHEMES):
             raise ValueError(f"host map {text!r}: {name}'s URL must start with http(s)://")
         seen.add(name)
