@@ -21,6 +21,7 @@ from .conftest import Runner, assert_plain
 
 KEY = "fal-id:fal-secret"
 LIVE = ("--target", "live", "--provider", "fal")
+ROUTES = ("--", "-k", "lifecycle or cancel or not_found")  # the checks that use every route
 
 
 @pytest.fixture
@@ -69,8 +70,9 @@ def fal_mock() -> Iterator[MockServer]:
 def test_a_live_run_sends_fals_real_layout(
     run_suite: Runner, monkeypatch: pytest.MonkeyPatch, fal_mock: MockServer
 ) -> None:
-    """Every check, free and paid, through the stand-in: the suite's polls advance the mock's
-    virtual clock (nothing sleeps), the URLs the answers hand out are followed as given."""
+    """The checks that use every route (lifecycle, cancel, unknown ids; the others only
+    submit) through the stand-in: the suite's polls advance the mock's virtual clock (nothing
+    sleeps), and the URLs the answers hand out are followed as given."""
     assert fal_mock.control is not None
     clock = fal_mock.control.clock
     monkeypatch.setattr(LiveTarget, "wait", lambda self, seconds: clock.advance(seconds))
@@ -79,7 +81,7 @@ def test_a_live_run_sends_fals_real_layout(
     with FalStandIn(fal_mock.base_url) as standin:
         hosts = f"queue.fal.run={standin.origin},fal.run=http://127.0.0.1:{closed_port()}"
         monkeypatch.setenv("FAL_BASE_URL", hosts)
-        run = run_suite(*LIVE, "--accept-charges", "--max-spend", "50")
+        run = run_suite(*LIVE, "--accept-charges", "--max-spend", "50", *ROUTES)
     assert run.code == 0, run.output
     assert run.report["target"] == "live" and run.report["findings"] == []
     assert f"  fal      submit: POST {standin.origin}/fal-ai/{{model}}" in run.output
