@@ -120,8 +120,9 @@ def send_blocking(
     job ends, on a connection of its own (the target moves the mock's clock meanwhile); None
     when the job would not end within :func:`deadline`."""
     spec = probe.operations[operation]
-    path = probe.adapter.path(operation, model=model or probe.model)
-    url, headers = probe.target.origin(probe.provider) + path, probe.headers(key)
+    origin = probe.target.origin(probe.provider)
+    url = probe.adapter.url(origin, operation, model=model or probe.model)
+    headers = probe.headers(key)
 
     def send() -> Answer:
         http = Http()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nanobanana_mock import schemas
+from nanobanana_mock.client.errors import ConfigurationError
 from nanobanana_mock.client.providers import adapter
 from nanobanana_mock.faults.effects import EFFECTS
 from nanobanana_mock.scenario import check_scenario
@@ -156,4 +157,8 @@ def live_problems(options: RunOptions, estimate: float) -> list[str]:
         if adapter(provider).key_from_env() is None:
             names = " or ".join(adapter(provider).key_env)
             problems.append(f"{provider}: no API key; set {names}")
+        try:
+            adapter(provider).origin(options.base_url)
+        except ConfigurationError as exc:  # a base URL that is neither a URL nor a host map
+            problems.append(str(exc))
     return problems

@@ -157,8 +157,8 @@ class Probe:
         return self.adapter.headers(self.target.key(self.provider) if key is DEFAULT_KEY else key)
 
     def url(self, operation: str, request_id: str = "") -> str:
-        path = self.adapter.path(operation, model=self.model, request_id=request_id)
-        return self.target.origin(self.provider) + path
+        origin = self.target.origin(self.provider)
+        return self.adapter.url(origin, operation, model=self.model, request_id=request_id)
 
     def send(
         self,

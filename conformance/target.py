@@ -19,13 +19,22 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
+from nanobanana_mock.client.errors import ConfigurationError
 from nanobanana_mock.client.providers import adapter
 from nanobanana_mock.config import MockConfig
 from nanobanana_mock.control.pytest_plugin import MockServer
 
 from .exchange import Answer
 
-__all__ = ["MOCK_KEY", "MOCK_SEED", "WRONG_KEY", "LiveTarget", "MockTarget", "Target"]
+__all__ = [
+    "MOCK_KEY",
+    "MOCK_SEED",
+    "WRONG_KEY",
+    "LiveTarget",
+    "MockTarget",
+    "Target",
+    "live_endpoints",
+]
 
 MOCK_KEY = "conformance-suite-key"
 WRONG_KEY = "conformance-wrong-key"
@@ -155,3 +164,22 @@ class LiveTarget:
 
     def close(self) -> None:
         return None
+
+
+def live_endpoints(providers: Sequence[str], base_url: str | None = None) -> list[str]:
+    """Where a live run sends each provider's first request (its submit), as the plan shows
+    it: the real hosts' layout for fal (``schemas.hosts``). A provider whose base URL is
+    refused is left out (the run's refusals name it)."""
+    lines = []
+    for provider in providers:
+        found = adapter(provider)
+        operation = (
+            "submit" if "submit" in found.api["operations"] else next(iter(found.api["operations"]))
+        )
+        try:
+            url = found.url(found.origin(base_url), operation, model="{model}")
+        except ConfigurationError:
+            continue
+        method = found.api["operations"][operation]["method"]
+        lines.append(f"  {provider:8} {operation}: {method} {url}")
+    return lines

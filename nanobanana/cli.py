@@ -153,7 +153,7 @@ def _common_options() -> _Parser:
     options.add_argument(
         "--base-url",
         help="the provider's origin (default: the handle's, else $<PROVIDER>_BASE_URL, else "
-        f"the public one: {origins})",
+        f"the public one: {origins}); fal also takes a host map, queue.fal.run=URL[,fal.run=URL]",
     )
     options.add_argument("--api-key", help=f"the API key (default: {keys})")
     options.add_argument(

@@ -136,7 +136,7 @@ class Client:
 
     async def status(self, handle: JobHandle, *, deadline: float | None = None) -> StatusReport:
         """The job's current status (one read, retried on transient failures)."""
-        call = self.adapter.status_call(handle.rebased(self.base_url))
+        call = self.adapter.status_call(self.adapter.rebased(handle, self.base_url))
         answer = await self._send(
             call, ok=self.adapter.state_codes(call.operation), deadline=deadline
         )
@@ -152,7 +152,7 @@ class Client:
 
     async def result(self, handle: JobHandle, *, deadline: float | None = None) -> Result:
         """The finished job's output; JobFailed / JobCancelled / JobPending otherwise."""
-        call = self.adapter.result_call(handle.rebased(self.base_url))
+        call = self.adapter.result_call(self.adapter.rebased(handle, self.base_url))
         answer = await self._send(
             call, ok=self.adapter.state_codes(call.operation), deadline=deadline
         )
@@ -168,7 +168,7 @@ class Client:
 
     async def cancel(self, handle: JobHandle) -> bool:
         """Ask for cancellation: True if accepted, False if the job had already finished."""
-        call = self.adapter.cancel_call(handle.rebased(self.base_url))
+        call = self.adapter.cancel_call(self.adapter.rebased(handle, self.base_url))
         if call is None:
             raise NotSupported(f"{self.provider} has no cancel operation")
         answer = await self._send(call, ok=self.adapter.state_codes(call.operation))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,13 +37,16 @@ class JobHandle:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def rebased(self, origin: str) -> JobHandle:
+    def rebased(self, origin: str, move_url: Callable[[str], str] | None = None) -> JobHandle:
         """The same job reached through another origin (e.g. a proxy, or the mock): every URL
-        that started with the old base URL is moved to the new one."""
+        that started with the old base URL is moved to the new one (or by ``move_url``, which
+        knows the provider's layouts: ``Adapter.rebased``)."""
         if origin == self.base_url:
             return self
 
         def move(url: str | None) -> str | None:
+            if url is not None and move_url is not None:
+                return move_url(url)
             if url is not None and url.startswith(self.base_url):
                 return origin + url[len(self.base_url) :]
             return url

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nanobanana_mock import schemas
-from nanobanana_mock.schemas import media
+from nanobanana_mock.schemas import hosts, media
 from nanobanana_mock.schemas.lifecycle import EXPIRED
 
 from .errors import ConfigurationError, JobFailed, message_of
@@ -86,13 +86,21 @@ class Adapter:
 
     def origin(self, base_url: str | None) -> str:
         """The origin to talk to; the provider's usual base URLs are accepted too
-        (``…/v1`` for the Segmind SDK, ``…/model`` for SeaArt)."""
-        base = (base_url or os.environ.get(self.base_env) or self.default_base).rstrip("/")
+        (``…/v1`` for the Segmind SDK, ``…/model`` for SeaArt), and so is a host map
+        (``queue.fal.run=http://…``: fal's real layout elsewhere, ``schemas.hosts``)."""
+        base = (base_url or os.environ.get(self.base_env) or self.default_base).strip()
+        if hosts.is_host_map(base):
+            try:
+                hosts.parse_host_map(self.api, base)
+            except ValueError as exc:
+                raise ConfigurationError(f"{self.name}: {exc}") from None
+            return base
+        base = base.rstrip("/")
         if not base.startswith(("http://", "https://")):
             raise ConfigurationError(
                 f"{self.name}: base URL must start with http(s)://, got {base!r}"
             )
-        own = (self.api["base_url_path"], self.api["base_path"])
+        own = (self.api["base_url_path"], self.api["base_path"], *self.api.get("hosts", ()))
         suffixes = [s for s in dict.fromkeys((*own, "/v1", "/v2", "/queue")) if s]
         stripped = True
         while stripped:
@@ -139,29 +147,37 @@ class Adapter:
         template: str = self.api["operations"][operation]["path"]
         return template.format(**values)
 
+    def url(self, origin: str, operation: str, **values: str) -> str:
+        """The operation's URL on ``origin``: the mock's, or the real hosts' layout."""
+        return hosts.url(self.api, origin, self.path(operation, **values))
+
+    def rebased(self, handle: JobHandle, origin: str) -> JobHandle:
+        """``handle``'s job reached through ``origin``: its URLs moved from its base URL's
+        layout to ``origin``'s (fal's real hosts or the mock's prefixes, ``schemas.hosts``)."""
+        return handle.rebased(
+            origin, lambda url: hosts.rebase(self.api, url, handle.base_url, origin)
+        )
+
     def submit_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call:
-        return Call("submit", "POST", origin + self.path("submit", model=model), dict(body))
+        return Call("submit", "POST", self.url(origin, "submit", model=model), dict(body))
+
+    def _job_url(self, operation: str, handle: JobHandle) -> str:
+        return self.url(
+            handle.base_url, operation, model=handle.model, request_id=handle.request_id
+        )
 
     def status_call(self, handle: JobHandle) -> Call:
-        url = handle.status_url or handle.base_url + self.path(
-            "status", model=handle.model, request_id=handle.request_id
-        )
-        return Call("status", "GET", url)
+        return Call("status", "GET", handle.status_url or self._job_url("status", handle))
 
     def result_call(self, handle: JobHandle) -> Call:
-        url = handle.response_url or handle.base_url + self.path(
-            "result", model=handle.model, request_id=handle.request_id
-        )
-        return Call("result", "GET", url)
+        return Call("result", "GET", handle.response_url or self._job_url("result", handle))
 
     def cancel_call(self, handle: JobHandle) -> Call | None:
         """The contract's ``cancel`` operation, or None when the provider has none."""
         operation = self.api["operations"].get("cancel")
         if operation is None:
             return None
-        url = handle.cancel_url or handle.base_url + self.path(
-            "cancel", model=handle.model, request_id=handle.request_id
-        )
+        url = handle.cancel_url or self._job_url("cancel", handle)
         return Call("cancel", operation["method"], url)
 
     def state_codes(self, route: str) -> frozenset[int]:
@@ -259,7 +275,7 @@ def _images(items: Any) -> tuple[Image, ...]:
 class Segmind(Adapter, contract="segmind"):
     def sync_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call:
         return Call(
-            "sync_generate", "POST", origin + self.path("sync_generate", model=model), dict(body)
+            "sync_generate", "POST", self.url(origin, "sync_generate", model=model), dict(body)
         )
 
     def result(self, handle: JobHandle, body: Mapping[str, Any]) -> Result:
@@ -276,11 +292,11 @@ class SeaArt(Adapter, contract="seaart"):
 
 class Pixazo(Adapter, contract="pixazo"):
     def submit_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call:
-        return Call("submit", "POST", origin + self.path("submit"), dict(body))
+        return Call("submit", "POST", self.url(origin, "submit"), dict(body))
 
     def status_call(self, handle: JobHandle) -> Call:
         """Pixazo has one route for both: a POST with the id in the body."""
-        url = handle.base_url + self.path("result")
+        url = self.url(handle.base_url, "result")
         return Call("result", "POST", url, {"request_id": handle.request_id})
 
     def result_call(self, handle: JobHandle) -> Call:
@@ -323,7 +339,7 @@ class Gemini(Adapter, contract="gemini"):
         return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
 
     def sync_call(self, origin: str, model: str, body: Mapping[str, Any]) -> Call:
-        url = origin + self.path("sync_generate", model=model)
+        url = self.url(origin, "sync_generate", model=model)
         return Call("sync_generate", "POST", url, dict(body))
 
     def sync_result(self, origin: str, model: str, body: Any) -> Result:

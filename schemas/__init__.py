@@ -9,7 +9,8 @@ registered under it, so relative ``$ref``s resolve.
 The package is the project's shared vocabulary, and imports nothing else of the project:
 ``violations`` (one explanation of a schema violation, :func:`explain`, and the one
 :class:`ContractViolation`), ``located`` (the one YAML/JSON document loader whose problems
-name file, line and column), ``lifecycle`` (the provider-neutral job states).
+name file, line and column), ``lifecycle`` (the provider-neutral job states), ``hosts`` (the
+real host a mock path prefix stands for: fal's two).
 
 The providers are the contract folders: a folder with an ``api.json`` is one, listed in the
 order its ``api.json`` gives (:data:`PROVIDERS`). Lists of their names in other schema

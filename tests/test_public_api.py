@@ -2,7 +2,7 @@
 
 import nanobanana_mock as mockserver
 from nanobanana_mock import schemas
-from nanobanana_mock.schemas import checks, report
+from nanobanana_mock.schemas import checks, hosts, report
 
 
 def test_mockserver_public_api() -> None:
@@ -50,3 +50,7 @@ def test_contract_checks_public_api() -> None:
         "transition_findings",
     ]
     assert report.__all__ == ["Report"]
+
+
+def test_hosts_public_api() -> None:
+    assert hosts.__all__ == ["is_host_map", "layout", "parse_host_map", "rebase", "to_mock", "url"]

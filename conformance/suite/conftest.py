@@ -38,7 +38,7 @@ from nanobanana_mock.conformance.options import (
 )
 from nanobanana_mock.conformance.outcome import TOOL_ERROR, Outcome, Tally, decide
 from nanobanana_mock.conformance.probe import Probe
-from nanobanana_mock.conformance.target import LiveTarget, MockTarget, Target
+from nanobanana_mock.conformance.target import LiveTarget, MockTarget, Target, live_endpoints
 from nanobanana_mock.schemas.checks import ContractViolation
 from nanobanana_mock.schemas.report import Report
 
@@ -149,6 +149,10 @@ def pytest_collection_modifyitems(
         cap = options.max_spend if options.target == "live" else None
         _write(config, cost.format_plan(options.target, rows, cap))
     live = options.target == "live"
+    if live:
+        _write(
+            config, ["where the requests go:", *live_endpoints(options.providers, options.base_url)]
+        )
     problems = live_problems(options, sum(row[3] for row in rows)) if live else []
     if options.dry_run:
         _write(config, [f"a live run would be refused: {p}" for p in problems])

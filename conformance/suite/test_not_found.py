@@ -53,7 +53,8 @@ def test_an_unknown_model_is_not_found(probe: Probe, case: Case, operation: str)
     create = "batch_create" + operation.removeprefix("sync_generate")
     if create in probe.operations:
         batch = batch_body(probe, create, wire_body(probe, create, case.body))
-        url = probe.target.origin(probe.provider) + probe.adapter.path(create, model=UNKNOWN_MODEL)
+        origin = probe.target.origin(probe.provider)
+        url = probe.adapter.url(origin, create, model=UNKNOWN_MODEL)
         probe.check(create, probe.send(create, body=batch, url=url), expected={NOT_FOUND})
     probe.verdict()
 

@@ -31,6 +31,7 @@ from ..http import ApiError, BodyError, fingerprint, origin
 from ..names import CREDIT_STATUSES, declared_errors
 from ..pipeline.call import UNKNOWN, Call, call_of, note
 from ..state import MockState
+from ..store import ops
 from ..store.tenant import current
 
 __all__ = ["JOB_STATE_HEADER", "REGISTERED", "Envelopes", "Provider"]
@@ -320,10 +321,16 @@ class Provider(Envelopes):
                 entry.digest = call.digest()
         # the key read here, already redacted by the journal (no second hash)
         shown = entry.key if entry is not None else redact(self.request_key(request, call))
+        tenant = current()
         try:
-            job = await current().do(
-                "submit", self.name, model.name, body, owner, shown, call.effects
-            )
+            if tenant.remote:
+                job = await tenant.do(
+                    "submit", self.name, model.name, body, owner, shown, call.effects
+                )
+            else:  # in memory the operation is a call: no coroutine on the hot path
+                job = ops.submit(
+                    tenant.state, self.name, model.name, body, owner, shown, call.effects
+                )
         except InsufficientCredits as refused:
             raise self.insufficient_credits(refused.balance, refused.cost) from None
         if entry is not None:
@@ -362,8 +369,12 @@ class Provider(Envelopes):
         entry = call.entry
         if entry is not None:
             entry.request_id = request_id[:200]
+        tenant = current()
         try:
-            job, state = await current().do("read", self.name, request_id, owner, model, poll)
+            if tenant.remote:
+                job, state = await tenant.do("read", self.name, request_id, owner, model, poll)
+            else:  # in memory: ops.read inlined, no coroutine on the hottest path
+                job, state = tenant.state.sim.read(self.name, request_id, owner, model, poll=poll)
         except UnknownJob as missing:
             raise self.gone(request, missing) from None
         if entry is not None:

@@ -10,6 +10,9 @@ in place of the simulated handler, and checks what went each way:
 Findings go to the journal entry and to the app's drift report (``GET /_mock/drift``). URLs in
 JSON answers that point at the upstream are rewritten to point at the mock, so a client that
 follows them stays on it; the mock remembers them (bounded) to forward those requests too.
+A provider with real ``hosts`` (fal) and a real host as upstream is forwarded in its real
+layout (``schemas.hosts``: ``/fal/run/…`` to ``https://fal.run/…``), and URLs on its real
+hosts come back under the mock's prefix for them.
 
 Errors: a failure to reach or read the upstream (``aiohttp.ClientError``, a timeout, an answer
 larger than ``proxy_max_response_bytes``) becomes the provider's own 502, here and only here.
@@ -30,6 +33,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from nanobanana_mock import schemas
+from nanobanana_mock.schemas import hosts
 from nanobanana_mock.schemas.checks import (
     BREAKING,
     Finding,
@@ -174,9 +178,12 @@ class Proxy:
         if self.recorder is not None:
             self.recorder.record(exchange, facts.key)
         own = origin(request)
+        api = schemas.load(provider.name, "api")
+        real = hosts.layout(api, upstream) is not None  # fal's real hosts: under their prefixes
 
         def rebase(text: str) -> str:
-            return self._rebase(provider.name, upstream, own, text)
+            moved = hosts.to_mock(api, text, own) if real else None
+            return moved or self._rebase(provider.name, upstream, own, text)
 
         if is_json and (rebased := map_strings(answer, rebase)) != answer:
             data = json.dumps(rebased, separators=(",", ":")).encode()
@@ -195,7 +202,8 @@ class Proxy:
     ) -> tuple[int, CIMultiDict[str], bytes]:
         """Send the request upstream; the answer's status, relayable headers and body."""
         assert self.session is not None, "the proxy's session starts with the app"
-        url = URL(upstream + local_raw_path(request), encoded=True)
+        api = schemas.load(provider.name, "api")  # fal: /fal/queue/… goes to queue.fal.run/…
+        url = URL(hosts.url(api, upstream, local_raw_path(request)), encoded=True)
         headers = _without(request.headers, NOT_FORWARDED)
         headers["Accept-Encoding"] = ACCEPTED_ENCODINGS
         try:

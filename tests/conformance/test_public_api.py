@@ -72,6 +72,7 @@ PUBLIC = {
         "LiveTarget",
         "MockTarget",
         "Target",
+        "live_endpoints",
     ],
 }
 

@@ -220,6 +220,29 @@ EXPECTED = {
             ),
         ],
     ),
+    "fal-result-200-while-running": (
+        1,
+        [("result", "", BREAKING, "http_status", "HTTP 202 for IN_")],
+    ),
+    "fal-status-outside-lifecycle": (
+        1,
+        [
+            ("status", "/status", BREAKING, "schema", '["COMPLETED", "IN_PROGRESS"', "RUNNING"),
+            ("status", None, BREAKING, "transition", '["COMPLETED", "IN_PROGRESS"', "RUNNING"),
+        ],
+    ),
+    "fal-never-completes": (
+        1,
+        [("status", "/status", BREAKING, "lifecycle", "(COMPLETED)", NEVER_ENDS, "'IN_QUEUE'")],
+    ),
+    "fal-width-as-string": (1, [("result", "/images/0/width", BREAKING, "schema", "type integer")]),
+    "fal-renamed-request-id": (
+        1,
+        [
+            ("submit", "/request_id", BREAKING, "schema", "required field"),
+            ("submit", "/requestId", ADDITIVE, "schema", "no such field"),
+        ],
+    ),
 }
 
 # scenario -> the checks its run selects (pytest -k), where the whole suite would only repeat
