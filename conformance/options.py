@@ -77,7 +77,7 @@ def check_report_dir(path: str) -> None:
 
 def parse_providers(values: Iterable[str] | None) -> tuple[str, ...]:
     """``--provider a,b --provider c`` -> ("a", "b", "c"), in the contracts' order; none
-    given means all three."""
+    given means every one."""
     names = {n.strip() for v in values or () for n in v.split(",") if n.strip()}
     unknown = sorted(names - set(schemas.PROVIDERS))
     if unknown:

@@ -64,7 +64,7 @@ MARKERS = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "Nano Banana conformance suite")
-    group.addoption("--provider", action="append", help="provider(s); default: all three")
+    group.addoption("--provider", action="append", help="provider(s); default: every one")
     group.addoption("--target", choices=("mock", "live"), default="mock")
     group.addoption("--max-spend", type=float, metavar="USD", help="cap of a live run")
     group.addoption("--accept-charges", action="store_true", help="opt in to a paid live run")
