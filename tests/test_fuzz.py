@@ -1,6 +1,7 @@
-"""A bounded schemathesis run against the mock: every check, every phase, all providers.
+"""A bounded schemathesis run against the mock: every check, every phase, all providers, one
+operation of each kind (``fuzz/run.py --distinct``).
 
-`make fuzz` runs the same with many more examples.
+`make fuzz` runs every operation with many more examples.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ ROOT = Path(__file__).parents[1]
 
 def test_bounded_schemathesis_run_passes() -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "fuzz" / "run.py"), "--max-examples", "3", "--seed", "7"],
+        [
+            sys.executable,
+            str(ROOT / "fuzz" / "run.py"),
+            "--max-examples",
+            "3",
+            "--seed",
+            "7",
+            "--distinct",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -22,3 +31,32 @@ def test_bounded_schemathesis_run_passes() -> None:
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert proc.stdout.count("passed") >= 3
+
+
+def test_the_bounded_run_keeps_one_operation_of_each_kind() -> None:
+    """``--distinct`` drops only what runs the same handler on the same schemas: Gemini's /v1/
+    twins and the model ids sharing a request schema; every other provider keeps every
+    operation (Segmind's /v1 sync call and /v2 submit differ in their answers)."""
+    sys.path.insert(0, str(ROOT / "fuzz"))
+    try:
+        import run as fuzz_run
+    finally:
+        sys.path.remove(str(ROOT / "fuzz"))
+    from nanobanana_mock import schemas
+    from nanobanana_mock.openapi import openapi_document
+
+    for provider in schemas.PROVIDERS:
+        document = openapi_document(provider)
+        every = {o["operationId"] for m in document["paths"].values() for o in m.values()}
+        kept = set(fuzz_run.distinct(provider))
+        assert kept <= every
+        if provider != "gemini":
+            assert kept == every, provider
+    models = schemas.load("gemini", "api")["models"]
+    requests = {info["request"] for info in models.values()}
+    kept = fuzz_run.distinct("gemini")
+    assert sorted(op.partition(".")[2] for op in kept if op.startswith("sync_generate.")) == sorted(
+        min(m for m, info in models.items() if info["request"] == r) for r in requests
+    )
+    assert not [op for op in kept if "_stable" in op]
+    assert {"batch_get", "batch_cancel"} <= set(kept)
