@@ -11,9 +11,10 @@ contract violation.
 
 ``--distinct`` (the bounded run of ``make test``) fuzzes one operation of each kind: of the
 operations with the same method, request and response schemas, and path once its first
-segment and model are set aside, the first (by operation id). Gemini's /v1/ twins of its /v1beta/ routes and the model ids that
-share a request schema (the ``-preview`` aliases) run the same handler on the same schemas;
-fuzzing each of the 32 took three quarters of the bounded run. ``make fuzz`` fuzzes them all.
+segment and model are set aside, the first (by operation id). Gemini's /v1/ twins of its
+/v1beta/ routes and the model ids that share a request schema (the ``-preview`` aliases)
+run the same handler on the same schemas; fuzzing each of the 32 took three quarters of the
+bounded run. ``make fuzz`` fuzzes them all.
 """
 
 from __future__ import annotations
