@@ -59,4 +59,4 @@ def test_the_bounded_run_keeps_one_operation_of_each_kind() -> None:
         min(m for m, info in models.items() if info["request"] == r) for r in requests
     )
     assert not [op for op in kept if "_stable" in op]
-    assert {"batch_get", "batch_cancel"} <= set(kept)
+    assert {"batch_get", "batch_cancel", "batch_list", "batch_delete"} <= set(kept)
