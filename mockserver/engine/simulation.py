@@ -214,12 +214,13 @@ class Simulator:
         model: str | None = None,
         *,
         poll: bool = True,
+        kind: str | None = None,
     ) -> tuple[Job, State]:
-        """The owner's job (of ``model``, when the route names one) and its state now; a
-        status read (``poll``) is counted, as a failure may be due after some polls.
-        Raises :class:`UnknownJob`."""
+        """The owner's job (of ``model``, when the route names one; of ``kind``, when given)
+        and its state now; a status read (``poll``) is counted, as a failure may be due
+        after some polls. Raises :class:`UnknownJob`."""
         now = self._world.clock.now()
-        job = self._find(provider, request_id, owner, model, now)
+        job = self._find(provider, request_id, owner, model, now, kind)
         if poll:
             job.polls += 1
         return job, job.state(now)
@@ -237,9 +238,7 @@ class Simulator:
         """Forget the owner's job of ``kind`` (``JobStore.remove``: not cancelled). Raises
         :class:`UnknownJob`, as for a job of another kind."""
         now = self._world.clock.now()
-        job = self._find(provider, request_id, owner, None, now)
-        if job.kind != kind:
-            raise UnknownJob(request_id, UNKNOWN)
+        job = self._find(provider, request_id, owner, None, now, kind)
         self._world.store.remove(job)
         return job
 
@@ -252,12 +251,22 @@ class Simulator:
         return list(itertools.islice((job for job in jobs if job.kind == kind), limit))
 
     def _find(
-        self, provider: str, request_id: str, owner: str, model: str | None, now: float
+        self,
+        provider: str,
+        request_id: str,
+        owner: str,
+        model: str | None,
+        now: float,
+        kind: str | None = None,
     ) -> Job:
+        """The owner's job (of ``model`` and ``kind``, each when given); a job of another
+        kind is unknown, as another model's is."""
         store = self._world.store
         job = store.find(provider, request_id, owner, now)
         if job is None or (model is not None and job.model != model):
             raise UnknownJob(request_id, store.fate(request_id, now, provider, owner, model))
+        if kind is not None and job.kind != kind:
+            raise UnknownJob(request_id, UNKNOWN)
         return job
 
     def queue_position(self, job: Job, now: float) -> int:

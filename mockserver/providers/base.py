@@ -359,9 +359,11 @@ class Provider(Envelopes):
         *,
         poll: bool = True,
         owner: str | None = None,
+        kind: str | None = None,
     ) -> tuple[Job, State]:
-        """The job (of ``model``, when the route names one) and its state, for the request's
-        key (or ``owner``, when already authenticated); a status read (``poll``) is counted.
+        """The job (of ``model``, when the route names one; of ``kind``, when given: another
+        kind's is unknown) and its state, for the request's key (or ``owner``, when already
+        authenticated); a status read (``poll``) is counted.
         Noted for the journal; the provider's 404 (:meth:`gone`) when it cannot be shown."""
         call = call_of(request)
         if owner is None:
@@ -372,9 +374,13 @@ class Provider(Envelopes):
         tenant = current()
         try:
             if tenant.remote:
-                job, state = await tenant.do("read", self.name, request_id, owner, model, poll)
+                job, state = await tenant.do(
+                    "read", self.name, request_id, owner, model, poll, kind
+                )
             else:  # in memory: ops.read inlined, no coroutine on the hottest path
-                job, state = tenant.state.sim.read(self.name, request_id, owner, model, poll=poll)
+                job, state = tenant.state.sim.read(
+                    self.name, request_id, owner, model, poll=poll, kind=kind
+                )
         except UnknownJob as missing:
             raise self.gone(request, missing) from None
         if entry is not None:

@@ -29,7 +29,7 @@ from nanobanana_mock.schemas import Violation, explain, is_valid
 from ..contracts import Model
 from ..engine import images
 from ..engine.clock import utc_stamp
-from ..engine.jobs import UNKNOWN, Job, State
+from ..engine.jobs import Job, State
 from ..engine.simulation import NotCancellable, UnknownJob
 from ..http import ApiError, BodyError, json_response
 from ..pipeline.call import call_of
@@ -248,14 +248,14 @@ class Gemini(Provider, contract="gemini"):
         return json_response(200, await self._batch(job, State.QUEUED), headers)
 
     async def batch_get(self, request: web.Request) -> web.Response:
-        job, state = await self._read_batch(request, request.match_info["request_id"])
+        job, state = await self.read(request, request.match_info["request_id"], kind=KIND)
         code = self.contract.http_status("batch", state)
         return json_response(code, await self._batch(job, state))
 
     async def batch_cancel(self, request: web.Request) -> web.Response:
         owner = self.authenticate(request)
         rid = request.match_info["request_id"]
-        _, state = await self._read_batch(request, rid, owner)
+        _, state = await self.read(request, rid, poll=False, owner=owner, kind=KIND)
         try:
             await current().do("cancel", self.name, rid, owner, None)
         except NotCancellable:
@@ -289,16 +289,6 @@ class Gemini(Provider, contract="gemini"):
             raise self.gone(request, missing) from None
         return json_response(200, {})
 
-    async def _read_batch(
-        self, request: web.Request, rid: str, owner: str | None = None
-    ) -> tuple[Job, State]:
-        """A batch and its state (a cancel's read: ``owner`` given, no poll counted); a
-        generateContent job's id is not a batch's (404, as for an unknown id)."""
-        job, state = await self.read(request, rid, poll=owner is None, owner=owner)
-        if job.kind != KIND:
-            raise self.gone(request, UnknownJob(rid, UNKNOWN))
-        return job, state
-
     def _page_size(self, asked: str) -> int:
         """``pageSize``: absent or 0 the default, above the largest clamped to it [AIP-158];
         negative or not an int32, 400."""
@@ -324,7 +314,7 @@ class Gemini(Provider, contract="gemini"):
                 match = TOKEN.fullmatch(text.decode("ascii"))
             except (binascii.Error, ValueError):
                 match = None
-        if match is None:
+        if match is None or _token(int(match.group(1))) != token:  # (base64 skips junk)
             raise self.error(400, "Invalid page token.")
         return int(match.group(1))
 

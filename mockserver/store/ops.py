@@ -81,9 +81,15 @@ def submit(
 
 @op()
 def read(
-    state: MockState, provider: str, request_id: str, owner: str, model: str | None, poll: bool
+    state: MockState,
+    provider: str,
+    request_id: str,
+    owner: str,
+    model: str | None,
+    poll: bool,
+    kind: str | None = None,
 ) -> tuple[Job, State]:
-    return state.sim.read(provider, request_id, owner, model, poll=poll)
+    return state.sim.read(provider, request_id, owner, model, poll=poll, kind=kind)
 
 
 @op()

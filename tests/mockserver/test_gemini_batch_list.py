@@ -88,6 +88,7 @@ async def test_the_page_size_is_clamped(mock: Mock, monkeypatch: pytest.MonkeyPa
     [
         {"pageToken": "not-a-token"},
         {"pageToken": "YmF0Y2hlczow"},  # batches:0
+        {"pageToken": "YmF0Y2hlczox!"},  # batches:1 and a character base64 would skip
         {"pageToken": "YmF0Y2hlczox" * 6},  # too long
         {"pageToken": "\u00e9t\u00e9"},
         {"pageSize": "-1"},
