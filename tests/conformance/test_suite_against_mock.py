@@ -172,6 +172,13 @@ EXPECTED = {
             ),
         ],
     ),
+    "gemini-listing-renamed": (
+        1,
+        [
+            ("batch_list", "/operations", BREAKING, "lifecycle", "listed (within", "not listed"),
+            ("batch_list", "/batchJobs", ADDITIVE, "schema", "no such field"),
+        ],
+    ),
     "gemini-batch-never-ends": (
         1,
         [
@@ -251,9 +258,10 @@ SELECT = {
     "gemini-renamed-inline-data": "answers_its_image and lite",
     "gemini-half-size-images": "answers_its_image and gemini-3.1-flash-image-sync",
     "gemini-finish-reason-outside-enum": "answers_its_image and lite",
-    "gemini-batch-never-ends": "batch",
+    "gemini-batch-never-ends": "batch and not listing",
     "gemini-generate-never-answers": "answers_its_image and lite",
-    "gemini-batch-state-outside-lifecycle": "batch",
+    "gemini-batch-state-outside-lifecycle": "batch and not listing",
+    "gemini-listing-renamed": "listing",
 }
 
 
