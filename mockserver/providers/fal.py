@@ -6,8 +6,11 @@ Routes, on the mock's one origin: the queue under ``/fal/queue/fal-ai/{model}`` 
 clock. Request URLs name the app (``fal-ai/{model}``) without the ``/edit`` sub-path, as fal's
 do, so a job of an edit is read at its model's URLs. Status: ``IN_QUEUE`` with
 ``queue_position``; ``IN_PROGRESS`` and ``COMPLETED`` with ``logs`` (null unless ``?logs=1``).
-The result is 202 until done, then the output with ``x-fal-request-id``; a failed or cancelled
-job answers ``{"detail": ...}``. Errors are FastAPI's ``{"detail": ...}`` (queue.py).
+The result is 202 until done, then the output with ``x-fal-request-id`` and
+``x-fal-billable-units``; a failed or cancelled job answers ``{"detail": ...}``. The status
+stream (``…/status/stream``) sends the status body as Server-Sent Events (sse.py), one each time
+it changes on the virtual clock, until ``COMPLETED``. Errors are FastAPI's ``{"detail": ...}``
+(queue.py).
 """
 
 from __future__ import annotations

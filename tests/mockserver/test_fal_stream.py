@@ -15,7 +15,7 @@ import pytest
 
 from nanobanana_mock import schemas
 from nanobanana_mock.providers.fal import Fal
-from tests.harness import KEYS, Mock, serving, validate
+from tests.harness import KEYS, Mock, releasing, serving, validate
 
 P = "fal"
 Q = "/fal/queue/fal-ai"
@@ -156,3 +156,16 @@ async def test_a_result_says_its_billable_units(
     mock.advance(200)
     resp, _ = await mock.call(P, "result", "GET", f"{Q}/{app}/requests/{rid}", expect=200)
     assert (resp.headers["x-fal-request-id"], resp.headers["x-fal-billable-units"]) == (rid, units)
+
+
+async def test_fal_run_says_its_billable_units(mock: Mock) -> None:
+    async with releasing(mock, 60.0):
+        resp, _ = await mock.call(
+            P,
+            "run",
+            "POST",
+            "/fal/run/fal-ai/nano-banana-2",
+            json={"prompt": "x", "resolution": "2K"},
+            expect=200,
+        )
+    assert resp.headers["x-fal-billable-units"] == "1.5" and resp.headers["x-fal-request-id"]
