@@ -27,7 +27,7 @@ from ..engine.clock import ClockStopped
 from ..engine.jobs import TERMINAL, Job, State
 from ..engine.simulation import UnknownJob
 from ..http import ApiError, json_response
-from ..pipeline.call import note
+from ..pipeline.call import call_of, note
 from ..store.tenant import StoreUnavailable, current
 from . import sse
 from .queue import QueueProvider
@@ -124,6 +124,8 @@ class Fal(QueueProvider, contract="fal"):
         moves, seen = clock.moves, clock.now()  # what the state read next has seen
         job, state = await self.read(request, request_id, endpoint, owner=owner)
         response = await sse.open_stream(request)
+        # a transport fault after the answer: the stream is cut after its first event
+        cut = getattr(call_of(request).entry, "cut", False)
         loop = asyncio.get_running_loop()
         until = loop.time() + self.stream_seconds
         try:
@@ -133,7 +135,7 @@ class Fal(QueueProvider, contract="fal"):
                     await response.write(sse.event(body))
                     sent = body
                 left = until - loop.time()
-                if state in TERMINAL or left <= 0:
+                if state in TERMINAL or left <= 0 or cut:
                     break
                 wall = min(left, self.keepalive_seconds)
                 if not await sse.wait(clock, moves, _next_change(job, seen), wall):
@@ -147,8 +149,9 @@ class Fal(QueueProvider, contract="fal"):
         except (ClockStopped, UnknownJob, StoreUnavailable, ConnectionResetError):
             pass  # reset, evicted, expired, the store gone, the client gone: the stream ends
         note(request, state=state)
-        with contextlib.suppress(ConnectionResetError):
-            await response.write_eof()
+        if not cut:
+            with contextlib.suppress(ConnectionResetError):
+                await response.write_eof()
         return response
 
     async def run(self, request: web.Request) -> web.Response:

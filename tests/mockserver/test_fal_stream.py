@@ -90,7 +90,7 @@ async def test_a_finished_job_streams_one_completed_event(mock: Mock) -> None:
     assert data["status"] == "COMPLETED" and data["logs"] is None
 
 
-async def test_an_unknown_id_is_404_detail_and_a_fault_rule_applies(mock: Mock) -> None:
+async def test_an_unknown_id_is_404_detail_and_fault_rules_apply(mock: Mock) -> None:
     _, body = await mock.call(P, "status_stream", "GET", stream_path("nope"), expect=404)
     assert body == {"detail": "Request not found"}
     rule = {"match": {"operation": "status_stream"}, "effect": {"http_error": {"status": 503}}}
@@ -98,6 +98,13 @@ async def test_an_unknown_id_is_404_detail_and_a_fault_rule_applies(mock: Mock) 
     rid = await submit(mock)
     resp, body = await mock.call(P, "status_stream", "GET", stream_path(rid), expect=503)
     assert body == {"detail": "Service Unavailable"} and resp.headers["Retry-After"]
+    assert (await mock.client.delete("/_mock/faults")).status == 200
+    rule["effect"] = {"transport": {"kind": "reset"}}  # after the answer: cut after one event
+    assert (await mock.client.post("/_mock/faults", json=rule)).status == 201
+    cut = await open_stream(mock, rid)
+    assert (await next_event(cut))["status"] == "IN_QUEUE"
+    with pytest.raises(aiohttp.ClientPayloadError):  # at once: the clock never moved
+        await asyncio.wait_for(cut.content.read(), 5)
 
 
 async def test_a_quiet_stream_sends_keep_alive_comments(
