@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from nanobanana_mock import schemas
 from nanobanana_mock.providers.fal import Fal
@@ -134,6 +135,7 @@ async def test_streams_end_when_the_client_leaves_or_the_mock_is_reset() -> None
         for resp in (left, kept):
             assert (await next_event(resp))["status"] == "IN_QUEUE"
         await asyncio.wait_for(state.clock.wait_for_sleepers(2), 5)
+        assert await waiting_gauge(session, base) == 2.0
         left.close()  # the client goes: its stream's task is cancelled, nothing waits on
         for _ in range(500):  # bounded: the server notices the closed connection at once
             async with session.get(f"{base}/_mock/health") as resp:
@@ -146,6 +148,17 @@ async def test_streams_end_when_the_client_leaves_or_the_mock_is_reset() -> None
         assert await asyncio.wait_for(kept.content.read(), 5) == b""  # ended by the reset
         async with session.get(f"{base}/_mock/health") as resp:
             assert (await resp.json())["waiting"] == 0
+        assert await waiting_gauge(session, base) == 0.0
+
+
+async def waiting_gauge(session: aiohttp.ClientSession, base: str) -> float:
+    async with session.get(f"{base}/_mock/metrics") as resp:
+        text = await resp.text()
+    for family in text_string_to_metric_families(text):
+        if family.name == "nanobanana_mock_waiting_requests":
+            (sample,) = [s for s in family.samples if s.labels["tenant"] == ""]
+            return float(sample.value)
+    raise AssertionError("no waiting_requests gauge")
 
 
 @pytest.mark.parametrize(
