@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from ..engine import images
-from ..engine.clock import ClockStopped
+from ..engine.clock import ClockStopped, VirtualClock
 from ..engine.jobs import TERMINAL, Job, State
 from ..engine.simulation import UnknownJob
 from ..http import ApiError, json_response
@@ -117,42 +117,55 @@ class Fal(QueueProvider, contract="fal"):
         """The job's status as Server-Sent Events: the status body now, then each time it
         changes as the virtual clock moves, until it is terminal (sse.py, api.json)."""
         match = request.match_info
-        request_id, endpoint = match["request_id"], match["endpoint"]
         owner = self.authenticate(request)
-        tenant, sent = current(), None
-        clock = tenant.state.clock
-        moves, seen = clock.moves, clock.now()  # what the state read next has seen
-        job, state = await self.read(request, request_id, endpoint, owner=owner)
+        clock = self.state.clock
+        seen = (clock, clock.moves, clock.now())  # the clock as the read next sees it
+        job, state = await self.read(request, match["request_id"], match["endpoint"], owner=owner)
         response = await sse.open_stream(request)
         # a transport fault after the answer: the stream is cut after its first event
-        cut = getattr(call_of(request).entry, "cut", False)
-        loop = asyncio.get_running_loop()
-        until = loop.time() + self.stream_seconds
-        try:
-            while True:
-                body = self.status_body(request, job, state)
-                if body != sent:
-                    await response.write(sse.event(body))
-                    sent = body
-                left = until - loop.time()
-                if state in TERMINAL or left <= 0 or cut:
-                    break
-                wall = min(left, self.keepalive_seconds)
-                if not await sse.wait(clock, moves, _next_change(job, seen), wall):
-                    await response.write(sse.KEEPALIVE)
-                await tenant.sync()  # a shared store: this process's copy, up to date
-                clock = tenant.state.clock
-                moves, seen = clock.moves, clock.now()
-                job, state = tenant.state.sim.read(
-                    self.name, request_id, owner, endpoint, poll=False
-                )
-        except (ClockStopped, UnknownJob, StoreUnavailable, ConnectionResetError):
-            pass  # reset, evicted, expired, the store gone, the client gone: the stream ends
-        note(request, state=state)
+        cut = bool(getattr(call_of(request).entry, "cut", False))
+        with contextlib.suppress(ClockStopped, UnknownJob, StoreUnavailable, ConnectionResetError):
+            # reset, evicted, expired, the store gone, the client gone: the stream ends
+            await self._follow(request, response, owner, (job, state), seen, cut)
         if not cut:
             with contextlib.suppress(ConnectionResetError):
                 await response.write_eof()
         return response
+
+    async def _follow(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        owner: str,
+        read: tuple[Job, State],
+        seen: tuple[VirtualClock, int, float],
+        cut: bool,
+    ) -> None:
+        """Send the job's status body whenever it changes, waiting on the clock between
+        reads (its next move, or the job's next change by time), a keep-alive line after
+        each quiet ``keepalive_seconds``, for at most ``stream_seconds``."""
+        match, tenant, sent = request.match_info, current(), None
+        until = asyncio.get_running_loop().time() + self.stream_seconds
+        while True:
+            job, state = read
+            note(request, state=state)
+            body = self.status_body(request, job, state)
+            if body != sent:
+                await response.write(sse.event(body))
+                sent = body
+            left = until - asyncio.get_running_loop().time()
+            if state in TERMINAL or left <= 0 or cut:
+                return
+            clock, moves, now = seen  # a clock replaced meanwhile (a reset) was stopped
+            wall = min(left, self.keepalive_seconds)
+            if not await sse.wait(clock, moves, _next_change(job, now), wall):
+                await response.write(sse.KEEPALIVE)
+            await tenant.sync()  # a shared store: this process's copy, up to date
+            clock = tenant.state.clock
+            seen = (clock, clock.moves, clock.now())
+            read = tenant.state.sim.read(
+                self.name, match["request_id"], owner, match["endpoint"], poll=False
+            )
 
     async def run(self, request: web.Request) -> web.Response:
         """fal.run: the job followed to its end on the virtual clock, answered in one call."""
