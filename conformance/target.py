@@ -40,6 +40,7 @@ MOCK_KEY = "conformance-suite-key"
 WRONG_KEY = "conformance-wrong-key"
 MOCK_SEED = 20240601
 ARRIVAL_SECONDS = 0.01  # wall time between looks for the job a blocking call created
+ARRIVAL_LIMIT = 60.0  # wall time for that job to appear (a call neither answered nor queued)
 ANSWER_SECONDS = 120.0  # wall time for the answer once its job has ended
 
 
@@ -99,6 +100,7 @@ class MockTarget:
         answer: Future[Answer] = Future()
         self.waiting = [f for f in self.waiting if not f.done()] + [answer]
         threading.Thread(target=_settle, args=(send, answer), daemon=True).start()
+        given_up = time.monotonic() + ARRIVAL_LIMIT
         while True:
             try:  # an answer at once: refused, or no job to wait for
                 return answer.result(timeout=ARRIVAL_SECONDS)
@@ -107,6 +109,8 @@ class MockTarget:
             job = next((j for j in self.control.jobs.list(provider) if j.id not in known), None)
             if job is not None:
                 break
+            if time.monotonic() > given_up:  # no answer and no job: the call is left waiting
+                return None
         end = job.end_at if job.end_at is not None else deadline
         self.control.clock.to(max(min(end, deadline), self.control.clock.now()))
         if job.end_at is None or job.end_at > deadline:
