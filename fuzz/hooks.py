@@ -20,7 +20,7 @@ import schemathesis
 from schemathesis.generation.meta import CoveragePhaseData, CoverageScenario
 
 PIXAZO_PREFIX = "/nano-banana-pro-770/"
-GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
+GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/", "/v1beta/batches", "/v1/batches")
 GEMINI_KEY = "x-goog-api-key"
 
 

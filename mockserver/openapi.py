@@ -199,15 +199,22 @@ def openapi_document(provider: str) -> dict[str, Any]:
                 "summary": f"{name} ({model})" if model else name,
                 "responses": _responses(provider, op),
             }
+            parameters = [
+                {"name": name, "in": "query", "required": False, "schema": value}
+                for name, value in op.get("query", {}).items()
+            ]
             if "{request_id}" in path:
-                entry["parameters"] = [
+                parameters.insert(
+                    0,
                     {
                         "name": "request_id",
                         "in": "path",
                         "required": True,
                         "schema": {"type": "string", "minLength": 1, "maxLength": 256},
-                    }
-                ]
+                    },
+                )
+            if parameters:
+                entry["parameters"] = parameters
             request = (
                 api["models"][model]["request"] + op.get("request_suffix", "")
                 if op.get("request") == "model" and model

@@ -218,7 +218,7 @@ def message_of(body: Any) -> str | None:
     return None
 
 
-_JOB_STATES = frozenset({"expired", "evicted", "unknown"})
+_JOB_STATES = frozenset({"expired", "evicted", "deleted", "unknown"})
 
 
 def _job_state_of(headers: Mapping[str, str]) -> str | None:

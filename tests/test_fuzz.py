@@ -65,7 +65,7 @@ def test_the_bounded_run_keeps_one_operation_of_each_kind() -> None:
         min(m for m, info in models.items() if info["request"] == r) for r in requests
     )
     assert not [op for op in kept_gemini if "_stable" in op]
-    assert {"batch_get", "batch_cancel"} <= set(kept_gemini)
+    assert {"batch_get", "batch_cancel", "batch_list", "batch_delete"} <= set(kept_gemini)
     assert {"status.nano-banana", "result.nano-banana", "cancel.nano-banana"} <= set(
         fuzz_run.distinct("fal")
     )

@@ -160,3 +160,25 @@ async def test_a_batch_cancelled_with_the_sdk(mock: Mock) -> None:
     await asyncio.to_thread(client.batches.cancel, name=job.name)
     ended = await asyncio.to_thread(client.batches.get, name=job.name)
     assert ended.state == types.JobState.JOB_STATE_CANCELLED
+
+
+async def test_batches_listed_and_deleted_with_the_sdk(mock: Mock) -> None:
+    client = client_for(mock)
+    made = [
+        await asyncio.to_thread(
+            client.batches.create,
+            model="gemini-3-pro-image",
+            src=[types.InlinedRequest(contents=p)],
+        )
+        for p in ("one", "two", "three")
+    ]
+    pager = await asyncio.to_thread(client.batches.list, config={"page_size": 2})
+    listed = await asyncio.to_thread(list, pager)  # the Pager follows nextPageToken
+    assert [job.name for job in listed] == [job.name for job in reversed(made)]
+    assert {job.state for job in listed} == {types.JobState.JOB_STATE_PENDING}
+    await asyncio.to_thread(client.batches.delete, name=made[1].name)
+    left = await asyncio.to_thread(list, await asyncio.to_thread(client.batches.list))
+    assert [job.name for job in left] == [made[2].name, made[0].name]
+    with pytest.raises(errors.ClientError) as caught:
+        await asyncio.to_thread(client.batches.get, name=made[1].name)
+    assert caught.value.code == 404 and caught.value.status == "NOT_FOUND"

@@ -47,7 +47,7 @@ from ..config import ConfigError, MockConfig
 from ..contracts import contract
 from ..engine import scorecard, scorecard_report
 from ..engine.clock import MAX_SPEED, MAX_TIME, finite_or_inf
-from ..engine.jobs import EVICTED, EXPIRED, UNKNOWN, Failure, Job
+from ..engine.jobs import DELETED, EVICTED, EXPIRED, UNKNOWN, Failure, Job
 from ..engine.journal import redact
 from ..engine.keys import sealed
 from ..engine.quotas import Ledger, LimitError, RateLimiter
@@ -572,7 +572,11 @@ def job_view(state: MockState, job: Job, position: int | None = None) -> dict[st
     }
 
 
-GONE_REASONS = {EXPIRED: ": it expired", EVICTED: ": it was evicted to keep the store's bounds"}
+GONE_REASONS = {
+    EXPIRED: ": it expired",
+    EVICTED: ": it was evicted to keep the store's bounds",
+    DELETED: ": its owner deleted it",
+}
 
 
 def _job(request: web.Request) -> Job:
@@ -843,7 +847,7 @@ def _check_names(request: web.Request) -> None:
     _check_name(request, "provider", PROVIDERS)
     _check_name(request, "operation", all_operations())
     _check_name(request, "method", METHODS)
-    _check_name(request, "job", (EXPIRED, EVICTED, UNKNOWN))
+    _check_name(request, "job", (EXPIRED, EVICTED, DELETED, UNKNOWN))
 
 
 def _check_name(request: web.Request, name: str, allowed: tuple[str, ...]) -> None:

@@ -138,7 +138,7 @@ class JournalEntry:
     effect: str | None
     status: int | None
     findings: tuple[Mapping[str, Any], ...] = ()  # contract findings (validating proxy)
-    job: str | None = None  # why a job id was not shown: "expired", "evicted" or "unknown"
+    job: str | None = None  # why a job id was not shown: expired, evicted, deleted, unknown
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalEntry:

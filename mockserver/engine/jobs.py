@@ -10,8 +10,11 @@ frees the worker and re-plans the jobs still waiting. No HTTP here.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
+from bisect import bisect_left
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -21,6 +24,7 @@ from typing import NamedTuple
 from nanobanana_mock.schemas.lifecycle import TERMINAL, State
 
 __all__ = [
+    "DELETED",
     "EVICTED",
     "EXPIRED",
     "JOB_BYTES",
@@ -42,9 +46,10 @@ __all__ = [
 JOB_BYTES = 1024
 
 # Why the store cannot show a job id (``JobStore.fate``): its retention passed; it was dropped
-# before that to keep the store within ``max_jobs`` / ``max_job_bytes``; or it is not known
-# (never made for this provider and key, or gone past the ``MAX_GONE`` remembered).
-EXPIRED, EVICTED, UNKNOWN = "expired", "evicted", "unknown"
+# before that to keep the store within ``max_jobs`` / ``max_job_bytes``; its owner deleted it
+# (a Gemini batch); or it is not known (never made for this provider and key, or gone past
+# the ``MAX_GONE`` remembered).
+EXPIRED, EVICTED, DELETED, UNKNOWN = "expired", "evicted", "deleted", "unknown"
 MAX_GONE = 100_000  # gone job ids remembered, the oldest forgotten first: about 130 bytes
 # each (the id, its place in a dict and a queue; the record is shared), 13 MB at most
 
@@ -103,6 +108,7 @@ class Job:
     file_size: int | None = None  # bytes of its first image, once rendered
     seed: int | None = None  # the seed the request asked for, if any (answers echo it)
     inputs: int = 0  # how many input images the request gave (answers count them)
+    kind: str = ""  # what the route that made it calls it: "" a generation, "batch" a batch
     size: int = 0  # roughly what it holds in bytes, set when stored (see ``footprint``)
 
     @property
@@ -482,6 +488,32 @@ class JobStore:
             return None
         return job
 
+    def newest(
+        self, provider: str, owner: str, now: float, before: int | None = None
+    ) -> Iterator[Job]:
+        """The jobs of ``provider`` shown to ``owner``, newest first; with ``before``, only
+        those submitted before the job whose ``seq`` it is (a listing's next page). The
+        provider's queue is in ``seq`` order: the start is found by bisection."""
+        lane = self._lanes.get(provider)
+        if lane is None:
+            return
+        queue = lane.queue
+        skip = 0 if before is None else len(queue) - bisect_left(queue, before, key=_seq)
+        jobs = self._jobs
+        for job in itertools.islice(reversed(queue), skip, None):
+            if job.owner == owner and now < job.expires_at and jobs.get(job.id) is job:
+                yield job
+
+    def remove(self, job: Job) -> None:
+        """Forget ``job`` now, at its owner's request: it is shown no more, and its id is
+        remembered as :data:`DELETED`. Its schedule stays (deleting is not cancelling: a
+        running job keeps its worker until it would have ended), and its provider's queue
+        lets go of it in its turn."""
+        if self._jobs.get(job.id) is job:
+            del self._jobs[job.id]
+            self.bytes -= job.size
+            self._remember(job, DELETED)
+
     def cancel(self, job: Job, now: float) -> bool:
         """Cancel a live job; False when it is already terminal."""
         if job.state(now) in TERMINAL:
@@ -545,6 +577,10 @@ class JobStore:
 
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
+
+
+def _seq(job: Job) -> int:
+    return job.seq
 
 
 def _same(actual: tuple[str, ...], asked: tuple[str | None, ...]) -> bool:

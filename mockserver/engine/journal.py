@@ -140,7 +140,7 @@ class Entry:
         self.effect: str | None = None
         self.status: int | None = None  # None: a transport fault sent no response
         self.findings: list[dict[str, Any]] = NOTHING  # proxied answers only
-        self.job: str | None = None  # a job id not shown: "expired", "evicted" or "unknown"
+        self.job: str | None = None  # a job id not shown: expired, evicted, deleted, unknown
 
     def record(self) -> dict[str, Any]:
         """What a shared store keeps of it: :meth:`public`, the key's fingerprint and what

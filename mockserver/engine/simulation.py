@@ -18,13 +18,14 @@ reset that replaces the store or the clock is seen at once.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..contracts import Model, contract
 from . import images
-from .jobs import Failure, Job, JobStore, State
+from .jobs import UNKNOWN, Failure, Job, JobStore, State
 
 if TYPE_CHECKING:
     from ..config import MockConfig
@@ -53,7 +54,7 @@ class SimulationError(Exception):
 
 class UnknownJob(SimulationError):
     """No job ``request_id`` is shown to this provider and owner (and model); ``reason`` says
-    why: ``expired``, ``evicted`` or ``unknown`` (:meth:`JobStore.fate`)."""
+    why: ``expired``, ``evicted``, ``deleted`` or ``unknown`` (:meth:`JobStore.fate`)."""
 
     def __init__(self, request_id: str, reason: str) -> None:
         super().__init__(f"{request_id}: {reason}")
@@ -148,10 +149,11 @@ class Simulator:
         shown: str | None = None,
         shape: JobShape = PLAIN,
         new_id: IdMaker = uuid4,
+        kind: str = "",
     ) -> Job:
         """Charge ``owner`` (whose API key the ledger shows as ``shown``, redacted), then
         create, plan and store the job a validated ``body`` asks ``model`` for, shaped as
-        fault rules decided. ``new_id``
+        fault rules decided, of ``kind`` (``Job.kind``). ``new_id``
         draws the provider's id from its seeded stream (after the charge: a refused job
         draws nothing). Raises :class:`InsufficientCredits`."""
         world = self._world
@@ -197,6 +199,7 @@ class Simulator:
             shape.failure,
             seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
             inputs=len(inputs) if isinstance(inputs, list) else 0,
+            kind=kind,
         )
         store = world.store
         store.add(job, now)
@@ -211,12 +214,13 @@ class Simulator:
         model: str | None = None,
         *,
         poll: bool = True,
+        kind: str | None = None,
     ) -> tuple[Job, State]:
-        """The owner's job (of ``model``, when the route names one) and its state now; a
-        status read (``poll``) is counted, as a failure may be due after some polls.
-        Raises :class:`UnknownJob`."""
+        """The owner's job (of ``model``, when the route names one; of ``kind``, when given)
+        and its state now; a status read (``poll``) is counted, as a failure may be due
+        after some polls. Raises :class:`UnknownJob`."""
         now = self._world.clock.now()
-        job = self._find(provider, request_id, owner, model, now)
+        job = self._find(provider, request_id, owner, model, now, kind)
         if poll:
             job.polls += 1
         return job, job.state(now)
@@ -230,13 +234,39 @@ class Simulator:
             raise NotCancellable(job.state(now))
         return job
 
+    def delete(self, provider: str, request_id: str, owner: str, kind: str) -> Job:
+        """Forget the owner's job of ``kind`` (``JobStore.remove``: not cancelled). Raises
+        :class:`UnknownJob`, as for a job of another kind."""
+        now = self._world.clock.now()
+        job = self._find(provider, request_id, owner, None, now, kind)
+        self._world.store.remove(job)
+        return job
+
+    def newest(
+        self, provider: str, owner: str, kind: str, before: int | None, limit: int
+    ) -> list[Job]:
+        """Up to ``limit`` of the owner's live jobs of ``kind``, newest first; with
+        ``before``, those submitted before the job of that ``seq`` (``JobStore.newest``)."""
+        jobs = self._world.store.newest(provider, owner, self.now(), before)
+        return list(itertools.islice((job for job in jobs if job.kind == kind), limit))
+
     def _find(
-        self, provider: str, request_id: str, owner: str, model: str | None, now: float
+        self,
+        provider: str,
+        request_id: str,
+        owner: str,
+        model: str | None,
+        now: float,
+        kind: str | None = None,
     ) -> Job:
+        """The owner's job (of ``model`` and ``kind``, each when given); a job of another
+        kind is unknown, as another model's is."""
         store = self._world.store
         job = store.find(provider, request_id, owner, now)
         if job is None or (model is not None and job.model != model):
             raise UnknownJob(request_id, store.fate(request_id, now, provider, owner, model))
+        if kind is not None and job.kind != kind:
+            raise UnknownJob(request_id, UNKNOWN)
         return job
 
     def queue_position(self, job: Job, now: float) -> int:

@@ -37,7 +37,7 @@ from ..store.tenant import current
 __all__ = ["JOB_STATE_HEADER", "REGISTERED", "Envelopes", "Provider"]
 
 WARNING_HEADER = "X-Mock-Warning"
-JOB_STATE_HEADER = "X-Mock-Job-State"  # on a job's 404: expired, evicted or unknown
+JOB_STATE_HEADER = "X-Mock-Job-State"  # on a job's 404: expired, evicted, deleted, unknown
 WAIT_HEADERS = frozenset({"Retry-After", "x-rate-limit-reset-at-utc"})  # a 429's, if any
 MAX_WARNED = 200  # unknown names a warning header can show: it is cut at 512 bytes anyway
 
@@ -300,12 +300,12 @@ class Provider(Envelopes):
 
     # -- the simulator's answers ------------------------------------------------------------
     async def accept(
-        self, request: web.Request, model_name: str, schema: str | None = None
+        self, request: web.Request, model_name: str, schema: str | None = None, kind: str = ""
     ) -> tuple[Job, dict[str, str]]:
         """A generation request taken in: its key, the provider's rules, its model and body
-        (checked by ``schema``, else the model's request schema), then its job charged and
-        submitted. Returns the job and the warning headers its answer carries. (The request's
-        ``Call`` is looked up once, here.)"""
+        (checked by ``schema``, else the model's request schema), then its job (of ``kind``:
+        ``Job.kind``) charged and submitted. Returns the job and the warning headers its
+        answer carries. (The request's ``Call`` is looked up once, here.)"""
         call = call_of(request)
         owner = self.authenticate(request, call)
         self.screen(request)
@@ -325,11 +325,11 @@ class Provider(Envelopes):
         try:
             if tenant.remote:
                 job = await tenant.do(
-                    "submit", self.name, model.name, body, owner, shown, call.effects
+                    "submit", self.name, model.name, body, owner, shown, kind, call.effects
                 )
             else:  # in memory the operation is a call: no coroutine on the hot path
                 job = ops.submit(
-                    tenant.state, self.name, model.name, body, owner, shown, call.effects
+                    tenant.state, self.name, model.name, body, owner, shown, kind, call.effects
                 )
         except InsufficientCredits as refused:
             raise self.insufficient_credits(refused.balance, refused.cost) from None
@@ -359,9 +359,11 @@ class Provider(Envelopes):
         *,
         poll: bool = True,
         owner: str | None = None,
+        kind: str | None = None,
     ) -> tuple[Job, State]:
-        """The job (of ``model``, when the route names one) and its state, for the request's
-        key (or ``owner``, when already authenticated); a status read (``poll``) is counted.
+        """The job (of ``model``, when the route names one; of ``kind``, when given: another
+        kind's is unknown) and its state, for the request's key (or ``owner``, when already
+        authenticated); a status read (``poll``) is counted.
         Noted for the journal; the provider's 404 (:meth:`gone`) when it cannot be shown."""
         call = call_of(request)
         if owner is None:
@@ -372,9 +374,13 @@ class Provider(Envelopes):
         tenant = current()
         try:
             if tenant.remote:
-                job, state = await tenant.do("read", self.name, request_id, owner, model, poll)
+                job, state = await tenant.do(
+                    "read", self.name, request_id, owner, model, poll, kind
+                )
             else:  # in memory: ops.read inlined, no coroutine on the hottest path
-                job, state = tenant.state.sim.read(self.name, request_id, owner, model, poll=poll)
+                job, state = tenant.state.sim.read(
+                    self.name, request_id, owner, model, poll=poll, kind=kind
+                )
         except UnknownJob as missing:
             raise self.gone(request, missing) from None
         if entry is not None:

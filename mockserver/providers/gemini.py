@@ -6,13 +6,18 @@ Routes: ``POST /v1beta/models/{model}:generateContent`` and ``POST /v1/models/{m
 generateContent`` (google-genai 3.x), one blocking call each: the job runs on the shared
 engine and the answer carries the image as base64 ``inlineData`` when it ends, as Segmind's
 ``/v1`` answers its bytes. The wire body is nested; :meth:`Gemini.as_job` flattens it into
-what ``request.<model>.json`` checks and the simulator reads.
+what ``request.<model>.json`` checks and the simulator reads. Batches (each under both
+versions too): ``models/{model}:batchGenerateContent``, ``GET batches`` (a key's own, newest
+first, paged by an opaque token), ``GET``/``DELETE batches/{id}`` and ``batches/{id}:cancel``;
+a batch is one job of kind ``batch``, and a generateContent job is never shown as one.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import math
+import re
 from contextvars import ContextVar
 from typing import Any
 
@@ -25,7 +30,7 @@ from ..contracts import Model
 from ..engine import images
 from ..engine.clock import utc_stamp
 from ..engine.jobs import Job, State
-from ..engine.simulation import NotCancellable
+from ..engine.simulation import NotCancellable, UnknownJob
 from ..http import ApiError, BodyError, json_response
 from ..pipeline.call import call_of
 from ..store.tenant import current
@@ -78,6 +83,12 @@ RATIOS = tuple(
     ]["properties"]["aspectRatio"]["enum"]
 )
 MAX_PARTS = 10_000  # parts a prompt is read from (the schema bounds a valid body far lower)
+KIND = "batch"  # the kind (Job.kind) of a batch's job; a generateContent job has none
+# a listing's pages (api.json batch_list): the default and largest pageSize, and the token
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 100
+TOKEN = re.compile(r"batches:([1-9][0-9]{0,17})")  # what a page token holds: a job's seq
+INT32 = re.compile(r"-?[0-9]{1,10}")  # a pageSize the mock reads (then within int32)
+MAX_TOKEN = 64  # characters of a page token read (the mock's are about 20)
 
 
 class Gemini(Provider, contract="gemini"):
@@ -90,6 +101,8 @@ class Gemini(Provider, contract="gemini"):
             "batch_create": self.batch_create,
             "batch_get": self.batch_get,
             "batch_cancel": self.batch_cancel,
+            "batch_list": self.batch_list,
+            "batch_delete": self.batch_delete,
         }
         return [  # each under /v1beta/ and, as <operation>_stable, under /v1/
             _no_colon(self.route(operation + version, handler, "slug"))
@@ -229,27 +242,84 @@ class Gemini(Provider, contract="gemini"):
     async def batch_create(self, request: web.Request) -> web.Response:
         token = _IN_BATCH.set(True)
         try:
-            job, headers = await self.accept(request, request.match_info["slug"])
+            job, headers = await self.accept(request, request.match_info["slug"], kind=KIND)
         finally:
             _IN_BATCH.reset(token)
-        return json_response(200, await self._batch(request, job, State.QUEUED), headers)
+        return json_response(200, await self._batch(job, State.QUEUED), headers)
 
     async def batch_get(self, request: web.Request) -> web.Response:
-        job, state = await self.read(request, request.match_info["request_id"])
+        job, state = await self.read(request, request.match_info["request_id"], kind=KIND)
         code = self.contract.http_status("batch", state)
-        return json_response(code, await self._batch(request, job, state))
+        return json_response(code, await self._batch(job, state))
 
     async def batch_cancel(self, request: web.Request) -> web.Response:
         owner = self.authenticate(request)
         rid = request.match_info["request_id"]
-        _, state = await self.read(request, rid, poll=False, owner=owner)
+        _, state = await self.read(request, rid, poll=False, owner=owner, kind=KIND)
         try:
             await current().do("cancel", self.name, rid, owner, None)
         except NotCancellable:
             raise self.error(400, f"Batch batches/{rid} has already ended ({state}).") from None
         return json_response(200, {})
 
-    async def _batch(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:
+    async def batch_list(self, request: web.Request) -> web.Response:
+        """The key's batches, newest first, a page at a time (api.json batch_list)."""
+        owner = self.authenticate(request)
+        size = self._page_size(request.query.get("pageSize", ""))
+        before = self._page_token(request.query.get("pageToken", ""))
+        tenant = current()
+        await tenant.sync()  # a listing is a read: the copy up to date, no operation
+        sim = tenant.state.sim
+        jobs = sim.newest(self.name, owner, KIND, before, size + 1)
+        now = sim.now()
+        body: dict[str, Any] = {}
+        if jobs:  # proto3 JSON leaves an empty list out
+            body["operations"] = [await self._batch(j, j.state(now), False) for j in jobs[:size]]
+        if len(jobs) > size:
+            body["nextPageToken"] = _token(jobs[size - 1].seq)
+        return json_response(200, body)
+
+    async def batch_delete(self, request: web.Request) -> web.Response:
+        """Forget the key's batch (not cancelled: api.json batch_delete); 404 once gone."""
+        owner = self.authenticate(request)
+        rid = request.match_info["request_id"]
+        try:
+            await current().do("delete", self.name, rid, owner, KIND)
+        except UnknownJob as missing:
+            raise self.gone(request, missing) from None
+        return json_response(200, {})
+
+    def _page_size(self, asked: str) -> int:
+        """``pageSize``: absent or 0 the default, above the largest clamped to it [AIP-158];
+        negative or not an int32, 400."""
+        if not asked:
+            return PAGE_SIZE
+        if INT32.fullmatch(asked) is None or int(asked) > 2**31 - 1:
+            shown = asked[:40].encode("unicode_escape").decode("ascii")
+            raise self.error(400, f"Invalid value at 'page_size' (TYPE_INT32), \"{shown}\"")
+        size = int(asked)
+        if size < 0:
+            raise self.error(400, "page_size must not be negative.")
+        return min(size, MAX_PAGE_SIZE) or PAGE_SIZE
+
+    def _page_token(self, token: str) -> int | None:
+        """The ``seq`` a ``pageToken`` of :func:`_token` holds (none for the first page);
+        any other, 400."""
+        if not token:
+            return None
+        match = None
+        if len(token) <= MAX_TOKEN:
+            try:
+                text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+                match = TOKEN.fullmatch(text.decode("ascii"))
+            except (binascii.Error, ValueError):
+                match = None
+        if match is None or _token(int(match.group(1))) != token:  # (base64 skips junk)
+            raise self.error(400, "Invalid page token.")
+        return int(match.group(1))
+
+    async def _batch(self, job: Job, state: State, output: bool = True) -> dict[str, Any]:
+        """A batch as GET batches/{id} shows it; a listing's leaves its ``output`` out."""
         now = self.sim.now()
         count = job.output.count
         metadata: dict[str, Any] = {
@@ -266,6 +336,8 @@ class Gemini(Provider, contract="gemini"):
         if ended is not None:
             metadata["endTime"] = utc_stamp(ended)
         if state is State.SUCCEEDED:
+            metadata["batchStats"]["successfulRequestCount"] = str(count)
+        if state is State.SUCCEEDED and output:
             asked = {"prompt": job.prompt}
             tokens = self._image_tokens(job)
             mime = images.content_type(job.output.fmt)
@@ -275,7 +347,6 @@ class Gemini(Provider, contract="gemini"):
                 part = {"inlineData": {"mimeType": mime, "data": _b64(data)}}
                 responses.append({"response": self._answer(job, asked, [part], tokens, "STOP")})
             metadata["output"] = {"inlinedResponses": {"inlinedResponses": responses}}
-            metadata["batchStats"]["successfulRequestCount"] = str(count)
         body: dict[str, Any] = {"name": f"batches/{job.id}", "metadata": metadata}
         if ended is not None:
             body["done"] = True
@@ -337,6 +408,11 @@ def _no_colon(route: web.RouteDef) -> web.RouteDef:
     405 there names POST only)."""
     path = route.path.replace("{request_id}", "{request_id:[^/:]+}")
     return web.RouteDef(route.method, path, route.handler, route.kwargs)
+
+
+def _token(seq: int) -> str:
+    """The opaque ``nextPageToken`` of a page whose last batch is the job of ``seq``."""
+    return base64.urlsafe_b64encode(f"batches:{seq}".encode("ascii")).decode("ascii").rstrip("=")
 
 
 def _flat(body: dict[str, Any]) -> dict[str, Any]:

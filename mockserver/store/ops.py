@@ -69,26 +69,38 @@ def submit(
     body: dict[str, Any],
     owner: str,
     shown: str | None,
+    kind: str = "",
     shape: JobShape = PLAIN,
 ) -> Job:
-    """Charge and create a job (``Simulator.submit``); ``shown`` is the key as the ledger
-    shows it (redacted)."""
+    """Charge and create a job of ``kind`` (``Simulator.submit``); ``shown`` is the key as
+    the ledger shows it (redacted)."""
     spec = contract(provider).models[model]
-    return state.sim.submit(
-        spec, body, owner, shown=shown, shape=shape, new_id=ID_MAKERS.get(provider, uuid4)
-    )
+    new_id = ID_MAKERS.get(provider, uuid4)
+    return state.sim.submit(spec, body, owner, shown=shown, shape=shape, new_id=new_id, kind=kind)
 
 
 @op()
 def read(
-    state: MockState, provider: str, request_id: str, owner: str, model: str | None, poll: bool
+    state: MockState,
+    provider: str,
+    request_id: str,
+    owner: str,
+    model: str | None,
+    poll: bool,
+    kind: str | None = None,
 ) -> tuple[Job, State]:
-    return state.sim.read(provider, request_id, owner, model, poll=poll)
+    return state.sim.read(provider, request_id, owner, model, poll=poll, kind=kind)
 
 
 @op()
 def cancel(state: MockState, provider: str, request_id: str, owner: str, model: str | None) -> Job:
     return state.sim.cancel(provider, request_id, owner, model)
+
+
+@op()
+def delete(state: MockState, provider: str, request_id: str, owner: str, kind: str) -> Job:
+    """Forget the owner's job of ``kind`` (``Simulator.delete``); raises ``UnknownJob``."""
+    return state.sim.delete(provider, request_id, owner, kind)
 
 
 @op()

@@ -306,3 +306,32 @@ async def test_settle_waits_on_the_virtual_clock_until_the_job_ends() -> None:
     world.clock.advance(11.0)
     await sim.settle(job)  # already past: answers at once
     assert sim.read("segmind", job.id, OWNER)[1] is State.SUCCEEDED
+
+
+# -- listing and deleting ----------------------------------------------------------------------
+
+
+def test_a_listing_shows_the_owners_jobs_of_a_kind_newest_first_and_deleted_ones_go() -> None:
+    sim, world = simulator(max_jobs=4)
+    gemini = model("gemini", "gemini-2.5-flash-image")
+    a, b = (sim.submit(gemini, BODY, OWNER, kind="batch") for _ in range(2))
+    sim.submit(gemini, BODY, OWNER)  # a generation, not a batch
+    sim.submit(gemini, BODY, fingerprint("key-b"), kind="batch")  # another key's
+    assert sim.newest("gemini", OWNER, "batch", None, 10) == [b, a]
+    assert sim.newest("gemini", OWNER, "batch", b.seq, 10) == [a]
+    assert sim.newest("gemini", OWNER, "batch", None, 1) == [b]
+    with pytest.raises(UnknownJob):
+        sim.delete("gemini", a.id, OWNER, "")  # the kind must match
+    sim.delete("gemini", a.id, OWNER, "batch")
+    assert sim.newest("gemini", OWNER, "batch", None, 10) == [b]
+    with pytest.raises(UnknownJob) as gone:
+        sim.read("gemini", a.id, OWNER, kind="batch")
+    assert gone.value.reason == "deleted"
+    assert a.state(5.0) is State.RUNNING  # deleted, not cancelled: it keeps its worker
+    c = sim.submit(gemini, BODY, OWNER, kind="batch")  # 4 kept: nothing evicted
+    assert (len(world.store), world.store.evicted) == (4, 0)
+    d = sim.submit(gemini, BODY, OWNER, kind="batch")  # a's place let go, then b evicted
+    assert (len(world.store), world.store.evicted) == (4, 1)
+    assert sim.newest("gemini", OWNER, "batch", None, 10) == [d, c]
+    fates = [world.store.fate(job.id, 0.0, "gemini", OWNER) for job in (a, b)]
+    assert fates == ["deleted", "evicted"]

@@ -175,6 +175,25 @@ async def test_seaart_submit_on_one_cancel_on_the_other(start: Start) -> None:
     await seaart_status(a, "mmsu_unknown", expect=404)
 
 
+async def test_a_gemini_batch_made_on_one_is_listed_and_deleted_on_the_other(
+    start: Start,
+) -> None:
+    a, b = await start(), await start()
+    path = "/v1beta/models/gemini-2.5-flash-image:batchGenerateContent"
+    request = {"contents": [{"parts": [{"text": "x"}]}]}
+    made = {"batch": {"inputConfig": {"requests": {"requests": [{"request": request}]}}}}
+    _, created = await a.call("gemini", "batch_create", "POST", path, json=made, expect=200)
+    name = created["name"]
+    _, page = await b.call("gemini", "batch_list", "GET", "/v1beta/batches", expect=200)
+    assert [item["name"] for item in page["operations"]] == [name]
+    await b.call("gemini", "batch_delete", "DELETE", f"/v1beta/{name}", expect=200)
+    resp, _ = await a.call("gemini", "batch_get", "GET", f"/v1beta/{name}", expect=404)
+    assert resp.headers["X-Mock-Job-State"] == "deleted"
+    _, page = await a.call("gemini", "batch_list", "GET", "/v1beta/batches", expect=200)
+    assert page == {}
+    assert len(a.state.store) == len(b.state.store) == 0  # the same copy on both
+
+
 async def test_pixazo_submit_on_one_result_on_the_other(start: Start) -> None:
     a, b = await start(), await start()
     rid = (await pixazo_submit(a))["request_id"]
