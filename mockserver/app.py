@@ -170,6 +170,7 @@ async def _health(request: web.Request) -> web.Response:
             "pid": os.getpid(),  # which process answered (--processes N: N of them)
             "clock": state.clock.now(),
             "jobs": len(state.store),
+            "waiting": state.clock.sleepers,  # blocking calls and status streams, now
             "violations": state.violations[-50:],  # answers that broke the contract (self_check)
             "tenant": tenant.name,
             **store,

@@ -117,12 +117,25 @@ def _responses(provider: str, operation: dict[str, Any]) -> dict[str, Any]:
         response: dict[str, Any] = {"description": spec.get("description", f"HTTP {code}")}
         if "schema" in spec:
             response["content"] = {"application/json": {"schema": _ref(provider, spec["schema"])}}
+        elif "events" in spec:  # an event stream: the schema is each event's (its data JSON)
+            response["content"] = {spec["content_type"]: {"schema": _event(provider, spec)}}
         elif "content_type" in spec:
             response["content"] = {
                 spec["content_type"]: {"schema": {"type": "string", "format": "binary"}}
             }
         out[code] = response
     return out
+
+
+def _event(provider: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """One Server-Sent Event (its fields, as an event-stream schema gives them), whose data is
+    JSON keeping the schema api.json names in ``events``."""
+    data = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": _ref(provider, spec["events"]),
+    }
+    return {"type": "object", "required": ["data"], "properties": {"data": data}}
 
 
 def _security(provider: str) -> tuple[dict[str, Any], list[dict[str, list[str]]]]:

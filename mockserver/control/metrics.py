@@ -54,10 +54,12 @@ class View:
     running: dict[str, int] = field(default_factory=dict)
     workers: dict[str, int] = field(default_factory=dict)
     charged: dict[str, float] = field(default_factory=dict)
+    waiting: int = 0  # requests waiting on the clock in this process (calls, streams)
 
     def add(self, other: View) -> None:
         self.counters.add(other.counters)
         self.dropped += other.dropped
+        self.waiting += other.waiting
         for slot, n in other.jobs.items():
             self.jobs[slot] = self.jobs.get(slot, 0) + n
         for mine, theirs in (
@@ -80,7 +82,7 @@ async def view(tenant: Tenant) -> View:
         counters, dropped = await fetch(tenant)  # type: ignore[arg-type]
     else:
         counters, dropped = state.metrics, state.journal.dropped
-    shown = View(tenant.name, counters, dropped)
+    shown = View(tenant.name, counters, dropped, waiting=state.clock.sleepers)
     now = state.clock.now()
     for provider in PROVIDERS:
         for name in STATES:
@@ -211,8 +213,15 @@ def families(shown: list[View]) -> Iterator[Metric]:
         "Workers per provider lane (the workers setting).",
         labels=["tenant", "provider"],
     )
+    waiting = GaugeMetricFamily(
+        PREFIX + "waiting_requests",
+        "Provider requests waiting on the virtual clock in this process now: blocking calls "
+        "and status streams.",
+        labels=["tenant"],
+    )
     for v in shown:
         t = v.name
+        waiting.add_metric([t], v.waiting)
         by_operation: dict[tuple[str, str], list[float]] = {}
         for (provider, operation, status), slot in sorted(v.counters.served.items(), key=_order):
             p, o = provider or "none", operation or "none"
@@ -245,7 +254,7 @@ def families(shown: list[View]) -> Iterator[Metric]:
         for provider, n in sorted(v.workers.items()):
             workers.add_metric([t, provider], n)
     yield from (requests, latency, faults, limited, errors, dropped, charged)
-    yield from (jobs, queued, busy, workers)
+    yield from (jobs, queued, busy, workers, waiting)
 
 
 def _order(item: tuple[tuple[str | None, str | None, int | None], list[float]]) -> tuple[str, ...]:

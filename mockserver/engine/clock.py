@@ -48,6 +48,7 @@ class VirtualClock:
         self._base = 0.0
         self._wall_base = wall()
         self._changed: asyncio.Event | None = None
+        self._moves = 0  # moves so far (advances, speed changes, the stop): see wait_change
         self._sleepers = 0
         self._sleepers_changed: asyncio.Event | None = None
         self._stopped = False
@@ -177,6 +178,34 @@ class VirtualClock:
         finally:
             self._count_sleeper(-1)
 
+    @property
+    def moves(self) -> int:
+        """How many times the clock was moved by hand (advanced, its speed set) or stopped."""
+        return self._moves
+
+    async def wait_change(self, moves: int, deadline: float) -> None:
+        """Return once the clock has moved since it had made ``moves`` moves (at once if it
+        has already) or virtual time reaches ``deadline``, whichever is first; raises
+        :class:`ClockStopped` if the clock is stopped. A sleeper meanwhile, as in
+        :meth:`sleep_until` (a shared store brings a copy with sleepers up to date when
+        another process moves its clock)."""
+        if self._stopped:
+            raise ClockStopped("the mock was reset while this request waited")
+        remaining = deadline - self.now()
+        if moves != self._moves or not remaining > 0:
+            return
+        self._count_sleeper(+1)
+        try:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            timeout = remaining / self._speed if self._speed > 0 else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
+            if self._stopped:
+                raise ClockStopped("the mock was reset while this request waited")
+        finally:
+            self._count_sleeper(-1)
+
     async def wait_for_sleepers(self, count: int = 1) -> None:
         """Return once at least ``count`` coroutines sleep on this clock (a test helper)."""
         while self._sleepers < count:
@@ -185,6 +214,7 @@ class VirtualClock:
             await self._sleepers_changed.wait()
 
     def _wake(self) -> None:
+        self._moves += 1
         if self._changed is not None:
             self._changed.set()
             self._changed = None

@@ -104,7 +104,7 @@ class QueueProvider(Provider):
         code = self.contract.http_status("result", state)
         if state is not State.SUCCEEDED:
             return self.unfinished(request, job, state, code)
-        return json_response(code, self.result_body(request, job))
+        return json_response(code, self.result_body(request, job), self.result_headers(job))
 
     async def cancel(self, request: web.Request) -> web.Response:
         owner = self.authenticate(request)
@@ -122,6 +122,10 @@ class QueueProvider(Provider):
     def request_schema(self, request: web.Request) -> str | None:
         """The schema a submit's body is checked by; None: its model's own."""
         return None
+
+    def result_headers(self, job: Job) -> dict[str, str]:
+        """The headers of a successful job's result (none unless the queue adds some)."""
+        return {}
 
     def unfinished(self, request: web.Request, job: Job, state: State, code: int) -> web.Response:
         """The result route's answer for a job that did not succeed: its status body."""

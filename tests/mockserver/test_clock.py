@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
-from nanobanana_mock.engine.clock import MAX_TIME, VirtualClock
+from nanobanana_mock.engine.clock import MAX_TIME, ClockStopped, VirtualClock
 
 
 class FakeWall:
@@ -67,6 +68,27 @@ async def test_sleepers_wake_when_the_clock_reaches_their_deadline() -> None:
     clock.advance(100)
     await asyncio.wait_for(tasks[1], 5)
     assert woke == [5, 10] and clock.sleepers == 0
+
+
+async def test_wait_change_returns_at_the_next_move_a_missed_one_or_the_deadline() -> None:
+    clock = VirtualClock(speed=0)
+    moves = clock.moves
+    waiter = asyncio.ensure_future(clock.wait_change(moves, math.inf))
+    await clock.wait_for_sleepers(1)
+    clock.advance(0.5)  # any move, not only one that reaches a deadline
+    await asyncio.wait_for(waiter, 5)
+    assert clock.sleepers == 0
+    await asyncio.wait_for(clock.wait_change(moves, math.inf), 5)  # moved since: at once
+    await asyncio.wait_for(clock.wait_change(clock.moves, 0.5), 5)  # the deadline is past
+    running = VirtualClock(speed=1000)
+    await asyncio.wait_for(running.wait_change(running.moves, running.now() + 2), 5)
+    assert running.now() >= 2
+    waiter = asyncio.ensure_future(clock.wait_change(clock.moves, math.inf))
+    await clock.wait_for_sleepers(1)
+    clock.stop()  # a reset: the waiter is told, and so is any later one
+    for waiting in (waiter, clock.wait_change(clock.moves, math.inf)):
+        with pytest.raises(ClockStopped):
+            await asyncio.wait_for(waiting, 5)
 
 
 async def test_a_running_clock_wakes_sleepers_by_itself() -> None:

@@ -314,6 +314,28 @@ async def test_a_blocked_segmind_call_is_released_by_the_other_process(start: St
     assert resp.content_type.startswith("image/")
 
 
+async def test_a_fal_job_submitted_on_one_is_streamed_on_the_other(start: Start) -> None:
+    a, b = await start(), await start()
+    _, data = await a.call(
+        "fal", "submit", "POST", "/fal/queue/fal-ai/nano-banana", json={"prompt": "x"}, expect=200
+    )
+    rid = data["request_id"]
+    path = f"/fal/queue/fal-ai/nano-banana/requests/{rid}/status/stream"
+    resp = await b.client.get(path, headers=KEYS["fal"])
+    assert resp.status == 200 and resp.content_type == "text/event-stream"
+    seen = []
+    for step in (0.0, 1.0, 14.28):  # moved on A: B's waiting copy is brought up to date
+        if step:
+            await asyncio.wait_for(b.state.clock.wait_for_sleepers(1), 10)
+            await a.move(step)
+        raw = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 10)
+        event = json.loads(raw.removeprefix(b"data: "))
+        validate("fal", "status", event)
+        seen.append(event["status"])
+    assert seen == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+    assert await asyncio.wait_for(resp.content.read(), 10) == b""
+
+
 async def test_the_default_seaart_gateway_error_is_the_same_on_both(start: Start) -> None:
     a, b = await start(), await start()
     bodies = []
