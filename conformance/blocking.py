@@ -38,6 +38,7 @@ __all__ = [
     "batch_images",
     "check_images",
     "check_refused",
+    "create_batch",
     "deadline",
     "finish_reason",
     "images_of",
@@ -83,6 +84,23 @@ def batch_body(probe: Probe, operation: str, request: Mapping[str, Any]) -> dict
         node = node[part]
     node[BATCH_REQUESTS[-1]] = [{"request": dict(request), "metadata": {"key": "conformance"}}]
     return body
+
+
+def create_batch(
+    probe: Probe, operation: str, plan: Plan, body: Mapping[str, Any]
+) -> tuple[str, Answer]:
+    """Book ``plan``, create a batch of the one request ``body`` with ``operation`` (checked:
+    200 and its schema): its id and the answer; the check stops when the answer names none."""
+    probe.spend(plan)
+    created = probe.send(
+        operation, body=batch_body(probe, operation, wire_body(probe, operation, body))
+    )
+    probe.check(operation, created, expected={200})
+    rid = batch_id(created.json)
+    if rid is None:
+        probe.stop("the batch answer names no batches/<id>; it cannot be followed")
+    assert rid is not None
+    return rid, created
 
 
 def batch_id(body: Any) -> str | None:

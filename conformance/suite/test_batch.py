@@ -14,12 +14,10 @@ from typing import Any
 import pytest
 
 from nanobanana_mock.conformance.blocking import (
-    batch_body,
-    batch_id,
     batch_images,
     check_images,
+    create_batch,
     deadline,
-    wire_body,
 )
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.exchange import Answer
@@ -29,7 +27,6 @@ from nanobanana_mock.schemas.checks import transition_findings
 from nanobanana_mock.schemas.lifecycle import State
 
 pytestmark = [pytest.mark.paid, pytest.mark.cases("provider", needs="batch_create")]
-OK = 200
 POLLS_PER_JOB = 6  # reads over a job's typical time
 EXTRA_POLLS = 2  # after the terminal state, to see that it stays terminal
 BACKOFF = 1.5  # each wait between reads this much longer than the last (a batch may take long)
@@ -40,14 +37,7 @@ def test_a_batch_runs_its_lifecycle(
     probe: Probe, case: Case, operation: str, target: Target
 ) -> None:
     read = "batch_get" + operation.removeprefix("batch_create")
-    probe.spend(case.plan)
-    body = batch_body(probe, operation, wire_body(probe, operation, case.body))
-    created = probe.send(operation, body=body)
-    probe.check(operation, created, expected={OK})
-    rid = batch_id(created.json)
-    if rid is None:
-        probe.stop("the batch answer names no batches/<id>; it cannot be followed")
-    assert rid is not None
+    rid, created = create_batch(probe, operation, case.plan, case.body)
     typical = float(probe.api["models"][case.model]["typical_seconds"])
     interval = first = max(1.0, typical / POLLS_PER_JOB)
     observed: list[Any] = []

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from nanobanana_mock.conformance.blocking import batch_body, batch_id, wire_body
+from nanobanana_mock.conformance.blocking import create_batch
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.probe import Probe
 
@@ -31,14 +31,7 @@ NAME_PREFIX = "batches/"  # a batch's name: batches/<id> (batch.json)
 def test_a_new_job_is_listed_until_it_is_deleted(probe: Probe, case: Case, operation: str) -> None:
     twin = operation.removeprefix("batch_list")  # "" (/v1beta/) or "_stable" (/v1/)
     create, read, delete = (f"batch_{name}{twin}" for name in ("create", "get", "delete"))
-    probe.spend(case.plan)
-    body = batch_body(probe, create, wire_body(probe, create, case.body))
-    created = probe.send(create, body=body)
-    probe.check(create, created, expected={OK})
-    rid = batch_id(created.json)
-    if rid is None:
-        probe.stop("the batch answer names no batches/<id>; it cannot be listed")
-    assert rid is not None
+    rid, _ = create_batch(probe, create, case.plan, case.body)
     pages = f"listed (within {MAX_PAGES} pages of {PAGE_SIZE})"
     shown = _listed(probe, operation, rid)
     probe.expect(operation, "/operations", pages, pages if shown else "not listed")

@@ -17,6 +17,7 @@ PUBLIC = {
         "batch_images",
         "check_images",
         "check_refused",
+        "create_batch",
         "deadline",
         "finish_reason",
         "images_of",
