@@ -93,7 +93,7 @@ MAX_TOKEN = 64  # characters of a page token read (the mock's are about 20)
 
 class Gemini(Provider, contract="gemini"):
     credits_status = 429  # Google's prepaid billing answers RESOURCE_EXHAUSTED when depleted
-    prefixes = ("/v1beta/", "/v1/models/", "/v1/batches/")  # /v1/ is Segmind's
+    prefixes = ("/v1beta/", "/v1/models/", "/v1/batches")  # /v1/ is Segmind's
 
     def routes(self) -> list[web.RouteDef]:
         handlers = {
