@@ -52,6 +52,7 @@ def test_both_validators_agree_on_edge_cases(body: dict) -> None:
 # -- one explanation ---------------------------------------------------------------------------
 
 SEGMIND = ("segmind", "request.nano-banana-2")
+ROOMY = 5.0  # the explanation's wall-time budget, roomy: a loaded host must not cut it short
 
 
 def test_a_valid_instance_has_no_violation() -> None:
@@ -60,7 +61,7 @@ def test_a_valid_instance_has_no_violation() -> None:
 
 def test_a_violation_is_placed_by_a_json_pointer_and_shown_dotted() -> None:
     body = {"prompt": "x", "image_urls": ["ftp://x/y.png"], "aspect_ratio": "7:3"}
-    found = schemas.explain(*SEGMIND, body)
+    found = schemas.explain(*SEGMIND, body, seconds=ROOMY)
     assert [(v.pointer, v.rule) for v in found] == [
         ("/aspect_ratio", "enum"),
         ("/image_urls/0", "pattern"),
@@ -77,7 +78,7 @@ def test_pointer_escapes_and_dotted_quotes_what_is_not_a_name() -> None:
 
 def test_required_and_unknown_keys_are_one_violation_each_at_their_key() -> None:
     rule = {"match": {"methd": "POST", "mdl": "x"}}  # no effect, two unknown keys
-    found = schemas.explain("mock", "fault_rule", rule)
+    found = schemas.explain("mock", "fault_rule", rule, seconds=ROOMY)
     assert [(v.pointer, v.rule) for v in found] == [
         ("/effect", "required"),
         ("/match/mdl", "additionalProperties"),
@@ -89,7 +90,7 @@ def test_required_and_unknown_keys_are_one_violation_each_at_their_key() -> None
 
 def test_the_rest_are_counted_in_one_last_violation() -> None:
     body = {"prompt": 1, **{f"x{i}": 1 for i in range(3)}, "image_urls": [1] * 14}
-    found = schemas.explain(*SEGMIND, body, limit=3)
+    found = schemas.explain(*SEGMIND, body, limit=3, seconds=ROOMY)
     assert len(found) == 4 and found[-1].rule == violations.MORE
     assert re.fullmatch(r"\.\.\. and \d+ more problems", str(found[-1]))
 
@@ -97,12 +98,14 @@ def test_the_rest_are_counted_in_one_last_violation() -> None:
 def test_exact_integers_refuse_a_float_with_no_fraction() -> None:
     body = {"prompt": "x", "seed": 12.0}  # JSON Schema counts 12.0 as an integer
     assert schemas.explain(*SEGMIND, body) == []
-    (found,) = schemas.explain(*SEGMIND, body, exact_integers=True)
+    (found,) = schemas.explain(*SEGMIND, body, exact_integers=True, seconds=ROOMY)
     assert (found.pointer, found.rule) == ("/seed", "type")
 
 
 def test_each_branch_of_a_one_of_has_its_violations() -> None:
-    found = schemas.explain("segmind", "status", {"status": "QUEUED", "metrics": "none"})
+    found = schemas.explain(
+        "segmind", "status", {"status": "QUEUED", "metrics": "none"}, seconds=ROOMY
+    )
     (top,) = found
     assert top.rule == "oneOf" and top.pointer == ""
     branches = top.branches()
@@ -111,7 +114,7 @@ def test_each_branch_of_a_one_of_has_its_violations() -> None:
 
 
 def test_the_document_register_words_a_violation_for_a_file() -> None:
-    (missing,) = schemas.explain("mock", "scenario", {"faults": [{}]})
+    (missing,) = schemas.explain("mock", "scenario", {"faults": [{}]}, seconds=ROOMY)
     (shown,) = violations.document_message(missing)
     assert (shown.path, shown.message) == (("faults", 0), "missing required key 'effect'")
 
