@@ -392,6 +392,7 @@ class JobStore:
         self._max_gone = max_gone
         self._seq = 0
         self.evicted = 0
+        self._removed: set[int] = set()  # the seqs of removed jobs still queued
         self.charged: dict[str, float] = {}  # what jobs cost, by provider (the metrics)
 
     def __len__(self) -> int:
@@ -418,7 +419,10 @@ class JobStore:
         job.size = job.footprint()
         self.bytes += job.size
         jobs = self._jobs
-        while len(jobs) > self._max_jobs or (self.bytes > self._max_bytes and len(jobs) > 1):
+        # a removed job still queued counts (a client deleting what it makes is bounded too)
+        while len(jobs) + len(self._removed) > self._max_jobs or (
+            self.bytes > self._max_bytes and len(jobs) > 1
+        ):
             self._drop(self._oldest_lane(), now)
         return job
 
@@ -439,6 +443,8 @@ class JobStore:
             self.bytes -= job.size
             self.evicted += 1
             self._remember(job, EXPIRED if now >= job.expires_at else EVICTED)
+        else:  # removed before (its owner deleted it): its place let go now
+            self._removed.discard(job.seq)
         lane.pool.forget(job)
 
     def _remember(self, job: Job, reason: str) -> None:
@@ -508,10 +514,11 @@ class JobStore:
         """Forget ``job`` now, at its owner's request: it is shown no more, and its id is
         remembered as :data:`DELETED`. Its schedule stays (deleting is not cancelling: a
         running job keeps its worker until it would have ended), and its provider's queue
-        lets go of it in its turn."""
+        lets go of it in its turn (until then it counts against ``max_jobs``)."""
         if self._jobs.get(job.id) is job:
             del self._jobs[job.id]
             self.bytes -= job.size
+            self._removed.add(job.seq)
             self._remember(job, DELETED)
 
     def cancel(self, job: Job, now: float) -> bool:

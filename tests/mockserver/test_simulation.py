@@ -335,3 +335,17 @@ def test_a_listing_shows_the_owners_jobs_of_a_kind_newest_first_and_deleted_ones
     assert sim.newest("gemini", OWNER, "batch", None, 10) == [d, c]
     fates = [world.store.fate(job.id, 0.0, "gemini", OWNER) for job in (a, b)]
     assert fates == ["deleted", "evicted"]
+
+
+def test_jobs_deleted_still_count_against_max_jobs_until_let_go() -> None:
+    sim, world = simulator(max_jobs=4)
+    gemini = model("gemini", "gemini-2.5-flash-image")
+    store = world.store
+    for _ in range(50):  # a client deleting each batch it makes: the store stays bounded
+        job = sim.submit(gemini, BODY, OWNER, kind="batch")
+        sim.delete("gemini", job.id, OWNER, "batch")
+    queued = sum(len(lane.queue) for lane in store._lanes.values())
+    assert (len(store), queued, store.evicted) == (0, 4, 0)
+    kept = [sim.submit(gemini, BODY, OWNER, kind="batch") for _ in range(4)]
+    assert sim.newest("gemini", OWNER, "batch", None, 10) == kept[::-1]
+    assert store.fate(job.id, 0.0, "gemini", OWNER) == "deleted"
