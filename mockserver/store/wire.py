@@ -109,15 +109,9 @@ class _Protocol(asyncio.Protocol):
         waiting = self.waiting
         if len(waiting) >= MAX_WAITING:
             raise RedisConnectionError(f"more than {MAX_WAITING} commands wait for the store")
-        loop = self.loop
-        future = loop.create_future()
+        future = self.loop.create_future()
         waiting.append((future, time.monotonic()))
-        out = self._out
-        out.append(data)
-        if len(out) == 1:  # the commands of this turn of the loop: one write, after it
-            loop.call_soon(self._flush)
-        if self._timer is None:
-            self._timer = loop.call_later(self.timeout / 4, self._check)
+        self._queue(data)
         return future
 
     def send(self, data: bytes, count: int) -> list[asyncio.Future[Any]]:
@@ -126,17 +120,20 @@ class _Protocol(asyncio.Protocol):
             raise RedisConnectionError(f"connection to the store lost: {self.closed}")
         if len(self.waiting) + count > MAX_WAITING:
             raise RedisConnectionError(f"more than {MAX_WAITING} commands wait for the store")
-        loop = self.loop
         now = time.monotonic()
-        futures = [loop.create_future() for _ in range(count)]
+        futures = [self.loop.create_future() for _ in range(count)]
         self.waiting.extend((future, now) for future in futures)
-        out = self._out
+        self._queue(data)
+        return futures
+
+    def _queue(self, data: bytes) -> None:
+        """Queue ``data`` for this turn of the loop's one write, and watch for a reply."""
+        out, loop = self._out, self.loop
         out.append(data)
         if len(out) == 1:  # the commands of this turn of the loop: one write, after it
             loop.call_soon(self._flush)
         if self._timer is None:
             self._timer = loop.call_later(self.timeout / 4, self._check)
-        return futures
 
     def _flush(self) -> None:
         out = self._out
@@ -204,11 +201,7 @@ class Wire:
 
     async def execute(self, *args: Any) -> Any:
         """One command's reply (or its error, raised)."""
-        protocol = self._protocol
-        if protocol is None or protocol.closed is not None:
-            protocol = await self._connect()
-        self.round_trips += 1
-        return await protocol.send_one(_pack(args))
+        return await self.execute_packed(_pack(args))
 
     async def execute_packed(self, data: bytes) -> Any:
         """One command's reply, the command already in RESP (:func:`head`, :func:`bulk`)."""
