@@ -76,7 +76,6 @@ from .client import (
     MockControl,
     RateLimitControl,
 )
-from .scorecard import Scorecard
 
 __all__ = [
     "MARKER",
@@ -387,6 +386,8 @@ class MockHandle:
         self.credits: CreditControl = control.credits
         self.rate_limits: RateLimitControl = control.rate_limits
         self.jobs: JobControl = control.jobs
+        # this test's client resilience scorecard (``.assert_clean()`` in a test)
+        self.scorecard = control.scorecard
 
     def __repr__(self) -> str:
         return f"MockHandle({self.base_url!r})"
@@ -419,16 +420,6 @@ class MockHandle:
         """Reset to the session's settings plus ``settings``; returns the effective settings."""
         self.settings = self.control.reset(scenario=scenario, **settings)
         return self.settings
-
-    def scorecard(
-        self,
-        *,
-        key: str | None = None,
-        provider: str | None = None,
-        poll_floor: float | None = None,
-    ) -> Scorecard:
-        """This test's client resilience scorecard (``.assert_clean()`` in a test)."""
-        return self.control.scorecard(key=key, provider=provider, poll_floor=poll_floor)
 
     def apply_marker(self, marker: Mapping[str, Any]) -> None:
         """Reset with a marker's settings and scenario, then add its fault rules and credits.
