@@ -169,12 +169,7 @@ class VirtualClock:
             while (remaining := deadline - self.now()) > 0:
                 if self._stopped:
                     raise ClockStopped("the mock was reset while this request waited")
-                if self._changed is None:
-                    self._changed = asyncio.Event()
-                changed = self._changed
-                timeout = remaining / self._speed if self._speed > 0 else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), timeout)
+                await self._next_move(remaining)
         finally:
             self._count_sleeper(-1)
 
@@ -196,15 +191,19 @@ class VirtualClock:
             return
         self._count_sleeper(+1)
         try:
-            if self._changed is None:
-                self._changed = asyncio.Event()
-            timeout = remaining / self._speed if self._speed > 0 else None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
+            await self._next_move(remaining)
             if self._stopped:
                 raise ClockStopped("the mock was reset while this request waited")
         finally:
             self._count_sleeper(-1)
+
+    async def _next_move(self, remaining: float) -> None:
+        """Wait for the clock's next move, or ``remaining`` virtual seconds at its speed."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        timeout = remaining / self._speed if self._speed > 0 else None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
 
     async def wait_for_sleepers(self, count: int = 1) -> None:
         """Return once at least ``count`` coroutines sleep on this clock (a test helper)."""
