@@ -47,7 +47,7 @@ from ..config import ConfigError, MockConfig
 from ..contracts import contract
 from ..engine import scorecard, scorecard_report
 from ..engine.clock import MAX_SPEED, MAX_TIME, finite_or_inf
-from ..engine.jobs import DELETED, EVICTED, EXPIRED, UNKNOWN, Failure, Job
+from ..engine.jobs import DELETED, EVICTED, EXPIRED, FATES, Failure, Job
 from ..engine.journal import redact
 from ..engine.keys import sealed
 from ..engine.quotas import Ledger, LimitError, RateLimiter
@@ -847,7 +847,7 @@ def _check_names(request: web.Request) -> None:
     _check_name(request, "provider", PROVIDERS)
     _check_name(request, "operation", all_operations())
     _check_name(request, "method", METHODS)
-    _check_name(request, "job", (EXPIRED, EVICTED, DELETED, UNKNOWN))
+    _check_name(request, "job", FATES)
 
 
 def _check_name(request: web.Request, name: str, allowed: tuple[str, ...]) -> None:

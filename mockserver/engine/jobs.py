@@ -27,6 +27,7 @@ __all__ = [
     "DELETED",
     "EVICTED",
     "EXPIRED",
+    "FATES",
     "JOB_BYTES",
     "MAX_GONE",
     "TERMINAL",
@@ -50,6 +51,7 @@ JOB_BYTES = 1024
 # (a Gemini batch); or it is not known (never made for this provider and key, or gone past
 # the ``MAX_GONE`` remembered).
 EXPIRED, EVICTED, DELETED, UNKNOWN = "expired", "evicted", "deleted", "unknown"
+FATES = (EXPIRED, EVICTED, DELETED, UNKNOWN)  # every reason a job id is not shown
 MAX_GONE = 100_000  # gone job ids remembered, the oldest forgotten first: about 130 bytes
 # each (the id, its place in a dict and a queue; the record is shared), 13 MB at most
 

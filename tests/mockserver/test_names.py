@@ -12,6 +12,7 @@ import pytest
 from nanobanana_mock import names, schemas
 from nanobanana_mock.cli import unknown_variables
 from nanobanana_mock.config import ConfigError, config_from_env
+from nanobanana_mock.engine.jobs import FATES
 from nanobanana_mock.scenario import ScenarioError, parse_scenario
 from tests.harness import Mock, mock_refuses
 
@@ -474,3 +475,11 @@ def test_answerable_is_the_one_credits_equivalence(
 ) -> None:
     """Fault rules, their reach check and prompt markers all ask this one predicate."""
     assert names.answerable(status, declared) is expected
+
+
+def test_the_journal_schema_names_every_fate_of_a_job() -> None:
+    """A job id not shown has one of ``jobs.FATES``; the journal's ``job`` says which (the
+    control plane's ``?job=`` filter takes the same names)."""
+    journal = schemas.load("mock", "control/journal")
+    job = journal["properties"]["entries"]["items"]["properties"]["job"]
+    assert job["enum"] == [*FATES, None]
