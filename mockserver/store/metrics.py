@@ -82,15 +82,15 @@ def ship(tenants: Iterable[RedisTenant]) -> tuple[list[tuple[Any, ...]], list[An
                     pairs += (f"{head}\x1f{i}", repr(gained))
             served[key] = slot.copy()
         tables = []
-        for kind, name in TABLES:
-            now, then = getattr(counters, name), getattr(before, name)
+        for kind, attribute in TABLES:
+            now, then = getattr(counters, attribute), getattr(before, attribute)
             if now != then:
                 for name, n in now.items():
                     gained = n - then.get(name, 0)
                     if gained:
                         label = "\x1f".join(name) if isinstance(name, tuple) else name
                         pairs += (f"{kind}\x1f{label}", repr(gained))
-                tables.append((name, dict(now)))
+                tables.append((attribute, dict(now)))
         if pairs:
             commands.append(("EVAL", SHIP, 1, metrics_key(tenant), tenant.idle, *pairs))
             done.append((before, served, tables))
@@ -101,8 +101,8 @@ def shipped(done: list[Any]) -> None:
     """The shipment :func:`ship` made was written."""
     for before, served, tables in done:
         before.served.update(served)
-        for name, table in tables:
-            setattr(before, name, table)
+        for attribute, table in tables:
+            setattr(before, attribute, table)
 
 
 async def fetch(tenant: RedisTenant) -> tuple[Counters, int]:
