@@ -51,8 +51,6 @@ class View:
     counters: Counters
     dropped: int = 0
     jobs: dict[tuple[str, str], int] = field(default_factory=dict)  # (provider, state)
-    queued: dict[str, int] = field(default_factory=dict)
-    running: dict[str, int] = field(default_factory=dict)
     workers: dict[str, int] = field(default_factory=dict)
     charged: dict[str, float] = field(default_factory=dict)
     waiting: int = 0  # requests waiting on the clock in this process (calls, streams)
@@ -62,8 +60,6 @@ class View:
         self.dropped += other.dropped
         self.waiting += other.waiting
         add_counts(self.jobs, other.jobs)
-        add_counts(self.queued, other.queued)
-        add_counts(self.running, other.running)
         add_counts(self.workers, other.workers)
         add_counts(self.charged, other.charged)
 
@@ -83,17 +79,12 @@ async def view(tenant: Tenant) -> View:
         for name in STATES:
             shown.jobs[(provider, name)] = 0
         shown.jobs[(provider, EXPIRED)] = 0
-        shown.queued[provider] = shown.running[provider] = 0
         shown.workers[provider] = state.config.workers
         shown.charged[provider] = 0.0
     for job in state.store.jobs():
         name = EXPIRED if now >= job.expires_at else str(job.state(now))
         slot = (job.provider, name)
         shown.jobs[slot] = shown.jobs.get(slot, 0) + 1
-        if name == "QUEUED":
-            shown.queued[job.provider] = shown.queued.get(job.provider, 0) + 1
-        elif name == "RUNNING":
-            shown.running[job.provider] = shown.running.get(job.provider, 0) + 1
     for provider, cost in getattr(state.store, "charged", {}).items():
         shown.charged[provider] = shown.charged.get(provider, 0.0) + cost
     return shown
@@ -245,14 +236,19 @@ def families(shown: list[View]) -> Iterator[Metric]:
             ("journal_dropped", {(): v.dropped}),
             ("credits_charged", v.charged),
             ("jobs", v.jobs),
-            ("queue_depth", v.queued),
-            ("workers_busy", v.running),
+            ("queue_depth", _in_state(v.jobs, "QUEUED")),
+            ("workers_busy", _in_state(v.jobs, "RUNNING")),
             ("workers", v.workers),
             ("waiting_requests", {(): v.waiting}),
         ):
             for labels, n in sorted(table.items()):
                 made[name].add_metric([t, *_labels(labels)], n)
     yield from made.values()
+
+
+def _in_state(jobs: dict[tuple[str, str], int], state: str) -> dict[str, int]:
+    """Jobs in ``state`` per provider: a lane's queue (QUEUED) or its busy workers (RUNNING)."""
+    return {provider: n for (provider, name), n in jobs.items() if name == state}
 
 
 def _labels(key: str | Sequence[str]) -> Sequence[str]:
