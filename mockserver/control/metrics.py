@@ -15,8 +15,9 @@ answered, and ships them once the store is back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from prometheus_client.core import (
@@ -30,7 +31,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from nanobanana_mock.schemas.lifecycle import EXPIRED, STATES
 
-from ..engine.metrics import BOUNDS, OTHER, Counters
+from ..engine.metrics import BOUNDS, OTHER, Counters, Key, add_counts, add_slot
 from ..names import PROVIDERS
 from ..store.tenant import Tenant, current
 from ..store.tenants import TENANTS, Tenants
@@ -50,8 +51,6 @@ class View:
     counters: Counters
     dropped: int = 0
     jobs: dict[tuple[str, str], int] = field(default_factory=dict)  # (provider, state)
-    queued: dict[str, int] = field(default_factory=dict)
-    running: dict[str, int] = field(default_factory=dict)
     workers: dict[str, int] = field(default_factory=dict)
     charged: dict[str, float] = field(default_factory=dict)
     waiting: int = 0  # requests waiting on the clock in this process (calls, streams)
@@ -60,17 +59,9 @@ class View:
         self.counters.add(other.counters)
         self.dropped += other.dropped
         self.waiting += other.waiting
-        for slot, n in other.jobs.items():
-            self.jobs[slot] = self.jobs.get(slot, 0) + n
-        for mine, theirs in (
-            (self.queued, other.queued),
-            (self.running, other.running),
-            (self.workers, other.workers),
-        ):
-            for provider, count in theirs.items():
-                mine[provider] = mine.get(provider, 0) + count
-        for provider, cost in other.charged.items():
-            self.charged[provider] = self.charged.get(provider, 0.0) + cost
+        add_counts(self.jobs, other.jobs)
+        add_counts(self.workers, other.workers)
+        add_counts(self.charged, other.charged)
 
 
 async def view(tenant: Tenant) -> View:
@@ -88,17 +79,12 @@ async def view(tenant: Tenant) -> View:
         for name in STATES:
             shown.jobs[(provider, name)] = 0
         shown.jobs[(provider, EXPIRED)] = 0
-        shown.queued[provider] = shown.running[provider] = 0
         shown.workers[provider] = state.config.workers
         shown.charged[provider] = 0.0
     for job in state.store.jobs():
         name = EXPIRED if now >= job.expires_at else str(job.state(now))
         slot = (job.provider, name)
         shown.jobs[slot] = shown.jobs.get(slot, 0) + 1
-        if name == "QUEUED":
-            shown.queued[job.provider] = shown.queued.get(job.provider, 0) + 1
-        elif name == "RUNNING":
-            shown.running[job.provider] = shown.running.get(job.provider, 0) + 1
     for provider, cost in getattr(state.store, "charged", {}).items():
         shown.charged[provider] = shown.charged.get(provider, 0.0) + cost
     return shown
@@ -154,107 +140,141 @@ async def _view(tenant: Tenant | str, tenants: Tenants) -> View:
     return await view(tenant)
 
 
-def families(shown: list[View]) -> Iterator[Metric]:
-    """The metric families of the views (every label bounded; no key, request or job id)."""
-    requests = CounterMetricFamily(
-        PREFIX + "requests",
+# the families a scrape writes, in this order: name, type, help, labels after "tenant"
+FAMILIES: tuple[tuple[str, Callable[..., Any], str, tuple[str, ...]], ...] = (
+    (
+        "requests",
+        CounterMetricFamily,
         "Provider requests answered, by provider, operation and status "
         '(status "none": a transport fault sent nothing).',
-        labels=["tenant", "provider", "operation", "status"],
-    )
-    latency = HistogramMetricFamily(
-        PREFIX + "request_duration_seconds",
+        ("provider", "operation", "status"),
+    ),
+    (
+        "request_duration_seconds",
+        HistogramMetricFamily,
         "Wall-clock seconds the mock spent serving a provider request.",
-        labels=["tenant", "provider", "operation"],
-    )
-    faults = CounterMetricFamily(
-        PREFIX + "faults_fired",
+        ("provider", "operation"),
+    ),
+    (
+        "faults_fired",
+        CounterMetricFamily,
         'Fault rules fired, by rule id ("prompt": a prompt marker) and effect.',
-        labels=["tenant", "rule", "effect"],
-    )
-    limited = CounterMetricFamily(
-        PREFIX + "rate_limited",
+        ("rule", "effect"),
+    ),
+    (
+        "rate_limited",
+        CounterMetricFamily,
         "429 answers the rate limiter gave, by provider.",
-        labels=["tenant", "provider"],
-    )
-    errors = CounterMetricFamily(
-        PREFIX + "store_errors",
+        ("provider",),
+    ),
+    (
+        "store_errors",
+        CounterMetricFamily,
         "Provider requests answered 503 because the shared store could not be reached "
         "(counted by the process that answered).",
-        labels=["tenant", "provider"],
-    )
-    dropped = CounterMetricFamily(
-        PREFIX + "journal_dropped",
+        ("provider",),
+    ),
+    (
+        "journal_dropped",
+        CounterMetricFamily,
         "Journal entries dropped (the oldest, beyond journal_size).",
-        labels=["tenant"],
-    )
-    charged = CounterMetricFamily(
-        PREFIX + "credits_charged",
+        (),
+    ),
+    (
+        "credits_charged",
+        CounterMetricFamily,
         "Credits charged for accepted jobs, in the ledger's unit (the model's price).",
-        labels=["tenant", "provider"],
-    )
-    jobs = GaugeMetricFamily(
-        PREFIX + "jobs",
+        ("provider",),
+    ),
+    (
+        "jobs",
+        GaugeMetricFamily,
         "Jobs held, by provider and state at the virtual now (EXPIRED: past retention).",
-        labels=["tenant", "provider", "state"],
-    )
-    queued = GaugeMetricFamily(
-        PREFIX + "queue_depth",
+        ("provider", "state"),
+    ),
+    (
+        "queue_depth",
+        GaugeMetricFamily,
         "Jobs waiting for a worker, per provider lane.",
-        labels=["tenant", "provider"],
-    )
-    busy = GaugeMetricFamily(
-        PREFIX + "workers_busy",
+        ("provider",),
+    ),
+    (
+        "workers_busy",
+        GaugeMetricFamily,
         "Workers processing a job, per provider lane.",
-        labels=["tenant", "provider"],
-    )
-    workers = GaugeMetricFamily(
-        PREFIX + "workers",
+        ("provider",),
+    ),
+    (
+        "workers",
+        GaugeMetricFamily,
         "Workers per provider lane (the workers setting).",
-        labels=["tenant", "provider"],
-    )
-    waiting = GaugeMetricFamily(
-        PREFIX + "waiting_requests",
+        ("provider",),
+    ),
+    (
+        "waiting_requests",
+        GaugeMetricFamily,
         "Provider requests waiting on the virtual clock in this process now: blocking calls "
         "and status streams.",
-        labels=["tenant"],
-    )
+        (),
+    ),
+)
+
+
+def families(shown: list[View]) -> Iterator[Metric]:
+    """The metric families of the views (every label bounded; no key, request or job id)."""
+    made: dict[str, Any] = {
+        name: kind(PREFIX + name, text, labels=["tenant", *labels])
+        for name, kind, text, labels in FAMILIES
+    }
     for v in shown:
         t = v.name
-        waiting.add_metric([t], v.waiting)
-        by_operation: dict[tuple[str, str], list[float]] = {}
-        for (provider, operation, status), slot in sorted(v.counters.served.items(), key=_order):
-            p, o = provider or "none", operation or "none"
-            s = "none" if status is None else str(status)
-            requests.add_metric([t, p, o, s], sum(slot[1:]))
-            mine = by_operation.setdefault((p, o), [0.0] * len(slot))
-            for i, value in enumerate(slot):
-                mine[i] += value
-        for (p, o), slot in sorted(by_operation.items()):
-            cumulative, buckets = 0.0, []
-            for bound, n in zip((*BOUNDS, float("inf")), slot[1:], strict=True):
-                cumulative += n
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            latency.add_metric([t, p, o], buckets, slot[0])
-        for (rule, effect), n in sorted(v.counters.faults.items()):
-            faults.add_metric([t, rule, effect], n)
-        for provider, n in sorted(v.counters.limited.items()):
-            limited.add_metric([t, provider], n)
-        for provider, n in sorted(v.counters.store_errors.items()):
-            errors.add_metric([t, provider or "none"], n)
-        dropped.add_metric([t], v.dropped)
-        for provider, cost in sorted(v.charged.items()):
-            charged.add_metric([t, provider], cost)
-        for (provider, name), n in sorted(v.jobs.items()):
-            jobs.add_metric([t, provider, name], n)
-        for provider, n in sorted(v.queued.items()):
-            queued.add_metric([t, provider], n)
-        for provider, n in sorted(v.running.items()):
-            busy.add_metric([t, provider], n)
-        for provider, n in sorted(v.workers.items()):
-            workers.add_metric([t, provider], n)
-    yield from (requests, latency, faults, limited, errors, dropped, charged)
-    yield from (jobs, queued, busy, workers, waiting)
+        _requests(made["requests"], made["request_duration_seconds"], t, v.counters.served)
+        for name, table in (
+            ("faults_fired", v.counters.faults),
+            ("rate_limited", v.counters.limited),
+            ("store_errors", v.counters.store_errors),
+            ("journal_dropped", {(): v.dropped}),
+            ("credits_charged", v.charged),
+            ("jobs", v.jobs),
+            ("queue_depth", _in_state(v.jobs, "QUEUED")),
+            ("workers_busy", _in_state(v.jobs, "RUNNING")),
+            ("workers", v.workers),
+            ("waiting_requests", {(): v.waiting}),
+        ):
+            for labels, n in sorted(table.items()):
+                made[name].add_metric([t, *_labels(labels)], n)
+    yield from made.values()
+
+
+def _in_state(jobs: dict[tuple[str, str], int], state: str) -> dict[str, int]:
+    """Jobs in ``state`` per provider: a lane's queue (QUEUED) or its busy workers (RUNNING)."""
+    return {provider: n for (provider, name), n in jobs.items() if name == state}
+
+
+def _labels(key: str | Sequence[str]) -> Sequence[str]:
+    """A table's key as label values (a provider of ``""``: ``"none"``, as in requests)."""
+    return (key or "none",) if isinstance(key, str) else key
+
+
+def _requests(
+    requests: CounterMetricFamily,
+    latency: HistogramMetricFamily,
+    t: str,
+    served: dict[Key, list[float]],
+) -> None:
+    """A view's request counts, and their latency histogram per (provider, operation)."""
+    by_operation: dict[tuple[str, str], list[float]] = {}
+    for (provider, operation, status), slot in sorted(served.items(), key=_order):
+        p, o = provider or "none", operation or "none"
+        s = "none" if status is None else str(status)
+        requests.add_metric([t, p, o, s], sum(slot[1:]))
+        add_slot(by_operation.setdefault((p, o), [0.0] * len(slot)), slot)
+    for (p, o), slot in sorted(by_operation.items()):
+        cumulative, buckets = 0.0, []
+        for bound, n in zip((*BOUNDS, float("inf")), slot[1:], strict=True):
+            cumulative += n
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        latency.add_metric([t, p, o], buckets, slot[0])
 
 
 def _order(item: tuple[tuple[str | None, str | None, int | None], list[float]]) -> tuple[str, ...]:

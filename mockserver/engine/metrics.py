@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "BOUNDS",
@@ -23,6 +23,8 @@ __all__ = [
     "Counters",
     "Fired",
     "Key",
+    "add_counts",
+    "add_slot",
     "served_field",
 ]
 
@@ -33,6 +35,20 @@ MAX_FAULT_SERIES = 1000  # (rule, effect) pairs (rules are capped at 1000); more
 OTHER = "_other"
 
 Key = tuple[str | None, str | None, int | None]  # provider, operation, status (None: unsent)
+K = TypeVar("K")
+N = TypeVar("N", int, float)
+
+
+def add_counts(mine: dict[K, N], theirs: dict[K, N]) -> None:
+    """Add ``theirs`` to ``mine``, key by key."""
+    for key, n in theirs.items():
+        mine[key] = mine.get(key, 0) + n
+
+
+def add_slot(mine: list[float], theirs: list[float]) -> None:
+    """Add a request slot to another, place by place (seconds, then each bucket)."""
+    for i, value in enumerate(theirs):
+        mine[i] += value
 
 
 def served_field(key: Key) -> str:
@@ -151,12 +167,7 @@ class Counters:
     def add(self, other: Counters) -> None:
         """Add ``other``'s counts to these (tenants summed as one)."""
         for key, slot in other.served.items():
-            mine = self.served.setdefault(key, [0.0] * len(slot))
-            for i, value in enumerate(slot):
-                mine[i] += value
-        for pair, n in other.faults.items():
-            self.faults[pair] = self.faults.get(pair, 0) + n
-        for provider, n in other.limited.items():
-            self.limited[provider] = self.limited.get(provider, 0) + n
-        for provider, n in other.store_errors.items():
-            self.store_errors[provider] = self.store_errors.get(provider, 0) + n
+            add_slot(self.served.setdefault(key, [0.0] * len(slot)), slot)
+        add_counts(self.faults, other.faults)
+        add_counts(self.limited, other.limited)
+        add_counts(self.store_errors, other.store_errors)

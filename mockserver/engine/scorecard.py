@@ -32,7 +32,7 @@ journal entries (``seq``) that prove it. The rules, in the order they are report
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -164,18 +164,17 @@ def judge(
             and (key is None or e.key == key)
             and (provider is None or e.provider == provider)
         ]
+    submits = _submits(judged)
     findings = [
         *(yield from _paid_duplicates(judged)),
         *(yield from _tight_polling(judged, policy.poll_floor)),
         *(yield from _ignored_rate_limits(judged)),
         *(yield from _hopeless_retries(judged)),
-        *(yield from _after_expiry(judged)),
-        *(yield from _abandoned(judged, over)),
+        *(yield from _after_expiry(judged, submits)),
+        *(yield from _abandoned(judged, submits, over)),
     ]
     thresholds = policy.thresholds()
-    counted = defaultdict(int, ((f.rule, 0) for f in findings))
-    for finding in findings:
-        counted[finding.rule] += 1
+    counted = Counter(f.rule for f in findings)
     keys = yield from _keys(judged, findings)
     return {
         "tenant": tenant,
@@ -250,11 +249,20 @@ def _finding(
     )
 
 
+def _repeats(rule: str, first: Entry, repeats: list[Entry], message: str) -> list[Finding]:
+    """The finding of ``repeats`` sent after ``first`` in vain, each a wasted request (none
+    without a repeat)."""
+    return [_finding(rule, first, message, [first, *repeats], len(repeats), 0.0)] if repeats else []
+
+
 def _usd(value: float) -> str:
     return f"${value:.4f}".rstrip("0").rstrip(".") if value else "$0"
 
 
-def _submits(entries: Sequence[Entry]) -> dict[tuple[str | None, str | None, str | None], Entry]:
+Submits = dict[tuple[str | None, str | None, str | None], Entry]  # by (key, provider, job id)
+
+
+def _submits(entries: Sequence[Entry]) -> Submits:
     """The submit that made each job, by (key, provider, job id)."""
     return {
         _job_of(e): e
@@ -340,18 +348,15 @@ def _ignored_rate_limits(entries: Sequence[Entry]) -> Steps[list[Finding]]:
 
     def close(ident: tuple[Any, ...]) -> None:
         first, _, early = open_.pop(ident)
-        if early:
-            found.append(
-                _finding(
-                    "ignored_rate_limit",
-                    first,
-                    f"{len(early)} {first.operation} request(s) came before the wait a 429 "
-                    "asked for had passed",
-                    [first, *early],
-                    len(early),
-                    0.0,
-                )
+        found.extend(
+            _repeats(
+                "ignored_rate_limit",
+                first,
+                early,
+                f"{len(early)} {first.operation} request(s) came before the wait a 429 asked "
+                "for had passed",
             )
+        )
 
     for i, e in enumerate(entries):
         if not i % STEP:
@@ -390,18 +395,15 @@ def _hopeless_retries(entries: Sequence[Entry]) -> Steps[list[Finding]]:
 
     def close(ident: tuple[Any, ...]) -> None:
         first, repeats = refused.pop(ident)
-        if repeats:
-            found.append(
-                _finding(
-                    "hopeless_retry",
-                    first,
-                    f"a {first.operation} refused with {first.status} was sent again "
-                    f"{len(repeats)} time(s) unchanged; it could not succeed",
-                    [first, *repeats],
-                    len(repeats),
-                    0.0,
-                )
+        found.extend(
+            _repeats(
+                "hopeless_retry",
+                first,
+                repeats,
+                f"a {first.operation} refused with {first.status} was sent again "
+                f"{len(repeats)} time(s) unchanged; it could not succeed",
             )
+        )
 
     for i, e in enumerate(entries):
         if not i % STEP:
@@ -420,8 +422,7 @@ def _hopeless_retries(entries: Sequence[Entry]) -> Steps[list[Finding]]:
     return found
 
 
-def _after_expiry(entries: Sequence[Entry]) -> Steps[list[Finding]]:
-    submits = _submits(entries)
+def _after_expiry(entries: Sequence[Entry], submits: Submits) -> Steps[list[Finding]]:
     seen_end: set[tuple[str | None, str | None, str | None]] = set()
     expired: dict[tuple[str | None, str | None, str | None], list[Entry]] = defaultdict(list)
     collected: set[tuple[str | None, str | None, str | None]] = set()
@@ -465,8 +466,7 @@ def _after_expiry(entries: Sequence[Entry]) -> Steps[list[Finding]]:
     return found
 
 
-def _abandoned(entries: Sequence[Entry], over: Over) -> Steps[list[Finding]]:
-    submits = _submits(entries)
+def _abandoned(entries: Sequence[Entry], submits: Submits, over: Over) -> Steps[list[Finding]]:
     followed = {job for job, s in submits.items() if _terminal(s)}
     for i, e in enumerate(entries):
         if not i % STEP:

@@ -35,20 +35,26 @@ return 0
 
 def metrics_key(tenant: RedisTenant) -> str:
     """The tenant's hash, under its hash tag (the journal's key, renamed)."""
-    journal: str = tenant.keys["journal"]
+    return _hash_of(tenant.keys["journal"])
+
+
+def _hash_of(journal: str) -> str:
     return journal.removesuffix("journal") + "metrics"
 
 
 class _Shipped:
     """What a process shipped of a tenant's counters so far (``Counters.shipped``)."""
 
-    __slots__ = ("errors", "faults", "limited", "served")
+    __slots__ = ("faults", "limited", "served", "store_errors")
 
     def __init__(self) -> None:
         self.served: dict[Key, list[float]] = {}
         self.faults: dict[tuple[str, str], int] = {}
         self.limited: dict[str, int] = {}
-        self.errors: dict[str, int] = {}
+        self.store_errors: dict[str, int] = {}
+
+
+TABLES = (("f", "faults"), ("l", "limited"), ("e", "store_errors"))  # field kind, attribute
 
 
 def ship(tenants: Iterable[RedisTenant]) -> tuple[list[tuple[Any, ...]], list[Any]]:
@@ -76,18 +82,15 @@ def ship(tenants: Iterable[RedisTenant]) -> tuple[list[tuple[Any, ...]], list[An
                     pairs += (f"{head}\x1f{i}", repr(gained))
             served[key] = slot.copy()
         tables = []
-        for kind, now, then in (
-            ("f", counters.faults, before.faults),
-            ("l", counters.limited, before.limited),
-            ("e", counters.store_errors, before.errors),
-        ):
+        for kind, attribute in TABLES:
+            now, then = getattr(counters, attribute), getattr(before, attribute)
             if now != then:
                 for name, n in now.items():
                     gained = n - then.get(name, 0)
                     if gained:
                         label = "\x1f".join(name) if isinstance(name, tuple) else name
                         pairs += (f"{kind}\x1f{label}", repr(gained))
-                tables.append((kind, dict(now)))
+                tables.append((attribute, dict(now)))
         if pairs:
             commands.append(("EVAL", SHIP, 1, metrics_key(tenant), tenant.idle, *pairs))
             done.append((before, served, tables))
@@ -98,8 +101,8 @@ def shipped(done: list[Any]) -> None:
     """The shipment :func:`ship` made was written."""
     for before, served, tables in done:
         before.served.update(served)
-        for kind, table in tables:
-            setattr(before, {"f": "faults", "l": "limited", "e": "errors"}[kind], table)
+        for attribute, table in tables:
+            setattr(before, attribute, table)
 
 
 async def fetch(tenant: RedisTenant) -> tuple[Counters, int]:
@@ -129,8 +132,7 @@ async def fetch(tenant: RedisTenant) -> tuple[Counters, int]:
             return list(await pipe.execute())
 
     raw, length = await owner.call(read)
-    kept = min(int(length or 0), tenant.state.config.journal_size)
-    return _counters(raw), max(0, total - kept)
+    return _counters(raw), _dropped(total, length, tenant.state.config.journal_size)
 
 
 async def recent(owner: RedisTenants, count: int) -> list[str]:
@@ -146,7 +148,7 @@ async def fetch_named(owner: RedisTenants, name: str, journal_size: int) -> tupl
     waited for)."""
     keys = keys_of(name)
     journal = keys["journal"]
-    key = journal.removesuffix("journal") + "metrics"
+    key = _hash_of(journal)
 
     async def read(redis: Any) -> list[Any]:
         async with redis.pipeline(transaction=False) as pipe:
@@ -156,8 +158,12 @@ async def fetch_named(owner: RedisTenants, name: str, journal_size: int) -> tupl
             return list(await pipe.execute())
 
     raw, total, length = await owner.call(read)
-    kept = min(int(length or 0), journal_size)
-    return _counters(raw), max(0, int(total or 0) - kept)
+    return _counters(raw), _dropped(int(total or 0), length, journal_size)
+
+
+def _dropped(total: int, length: Any, journal_size: int) -> int:
+    """Entries dropped: all ever written less those the journal keeps (``XLEN``, capped)."""
+    return max(0, total - min(int(length or 0), journal_size))
 
 
 def _counters(raw: Any) -> Counters:

@@ -434,3 +434,16 @@ async def test_with_redis_store_errors_are_counted_by_the_process_that_answered(
     samples = await scrape(a)
     assert values(samples, "nanobanana_mock_store_errors_total", tenant="") == {("seaart",): 1}
     assert requests_of(samples)[("submit", "seaart", "200")] >= 1
+
+
+async def test_with_redis_each_count_is_shipped_once(start: Start) -> None:
+    """Counts go with each journal write: what one write shipped, the next does not again."""
+    a = await start()
+    rid = await seaart_submit(a)
+    await a.control("POST", "rate-limits", json={"rpm": 1, "scope": "all"})
+    await seaart_status(a, rid)
+    for _ in range(3):
+        await seaart_status(a, rid, expect=429)
+    samples = await scrape(a)
+    assert values(samples, "nanobanana_mock_rate_limited_total", tenant="") == {("seaart",): 3}
+    assert requests_of(samples)[("status", "seaart", "429")] == 3

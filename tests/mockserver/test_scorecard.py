@@ -298,10 +298,15 @@ async def test_the_scorecard_in_markdown_and_html_and_narrowed(mock: Mock) -> No
         {"poll_floor": "nan"},
         {"poll_floor": "-1"},
         {"poll_floor": "1e9"},
+        {"poll_floor": "inf"},
+        {"poll_floor": "9" * 5000},  # read no further than 40 characters: out of range
+        [("poll_floor", "1"), ("poll_floor", "2")],
         {"colour": "red"},
     ],
 )
-async def test_a_bad_query_is_a_clear_400(mock: Mock, query: dict[str, str]) -> None:
+async def test_a_bad_query_is_a_clear_400(
+    mock: Mock, query: dict[str, str] | list[tuple[str, str]]
+) -> None:
     resp = await mock.client.get("/_mock/scorecard", params=query)
     assert resp.status == 400
     body = await resp.json()
