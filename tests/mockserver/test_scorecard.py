@@ -373,16 +373,16 @@ def test_no_step_of_the_judging_is_long() -> None:
         polled = journal.open(i * 0.001, "seaart", "status", "GET", "/p", KEY, f"j{i % 500}")
         polled.status, polled.state = 200, State.RUNNING
     steps = judge(journal.entries(), journal.total, 0.0, lambda *_: True)
-    longest, started = 0.0, time.perf_counter()
+    longest, started = 0.0, time.process_time()
     while True:
-        step = time.perf_counter()
+        step = time.process_time()
         try:
             next(steps)
         except StopIteration as done:
             assert len(done.value["findings"]) == 500
             break
-        longest = max(longest, time.perf_counter() - step)
-    # a step is a small part of the whole (a quarter second at most: a busy machine may
-    # pause any one step, but not for as long as judging everything in one go takes)
-    whole = time.perf_counter() - started
+        longest = max(longest, time.process_time() - step)
+    # a step is a small part of the whole (a quarter second at most), in this process's CPU
+    # time: a neighbour taking the core pauses a step's wall time, not its CPU time
+    whole = time.process_time() - started
     assert longest < max(whole / 10, 0.25), f"a step took {longest:.3f} s of {whole:.3f} s"
