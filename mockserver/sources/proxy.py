@@ -341,7 +341,9 @@ class Proxy:
         if kind != "model":
             return kind
         model = provider.model(facts.model) if facts.model else None
-        return model.request_schema if model is not None else None  # the upstream says 404
+        if model is None:
+            return None  # the upstream says 404
+        return provider.model_schema(str(facts.operation), model)  # fal's /edit: its .edit
 
     @staticmethod
     def _response_findings(
