@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 __all__ = ["is_host_map", "layout", "parse_host_map", "rebase", "to_mock", "url"]
 
 SCHEMES = ("http://", "https://")
+SHOWN = 120  # the most of a host map an error quotes
 
 
 def _origin(text: str) -> str:
@@ -53,15 +54,20 @@ def parse_host_map(api: Mapping[str, Any], text: str) -> dict[str, str]:
     if not names:
         raise ValueError(f"a host map replaces real hosts, and {api['provider']} has none")
     hosts, seen = dict(real), set()
-    for pair in text.split(","):
+    shown = repr(text[:SHOWN]) + ("..." if len(text) > SHOWN else "")  # an error's text: bounded
+    for pair in text.split(","):  # ends by the pair after the last real host at the latest
         name, _, where = (piece.strip() for piece in pair.partition("="))
         if name not in names:
             known = ", ".join(str(n) for n in names)
-            raise ValueError(f"host map {text!r}: {name!r} is no real host; they are: {known}")
+            raise ValueError(
+                f"host map {shown}: {name[:SHOWN]!r} is no real host; they are: {known}"
+            )
         if name in seen:
-            raise ValueError(f"host map {text!r}: {name} is given twice")
-        if not where.lower().startswith(SCHEMES):
-            raise ValueError(f"host map {text!r}: {name}'s URL must start with http(s)://")
+            raise ValueError(f"host map {shown}: {name} is given twice")
+        if not where.lower().startswith(SCHEMES) or not urlsplit(where).hostname:
+            raise ValueError(
+                f"host map {shown}: {name}'s URL must start with http(s):// and name a host"
+            )
         seen.add(name)
         hosts[names[name]] = where.rstrip("/")
     return hosts

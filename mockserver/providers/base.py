@@ -155,9 +155,12 @@ class Provider(Envelopes):
             operation: declared_errors(self.name, operation)
             for operation in self.contract.api["operations"]
         }
-        suffixes = {op.get("request_suffix", "") for op in self.contract.api["operations"].values()}
+        self._suffixes: dict[str, str] = {  # an operation's variant of its model's schema
+            name: op.get("request_suffix", "")
+            for name, op in self.contract.api["operations"].items()
+        }
         for model in self.contract.models.values():  # a first bad body must not build them
-            for suffix in suffixes:  # "" and a variant's (fal's ".edit")
+            for suffix in set(self._suffixes.values()):  # "" and a variant's (fal's ".edit")
                 warm(self.name, model.request_schema + suffix)
         for op in self.contract.api["operations"].values():
             if op.get("request") not in (None, "model"):
@@ -253,6 +256,11 @@ class Provider(Envelopes):
     def model(self, name: str) -> Model | None:
         return self.contract.models.get(name)
 
+    def model_schema(self, operation: str, model: Model) -> str:
+        """The schema ``operation``'s body for ``model`` is checked by: the model's request
+        schema, with the operation's ``request_suffix`` in api.json (fal's ``.edit``)."""
+        return model.request_schema + self._suffixes.get(operation, "")
+
     async def body(
         self, request: web.Request, schema_name: str, call: Call | None = None
     ) -> dict[str, Any]:
@@ -340,11 +348,12 @@ class Provider(Envelopes):
         return job, self.warn_unknown(schema, body)
 
     async def settled(
-        self, request: web.Request, model_name: str
+        self, request: web.Request, model_name: str, schema: str | None = None
     ) -> tuple[Job, dict[str, str], State]:
-        """A blocking generation (Segmind's /v1, Gemini's generateContent): the job accepted,
-        then waited for on the virtual clock; its end state noted for the journal."""
-        job, headers = await self.accept(request, model_name)
+        """A blocking generation (Segmind's /v1, Gemini's generateContent, fal.run): the job
+        accepted (its body checked by ``schema``, as :meth:`accept`), then waited for on the
+        virtual clock; its end state noted for the journal."""
+        job, headers = await self.accept(request, model_name, schema)
         sim = self.sim
         await sim.settle(job)
         state = job.state(sim.now())

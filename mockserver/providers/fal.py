@@ -63,19 +63,11 @@ class Fal(QueueProvider, contract="fal"):
         return self.error(404, f"Application 'fal-ai/{name[:60]}' not found")
 
     # -- what differs from SeaArt's queue --------------------------------------------------
-    def request_schema(self, request: web.Request) -> str | None:
-        """An ``/edit`` route's body is checked by ``request.<model>.edit`` (its operation's
-        ``request_suffix`` in api.json)."""
-        operation = (request.match_info.route.name or "").rsplit(".", 1)[-1]
-        suffix = self.contract.api["operations"].get(operation, {}).get("request_suffix")
-        model = self.model(request.match_info["endpoint"])
-        return None if suffix is None or model is None else model.request_schema + suffix
-
     def status_body(self, request: web.Request, job: Job, state: State) -> dict[str, Any]:
         body = super().status_body(request, job, state)
-        urls = self._urls(request, job)
-        body["status_url"] = urls["status_url"]
-        body["cancel_url"] = urls["cancel_url"]
+        ids = {"model": job.model, "request_id": job.id}
+        body["status_url"] = self.url(request, "status", **ids)
+        body["cancel_url"] = self.url(request, "cancel", **ids)
         if state is State.QUEUED:
             return body
         body["logs"] = self._logs(job, state) if _asks_logs(request) else None
@@ -169,13 +161,8 @@ class Fal(QueueProvider, contract="fal"):
 
     async def run(self, request: web.Request) -> web.Response:
         """fal.run: the job followed to its end on the virtual clock, answered in one call."""
-        job, headers = await self.accept(
-            request, request.match_info["endpoint"], self.request_schema(request)
-        )
-        sim = self.sim
-        await sim.settle(job)
-        state = job.state(sim.now())
-        note(request, state=state)
+        endpoint = request.match_info["endpoint"]
+        job, headers, state = await self.settled(request, endpoint, self.request_schema(request))
         if state is not State.SUCCEEDED:  # failed (or cancelled through the queue meanwhile)
             raise self.error(422, (job.failure or self.cancelled).error)
         headers.update(self.result_headers(job))

@@ -120,8 +120,11 @@ class QueueProvider(Provider):
 
     # -- hooks a queue may change ------------------------------------------------------------
     def request_schema(self, request: web.Request) -> str | None:
-        """The schema a submit's body is checked by; None: its model's own."""
-        return None
+        """The schema a submit's body is checked by: its model's, with its operation's
+        ``request_suffix`` (:meth:`model_schema`); None for an unknown model (its 404)."""
+        operation = (request.match_info.route.name or "").rsplit(".", 1)[-1]
+        model = self.model(request.match_info["endpoint"])
+        return None if model is None else self.model_schema(operation, model)
 
     def result_headers(self, job: Job) -> dict[str, str]:
         """The headers of a successful job's result (none unless the queue adds some)."""
@@ -144,7 +147,7 @@ class QueueProvider(Provider):
         body: dict[str, Any] = {
             "status": self.contract.wire(state),
             "request_id": job.id,
-            "response_url": self._urls(request, job)["response_url"],
+            "response_url": self.url(request, "result", model=job.model, request_id=job.id),
         }
         if state is State.QUEUED:
             body["queue_position"] = self.sim.queue_position(job, self.sim.now())

@@ -90,6 +90,12 @@ class Proxy:
         if unknown:
             raise ConfigError(f"proxy: unknown provider(s) {', '.join(sorted(unknown))}")
         self.upstreams = {name: str(URL(url).origin()) for name, url in config.proxy.items()}
+        # those forwarded in their real layout (fal's real hosts as upstream), known at start-up
+        self.real_layout = {
+            name
+            for name, up in self.upstreams.items()
+            if hosts.layout(schemas.load(name, "api"), up) is not None
+        }
         self.timeout = aiohttp.ClientTimeout(total=config.proxy_timeout)
         self.max_response = config.proxy_max_response_bytes
         self.report = report
@@ -179,7 +185,7 @@ class Proxy:
             self.recorder.record(exchange, facts.key)
         own = origin(request)
         api = schemas.load(provider.name, "api")
-        real = hosts.layout(api, upstream) is not None  # fal's real hosts: under their prefixes
+        real = provider.name in self.real_layout  # fal's real hosts: under their prefixes
 
         def rebase(text: str) -> str:
             moved = hosts.to_mock(api, text, own) if real else None
@@ -202,8 +208,11 @@ class Proxy:
     ) -> tuple[int, CIMultiDict[str], bytes]:
         """Send the request upstream; the answer's status, relayable headers and body."""
         assert self.session is not None, "the proxy's session starts with the app"
-        api = schemas.load(provider.name, "api")  # fal: /fal/queue/… goes to queue.fal.run/…
-        url = URL(hosts.url(api, upstream, local_raw_path(request)), encoded=True)
+        path = local_raw_path(request)
+        if provider.name in self.real_layout:  # fal: /fal/queue/… goes to queue.fal.run/…
+            url = URL(hosts.url(schemas.load(provider.name, "api"), upstream, path), encoded=True)
+        else:
+            url = URL(upstream + path, encoded=True)
         headers = _without(request.headers, NOT_FORWARDED)
         headers["Accept-Encoding"] = ACCEPTED_ENCODINGS
         try:
@@ -341,7 +350,9 @@ class Proxy:
         if kind != "model":
             return kind
         model = provider.model(facts.model) if facts.model else None
-        return model.request_schema if model is not None else None  # the upstream says 404
+        if model is None:
+            return None  # the upstream says 404
+        return provider.model_schema(str(facts.operation), model)  # fal's /edit: its .edit
 
     @staticmethod
     def _response_findings(

@@ -116,9 +116,10 @@ async def test_an_edit_is_read_at_its_apps_urls(mock: Mock) -> None:
     await status(mock, rid, "nano-banana-pro", expect=404)  # scoped to its app
 
 
-async def test_an_edit_needs_image_urls(mock: Mock) -> None:
+@pytest.mark.parametrize(("operation", "path"), [("submit_edit", Q), ("run_edit", RUN)])
+async def test_an_edit_needs_image_urls(mock: Mock, operation: str, path: str) -> None:
     _, data = await mock.call(
-        P, "submit_edit", "POST", f"{Q}/nano-banana/edit", json={"prompt": "x"}, expect=422
+        P, operation, "POST", f"{path}/nano-banana/edit", json={"prompt": "x"}, expect=422
     )
     assert data["detail"][0]["loc"] == ["body", "image_urls"]
 

@@ -52,3 +52,18 @@ async def test_fal_goes_upstream_in_its_real_layout(
         ("GET", request + "/status"),
         ("GET", request),
     ]
+
+
+async def test_an_edit_body_is_checked_by_its_edit_schema(aiohttp_server: Any) -> None:
+    upstream = await aiohttp_server(create_app(MockConfig(**CONFIG)))
+    upstream_base = str(upstream.make_url("")).rstrip("/")
+    proxy = await aiohttp_server(create_app(MockConfig(**CONFIG, proxy={"fal": upstream_base})))
+    base = str(proxy.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession(headers=AUTH) as http:
+        async with http.post(base + SUBMIT + "/edit", json={"prompt": "a banana"}) as resp:
+            assert resp.status == 422, await resp.text()  # the upstream's: no image_urls
+        async with http.get(base + "/_mock/drift") as resp:
+            findings = (await resp.json())["findings"]
+    # the real fal answers 422 too: a body its own edit schema refuses is a request finding
+    sent = [(f["operation"], f["pointer"]) for f in findings if f["check"] == "request"]
+    assert sent == [("submit_edit", "/image_urls")], findings

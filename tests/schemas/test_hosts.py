@@ -58,6 +58,8 @@ def test_a_provider_without_hosts_is_sent_as_given() -> None:
         (f"queue.fal.run={STANDIN},queue.fal.run={STANDIN}", "given twice"),
         ("queue.fal.run=127.0.0.1:9001", "must start with http(s)://"),
         ("queue.fal.run=", "must start with http(s)://"),
+        ("queue.fal.run=http://", "must start with http(s):// and name a host"),
+        ("queue.fal.run=https://:9001/x", "must start with http(s):// and name a host"),
     ],
 )
 def test_a_bad_host_map_names_its_problem(text: str, problem: str) -> None:
@@ -124,3 +126,10 @@ def test_a_url_is_rebased_from_one_layout_to_the_other(
     text: str, old: str, new: str, expected: str
 ) -> None:
     assert hosts.rebase(FAL, text, old, new) == expected
+
+
+def test_a_long_bad_host_map_is_quoted_in_part() -> None:
+    text = "x" * 100_000 + "=" + STANDIN
+    with pytest.raises(ValueError) as caught:
+        hosts.parse_host_map(FAL, text)
+    assert "is no real host" in str(caught.value) and len(str(caught.value)) < 400
