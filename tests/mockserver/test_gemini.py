@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from tests.harness import Mock
+from tests.harness import Mock, decoded_image
 
 P = "gemini"
 KEY = "AIza-test-0123456789"
@@ -49,10 +48,7 @@ async def generate(
 def picture(answer: dict[str, Any]) -> Image.Image:
     parts = answer["candidates"][0]["content"]["parts"]
     blob = next(part["inlineData"] for part in parts if "inlineData" in part)
-    image = Image.open(io.BytesIO(base64.b64decode(blob["data"])))
-    image.load()
-    assert Image.MIME[image.format] == blob["mimeType"]
-    return image
+    return decoded_image(base64.b64decode(blob["data"]), blob["mimeType"])
 
 
 @pytest.mark.parametrize(
