@@ -74,6 +74,7 @@ PUBLIC = {
         "MockTarget",
         "Target",
         "live_endpoints",
+        "mock_config",
     ],
 }
 
