@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from nanobanana_mock.providers import gemini
 from tests.harness import Mock, decoded_image
 
 P = "gemini"
@@ -293,3 +294,21 @@ async def test_a_failed_batch_says_so(mock: Mock) -> None:
     mock.advance(60)
     got = await batch_call(mock, "batch_get", "GET", f"/v1beta/{created['name']}", expect=200)
     assert got["metadata"]["state"] == "BATCH_STATE_FAILED" and "output" not in got["metadata"]
+
+
+async def test_a_prompt_rule_reads_the_first_parts_only(
+    mock: Mock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gemini, "MAX_PARTS", 3)  # 10,000: as many parts would be slow
+    rule = {"match": {"provider": "gemini", "prompt_contains": "slow"}}
+    resp = await mock.client.post(
+        "/_mock/faults", json={**rule, "effect": {"http_error": {"status": 503}}}
+    )
+    assert resp.status == 201, await resp.text()
+    path = "/v1beta/models/gemini-2.5-flash-image:generateContent"
+    for texts, expect in ((["a", "slow"], 503), (["a", "b", "c", "slow"], 400)):
+        parts = [{"text": text} for text in texts]
+        contents = [{"role": "user", "parts": parts[:1]}, {"role": "user", "parts": parts[1:]}]
+        wire = {**body(), "contents": contents, "generationConfig": {"seed": "x"}}
+        _, data = await mock.call(P, "sync_generate", "POST", path, json=wire, expect=expect)
+        assert data["error"]["code"] == expect
