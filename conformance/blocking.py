@@ -40,6 +40,7 @@ __all__ = [
     "check_refused",
     "create_batch",
     "deadline",
+    "finding",
     "finish_reason",
     "images_of",
     "send_blocking",
@@ -163,7 +164,7 @@ def check_refused(probe: Probe, operation: str, answer: Answer, key: Any) -> Non
     for pointer, value in refusal.get("fields", {}).items():
         observed = _at(answer.body, pointer)
         if observed != value:
-            probe.record([_finding(probe, operation, pointer, repr(value), repr(observed), "auth")])
+            probe.record([finding(probe, operation, pointer, repr(value), repr(observed), "auth")])
 
 
 def images_of(probe: Probe, answer: Answer) -> tuple[list[Picture], str | None]:
@@ -198,7 +199,7 @@ def check_images(probe: Probe, operation: str, images: Sequence[Picture], plan: 
     if len(images) != plan.count:
         probe.record(
             [
-                _finding(
+                finding(
                     probe,
                     operation,
                     "",
@@ -244,8 +245,9 @@ def _at(body: Any, pointer: str) -> Any:
     return node
 
 
-def _finding(
+def finding(
     probe: Probe, operation: str, pointer: str, expected: str, observed: str, check: str
 ) -> Finding:
+    """A breaking finding of ``check`` about the probe's ``operation``."""
     request = probe.label(operation)
     return Finding(probe.provider, operation, request, pointer, expected, observed, BREAKING, check)
