@@ -88,10 +88,11 @@ def batch_body(probe: Probe, operation: str, request: Mapping[str, Any]) -> dict
 
 
 def create_batch(
-    probe: Probe, operation: str, plan: Plan, body: Mapping[str, Any]
+    probe: Probe, operation: str, plan: Plan, body: Mapping[str, Any], purpose: str = "followed"
 ) -> tuple[str, Answer]:
     """Book ``plan``, create a batch of the one request ``body`` with ``operation`` (checked:
-    200 and its schema): its id and the answer; the check stops when the answer names none."""
+    200 and its schema): its id and the answer; the check stops when the answer names none
+    (the batch cannot be ``purpose``)."""
     probe.spend(plan)
     created = probe.send(
         operation, body=batch_body(probe, operation, wire_body(probe, operation, body))
@@ -99,7 +100,7 @@ def create_batch(
     probe.check(operation, created, expected={200})
     rid = batch_id(created.json)
     if rid is None:
-        probe.stop("the batch answer names no batches/<id>; it cannot be followed")
+        probe.stop(f"the batch answer names no batches/<id>; it cannot be {purpose}")
     assert rid is not None
     return rid, created
 
