@@ -40,6 +40,7 @@ __all__ = [
     "check_refused",
     "create_batch",
     "deadline",
+    "finding",
     "finish_reason",
     "images_of",
     "send_blocking",
@@ -87,10 +88,11 @@ def batch_body(probe: Probe, operation: str, request: Mapping[str, Any]) -> dict
 
 
 def create_batch(
-    probe: Probe, operation: str, plan: Plan, body: Mapping[str, Any]
+    probe: Probe, operation: str, plan: Plan, body: Mapping[str, Any], purpose: str = "followed"
 ) -> tuple[str, Answer]:
     """Book ``plan``, create a batch of the one request ``body`` with ``operation`` (checked:
-    200 and its schema): its id and the answer; the check stops when the answer names none."""
+    200 and its schema): its id and the answer; the check stops when the answer names none
+    (the batch cannot be ``purpose``)."""
     probe.spend(plan)
     created = probe.send(
         operation, body=batch_body(probe, operation, wire_body(probe, operation, body))
@@ -98,7 +100,7 @@ def create_batch(
     probe.check(operation, created, expected={200})
     rid = batch_id(created.json)
     if rid is None:
-        probe.stop("the batch answer names no batches/<id>; it cannot be followed")
+        probe.stop(f"the batch answer names no batches/<id>; it cannot be {purpose}")
     assert rid is not None
     return rid, created
 
@@ -163,7 +165,7 @@ def check_refused(probe: Probe, operation: str, answer: Answer, key: Any) -> Non
     for pointer, value in refusal.get("fields", {}).items():
         observed = _at(answer.body, pointer)
         if observed != value:
-            probe.record([_finding(probe, operation, pointer, repr(value), repr(observed), "auth")])
+            probe.record([finding(probe, operation, pointer, repr(value), repr(observed), "auth")])
 
 
 def images_of(probe: Probe, answer: Answer) -> tuple[list[Picture], str | None]:
@@ -198,7 +200,7 @@ def check_images(probe: Probe, operation: str, images: Sequence[Picture], plan: 
     if len(images) != plan.count:
         probe.record(
             [
-                _finding(
+                finding(
                     probe,
                     operation,
                     "",
@@ -244,8 +246,9 @@ def _at(body: Any, pointer: str) -> Any:
     return node
 
 
-def _finding(
+def finding(
     probe: Probe, operation: str, pointer: str, expected: str, observed: str, check: str
 ) -> Finding:
+    """A breaking finding of ``check`` about the probe's ``operation``."""
     request = probe.label(operation)
     return Finding(probe.provider, operation, request, pointer, expected, observed, BREAKING, check)

@@ -34,6 +34,7 @@ __all__ = [
     "MockTarget",
     "Target",
     "live_endpoints",
+    "mock_config",
 ]
 
 MOCK_KEY = "conformance-suite-key"
@@ -65,15 +66,7 @@ class MockTarget:
 
     def __init__(self, scenario: Mapping[str, Any] | None = None) -> None:
         self.scenario = dict(scenario) if scenario else None
-        config = MockConfig(
-            host="127.0.0.1",
-            port=0,
-            seed=MOCK_SEED,
-            time_scale=0.0,
-            self_check=False,
-            api_keys=frozenset({MOCK_KEY}),
-        )
-        self.server = MockServer(config).start()
+        self.server = MockServer(mock_config()).start()
         assert self.server.control is not None
         self.control = self.server.control
         self.waiting: list[Future[Answer]] = []  # blocking calls still waiting for their job
@@ -123,6 +116,19 @@ class MockTarget:
         if any(not f.done() for f in self.waiting):  # a reset ends them: stop waits for none
             self.control.reset()
         self.server.stop()
+
+
+def mock_config(key: str = MOCK_KEY, *, self_check: bool = False) -> MockConfig:
+    """The suite's mock: loopback, a free port, frozen virtual clock, fixed seed, ``key`` its
+    only key; self-check off by default (a drift scenario breaks the contract on purpose)."""
+    return MockConfig(
+        host="127.0.0.1",
+        port=0,
+        seed=MOCK_SEED,
+        time_scale=0.0,
+        self_check=self_check,
+        api_keys=frozenset({key}),
+    )
 
 
 def _settle(send: Callable[[], Answer], answer: Future[Answer]) -> None:

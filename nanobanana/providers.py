@@ -343,13 +343,14 @@ class Gemini(Adapter, contract="gemini"):
         return Call("sync_generate", "POST", url, dict(body))
 
     def sync_result(self, origin: str, model: str, body: Any) -> Result:
-        found = body.get("candidates") if isinstance(body, Mapping) else None
-        candidate = found[0] if isinstance(found, list) and found else {}
+        body = body if isinstance(body, Mapping) else {}  # a drifted answer: no image
+        candidate = _first(body.get("candidates"))
         handle = JobHandle(self.name, model, str(body.get("responseId", "")), origin)
-        parts = (candidate.get("content") or {}).get("parts") or []
+        content = candidate.get("content")
+        parts = content.get("parts") if isinstance(content, Mapping) else None
         images = tuple(
             _inline(origin, part["inlineData"])
-            for part in parts
+            for part in (parts if isinstance(parts, list) else ())
             if isinstance(part, Mapping) and isinstance(part.get("inlineData"), Mapping)
         )
         if not images:
@@ -363,6 +364,12 @@ class Gemini(Adapter, contract="gemini"):
                 body=dict(body),
             )
         return Result(handle, images, Metrics(), body)
+
+
+def _first(items: Any) -> Mapping[str, Any]:
+    """The first of a list of objects (an empty one when it is none)."""
+    first = items[0] if isinstance(items, list) and items else None
+    return first if isinstance(first, Mapping) else {}
 
 
 def _inline(origin: str, blob: Mapping[str, Any]) -> Image:

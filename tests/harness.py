@@ -94,10 +94,15 @@ class Mock:
         assert resp.status == 200, await resp.text()
         data = await resp.read()
         assert int(resp.headers["Content-Length"]) == len(data)
-        picture = Image.open(io.BytesIO(data))
-        picture.load()
-        assert Image.MIME[picture.format] == resp.content_type
-        return picture
+        return decoded_image(data, resp.content_type)
+
+
+def decoded_image(data: bytes, content_type: str) -> Image.Image:
+    """``data`` decoded, checked to be the image type ``content_type`` advertises."""
+    picture = Image.open(io.BytesIO(data))
+    picture.load()
+    assert Image.MIME[picture.format] == content_type
+    return picture
 
 
 @asynccontextmanager

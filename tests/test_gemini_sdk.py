@@ -7,7 +7,6 @@ the test's event loop; the test moves the virtual clock while generateContent bl
 from __future__ import annotations
 
 import asyncio
-import io
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from google import genai
 from google.genai import errors, types
 from PIL import Image
 
-from tests.harness import Mock
+from tests.harness import Mock, decoded_image
 
 KEY = "AIza-test-0123456789"
 
@@ -41,10 +40,7 @@ async def generate(mock: Mock, client: genai.Client, model: str, **config: Any) 
 def decoded(response: Any) -> Image.Image:
     blobs = [p.inline_data for p in response.candidates[0].content.parts if p.inline_data]
     assert len(blobs) == 1
-    picture = Image.open(io.BytesIO(blobs[0].data))
-    picture.load()
-    assert Image.MIME[picture.format] == blobs[0].mime_type
-    return picture
+    return decoded_image(blobs[0].data, blobs[0].mime_type)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from nanobanana_mock.client.models import JobStatus
-from nanobanana_mock.conformance.blocking import batch_body, batch_id, wire_body
+from nanobanana_mock.conformance.blocking import create_batch
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.exchange import Answer
 from nanobanana_mock.conformance.facts import documented_body
@@ -77,15 +77,7 @@ def test_cancelling_a_running_batch(
     (the code of a terminal state)."""
     suffix = operation.removeprefix("batch_cancel")
     create, read = "batch_create" + suffix, "batch_get" + suffix
-    probe.spend(case.plan)
-    created = probe.send(
-        create, body=batch_body(probe, create, wire_body(probe, create, case.body))
-    )
-    probe.check(create, created, expected={ACCEPTED})
-    rid = batch_id(created.json)
-    if rid is None:
-        probe.stop("the batch answer names no batches/<id>; it cannot be cancelled")
-    assert rid is not None
+    rid, _ = create_batch(probe, create, case.plan, case.body, "cancelled")
     wire = _until(probe, target, read, rid, lambda w: State.QUEUED not in probe.states(w))
     if probe.terminal(wire):
         probe.stop(f"the batch ended {wire} before it could be cancelled")

@@ -17,6 +17,7 @@ import pytest
 
 from nanobanana_mock import schemas
 from nanobanana_mock.client.models import JobStatus
+from nanobanana_mock.conformance.blocking import DEADLINE_FACTOR, QUEUE_ALLOWANCE
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.exchange import Answer
 from nanobanana_mock.conformance.probe import URL_FIELDS, Probe
@@ -27,8 +28,6 @@ pytestmark = [pytest.mark.paid, pytest.mark.cases("model", needs="submit")]
 ACCEPTED = 200
 POLLS_PER_JOB = 6  # polls over a job's typical time
 EXTRA_POLLS = 2  # after the terminal status, to see that it stays terminal
-DEADLINE_FACTOR = 10  # give up after this many typical times (plus a queue allowance)
-QUEUE_ALLOWANCE = 300.0
 
 
 def test_a_job_runs_its_lifecycle(probe: Probe, case: Case, target: Target) -> None:

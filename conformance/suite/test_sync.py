@@ -15,6 +15,7 @@ from nanobanana_mock.conformance.blocking import (
     FINISHED,
     check_images,
     deadline,
+    finding,
     finish_reason,
     images_of,
     send_blocking,
@@ -22,7 +23,6 @@ from nanobanana_mock.conformance.blocking import (
 )
 from nanobanana_mock.conformance.cost import Case
 from nanobanana_mock.conformance.probe import Probe
-from nanobanana_mock.schemas.checks import BREAKING, Finding
 
 pytestmark = [pytest.mark.paid, pytest.mark.cases("model", needs="sync_generate")]
 OK = 200
@@ -35,7 +35,7 @@ def test_a_blocking_call_answers_its_image(probe: Probe, case: Case, operation: 
         seconds = deadline(probe)
         observed = f"no answer after {seconds:.0f} s: the call was still waiting"
         expected = f"an answer within {seconds:.0f} s"
-        probe.record([_finding(probe, operation, "", expected, observed, "lifecycle")])
+        probe.record([finding(probe, operation, "", expected, observed, "lifecycle")])
         probe.stop(observed)
     assert answer is not None
     probe.check(operation, answer, expected={OK})
@@ -50,13 +50,6 @@ def test_a_blocking_call_answers_its_image(probe: Probe, case: Case, operation: 
     if images and reason is not None and reason != FINISHED:
         expected, observed = repr(FINISHED), repr(reason)
         probe.record(
-            [_finding(probe, operation, FINISH_POINTER, expected, observed, "finish_reason")]
+            [finding(probe, operation, FINISH_POINTER, expected, observed, "finish_reason")]
         )
     probe.verdict()
-
-
-def _finding(
-    probe: Probe, operation: str, pointer: str, expected: str, observed: str, check: str
-) -> Finding:
-    request = probe.label(operation)
-    return Finding(probe.provider, operation, request, pointer, expected, observed, BREAKING, check)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import itertools
 import math
 import re
 from contextvars import ContextVar
@@ -209,14 +211,14 @@ class Gemini(Provider, contract="gemini"):
         contents = body.get("contents") if isinstance(body, dict) else None
         if not isinstance(contents, list):
             return None
-        parts = [
+        parts = (
             part
             for content in contents[:MAX_PARTS]
             if isinstance(content, dict) and isinstance(content.get("parts"), list)
-            for part in content["parts"][:MAX_PARTS]
+            for part in content["parts"]
             if isinstance(part, dict)
-        ]
-        return _text(parts[:MAX_PARTS]) or None
+        )
+        return _text(list(itertools.islice(parts, MAX_PARTS))) or None
 
     # -- the handler -----------------------------------------------------------------------
     async def generate(self, request: web.Request) -> web.Response:
@@ -437,15 +439,21 @@ def _flat(body: dict[str, Any]) -> dict[str, Any]:
 
 def _tier(model: Model, job: Job) -> str:
     """The size tier (512, 1K, 2K, 4K) that gives the job's image its pixel size."""
-    size = (job.output.width, job.output.height)
+    return _tiers(model.image_family).get((job.output.width, job.output.height), "1K")
+
+
+@functools.cache
+def _tiers(family: str) -> dict[tuple[int, int], str]:
+    """Each pixel size of ``family`` and the first tier (of 512, 1K, 2K, 4K) giving it, worked
+    out once per family."""
+    found: dict[tuple[int, int], str] = {}
     for tier in images.TIERS:
         for ratio in RATIOS:
             try:
-                if images.pixel_size(model.image_family, ratio, tier) == size:
-                    return tier
+                found.setdefault(images.pixel_size(family, ratio, tier), tier)
             except ValueError:
                 continue
-    return "1K"
+    return found
 
 
 def _text(parts: list[Any]) -> str:

@@ -11,9 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from nanobanana_mock.config import MockConfig
 from nanobanana_mock.conformance.exchange import Http
-from nanobanana_mock.conformance.target import MOCK_SEED, LiveTarget
+from nanobanana_mock.conformance.target import LiveTarget, mock_config
 from nanobanana_mock.control.pytest_plugin import MockServer
 from tests.fal_standin import FalStandIn, closed_port
 
@@ -54,15 +53,7 @@ def test_a_dry_run_refuses_a_bad_host_map(run_suite: Runner) -> None:
 
 @pytest.fixture
 def fal_mock() -> Iterator[MockServer]:
-    config = MockConfig(
-        host="127.0.0.1",
-        port=0,
-        seed=MOCK_SEED,
-        time_scale=0.0,
-        self_check=True,
-        api_keys=frozenset({KEY}),
-    )
-    with MockServer(config) as server:
+    with MockServer(mock_config(KEY, self_check=True)) as server:
         yield server
 
 

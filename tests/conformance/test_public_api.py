@@ -19,6 +19,7 @@ PUBLIC = {
         "check_refused",
         "create_batch",
         "deadline",
+        "finding",
         "finish_reason",
         "images_of",
         "send_blocking",
@@ -74,6 +75,7 @@ PUBLIC = {
         "MockTarget",
         "Target",
         "live_endpoints",
+        "mock_config",
     ],
 }
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from tests.harness import Mock
+from nanobanana_mock.providers import gemini
+from tests.harness import Mock, decoded_image
 
 P = "gemini"
 KEY = "AIza-test-0123456789"
@@ -49,10 +49,7 @@ async def generate(
 def picture(answer: dict[str, Any]) -> Image.Image:
     parts = answer["candidates"][0]["content"]["parts"]
     blob = next(part["inlineData"] for part in parts if "inlineData" in part)
-    image = Image.open(io.BytesIO(base64.b64decode(blob["data"])))
-    image.load()
-    assert Image.MIME[image.format] == blob["mimeType"]
-    return image
+    return decoded_image(base64.b64decode(blob["data"]), blob["mimeType"])
 
 
 @pytest.mark.parametrize(
@@ -92,7 +89,11 @@ async def test_v1_is_gemini_and_segmind_keeps_its_v1(mock: Mock) -> None:
     assert data == {"error": "Model not found: models"}
     resp = await mock.client.get("/v1/models/nope", headers={"x-goog-api-key": KEY})
     error = (await resp.json())["error"]
-    assert resp.status in (404, 405) and error["status"] in ("NOT_FOUND", "UNKNOWN")
+    assert resp.status == 404 and error == {
+        "code": 404,
+        "message": "Not Found",
+        "status": "NOT_FOUND",
+    }
 
 
 async def test_a_key_in_the_query_string_works_and_is_never_journaled(mock: Mock) -> None:
@@ -297,3 +298,21 @@ async def test_a_failed_batch_says_so(mock: Mock) -> None:
     mock.advance(60)
     got = await batch_call(mock, "batch_get", "GET", f"/v1beta/{created['name']}", expect=200)
     assert got["metadata"]["state"] == "BATCH_STATE_FAILED" and "output" not in got["metadata"]
+
+
+async def test_a_prompt_rule_reads_the_first_parts_only(
+    mock: Mock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gemini, "MAX_PARTS", 3)  # 10,000: as many parts would be slow
+    rule = {"match": {"provider": "gemini", "prompt_contains": "slow"}}
+    resp = await mock.client.post(
+        "/_mock/faults", json={**rule, "effect": {"http_error": {"status": 503}}}
+    )
+    assert resp.status == 201, await resp.text()
+    path = "/v1beta/models/gemini-2.5-flash-image:generateContent"
+    for texts, expect in ((["a", "slow"], 503), (["a", "b", "c", "slow"], 400)):
+        parts = [{"text": text} for text in texts]
+        contents = [{"role": "user", "parts": parts[:1]}, {"role": "user", "parts": parts[1:]}]
+        wire = {**body(), "contents": contents, "generationConfig": {"seed": "x"}}
+        _, data = await mock.call(P, "sync_generate", "POST", path, json=wire, expect=expect)
+        assert data["error"]["code"] == expect

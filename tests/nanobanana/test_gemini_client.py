@@ -64,3 +64,19 @@ def test_the_cli_generates_and_saves_a_gemini_image(nanobanana_mock, tmp_path, c
     assert main(argv) == 0
     (saved,) = tmp_path.glob("*.png")
     assert Image.open(saved).size == (688, 384)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"candidates": "x"},
+        {"candidates": ["x"]},
+        {"candidates": [{"content": "x", "finishReason": "STOP"}]},
+        {"candidates": [{"content": {"parts": "x"}}]},
+        {"candidates": [{"content": {"parts": [{"inlineData": "x"}]}}]},
+    ],
+)
+def test_a_drifted_answer_is_no_image_not_a_crash(make_client, body) -> None:
+    with pytest.raises(JobFailed, match="no image"):
+        make_client("gemini").adapter.sync_result("http://x", "gemini-3-pro-image", body)
