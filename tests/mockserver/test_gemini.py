@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from nanobanana_mock.providers import gemini
+from nanobanana_mock.schemas.lifecycle import TERMINAL
 from tests.harness import Mock, decoded_image
 
 P = "gemini"
@@ -229,7 +230,9 @@ async def test_the_call_blocks_for_the_generation_time(mock: Mock) -> None:
     call = asyncio.ensure_future(mock.call(P, "sync_generate", "POST", path, json=body()))
     await mock.state.clock.wait_for_sleepers(1)
     mock.advance(1)
-    await asyncio.sleep(0.05)
+    (job,) = mock.state.store.jobs()  # not ended at 1 s, so nothing to answer yet
+    assert job.state(mock.state.clock.now()) not in TERMINAL
+    await mock.state.clock.wait_for_sleepers(1)  # the call still waits on the clock
     assert not call.done()
     mock.advance(60)
     resp, _ = await asyncio.wait_for(call, 30)
