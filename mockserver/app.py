@@ -24,6 +24,7 @@ from .engine.jobs import State
 from .http import ApiError, json_response, origin
 from .names import PROVIDERS as PROVIDER_NAMES
 from .names import unknown
+from .oneshot import OneShot
 from .openapi import openapi_document
 from .pipeline.call import note
 from .pipeline.routing import STRAY, in_tenant
@@ -198,10 +199,8 @@ async def _file(request: web.Request) -> web.StreamResponse:
     ):  # a job's image route answers in its provider's envelope (SeaArt's is {"detail"})
         raise provider.error(404, "File not found")
     data = await state.sim.image_bytes(job, index)
-    return web.Response(
-        body=data,
-        content_type=images.content_type(job.output.fmt),
-        headers={"Cache-Control": "public, max-age=3600"},
+    return OneShot(
+        200, data, {"Cache-Control": "public, max-age=3600"}, images.content_type(job.output.fmt)
     )
 
 

@@ -22,6 +22,7 @@ from nanobanana_mock.schemas.located import MAX_JSON_DEPTH, too_deep
 from nanobanana_mock.schemas.violations import MAX_PROBLEMS, Violation, pointer
 
 from .engine.keys import fingerprint
+from .oneshot import OneShot
 from .store.tenant import PARAM, prefix
 
 __all__ = [
@@ -78,9 +79,7 @@ class ApiError(Exception):
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, body=dumps(body), content_type="application/json", headers=headers
-    )
+    return OneShot(status, dumps(body), headers)
 
 
 def dumps(body: Any) -> bytes:

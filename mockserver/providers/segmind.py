@@ -16,6 +16,7 @@ from nanobanana_mock.schemas import Violation
 from ..engine import images
 from ..engine.jobs import Job, State
 from ..http import ApiError, BodyError, json_response, origin
+from ..oneshot import OneShot
 from .base import Provider
 
 __all__ = ["Segmind"]
@@ -103,9 +104,7 @@ class Segmind(Provider, contract="segmind"):
                 "x-request-id": job.id,
             }
         )
-        return web.Response(
-            body=data, content_type=images.content_type(job.output.fmt), headers=headers
-        )
+        return OneShot(200, data, headers, images.content_type(job.output.fmt))
 
     async def status(self, request: web.Request) -> web.Response:
         job, state = await self.read(request, request.match_info["request_id"])
