@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import free_port, mock_command, wait_until_up
 
-ROUTES = ("status", "submit", "result")
+ROUTES = ("status", "submit", "result", "image")
 KEY = "bench-key"
 
 
@@ -87,7 +87,10 @@ def count(python: str, route: str, requests: int, warm: int = 300) -> float:
                 "status": client.get(local["status_url"]),
                 "result": client.get(local["response_url"]),
                 "submit": client.post("/v2/nano-banana", {"prompt": "bench"}),
-            }[route]
+            }.get(route, b"")
+            if route == "image":  # the result's image (bench/run.py's image route)
+                result = json.loads(client.send(client.get(local["response_url"]))[1])
+                raw = client.get(re.sub(r"^https?://[^/]+", "", result["output"]))
             for _ in range(warm):  # caches filled, the image rendered
                 client.send(raw)
             control = ["callgrind_control", "-i"]
