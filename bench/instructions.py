@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import free_port, mock_command, wait_until_up
+from bench.run import HERE, free_port, mock_command, wait_until_up
 
-ROUTES = ("status", "submit", "result", "image")
+ROUTES = ("status", "submit", "submit1k", "result", "image")
 KEY = "bench-key"
 
 
@@ -88,6 +88,10 @@ def count(python: str, route: str, requests: int, warm: int = 300) -> float:
                 "result": client.get(local["response_url"]),
                 "submit": client.post("/v2/nano-banana", {"prompt": "bench"}),
             }.get(route, b"")
+            if route == "submit1k":  # bench/post1k.lua's body: the provider's documented one
+                lua = (HERE / "post1k.lua").read_text(encoding="utf-8")
+                doc = json.loads(lua.split("[==[", 1)[1].split("]==]", 1)[0])
+                raw = client.post("/v2/nano-banana-pro", doc)
             if route == "image":  # the result's image (bench/run.py's image route)
                 result = json.loads(client.send(client.get(local["response_url"]))[1])
                 raw = client.get(re.sub(r"^https?://[^/]+", "", result["output"]))

@@ -90,9 +90,12 @@ class OneShot(web.Response):
             or writer._on_chunk_sent is not None
             or writer._compress is not None
             or writer.chunked
-            or _signalled(request)
         ):
             return await super().prepare(request)
+        match_info = getattr(request, "_match_info", None)  # (a web.Request's)
+        for app in match_info._apps if match_info is not None else ():
+            if app.on_response_prepare:  # a listener: aiohttp's path, which calls it
+                return await super().prepare(request)
         body = self._body
         self._must_be_empty_body = False
         keep_alive = self._keep_alive
@@ -125,9 +128,3 @@ class OneShot(web.Response):
         self._payload_writer = None
         await writer.drain()
         return writer
-
-
-def _signalled(request: web.BaseRequest) -> bool:
-    """Does an app the request went through listen to ``on_response_prepare``?"""
-    match_info = getattr(request, "_match_info", None)
-    return match_info is not None and any(app.on_response_prepare for app in match_info._apps)
