@@ -176,3 +176,24 @@ async def test_which_path_each_answer_takes(
     calls.clear()
     await exchange(server.port, REQUESTS["head"].format(path=f"/one/{case}"))
     assert len(calls) == 1  # a HEAD's answer has no body: aiohttp's path
+
+
+def test_the_same_bytes_under_uvloop() -> None:
+    """The command line serves on uvloop (its transports are not asyncio's classes): the
+    comparison again, for each kind of request, on a uvloop event loop."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def compare() -> list[str]:
+        differ = []
+        async with TestServer(app_of(), host="127.0.0.1") as test_server:
+            for case in ("ok", "headers", "empty", "image", "closing"):
+                for kind, raw in REQUESTS.items():
+                    closing = kind in ("1.1-close", "1.0") or CASES[case][4]
+                    std = await exchange(test_server.port, raw.format(path=f"/std/{case}"), closing)
+                    one = await exchange(test_server.port, raw.format(path=f"/one/{case}"), closing)
+                    if one != std:
+                        differ.append(f"{case} {kind}")
+        return differ
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(compare()) == []
