@@ -83,18 +83,17 @@ def count(python: str, route: str, requests: int, warm: int = 300) -> float:
             local = {
                 name: re.sub(r"^https?://[^/]+", "", job[name]) for name in job if "url" in name
             }
-            raw = {
-                "status": client.get(local["status_url"]),
-                "result": client.get(local["response_url"]),
-                "submit": client.post("/v2/nano-banana", {"prompt": "bench"}),
-            }.get(route, b"")
             if route == "submit1k":  # bench/post1k.lua's body: the provider's documented one
                 lua = (HERE / "post1k.lua").read_text(encoding="utf-8")
                 doc = json.loads(lua.split("[==[", 1)[1].split("]==]", 1)[0])
                 raw = client.post("/v2/nano-banana-pro", doc)
-            if route == "image":  # the result's image (bench/run.py's image route)
+            elif route == "image":  # the result's image (bench/run.py's image route)
                 result = json.loads(client.send(client.get(local["response_url"]))[1])
                 raw = client.get(re.sub(r"^https?://[^/]+", "", result["output"]))
+            elif route == "submit":
+                raw = client.post("/v2/nano-banana", {"prompt": "bench"})
+            else:  # status, result
+                raw = client.get(local[{"status": "status_url", "result": "response_url"}[route]])
             for _ in range(warm):  # caches filled, the image rendered
                 client.send(raw)
             control = ["callgrind_control", "-i"]

@@ -34,7 +34,7 @@ try:  # what the one-go path uses of aiohttp's writer (3.14 has all of it)
     FAST = all(
         hasattr(StreamWriter, name)
         for name in ("_writelines", "_write", "_send_headers_with_payload", "drain")
-    ) and hasattr(web.Response, "_compressed_body")
+    )
 except ImportError:  # pragma: no cover - an aiohttp without them: its own path, always
     FAST = False
 
@@ -80,8 +80,6 @@ class OneShot(web.Response):
             or self._compression
             or self._chunked
             or self._cookies
-            or not self._length_check
-            or self._compressed_body is not None
             or not isinstance(self._body, bytes)
             or status < 200
             or status in (204, 304)
@@ -99,7 +97,6 @@ class OneShot(web.Response):
             if app.on_response_prepare:  # a listener: aiohttp's path, which calls it
                 return await super().prepare(request)
         body = self._body
-        self._must_be_empty_body = False
         keep_alive = self._keep_alive
         if keep_alive is None:
             keep_alive = self._keep_alive = request.keep_alive
@@ -117,7 +114,6 @@ class OneShot(web.Response):
                     headers[_CONNECTION] = "keep-alive"
             elif version == HttpVersion11:
                 headers[_CONNECTION] = "close"
-        self._payload_writer = writer
         line = f"HTTP/{version[0]}.{version[1]} {status} {self._reason}"
         head = _serialize_headers(line, headers)
         if body:
@@ -127,6 +123,5 @@ class OneShot(web.Response):
         writer._eof = True
         self._eof_sent = True
         self._body_length = writer.output_size
-        self._payload_writer = None
         await writer.drain()
         return writer

@@ -114,6 +114,15 @@ async def exchange(port: int, raw: str, closing: bool = False) -> bytes:
         writer.close()
 
 
+async def both_ways(port: int, case: str, request_kind: str) -> tuple[bytes, bytes]:
+    """The raw answer to ``case`` served as ``web.Response``, then as ``OneShot``."""
+    raw = REQUESTS[request_kind]
+    closing = request_kind in ("1.1-close", "1.0") or CASES[case][4]
+    std = await exchange(port, raw.format(path=f"/std/{case}"), closing)
+    one = await exchange(port, raw.format(path=f"/one/{case}"), closing)
+    return std, one
+
+
 def _undated(raw: bytes) -> bytes:
     return re.sub(rb"(?m)^Date: [^\r]*\r$", b"Date: -\r", raw)
 
@@ -123,10 +132,7 @@ def _undated(raw: bytes) -> bytes:
 async def test_the_same_bytes_as_aiohttps_response(
     server: TestServer, case: str, request_kind: str
 ) -> None:
-    raw = REQUESTS[request_kind]
-    closing = request_kind in ("1.1-close", "1.0") or CASES[case][4]
-    std = await exchange(server.port, raw.format(path=f"/std/{case}"), closing)
-    one = await exchange(server.port, raw.format(path=f"/one/{case}"), closing)
+    std, one = await both_ways(server.port, case, request_kind)
     assert one == std
     assert re.match(rb"HTTP/1\.[01] %d " % CASES[case][0], std)
 
@@ -187,10 +193,8 @@ def test_the_same_bytes_under_uvloop() -> None:
         differ = []
         async with TestServer(app_of(), host="127.0.0.1") as test_server:
             for case in ("ok", "headers", "empty", "image", "closing"):
-                for kind, raw in REQUESTS.items():
-                    closing = kind in ("1.1-close", "1.0") or CASES[case][4]
-                    std = await exchange(test_server.port, raw.format(path=f"/std/{case}"), closing)
-                    one = await exchange(test_server.port, raw.format(path=f"/one/{case}"), closing)
+                for kind in REQUESTS:
+                    std, one = await both_ways(test_server.port, case, kind)
                     if one != std:
                         differ.append(f"{case} {kind}")
         return differ
